@@ -1,0 +1,39 @@
+/**
+ * The channel between the server and the agent inside a machine: HTTP/1.1 over a Unix socket that
+ * the agent listens on inside the machine. The socket's directory is bind-mounted from the host, so
+ * the server reaches it by a host path. Each call is its own connection: a server restart, or a
+ * closed connection, needs no reconnect protocol.
+ */
+export const AGENT_PATHS = {
+  /** Directory inside the machine holding the agent's socket (a bind mount from the host). */
+  runDir: '/.nullspace/run',
+  socketName: 'agent.sock',
+  /** Read-only directory inside the machine with the agent's code and its Node.js runtime. */
+  homeDir: '/.nullspace/agent',
+  nodeBinary: '/.nullspace/bin/node',
+  initBinary: '/.nullspace/bin/init',
+} as const;
+
+export const AGENT_ROUTES = {
+  health: '/v1/health',
+  run: '/v1/commands/run',
+} as const;
+
+export interface AgentHealth {
+  ok: true;
+  version: string;
+  /** Seconds since the agent started. */
+  uptime_s: number;
+  pid: number;
+}
+
+/** What the server sends the agent to run a foreground command (already validated). */
+export interface AgentRunRequest {
+  cmd: string;
+  args: string[];
+  shell: boolean;
+  cwd: string;
+  envs: Record<string, string>;
+  timeout_ms: number;
+  stdin?: string;
+}

@@ -1,0 +1,326 @@
+import { CodedError, invalidArgument } from './errors.js';
+import { ID_PREFIX, isId } from './ids.js';
+import {
+  ABSOLUTE_PATH,
+  expectObject,
+  isPlainObject,
+  optionalBoolean,
+  optionalEnum,
+  optionalInteger,
+  optionalString,
+  optionalStringMap,
+  rejectUnknownKeys,
+} from './validate.js';
+
+/** Every state a machine can be in (API.md §1). */
+export const MACHINE_STATES = [
+  'starting',
+  'running',
+  'pausing',
+  'paused',
+  'hibernating',
+  'hibernated',
+  'resuming',
+  'killing',
+  'killed',
+  'failed',
+] as const;
+export type MachineState = (typeof MACHINE_STATES)[number];
+
+export const TIMEOUT_ACTIONS = ['kill', 'pause', 'hibernate'] as const;
+export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
+
+export const MACHINE_LIMITS = {
+  vcpus: { min: 1, max: 64, default: 1 },
+  memory_mb: { min: 128, max: 65536, default: 512 },
+  disk_mb: { min: 256, max: 1048576, default: 2048 },
+  timeout: { min: 1, max: 7 * 24 * 3600, default: 300 },
+  cwd: { default: '/workspace' },
+  envs: { maxEntries: 256, maxValueLength: 32768 },
+  metadata: { maxEntries: 64, maxValueLength: 1024 },
+} as const;
+
+export interface EgressPolicy {
+  mode: 'allow_all' | 'deny_all' | 'custom';
+  allow_cidrs?: string[];
+  deny_cidrs?: string[];
+}
+
+export interface NetworkInfo {
+  egress: EgressPolicy;
+}
+
+export interface WarmPoolCheckout {
+  pool_id: string;
+  waited_ms: number;
+  hit: boolean;
+}
+
+/** Machine info as returned by the API (snake_case on the wire). */
+export interface MachineInfo {
+  id: string;
+  execution_id: string;
+  status: MachineState;
+  template: string;
+  snapshot_id: string | null;
+  vcpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  cwd: string;
+  /** Names only: values are never returned. */
+  envs: string[];
+  metadata: Record<string, string>;
+  network: NetworkInfo;
+  timeout: number;
+  on_timeout: TimeoutAction;
+  auto_resume: boolean;
+  expires_at: string;
+  created_at: string;
+  started_at: string | null;
+  warm_pool_checkout: WarmPoolCheckout | null;
+  volumes: unknown[];
+  status_reason?: string | null;
+}
+
+export const MACHINE_INFO_FIELDS = [
+  'id',
+  'execution_id',
+  'status',
+  'template',
+  'snapshot_id',
+  'vcpus',
+  'memory_mb',
+  'disk_mb',
+  'cwd',
+  'envs',
+  'metadata',
+  'network',
+  'timeout',
+  'on_timeout',
+  'auto_resume',
+  'expires_at',
+  'created_at',
+  'started_at',
+  'warm_pool_checkout',
+  'volumes',
+  'status_reason',
+] as const satisfies readonly (keyof MachineInfo)[];
+export type MachineInfoField = (typeof MACHINE_INFO_FIELDS)[number];
+
+/** A validated create request with defaults applied. */
+export interface CreateMachineSpec {
+  template: string;
+  vcpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  timeout: number;
+  on_timeout: TimeoutAction;
+  auto_resume: boolean;
+  cwd: string;
+  envs: Record<string, string>;
+  metadata: Record<string, string>;
+  /** Set when the request named a snapshot to start from. */
+  snapshot_id?: string;
+  /** Set when the request named volumes to mount. */
+  volume_ids?: string[];
+  warm_pool?: string;
+  warm_pool_mode: 'prefer' | 'require' | 'bypass';
+  warm_pool_wait_ms: number;
+}
+
+export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*(:[a-z0-9][a-z0-9._-]*)?$/;
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
+
+const CREATE_FIELDS = [
+  'template',
+  'snapshot_id',
+  'vcpus',
+  'memory_mb',
+  'disk_mb',
+  'timeout',
+  'on_timeout',
+  'auto_resume',
+  'cwd',
+  'envs',
+  'metadata',
+  'network',
+  'volumes',
+  'desktop',
+  'warm_pool',
+  'warm_pool_mode',
+  'warm_pool_wait_ms',
+] as const;
+
+/** Features of the contract this server does not offer yet: refused loudly, never ignored. */
+export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {
+  network: 'egress policies are not available on this server yet (machines have no outside network)',
+  desktop: 'desktop machines are not available on this server yet',
+};
+
+export function parseCreateMachine(body: unknown): CreateMachineSpec {
+  const obj = body === undefined || body === null ? {} : expectObject(body, 'body');
+  rejectUnknownKeys(obj, CREATE_FIELDS);
+  for (const [field, why] of Object.entries(UNSUPPORTED_CREATE_FIELDS)) {
+    if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false) throw invalidArgument(field, why);
+  }
+  const template = optionalString(obj, 'template', {
+    max: 128,
+    pattern: TEMPLATE_NAME,
+    patternHelp: 'must be a template name such as "base" or "team/app:stable"',
+  });
+  const snapshotId = optionalString(obj, 'snapshot_id', { max: 64 });
+  if (snapshotId !== undefined && !isId('snapshot', snapshotId))
+    throw invalidArgument('snapshot_id', `must be a snapshot id (${ID_PREFIX.snapshot}...)`);
+  const onTimeout = optionalEnum(obj, 'on_timeout', TIMEOUT_ACTIONS) ?? 'kill';
+  const autoResume = optionalBoolean(obj, 'auto_resume') ?? false;
+  if (autoResume && onTimeout === 'kill')
+    throw invalidArgument('auto_resume', 'is only valid with on_timeout "pause" or "hibernate"');
+  const cwd =
+    optionalString(obj, 'cwd', { max: 4096, pattern: ABSOLUTE_PATH, patternHelp: 'must be an absolute path' }) ??
+    MACHINE_LIMITS.cwd.default;
+  const envs =
+    optionalStringMap(obj, 'envs', {
+      maxEntries: MACHINE_LIMITS.envs.maxEntries,
+      keyPattern: ENV_NAME,
+      keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
+      maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
+    }) ?? {};
+  const metadata =
+    optionalStringMap(obj, 'metadata', {
+      maxEntries: MACHINE_LIMITS.metadata.maxEntries,
+      keyPattern: METADATA_KEY,
+      keyHelp: 'metadata keys are 1-128 of letters, digits and _ . : / -',
+      maxValueLength: MACHINE_LIMITS.metadata.maxValueLength,
+    }) ?? {};
+  const volumeIds = parseVolumes(obj.volumes);
+  const warmPool = optionalString(obj, 'warm_pool', { max: 64 });
+  if (warmPool !== undefined && !isId('warmPool', warmPool))
+    throw invalidArgument('warm_pool', `must be a warm pool id (${ID_PREFIX.warmPool}...)`);
+  const spec: CreateMachineSpec = {
+    template: template ?? 'base',
+    vcpus: optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ?? MACHINE_LIMITS.vcpus.default,
+    memory_mb:
+      optionalInteger(obj, 'memory_mb', MACHINE_LIMITS.memory_mb.min, MACHINE_LIMITS.memory_mb.max) ??
+      MACHINE_LIMITS.memory_mb.default,
+    disk_mb:
+      optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max) ??
+      MACHINE_LIMITS.disk_mb.default,
+    timeout:
+      optionalInteger(obj, 'timeout', MACHINE_LIMITS.timeout.min, MACHINE_LIMITS.timeout.max) ??
+      MACHINE_LIMITS.timeout.default,
+    on_timeout: onTimeout,
+    auto_resume: autoResume,
+    cwd,
+    envs,
+    metadata,
+    warm_pool_mode: optionalEnum(obj, 'warm_pool_mode', ['prefer', 'require', 'bypass'] as const) ?? 'prefer',
+    warm_pool_wait_ms: optionalInteger(obj, 'warm_pool_wait_ms', 0, 60000) ?? 0,
+  };
+  if (snapshotId !== undefined) {
+    if (template !== undefined) throw invalidArgument('snapshot_id', 'give either template or snapshot_id, not both');
+    spec.snapshot_id = snapshotId;
+  }
+  if (volumeIds.length > 0) spec.volume_ids = volumeIds;
+  if (warmPool !== undefined) spec.warm_pool = warmPool;
+  return spec;
+}
+
+function parseVolumes(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalidArgument('volumes', 'must be an array');
+  if (value.length > 32) throw invalidArgument('volumes', 'must have at most 32 items');
+  return value.map((item, i) => {
+    const prefix = `volumes[${i}].`;
+    const mount = expectObject(item, `volumes[${i}]`);
+    rejectUnknownKeys(mount, ['volume', 'mount_path', 'read_only', 'subpath'], prefix);
+    const volume = optionalString(mount, 'volume', { max: 128, prefix });
+    if (volume === undefined) throw invalidArgument(`${prefix}volume`, 'is required');
+    const mountPath = optionalString(mount, 'mount_path', {
+      max: 4096,
+      pattern: ABSOLUTE_PATH,
+      patternHelp: 'must be an absolute path',
+      prefix,
+    });
+    if (mountPath === undefined) throw invalidArgument(`${prefix}mount_path`, 'is required');
+    optionalBoolean(mount, 'read_only', prefix);
+    optionalString(mount, 'subpath', { max: 4096, prefix });
+    return volume;
+  });
+}
+
+/** A validated list query. */
+export interface ListMachinesQuery {
+  states: MachineState[];
+  template?: string;
+  metadata: Record<string, string>;
+  limit: number;
+  next_token?: string;
+  fields?: MachineInfoField[];
+}
+
+export const LIST_LIMIT = { default: 100, max: 1000 } as const;
+
+/** Parses `GET /v1/machines` query parameters. */
+export function parseListMachinesQuery(params: URLSearchParams): ListMachinesQuery {
+  const query: ListMachinesQuery = { states: [], metadata: {}, limit: LIST_LIMIT.default };
+  for (const [key, value] of params) {
+    if (key === 'state') {
+      for (const s of value.split(',')) {
+        if (!(MACHINE_STATES as readonly string[]).includes(s))
+          throw invalidArgument('state', `must be one of ${MACHINE_STATES.join(', ')}`);
+        query.states.push(s as MachineState);
+      }
+    } else if (key === 'template') {
+      if (!TEMPLATE_NAME.test(value)) throw invalidArgument('template', 'must be a template name');
+      query.template = value;
+    } else if (key.startsWith('metadata.')) {
+      const metaKey = key.slice('metadata.'.length);
+      if (!METADATA_KEY.test(metaKey)) throw invalidArgument(key, 'is not a valid metadata key');
+      query.metadata[metaKey] = value;
+    } else if (key === 'limit') {
+      const n = Number(value);
+      if (!/^\d+$/.test(value) || n < 1 || n > LIST_LIMIT.max)
+        throw invalidArgument('limit', `must be an integer between 1 and ${LIST_LIMIT.max}`);
+      query.limit = n;
+    } else if (key === 'next_token') {
+      if (value !== '') query.next_token = value;
+    } else if (key === 'fields') {
+      query.fields = parseFields(value);
+    } else {
+      throw invalidArgument(key, 'unknown query parameter');
+    }
+  }
+  return query;
+}
+
+export function parseFields(value: string): MachineInfoField[] {
+  const fields = value
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
+  if (fields.length === 0) throw invalidArgument('fields', 'must name at least one field');
+  for (const f of fields) {
+    if (!(MACHINE_INFO_FIELDS as readonly string[]).includes(f))
+      throw invalidArgument('fields', `unknown field "${f}"; known: ${MACHINE_INFO_FIELDS.join(', ')}`);
+  }
+  return fields as MachineInfoField[];
+}
+
+export function pickFields(info: MachineInfo, fields: readonly MachineInfoField[]): Partial<MachineInfo> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f] = info[f];
+  return out as Partial<MachineInfo>;
+}
+
+export interface ListMachinesResponse<T = MachineInfo> {
+  items: T[];
+  next_token: string | null;
+  has_next: boolean;
+}
+
+export function assertMachineId(id: string): void {
+  if (!isId('machine', id)) throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
+}
+
+export { isPlainObject };
