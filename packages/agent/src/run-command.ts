@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import { mkdir, stat } from 'node:fs/promises';
+import { type AgentRunRequest, CodedError, COMMAND_LIMITS, type RunCommandResult } from '@nullspace/protocol';
+
+/** Collects a stream's bytes up to a cap, remembering whether anything was dropped. */
+class CappedBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly cap: number) {}
+
+  push(chunk: Buffer): void {
+    const room = this.cap - this.size;
+    if (room <= 0) {
+      this.truncated = true;
+      return;
+    }
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (part !== chunk) this.truncated = true;
+    this.chunks.push(part);
+    this.size += part.length;
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+/**
+ * How long to keep reading output after the process exited: a command that leaves a background
+ * child holding stdout (`server &`) must not hang the call until that child exits.
+ */
+const DRAIN_AFTER_EXIT_MS = 100;
+
+/**
+ * OOM score commands start with. The host cannot lower the agent's score (no CAP_SYS_RESOURCE), so
+ * commands raise theirs instead: an allocation past memory_mb kills the command, not the agent, and
+ * the machine stays reachable.
+ */
+const COMMAND_OOM_SCORE_ADJ = 500;
+
+/**
+ * Runs one foreground command to completion. The process gets its own process group so a timeout
+ * kills everything it started. It starts through a tiny /bin/sh prologue that raises its OOM score
+ * before exec (so nothing it runs ever has the agent's score).
+ */
+export async function runCommand(req: AgentRunRequest, defaultCwd: string): Promise<RunCommandResult> {
+  const cwd = req.cwd ?? defaultCwd;
+  const dir = await stat(cwd).catch(() => undefined);
+  if (!dir?.isDirectory()) throw new CodedError('invalid_argument', `cwd: ${cwd} is not a directory in the machine`, { field: 'cwd' });
+  const argv = req.shell ? [await shellPath(), '-c', req.cmd] : [req.cmd, ...req.args];
+  const started = Date.now();
+  const child = spawn('/bin/sh', ['-c', `echo ${COMMAND_OOM_SCORE_ADJ} > /proc/self/oom_score_adj; exec "$@"`, 'nullspace-exec', ...argv], {
+    cwd,
+    env: { ...process.env, ...req.envs },
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stdout = new CappedBuffer(COMMAND_LIMITS.maxOutputBytes);
+  const stderr = new CappedBuffer(COMMAND_LIMITS.maxOutputBytes);
+  child.stdout.on('data', (c: Buffer) => stdout.push(c));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c));
+  child.stdin.on('error', () => undefined); // the command may exit without reading its stdin
+  child.stdin.end(req.stdin ?? '');
+
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup(child.pid);
+  }, req.timeout_ms);
+
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once('error', (err) => reject(new CodedError('internal', `could not start command: ${err.message}`)));
+    child.once('exit', (c, s) => {
+      const drain = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolve([c, s]);
+      }, DRAIN_AFTER_EXIT_MS);
+      child.once('close', () => {
+        clearTimeout(drain);
+        resolve([c, s]);
+      });
+    });
+  }).finally(() => clearTimeout(timer));
+
+  return {
+    pid: child.pid ?? -1,
+    exit_code: code,
+    signal: signal ?? null,
+    stdout: stdout.text(),
+    stderr: stderr.text(),
+    timed_out: timedOut,
+    stdout_truncated: stdout.truncated,
+    stderr_truncated: stderr.truncated,
+    duration_ms: Date.now() - started,
+  };
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+let shell: string | undefined;
+async function shellPath(): Promise<string> {
+  if (shell === undefined) shell = (await stat('/bin/bash').catch(() => undefined)) ? '/bin/bash' : '/bin/sh';
+  return shell;
+}
+
+/** Creates the machine's default working directory if the template does not have it. */
+export async function ensureDir(path: string): Promise<void> {
+  await mkdir(path, { recursive: true });
+}

@@ -1,0 +1,96 @@
+/** Formatting for people (tables, key/value) and for scripts (`--json`). */
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('   ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** `key   value` lines with the keys padded to the longest. */
+export function formatKeyValue(entries: [string, string][]): string {
+  const width = Math.max(0, ...entries.map(([k]) => k.length));
+  return entries.map(([k, v]) => `${k.padEnd(width)}   ${v}`.trimEnd()).join('\n') + '\n';
+}
+
+/** A coarse distance from now: `42s ago`, `in 5m`, `3h ago`, `2d ago`. */
+export function relativeTime(iso: string, now = Date.now()): string {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return iso;
+  const seconds = Math.round((at - now) / 1000);
+  const abs = Math.abs(seconds);
+  let amount: string;
+  if (abs < 60) amount = `${abs}s`;
+  else if (abs < 3600) amount = `${Math.floor(abs / 60)}m`;
+  else if (abs < 86400) amount = `${Math.floor(abs / 3600)}h`;
+  else amount = `${Math.floor(abs / 86400)}d`;
+  return seconds >= 0 ? `in ${amount}` : `${amount} ago`;
+}
+
+const TIME_FIELDS = new Set(['expires_at', 'created_at', 'started_at']);
+
+/** One value of machine info (wire shape) as a person reads it. */
+export function formatValue(key: string, value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (TIME_FIELDS.has(key) && typeof value === 'string') return `${value} (${relativeTime(value)})`;
+  if (key === 'memory_mb' || key === 'disk_mb') return `${String(value)} MB`;
+  if (key === 'timeout' && typeof value === 'number') return `${value}s`;
+  if (key === 'warm_pool_checkout' && typeof value === 'object') {
+    const c = value as { pool_id?: unknown; hit?: unknown; waited_ms?: unknown };
+    return `${String(c.pool_id)} (${c.hit === true ? 'hit' : 'miss'}, waited ${String(c.waited_ms)} ms)`;
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '-';
+    return value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');
+  }
+  if (typeof value === 'object') {
+    const entries = Object.entries(value);
+    if (entries.length === 0) return '-';
+    if (entries.every(([, v]) => typeof v === 'string'))
+      return entries.map(([k, v]) => `${k}=${v}`).join(', ');
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
+/** A single machine (wire shape, full or partial) as key/value lines. */
+export function formatMachine(info: Record<string, unknown>): string {
+  return formatKeyValue(Object.entries(info).map(([k, v]) => [k, formatValue(k, v)]));
+}
+
+const LIST_COLUMNS: [string, string][] = [
+  ['ID', 'id'],
+  ['STATUS', 'status'],
+  ['TEMPLATE', 'template'],
+  ['VCPUS', 'vcpus'],
+  ['MEMORY', 'memory_mb'],
+  ['CREATED', 'created_at'],
+  ['EXPIRES', 'expires_at'],
+];
+
+function cell(key: string, value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (TIME_FIELDS.has(key) && typeof value === 'string') return relativeTime(value);
+  return formatValue(key, value);
+}
+
+/**
+ * Machines (wire shape) as a table: the standard columns, or, for rows from `--fields`, one
+ * column per requested field.
+ */
+export function formatMachineTable(rows: Record<string, unknown>[], fields?: string[]): string {
+  const columns: [string, string][] =
+    fields === undefined ? LIST_COLUMNS : fields.map((f) => [f.toUpperCase(), f] as [string, string]);
+  return formatTable(
+    columns.map(([title]) => title),
+    rows.map((row) => columns.map(([, key]) => cell(key, row[key]))),
+  );
+}

@@ -1,0 +1,34 @@
+/**
+ * The interface every machine isolator implements (runc today; a VM driver on hosts with real KVM
+ * later). The server only ever talks to a driver through this, and every driver must pass the shared
+ * conformance suite in test/driver-conformance.ts.
+ */
+export interface DriverMachineSpec {
+  id: string;
+  /** Absolute path of the template's root filesystem (read-only lower layer). */
+  templateRootfs: string;
+  vcpus: number;
+  memoryMb: number;
+  diskMb: number;
+  /** Default working directory of commands; created if missing. */
+  cwd: string;
+  envs: Record<string, string>;
+}
+
+/** What the runtime sees of a machine, independent of what the server's store says. */
+export type DriverMachineState = 'running' | 'paused' | 'stopped' | 'missing';
+
+export interface MachineDriver {
+  readonly name: string;
+  /** Checks the host (tools, kernel features) and prepares state directories. Throws if unusable. */
+  init(): Promise<void>;
+  /** Starts a machine and resolves once its agent answers. On failure nothing is left behind. */
+  create(spec: DriverMachineSpec): Promise<void>;
+  /** Destroys a machine and everything it holds on the host. Idempotent; works after a crash. */
+  destroy(id: string): Promise<void>;
+  inspect(id: string): Promise<DriverMachineState>;
+  /** Ids of every machine the runtime holds anything for (processes, mounts, disks, namespaces). */
+  list(): Promise<string[]>;
+  /** Host path of the Unix socket of the machine's agent. */
+  agentSocketPath(id: string): string;
+}

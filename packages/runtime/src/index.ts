@@ -1,0 +1,7 @@
+export * from './driver.js';
+export * from './agent-client.js';
+export * from './runc-driver.js';
+export * from './mounts.js';
+export { host, hostOk } from './exec.js';
+export { NETNS_DIR, netnsName } from './netns/netns.js';
+export { MACHINE_CAPABILITIES } from './oci/spec.js';

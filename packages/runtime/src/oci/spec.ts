@@ -1,0 +1,133 @@
+import { machineSeccompProfile } from './seccomp.js';
+
+/**
+ * Builds the OCI runtime config (config.json) of a machine. Everything that makes a machine a
+ * sandbox is declared here: namespaces, cgroup limits, capabilities, seccomp, devices, masked
+ * /proc paths, no_new_privs. See docs/SECURITY.md for the threat model.
+ */
+export interface MachineOciOptions {
+  machineId: string;
+  hostname: string;
+  rootfs: string;
+  netnsPath: string;
+  cgroupsPath: string;
+  vcpus: number;
+  memoryMb: number;
+  pidsLimit: number;
+  envs: Record<string, string>;
+  /** Host files and directories the agent needs, bind-mounted read-only. */
+  agent: { nodeBinary: string; initBinary: string; homeDir: string; runDir: string };
+  /** Container paths they appear at. */
+  paths: { nodeBinary: string; initBinary: string; homeDir: string; runDir: string };
+  agentArgs: string[];
+  nofileLimit: number;
+}
+
+/**
+ * Capabilities root inside a machine keeps: enough to administer its own files and processes
+ * (chown, setuid for su/sudo-like tools, kill, binding low ports). Everything that reaches the
+ * kernel or host is gone: SYS_ADMIN (mount, namespaces), SYS_MODULE, SYS_RAWIO, SYS_TIME, SYS_BOOT,
+ * MKNOD, NET_ADMIN, NET_RAW, SYS_PTRACE, DAC_READ_SEARCH (open_by_handle_at escapes), BPF, PERFMON...
+ */
+export const MACHINE_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+  'CAP_SYS_CHROOT',
+] as const;
+
+const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknown> {
+  const caps = [...MACHINE_CAPABILITIES];
+  const env = {
+    PATH: DEFAULT_PATH,
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    TERM: 'xterm-256color',
+    NULLSPACE_MACHINE_ID: o.machineId,
+    ...o.envs,
+  };
+  const ro = (source: string, destination: string) => ({
+    destination,
+    type: 'bind',
+    source,
+    options: ['rbind', 'ro', 'nosuid', 'nodev'],
+  });
+  return {
+    ociVersion: '1.0.2',
+    hostname: o.hostname,
+    root: { path: o.rootfs, readonly: false },
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [o.paths.initBinary, '--', o.paths.nodeBinary, ...o.agentArgs],
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cwd: '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: o.nofileLimit, soft: o.nofileLimit }],
+      noNewPrivileges: true,
+    },
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      ro(o.agent.nodeBinary, o.paths.nodeBinary),
+      ro(o.agent.initBinary, o.paths.initBinary),
+      ro(o.agent.homeDir, o.paths.homeDir),
+      { destination: o.paths.runDir, type: 'bind', source: o.agent.runDir, options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+    ],
+    linux: {
+      namespaces: [
+        { type: 'pid' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+        { type: 'network', path: o.netnsPath },
+      ],
+      cgroupsPath: o.cgroupsPath,
+      resources: {
+        // Only the default character devices (null, zero, full, random, urandom, tty, ptmx, pts)
+        // that runc always allows; no block device, no host device.
+        devices: [{ allow: false, access: 'rwm' }],
+        memory: { limit: o.memoryMb * 1024 * 1024, swap: o.memoryMb * 1024 * 1024 },
+        cpu: { quota: o.vcpus * 100_000, period: 100_000 },
+        pids: { limit: o.pidsLimit },
+      },
+      seccomp: machineSeccompProfile(),
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}

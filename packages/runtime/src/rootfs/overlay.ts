@@ -1,0 +1,33 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { host } from '../exec.js';
+import { isMountPoint } from '../mounts.js';
+
+/**
+ * The machine's root filesystem: an overlay of the template's (shared, read-only) root with the
+ * machine's own upper directory on its disk image. Copy-on-write: nothing a machine writes reaches
+ * the template or another machine.
+ */
+export async function mountOverlay(opts: { lower: string; upper: string; work: string; target: string }): Promise<void> {
+  await mkdir(opts.target, { recursive: true });
+  if (await isMountPoint(opts.target)) return;
+  await host('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${opts.lower},upperdir=${opts.upper},workdir=${opts.work}`,
+    opts.target,
+  ]);
+}
+
+/** Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent. */
+export async function unmountOverlay(target: string): Promise<void> {
+  if (await isMountPoint(target)) {
+    try {
+      await host('umount', [target]);
+    } catch {
+      await host('umount', ['-l', target]);
+    }
+  }
+  await rm(target, { recursive: true, force: true });
+}

@@ -1,0 +1,199 @@
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { access, constants, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
+import { AgentClient } from './agent-client.js';
+import type { DriverMachineSpec, DriverMachineState, MachineDriver } from './driver.js';
+import { host } from './exec.js';
+import { createNetns, deleteNetns, netnsName } from './netns/netns.js';
+import { buildMachineOciSpec } from './oci/spec.js';
+import { mountOverlay, unmountOverlay } from './rootfs/overlay.js';
+import { Runc } from './runc/runc.js';
+import { DiskImage } from './storage/disk-image.js';
+
+export interface RuncDriverOptions {
+  /** Directory for machines' bundles, disks and sockets, e.g. `<data dir>/machines`. */
+  machinesDir: string;
+  /** runc's own state directory, e.g. `<data dir>/runc`. */
+  runcRoot: string;
+  /** Host directory with the bundled agent (`agent.mjs`). */
+  agentHomeDir: string;
+  /** Node.js binary the agent runs on (the server's own by default). */
+  nodeBinary?: string;
+  /** Statically linked init (tini) that is pid 1 in every machine. */
+  initBinary?: string;
+  /** cgroup parent for machines, `<parent>/<machine id>` in every hierarchy. */
+  cgroupParent?: string;
+  pidsLimit?: number;
+  /** How long create waits for the agent to answer. */
+  agentReadyTimeoutMs?: number;
+}
+
+const AGENT_LOG = 'agent.log';
+
+/**
+ * Machines as OCI containers run by runc. Per machine, each with one owner here:
+ *   - `<machinesDir>/<id>/disk.img` + `disk/`: the writable disk (DiskImage)
+ *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
+ *   - `/run/netns/ns-<id>`: the network namespace (loopback only for now)
+ *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created and removed by runc
+ *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
+ * `destroy` tears all of it down in reverse order and tolerates any part being already gone.
+ */
+export class RuncDriver implements MachineDriver {
+  readonly name = 'runc';
+  private readonly runc: Runc;
+  private readonly nodeBinary: string;
+  private readonly initBinary: string;
+  private readonly cgroupParent: string;
+  private readonly pidsLimit: number;
+  private readonly readyTimeoutMs: number;
+  private nofileLimit = 16_384;
+
+  constructor(private readonly o: RuncDriverOptions) {
+    this.runc = new Runc(o.runcRoot);
+    this.nodeBinary = o.nodeBinary ?? realpathSync(process.execPath);
+    this.initBinary = o.initBinary ?? '/usr/bin/tini-static';
+    this.cgroupParent = o.cgroupParent ?? '/nullspace';
+    this.pidsLimit = o.pidsLimit ?? 4096;
+    this.readyTimeoutMs = o.agentReadyTimeoutMs ?? 20_000;
+  }
+
+  async init(): Promise<void> {
+    if (process.getuid?.() !== 0) throw new CodedError('internal', 'the runc driver needs root');
+    const filesystems = await readFile('/proc/filesystems', 'utf8');
+    for (const fs of ['overlay', 'xfs']) {
+      if (!new RegExp(`\\s${fs}\\n`).test(filesystems))
+        throw new CodedError('internal', `kernel lacks the ${fs} filesystem, which machines need`);
+    }
+    for (const tool of ['runc', 'mkfs.xfs', 'ip', 'mount', 'umount', 'truncate']) {
+      await host('sh', ['-c', `command -v ${tool}`]).catch(() => {
+        throw new CodedError('internal', `${tool} is not installed; run scripts/setup.sh`);
+      });
+    }
+    for (const f of [this.initBinary, this.nodeBinary, join(this.o.agentHomeDir, 'agent.mjs')]) {
+      await access(f, constants.R_OK).catch(() => {
+        throw new CodedError('internal', `${f} is missing; run scripts/setup.sh (and npm run build)`);
+      });
+    }
+    await mkdir(this.o.machinesDir, { recursive: true });
+    await mkdir(this.o.runcRoot, { recursive: true });
+    const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
+    if (limits?.[1]) this.nofileLimit = Math.min(Number(limits[1]), 65_536);
+  }
+
+  agentSocketPath(id: string): string {
+    return join(this.dir(id), 'run', AGENT_PATHS.socketName);
+  }
+
+  async create(spec: DriverMachineSpec): Promise<void> {
+    const dir = this.dir(spec.id);
+    try {
+      await mkdir(join(dir, 'run'), { recursive: true });
+      const disk = new DiskImage(dir);
+      const [netns] = await Promise.all([createNetns(netnsName(spec.id)), disk.create(spec.diskMb)]);
+      const rootfs = join(dir, 'rootfs');
+      await mountOverlay({ lower: spec.templateRootfs, upper: disk.upper, work: disk.work, target: rootfs });
+      const config = buildMachineOciSpec({
+        machineId: spec.id,
+        hostname: spec.id.replace('_', '-'),
+        rootfs,
+        netnsPath: netns,
+        cgroupsPath: `${this.cgroupParent}/${spec.id}`,
+        vcpus: spec.vcpus,
+        memoryMb: spec.memoryMb,
+        pidsLimit: this.pidsLimit,
+        envs: spec.envs,
+        agent: {
+          nodeBinary: this.nodeBinary,
+          initBinary: this.initBinary,
+          homeDir: this.o.agentHomeDir,
+          runDir: join(dir, 'run'),
+        },
+        paths: {
+          nodeBinary: AGENT_PATHS.nodeBinary,
+          initBinary: AGENT_PATHS.initBinary,
+          homeDir: AGENT_PATHS.homeDir,
+          runDir: AGENT_PATHS.runDir,
+        },
+        agentArgs: [
+          // A small young generation keeps the idle agent's memory down; it handles little data.
+          '--max-semi-space-size=1',
+          `${AGENT_PATHS.homeDir}/agent.mjs`,
+          '--socket',
+          `${AGENT_PATHS.runDir}/${AGENT_PATHS.socketName}`,
+          '--log',
+          `${AGENT_PATHS.runDir}/${AGENT_LOG}`,
+          '--cwd',
+          spec.cwd,
+        ],
+        nofileLimit: this.nofileLimit,
+      });
+      await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+      await this.runc.run(spec.id, dir);
+      await this.waitForAgent(spec.id);
+    } catch (err) {
+      await this.destroy(spec.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    const dir = this.dir(id);
+    await this.runc.destroy(id);
+    await unmountOverlay(join(dir, 'rootfs'));
+    await new DiskImage(dir).destroy();
+    await deleteNetns(netnsName(id));
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async inspect(id: string): Promise<DriverMachineState> {
+    const state = await this.runc.state(id);
+    if (!state) return 'missing';
+    if (state.status === 'running') return 'running';
+    if (state.status === 'paused' || state.status === 'pausing') return 'paused';
+    return 'stopped';
+  }
+
+  async list(): Promise<string[]> {
+    const ids = new Set<string>((await this.runc.list()).map((s) => s.id));
+    if (existsSync(this.o.machinesDir)) for (const id of await readdir(this.o.machinesDir)) ids.add(id);
+    return [...ids];
+  }
+
+  /** Makes sure a machine that survived a server restart still has its disk mounted. */
+  async readopt(id: string): Promise<void> {
+    await new DiskImage(this.dir(id)).ensureMounted();
+  }
+
+  private dir(id: string): string {
+    return join(this.o.machinesDir, id);
+  }
+
+  private async waitForAgent(id: string): Promise<void> {
+    const client = new AgentClient(this.agentSocketPath(id));
+    const deadline = Date.now() + this.readyTimeoutMs;
+    let delay = 2;
+    try {
+      for (;;) {
+        if (existsSync(this.agentSocketPath(id))) {
+          try {
+            await client.health(1000);
+            return;
+          } catch {
+            // not listening yet
+          }
+        }
+        if (Date.now() > deadline) break;
+        if (delay >= 32 && (await this.inspect(id)) !== 'running') break;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 50);
+      }
+    } finally {
+      client.close();
+    }
+    const log = await readFile(join(this.dir(id), 'run', AGENT_LOG), 'utf8').catch(() => '');
+    throw new CodedError('internal', `machine ${id}: agent did not start: ${log.trim().split('\n').slice(-5).join(' | ') || 'no log'}`);
+  }
+}

@@ -1,0 +1,62 @@
+import { mkdir, rm, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { host } from '../exec.js';
+import { isMountPoint } from '../mounts.js';
+
+/**
+ * A machine's writable disk: a sparse image file formatted as XFS and mounted through a loop device.
+ * The machine's overlay upper and work directories live on it, so its size is a hard limit: writing
+ * past `disk_mb` fails inside the machine with ENOSPC and `df /` shows the size. (Project quotas on a
+ * shared filesystem would be cheaper, but the kernels we run on are built without quota support.)
+ *
+ * Lifecycle, one owner (the driver):
+ *   1. `create(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
+ *   2. The mount persists across a server restart; `ensureMounted()` re-mounts after a host reboot.
+ *   3. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
+ *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
+ */
+export class DiskImage {
+  readonly file: string;
+  readonly mountPoint: string;
+
+  constructor(machineDir: string) {
+    this.file = join(machineDir, 'disk.img');
+    this.mountPoint = join(machineDir, 'disk');
+  }
+
+  get upper(): string {
+    return join(this.mountPoint, 'upper');
+  }
+
+  get work(): string {
+    return join(this.mountPoint, 'work');
+  }
+
+  async create(sizeMb: number): Promise<void> {
+    await host('truncate', ['-s', `${sizeMb}M`, this.file]);
+    // No discard at mkfs time: the file is sparse already, discarding it only costs time.
+    await host('mkfs.xfs', ['-q', '-K', this.file], { timeoutMs: 60_000 });
+    await this.ensureMounted();
+    await mkdir(this.upper, { recursive: true });
+    await mkdir(this.work, { recursive: true });
+  }
+
+  async ensureMounted(): Promise<void> {
+    await mkdir(this.mountPoint, { recursive: true });
+    if (!(await isMountPoint(this.mountPoint))) {
+      await host('mount', ['-o', 'loop,noatime', this.file, this.mountPoint]);
+    }
+  }
+
+  /** Bytes in use on the disk (what the machine wrote, plus XFS's own metadata). */
+  async usage(): Promise<{ usedBytes: number; totalBytes: number }> {
+    const s = await statfs(this.mountPoint);
+    return { usedBytes: (s.blocks - s.bfree) * s.bsize, totalBytes: s.blocks * s.bsize };
+  }
+
+  async destroy(): Promise<void> {
+    if (await isMountPoint(this.mountPoint)) await host('umount', [this.mountPoint]);
+    await rm(this.file, { force: true });
+    await rm(this.mountPoint, { recursive: true, force: true });
+  }
+}

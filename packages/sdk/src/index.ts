@@ -1,0 +1,65 @@
+/**
+ * The Nullspace TypeScript SDK: `Machine` and its namespaces, over the HTTP API.
+ *
+ * Naming: camelCase here, snake_case on the wire; timestamps are `Date` objects; the keys of
+ * `envs` and `metadata` are passed through untouched.
+ */
+export {
+  Machine,
+  type MachineConnectOptions,
+  type MachineCreateOptions,
+  type MachineGetInfoOptions,
+  type MachineListOptions,
+  type MachineQuery,
+  type RunOnceOptions,
+  type VolumeMount,
+} from './machine.js';
+export { MachinePaginator } from './paginator.js';
+export {
+  Commands,
+  type CommandResult,
+  type CommandRunOptions,
+  commandResultFromWire,
+  commandResultToWire,
+} from './commands.js';
+export {
+  type EgressPolicy,
+  type MachineInfo,
+  type MachineInfoKey,
+  type NetworkPolicy,
+  type WarmPoolCheckout,
+  MACHINE_INFO_KEYS,
+  machineInfoFromWire,
+  machineInfoToWire,
+  networkFromWire,
+  networkToWire,
+} from './machine-info.js';
+export {
+  AuthenticationError,
+  ConflictError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  NullspaceError,
+  type NullspaceErrorInit,
+  PermissionDeniedError,
+  RateLimitError,
+  TimeoutError,
+  UnavailableError,
+  errorFromCode,
+} from './errors.js';
+export {
+  type ConnectionOptions,
+  DEFAULT_API_URL,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type RequestOptions,
+} from './transport.js';
+export {
+  type ErrorCode,
+  MACHINE_STATES,
+  type MachineState,
+  TIMEOUT_ACTIONS,
+  type TimeoutAction,
+  type MachineInfo as WireMachineInfo,
+  type RunCommandResult as WireCommandResult,
+} from '@nullspace/protocol';

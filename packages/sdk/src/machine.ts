@@ -1,0 +1,521 @@
+import './dispose.js';
+import {
+  type ListMachinesResponse,
+  MACHINE_LIMITS,
+  type MachineState,
+  type TimeoutAction,
+  type MachineInfo as WireMachineInfo,
+} from '@nullspace/protocol';
+import { type CommandResult, Commands } from './commands.js';
+import { NotFoundError } from './errors.js';
+import {
+  type MachineInfo,
+  type MachineInfoKey,
+  type NetworkPolicy,
+  machineInfoFromWire,
+  networkToWire,
+  wireFieldNames,
+} from './machine-info.js';
+import { MachinePaginator, type Page } from './paginator.js';
+import { type ConnectionOptions, type RequestOptions, Transport } from './transport.js';
+
+/**
+ * A volume to mount into a new machine.
+ *
+ * @example
+ * ```ts
+ * const mount: VolumeMount = { volume: 'vol_aaaaaaaaaaaaaaaaaaaa', mountPath: '/data', readOnly: true };
+ * ```
+ */
+export interface VolumeMount {
+  /** Volume id (`vol_...`) or name. */
+  volume: string;
+  mountPath: string;
+  readOnly?: boolean;
+  /** Mount only this directory of the volume. */
+  subpath?: string;
+}
+
+/**
+ * Options of {@link Machine.create}: what to start, plus connection options. Every field is
+ * optional; the server fills in its defaults (template `base`, 1 vCPU, 512 MB, 300 s, ...).
+ *
+ * @example
+ * ```ts
+ * const opts: MachineCreateOptions = {
+ *   template: 'base',
+ *   vcpus: 2,
+ *   memoryMb: 1024,
+ *   timeout: 600,
+ *   envs: { APP_ENV: 'dev' },
+ *   metadata: { project: 'docs' },
+ * };
+ * ```
+ */
+export interface MachineCreateOptions extends ConnectionOptions {
+  /** Template name, e.g. `base` or `team/app:stable`. Give this or `snapshotId`, not both. */
+  template?: string;
+  /** Start from a reusable snapshot (`snap_...`) instead of a template. */
+  snapshotId?: string;
+  vcpus?: number;
+  memoryMb?: number;
+  diskMb?: number;
+  /** Seconds until `onTimeout` applies (default 300). */
+  timeout?: number;
+  /** What happens at the timeout: `kill` (default), `pause` or `hibernate`. */
+  onTimeout?: TimeoutAction;
+  /** Wake on preview traffic; only valid with `onTimeout` `pause` or `hibernate`. */
+  autoResume?: boolean;
+  /** Default working directory of commands (default `/workspace`). */
+  cwd?: string;
+  /** Environment variables of every command in the machine. Keys are sent as given. */
+  envs?: Record<string, string>;
+  /** Your labels, filterable in `Machine.list`. Keys are sent as given. */
+  metadata?: Record<string, string>;
+  network?: NetworkPolicy;
+  volumes?: VolumeMount[];
+  /** Warm pool id (`twp_...`) to check a ready machine out of. */
+  warmPool?: string;
+  /** `prefer` (default: pool or cold create), `require` (pool or `warm_pool_unavailable`), `bypass`. */
+  warmPoolMode?: 'prefer' | 'require' | 'bypass';
+  /** How long `require` waits for a ready machine, in milliseconds. */
+  warmPoolWaitMs?: number;
+}
+
+/**
+ * Options of {@link Machine.connect}.
+ *
+ * @example
+ * ```ts
+ * const machine = await Machine.connect('mch_aaaaaaaaaaaaaaaaaaaa', { timeout: 900 });
+ * ```
+ */
+export interface MachineConnectOptions extends ConnectionOptions {
+  /** New timeout in seconds, applied from now. */
+  timeout?: number;
+}
+
+/**
+ * Filters of {@link Machine.list}; all given filters must match.
+ *
+ * @example
+ * ```ts
+ * const query: MachineQuery = { state: ['running', 'paused'], template: 'base', metadata: { project: 'docs' } };
+ * ```
+ */
+export interface MachineQuery {
+  /** One state or several (any of them matches). */
+  state?: MachineState | MachineState[];
+  template?: string;
+  /** Every pair must match the machine's metadata. */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Options of {@link Machine.list}.
+ *
+ * @example
+ * ```ts
+ * const opts: MachineListOptions = { query: { state: 'running' }, limit: 50 };
+ * ```
+ */
+export interface MachineListOptions extends ConnectionOptions {
+  query?: MachineQuery;
+  /** Items per page (server default 100, at most 1000). */
+  limit?: number;
+  /** Continue from a page token returned earlier as `paginator.nextToken`. */
+  nextToken?: string;
+  /** Return plain rows with only these fields instead of full {@link MachineInfo}. */
+  fields?: readonly MachineInfoKey[];
+}
+
+/**
+ * Options of {@link Machine.getInfoById}.
+ *
+ * @example
+ * ```ts
+ * const row = await Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', { fields: ['status'] });
+ * ```
+ */
+export interface MachineGetInfoOptions extends ConnectionOptions {
+  /** Return a plain row with only these fields. */
+  fields?: readonly MachineInfoKey[];
+}
+
+/**
+ * Options of {@link Machine.runOnce}: create options (`cwd` and `envs` apply to the command
+ * through the machine) plus the command's own `timeoutMs` and `stdin`.
+ *
+ * @example
+ * ```ts
+ * const result = await Machine.runOnce('python3 -c "print(1+1)"', { template: 'base', timeoutMs: 30_000 });
+ * ```
+ */
+export interface RunOnceOptions extends MachineCreateOptions {
+  /** Kill the command after this many milliseconds (default 60 000). */
+  timeoutMs?: number;
+  /** Text written to the command's standard input. */
+  stdin?: string;
+}
+
+function connectionOf(opts: ConnectionOptions): ConnectionOptions {
+  const out: ConnectionOptions = {};
+  if (opts.apiUrl !== undefined) out.apiUrl = opts.apiUrl;
+  if (opts.apiKey !== undefined) out.apiKey = opts.apiKey;
+  if (opts.requestTimeoutMs !== undefined) out.requestTimeoutMs = opts.requestTimeoutMs;
+  return out;
+}
+
+function machinePath(id: string): string {
+  return `/v1/machines/${encodeURIComponent(id)}`;
+}
+
+function createBody(opts: MachineCreateOptions): Record<string, unknown> {
+  // JSON.stringify drops the undefined fields, so the server applies its own defaults.
+  return {
+    template: opts.template,
+    snapshot_id: opts.snapshotId,
+    vcpus: opts.vcpus,
+    memory_mb: opts.memoryMb,
+    disk_mb: opts.diskMb,
+    timeout: opts.timeout,
+    on_timeout: opts.onTimeout,
+    auto_resume: opts.autoResume,
+    cwd: opts.cwd,
+    envs: opts.envs,
+    metadata: opts.metadata,
+    network: opts.network === undefined ? undefined : networkToWire(opts.network),
+    volumes: opts.volumes?.map((v) => ({
+      volume: v.volume,
+      mount_path: v.mountPath,
+      read_only: v.readOnly,
+      subpath: v.subpath,
+    })),
+    warm_pool: opts.warmPool,
+    warm_pool_mode: opts.warmPoolMode,
+    warm_pool_wait_ms: opts.warmPoolWaitMs,
+  };
+}
+
+function listQuery(opts: MachineListOptions, nextToken: string | undefined): URLSearchParams {
+  const params = new URLSearchParams();
+  const { state, template, metadata } = opts.query ?? {};
+  for (const s of state === undefined ? [] : Array.isArray(state) ? state : [state])
+    params.append('state', s);
+  if (template !== undefined) params.set('template', template);
+  for (const [key, value] of Object.entries(metadata ?? {})) params.append(`metadata.${key}`, value);
+  if (opts.limit !== undefined) params.set('limit', String(opts.limit));
+  if (nextToken !== undefined) params.set('next_token', nextToken);
+  if (opts.fields !== undefined) params.set('fields', wireFieldNames(opts.fields).join(','));
+  return params;
+}
+
+function fieldsQuery(fields: readonly MachineInfoKey[] | undefined): URLSearchParams | undefined {
+  return fields === undefined ? undefined : new URLSearchParams({ fields: wireFieldNames(fields).join(',') });
+}
+
+/**
+ * A handle on one machine: an isolated Linux environment on a Nullspace server. Holding a
+ * handle costs nothing; the machine lives until it is killed or its timeout applies.
+ *
+ * @example
+ * ```ts
+ * import { Machine } from '@nullspace/sdk';
+ *
+ * await using machine = await Machine.create({ template: 'base' });
+ * const result = await machine.commands.run('uname -a');
+ * console.log(machine.id, result.stdout);
+ * // the machine is killed when the block ends
+ * ```
+ */
+export class Machine implements AsyncDisposable {
+  /**
+   * The machine id (`mch_...`), stable across pause and resume.
+   *
+   * @example
+   * ```ts
+   * const machine = await Machine.create();
+   * console.log(machine.id); // "mch_..."
+   * ```
+   */
+  readonly id: string;
+  /**
+   * Runs processes in the machine.
+   *
+   * @example
+   * ```ts
+   * const { stdout } = await machine.commands.run('ls -la');
+   * ```
+   */
+  readonly commands: Commands;
+  readonly #transport: Transport;
+
+  /**
+   * Makes a handle for an existing machine without calling the server. Prefer
+   * {@link Machine.connect}, which also resumes a paused machine and checks that it exists.
+   *
+   * @example
+   * ```ts
+   * const machine = new Machine('mch_aaaaaaaaaaaaaaaaaaaa', { apiUrl: 'http://127.0.0.1:7070' });
+   * await machine.kill();
+   * ```
+   */
+  constructor(id: string, opts: ConnectionOptions = {}) {
+    this.id = id;
+    this.#transport = new Transport(opts);
+    this.commands = new Commands(id, this.#transport);
+  }
+
+  /**
+   * Creates a machine and returns a handle on it once it is running.
+   *
+   * @example
+   * ```ts
+   * const machine = await Machine.create({
+   *   template: 'base',
+   *   vcpus: 2,
+   *   memoryMb: 512,
+   *   timeout: 300,
+   *   envs: { APP_ENV: 'dev' },
+   *   metadata: { project: 'docs' },
+   * });
+   * console.log(machine.id);
+   * ```
+   */
+  static async create(opts: MachineCreateOptions = {}): Promise<Machine> {
+    const connection = connectionOf(opts);
+    const transport = new Transport(connection);
+    const wait = opts.warmPoolWaitMs ?? 0;
+    const wire = await transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: '/v1/machines',
+      body: createBody(opts),
+      timeoutMs: transport.requestTimeoutMs === 0 ? 0 : transport.requestTimeoutMs + wait,
+    });
+    return new Machine(wire.id, connection);
+  }
+
+  /**
+   * Returns a handle on a running machine, resuming it first if it is paused or hibernated.
+   * For a look that never wakes a machine, use {@link Machine.getInfoById}.
+   *
+   * @example
+   * ```ts
+   * const machine = await Machine.connect('mch_aaaaaaaaaaaaaaaaaaaa');
+   * console.log((await machine.getInfo()).status); // "running"
+   * ```
+   */
+  static async connect(id: string, opts: MachineConnectOptions = {}): Promise<Machine> {
+    const connection = connectionOf(opts);
+    const transport = new Transport(connection);
+    await transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: `${machinePath(id)}/connect`,
+      body: opts.timeout === undefined ? {} : { timeout: opts.timeout },
+    });
+    return new Machine(id, connection);
+  }
+
+  /**
+   * Lists machines, newest first, one page at a time. Returns a {@link MachinePaginator}
+   * holding the first page; `for await` over it walks every page. With `fields`, the items are
+   * plain rows holding only those fields (still paginated the same way).
+   *
+   * @example
+   * ```ts
+   * const page = await Machine.list({ query: { state: ['running', 'paused'], metadata: { project: 'docs' } }, limit: 20 });
+   * for (const info of page.items) console.log(info.id, info.status, info.template);
+   *
+   * for await (const row of await Machine.list({ fields: ['id', 'status'] })) {
+   *   console.log(row.id, row.status);
+   * }
+   * ```
+   */
+  static list(opts?: MachineListOptions & { fields?: undefined }): Promise<MachinePaginator<MachineInfo>>;
+  static list<F extends MachineInfoKey>(
+    opts: MachineListOptions & { fields: readonly F[] },
+  ): Promise<MachinePaginator<Pick<MachineInfo, F>>>;
+  static async list(opts: MachineListOptions = {}): Promise<MachinePaginator<Partial<MachineInfo>>> {
+    const transport = new Transport(connectionOf(opts));
+    const fetchPage = async (nextToken: string | undefined): Promise<Page<Partial<MachineInfo>>> => {
+      const page = await transport.request<ListMachinesResponse<Partial<WireMachineInfo>>>({
+        method: 'GET',
+        path: '/v1/machines',
+        query: listQuery(opts, nextToken),
+      });
+      return {
+        items: page.items.map((item) => machineInfoFromWire<Partial<MachineInfo>>(item)),
+        nextToken: page.next_token,
+        hasNext: page.has_next,
+      };
+    };
+    return new MachinePaginator(await fetchPage(opts.nextToken), fetchPage);
+  }
+
+  /**
+   * Reads a machine's info without waking it: a paused machine stays paused. With `fields`,
+   * returns a plain row holding only those fields.
+   *
+   * @example
+   * ```ts
+   * const info = await Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa');
+   * const { status } = await Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', { fields: ['status'] });
+   * ```
+   */
+  static getInfoById(id: string, opts?: MachineGetInfoOptions & { fields?: undefined }): Promise<MachineInfo>;
+  static getInfoById<F extends MachineInfoKey>(
+    id: string,
+    opts: MachineGetInfoOptions & { fields: readonly F[] },
+  ): Promise<Pick<MachineInfo, F>>;
+  static async getInfoById(id: string, opts: MachineGetInfoOptions = {}): Promise<Partial<MachineInfo>> {
+    const transport = new Transport(connectionOf(opts));
+    const wire = await transport.request<Partial<WireMachineInfo>>({
+      method: 'GET',
+      path: machinePath(id),
+      query: fieldsQuery(opts.fields),
+    });
+    return machineInfoFromWire<Partial<MachineInfo>>(wire);
+  }
+
+  /**
+   * Kills a machine by id and returns its final info (status `killed`). Killing a killed
+   * machine is not an error.
+   *
+   * @example
+   * ```ts
+   * const info = await Machine.killById('mch_aaaaaaaaaaaaaaaaaaaa');
+   * console.log(info.status); // "killed"
+   * ```
+   */
+  static async killById(id: string, opts: ConnectionOptions = {}): Promise<MachineInfo> {
+    const transport = new Transport(connectionOf(opts));
+    const wire = await transport.request<WireMachineInfo>({ method: 'DELETE', path: machinePath(id) });
+    return machineInfoFromWire(wire);
+  }
+
+  /**
+   * Creates a machine, runs one command in it, kills the machine (also when the command could
+   * not run) and returns the command's result. Without `args`, `command` is a shell command
+   * line; with `args`, it is the program and `args` its argv. When `timeoutMs` is longer than
+   * the machine's default lifetime and no `timeout` is given, the machine's timeout is raised to
+   * outlast the command.
+   *
+   * @example
+   * ```ts
+   * const viaShell = await Machine.runOnce('echo hello | wc -c');
+   * const viaArgv = await Machine.runOnce('python3', ['-c', 'print(6 * 7)'], { timeoutMs: 30_000 });
+   * console.log(viaShell.stdout.trim(), viaArgv.stdout.trim()); // "6" "42"
+   * ```
+   */
+  static runOnce(command: string, opts?: RunOnceOptions): Promise<CommandResult>;
+  static runOnce(command: string, args: string[] | undefined, opts?: RunOnceOptions): Promise<CommandResult>;
+  static async runOnce(
+    command: string,
+    argsOrOpts?: string[] | RunOnceOptions,
+    maybeOpts?: RunOnceOptions,
+  ): Promise<CommandResult> {
+    const args = Array.isArray(argsOrOpts) ? argsOrOpts : undefined;
+    const opts = (Array.isArray(argsOrOpts) ? maybeOpts : (argsOrOpts ?? maybeOpts)) ?? {};
+    const { timeoutMs, stdin, ...createOpts } = opts;
+    if (createOpts.timeout === undefined && timeoutMs !== undefined) {
+      createOpts.timeout = Math.max(MACHINE_LIMITS.timeout.default, Math.ceil(timeoutMs / 1000) + 60);
+    }
+    const machine = await Machine.create(createOpts);
+    let result: CommandResult;
+    try {
+      result = await machine.commands.run(command, {
+        ...(args === undefined ? {} : { args }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(stdin === undefined ? {} : { stdin }),
+      });
+    } catch (err) {
+      // The command's error is the one worth reporting; the machine's timeout reaps it if this fails.
+      await machine.kill().catch(() => undefined);
+      throw err;
+    }
+    await machine.kill();
+    return result;
+  }
+
+  /**
+   * Reads this machine's info, without waking it. With `fields`, returns a plain row.
+   *
+   * @example
+   * ```ts
+   * const info = await machine.getInfo();
+   * console.log(info.status, info.expiresAt);
+   * ```
+   */
+  getInfo(opts?: RequestOptions & { fields?: undefined }): Promise<MachineInfo>;
+  getInfo<F extends MachineInfoKey>(
+    opts: RequestOptions & { fields: readonly F[] },
+  ): Promise<Pick<MachineInfo, F>>;
+  async getInfo(
+    opts: RequestOptions & { fields?: readonly MachineInfoKey[] } = {},
+  ): Promise<Partial<MachineInfo>> {
+    const wire = await this.#transport.request<Partial<WireMachineInfo>>({
+      method: 'GET',
+      path: machinePath(this.id),
+      query: fieldsQuery(opts.fields),
+      ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }),
+    });
+    return machineInfoFromWire<Partial<MachineInfo>>(wire);
+  }
+
+  /**
+   * Whether the machine is running now: `false` when it is paused, killed, in a transition, or
+   * no longer known to the server.
+   *
+   * @example
+   * ```ts
+   * if (!(await machine.isRunning())) await Machine.connect(machine.id);
+   * ```
+   */
+  async isRunning(opts: RequestOptions = {}): Promise<boolean> {
+    try {
+      const { status } = await this.getInfo({ ...opts, fields: ['status'] });
+      return status === 'running';
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Kills the machine and returns its final info (status `killed`). Idempotent.
+   *
+   * @example
+   * ```ts
+   * const machine = await Machine.create();
+   * await machine.kill();
+   * ```
+   */
+  async kill(opts: RequestOptions = {}): Promise<MachineInfo> {
+    const wire = await this.#transport.request<WireMachineInfo>({
+      method: 'DELETE',
+      path: machinePath(this.id),
+      ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }),
+    });
+    return machineInfoFromWire(wire);
+  }
+
+  /**
+   * Kills the machine when an `await using` scope ends. A machine the server no longer knows
+   * counts as killed; any other failure is thrown.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using machine = await Machine.create();
+   *   await machine.commands.run('make test');
+   * } // killed here, also when the block throws
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.kill();
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+}

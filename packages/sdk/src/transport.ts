@@ -1,0 +1,257 @@
+import { isPlainObject } from '@nullspace/protocol';
+import {
+  InvalidArgumentError,
+  type NullspaceError,
+  TimeoutError,
+  UnavailableError,
+  errorFromCode,
+} from './errors.js';
+
+/** Where the API is when neither the options nor `NULLSPACE_API_URL` say. */
+export const DEFAULT_API_URL = 'http://127.0.0.1:7070';
+/** How long one HTTP request may take unless `requestTimeoutMs` says otherwise. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+
+const SDK_USER_AGENT = 'nullspace-sdk-ts/0.1.0';
+
+/**
+ * How to reach the API. Accepted by every static `Machine` call and by the `Machine` constructor.
+ *
+ * @example
+ * ```ts
+ * const machine = await Machine.create({
+ *   apiUrl: 'http://10.0.0.5:7070',
+ *   apiKey: process.env.MY_KEY,
+ *   requestTimeoutMs: 120_000,
+ * });
+ * ```
+ */
+export interface ConnectionOptions {
+  /** Base URL of the server. Default: `NULLSPACE_API_URL`, else `http://127.0.0.1:7070`. */
+  apiUrl?: string;
+  /** API key, sent as `Authorization: Bearer <key>`. Default: `NULLSPACE_API_KEY`. */
+  apiKey?: string;
+  /**
+   * Milliseconds one HTTP request may take before it fails with `TimeoutError`; `0` means no
+   * limit. Default 60 000. Calls that wait on purpose (a command's `timeoutMs`, a warm pool's
+   * `warmPoolWaitMs`) get that wait added on top.
+   */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Per-call options for calls on a `Machine` handle, which already knows its connection.
+ *
+ * @example
+ * ```ts
+ * await machine.kill({ requestTimeoutMs: 5_000 });
+ * ```
+ */
+export interface RequestOptions {
+  /** Overrides the handle's `requestTimeoutMs` for this call. */
+  requestTimeoutMs?: number;
+}
+
+/** One request's shape for {@link Transport.request}. */
+export interface TransportRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Path below the API URL, starting with `/v1/`. */
+  path: string;
+  query?: URLSearchParams;
+  body?: unknown;
+  /** Overrides the transport's request timeout. */
+  timeoutMs?: number;
+}
+
+function envValue(name: string): string | undefined {
+  // Guarded so the SDK also loads where there is no `process` (it then needs explicit options).
+  const value = typeof process === 'undefined' ? undefined : process.env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The one HTTP client every namespace of the SDK shares: resolves the connection options, sends
+ * JSON, applies request timeouts and turns every failure into a typed {@link NullspaceError}.
+ * Internal: use `Machine` instead.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const transport = new Transport({ apiUrl: 'http://127.0.0.1:7070' });
+ * const info = await transport.request({ method: 'GET', path: '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa' });
+ * ```
+ */
+export class Transport {
+  /** Normalised base URL, without a trailing slash. */
+  readonly apiUrl: string;
+  readonly requestTimeoutMs: number;
+  readonly #apiKey: string | undefined;
+
+  constructor(opts: ConnectionOptions = {}) {
+    const apiUrl = opts.apiUrl ?? envValue('NULLSPACE_API_URL') ?? DEFAULT_API_URL;
+    let parsed: URL;
+    try {
+      parsed = new URL(apiUrl);
+    } catch {
+      throw new InvalidArgumentError('invalid_argument', `apiUrl: "${apiUrl}" is not a URL`, {
+        details: { field: 'apiUrl' },
+      });
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new InvalidArgumentError(
+        'invalid_argument',
+        `apiUrl: must be an http or https URL, got "${apiUrl}"`,
+        {
+          details: { field: 'apiUrl' },
+        },
+      );
+    this.apiUrl = apiUrl.replace(/\/+$/, '');
+    this.#apiKey = opts.apiKey ?? envValue('NULLSPACE_API_KEY');
+    const timeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (!Number.isFinite(timeout) || timeout < 0)
+      throw new InvalidArgumentError('invalid_argument', 'requestTimeoutMs: must be a number >= 0', {
+        details: { field: 'requestTimeoutMs' },
+      });
+    this.requestTimeoutMs = timeout;
+  }
+
+  /** Sends one request and returns its parsed JSON body; throws a typed error for any failure. */
+  async request<T>(req: TransportRequest): Promise<T> {
+    const query = req.query?.toString() ?? '';
+    const url = this.apiUrl + req.path + (query === '' ? '' : `?${query}`);
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': SDK_USER_AGENT };
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const timeoutMs = req.timeoutMs ?? this.requestTimeoutMs;
+    const init: RequestInit = { method: req.method, headers };
+    if (req.body !== undefined) init.body = JSON.stringify(req.body);
+    if (timeoutMs > 0) init.signal = AbortSignal.timeout(timeoutMs);
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, init);
+      text = await response.text();
+    } catch (err) {
+      throw this.#networkError(err, req.method, url, timeoutMs);
+    }
+    const requestId = response.headers.get('x-request-id') ?? undefined;
+    if (response.ok) {
+      if (text === '') return undefined as T;
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw errorFromCode(
+          'internal',
+          `${req.method} ${url}: the server answered ${response.status} with a body that is not JSON`,
+          {
+            status: response.status,
+            ...(requestId === undefined ? {} : { requestId }),
+          },
+        );
+      }
+    }
+    throw this.#responseError(response, text, req.method, url, requestId);
+  }
+
+  #responseError(
+    response: Response,
+    text: string,
+    method: string,
+    url: string,
+    requestId: string | undefined,
+  ) {
+    const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
+    const base = {
+      status: response.status,
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+    };
+    const wire = parseErrorBody(text);
+    if (wire !== undefined) {
+      const id = wire.request_id ?? requestId;
+      return errorFromCode(wire.code, wire.message, {
+        ...base,
+        ...(id === undefined ? {} : { requestId: id }),
+        ...(wire.details === undefined ? {} : { details: wire.details }),
+      });
+    }
+    // Not our error shape: a proxy in between, or not a Nullspace server at this URL.
+    const reason = response.statusText === '' ? '' : ` ${response.statusText}`;
+    return errorFromCode(
+      undefined,
+      `${method} ${url}: HTTP ${response.status}${reason} (not a Nullspace error response)`,
+      {
+        ...base,
+        ...(requestId === undefined ? {} : { requestId }),
+      },
+    );
+  }
+
+  #networkError(err: unknown, method: string, url: string, timeoutMs: number): NullspaceError {
+    const name = err instanceof Error ? err.name : '';
+    if (name === 'TimeoutError')
+      return new TimeoutError(
+        'timeout',
+        `${method} ${url} timed out after ${timeoutMs} ms (requestTimeoutMs)`,
+        {
+          details: { url, method, timeout_ms: timeoutMs },
+          cause: err,
+        },
+      );
+    const reason = networkReason(err);
+    return new UnavailableError(
+      'unavailable',
+      `cannot reach the Nullspace API at ${this.apiUrl} (${reason})`,
+      {
+        details: { url, method, reason },
+        cause: err,
+      },
+    );
+  }
+}
+
+/** The short system reason behind a failed fetch, e.g. `ECONNREFUSED`. */
+function networkReason(err: unknown): string {
+  let current: unknown = err;
+  // fetch wraps the socket error as `cause`; happy-eyeballs wraps several in an AggregateError.
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    if (current instanceof AggregateError && current.errors[0] !== undefined) current = current.errors[0];
+    else if (current.cause !== undefined) current = current.cause;
+    else return current.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+interface WireError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  request_id?: string;
+}
+
+function parseErrorBody(text: string): WireError | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(body) || !isPlainObject(body.error)) return undefined;
+  const { code, message, details, request_id } = body.error;
+  if (typeof code !== 'string' || typeof message !== 'string') return undefined;
+  const wire: WireError = { code, message };
+  if (isPlainObject(details)) wire.details = details;
+  if (typeof request_id === 'string') wire.request_id = request_id;
+  return wire;
+}
+
+/** `Retry-After` is either whole seconds or an HTTP date; returns seconds from now. */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}

@@ -1,0 +1,47 @@
+import { join } from 'node:path';
+import { CodedError } from '@nullspace/protocol';
+
+export interface ServerConfig {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  dataDir: string;
+  /** Where templates' root filesystems live: `<dir>/<template>/rootfs`. */
+  templatesDir: string;
+  /** Explicit API key; when unset one is generated once and kept in `<dataDir>/api-key`. */
+  apiKey?: string;
+  /** Most machines alive (not killed) at once; more → 429 resource_exhausted. */
+  maxMachines: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
+
+function intFromEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new CodedError('invalid_argument', `${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  return n;
+}
+
+/** Reads the server's configuration from NULLSPACE_* environment variables, with embedded defaults. */
+export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const dataDir = overrides.dataDir ?? process.env.NULLSPACE_DATA_DIR ?? DEFAULT_DATA_DIR;
+  const level = process.env.NULLSPACE_LOG_LEVEL ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(level))
+    throw new CodedError('invalid_argument', 'NULLSPACE_LOG_LEVEL must be debug, info, warn or error');
+  const config: ServerConfig = {
+    host: process.env.NULLSPACE_HOST ?? '127.0.0.1',
+    port: intFromEnv('NULLSPACE_PORT', 7070, 0, 65535),
+    dataDir,
+    templatesDir: process.env.NULLSPACE_TEMPLATES_DIR ?? join(dataDir, 'templates'),
+    maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
+    logLevel: level as ServerConfig['logLevel'],
+    ...overrides,
+  };
+  const apiKey = overrides.apiKey ?? process.env.NULLSPACE_API_KEY;
+  if (apiKey) config.apiKey = apiKey;
+  return config;
+}

@@ -1,0 +1,156 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CodedError, type ErrorBody, newId } from '@nullspace/protocol';
+import { keyMatches } from '../api-key.js';
+import type { Logger } from '../log.js';
+import type { RequestContext, Router } from './router.js';
+
+/** Largest request body accepted (foreground `stdin` can be 16 MiB of JSON-escaped text). */
+export const MAX_BODY_BYTES = 48 * 1024 * 1024;
+
+export interface ApiServerOptions {
+  router: Router;
+  apiKey: string;
+  log: Logger;
+}
+
+/**
+ * The HTTP edge: request ids, authentication, body parsing with a size limit, and the one place
+ * where errors become responses (code → status from the protocol's map; unknown errors become
+ * `internal`, logged with their cause and never shown to the client).
+ */
+export function createApiServer(o: ApiServerOptions): http.Server {
+  const server = http.createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = newId('request');
+    res.setHeader('x-request-id', requestId);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    res.on('finish', () => {
+      o.log.info('request', {
+        request_id: requestId,
+        method: req.method,
+        path: url.pathname,
+        status: res.statusCode,
+        ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+      });
+    });
+    handle(o, req, res, url, requestId).catch((err: unknown) => sendError(o.log, res, err, requestId));
+  });
+  server.keepAliveTimeout = 65_000;
+  // Commands may run long; a request's own timeout_ms bounds them, not the socket.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  return server;
+}
+
+async function handle(
+  o: ApiServerOptions,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+  requestId: string,
+): Promise<void> {
+  if (url.pathname === '/healthz' && req.method === 'GET') {
+    sendJson(res, 200, { ok: true });
+    return;
+  }
+  if (url.pathname.startsWith('/v1/') || url.pathname === '/v1') {
+    if (!keyMatches(presentedKey(req), o.apiKey))
+      throw new CodedError('unauthenticated', 'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)');
+  }
+  const { handler, params } = o.router.match(req.method ?? 'GET', url.pathname);
+  const ctx: RequestContext = { req, res, url, params, requestId, body: () => readJsonBody(req) };
+  const result = await handler(ctx);
+  if (result === undefined) return;
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  sendJson(res, result.status ?? 200, result.body);
+}
+
+function presentedKey(req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+  const header = req.headers['x-api-key'];
+  return typeof header === 'string' ? header : undefined;
+}
+
+function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      reject(new CodedError('payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new CodedError('payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size === 0) {
+        resolve(undefined);
+        return;
+      }
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        reject(new CodedError('invalid_argument', `body: is not valid JSON (${(err as Error).message})`, { field: 'body' }));
+      }
+    });
+  });
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(log: Logger, res: http.ServerResponse, err: unknown, requestId: string): void {
+  let coded: CodedError;
+  if (err instanceof CodedError && err.code !== 'internal') {
+    coded = err;
+  } else {
+    log.error('request failed', { request_id: requestId, error: err, cause: err instanceof Error ? err.cause : undefined });
+    // Only errors the service raised on purpose about a machine (they name it) keep their message;
+    // anything else could carry host paths or tool output, which stay in the log.
+    const machineId = err instanceof CodedError ? err.details?.machine_id : undefined;
+    coded =
+      err instanceof CodedError && typeof machineId === 'string'
+        ? new CodedError('internal', err.message, { machine_id: machineId })
+        : new CodedError('internal', 'internal error; the server log has the cause under this request id');
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const retryAfter = coded.details?.retry_after;
+  if (coded.code === 'unavailable' || coded.code === 'machine_transitioning')
+    res.setHeader('retry-after', String(typeof retryAfter === 'number' ? retryAfter : 1));
+  const body: ErrorBody = {
+    error: {
+      code: coded.code,
+      message: coded.message,
+      ...(coded.details ? { details: coded.details } : {}),
+      request_id: requestId,
+    },
+  };
+  sendJson(res, coded.status, body);
+}
+
+export function listen(server: http.Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,95 @@
+import { mkdirSync } from 'node:fs';
+import type http from 'node:http';
+import { join } from 'node:path';
+import { agentBundleDir } from '@nullspace/agent';
+import { RuncDriver, type MachineDriver } from '@nullspace/runtime';
+import { loadOrCreateApiKey } from './api-key.js';
+import { type ServerConfig, configFromEnv } from './config.js';
+import { createApiServer, listen } from './http/api-server.js';
+import { addMachineRoutes } from './http/machine-routes.js';
+import { Router } from './http/router.js';
+import { Logger } from './log.js';
+import { MachineService } from './services/machine-service.js';
+import { MachineStore } from './store/machine-store.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  apiKey: string;
+  config: ServerConfig;
+  machines: MachineService;
+  driver: MachineDriver;
+  /** Stops serving. Machines keep running; the next start re-adopts them. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the server: opens the data directory and database, checks the runtime, re-adopts what is
+ * still running from an earlier start, then listens.
+ */
+export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
+  const config = configFromEnv(overrides);
+  const log = new Logger(config.logLevel);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const { key: apiKey, generated } = loadOrCreateApiKey(config.dataDir, config.apiKey);
+
+  const driver = new RuncDriver({
+    machinesDir: join(config.dataDir, 'machines'),
+    runcRoot: join(config.dataDir, 'runc'),
+    agentHomeDir: agentBundleDir(),
+  });
+  await driver.init();
+  const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
+  const machines = new MachineService({
+    store,
+    driver,
+    templatesDir: config.templatesDir,
+    maxMachines: config.maxMachines,
+    log,
+  });
+  await machines.readopt();
+
+  const router = new Router();
+  addMachineRoutes(router, machines);
+  const server: http.Server = createApiServer({ router, apiKey, log });
+  const address = await listen(server, config.host, config.port);
+  const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  log.info('nullspace server listening', { url, data_dir: config.dataDir, driver: driver.name });
+  if (generated) log.info('generated an API key (kept in the data directory)', { api_key_file: join(config.dataDir, 'api-key') });
+
+  return {
+    url,
+    port: address.port,
+    apiKey,
+    config,
+    machines,
+    driver,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await machines.close();
+      store.close();
+      log.info('nullspace server stopped; machines keep running');
+    },
+  };
+}
+
+/** `nullspace serve`: start with the environment's configuration and stop cleanly on a signal. */
+export async function runServe(): Promise<void> {
+  const running = await startServer();
+  process.stdout.write(
+    `\nNullspace is listening on ${running.url}\n` +
+      `  export NULLSPACE_API_URL=${running.url}\n` +
+      `  export NULLSPACE_API_KEY=${running.apiKey}\n\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stdout.write(`received ${signal}, stopping (machines keep running)\n`);
+      running.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,193 @@
+import Database from 'better-sqlite3';
+import {
+  CodedError,
+  type ListMachinesQuery,
+  MACHINE_STATES,
+  type MachineState,
+  type TimeoutAction,
+} from '@nullspace/protocol';
+
+/** One machine as the server stores it (durable across restarts). */
+export interface MachineRecord {
+  id: string;
+  execution_id: string;
+  status: MachineState;
+  status_reason: string | null;
+  template: string;
+  snapshot_id: string | null;
+  vcpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  cwd: string;
+  envs: Record<string, string>;
+  metadata: Record<string, string>;
+  timeout: number;
+  on_timeout: TimeoutAction;
+  auto_resume: boolean;
+  /** Epoch milliseconds. */
+  expires_at: number;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+}
+
+interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume'> {
+  envs: string;
+  metadata: string;
+  auto_resume: number;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE machines (
+     id TEXT PRIMARY KEY,
+     execution_id TEXT NOT NULL,
+     status TEXT NOT NULL,
+     status_reason TEXT,
+     template TEXT NOT NULL,
+     snapshot_id TEXT,
+     vcpus INTEGER NOT NULL,
+     memory_mb INTEGER NOT NULL,
+     disk_mb INTEGER NOT NULL,
+     cwd TEXT NOT NULL,
+     envs TEXT NOT NULL,
+     metadata TEXT NOT NULL,
+     timeout INTEGER NOT NULL,
+     on_timeout TEXT NOT NULL,
+     auto_resume INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX machines_by_created ON machines (created_at DESC, id DESC);
+   CREATE INDEX machines_by_status ON machines (status);`,
+];
+
+/** Encodes the position after the last row of a page; opaque to clients. */
+function encodeToken(createdAt: number, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+function decodeToken(token: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  throw new CodedError('invalid_argument', 'next_token: is not a token this server issued', { field: 'next_token' });
+}
+
+/** States a plain list shows when no `state` filter is given: everything that is not gone. */
+export const LISTED_BY_DEFAULT: MachineState[] = MACHINE_STATES.filter((s) => s !== 'killed');
+
+/** The server's SQLite database (WAL mode), migrated forward on open. */
+export class MachineStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] as string);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  insert(m: MachineRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
+           disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at)
+         VALUES (@id, @execution_id, @status, @status_reason, @template, @snapshot_id, @vcpus, @memory_mb,
+           @disk_mb, @cwd, @envs, @metadata, @timeout, @on_timeout, @auto_resume, @expires_at, @created_at,
+           @started_at, @updated_at)`,
+      )
+      .run(toRow(m));
+  }
+
+  get(id: string): MachineRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Updates the given columns (and updated_at) and returns the new record. */
+  update(id: string, patch: Partial<Omit<MachineRecord, 'id' | 'created_at'>>): MachineRecord {
+    const entries = Object.entries({ ...patch, updated_at: Date.now() });
+    const row: Record<string, unknown> = { id };
+    for (const [k, v] of entries) {
+      row[k] = k === 'envs' || k === 'metadata' ? JSON.stringify(v) : k === 'auto_resume' ? Number(v) : v;
+    }
+    this.db.prepare(`UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run(row);
+    const updated = this.get(id);
+    if (!updated) throw new CodedError('machine_not_found', `machine ${id} not found`);
+    return updated;
+  }
+
+  countInStates(states: readonly MachineState[]): number {
+    const row = this.db
+      .prepare(`SELECT count(*) AS n FROM machines WHERE status IN (${states.map(() => '?').join(',')})`)
+      .get(...states) as { n: number };
+    return row.n;
+  }
+
+  listInStates(states: readonly MachineState[]): MachineRecord[] {
+    return (
+      this.db
+        .prepare(`SELECT * FROM machines WHERE status IN (${states.map(() => '?').join(',')})`)
+        .all(...states) as Row[]
+    ).map(fromRow);
+  }
+
+  /** One page, newest first, filtered by state, template and metadata (all ANDed). */
+  list(q: ListMachinesQuery): { items: MachineRecord[]; nextToken: string | null } {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const states = q.states.length > 0 ? q.states : LISTED_BY_DEFAULT;
+    where.push(`status IN (${states.map(() => '?').join(',')})`);
+    params.push(...states);
+    if (q.template !== undefined) {
+      where.push('template = ?');
+      params.push(q.template);
+    }
+    for (const [k, v] of Object.entries(q.metadata)) {
+      // Keys are validated against a pattern without quotes, so embedding them in a JSON path is safe.
+      where.push(`json_extract(metadata, '$."${k}"') = ?`);
+      params.push(v);
+    }
+    if (q.next_token !== undefined) {
+      const [createdAt, id] = decodeToken(q.next_token);
+      where.push('(created_at, id) < (?, ?)');
+      params.push(createdAt, id);
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...params, q.limit + 1) as Row[];
+    const hasNext = rows.length > q.limit;
+    const page = rows.slice(0, q.limit).map(fromRow);
+    const last = page[page.length - 1];
+    return { items: page, nextToken: hasNext && last ? encodeToken(last.created_at, last.id) : null };
+  }
+}
+
+function toRow(m: MachineRecord): Row {
+  return { ...m, envs: JSON.stringify(m.envs), metadata: JSON.stringify(m.metadata), auto_resume: Number(m.auto_resume) };
+}
+
+function fromRow(r: Row): MachineRecord {
+  return {
+    ...r,
+    envs: JSON.parse(r.envs) as Record<string, string>,
+    metadata: JSON.parse(r.metadata) as Record<string, string>,
+    auto_resume: r.auto_resume === 1,
+  };
+}
