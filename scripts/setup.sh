@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One idempotent host set-up for Nullspace: Debian packages, CRIU built from Debian's source,
+# node modules (native ones built here), the TypeScript build, and the `base` template.
+# A second run only checks and takes seconds. Needs root on Debian 12 (bookworm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$(pwd)
+step() { printf '\n==> %s\n' "$*"; }
+t0=$(date +%s)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: run as root (machines need namespaces, cgroups, mounts and runc)" >&2
+  exit 1
+fi
+
+APT_PACKAGES=(
+  runc tini xfsprogs debootstrap iproute2 nftables util-linux ca-certificates
+  # CRIU's build dependencies (RUNTIME-FACTS.md)
+  build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  python3-protobuf libcap-dev libnl-3-dev libnet1-dev libbsd-dev libnftables-dev libgnutls28-dev
+  libdrm-dev uuid-dev xz-utils
+)
+step "Debian packages"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "all ${#APT_PACKAGES[@]} present"
+fi
+
+step "CRIU"
+bash scripts/build-criu.sh
+
+step "node modules"
+stamp=node_modules/.nullspace-install-stamp
+want=$(cat package.json packages/*/package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm install --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+else
+  echo "up to date"
+fi
+
+step "build"
+npx tsc -b
+node scripts/bundle-agent.mjs
+echo "built"
+
+step "template base"
+bash scripts/build-base-template.sh
+
+echo
+echo "setup done in $(( $(date +%s) - t0 ))s ($here)"

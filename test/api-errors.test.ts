@@ -1,0 +1,147 @@
+/**
+ * Every bad input gets its stable error code and status, checked over raw HTTP (what any client
+ * sees) and through the SDK's typed errors.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ERROR_STATUS } from '@nullspace/protocol';
+import { InvalidArgumentError, Machine, NotFoundError, NullspaceError } from '@nullspace/sdk';
+import { type TestServer, cannotRunMachines, startTestServer } from './harness.js';
+
+const skip = cannotRunMachines();
+if (skip && process.env.CI) throw new Error(`API tests cannot run in CI: ${skip}`);
+
+describe('API errors', { skip }, () => {
+  let server: TestServer;
+  let machineId: string;
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const json = (await res.json()) as { error?: { code: string; message: string; request_id: string; details?: { field?: string } } };
+    assert.ok(res.headers.get('x-request-id')?.startsWith('req_'), 'every response has x-request-id');
+    return { status: res.status, json, headers: res.headers };
+  };
+  const expectError = async (
+    method: string,
+    path: string,
+    body: unknown,
+    code: keyof typeof ERROR_STATUS,
+    field?: string,
+  ) => {
+    const { status, json } = await call(method, path, body);
+    assert.equal(json.error?.code, code, `${method} ${path} ${JSON.stringify(body)} → ${JSON.stringify(json)}`);
+    assert.equal(status, ERROR_STATUS[code]);
+    assert.ok(json.error?.request_id.startsWith('req_'));
+    if (field) {
+      assert.equal(json.error?.details?.field, field);
+      assert.match(json.error?.message ?? '', new RegExp(field.replace(/[.[\]]/g, '\\$&')));
+    }
+  };
+
+  before(async () => {
+    server = await startTestServer();
+    machineId = (await Machine.create(server.conn)).id;
+  });
+  after(async () => {
+    await server?.teardown();
+  });
+
+  it('requires the API key', async () => {
+    for (const headers of [{ authorization: '' }, { authorization: 'Bearer wrong' }, { authorization: 'Basic abc' }]) {
+      const res = await fetch(`${server.url}/v1/machines`, { headers });
+      assert.equal(res.status, 401);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unauthenticated');
+    }
+    const viaHeader = await fetch(`${server.url}/v1/machines`, { headers: { 'x-api-key': server.apiKey } });
+    assert.equal(viaHeader.status, 200);
+    const health = await fetch(`${server.url}/healthz`);
+    assert.equal(health.status, 200);
+    await assert.rejects(
+      Machine.list({ apiUrl: server.url, apiKey: 'nope' }),
+      (e: NullspaceError) => e.code === 'unauthenticated' && e.status === 401,
+    );
+  });
+
+  it('rejects bad create bodies naming the field', async () => {
+    const cases: [unknown, string][] = [
+      [{ vcpus: 0 }, 'vcpus'],
+      [{ vcpus: 1.5 }, 'vcpus'],
+      [{ vcpus: '2' }, 'vcpus'],
+      [{ memory_mb: 64 }, 'memory_mb'],
+      [{ memory_mb: 10_000_000 }, 'memory_mb'],
+      [{ disk_mb: 1 }, 'disk_mb'],
+      [{ timeout: -1 }, 'timeout'],
+      [{ timeout: 'soon' }, 'timeout'],
+      [{ on_timeout: 'explode' }, 'on_timeout'],
+      [{ auto_resume: true }, 'auto_resume'],
+      [{ cwd: 'relative/path' }, 'cwd'],
+      [{ envs: { '1BAD': 'x' } }, 'envs.1BAD'],
+      [{ envs: { OK: 5 } }, 'envs.OK'],
+      [{ envs: ['A=B'] }, 'envs'],
+      [{ metadata: { k: { nested: true } } }, 'metadata.k'],
+      [{ template: 'Bad Name!' }, 'template'],
+      [{ snapshot_id: 'nope' }, 'snapshot_id'],
+      [{ volumes: [{ mount_path: '/data' }] }, 'volumes[0].volume'],
+      [{ warm_pool_mode: 'sometimes' }, 'warm_pool_mode'],
+      [{ unknown_field: 1 }, 'unknown_field'],
+      [{ network: { egress: { mode: 'deny_all' } } }, 'network'],
+    ];
+    for (const [body, field] of cases) await expectError('POST', '/v1/machines', body, 'invalid_argument', field);
+    await expectError('POST', '/v1/machines', '{"vcpus": ', 'invalid_argument', 'body');
+    await expectError('POST', '/v1/machines', '[1,2]', 'invalid_argument', 'body');
+    await assert.rejects(
+      Machine.create({ ...server.conn, memoryMb: 1 }),
+      (e: unknown) => e instanceof InvalidArgumentError && e.code === 'invalid_argument',
+    );
+  });
+
+  it('answers unknown things with their not-found codes', async () => {
+    await expectError('POST', '/v1/machines', { template: 'no-such-template' }, 'template_not_found');
+    await expectError('POST', '/v1/machines', { snapshot_id: 'snap_aaaaaaaaaaaaaaaaaaaa' }, 'snapshot_not_found');
+    await expectError('POST', '/v1/machines', { volumes: [{ volume: 'vol_aaaaaaaaaaaaaaaaaaaa', mount_path: '/d' }] }, 'volume_not_found');
+    await expectError('GET', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa', undefined, 'machine_not_found');
+    await expectError('GET', '/v1/machines/garbage', undefined, 'machine_not_found');
+    await expectError('DELETE', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa', undefined, 'machine_not_found');
+    await expectError('POST', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/commands', { cmd: 'true' }, 'machine_not_found');
+    await expectError('GET', '/v1/nothing-here', undefined, 'not_found');
+    await expectError('PATCH', '/v1/machines', undefined, 'method_not_allowed');
+    await assert.rejects(Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', server.conn), (e: unknown) => e instanceof NotFoundError);
+  });
+
+  it('rejects bad list queries and command bodies', async () => {
+    await expectError('GET', '/v1/machines?limit=0', undefined, 'invalid_argument', 'limit');
+    await expectError('GET', '/v1/machines?limit=1001', undefined, 'invalid_argument', 'limit');
+    await expectError('GET', '/v1/machines?state=sleepy', undefined, 'invalid_argument', 'state');
+    await expectError('GET', '/v1/machines?fields=id,nope', undefined, 'invalid_argument', 'fields');
+    await expectError('GET', '/v1/machines?next_token=forged', undefined, 'invalid_argument', 'next_token');
+    await expectError('GET', '/v1/machines?colour=blue', undefined, 'invalid_argument', 'colour');
+    const cmd = `/v1/machines/${machineId}/commands`;
+    await expectError('POST', cmd, {}, 'invalid_argument', 'cmd');
+    await expectError('POST', cmd, { cmd: 'ls', args: 'x' }, 'invalid_argument', 'args');
+    await expectError('POST', cmd, { cmd: 'ls', args: ['-l'], shell: true }, 'invalid_argument', 'args');
+    await expectError('POST', cmd, { cmd: 'ls', timeout_ms: 0 }, 'invalid_argument', 'timeout_ms');
+    await expectError('POST', cmd, { cmd: 'ls', cwd: 'tmp' }, 'invalid_argument', 'cwd');
+    await expectError('POST', cmd, { cmd: 'ls', bogus: 1 }, 'invalid_argument', 'bogus');
+    await expectError('POST', `/v1/machines/${machineId}/connect`, { timeout: 0 }, 'invalid_argument', 'timeout');
+  });
+
+  it('refuses a body over the size limit with payload_too_large', async () => {
+    const big = JSON.stringify({ cmd: 'cat', stdin: 'x'.repeat(49 * 1024 * 1024) });
+    const { status, json } = await call('POST', `/v1/machines/${machineId}/commands`, big);
+    assert.equal(status, 413);
+    assert.equal(json.error?.code, 'payload_too_large');
+  });
+
+  it('refuses more machines than the server allows with resource_exhausted', async () => {
+    const small = await startTestServer({ NULLSPACE_MAX_MACHINES: '1' });
+    try {
+      await Machine.create(small.conn);
+      await assert.rejects(Machine.create(small.conn), (e: NullspaceError) => e.code === 'resource_exhausted' && e.status === 429);
+    } finally {
+      await small.teardown();
+    }
+  });
+});

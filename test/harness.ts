@@ -1,0 +1,191 @@
+/**
+ * Test fixtures: a real server (the `nullspace serve` CLI as a child process) on 127.0.0.1 with a
+ * free port and its own data directory, the real SDK pointed at it, and a teardown that kills every
+ * machine, stops the server and proves nothing the server made is left on the host.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Machine, type ConnectionOptions } from '@nullspace/sdk';
+import { host, mountsUnder, NETNS_DIR, netnsName } from '@nullspace/runtime';
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+export const CLI = join(ROOT, 'packages/cli/bin/nullspace.js');
+export const TEMPLATES_DIR = process.env.NULLSPACE_TEMPLATES_DIR ?? '/var/lib/nullspace/templates';
+
+/** Why privileged tests cannot run here, or undefined when they can. */
+export function cannotRunMachines(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (namespaces, cgroups, mounts)';
+  if (!existsSync(join(TEMPLATES_DIR, 'base', 'rootfs'))) return `no base template in ${TEMPLATES_DIR}; run scripts/setup.sh`;
+  return undefined;
+}
+
+export interface TestServer {
+  url: string;
+  apiKey: string;
+  dataDir: string;
+  conn: ConnectionOptions;
+  process: ChildProcess;
+  /** Stops the server process (SIGTERM, or SIGKILL to simulate a crash). Machines keep running. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the server again on the same data directory (and a new port). */
+  restart(): Promise<void>;
+  /** Kills every machine, stops the server, asserts nothing is left behind, removes the data dir. */
+  teardown(): Promise<void>;
+  logs(): string;
+}
+
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  // Short path: the agent's Unix socket lives under it, and socket paths are limited to 108 bytes.
+  const dataDir = mkdtempSync('/tmp/nst-');
+  const apiKey = `test-key-${Math.random().toString(36).slice(2)}`;
+  let child: ChildProcess;
+  let url = '';
+  let logs = '';
+
+  const start = async () => {
+    child = spawn(process.execPath, [CLI, 'serve'], {
+      env: {
+        ...process.env,
+        NULLSPACE_DATA_DIR: dataDir,
+        NULLSPACE_TEMPLATES_DIR: TEMPLATES_DIR,
+        NULLSPACE_PORT: '0',
+        NULLSPACE_HOST: '127.0.0.1',
+        NULLSPACE_API_KEY: apiKey,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const p = child;
+    url = await new Promise<string>((resolveUrl, reject) => {
+      const onData = (d: Buffer) => {
+        logs += d.toString();
+        const m = /Nullspace is listening on (http:\/\/\S+)/.exec(logs);
+        if (m?.[1]) resolveUrl(m[1]);
+      };
+      p.stdout?.on('data', onData);
+      p.stderr?.on('data', (d: Buffer) => {
+        logs += d.toString();
+      });
+      p.once('exit', (code) => reject(new Error(`server exited with ${code} before listening:\n${logs}`)));
+      setTimeout(() => reject(new Error(`server did not start in 30 s:\n${logs}`)), 30_000).unref();
+    });
+    server.url = url;
+    server.conn = { apiUrl: url, apiKey };
+    server.process = p;
+  };
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const p = child;
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = once(p, 'exit');
+    p.kill(signal);
+    await exited;
+  };
+
+  const server: TestServer = {
+    url,
+    apiKey,
+    dataDir,
+    conn: { apiUrl: url, apiKey },
+    process: undefined as unknown as ChildProcess,
+    stop,
+    restart: start,
+    logs: () => logs,
+    async teardown() {
+      const ids = new Set<string>();
+      if (child.exitCode === null && child.signalCode === null) {
+        for await (const m of await Machine.list({ ...server.conn, query: { state: ['starting', 'running', 'failed', 'killing'] }, limit: 1000 })) {
+          ids.add(m.id);
+          await Machine.killById(m.id, server.conn).catch(() => undefined);
+        }
+        await stop();
+      }
+      for (const id of readdirSync(join(dataDir, 'machines'), { withFileTypes: true }).map((d) => d.name)) ids.add(id);
+      const leaks = await leftovers(dataDir, ids);
+      // Clean up even when leaking, so one failure does not cascade into the next tests.
+      if (leaks.length > 0) await forceClean(dataDir, ids);
+      await rm(dataDir, { recursive: true, force: true });
+      if (leaks.length > 0) throw new Error(`left behind after teardown:\n  ${leaks.join('\n  ')}`);
+    },
+  };
+  await start();
+  return server;
+}
+
+const CGROUP_ROOTS = ['/sys/fs/cgroup', ...cgroupV1Roots()];
+function cgroupV1Roots(): string[] {
+  try {
+    return readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  } catch {
+    return [];
+  }
+}
+
+/** Everything of these machines still on the host: containers, mounts, namespaces, cgroups. */
+export async function leftovers(dataDir: string, ids: Iterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of await mountsUnder(dataDir)) out.push(`mount ${m}`);
+  const runcRoot = join(dataDir, 'runc');
+  if (existsSync(runcRoot)) {
+    const { stdout } = await host('runc', ['--root', runcRoot, 'list', '--quiet']);
+    for (const id of stdout.split('\n').filter(Boolean)) out.push(`runc container ${id}`);
+  }
+  for (const id of ids) {
+    if (existsSync(join(NETNS_DIR, netnsName(id)))) out.push(`netns ${netnsName(id)}`);
+    for (const root of CGROUP_ROOTS) {
+      const cg = join(root, 'nullspace', id);
+      if (existsSync(cg)) out.push(`cgroup ${cg}`);
+    }
+    if (existsSync(join(dataDir, 'machines', id))) out.push(`machine dir ${id}`);
+  }
+  const loops = await host('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']);
+  for (const f of loops.stdout.split('\n').map((l) => l.trim())) if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
+  return out;
+}
+
+async function forceClean(dataDir: string, ids: Iterable<string>): Promise<void> {
+  const runcRoot = join(dataDir, 'runc');
+  for (const id of ids) {
+    await host('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    await host('ip', ['netns', 'delete', netnsName(id)]).catch(() => undefined);
+  }
+  for (const m of await mountsUnder(dataDir)) await host('umount', ['-l', m]).catch(() => undefined);
+}
+
+/** Polls `fn` until it returns a truthy value (bounded by count, never by asserting on time). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, tries = 300, everyMs = 100): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await fn();
+    if (v) return v;
+    await sleep(everyMs);
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** Runs the CLI against a test server; resolves with its exit code and output. */
+export async function cli(server: TestServer, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, NULLSPACE_API_URL: server.url, NULLSPACE_API_KEY: server.apiKey },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  p.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  p.stdin.end(input ?? '');
+  const [code] = (await once(p, 'exit')) as [number | null];
+  return { code: code ?? -1, stdout, stderr };
+}
+
+export function readText(path: string): string {
+  return readFileSync(path, 'utf8');
+}
