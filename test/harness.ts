@@ -62,9 +62,11 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     });
     const p = child;
     url = await new Promise<string>((resolveUrl, reject) => {
+      let sinceStart = '';
       const onData = (d: Buffer) => {
         logs += d.toString();
-        const m = /Nullspace is listening on (http:\/\/\S+)/.exec(logs);
+        sinceStart += d.toString();
+        const m = /Nullspace is listening on (http:\/\/\S+)/.exec(sinceStart);
         if (m?.[1]) resolveUrl(m[1]);
       };
       p.stdout?.on('data', onData);
@@ -98,14 +100,20 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     logs: () => logs,
     async teardown() {
       const ids = new Set<string>();
-      if (child.exitCode === null && child.signalCode === null) {
-        for await (const m of await Machine.list({ ...server.conn, query: { state: ['starting', 'running', 'failed', 'killing'] }, limit: 1000 })) {
-          ids.add(m.id);
-          await Machine.killById(m.id, server.conn).catch(() => undefined);
+      try {
+        if (child.exitCode === null && child.signalCode === null) {
+          const page = await Machine.list({ ...server.conn, query: { state: [...ALIVE] }, limit: 1000 });
+          for await (const m of page) {
+            ids.add(m.id);
+            await Machine.killById(m.id, server.conn).catch(() => undefined);
+          }
         }
-        await stop();
+      } finally {
+        await stop().catch(() => undefined);
+        if (child.exitCode === null && child.signalCode === null) await stop('SIGKILL');
       }
-      for (const id of readdirSync(join(dataDir, 'machines'), { withFileTypes: true }).map((d) => d.name)) ids.add(id);
+      const machinesDir = join(dataDir, 'machines');
+      if (existsSync(machinesDir)) for (const d of readdirSync(machinesDir)) ids.add(d);
       const leaks = await leftovers(dataDir, ids);
       // Clean up even when leaking, so one failure does not cascade into the next tests.
       if (leaks.length > 0) await forceClean(dataDir, ids);
@@ -116,6 +124,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   await start();
   return server;
 }
+
+const ALIVE = ['starting', 'running', 'pausing', 'paused', 'hibernating', 'hibernated', 'resuming', 'killing', 'failed'] as const;
 
 const CGROUP_ROOTS = ['/sys/fs/cgroup', ...cgroupV1Roots()];
 function cgroupV1Roots(): string[] {

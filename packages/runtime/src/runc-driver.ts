@@ -172,23 +172,27 @@ export class RuncDriver implements MachineDriver {
   }
 
   private async waitForAgent(id: string): Promise<void> {
-    const client = new AgentClient(this.agentSocketPath(id));
+    const socket = this.agentSocketPath(id);
+    const client = new AgentClient(socket);
     const deadline = Date.now() + this.readyTimeoutMs;
-    let delay = 2;
+    // Node needs ~100 ms to start here, so poll the socket's appearance cheaply and often; asking
+    // runc whether the machine died costs a process spawn, so do that rarely.
+    let nextLivenessCheck = Date.now() + 250;
     try {
-      for (;;) {
-        if (existsSync(this.agentSocketPath(id))) {
+      while (Date.now() < deadline) {
+        if (existsSync(socket)) {
           try {
             await client.health(1000);
             return;
           } catch {
-            // not listening yet
+            // bound but not accepting yet
           }
         }
-        if (Date.now() > deadline) break;
-        if (delay >= 32 && (await this.inspect(id)) !== 'running') break;
-        await sleep(delay);
-        delay = Math.min(delay * 2, 50);
+        if (Date.now() > nextLivenessCheck) {
+          if ((await this.inspect(id)) !== 'running') break;
+          nextLivenessCheck = Date.now() + 250;
+        }
+        await sleep(2);
       }
     } finally {
       client.close();

@@ -65,10 +65,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     machines,
     driver,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      // Stop accepting, let requests in flight finish for a moment, then drop what is left
+      // (a long foreground command's client sees its connection close; the command keeps running).
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(grace);
       await machines.close();
       store.close();
       log.info('nullspace server stopped; machines keep running');
@@ -92,4 +95,6 @@ export async function runServe(): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  // Everything is closed; do not let a stray handle keep a stopped server alive.
+  process.exit(0);
 }

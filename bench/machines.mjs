@@ -1,0 +1,875 @@
+#!/usr/bin/env node
+/**
+ * Machine benchmark: create, run and idle memory of real machines through a real server, beside the
+ * raw building blocks (runc, fork/exec, an idle node process) measured in the same run.
+ * Run as root from the repository root: `node bench/machines.mjs [--iterations N]`. See bench/README.md.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { AgentClient, mountsUnder } from '@nullspace/runtime';
+import { Machine } from '@nullspace/sdk';
+import { startServer } from '@nullspace/server';
+
+const TEMPLATE = 'base';
+const DEFAULT_TEMPLATES_DIR = '/var/lib/nullspace/templates';
+const TARGETS = { createP50Ms: 150, runP50Ms: 10, idleMiB: 40 };
+const IDLE_WAIT_MS = 2000;
+const MiB = 1024 * 1024;
+const CGROUP_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+/** The runc driver's default cgroup parent: machines live at `<parent>/<id>` in every hierarchy. */
+const MACHINE_CGROUP_PARENT = 'nullspace';
+
+const USAGE = `usage: node bench/machines.mjs [options]   (as root, from the repository root)
+  --iterations N       create/kill iterations, also the baselines and the breakdown (default 20)
+  --run-iterations N   commands.run('true') iterations (default 200)
+  --machines K         idle machines for the memory figure (default 10)
+  --warmup N           warm-up runs before each timed series, not counted (default 2)
+environment: NULLSPACE_TEMPLATES_DIR (default ${DEFAULT_TEMPLATES_DIR}) must hold ${TEMPLATE}/rootfs`;
+
+// ---- options ----------------------------------------------------------------------------------
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      iterations: { type: 'string' },
+      'run-iterations': { type: 'string' },
+      machines: { type: 'string' },
+      warmup: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const int = (name, fallback, min) => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+    return n;
+  };
+  return {
+    help: values.help === true,
+    iterations: int('iterations', 20, 1),
+    runIterations: int('run-iterations', 200, 1),
+    machines: int('machines', 10, 1),
+    warmup: int('warmup', 2, 0),
+  };
+}
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+const progress = (msg) => process.stderr.write(`  … ${msg}\n`);
+
+/** Runs a host tool; rejects with its stderr. */
+function sh(file, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', cwd: opts.cwd, maxBuffer: 16 * MiB },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${file} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
+        else resolve(String(stdout));
+      },
+    );
+  });
+}
+
+async function shOk(file, args) {
+  try {
+    await sh(file, args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Spawns a program with no stdio and resolves when it exits 0. With `keepStderr` its stderr is piped
+ * (for the error) and the end is 'close'; never for `runc run --detach`, whose container inherits
+ * runc's stdio and would hold the pipe open.
+ */
+function spawnWait(file, args, { keepStderr = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', keepStderr ? 'pipe' : 'ignore'] });
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('error', reject);
+    child.once(keepStderr ? 'close' : 'exit', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new Error(`${file} ${args.join(' ')}: exit ${code ?? signal}${stderr ? `: ${stderr.trim()}` : ''}`),
+        );
+    });
+  });
+}
+
+function execFileTrue() {
+  return new Promise((resolve, reject) => {
+    execFile('true', [], (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+async function timed(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** Nearest-rank percentiles. */
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+  const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  return { n: s.length, p50: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1], mean };
+}
+
+const fmt = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
+const verdict = (value, target) => (value === undefined ? 'n/a' : value <= target ? 'PASS' : 'MISS');
+
+/** Prints an aligned table (`header` null: none); `align` has one letter per column, `l` or `r`. */
+function printTable(header, rows, align) {
+  const all = header ? [header, ...rows] : rows;
+  const widths = [...align].map((_, c) => Math.max(...all.map((r) => String(r[c] ?? '').length)));
+  const line = (r) =>
+    r
+      .map((cell, c) =>
+        align[c] === 'l' ? String(cell ?? '').padEnd(widths[c]) : String(cell ?? '').padStart(widths[c]),
+      )
+      .join('  ')
+      .trimEnd();
+  if (header) {
+    console.log(`  ${line(header)}`);
+    console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  }
+  for (const r of rows) console.log(`  ${line(r)}`);
+}
+
+function meminfo() {
+  const text = readFileSync('/proc/meminfo', 'utf8');
+  const get = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024;
+  return { total: get('MemTotal'), available: get('MemAvailable') };
+}
+
+function hostUsedBytes() {
+  const m = meminfo();
+  return m.total - m.available;
+}
+
+function rssBytes(pid) {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? 0 : Number(kb) * 1024;
+  } catch {
+    return 0; // gone, or a kernel thread
+  }
+}
+
+function machineMemoryCgroup(id) {
+  return CGROUP_V2
+    ? `/sys/fs/cgroup/${MACHINE_CGROUP_PARENT}/${id}`
+    : `/sys/fs/cgroup/memory/${MACHINE_CGROUP_PARENT}/${id}`;
+}
+
+function machineCgroupBytes(id) {
+  const file = join(machineMemoryCgroup(id), CGROUP_V2 ? 'memory.current' : 'memory.usage_in_bytes');
+  return Number(readFileSync(file, 'utf8').trim());
+}
+
+function machineProcessesRss(id) {
+  const pids = readFileSync(join(machineMemoryCgroup(id), 'cgroup.procs'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
+  return pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+}
+
+/** Existing directories for cgroup path `rel` across every hierarchy (one on v2, many on v1). */
+function cgroupDirsFor(rel) {
+  const roots = CGROUP_V2
+    ? ['/sys/fs/cgroup']
+    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+  return roots.map((r) => join(r, rel)).filter((p) => existsSync(p));
+}
+
+async function runcList(root) {
+  if (!existsSync(root)) return [];
+  return (await sh('runc', ['--root', root, 'list', '-q'])).split('\n').filter(Boolean);
+}
+
+// ---- host -------------------------------------------------------------------------------------
+
+async function describeHost(templatesDir) {
+  const cpuModel =
+    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
+    os.cpus()[0]?.model;
+  const mem = meminfo();
+  const runcVersion = (await sh('runc', ['--version']).catch((e) => `unavailable (${e.message})`))
+    .split('\n')
+    .slice(0, 2)
+    .join(', ');
+  const gib = (b) => (b / 1024 ** 3).toFixed(1);
+  console.log('Host');
+  printTable(
+    null,
+    [
+      ['kernel', os.release()],
+      ['cpu', `${cpuModel} × ${os.cpus().length}`],
+      ['memory', `${gib(mem.total)} GiB total, ${gib(mem.available)} GiB available`],
+      ['runc', runcVersion],
+      ['node', process.version],
+      ['cgroups', CGROUP_V2 ? 'v2' : 'v1 (memory controller at /sys/fs/cgroup/memory)'],
+      [
+        'load avg',
+        os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' '),
+      ],
+      ['templates', `${templatesDir} (template ${TEMPLATE})`],
+    ],
+    'll',
+  );
+}
+
+// ---- state and cleanup --------------------------------------------------------------------------
+
+/** Everything the bench made, so every exit path can undo it. */
+const S = {
+  tmp: undefined,
+  dataDir: undefined,
+  server: undefined,
+  conn: undefined,
+  /** Machines created through the API and not killed yet. */
+  live: new Set(),
+  /** Every machine id the server made for us (for the leak check). */
+  machineIds: new Set(),
+  replicaIds: new Set(),
+  rawIds: new Set(),
+  /** Long-lived processes we spawned (idle node baselines). */
+  children: new Set(),
+};
+const runcRoots = () => ({
+  server: join(S.dataDir, 'runc'),
+  replica: join(S.tmp, 'replica-runc'),
+  raw: join(S.tmp, 'raw-runc'),
+});
+
+let cleanupPromise;
+function cleanup() {
+  cleanupPromise ??= doCleanup();
+  return cleanupPromise;
+}
+
+async function doCleanup() {
+  const problems = [];
+  const note = (what) => (err) => problems.push(`${what}: ${err?.message ?? err}`);
+
+  // 1. Machines through the API, then the server.
+  if (S.server) {
+    for (const id of [...S.live]) {
+      await Machine.killById(id, S.conn).then(() => S.live.delete(id), note(`kill ${id} via the API`));
+    }
+    await S.server.close().catch(note('server close'));
+    S.server = undefined;
+  }
+  // 2. Processes we started, by pid.
+  for (const child of S.children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  if (!S.tmp) return { problems, leaks: [], checked: 0 };
+
+  // 3. Runtime leftovers: containers in our runc roots (a machine caught mid-create by a signal
+  //    included), their network namespaces.
+  const machinesDir = join(S.dataDir, 'machines');
+  if (existsSync(machinesDir)) for (const id of readdirSync(machinesDir)) S.machineIds.add(id);
+  const roots = runcRoots();
+  const rootIds = [
+    [roots.server, S.machineIds],
+    [roots.replica, S.replicaIds],
+    [roots.raw, S.rawIds],
+  ];
+  for (const [root, ids] of rootIds) {
+    for (const id of await runcList(root).catch(() => [])) {
+      ids.add(id);
+      await sh('runc', ['--root', root, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
+    }
+  }
+  const netnsIds = [...S.machineIds, ...S.replicaIds];
+  for (const id of netnsIds) {
+    if (existsSync(`/run/netns/ns-${id}`))
+      await sh('ip', ['netns', 'delete', `ns-${id}`]).catch(note(`netns ns-${id}`));
+  }
+  // 4. Mounts under the temp dir, deepest first (overlays before the disks under them).
+  for (const m of await mountsUnder(S.tmp)) {
+    if (!(await shOk('umount', [m]))) await sh('umount', ['-l', m]).catch(note(`umount ${m}`));
+  }
+
+  // 5. Check, then remove the temp dir (never while something is still mounted in it).
+  const leaks = [];
+  for (const [root] of rootIds) {
+    for (const id of await runcList(root).catch(() => [])) leaks.push(`runc container ${id} (root ${root})`);
+  }
+  const mounts = await mountsUnder(S.tmp);
+  leaks.push(...mounts.map((m) => `mount ${m}`));
+  const loops = (await sh('losetup', ['-a']).catch(() => ''))
+    .split('\n')
+    .filter((l) => l.includes(`${S.tmp}/`));
+  leaks.push(...loops.map((l) => `loop device ${l}`));
+  if (mounts.length === 0) await rm(S.tmp, { recursive: true, force: true }).catch(note(`rm ${S.tmp}`));
+  if (existsSync(S.tmp)) leaks.push(`temp dir ${S.tmp}`);
+  for (const id of netnsIds) if (existsSync(`/run/netns/ns-${id}`)) leaks.push(`netns /run/netns/ns-${id}`);
+  for (const id of netnsIds)
+    leaks.push(...cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).map((d) => `cgroup ${d}`));
+  for (const id of S.rawIds) leaks.push(...cgroupDirsFor(id).map((d) => `cgroup ${d}`));
+  for (const child of S.children) {
+    if (child.exitCode === null && child.signalCode === null) leaks.push(`process ${child.pid}`);
+  }
+  const checked = S.machineIds.size + S.replicaIds.size + S.rawIds.size;
+  return { problems, leaks, checked };
+}
+
+let interrupted;
+function checkInterrupted() {
+  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (!interrupted) {
+      interrupted = sig;
+      process.stderr.write(`\n${sig}: stopping after the current step, then cleaning up (again to force)\n`);
+      return;
+    }
+    process.stderr.write(`${sig} again: cleaning up now\n`);
+    finish(130).then((code) => process.exit(code));
+  });
+}
+
+// ---- machines through the API -----------------------------------------------------------------
+
+async function createMachine() {
+  const machine = await Machine.create({ template: TEMPLATE, ...S.conn });
+  S.live.add(machine.id);
+  S.machineIds.add(machine.id);
+  return machine;
+}
+
+async function killMachine(machine) {
+  await machine.kill();
+  S.live.delete(machine.id);
+}
+
+/**
+ * Times the phases of the server's own RuncDriver.create by wrapping, on this one instance, its
+ * `create`, `runc.run` and `waitForAgent` (TypeScript-private members: plain properties at run
+ * time). Nothing in the runtime package changes. Returns undefined if those members are not there.
+ */
+function instrumentDriver(driver) {
+  if (
+    typeof driver?.create !== 'function' ||
+    typeof driver.runc?.run !== 'function' ||
+    typeof driver.waitForAgent !== 'function'
+  )
+    return undefined;
+  const marks = {};
+  const wrap = (obj, name, start, end) => {
+    const original = obj[name].bind(obj);
+    obj[name] = async (...args) => {
+      marks[start] = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        marks[end] = performance.now();
+      }
+    };
+  };
+  wrap(driver, 'create', 'driverStart', 'driverEnd');
+  wrap(driver.runc, 'run', 'runcStart', 'runcEnd');
+  wrap(driver, 'waitForAgent', 'agentStart', 'agentEnd');
+  // The wait checks `runc state` once its backoff reaches 32 ms: time spent there, during the wait.
+  if (typeof driver.runc.state === 'function') {
+    const state = driver.runc.state.bind(driver.runc);
+    driver.runc.state = async (...args) => {
+      const t0 = performance.now();
+      try {
+        return await state(...args);
+      } finally {
+        if (marks.agentStart !== undefined && marks.agentEnd === undefined) {
+          marks.stateMs = (marks.stateMs ?? 0) + performance.now() - t0;
+          marks.stateCalls = (marks.stateCalls ?? 0) + 1;
+        }
+      }
+    };
+  }
+  return marks;
+}
+
+// ---- baselines ----------------------------------------------------------------------------------
+
+/** A default `runc spec` bundle (terminal off) running /bin/true on the template, read-only root. */
+async function makeRawBundle(lower) {
+  const bundle = join(S.tmp, 'raw-bundle');
+  await mkdir(bundle, { recursive: true });
+  await sh('runc', ['spec'], { cwd: bundle });
+  const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8'));
+  config.process.terminal = false;
+  config.process.args = ['/bin/true'];
+  config.root = { path: realpathSync(lower), readonly: true }; // runc refuses a symlinked root
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+  return bundle;
+}
+
+async function rawRuncOnce(bundle, n) {
+  const id = `nsb${process.pid}raw${n}`;
+  S.rawIds.add(id);
+  const root = runcRoots().raw;
+  const ms = await timed(() =>
+    spawnWait('runc', ['--root', root, 'run', '--bundle', bundle, id], { keepStderr: true }),
+  );
+  // A foreground `runc run` removes its container on exit; delete -f in case it did not.
+  if ((await runcList(root)).includes(id)) await sh('runc', ['--root', root, 'delete', '--force', id]);
+  return ms;
+}
+
+async function idleNodeRss(extraArgs) {
+  const child = spawn(process.execPath, [...extraArgs, '-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
+  S.children.add(child);
+  await sleep(IDLE_WAIT_MS);
+  const rss = rssBytes(child.pid);
+  child.kill('SIGKILL');
+  await new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve),
+  );
+  return rss;
+}
+
+// ---- host-command replica of RuncDriver.create ------------------------------------------------
+
+/**
+ * The steps of RuncDriver.create, run one by one as host commands with the config.json the driver
+ * generated for a real machine (paths and id rewritten), so each one can be timed. The driver runs
+ * the disk and netns steps concurrently; here they are sequential. The agent is polled every 1 ms
+ * (the driver backs off 2 → 50 ms), so "agent ready" here is how long the agent really takes.
+ */
+async function replicaOnce(template, lower, diskMb, n) {
+  const id = `nsb${process.pid}r${n}`;
+  S.replicaIds.add(id);
+  const dir = join(S.tmp, 'r', id);
+  const disk = join(dir, 'disk');
+  const rootfs = join(dir, 'rootfs');
+  const netns = `ns-${id}`;
+  const root = runcRoots().replica;
+  const config = template.text
+    .replaceAll(template.dir, dir)
+    .replaceAll(template.id, id)
+    .replaceAll(template.id.replace('_', '-'), id.replace('_', '-'));
+  await mkdir(join(dir, 'run'), { recursive: true });
+  await mkdir(disk, { recursive: true });
+  await mkdir(rootfs, { recursive: true });
+  const t = {};
+  const step = async (name, fn) => {
+    t[name] = await timed(fn);
+  };
+  await step('truncate -s disk.img', () => sh('truncate', ['-s', `${diskMb}M`, join(dir, 'disk.img')]));
+  await step('mkfs.xfs -q -K', () =>
+    sh('mkfs.xfs', ['-q', '-K', join(dir, 'disk.img')], { timeoutMs: 60_000 }),
+  );
+  await step('mount -o loop (+ mkdir upper, work)', async () => {
+    await sh('mount', ['-o', 'loop,noatime', join(dir, 'disk.img'), disk]);
+    await mkdir(join(disk, 'upper'));
+    await mkdir(join(disk, 'work'));
+  });
+  await step('ip netns add', () => sh('ip', ['netns', 'add', netns]));
+  await step('ip link set lo up', () => sh('ip', ['-n', netns, 'link', 'set', 'lo', 'up']));
+  await step('mount -t overlay', () =>
+    sh('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${lower},upperdir=${join(disk, 'upper')},workdir=${join(disk, 'work')}`,
+      rootfs,
+    ]),
+  );
+  await step('write config.json', () => writeFile(join(dir, 'config.json'), config));
+  await step('runc run --detach', () =>
+    spawnWait(
+      'runc',
+      [
+        '--root',
+        root,
+        '--log',
+        join(dir, 'runc.log'),
+        '--log-format',
+        'json',
+        'run',
+        '--detach',
+        '--bundle',
+        dir,
+        id,
+      ],
+      // stdio must be /dev/null (see spawnWait); runc's errors go to runc.log.
+    ).catch(async (err) => {
+      const log = await readFile(join(dir, 'runc.log'), 'utf8').catch(() => '');
+      throw new Error(`${err.message}: ${log.trim().split('\n').slice(-3).join(' | ')}`);
+    }),
+  );
+  const socket = join(dir, 'run', 'agent.sock');
+  await step('agent ready (1 ms poll)', async () => {
+    const client = new AgentClient(socket);
+    const deadline = performance.now() + 20_000;
+    try {
+      for (;;) {
+        if (existsSync(socket)) {
+          try {
+            await client.health(1000);
+            return;
+          } catch {
+            // not listening yet
+          }
+        }
+        if (performance.now() > deadline) throw new Error(`replica ${id}: agent did not answer in 20 s`);
+        await sleep(1);
+      }
+    } finally {
+      client.close();
+    }
+  });
+  const down = {};
+  const teardown = async (name, fn) => {
+    down[name] = await timed(fn);
+  };
+  await teardown('runc delete --force', () => sh('runc', ['--root', root, 'delete', '--force', id]));
+  await teardown('umount overlay', () => sh('umount', [rootfs]));
+  await teardown('umount disk (loop autoclear)', () => sh('umount', [disk]));
+  await teardown('ip netns delete', () => sh('ip', ['netns', 'delete', netns]));
+  await teardown('rm machine dir', () => rm(dir, { recursive: true, force: true }));
+  return { up: t, down };
+}
+
+// ---- the benchmark ------------------------------------------------------------------------------
+
+async function bench(opts, templatesDir) {
+  const lower = join(templatesDir, TEMPLATE, 'rootfs');
+  const { iterations: n, runIterations, machines: k, warmup } = opts;
+
+  S.tmp = mkdtempSync('/tmp/nsbench-');
+  S.dataDir = join(S.tmp, 'data');
+  S.server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir: S.dataDir,
+    templatesDir,
+    logLevel: 'warn',
+  });
+  S.conn = { apiUrl: S.server.url, apiKey: S.server.apiKey };
+  const machinesDir = join(S.dataDir, 'machines');
+  const marks = instrumentDriver(S.server.driver);
+  console.log('');
+  printTable(
+    null,
+    [
+      ['server', `${S.server.url} (in this process), data dir ${S.dataDir}`],
+      ['settings', `create ×${n}, run ×${runIterations}, idle machines ${k}, warm-up ${warmup} per series`],
+    ],
+    'll',
+  );
+
+  // (a) create + kill, with the raw runc and fork/exec baselines interleaved (same conditions).
+  progress(`create/kill ×${n} (+${warmup} warm-up), interleaved with runc run and spawn /bin/true`);
+  const rawBundle = await makeRawBundle(lower);
+  const r = { create: [], kill: [], raw: [], fork: [], run: [], execFile: [] };
+  const phases = { pre: [], prep: [], runc: [], agent: [], state: [], post: [] };
+  let configTemplate;
+  for (let i = -warmup; i < n; i++) {
+    checkInterrupted();
+    for (const key of Object.keys(marks ?? {})) delete marks[key];
+    const t0 = performance.now();
+    const machine = await createMachine();
+    const t1 = performance.now();
+    if (!configTemplate) {
+      const dir = join(machinesDir, machine.id);
+      configTemplate = { id: machine.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
+    }
+    const killMs = await timed(() => killMachine(machine));
+    const rawMs = await rawRuncOnce(rawBundle, i + warmup);
+    const forkMs = await timed(() => spawnWait('/bin/true', []));
+    if (i < 0) continue;
+    r.create.push(t1 - t0);
+    r.kill.push(killMs);
+    r.raw.push(rawMs);
+    r.fork.push(forkMs);
+    if (marks?.driverEnd !== undefined && marks.agentEnd !== undefined) {
+      phases.pre.push(marks.driverStart - t0);
+      phases.prep.push(marks.runcStart - marks.driverStart);
+      phases.runc.push(marks.runcEnd - marks.runcStart);
+      phases.agent.push(marks.agentEnd - marks.agentStart);
+      phases.state.push(marks.stateMs ?? 0);
+      phases.post.push(t1 - marks.driverEnd);
+    }
+  }
+
+  // (b) commands.run('true') on one machine, interleaved with execFile('true') on the host.
+  progress(`commands.run('true') ×${runIterations} (+${warmup} warm-up), interleaved with execFile('true')`);
+  const runMachine = await createMachine();
+  const diskMb = (await runMachine.getInfo()).diskMb;
+  for (let i = -warmup; i < runIterations; i++) {
+    if (i % 50 === 0) checkInterrupted();
+    const t0 = performance.now();
+    const result = await runMachine.commands.run('true', { args: [] });
+    const t1 = performance.now();
+    if (result.exitCode !== 0)
+      throw new Error(`'true' in the machine exited ${result.exitCode}: ${result.stderr}`);
+    const hostMs = await timed(execFileTrue);
+    if (i < 0) continue;
+    r.run.push(t1 - t0);
+    r.execFile.push(hostMs);
+  }
+  await killMachine(runMachine);
+
+  // Breakdown, part 2: the driver's steps as host commands.
+  progress(`create breakdown: host-command replica ×${n} (+${warmup} warm-up)`);
+  const replica = { up: {}, down: {} };
+  for (let i = -warmup; i < n; i++) {
+    checkInterrupted();
+    const one = await replicaOnce(configTemplate, lower, diskMb, i + warmup);
+    if (i < 0) continue;
+    for (const part of ['up', 'down']) {
+      for (const [name, ms] of Object.entries(one[part])) {
+        replica[part][name] ??= [];
+        replica[part][name].push(ms);
+      }
+    }
+  }
+
+  // (c) memory of K idle machines.
+  progress(`memory: ${k} idle machines, ${IDLE_WAIT_MS / 1000} s idle`);
+  checkInterrupted();
+  await sleep(500);
+  const usedBefore = hostUsedBytes();
+  const selfBefore = process.memoryUsage().rss;
+  const idle = [];
+  for (let i = 0; i < k; i++) idle.push(await createMachine());
+  await sleep(IDLE_WAIT_MS);
+  const usedAfter = hostUsedBytes();
+  const selfAfter = process.memoryUsage().rss;
+  const cgroupSum = idle.reduce((sum, m) => sum + machineCgroupBytes(m.id), 0);
+  const procRssSum = idle.reduce((sum, m) => sum + machineProcessesRss(m.id), 0);
+  for (const m of idle) await killMachine(m);
+  progress('memory baseline: idle node processes');
+  const [nodeRss, nodeSemiRss] = await Promise.all([
+    idleNodeRss([]),
+    idleNodeRss(['--max-semi-space-size=1']),
+  ]);
+  const mem = {
+    hostPer: (usedAfter - usedBefore) / k / MiB,
+    cgroupPer: cgroupSum / k / MiB,
+    rssPer: procRssSum / k / MiB,
+    selfGrowth: (selfAfter - selfBefore) / MiB,
+    nodeRss: nodeRss / MiB,
+    nodeSemiRss: nodeSemiRss / MiB,
+  };
+  return { r, phases: marks ? phases : undefined, replica, mem, k };
+}
+
+function report({ r, phases, replica, mem, k }) {
+  const s = Object.fromEntries(Object.entries(r).map(([key, xs]) => [key, stats(xs)]));
+  const row = (label, st, target) => [
+    label,
+    st.n,
+    fmt(st.p50),
+    fmt(st.p95),
+    fmt(st.min),
+    fmt(st.max),
+    target === undefined ? '' : `≤ ${target}`,
+    target === undefined ? '' : verdict(st.p50, target),
+  ];
+  console.log('\nLatency (ms; p50/p95 nearest-rank; target applies to p50)');
+  printTable(
+    ['figure', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
+    [
+      row('create until the agent answers (SDK)', s.create, TARGETS.createP50Ms),
+      row('kill (SDK; not part of create)', s.kill),
+      row('  baseline: runc run /bin/true, raw bundle', s.raw),
+      row('  baseline: spawn /bin/true until exit', s.fork),
+      row("commands.run('true', args: []) (SDK)", s.run, TARGETS.runP50Ms),
+      row("  baseline: execFile('true') on the host", s.execFile),
+    ],
+    'lrrrrrrl',
+  );
+
+  const breakdownRows = (entries, total) =>
+    entries.map(([label, xs]) => {
+      const st = stats(xs);
+      return [
+        label,
+        fmt(st.p50),
+        fmt(st.p95),
+        fmt(st.min),
+        fmt(st.max),
+        fmt(st.mean),
+        total ? `${fmt((100 * st.mean) / total, 0)}%` : '',
+      ];
+    });
+  console.log(
+    '\nWhere create goes, in the server (its own driver instance, phases timed by wrapping methods; ms)',
+  );
+  if (!phases || phases.pre.length === 0) {
+    console.log('  not available: RuncDriver members create/runc.run/waitForAgent not found');
+  } else {
+    const total = stats(r.create).mean;
+    printTable(
+      ['phase', 'p50', 'p95', 'min', 'max', 'mean', 'of mean'],
+      [
+        ...breakdownRows(
+          [
+            ['HTTP + validation + DB insert (until driver.create)', phases.pre],
+            ['driver: disk ‖ netns, overlay, config.json', phases.prep],
+            ['driver: runc run --detach', phases.runc],
+            ['driver: wait for agent (2→50 ms backoff poll)', phases.agent],
+            ['  of which `runc state` checks (not additive)', phases.state],
+            ['DB update + HTTP response (after driver.create)', phases.post],
+          ],
+          total,
+        ),
+        [
+          'total create (SDK)',
+          fmt(s.create.p50),
+          fmt(s.create.p95),
+          fmt(s.create.min),
+          fmt(s.create.max),
+          fmt(total),
+          '100%',
+        ],
+      ],
+      'lrrrrrr',
+    );
+  }
+
+  console.log(
+    '\nWhere create goes, step by step (host commands run by the bench, replicating RuncDriver.create/destroy;\n' +
+      "the machine's generated config.json; steps sequential here, disk ‖ netns in the driver; ms)",
+  );
+  const stepTable = (title, entries, totalLabel) => {
+    const totals = entries[0][1].map((_, i) => entries.reduce((sum, [, xs]) => sum + xs[i], 0));
+    const st = stats(totals);
+    printTable(
+      [title, 'p50', 'p95', 'min', 'max', 'mean', 'of mean'],
+      [
+        ...breakdownRows(entries, st.mean),
+        [totalLabel, ...[st.p50, st.p95, st.min, st.max, st.mean].map((x) => fmt(x)), '100%'],
+      ],
+      'lrrrrrr',
+    );
+  };
+  stepTable('create step', Object.entries(replica.up), 'sum of create steps');
+  console.log('');
+  stepTable('teardown step (what kill does)', Object.entries(replica.down), 'sum of teardown steps');
+
+  console.log(`\nMemory per idle machine (${k} machines, ${IDLE_WAIT_MS / 1000} s idle; MiB)`);
+  printTable(
+    ['figure', 'MiB', 'target', 'result'],
+    [
+      [
+        `host used (MemTotal − MemAvailable) increase / ${k}`,
+        fmt(mem.hostPer),
+        `≤ ${TARGETS.idleMiB}`,
+        verdict(mem.hostPer, TARGETS.idleMiB),
+      ],
+      [
+        `sum of machine cgroups' ${CGROUP_V2 ? 'memory.current' : 'memory.usage_in_bytes'} / ${k}`,
+        fmt(mem.cgroupPer),
+        `≤ ${TARGETS.idleMiB}`,
+        verdict(mem.cgroupPer, TARGETS.idleMiB),
+      ],
+      ['  info: RSS of the machine processes (tini + agent) / machine', fmt(mem.rssPer), '', ''],
+      ['  info: this process (bench + server) RSS growth, in the host figure', fmt(mem.selfGrowth), '', ''],
+      ["  baseline: RSS of an idle `node -e 'setInterval(()=>{},1e9)'`", fmt(mem.nodeRss), '', ''],
+      ['  baseline: the same with --max-semi-space-size=1 (as the agent)', fmt(mem.nodeSemiRss), '', ''],
+    ],
+    'lrrl',
+  );
+}
+
+async function main() {
+  let opts;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    console.error(`${err.message}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (process.getuid?.() !== 0) {
+    console.error('bench/machines.mjs needs root (runc, mounts, network namespaces)');
+    return 2;
+  }
+  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || DEFAULT_TEMPLATES_DIR;
+  if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'bin', 'true'))) {
+    console.error(
+      `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+    );
+    return 2;
+  }
+
+  console.log('Nullspace machine benchmark\n');
+  await describeHost(templatesDir);
+  let code = 0;
+  try {
+    report(await bench(opts, templatesDir));
+  } catch (err) {
+    if (interrupted) {
+      console.error(`\nbench interrupted by ${interrupted}`);
+      code = 130;
+    } else {
+      console.error(`\nbench failed: ${err?.stack ?? err}`);
+      code = 1;
+    }
+  }
+  return finish(code);
+}
+
+/** Cleans up, checks for leaks and prints the verdict (once); returns the exit code. */
+let finishPromise;
+function finish(code) {
+  finishPromise ??= doFinish(code);
+  return finishPromise;
+}
+
+async function doFinish(code) {
+  progress('cleanup');
+  const { problems, leaks, checked } = await cleanup();
+  for (const p of problems) console.error(`cleanup problem: ${p}`);
+  if (leaks.length > 0) {
+    console.error(`\nLEAKED (${leaks.length}):`);
+    for (const l of leaks) console.error(`  ${l}`);
+    return 1;
+  }
+  console.log(
+    `\nCleanup: ${checked} machines/containers checked: no runc container, mount, loop device, netns, cgroup,` +
+      ` process or temp dir left${problems.length ? ` (${problems.length} cleanup problems, see stderr)` : ''}.`,
+  );
+  if (code === 0) console.log('Targets are informational: a MISS does not fail the bench.');
+  return problems.length > 0 ? 1 : code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    console.error(`bench crashed: ${err?.stack ?? err}`);
+    process.exit(await finish(1).catch(() => 1));
+  },
+);

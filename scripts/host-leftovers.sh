@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Lists the kernel resources Nullspace machines use that exist on this host now: machine network
+# namespaces, machine cgroups, overlay mounts, loop devices, and processes running a machine agent.
+# The test script compares this before and after the suite.
+set -u
+ls /run/netns 2>/dev/null | grep '^ns-mch_' | sed 's/^/netns /'
+for root in /sys/fs/cgroup /sys/fs/cgroup/*; do
+  [ -d "$root/nullspace" ] && find "$root/nullspace" -mindepth 1 -maxdepth 1 -type d -name 'mch_*' | sed 's/^/cgroup /'
+done
+awk '$3 == "overlay" { print "overlay mount " $2 }' /proc/mounts
+losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null | awk '{ print "loop " $1 " " $2 }'
+for p in /proc/[0-9]*; do
+  cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+  case "$cmd" in *"/.nullspace/agent/agent.mjs"*) echo "agent process ${p#/proc/}";; esac
+done
+exit 0

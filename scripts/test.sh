@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets the host up (idempotent), checks format/lint and types, runs the whole test suite against
+# real servers and real machines, then checks the host holds nothing the suite made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo
+echo "==> lint (biome)"
+npx biome ci .
+
+echo
+echo "==> leftovers before the suite"
+before=$(bash scripts/host-leftovers.sh)
+
+echo
+echo "==> tests"
+# One file at a time: each starts its own servers and machines on a 2-core host.
+node --test --test-concurrency=1 --test-reporter=spec test/dist/*.test.js
+
+echo
+echo "==> leftovers after the suite"
+after=$(bash scripts/host-leftovers.sh)
+new=$(comm -13 <(echo "$before" | sort) <(echo "$after" | sort) | sed '/^$/d')
+if [ -n "$new" ]; then
+  echo "the suite left these behind:" >&2
+  echo "$new" >&2
+  exit 1
+fi
+echo "nothing left behind"
