@@ -1,8 +1,8 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 // Bundles the in-machine agent into one file, so a machine starts it without resolving modules
 // (faster start, and nothing from the host's node_modules is mounted into machines).
 import { build } from 'esbuild';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 await build({

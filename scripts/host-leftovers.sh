@@ -10,7 +10,7 @@ done
 awk '$3 == "overlay" { print "overlay mount " $2 }' /proc/mounts
 losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null | awk '{ print "loop " $1 " " $2 }'
 for p in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+  cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
   case "$cmd" in *"/.nullspace/agent/agent.mjs"*) echo "agent process ${p#/proc/}";; esac
 done
 exit 0

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_STATUS } from '@nullspace/protocol';
-import { InvalidArgumentError, Machine, NotFoundError, NullspaceError } from '@nullspace/sdk';
+import { InvalidArgumentError, Machine, NotFoundError, type NullspaceError } from '@nullspace/sdk';
 import { type TestServer, cannotRunMachines, startTestServer } from './harness.js';
 
 const skip = cannotRunMachines();
@@ -20,7 +20,9 @@ describe('API errors', { skip }, () => {
       headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
-    const json = (await res.json()) as { error?: { code: string; message: string; request_id: string; details?: { field?: string } } };
+    const json = (await res.json()) as {
+      error?: { code: string; message: string; request_id: string; details?: { field?: string } };
+    };
     assert.ok(res.headers.get('x-request-id')?.startsWith('req_'), 'every response has x-request-id');
     return { status: res.status, json, headers: res.headers };
   };
@@ -32,7 +34,11 @@ describe('API errors', { skip }, () => {
     field?: string,
   ) => {
     const { status, json } = await call(method, path, body);
-    assert.equal(json.error?.code, code, `${method} ${path} ${JSON.stringify(body)} → ${JSON.stringify(json)}`);
+    assert.equal(
+      json.error?.code,
+      code,
+      `${method} ${path} ${JSON.stringify(body)} → ${JSON.stringify(json)}`,
+    );
     assert.equal(status, ERROR_STATUS[code]);
     assert.ok(json.error?.request_id.startsWith('req_'));
     if (field) {
@@ -50,7 +56,11 @@ describe('API errors', { skip }, () => {
   });
 
   it('requires the API key', async () => {
-    for (const headers of [{ authorization: '' }, { authorization: 'Bearer wrong' }, { authorization: 'Basic abc' }]) {
+    for (const headers of [
+      { authorization: '' },
+      { authorization: 'Bearer wrong' },
+      { authorization: 'Basic abc' },
+    ]) {
       const res = await fetch(`${server.url}/v1/machines`, { headers });
       assert.equal(res.status, 401);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unauthenticated');
@@ -89,7 +99,8 @@ describe('API errors', { skip }, () => {
       [{ unknown_field: 1 }, 'unknown_field'],
       [{ network: { egress: { mode: 'deny_all' } } }, 'network'],
     ];
-    for (const [body, field] of cases) await expectError('POST', '/v1/machines', body, 'invalid_argument', field);
+    for (const [body, field] of cases)
+      await expectError('POST', '/v1/machines', body, 'invalid_argument', field);
     await expectError('POST', '/v1/machines', '{"vcpus": ', 'invalid_argument', 'body');
     await expectError('POST', '/v1/machines', '[1,2]', 'invalid_argument', 'body');
     await assert.rejects(
@@ -100,15 +111,33 @@ describe('API errors', { skip }, () => {
 
   it('answers unknown things with their not-found codes', async () => {
     await expectError('POST', '/v1/machines', { template: 'no-such-template' }, 'template_not_found');
-    await expectError('POST', '/v1/machines', { snapshot_id: 'snap_aaaaaaaaaaaaaaaaaaaa' }, 'snapshot_not_found');
-    await expectError('POST', '/v1/machines', { volumes: [{ volume: 'vol_aaaaaaaaaaaaaaaaaaaa', mount_path: '/d' }] }, 'volume_not_found');
+    await expectError(
+      'POST',
+      '/v1/machines',
+      { snapshot_id: 'snap_aaaaaaaaaaaaaaaaaaaa' },
+      'snapshot_not_found',
+    );
+    await expectError(
+      'POST',
+      '/v1/machines',
+      { volumes: [{ volume: 'vol_aaaaaaaaaaaaaaaaaaaa', mount_path: '/d' }] },
+      'volume_not_found',
+    );
     await expectError('GET', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa', undefined, 'machine_not_found');
     await expectError('GET', '/v1/machines/garbage', undefined, 'machine_not_found');
     await expectError('DELETE', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa', undefined, 'machine_not_found');
-    await expectError('POST', '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/commands', { cmd: 'true' }, 'machine_not_found');
+    await expectError(
+      'POST',
+      '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/commands',
+      { cmd: 'true' },
+      'machine_not_found',
+    );
     await expectError('GET', '/v1/nothing-here', undefined, 'not_found');
     await expectError('PATCH', '/v1/machines', undefined, 'method_not_allowed');
-    await assert.rejects(Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', server.conn), (e: unknown) => e instanceof NotFoundError);
+    await assert.rejects(
+      Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', server.conn),
+      (e: unknown) => e instanceof NotFoundError,
+    );
   });
 
   it('rejects bad list queries and command bodies', async () => {
@@ -125,7 +154,13 @@ describe('API errors', { skip }, () => {
     await expectError('POST', cmd, { cmd: 'ls', timeout_ms: 0 }, 'invalid_argument', 'timeout_ms');
     await expectError('POST', cmd, { cmd: 'ls', cwd: 'tmp' }, 'invalid_argument', 'cwd');
     await expectError('POST', cmd, { cmd: 'ls', bogus: 1 }, 'invalid_argument', 'bogus');
-    await expectError('POST', `/v1/machines/${machineId}/connect`, { timeout: 0 }, 'invalid_argument', 'timeout');
+    await expectError(
+      'POST',
+      `/v1/machines/${machineId}/connect`,
+      { timeout: 0 },
+      'invalid_argument',
+      'timeout',
+    );
   });
 
   it('refuses a body over the size limit with payload_too_large', async () => {
@@ -139,7 +174,10 @@ describe('API errors', { skip }, () => {
     const small = await startTestServer({ NULLSPACE_MAX_MACHINES: '1' });
     try {
       await Machine.create(small.conn);
-      await assert.rejects(Machine.create(small.conn), (e: NullspaceError) => e.code === 'resource_exhausted' && e.status === 429);
+      await assert.rejects(
+        Machine.create(small.conn),
+        (e: NullspaceError) => e.code === 'resource_exhausted' && e.status === 429,
+      );
     } finally {
       await small.teardown();
     }

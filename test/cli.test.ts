@@ -19,9 +19,24 @@ describe('cli', { skip }, () => {
   });
 
   it('creates, gets, lists, execs and kills', async () => {
-    const created = await cli(server, ['machine', 'create', '--json', '--metadata', 'from=cli', '--env', 'WHO=cli', '--memory-mb', '256']);
+    const created = await cli(server, [
+      'machine',
+      'create',
+      '--json',
+      '--metadata',
+      'from=cli',
+      '--env',
+      'WHO=cli',
+      '--memory-mb',
+      '256',
+    ]);
     assert.equal(created.code, 0, created.stderr);
-    const info = JSON.parse(created.stdout) as { id: string; status: string; memory_mb: number; envs: string[] };
+    const info = JSON.parse(created.stdout) as {
+      id: string;
+      status: string;
+      memory_mb: number;
+      envs: string[];
+    };
     assert.equal(info.status, 'running');
     assert.equal(info.memory_mb, 256);
     assert.deepEqual(info.envs, ['WHO']);
@@ -40,7 +55,16 @@ describe('cli', { skip }, () => {
     const shell = await cli(server, ['machine', 'exec', info.id, '--', 'echo "$WHO says hi"; exit 3']);
     assert.equal(shell.code, 3);
     assert.equal(shell.stdout, 'cli says hi\n');
-    const argv = await cli(server, ['machine', 'exec', info.id, '--', 'python3', '-c', 'import sys; print(sys.argv[1:])', 'a b']);
+    const argv = await cli(server, [
+      'machine',
+      'exec',
+      info.id,
+      '--',
+      'python3',
+      '-c',
+      'import sys; print(sys.argv[1:])',
+      'a b',
+    ]);
     assert.equal(argv.code, 0, argv.stderr);
     assert.equal(argv.stdout, "['a b']\n");
     const stderr = await cli(server, ['machine', 'exec', info.id, '--', 'echo to-stderr >&2']);

@@ -16,7 +16,11 @@ driverConformance(
   async () => {
     const dir = mkdtempSync('/tmp/nsd-');
     return {
-      driver: new RuncDriver({ machinesDir: join(dir, 'machines'), runcRoot: join(dir, 'runc'), agentHomeDir: agentBundleDir() }),
+      driver: new RuncDriver({
+        machinesDir: join(dir, 'machines'),
+        runcRoot: join(dir, 'runc'),
+        agentHomeDir: agentBundleDir(),
+      }),
       templateRootfs: join(TEMPLATES_DIR, 'base', 'rootfs'),
       leftovers: (id) => leftovers(dir, [id]),
       crash: async (id) => {

@@ -45,9 +45,23 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
       const agent = new AgentClient(f.driver.agentSocketPath(id));
       try {
         assert.equal((await agent.health()).ok, true);
-        const r = await agent.run({ cmd: 'echo $CONFORMANCE; pwd', args: [], shell: true, cwd: '/workspace', envs: {}, timeout_ms: 10_000 });
+        const r = await agent.run({
+          cmd: 'echo $CONFORMANCE; pwd',
+          args: [],
+          shell: true,
+          cwd: '/workspace',
+          envs: {},
+          timeout_ms: 10_000,
+        });
         assert.equal(r.stdout, 'yes\n/workspace\n');
-        const pid1 = await agent.run({ cmd: 'cat', args: ['/proc/1/cmdline'], shell: false, cwd: '/', envs: {}, timeout_ms: 10_000 });
+        const pid1 = await agent.run({
+          cmd: 'cat',
+          args: ['/proc/1/cmdline'],
+          shell: false,
+          cwd: '/',
+          envs: {},
+          timeout_ms: 10_000,
+        });
         assert.match(pid1.stdout, /init/, 'pid 1 is the machine init');
       } finally {
         agent.close();

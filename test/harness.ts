@@ -4,14 +4,14 @@
  * machine, stops the server and proves nothing the server made is left on the host.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Machine, type ConnectionOptions } from '@nullspace/sdk';
-import { host, mountsUnder, NETNS_DIR, netnsName } from '@nullspace/runtime';
+import { NETNS_DIR, host, mountsUnder, netnsName } from '@nullspace/runtime';
+import { type ConnectionOptions, Machine } from '@nullspace/sdk';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const CLI = join(ROOT, 'packages/cli/bin/nullspace.js');
@@ -20,7 +20,8 @@ export const TEMPLATES_DIR = process.env.NULLSPACE_TEMPLATES_DIR ?? '/var/lib/nu
 /** Why privileged tests cannot run here, or undefined when they can. */
 export function cannotRunMachines(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (namespaces, cgroups, mounts)';
-  if (!existsSync(join(TEMPLATES_DIR, 'base', 'rootfs'))) return `no base template in ${TEMPLATES_DIR}; run scripts/setup.sh`;
+  if (!existsSync(join(TEMPLATES_DIR, 'base', 'rootfs')))
+    return `no base template in ${TEMPLATES_DIR}; run scripts/setup.sh`;
   return undefined;
 }
 
@@ -102,7 +103,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       const ids = new Set<string>();
       try {
         if (child.exitCode === null && child.signalCode === null) {
-          const page = await Machine.list({ ...server.conn, query: { state: [...ALIVE] }, limit: 1000 });
+          const page = await Machine.list({ ...server.conn, query: { state: ALIVE }, limit: 1000 });
           for await (const m of page) {
             ids.add(m.id);
             await Machine.killById(m.id, server.conn).catch(() => undefined);
@@ -125,7 +126,17 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   return server;
 }
 
-const ALIVE = ['starting', 'running', 'pausing', 'paused', 'hibernating', 'hibernated', 'resuming', 'killing', 'failed'] as const;
+const ALIVE = [
+  'starting',
+  'running',
+  'pausing',
+  'paused',
+  'hibernating',
+  'hibernated',
+  'resuming',
+  'killing',
+  'failed',
+] as const;
 
 const CGROUP_ROOTS = ['/sys/fs/cgroup', ...cgroupV1Roots()];
 function cgroupV1Roots(): string[] {
@@ -154,7 +165,8 @@ export async function leftovers(dataDir: string, ids: Iterable<string>): Promise
     if (existsSync(join(dataDir, 'machines', id))) out.push(`machine dir ${id}`);
   }
   const loops = await host('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']);
-  for (const f of loops.stdout.split('\n').map((l) => l.trim())) if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
+  for (const f of loops.stdout.split('\n').map((l) => l.trim()))
+    if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
   return out;
 }
 
@@ -168,7 +180,12 @@ async function forceClean(dataDir: string, ids: Iterable<string>): Promise<void>
 }
 
 /** Polls `fn` until it returns a truthy value (bounded by count, never by asserting on time). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, tries = 300, everyMs = 100): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  what: string,
+  tries = 300,
+  everyMs = 100,
+): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await fn();
     if (v) return v;
@@ -178,7 +195,11 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, wh
 }
 
 /** Runs the CLI against a test server; resolves with its exit code and output. */
-export async function cli(server: TestServer, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cli(
+  server: TestServer,
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const p = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, NULLSPACE_API_URL: server.url, NULLSPACE_API_KEY: server.apiKey },
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -2,9 +2,9 @@
  * Machines end to end: a real server, real machines, the real SDK over HTTP.
  */
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Machine, NullspaceError } from '@nullspace/sdk';
+import { Machine, type NullspaceError } from '@nullspace/sdk';
 import { TEMPLATES_DIR, type TestServer, cannotRunMachines, eventually, startTestServer } from './harness.js';
 
 const skip = cannotRunMachines();
@@ -39,10 +39,17 @@ describe('machines', { skip }, () => {
   });
 
   it('honours cwd, envs, args, stdin, exit codes and command timeouts', async () => {
-    await using m = await Machine.create({ ...server.conn, cwd: '/srv/app', envs: { GREETING: 'hello world' } });
+    await using m = await Machine.create({
+      ...server.conn,
+      cwd: '/srv/app',
+      envs: { GREETING: 'hello world' },
+    });
     assert.equal((await m.commands.run('pwd')).stdout.trim(), '/srv/app');
     assert.equal((await m.commands.run('echo "$GREETING"')).stdout, 'hello world\n');
-    assert.equal((await m.commands.run('echo "$GREETING $X"', { envs: { X: 'again' } })).stdout, 'hello world again\n');
+    assert.equal(
+      (await m.commands.run('echo "$GREETING $X"', { envs: { X: 'again' } })).stdout,
+      'hello world again\n',
+    );
     const argv = await m.commands.run('printf', { args: ['%s|', 'a b', '$HOME', ';ls'] });
     assert.equal(argv.stdout, 'a b|$HOME|;ls|');
     assert.equal((await m.commands.run('cat', { args: [], stdin: 'from stdin' })).stdout, 'from stdin');
@@ -53,9 +60,15 @@ describe('machines', { skip }, () => {
     assert.equal(slow.timedOut, true);
     assert.equal(slow.signal, 'SIGKILL');
     assert.equal(slow.stdout, 'started\n');
+    const missing = await m.commands.run('no-such-program', { args: ['x'] });
+    assert.equal(missing.exitCode, 127);
+    assert.match(missing.stderr, /no-such-program: command not found/);
     const info = await m.getInfo();
     assert.deepEqual(info.envs, ['GREETING']); // names only, never values
-    await assert.rejects(m.commands.run('true', { cwd: '/does/not/exist' }), (e: NullspaceError) => e.code === 'invalid_argument');
+    await assert.rejects(
+      m.commands.run('true', { cwd: '/does/not/exist' }),
+      (e: NullspaceError) => e.code === 'invalid_argument',
+    );
   });
 
   it('isolates processes, files and the host', async () => {
@@ -66,14 +79,20 @@ describe('machines', { skip }, () => {
       await using b = await Machine.create(server.conn);
       // Only the machine's own processes: init (pid 1), the agent, and what we run.
       const ps = await a.commands.run('ps', { args: ['-eo', 'pid,comm', '--no-headers'] });
-      const procs = ps.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+      const procs = ps.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/));
       assert.equal(procs[0]?.[0], '1');
       assert.ok(procs.length <= 4, `unexpected processes:\n${ps.stdout}`);
       // The host's files are not there.
       assert.equal((await a.commands.run(`test -e ${marker}`)).exitCode, 1);
       assert.equal((await a.commands.run('test -e /work || test -e /var/lib/nullspace')).exitCode, 1);
       // A write outside /workspace stays in this machine: not in the template, not in b.
-      assert.equal((await a.commands.run('echo changed > /etc/motd-test && echo x >> /etc/os-release')).exitCode, 0);
+      assert.equal(
+        (await a.commands.run('echo changed > /etc/motd-test && echo x >> /etc/os-release')).exitCode,
+        0,
+      );
       assert.equal((await b.commands.run('test -e /etc/motd-test')).exitCode, 1);
       assert.equal((await b.commands.run('grep -c "^x$" /etc/os-release')).stdout.trim(), '0');
       assert.equal(existsSync(`${TEMPLATES_DIR}/base/rootfs/etc/motd-test`), false);
@@ -120,7 +139,9 @@ describe('machines', { skip }, () => {
 
   it('enforces memory_mb: an allocation past it is killed, the machine stays up', async () => {
     await using m = await Machine.create({ ...server.conn, memoryMb: 128 });
-    const hog = await m.commands.run('python3', { args: ['-c', 'b = bytearray(400 * 1024 * 1024); print(len(b))'] });
+    const hog = await m.commands.run('python3', {
+      args: ['-c', 'b = bytearray(400 * 1024 * 1024); print(len(b))'],
+    });
     assert.equal(hog.signal, 'SIGKILL', `expected the OOM killer: ${JSON.stringify(hog)}`);
     assert.equal(hog.stdout, '');
     const after = await m.commands.run('echo still here');
@@ -135,7 +156,10 @@ describe('machines', { skip }, () => {
     assert.notEqual(fill.exitCode, 0);
     assert.match(fill.stderr, /No space left on device/);
     // The machine still works, and freeing space makes writes work again.
-    assert.equal((await m.commands.run('rm /workspace/fill && echo ok > /workspace/f && cat /workspace/f')).stdout, 'ok\n');
+    assert.equal(
+      (await m.commands.run('rm /workspace/fill && echo ok > /workspace/f && cat /workspace/f')).stdout,
+      'ok\n',
+    );
   });
 
   it('kills a machine when its timeout expires', async () => {
@@ -162,12 +186,18 @@ describe('machines', { skip }, () => {
   it('lists with state, template and metadata filters, fields, and pagination', async () => {
     const tag = `list-${Date.now()}`;
     const made = await Promise.all(
-      [0, 1, 2, 3, 4].map((i) => Machine.create({ ...server.conn, metadata: { tag, parity: i % 2 ? 'odd' : 'even' } })),
+      [0, 1, 2, 3, 4].map((i) =>
+        Machine.create({ ...server.conn, metadata: { tag, parity: i % 2 ? 'odd' : 'even' } }),
+      ),
     );
     try {
       const mine = async (opts: { metadata: Record<string, string>; limit?: number }) => {
         const ids: string[] = [];
-        const page = await Machine.list({ ...server.conn, query: { metadata: opts.metadata }, limit: opts.limit ?? 100 });
+        const page = await Machine.list({
+          ...server.conn,
+          query: { metadata: opts.metadata },
+          limit: opts.limit ?? 100,
+        });
         for await (const m of page) ids.push(m.id);
         return ids;
       };
@@ -181,16 +211,30 @@ describe('machines', { skip }, () => {
       assert.deepEqual(new Set(paged), new Set(made.map((m) => m.id)));
       assert.equal(paged.length, 5);
       // fields= gives compact rows.
-      const rows = await Machine.list({ ...server.conn, query: { metadata: { tag } }, fields: ['id', 'status'] });
+      const rows = await Machine.list({
+        ...server.conn,
+        query: { metadata: { tag } },
+        fields: ['id', 'status'],
+      });
       for (const row of rows.items) assert.deepEqual(Object.keys(row).sort(), ['id', 'status']);
       const one = await Machine.getInfoById(made[0]!.id, { ...server.conn, fields: ['id', 'status'] });
       assert.deepEqual(one, { id: made[0]!.id, status: 'running' });
       // state and template filters.
       await made[0]!.kill();
-      assert.equal((await mine({ metadata: { tag } })).length, 4, 'killed machines are not listed by default');
+      assert.equal(
+        (await mine({ metadata: { tag } })).length,
+        4,
+        'killed machines are not listed by default',
+      );
       const killed = await Machine.list({ ...server.conn, query: { state: ['killed'], metadata: { tag } } });
-      assert.deepEqual(killed.items.map((m) => m.id), [made[0]!.id]);
-      const none = await Machine.list({ ...server.conn, query: { template: 'no-such-template', metadata: { tag } } });
+      assert.deepEqual(
+        killed.items.map((m) => m.id),
+        [made[0]!.id],
+      );
+      const none = await Machine.list({
+        ...server.conn,
+        query: { template: 'no-such-template', metadata: { tag } },
+      });
       assert.equal(none.items.length, 0);
     } finally {
       await Promise.all(made.map((m) => m.kill()));
@@ -198,7 +242,9 @@ describe('machines', { skip }, () => {
   });
 
   it('creates 20 machines concurrently, all working', async () => {
-    const made = await Promise.all(Array.from({ length: 20 }, () => Machine.create({ ...server.conn, memoryMb: 128 })));
+    const made = await Promise.all(
+      Array.from({ length: 20 }, () => Machine.create({ ...server.conn, memoryMb: 128 })),
+    );
     try {
       assert.equal(new Set(made.map((m) => m.id)).size, 20);
       const outs = await Promise.all(made.map((m) => m.commands.run('hostname')));

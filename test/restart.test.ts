@@ -23,17 +23,19 @@ describe('server restart', { skip }, () => {
     it(`re-adopts running machines after ${signal === 'SIGTERM' ? 'a graceful stop' : 'a crash'}`, async () => {
       const keeper = await Machine.create({ ...server.conn, timeout: 600 });
       const shortLived = await Machine.create({ ...server.conn, timeout: 8 });
-      // A process with state in memory that must survive the server going away.
-      await keeper.commands.run('nohup python3 -c "import time\nwhile True: time.sleep(1)" >/dev/null 2>&1 &');
-      const before = await keeper.commands.run('pgrep -f "while True"');
-      assert.equal(before.exitCode, 0);
+      // A process started before the restart must be the very same process after it.
+      const bg = await keeper.commands.run('setsid sleep 86400 >/dev/null 2>&1 & echo $!');
+      const pid = bg.stdout.trim();
+      assert.match(pid, /^\d+$/);
+      const before = await keeper.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
+      assert.equal(before.stdout.trim(), 'sleep 86400');
 
       await server.stop(signal);
       await server.restart();
 
       const again = await Machine.connect(keeper.id, server.conn);
       assert.equal((await again.getInfo()).status, 'running');
-      const afterRestart = await again.commands.run('pgrep -f "while True"');
+      const afterRestart = await again.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
       assert.equal(afterRestart.stdout, before.stdout, 'the same process is still running');
       assert.equal((await again.commands.run('echo alive')).stdout, 'alive\n');
       // The other machine's deadline was kept across the restart and still fires.

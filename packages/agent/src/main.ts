@@ -53,7 +53,9 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const handler = routes[`${req.method} ${req.url}`];
     if (!handler) {
-      send(res, 404, { error: { code: 'not_found', message: `agent has no route ${req.method} ${req.url}` } });
+      send(res, 404, {
+        error: { code: 'not_found', message: `agent has no route ${req.method} ${req.url}` },
+      });
       return;
     }
     let body: unknown;
@@ -81,7 +83,9 @@ server.keepAliveTimeout = 60_000;
 async function start(): Promise<void> {
   await ensureDir(defaultCwd);
   rmSync(socketPath, { force: true });
-  server.listen(socketPath, () => log.write('info', 'agent listening', { socket: socketPath, pid: process.pid }));
+  server.listen(socketPath, () =>
+    log.write('info', 'agent listening', { socket: socketPath, pid: process.pid }),
+  );
 }
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
-import { type AgentRunRequest, CodedError, COMMAND_LIMITS, type RunCommandResult } from '@nullspace/protocol';
+import { type AgentRunRequest, COMMAND_LIMITS, CodedError, type RunCommandResult } from '@nullspace/protocol';
 
 /** Collects a stream's bytes up to a cap, remembering whether anything was dropped. */
 class CappedBuffer {
@@ -34,29 +35,40 @@ class CappedBuffer {
 const DRAIN_AFTER_EXIT_MS = 100;
 
 /**
- * OOM score commands start with. The host cannot lower the agent's score (no CAP_SYS_RESOURCE), so
- * commands raise theirs instead: an allocation past memory_mb kills the command, not the agent, and
- * the machine stays reachable.
+ * OOM score given to commands. The host cannot lower the agent's score (no CAP_SYS_RESOURCE), so
+ * commands get a higher one instead: an allocation past memory_mb kills the command, not the agent,
+ * and the machine stays reachable. Raising a score needs no privilege.
  */
-const COMMAND_OOM_SCORE_ADJ = 500;
+const COMMAND_OOM_SCORE_ADJ = '500';
 
 /**
  * Runs one foreground command to completion. The process gets its own process group so a timeout
- * kills everything it started. It starts through a tiny /bin/sh prologue that raises its OOM score
- * before exec (so nothing it runs ever has the agent's score).
+ * kills everything it started. Its OOM score is raised right after it starts; children it forks in
+ * that first instant keep the agent's score, which only puts them on equal terms with the agent.
  */
 export async function runCommand(req: AgentRunRequest, defaultCwd: string): Promise<RunCommandResult> {
   const cwd = req.cwd ?? defaultCwd;
   const dir = await stat(cwd).catch(() => undefined);
-  if (!dir?.isDirectory()) throw new CodedError('invalid_argument', `cwd: ${cwd} is not a directory in the machine`, { field: 'cwd' });
+  if (!dir?.isDirectory())
+    throw new CodedError('invalid_argument', `cwd: ${cwd} is not a directory in the machine`, {
+      field: 'cwd',
+    });
   const argv = req.shell ? [await shellPath(), '-c', req.cmd] : [req.cmd, ...req.args];
   const started = Date.now();
-  const child = spawn('/bin/sh', ['-c', `echo ${COMMAND_OOM_SCORE_ADJ} > /proc/self/oom_score_adj; exec "$@"`, 'nullspace-exec', ...argv], {
+  const [file, ...args] = argv as [string, ...string[]];
+  const child = spawn(file, args, {
     cwd,
     env: { ...process.env, ...req.envs },
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  if (child.pid !== undefined) {
+    try {
+      writeFileSync(`/proc/${child.pid}/oom_score_adj`, COMMAND_OOM_SCORE_ADJ);
+    } catch {
+      // the command already exited
+    }
+  }
   const stdout = new CappedBuffer(COMMAND_LIMITS.maxOutputBytes);
   const stderr = new CappedBuffer(COMMAND_LIMITS.maxOutputBytes);
   child.stdout.on('data', (c: Buffer) => stdout.push(c));
@@ -71,7 +83,21 @@ export async function runCommand(req: AgentRunRequest, defaultCwd: string): Prom
   }, req.timeout_ms);
 
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', (err) => reject(new CodedError('internal', `could not start command: ${err.message}`)));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      // A program that is missing or not executable is the command's failure, not the agent's:
+      // answer as a shell would (127 / 126), with the reason on stderr.
+      if (err.code === 'ENOENT' || err.code === 'EACCES') {
+        clearTimeout(timer);
+        stderr.push(
+          Buffer.from(
+            `nullspace: ${file}: ${err.code === 'ENOENT' ? 'command not found' : 'permission denied'}\n`,
+          ),
+        );
+        resolve([err.code === 'ENOENT' ? 127 : 126, null]);
+        return;
+      }
+      reject(new CodedError('internal', `could not start command: ${err.message}`));
+    });
     child.once('exit', (c, s) => {
       const drain = setTimeout(() => {
         child.stdout.destroy();

@@ -1,4 +1,5 @@
 import { invalidArgument } from './errors.js';
+import { ENV_NAME } from './machine.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -9,7 +10,6 @@ import {
   optionalStringMap,
   rejectUnknownKeys,
 } from './validate.js';
-import { ENV_NAME } from './machine.js';
 
 export const COMMAND_LIMITS = {
   timeout_ms: { min: 1, max: 24 * 3600 * 1000, default: 60_000 },
@@ -49,7 +49,8 @@ export function parseRunCommand(body: unknown): RunCommandRequest {
   rejectUnknownKeys(obj, FIELDS);
   if (obj.background === true)
     throw invalidArgument('background', 'background commands are not available on this server yet');
-  if (obj.tag !== undefined) throw invalidArgument('tag', 'tags name background commands, which are not available yet');
+  if (obj.tag !== undefined)
+    throw invalidArgument('tag', 'tags name background commands, which are not available yet');
   optionalBoolean(obj, 'background');
   const cmd = optionalString(obj, 'cmd', { max: 128 * 1024 });
   if (cmd === undefined || cmd === '') throw invalidArgument('cmd', 'is required');
@@ -71,7 +72,11 @@ export function parseRunCommand(body: unknown): RunCommandRequest {
       optionalInteger(obj, 'timeout_ms', COMMAND_LIMITS.timeout_ms.min, COMMAND_LIMITS.timeout_ms.max) ??
       COMMAND_LIMITS.timeout_ms.default,
   };
-  const cwd = optionalString(obj, 'cwd', { max: 4096, pattern: ABSOLUTE_PATH, patternHelp: 'must be an absolute path' });
+  const cwd = optionalString(obj, 'cwd', {
+    max: 4096,
+    pattern: ABSOLUTE_PATH,
+    patternHelp: 'must be an absolute path',
+  });
   if (cwd !== undefined) req.cwd = cwd;
   const stdin = optionalString(obj, 'stdin', { max: COMMAND_LIMITS.maxStdinBytes });
   if (stdin !== undefined) req.stdin = stdin;

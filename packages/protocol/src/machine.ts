@@ -162,7 +162,8 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   const obj = body === undefined || body === null ? {} : expectObject(body, 'body');
   rejectUnknownKeys(obj, CREATE_FIELDS);
   for (const [field, why] of Object.entries(UNSUPPORTED_CREATE_FIELDS)) {
-    if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false) throw invalidArgument(field, why);
+    if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false)
+      throw invalidArgument(field, why);
   }
   const template = optionalString(obj, 'template', {
     max: 128,
@@ -177,8 +178,11 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   if (autoResume && onTimeout === 'kill')
     throw invalidArgument('auto_resume', 'is only valid with on_timeout "pause" or "hibernate"');
   const cwd =
-    optionalString(obj, 'cwd', { max: 4096, pattern: ABSOLUTE_PATH, patternHelp: 'must be an absolute path' }) ??
-    MACHINE_LIMITS.cwd.default;
+    optionalString(obj, 'cwd', {
+      max: 4096,
+      pattern: ABSOLUTE_PATH,
+      patternHelp: 'must be an absolute path',
+    }) ?? MACHINE_LIMITS.cwd.default;
   const envs =
     optionalStringMap(obj, 'envs', {
       maxEntries: MACHINE_LIMITS.envs.maxEntries,
@@ -199,7 +203,9 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
     throw invalidArgument('warm_pool', `must be a warm pool id (${ID_PREFIX.warmPool}...)`);
   const spec: CreateMachineSpec = {
     template: template ?? 'base',
-    vcpus: optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ?? MACHINE_LIMITS.vcpus.default,
+    vcpus:
+      optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ??
+      MACHINE_LIMITS.vcpus.default,
     memory_mb:
       optionalInteger(obj, 'memory_mb', MACHINE_LIMITS.memory_mb.min, MACHINE_LIMITS.memory_mb.max) ??
       MACHINE_LIMITS.memory_mb.default,
@@ -218,7 +224,8 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
     warm_pool_wait_ms: optionalInteger(obj, 'warm_pool_wait_ms', 0, 60000) ?? 0,
   };
   if (snapshotId !== undefined) {
-    if (template !== undefined) throw invalidArgument('snapshot_id', 'give either template or snapshot_id, not both');
+    if (template !== undefined)
+      throw invalidArgument('snapshot_id', 'give either template or snapshot_id, not both');
     spec.snapshot_id = snapshotId;
   }
   if (volumeIds.length > 0) spec.volume_ids = volumeIds;
@@ -320,7 +327,8 @@ export interface ListMachinesResponse<T = MachineInfo> {
 }
 
 export function assertMachineId(id: string): void {
-  if (!isId('machine', id)) throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
+  if (!isId('machine', id))
+    throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
 }
 
 export { isPlainObject };

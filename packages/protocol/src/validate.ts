@@ -14,7 +14,11 @@ export function expectObject(value: unknown, field: string): Record<string, unkn
 }
 
 /** Rejects keys that are not in `allowed`, so a typo is an error rather than silently ignored. */
-export function rejectUnknownKeys(obj: Record<string, unknown>, allowed: readonly string[], prefix = ''): void {
+export function rejectUnknownKeys(
+  obj: Record<string, unknown>,
+  allowed: readonly string[],
+  prefix = '',
+): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) throw invalidArgument(prefix + key, 'unknown field');
   }
@@ -47,7 +51,8 @@ export function optionalInteger(
   const value = obj[key];
   if (value === undefined || value === null) return undefined;
   const field = prefix + key;
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgument(field, 'must be an integer');
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw invalidArgument(field, 'must be an integer');
   if (value < min || value > max) throw invalidArgument(field, `must be between ${min} and ${max}`);
   return value;
 }
@@ -84,7 +89,8 @@ export function optionalStringArray(
   return value.map((item, i) => {
     if (typeof item !== 'string') throw invalidArgument(`${key}[${i}]`, 'must be a string');
     if (item.includes('\0')) throw invalidArgument(`${key}[${i}]`, 'must not contain NUL characters');
-    if (item.length > opts.maxLength) throw invalidArgument(`${key}[${i}]`, `must be at most ${opts.maxLength} characters`);
+    if (item.length > opts.maxLength)
+      throw invalidArgument(`${key}[${i}]`, `must be at most ${opts.maxLength} characters`);
     return item;
   });
 }
@@ -99,7 +105,8 @@ export function optionalStringMap(
   if (value === undefined || value === null) return undefined;
   if (!isPlainObject(value)) throw invalidArgument(key, 'must be an object of string values');
   const entries = Object.entries(value);
-  if (entries.length > opts.maxEntries) throw invalidArgument(key, `must have at most ${opts.maxEntries} entries`);
+  if (entries.length > opts.maxEntries)
+    throw invalidArgument(key, `must have at most ${opts.maxEntries} entries`);
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {
     if (!opts.keyPattern.test(k)) throw invalidArgument(`${key}.${k}`, opts.keyHelp);

@@ -61,17 +61,32 @@ export class AgentClient {
             if ((res.statusCode ?? 500) >= 400) {
               const err = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
               const code = isErrorCode(err?.code) ? err.code : 'internal';
-              reject(new CodedError(code, typeof err?.message === 'string' ? err.message : `agent status ${res.statusCode}`));
+              reject(
+                new CodedError(
+                  code,
+                  typeof err?.message === 'string' ? err.message : `agent status ${res.statusCode}`,
+                ),
+              );
               return;
             }
             resolve(parsed as T);
           });
         },
       );
-      req.on('timeout', () => req.destroy(new CodedError('timeout', `machine agent did not answer within ${timeoutMs} ms`)));
+      req.on('timeout', () =>
+        req.destroy(new CodedError('timeout', `machine agent did not answer within ${timeoutMs} ms`)),
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof CodedError) reject(err);
-        else reject(new CodedError('unavailable', `machine agent is not reachable: ${err.code ?? err.message}`, undefined, { cause: err }));
+        else
+          reject(
+            new CodedError(
+              'unavailable',
+              `machine agent is not reachable: ${err.code ?? err.message}`,
+              undefined,
+              { cause: err },
+            ),
+          );
       });
       req.end(payload);
     });

@@ -21,11 +21,20 @@ export function host(
     const child = execFile(
       file,
       args as string[],
-      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, cwd: opts.cwd, killSignal: 'SIGKILL' },
+      {
+        timeout: opts.timeoutMs ?? 30_000,
+        maxBuffer: 16 * 1024 * 1024,
+        cwd: opts.cwd,
+        killSignal: 'SIGKILL',
+      },
       (error, stdout, stderr) => {
         if (error) {
           const code = (error as NodeJS.ErrnoException & { code?: unknown }).code;
-          const why = error.killed ? 'timed out' : typeof code === 'number' ? `exit ${code}` : String(code ?? error.message);
+          const why = error.killed
+            ? 'timed out'
+            : typeof code === 'number'
+              ? `exit ${code}`
+              : String(code ?? error.message);
           reject(
             new CodedError(
               'internal',
@@ -44,7 +53,11 @@ export function host(
 }
 
 /** Like `host` but resolves `false` instead of throwing when the tool fails (for idempotent teardown). */
-export async function hostOk(file: string, args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<boolean> {
+export async function hostOk(
+  file: string,
+  args: readonly string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<boolean> {
   try {
     await host(file, args, opts);
     return true;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { access, constants, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { constants, access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
@@ -198,6 +198,9 @@ export class RuncDriver implements MachineDriver {
       client.close();
     }
     const log = await readFile(join(this.dir(id), 'run', AGENT_LOG), 'utf8').catch(() => '');
-    throw new CodedError('internal', `machine ${id}: agent did not start: ${log.trim().split('\n').slice(-5).join(' | ') || 'no log'}`);
+    throw new CodedError(
+      'internal',
+      `machine ${id}: agent did not start: ${log.trim().split('\n').slice(-5).join(' | ') || 'no log'}`,
+    );
   }
 }

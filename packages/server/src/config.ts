@@ -22,7 +22,10 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max)
-    throw new CodedError('invalid_argument', `${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+    throw new CodedError(
+      'invalid_argument',
+      `${name} must be an integer between ${min} and ${max}, got "${raw}"`,
+    );
   return n;
 }
 

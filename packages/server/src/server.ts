@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
-import { RuncDriver, type MachineDriver } from '@nullspace/runtime';
+import { type MachineDriver, RuncDriver } from '@nullspace/runtime';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { createApiServer, listen } from './http/api-server.js';
@@ -55,7 +55,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   log.info('nullspace server listening', { url, data_dir: config.dataDir, driver: driver.name });
-  if (generated) log.info('generated an API key (kept in the data directory)', { api_key_file: join(config.dataDir, 'api-key') });
+  if (generated)
+    log.info('generated an API key (kept in the data directory)', {
+      api_key_file: join(config.dataDir, 'api-key'),
+    });
 
   return {
     url,

@@ -93,20 +93,40 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
     },
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
       {
         destination: '/dev/pts',
         type: 'devpts',
         source: 'devpts',
         options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
       },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      {
+        destination: '/dev/shm',
+        type: 'tmpfs',
+        source: 'shm',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      },
+      {
+        destination: '/dev/mqueue',
+        type: 'mqueue',
+        source: 'mqueue',
+        options: ['nosuid', 'noexec', 'nodev'],
+      },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       ro(o.agent.nodeBinary, o.paths.nodeBinary),
       ro(o.agent.initBinary, o.paths.initBinary),
       ro(o.agent.homeDir, o.paths.homeDir),
-      { destination: o.paths.runDir, type: 'bind', source: o.agent.runDir, options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+      {
+        destination: o.paths.runDir,
+        type: 'bind',
+        source: o.agent.runDir,
+        options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'],
+      },
     ],
     linux: {
       namespaces: [

@@ -7,7 +7,12 @@ import { isMountPoint } from '../mounts.js';
  * machine's own upper directory on its disk image. Copy-on-write: nothing a machine writes reaches
  * the template or another machine.
  */
-export async function mountOverlay(opts: { lower: string; upper: string; work: string; target: string }): Promise<void> {
+export async function mountOverlay(opts: {
+  lower: string;
+  upper: string;
+  work: string;
+  target: string;
+}): Promise<void> {
   await mkdir(opts.target, { recursive: true });
   if (await isMountPoint(opts.target)) return;
   await host('mount', [

@@ -34,7 +34,19 @@ export class Runc {
       // own errors go to a log file in the bundle instead.
       const child = spawn(
         this.binary,
-        ['--root', this.root, '--log', logFile, '--log-format', 'json', 'run', '--detach', '--bundle', bundle, id],
+        [
+          '--root',
+          this.root,
+          '--log',
+          logFile,
+          '--log-format',
+          'json',
+          'run',
+          '--detach',
+          '--bundle',
+          bundle,
+          id,
+        ],
         { stdio: 'ignore' },
       );
       child.on('error', reject);
@@ -69,7 +81,8 @@ export class Runc {
       const s = JSON.parse(stdout) as { id: string; pid: number; status: RuncStatus; bundle: string };
       return { id: s.id, pid: s.pid, status: s.status, bundle: s.bundle };
     } catch (err) {
-      if (err instanceof CodedError && /does not exist|not exist/.test(String(err.details?.stderr))) return undefined;
+      if (err instanceof CodedError && /does not exist|not exist/.test(String(err.details?.stderr)))
+        return undefined;
       throw err;
     }
   }

@@ -56,7 +56,10 @@ async function handle(
   }
   if (url.pathname.startsWith('/v1/') || url.pathname === '/v1') {
     if (!keyMatches(presentedKey(req), o.apiKey))
-      throw new CodedError('unauthenticated', 'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)');
+      throw new CodedError(
+        'unauthenticated',
+        'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
+      );
   }
   const { handler, params } = o.router.match(req.method ?? 'GET', url.pathname);
   const ctx: RequestContext = { req, res, url, params, requestId, body: () => readJsonBody(req) };
@@ -101,7 +104,11 @@ function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch (err) {
-        reject(new CodedError('invalid_argument', `body: is not valid JSON (${(err as Error).message})`, { field: 'body' }));
+        reject(
+          new CodedError('invalid_argument', `body: is not valid JSON (${(err as Error).message})`, {
+            field: 'body',
+          }),
+        );
       }
     });
   });
@@ -109,7 +116,10 @@ function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -118,7 +128,11 @@ function sendError(log: Logger, res: http.ServerResponse, err: unknown, requestI
   if (err instanceof CodedError && err.code !== 'internal') {
     coded = err;
   } else {
-    log.error('request failed', { request_id: requestId, error: err, cause: err instanceof Error ? err.cause : undefined });
+    log.error('request failed', {
+      request_id: requestId,
+      error: err,
+      cause: err instanceof Error ? err.cause : undefined,
+    });
     // Only errors the service raised on purpose about a machine (they name it) keep their message;
     // anything else could carry host paths or tool output, which stay in the log.
     const machineId = err instanceof CodedError ? err.details?.machine_id : undefined;

@@ -1,6 +1,6 @@
 import {
-  expectObject,
   MACHINE_LIMITS,
+  expectObject,
   optionalInteger,
   parseCreateMachine,
   parseFields,
@@ -19,7 +19,9 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
     return { status: 201, body: await machines.create(spec) };
   });
 
-  router.add('GET', '/v1/machines', async (ctx) => ({ body: machines.list(parseListMachinesQuery(ctx.url.searchParams)) }));
+  router.add('GET', '/v1/machines', async (ctx) => ({
+    body: machines.list(parseListMachinesQuery(ctx.url.searchParams)),
+  }));
 
   router.add('GET', '/v1/machines/{id}', async (ctx) => {
     for (const key of ctx.url.searchParams.keys()) {
@@ -30,7 +32,9 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
     return { body: fields === null ? info : pickFields(info, parseFields(fields)) };
   });
 
-  router.add('DELETE', '/v1/machines/{id}', async (ctx) => ({ body: await machines.kill(ctx.params.id ?? '') }));
+  router.add('DELETE', '/v1/machines/{id}', async (ctx) => ({
+    body: await machines.kill(ctx.params.id ?? ''),
+  }));
 
   router.add('POST', '/v1/machines/{id}/connect', async (ctx) => {
     const raw = await ctx.body();

@@ -18,7 +18,15 @@ import type { Logger } from '../log.js';
 import type { MachineRecord, MachineStore } from '../store/machine-store.js';
 
 /** States in which a machine holds runtime resources and counts against the host's capacity. */
-const LIVE_STATES: MachineState[] = ['starting', 'running', 'pausing', 'paused', 'hibernating', 'resuming', 'killing'];
+const LIVE_STATES: MachineState[] = [
+  'starting',
+  'running',
+  'pausing',
+  'paused',
+  'hibernating',
+  'resuming',
+  'killing',
+];
 const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'resuming', 'killing'];
 /** Longest single setTimeout Node accepts; longer deadlines are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -71,18 +79,31 @@ export class MachineService {
 
   async create(spec: CreateMachineSpec): Promise<MachineInfo> {
     if (spec.on_timeout !== 'kill')
-      throw invalidArgument('on_timeout', `"${spec.on_timeout}" needs pause/hibernate, which this server does not offer yet`);
+      throw invalidArgument(
+        'on_timeout',
+        `"${spec.on_timeout}" needs pause/hibernate, which this server does not offer yet`,
+      );
     if (spec.snapshot_id !== undefined)
-      throw new CodedError('snapshot_not_found', `snapshot ${spec.snapshot_id} not found`, { snapshot_id: spec.snapshot_id });
+      throw new CodedError('snapshot_not_found', `snapshot ${spec.snapshot_id} not found`, {
+        snapshot_id: spec.snapshot_id,
+      });
     if (spec.volume_ids !== undefined)
-      throw new CodedError('volume_not_found', `volume ${spec.volume_ids[0]} not found`, { volume: spec.volume_ids[0] });
+      throw new CodedError('volume_not_found', `volume ${spec.volume_ids[0]} not found`, {
+        volume: spec.volume_ids[0],
+      });
     if (spec.warm_pool !== undefined)
-      throw new CodedError('not_found', `warm pool ${spec.warm_pool} not found`, { warm_pool: spec.warm_pool });
+      throw new CodedError('not_found', `warm pool ${spec.warm_pool} not found`, {
+        warm_pool: spec.warm_pool,
+      });
     const templateRootfs = this.templateRootfs(spec.template);
     if (this.store.countInStates(LIVE_STATES) >= this.o.maxMachines)
-      throw new CodedError('resource_exhausted', `this server runs at most ${this.o.maxMachines} machines at once`, {
-        max_machines: this.o.maxMachines,
-      });
+      throw new CodedError(
+        'resource_exhausted',
+        `this server runs at most ${this.o.maxMachines} machines at once`,
+        {
+          max_machines: this.o.maxMachines,
+        },
+      );
 
     const now = Date.now();
     const record: MachineRecord = {
@@ -123,7 +144,12 @@ export class MachineService {
         // The driver cleaned up after itself; the record stays, in a state `kill` can finish.
         this.store.update(record.id, { status: 'failed', status_reason: `start failed: ${messageOf(err)}` });
         this.log.error('machine failed to start', { machine_id: record.id, error: err });
-        throw new CodedError('internal', `machine ${record.id} failed to start (its status_reason says why)`, { machine_id: record.id }, { cause: err });
+        throw new CodedError(
+          'internal',
+          `machine ${record.id} failed to start (its status_reason says why)`,
+          { machine_id: record.id },
+          { cause: err },
+        );
       }
       const startedAt = Date.now();
       const updated = this.store.update(record.id, {
@@ -132,7 +158,11 @@ export class MachineService {
         expires_at: startedAt + spec.timeout * 1000,
       });
       this.arm(updated);
-      this.log.info('machine started', { machine_id: record.id, template: spec.template, ms: startedAt - started });
+      this.log.info('machine started', {
+        machine_id: record.id,
+        template: spec.template,
+        ms: startedAt - started,
+      });
       return toInfo(updated);
     });
   }
@@ -162,9 +192,14 @@ export class MachineService {
       } catch (err) {
         this.log.error('machine teardown failed', { machine_id: id, error: err });
         this.store.update(id, { status: 'failed', status_reason: `kill failed: ${messageOf(err)}` });
-        throw new CodedError('internal', `machine ${id} could not be fully torn down; kill it again`, { machine_id: id }, {
-          cause: err,
-        });
+        throw new CodedError(
+          'internal',
+          `machine ${id} could not be fully torn down; kill it again`,
+          { machine_id: id },
+          {
+            cause: err,
+          },
+        );
       }
       this.log.info('machine killed', { machine_id: id, reason });
       return toInfo(this.store.update(id, { status: 'killed', status_reason: reason }));
@@ -208,18 +243,32 @@ export class MachineService {
       const state = await this.driver.inspect(m.id);
       if (state === 'running' && m.status === 'running') {
         this.arm(m);
-        this.log.info('machine re-adopted', { machine_id: m.id, expires_at: new Date(m.expires_at).toISOString() });
+        this.log.info('machine re-adopted', {
+          machine_id: m.id,
+          expires_at: new Date(m.expires_at).toISOString(),
+        });
       } else {
-        this.store.update(m.id, { status: 'failed', status_reason: `lost: runtime state was ${state} at server start` });
-        await this.driver.destroy(m.id).catch((err: unknown) => this.log.error('cleanup failed', { machine_id: m.id, error: err }));
-        this.log.warn('machine lost across restart', { machine_id: m.id, runtime_state: state, was: m.status });
+        this.store.update(m.id, {
+          status: 'failed',
+          status_reason: `lost: runtime state was ${state} at server start`,
+        });
+        await this.driver
+          .destroy(m.id)
+          .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: m.id, error: err }));
+        this.log.warn('machine lost across restart', {
+          machine_id: m.id,
+          runtime_state: state,
+          was: m.status,
+        });
       }
     }
     for (const id of await this.driver.list()) {
       const m = this.store.get(id);
       if (!known.has(id) && (!m || !LIVE_STATES.includes(m.status))) {
         this.log.warn('removing runtime leftovers of a machine not alive in the store', { machine_id: id });
-        await this.driver.destroy(id).catch((err: unknown) => this.log.error('cleanup failed', { machine_id: id, error: err }));
+        await this.driver
+          .destroy(id)
+          .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: id, error: err }));
       }
     }
   }
@@ -254,7 +303,11 @@ export class MachineService {
   private requireRunning(m: MachineRecord): MachineRecord {
     if (m.status === 'running') return m;
     if (TRANSITIONAL.includes(m.status))
-      throw new CodedError('machine_transitioning', `machine ${m.id} is ${m.status}`, { machine_id: m.id, status: m.status, retry_after: 1 });
+      throw new CodedError('machine_transitioning', `machine ${m.id} is ${m.status}`, {
+        machine_id: m.id,
+        status: m.status,
+        retry_after: 1,
+      });
     throw new CodedError('invalid_state', `machine ${m.id} is ${m.status}`, {
       machine_id: m.id,
       status: m.status,
@@ -264,7 +317,8 @@ export class MachineService {
 
   private templateRootfs(name: string): string {
     const dir = join(this.o.templatesDir, encodeURIComponent(name), 'rootfs');
-    if (!existsSync(dir)) throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
+    if (!existsSync(dir))
+      throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
     return dir;
   }
 
@@ -290,7 +344,10 @@ export class MachineService {
         const m = this.record(id);
         if (m.status !== 'running') return;
         this.disarm(id);
-        this.store.update(id, { status: 'failed', status_reason: `machine stopped unexpectedly (runtime state ${state})` });
+        this.store.update(id, {
+          status: 'failed',
+          status_reason: `machine stopped unexpectedly (runtime state ${state})`,
+        });
         await this.driver.destroy(id).catch(() => undefined);
       });
       throw new CodedError('invalid_state', `machine ${id} stopped unexpectedly`, { machine_id: id });
@@ -316,16 +373,19 @@ export class MachineService {
     this.disarm(m.id);
     if (this.closed) return;
     const delay = Math.max(0, m.expires_at - Date.now());
-    const timer = setTimeout(() => {
-      this.timers.delete(m.id);
-      const current = this.store.get(m.id);
-      if (!current || current.status !== 'running') return;
-      if (current.expires_at > Date.now()) {
-        this.arm(current); // re-armed by set_timeout/connect, or a deadline beyond one timer's reach
-        return;
-      }
-      this.onTimeout(current);
-    }, Math.min(delay, MAX_TIMER_MS));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(m.id);
+        const current = this.store.get(m.id);
+        if (!current || current.status !== 'running') return;
+        if (current.expires_at > Date.now()) {
+          this.arm(current); // re-armed by set_timeout/connect, or a deadline beyond one timer's reach
+          return;
+        }
+        this.onTimeout(current);
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
     timer.unref();
     this.timers.set(m.id, timer);
   }

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import {
   CodedError,
   type ListMachinesQuery,
@@ -6,6 +5,7 @@ import {
   type MachineState,
   type TimeoutAction,
 } from '@nullspace/protocol';
+import Database from 'better-sqlite3';
 
 /** One machine as the server stores it (durable across restarts). */
 export interface MachineRecord {
@@ -75,7 +75,9 @@ function decodeToken(token: string): [number, string] {
   } catch {
     // fall through
   }
-  throw new CodedError('invalid_argument', 'next_token: is not a token this server issued', { field: 'next_token' });
+  throw new CodedError('invalid_argument', 'next_token: is not a token this server issued', {
+    field: 'next_token',
+  });
 }
 
 /** States a plain list shows when no `state` filter is given: everything that is not gone. */
@@ -127,7 +129,9 @@ export class MachineStore {
     for (const [k, v] of entries) {
       row[k] = k === 'envs' || k === 'metadata' ? JSON.stringify(v) : k === 'auto_resume' ? Number(v) : v;
     }
-    this.db.prepare(`UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run(row);
+    this.db
+      .prepare(`UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
+      .run(row);
     const updated = this.get(id);
     if (!updated) throw new CodedError('machine_not_found', `machine ${id} not found`);
     return updated;
@@ -170,7 +174,9 @@ export class MachineStore {
       params.push(createdAt, id);
     }
     const rows = this.db
-      .prepare(`SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .prepare(
+        `SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+      )
       .all(...params, q.limit + 1) as Row[];
     const hasNext = rows.length > q.limit;
     const page = rows.slice(0, q.limit).map(fromRow);
@@ -180,7 +186,12 @@ export class MachineStore {
 }
 
 function toRow(m: MachineRecord): Row {
-  return { ...m, envs: JSON.stringify(m.envs), metadata: JSON.stringify(m.metadata), auto_resume: Number(m.auto_resume) };
+  return {
+    ...m,
+    envs: JSON.stringify(m.envs),
+    metadata: JSON.stringify(m.metadata),
+    auto_resume: Number(m.auto_resume),
+  };
 }
 
 function fromRow(r: Row): MachineRecord {
