@@ -10,6 +10,7 @@ import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { MACHINE_STATES } from '@nullspace/protocol';
 import { NETNS_DIR, host, mountsUnder, netnsName } from '@nullspace/runtime';
 import { type ConnectionOptions, Machine } from '@nullspace/sdk';
 
@@ -126,17 +127,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   return server;
 }
 
-const ALIVE = [
-  'starting',
-  'running',
-  'pausing',
-  'paused',
-  'hibernating',
-  'hibernated',
-  'resuming',
-  'killing',
-  'failed',
-] as const;
+/** Every state but `killed`: what teardown must kill. */
+const ALIVE = MACHINE_STATES.filter((s) => s !== 'killed');
 
 const CGROUP_ROOTS = ['/sys/fs/cgroup', ...cgroupV1Roots()];
 function cgroupV1Roots(): string[] {
