@@ -45,6 +45,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
   echo "up to date"
 fi
+# Native modules built from source above: SQLite for the server's store, node-pty for terminals.
+(cd packages/server && node -e "require('better-sqlite3')") && (cd packages/agent && node -e "require('node-pty')") &&
+  echo "native modules load (better-sqlite3, node-pty)"
 
 step "build"
 npx tsc -b
