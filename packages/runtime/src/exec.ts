@@ -65,3 +65,37 @@ export async function hostOk(
     return false;
   }
 }
+
+/** One host command as an argv (no shell parsing). */
+export type Argv = readonly string[];
+
+function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs several host commands through one `sh` instead of one process spawn each: spawning from the
+ * server's large process costs milliseconds a time, which adds up on the create path. Each lane's
+ * commands run in order; the lanes run side by side; a failing command stops its lane and the whole
+ * plan fails with that command and its stderr named. Commands get /dev/null as stdin.
+ */
+export async function hostPlan(
+  lanes: readonly (readonly Argv[])[],
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  const lines: string[] = ['fail=0'];
+  lanes.forEach((lane, i) => {
+    const body = lane
+      .map((argv) => {
+        const cmd = argv.map(shellQuote).join(' ');
+        return `${cmd} </dev/null || { echo ${shellQuote(`failed: ${argv.join(' ')}`)} >&2; exit 1; }`;
+      })
+      .join('\n');
+    lines.push(`(\n${body}\n) & p${i}=$!`);
+  });
+  lanes.forEach((_, i) => {
+    lines.push(`wait $p${i} || fail=1`);
+  });
+  lines.push('exit $fail');
+  await host('sh', ['-c', lines.join('\n')], opts);
+}

@@ -5,10 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import type { DriverMachineSpec, DriverMachineState, MachineDriver } from './driver.js';
-import { host } from './exec.js';
-import { createNetns, deleteNetns, netnsName } from './netns/netns.js';
+import { host, hostPlan } from './exec.js';
+import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
-import { mountOverlay, unmountOverlay } from './rootfs/overlay.js';
+import { mountOverlaySteps, unmountOverlay } from './rootfs/overlay.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
 
@@ -92,9 +92,23 @@ export class RuncDriver implements MachineDriver {
     try {
       await mkdir(join(dir, 'run'), { recursive: true });
       const disk = new DiskImage(dir);
-      const [netns] = await Promise.all([createNetns(netnsName(spec.id)), disk.create(spec.diskMb)]);
+      const nsName = netnsName(spec.id);
+      const netns = netnsPath(nsName);
       const rootfs = join(dir, 'rootfs');
-      await mountOverlay({ lower: spec.templateRootfs, upper: disk.upper, work: disk.work, target: rootfs });
+      // One batch of host commands: the network namespace is made while the disk is formatted,
+      // then the overlay goes on top of the disk.
+      await hostPlan([
+        [
+          ...disk.createSteps(spec.diskMb),
+          ...mountOverlaySteps({
+            lower: spec.templateRootfs,
+            upper: disk.upper,
+            work: disk.work,
+            target: rootfs,
+          }),
+        ],
+        createNetnsSteps(nsName),
+      ]);
       const config = buildMachineOciSpec({
         machineId: spec.id,
         hostname: spec.id.replace('_', '-'),

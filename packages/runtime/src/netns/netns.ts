@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { host } from '../exec.js';
+import { type Argv, host } from '../exec.js';
 
 /**
  * A machine's network namespace, created by the host (`ip netns add`) and bound at
@@ -17,10 +17,12 @@ export function netnsPath(name: string): string {
   return `${NETNS_DIR}/${name}`;
 }
 
-export async function createNetns(name: string): Promise<string> {
-  if (!existsSync(netnsPath(name))) await host('ip', ['netns', 'add', name]);
-  await host('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return netnsPath(name);
+/** Host commands that create the namespace with its loopback up. */
+export function createNetnsSteps(name: string): Argv[] {
+  return [
+    ['ip', 'netns', 'add', name],
+    ['ip', '-n', name, 'link', 'set', 'lo', 'up'],
+  ];
 }
 
 /** Deletes the namespace. Idempotent. */

@@ -1,5 +1,5 @@
-import { mkdir, rm } from 'node:fs/promises';
-import { host } from '../exec.js';
+import { rm } from 'node:fs/promises';
+import { type Argv, host } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
 
 /**
@@ -7,22 +7,24 @@ import { isMountPoint } from '../mounts.js';
  * machine's own upper directory on its disk image. Copy-on-write: nothing a machine writes reaches
  * the template or another machine.
  */
-export async function mountOverlay(opts: {
+export function mountOverlaySteps(opts: {
   lower: string;
   upper: string;
   work: string;
   target: string;
-}): Promise<void> {
-  await mkdir(opts.target, { recursive: true });
-  if (await isMountPoint(opts.target)) return;
-  await host('mount', [
-    '-t',
-    'overlay',
-    'overlay',
-    '-o',
-    `lowerdir=${opts.lower},upperdir=${opts.upper},workdir=${opts.work}`,
-    opts.target,
-  ]);
+}): Argv[] {
+  return [
+    ['mkdir', '-p', opts.target],
+    [
+      'mount',
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${opts.lower},upperdir=${opts.upper},workdir=${opts.work}`,
+      opts.target,
+    ],
+  ];
 }
 
 /** Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent. */

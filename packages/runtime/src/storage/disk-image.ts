@@ -1,6 +1,6 @@
 import { mkdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { host } from '../exec.js';
+import { type Argv, host } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
 
 /**
@@ -10,7 +10,7 @@ import { isMountPoint } from '../mounts.js';
  * shared filesystem would be cheaper, but the kernels we run on are built without quota support.)
  *
  * Lifecycle, one owner (the driver):
- *   1. `create(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
+ *   1. `createSteps(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
  *   2. The mount persists across a server restart; `ensureMounted()` re-mounts after a host reboot.
  *   3. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
  *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
@@ -32,13 +32,16 @@ export class DiskImage {
     return join(this.mountPoint, 'work');
   }
 
-  async create(sizeMb: number): Promise<void> {
-    await host('truncate', ['-s', `${sizeMb}M`, this.file]);
-    // No discard at mkfs time: the file is sparse already, discarding it only costs time.
-    await host('mkfs.xfs', ['-q', '-K', this.file], { timeoutMs: 60_000 });
-    await this.ensureMounted();
-    await mkdir(this.upper, { recursive: true });
-    await mkdir(this.work, { recursive: true });
+  /** Host commands that create, format and mount the disk (run by the driver in one batch). */
+  createSteps(sizeMb: number): Argv[] {
+    return [
+      ['truncate', '-s', `${sizeMb}M`, this.file],
+      // No discard at mkfs time: the file is sparse already, discarding it only costs time.
+      ['mkfs.xfs', '-q', '-K', this.file],
+      ['mkdir', '-p', this.mountPoint],
+      ['mount', '-o', 'loop,noatime', this.file, this.mountPoint],
+      ['mkdir', '-p', this.upper, this.work],
+    ];
   }
 
   async ensureMounted(): Promise<void> {
