@@ -396,7 +396,7 @@ function instrumentDriver(driver) {
   wrap(driver, 'create', 'driverStart', 'driverEnd');
   wrap(driver.runc, 'run', 'runcStart', 'runcEnd');
   wrap(driver, 'waitForAgent', 'agentStart', 'agentEnd');
-  // The wait checks `runc state` once its backoff reaches 32 ms: time spent there, during the wait.
+  // The wait checks `runc state` every 250 ms for liveness: time spent there, during the wait.
   if (typeof driver.runc.state === 'function') {
     const state = driver.runc.state.bind(driver.runc);
     driver.runc.state = async (...args) => {
@@ -736,7 +736,7 @@ function report({ r, phases, replica, mem, k }) {
             ['HTTP + validation + DB insert (until driver.create)', phases.pre],
             ['driver: disk ‖ netns, overlay, config.json', phases.prep],
             ['driver: runc run --detach', phases.runc],
-            ['driver: wait for agent (2→50 ms backoff poll)', phases.agent],
+            ['driver: wait for agent (2 ms poll)', phases.agent],
             ['  of which `runc state` checks (not additive)', phases.state],
             ['DB update + HTTP response (after driver.create)', phases.post],
           ],

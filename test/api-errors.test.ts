@@ -3,21 +3,21 @@
  * sees) and through the SDK's typed errors.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, it } from 'node:test';
 import { ERROR_STATUS } from '@nullspace/protocol';
 import { InvalidArgumentError, Machine, NotFoundError, type NullspaceError } from '@nullspace/sdk';
-import { type TestServer, cannotRunMachines, startTestServer } from './harness.js';
+import { describeWithServer, startTestServer } from './harness.js';
 
-const skip = cannotRunMachines();
-if (skip && process.env.CI) throw new Error(`API tests cannot run in CI: ${skip}`);
-
-describe('API errors', { skip }, () => {
-  let server: TestServer;
+describeWithServer('API errors', (ctx) => {
   let machineId: string;
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${server.url}${path}`, {
+    const res = await fetch(`${ctx.server.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json', ...headers },
+      headers: {
+        authorization: `Bearer ${ctx.server.apiKey}`,
+        'content-type': 'application/json',
+        ...headers,
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const json = (await res.json()) as {
@@ -48,11 +48,7 @@ describe('API errors', { skip }, () => {
   };
 
   before(async () => {
-    server = await startTestServer();
-    machineId = (await Machine.create(server.conn)).id;
-  });
-  after(async () => {
-    await server?.teardown();
+    machineId = (await Machine.create(ctx.server.conn)).id;
   });
 
   it('requires the API key', async () => {
@@ -61,16 +57,18 @@ describe('API errors', { skip }, () => {
       { authorization: 'Bearer wrong' },
       { authorization: 'Basic abc' },
     ]) {
-      const res = await fetch(`${server.url}/v1/machines`, { headers });
+      const res = await fetch(`${ctx.server.url}/v1/machines`, { headers });
       assert.equal(res.status, 401);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unauthenticated');
     }
-    const viaHeader = await fetch(`${server.url}/v1/machines`, { headers: { 'x-api-key': server.apiKey } });
+    const viaHeader = await fetch(`${ctx.server.url}/v1/machines`, {
+      headers: { 'x-api-key': ctx.server.apiKey },
+    });
     assert.equal(viaHeader.status, 200);
-    const health = await fetch(`${server.url}/healthz`);
+    const health = await fetch(`${ctx.server.url}/healthz`);
     assert.equal(health.status, 200);
     await assert.rejects(
-      Machine.list({ apiUrl: server.url, apiKey: 'nope' }),
+      Machine.list({ apiUrl: ctx.server.url, apiKey: 'nope' }),
       (e: NullspaceError) => e.code === 'unauthenticated' && e.status === 401,
     );
   });
@@ -104,7 +102,7 @@ describe('API errors', { skip }, () => {
     await expectError('POST', '/v1/machines', '{"vcpus": ', 'invalid_argument', 'body');
     await expectError('POST', '/v1/machines', '[1,2]', 'invalid_argument', 'body');
     await assert.rejects(
-      Machine.create({ ...server.conn, memoryMb: 1 }),
+      Machine.create({ ...ctx.server.conn, memoryMb: 1 }),
       (e: unknown) => e instanceof InvalidArgumentError && e.code === 'invalid_argument',
     );
   });
@@ -135,7 +133,7 @@ describe('API errors', { skip }, () => {
     await expectError('GET', '/v1/nothing-here', undefined, 'not_found');
     await expectError('PATCH', '/v1/machines', undefined, 'method_not_allowed');
     await assert.rejects(
-      Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', server.conn),
+      Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', ctx.server.conn),
       (e: unknown) => e instanceof NotFoundError,
     );
   });

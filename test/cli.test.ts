@@ -3,23 +3,12 @@
  * codes that carry the command's status, `error: <code>` on failure.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type TestServer, cannotRunMachines, cli, startTestServer } from './harness.js';
+import { it } from 'node:test';
+import { cli, describeWithServer } from './harness.js';
 
-const skip = cannotRunMachines();
-if (skip && process.env.CI) throw new Error(`CLI tests cannot run in CI: ${skip}`);
-
-describe('cli', { skip }, () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.teardown();
-  });
-
+describeWithServer('cli', (ctx) => {
   it('creates, gets, lists, execs and kills', async () => {
-    const created = await cli(server, [
+    const created = await cli(ctx.server, [
       'machine',
       'create',
       '--json',
@@ -41,21 +30,21 @@ describe('cli', { skip }, () => {
     assert.equal(info.memory_mb, 256);
     assert.deepEqual(info.envs, ['WHO']);
 
-    const table = await cli(server, ['machine', 'list', '--metadata', 'from=cli']);
+    const table = await cli(ctx.server, ['machine', 'list', '--metadata', 'from=cli']);
     assert.equal(table.code, 0, table.stderr);
     const [header, row] = table.stdout.trim().split('\n');
     assert.match(header ?? '', /^ID\s+STATUS\s+TEMPLATE/);
     assert.match(row ?? '', new RegExp(`^${info.id}\\s+running\\s+base`));
 
-    const get = await cli(server, ['machine', 'get', info.id]);
+    const get = await cli(ctx.server, ['machine', 'get', info.id]);
     assert.equal(get.code, 0);
     assert.match(get.stdout, new RegExp(`id\\s+${info.id}`));
     assert.match(get.stdout, /status\s+running/);
 
-    const shell = await cli(server, ['machine', 'exec', info.id, '--', 'echo "$WHO says hi"; exit 3']);
+    const shell = await cli(ctx.server, ['machine', 'exec', info.id, '--', 'echo "$WHO says hi"; exit 3']);
     assert.equal(shell.code, 3);
     assert.equal(shell.stdout, 'cli says hi\n');
-    const argv = await cli(server, [
+    const argv = await cli(ctx.server, [
       'machine',
       'exec',
       info.id,
@@ -67,24 +56,24 @@ describe('cli', { skip }, () => {
     ]);
     assert.equal(argv.code, 0, argv.stderr);
     assert.equal(argv.stdout, "['a b']\n");
-    const stderr = await cli(server, ['machine', 'exec', info.id, '--', 'echo to-stderr >&2']);
+    const stderr = await cli(ctx.server, ['machine', 'exec', info.id, '--', 'echo to-stderr >&2']);
     assert.equal(stderr.stderr, 'to-stderr\n');
 
-    const kill = await cli(server, ['machine', 'kill', info.id, '--json']);
+    const kill = await cli(ctx.server, ['machine', 'kill', info.id, '--json']);
     assert.equal(kill.code, 0, kill.stderr);
     assert.equal((JSON.parse(kill.stdout) as { status: string }).status, 'killed');
   });
 
   it('fails with the error code and a non-zero exit', async () => {
-    const missing = await cli(server, ['machine', 'get', 'mch_aaaaaaaaaaaaaaaaaaaa']);
+    const missing = await cli(ctx.server, ['machine', 'get', 'mch_aaaaaaaaaaaaaaaaaaaa']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^error: machine_not_found: /);
-    const bad = await cli(server, ['machine', 'create', '--vcpus', '0']);
+    const bad = await cli(ctx.server, ['machine', 'create', '--vcpus', '0']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /error: invalid_argument: vcpus/);
-    const usage = await cli(server, ['machine', 'frobnicate']);
+    const usage = await cli(ctx.server, ['machine', 'frobnicate']);
     assert.equal(usage.code, 2);
-    const unauth = await cli({ ...server, apiKey: 'wrong' }, ['machine', 'list']);
+    const unauth = await cli({ ...ctx.server, apiKey: 'wrong' }, ['machine', 'list']);
     assert.equal(unauth.code, 1);
     assert.match(unauth.stderr, /error: unauthenticated/);
   });

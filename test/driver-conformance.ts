@@ -27,7 +27,6 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
       memoryMb: 256,
       diskMb: 512,
       cwd: '/workspace',
-      envs: { CONFORMANCE: 'yes' },
     });
     before(async () => {
       f = await make();
@@ -50,7 +49,7 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
           args: [],
           shell: true,
           cwd: '/workspace',
-          envs: {},
+          envs: { CONFORMANCE: 'yes' },
           timeout_ms: 10_000,
         });
         assert.equal(r.stdout, 'yes\n/workspace\n');

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { after, before, describe } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MACHINE_STATES } from '@nullspace/protocol';
@@ -211,4 +212,27 @@ export async function cli(
 
 export function readText(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * A `describe` block with one test server for all its tests, torn down (and checked for leftovers)
+ * after them. Skips loudly where machines cannot run; in CI that is an error, never a skip.
+ */
+export function describeWithServer(
+  name: string,
+  body: (ctx: { server: TestServer }) => void,
+  env: Record<string, string> = {},
+): void {
+  const skip = cannotRunMachines();
+  if (skip && process.env.CI) throw new Error(`${name}: cannot run in CI: ${skip}`);
+  describe(name, { skip }, () => {
+    const ctx = {} as { server: TestServer };
+    before(async () => {
+      ctx.server = await startTestServer(env);
+    });
+    after(async () => {
+      await ctx.server?.teardown();
+    });
+    body(ctx);
+  });
 }

@@ -3,24 +3,14 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { it } from 'node:test';
+import { REFUSED_SYSCALLS_FOR_TESTS } from '@nullspace/runtime';
 import { Machine, type NullspaceError } from '@nullspace/sdk';
-import { TEMPLATES_DIR, type TestServer, cannotRunMachines, eventually, startTestServer } from './harness.js';
+import { TEMPLATES_DIR, describeWithServer, eventually } from './harness.js';
 
-const skip = cannotRunMachines();
-if (skip && process.env.CI) throw new Error(`machine tests cannot run in CI: ${skip}`);
-
-describe('machines', { skip }, () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.teardown();
-  });
-
+describeWithServer('machines', (ctx) => {
   it('creates a machine, runs python3 --version in it, and kills it', async () => {
-    const m = await Machine.create({ ...server.conn, metadata: { suite: 'basic' } });
+    const m = await Machine.create({ ...ctx.server.conn, metadata: { suite: 'basic' } });
     assert.match(m.id, /^mch_[a-z2-7]{20}$/);
     const info = await m.getInfo();
     assert.equal(info.status, 'running');
@@ -32,15 +22,15 @@ describe('machines', { skip }, () => {
     assert.equal(await m.isRunning(), true);
     const killed = await m.kill();
     assert.equal(killed.status, 'killed');
-    assert.equal((await Machine.getInfoById(m.id, server.conn)).status, 'killed');
+    assert.equal((await Machine.getInfoById(m.id, ctx.server.conn)).status, 'killed');
     // kill is idempotent
-    assert.equal((await Machine.killById(m.id, server.conn)).status, 'killed');
+    assert.equal((await Machine.killById(m.id, ctx.server.conn)).status, 'killed');
     await assert.rejects(m.commands.run('true'), (e: NullspaceError) => e.code === 'invalid_state');
   });
 
   it('honours cwd, envs, args, stdin, exit codes and command timeouts', async () => {
     await using m = await Machine.create({
-      ...server.conn,
+      ...ctx.server.conn,
       cwd: '/srv/app',
       envs: { GREETING: 'hello world' },
     });
@@ -75,8 +65,8 @@ describe('machines', { skip }, () => {
     const marker = `/tmp/nullspace-host-marker-${process.pid}`;
     writeFileSync(marker, 'host secret');
     try {
-      await using a = await Machine.create(server.conn);
-      await using b = await Machine.create(server.conn);
+      await using a = await Machine.create(ctx.server.conn);
+      await using b = await Machine.create(ctx.server.conn);
       // Only the machine's own processes: init (pid 1), the agent, and what we run.
       const ps = await a.commands.run('ps', { args: ['-eo', 'pid,comm', '--no-headers'] });
       const procs = ps.stdout
@@ -107,10 +97,11 @@ describe('machines', { skip }, () => {
   });
 
   it('keeps root inside a machine from acting on the host', async () => {
-    await using m = await Machine.create(server.conn);
+    await using m = await Machine.create(ctx.server.conn);
     const mount = await m.commands.run('mkdir -p /mnt/x && mount -t tmpfs tmpfs /mnt/x');
     assert.notEqual(mount.exitCode, 0, 'mount must fail');
-    const py = (code: string) => m.commands.run('python3', { args: ['-c', code] });
+    const py = (code: string, ...args: string[]) =>
+      m.commands.run('python3', { args: ['-c', code, ...args] });
     // init_module(2) and finit_module(2): loading a kernel module.
     const mod = await py(
       'import ctypes,os; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(313,os.open("/bin/true",0),b"",0); print(r, ctypes.get_errno())',
@@ -135,10 +126,27 @@ describe('machines', { skip }, () => {
       assert.equal((capEff >> cap) & 1n, 0n, `capability ${cap} must be dropped`);
     // unshare(2) is refused by seccomp: no new namespaces from inside.
     assert.notEqual((await m.commands.run('unshare -U true')).exitCode, 0);
+    // Each syscall the filter refuses answers EPERM (each would answer something else without it).
+    const probe = await py(
+      [
+        'import ctypes, json, sys',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'out = {}',
+        'for name, nr in json.loads(sys.argv[1]).items():',
+        '    ctypes.set_errno(0)',
+        '    r = libc.syscall(nr, 0, 0, 0, 0, 0, 0)',
+        '    out[name] = ctypes.get_errno() if r == -1 else "ok"',
+        'print(json.dumps(out))',
+      ].join('\n'),
+      JSON.stringify(REFUSED_SYSCALLS_FOR_TESTS),
+    );
+    const errnos = JSON.parse(probe.stdout) as Record<string, number | string>;
+    for (const name of Object.keys(REFUSED_SYSCALLS_FOR_TESTS))
+      assert.equal(errnos[name], 1, `${name} must get EPERM`);
   });
 
   it('enforces memory_mb: an allocation past it is killed, the machine stays up', async () => {
-    await using m = await Machine.create({ ...server.conn, memoryMb: 128 });
+    await using m = await Machine.create({ ...ctx.server.conn, memoryMb: 128 });
     const hog = await m.commands.run('python3', {
       args: ['-c', 'b = bytearray(400 * 1024 * 1024); print(len(b))'],
     });
@@ -149,7 +157,7 @@ describe('machines', { skip }, () => {
   });
 
   it('enforces disk_mb: writing past it fails with ENOSPC inside the machine', async () => {
-    await using m = await Machine.create({ ...server.conn, diskMb: 512 });
+    await using m = await Machine.create({ ...ctx.server.conn, diskMb: 512 });
     const df = await m.commands.run('df --output=size -m / | tail -1');
     assert.ok(Number(df.stdout.trim()) <= 512, `df says ${df.stdout}`);
     const fill = await m.commands.run('dd if=/dev/zero of=/workspace/fill bs=1M count=700');
@@ -163,21 +171,21 @@ describe('machines', { skip }, () => {
   });
 
   it('kills a machine when its timeout expires', async () => {
-    const m = await Machine.create({ ...server.conn, timeout: 2 });
+    const m = await Machine.create({ ...ctx.server.conn, timeout: 2 });
     const info = await m.getInfo();
     assert.equal(info.timeout, 2);
     assert.equal(info.onTimeout, 'kill');
     const final = await eventually(async () => {
-      const i = await Machine.getInfoById(m.id, server.conn);
+      const i = await Machine.getInfoById(m.id, ctx.server.conn);
       return i.status === 'killed' ? i : undefined;
     }, 'the timeout to kill the machine');
     assert.match(String(final.statusReason), /timeout/);
   });
 
   it('connect returns a running machine and re-applies the caller timeout', async () => {
-    await using m = await Machine.create({ ...server.conn, timeout: 60 });
+    await using m = await Machine.create({ ...ctx.server.conn, timeout: 60 });
     const before = await m.getInfo();
-    const again = await Machine.connect(m.id, { ...server.conn, timeout: 600 });
+    const again = await Machine.connect(m.id, { ...ctx.server.conn, timeout: 600 });
     const info = await again.getInfo();
     assert.equal(info.timeout, 600);
     assert.ok(info.expiresAt.getTime() > before.expiresAt.getTime() + 500_000);
@@ -187,14 +195,14 @@ describe('machines', { skip }, () => {
     const tag = `list-${Date.now()}`;
     const made = await Promise.all(
       [0, 1, 2, 3, 4].map((i) =>
-        Machine.create({ ...server.conn, metadata: { tag, parity: i % 2 ? 'odd' : 'even' } }),
+        Machine.create({ ...ctx.server.conn, metadata: { tag, parity: i % 2 ? 'odd' : 'even' } }),
       ),
     );
     try {
       const mine = async (opts: { metadata: Record<string, string>; limit?: number }) => {
         const ids: string[] = [];
         const page = await Machine.list({
-          ...server.conn,
+          ...ctx.server.conn,
           query: { metadata: opts.metadata },
           limit: opts.limit ?? 100,
         });
@@ -204,7 +212,7 @@ describe('machines', { skip }, () => {
       assert.equal((await mine({ metadata: { tag } })).length, 5);
       assert.equal((await mine({ metadata: { tag, parity: 'odd' } })).length, 2);
       // Pages of 2 cover all 5 exactly once, newest first.
-      const first = await Machine.list({ ...server.conn, query: { metadata: { tag } }, limit: 2 });
+      const first = await Machine.list({ ...ctx.server.conn, query: { metadata: { tag } }, limit: 2 });
       assert.equal(first.items.length, 2);
       assert.equal(first.hasNext, true);
       const paged = await mine({ metadata: { tag }, limit: 2 });
@@ -212,12 +220,12 @@ describe('machines', { skip }, () => {
       assert.equal(paged.length, 5);
       // fields= gives compact rows.
       const rows = await Machine.list({
-        ...server.conn,
+        ...ctx.server.conn,
         query: { metadata: { tag } },
         fields: ['id', 'status'],
       });
       for (const row of rows.items) assert.deepEqual(Object.keys(row).sort(), ['id', 'status']);
-      const one = await Machine.getInfoById(made[0]!.id, { ...server.conn, fields: ['id', 'status'] });
+      const one = await Machine.getInfoById(made[0]!.id, { ...ctx.server.conn, fields: ['id', 'status'] });
       assert.deepEqual(one, { id: made[0]!.id, status: 'running' });
       // state and template filters.
       await made[0]!.kill();
@@ -226,13 +234,16 @@ describe('machines', { skip }, () => {
         4,
         'killed machines are not listed by default',
       );
-      const killed = await Machine.list({ ...server.conn, query: { state: ['killed'], metadata: { tag } } });
+      const killed = await Machine.list({
+        ...ctx.server.conn,
+        query: { state: ['killed'], metadata: { tag } },
+      });
       assert.deepEqual(
         killed.items.map((m) => m.id),
         [made[0]!.id],
       );
       const none = await Machine.list({
-        ...server.conn,
+        ...ctx.server.conn,
         query: { template: 'no-such-template', metadata: { tag } },
       });
       assert.equal(none.items.length, 0);
@@ -243,7 +254,7 @@ describe('machines', { skip }, () => {
 
   it('creates 20 machines concurrently, all working', async () => {
     const made = await Promise.all(
-      Array.from({ length: 20 }, () => Machine.create({ ...server.conn, memoryMb: 128 })),
+      Array.from({ length: 20 }, () => Machine.create({ ...ctx.server.conn, memoryMb: 128 })),
     );
     try {
       assert.equal(new Set(made.map((m) => m.id)).size, 20);

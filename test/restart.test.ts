@@ -3,26 +3,15 @@
  * commands still run, and their timeouts still fire.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { it } from 'node:test';
 import { Machine } from '@nullspace/sdk';
-import { type TestServer, cannotRunMachines, eventually, startTestServer } from './harness.js';
+import { describeWithServer, eventually } from './harness.js';
 
-const skip = cannotRunMachines();
-if (skip && process.env.CI) throw new Error(`restart tests cannot run in CI: ${skip}`);
-
-describe('server restart', { skip }, () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.teardown();
-  });
-
+describeWithServer('server restart', (ctx) => {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`re-adopts running machines after ${signal === 'SIGTERM' ? 'a graceful stop' : 'a crash'}`, async () => {
-      const keeper = await Machine.create({ ...server.conn, timeout: 600 });
-      const shortLived = await Machine.create({ ...server.conn, timeout: 8 });
+      const keeper = await Machine.create({ ...ctx.server.conn, timeout: 600 });
+      const shortLived = await Machine.create({ ...ctx.server.conn, timeout: 8 });
       // A process started before the restart must be the very same process after it.
       const bg = await keeper.commands.run('setsid sleep 86400 >/dev/null 2>&1 & echo $!');
       const pid = bg.stdout.trim();
@@ -30,17 +19,17 @@ describe('server restart', { skip }, () => {
       const before = await keeper.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
       assert.equal(before.stdout.trim(), 'sleep 86400');
 
-      await server.stop(signal);
-      await server.restart();
+      await ctx.server.stop(signal);
+      await ctx.server.restart();
 
-      const again = await Machine.connect(keeper.id, server.conn);
+      const again = await Machine.connect(keeper.id, ctx.server.conn);
       assert.equal((await again.getInfo()).status, 'running');
       const afterRestart = await again.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
       assert.equal(afterRestart.stdout, before.stdout, 'the same process is still running');
       assert.equal((await again.commands.run('echo alive')).stdout, 'alive\n');
       // The other machine's deadline was kept across the restart and still fires.
       await eventually(
-        async () => (await Machine.getInfoById(shortLived.id, server.conn)).status === 'killed',
+        async () => (await Machine.getInfoById(shortLived.id, ctx.server.conn)).status === 'killed',
         'the re-adopted machine to time out',
       );
       await again.kill();
@@ -48,19 +37,19 @@ describe('server restart', { skip }, () => {
   }
 
   it('marks a machine whose processes died while the server was down as failed, and kill cleans it', async () => {
-    const m = await Machine.create(server.conn);
-    await server.stop('SIGKILL');
+    const m = await Machine.create(ctx.server.conn);
+    await ctx.server.stop('SIGKILL');
     // Simulate the machine dying while nobody watched (e.g. the host's OOM killer).
     const { host } = await import('@nullspace/runtime');
-    await host('runc', ['--root', `${server.dataDir}/runc`, 'kill', m.id, 'KILL']);
+    await host('runc', ['--root', `${ctx.server.dataDir}/runc`, 'kill', m.id, 'KILL']);
     await eventually(async () => {
-      const { stdout } = await host('runc', ['--root', `${server.dataDir}/runc`, 'state', m.id]);
+      const { stdout } = await host('runc', ['--root', `${ctx.server.dataDir}/runc`, 'state', m.id]);
       return stdout.includes('"stopped"');
     }, 'the container to stop');
-    await server.restart();
-    const info = await Machine.getInfoById(m.id, server.conn);
+    await ctx.server.restart();
+    const info = await Machine.getInfoById(m.id, ctx.server.conn);
     assert.equal(info.status, 'failed');
     assert.match(String(info.statusReason), /lost/);
-    assert.equal((await Machine.killById(m.id, server.conn)).status, 'killed');
+    assert.equal((await Machine.killById(m.id, ctx.server.conn)).status, 'killed');
   });
 });

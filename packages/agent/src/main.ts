@@ -69,7 +69,7 @@ const server = http.createServer((req, res) => {
       (result) => send(res, 200, result),
       (err: unknown) => {
         if (err instanceof CodedError) {
-          send(res, err.status, { error: { code: err.code, message: err.message } });
+          send(res, err.status, { error: { code: err.code, message: err.message, details: err.details } });
         } else {
           log.write('error', 'request failed', { route: req.url, error: String(err) });
           send(res, 500, { error: { code: 'internal', message: String(err) } });

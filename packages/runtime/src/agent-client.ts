@@ -1,3 +1,4 @@
+import { constants, closeSync, fstatSync, openSync } from 'node:fs';
 import http from 'node:http';
 import {
   AGENT_ROUTES,
@@ -8,13 +9,22 @@ import {
   isErrorCode,
 } from '@nullspace/protocol';
 
+/** Linux O_PATH: a handle on the inode itself, which is all a Unix socket connect needs. */
+const O_PATH = 0o10000000;
+
 /**
  * Talks to the agent inside one machine: HTTP/1.1 over the Unix socket the agent listens on (a
  * host path, through a bind mount). Connections are kept alive for speed; a closed or broken one
  * is simply reopened on the next call, so neither side restarting needs any reconnect protocol.
+ *
+ * The socket's directory is writable from inside the machine, so whoever is root there can put a
+ * symlink where the socket should be, pointing at any socket on the host (another machine's agent,
+ * a host daemon). So the path is never connected to directly: it is opened once with O_NOFOLLOW,
+ * checked to be a socket, and every connection goes through that pinned inode (/proc/self/fd/N).
  */
 export class AgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private pinnedFd: number | undefined;
 
   constructor(readonly socketPath: string) {}
 
@@ -29,14 +39,47 @@ export class AgentClient {
 
   close(): void {
     this.httpAgent.destroy();
+    this.unpin();
+  }
+
+  private pinnedPath(): string {
+    if (this.pinnedFd === undefined) {
+      let fd: number;
+      try {
+        fd = openSync(this.socketPath, O_PATH | constants.O_NOFOLLOW);
+      } catch (err) {
+        throw new CodedError(
+          'unavailable',
+          `machine agent is not reachable: ${(err as NodeJS.ErrnoException).code}`,
+        );
+      }
+      if (!fstatSync(fd).isSocket()) {
+        closeSync(fd);
+        throw new CodedError('unavailable', 'machine agent is not reachable: its socket was replaced');
+      }
+      this.pinnedFd = fd;
+    }
+    return `/proc/self/fd/${this.pinnedFd}`;
+  }
+
+  /** Forgets the pinned socket, so the next call opens the path again (the agent may have restarted). */
+  private unpin(): void {
+    if (this.pinnedFd !== undefined) closeSync(this.pinnedFd);
+    this.pinnedFd = undefined;
   }
 
   private call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    let socketPath: string;
+    try {
+      socketPath = this.pinnedPath();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
         {
-          socketPath: this.socketPath,
+          socketPath,
           path,
           method,
           agent: this.httpAgent,
@@ -59,12 +102,19 @@ export class AgentClient {
               return;
             }
             if ((res.statusCode ?? 500) >= 400) {
-              const err = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+              const err = (
+                parsed as
+                  | { error?: { code?: unknown; message?: unknown; details?: { field?: unknown } } }
+                  | undefined
+              )?.error;
               const code = isErrorCode(err?.code) ? err.code : 'internal';
+              // The agent runs inside the machine: pass on only what the API edge would say itself.
+              const field = err?.details?.field;
               reject(
                 new CodedError(
                   code,
                   typeof err?.message === 'string' ? err.message : `agent status ${res.statusCode}`,
+                  typeof field === 'string' ? { field } : undefined,
                 ),
               );
               return;
@@ -77,6 +127,7 @@ export class AgentClient {
         req.destroy(new CodedError('timeout', `machine agent did not answer within ${timeoutMs} ms`)),
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') this.unpin();
         if (err instanceof CodedError) reject(err);
         else
           reject(

@@ -12,7 +12,6 @@ export interface DriverMachineSpec {
   diskMb: number;
   /** Default working directory of commands; created if missing. */
   cwd: string;
-  envs: Record<string, string>;
 }
 
 /** What the runtime sees of a machine, independent of what the server's store says. */

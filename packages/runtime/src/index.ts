@@ -5,3 +5,4 @@ export * from './mounts.js';
 export { host, hostOk } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
+export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';

@@ -1,5 +1,15 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { constants, access, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import {
+  constants,
+  type FileHandle,
+  access,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
@@ -97,18 +107,21 @@ export class RuncDriver implements MachineDriver {
       const rootfs = join(dir, 'rootfs');
       // One batch of host commands: the network namespace is made while the disk is formatted,
       // then the overlay goes on top of the disk.
-      await hostPlan([
+      await hostPlan(
         [
-          ...disk.createSteps(spec.diskMb),
-          ...mountOverlaySteps({
-            lower: spec.templateRootfs,
-            upper: disk.upper,
-            work: disk.work,
-            target: rootfs,
-          }),
+          [
+            ...disk.createSteps(spec.diskMb),
+            ...mountOverlaySteps({
+              lower: spec.templateRootfs,
+              upper: disk.upper,
+              work: disk.work,
+              target: rootfs,
+            }),
+          ],
+          createNetnsSteps(nsName),
         ],
-        createNetnsSteps(nsName),
-      ]);
+        { timeoutMs: 120_000 },
+      );
       const config = buildMachineOciSpec({
         machineId: spec.id,
         hostname: spec.id.replace('_', '-'),
@@ -118,7 +131,6 @@ export class RuncDriver implements MachineDriver {
         vcpus: spec.vcpus,
         memoryMb: spec.memoryMb,
         pidsLimit: this.pidsLimit,
-        envs: spec.envs,
         agent: {
           nodeBinary: this.nodeBinary,
           initBinary: this.initBinary,
@@ -176,11 +188,6 @@ export class RuncDriver implements MachineDriver {
     return [...ids];
   }
 
-  /** Makes sure a machine that survived a server restart still has its disk mounted. */
-  async readopt(id: string): Promise<void> {
-    await new DiskImage(this.dir(id)).ensureMounted();
-  }
-
   private dir(id: string): string {
     return join(this.o.machinesDir, id);
   }
@@ -211,10 +218,32 @@ export class RuncDriver implements MachineDriver {
     } finally {
       client.close();
     }
-    const log = await readFile(join(this.dir(id), 'run', AGENT_LOG), 'utf8').catch(() => '');
-    throw new CodedError(
-      'internal',
-      `machine ${id}: agent did not start: ${log.trim().split('\n').slice(-5).join(' | ') || 'no log'}`,
-    );
+    const tail = await readMachineFileTail(join(this.dir(id), 'run', AGENT_LOG), 2048);
+    const lastLines = tail.trim().split('\n').slice(-3).join(' | ').slice(-500) || 'no log';
+    throw new CodedError('internal', `machine ${id}: agent did not start: ${lastLines}`, {
+      // What the machine itself wrote; safe to show to its owner (unlike host tool output).
+      public_reason: `agent did not start: ${lastLines}`,
+    });
+  }
+}
+
+/**
+ * Reads the end of a file the machine can write to, without following a symlink it may have put
+ * there (which could point at any host file) and without blocking on a FIFO.
+ */
+async function readMachineFileTail(path: string, maxBytes: number): Promise<string> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = await handle.stat();
+    if (!st.isFile()) return '';
+    const length = Math.min(st.size, maxBytes);
+    const buf = Buffer.alloc(length);
+    await handle.read(buf, 0, length, st.size - length);
+    return buf.toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    await handle?.close();
   }
 }

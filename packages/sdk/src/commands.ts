@@ -17,7 +17,7 @@ export interface CommandRunOptions extends RequestOptions {
    */
   args?: string[];
   /**
-   * Run `cmd` through `/bin/sh -c`. Default: `true` when `args` is omitted, `false` when given.
+   * Run `cmd` through the machine's shell (`bash -c`, or `sh -c` where bash is missing). Default: `true` when `args` is omitted, `false` when given.
    */
   shell?: boolean;
   /** Working directory; default the machine's `cwd`. */
@@ -129,7 +129,7 @@ export class Commands {
 
   /**
    * Runs a command in the foreground and returns its exit code and output once it ends.
-   * Without `args`, `cmd` is a shell command line (`/bin/sh -c`); with `args`, `cmd` is the
+   * Without `args`, `cmd` is a shell command line (`bash -c`); with `args`, `cmd` is the
    * program and `args` its argv, and no shell is involved.
    *
    * @example

@@ -31,15 +31,15 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 
 /** Reads the server's configuration from NULLSPACE_* environment variables, with embedded defaults. */
 export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  const dataDir = overrides.dataDir ?? process.env.NULLSPACE_DATA_DIR ?? DEFAULT_DATA_DIR;
-  const level = process.env.NULLSPACE_LOG_LEVEL ?? 'info';
+  const dataDir = overrides.dataDir ?? (process.env.NULLSPACE_DATA_DIR || DEFAULT_DATA_DIR);
+  const level = process.env.NULLSPACE_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level))
     throw new CodedError('invalid_argument', 'NULLSPACE_LOG_LEVEL must be debug, info, warn or error');
   const config: ServerConfig = {
-    host: process.env.NULLSPACE_HOST ?? '127.0.0.1',
+    host: process.env.NULLSPACE_HOST || '127.0.0.1',
     port: intFromEnv('NULLSPACE_PORT', 7070, 0, 65535),
     dataDir,
-    templatesDir: process.env.NULLSPACE_TEMPLATES_DIR ?? join(dataDir, 'templates'),
+    templatesDir: process.env.NULLSPACE_TEMPLATES_DIR || join(dataDir, 'templates'),
     maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
     logLevel: level as ServerConfig['logLevel'],
     ...overrides,

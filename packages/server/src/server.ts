@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
@@ -31,6 +31,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const config = configFromEnv(overrides);
   const log = new Logger(config.logLevel);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The data directory holds the API key, machines' env values and their disks: root only, also
+  // when set-up (or an older version) created it with looser permissions.
+  chmodSync(config.dataDir, 0o700);
   const { key: apiKey, generated } = loadOrCreateApiKey(config.dataDir, config.apiKey);
 
   const driver = new RuncDriver({

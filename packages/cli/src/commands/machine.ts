@@ -326,7 +326,7 @@ const exec: Subcommand = {
   name: 'exec',
   summary: 'Run a command in a machine; exits with its exit status.',
   usage: 'nullspace machine exec ID [flags] -- CMD [ARGS...]',
-  flags: `One argument after -- is a shell command line (sh -c); several are run as an argv.
+  flags: `One argument after -- is a shell command line (bash -c); several are run as an argv.
 The command's stdout and stderr are printed as they are. Exit status: the command's,
 128+N when signal N ended it, 124 when it ran past --timeout-ms.
 

@@ -14,7 +14,6 @@ export interface MachineOciOptions {
   vcpus: number;
   memoryMb: number;
   pidsLimit: number;
-  envs: Record<string, string>;
   /** Host files and directories the agent needs, bind-mounted read-only. */
   agent: { nodeBinary: string; initBinary: string; homeDir: string; runDir: string };
   /** Container paths they appear at. */
@@ -69,7 +68,6 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
     LANG: 'C.UTF-8',
     TERM: 'xterm-256color',
     NULLSPACE_MACHINE_ID: o.machineId,
-    ...o.envs,
   };
   const ro = (source: string, destination: string) => ({
     destination,
@@ -138,8 +136,9 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
       ],
       cgroupsPath: o.cgroupsPath,
       resources: {
-        // Only the default character devices (null, zero, full, random, urandom, tty, ptmx, pts)
-        // that runc always allows; no block device, no host device.
+        // Deny by default; runc then adds its standard allowances: read/write on null, zero, full,
+        // random, urandom, tty, ptmx, pts and /dev/net/tun, and `mknod` of any node (harmless:
+        // the machine lacks CAP_MKNOD). No host block device is reachable or created.
         devices: [{ allow: false, access: 'rwm' }],
         memory: { limit: o.memoryMb * 1024 * 1024, swap: o.memoryMb * 1024 * 1024 },
         cpu: { quota: o.vcpus * 100_000, period: 100_000 },

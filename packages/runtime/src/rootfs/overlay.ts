@@ -21,7 +21,7 @@ export function mountOverlaySteps(opts: {
       'overlay',
       'overlay',
       '-o',
-      `lowerdir=${opts.lower},upperdir=${opts.upper},workdir=${opts.work}`,
+      `nosuid,nodev,lowerdir=${opts.lower},upperdir=${opts.upper},workdir=${opts.work}`,
       opts.target,
     ],
   ];

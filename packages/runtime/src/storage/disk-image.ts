@@ -1,4 +1,4 @@
-import { mkdir, rm, statfs } from 'node:fs/promises';
+import { rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Argv, host } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
@@ -11,10 +11,12 @@ import { isMountPoint } from '../mounts.js';
  *
  * Lifecycle, one owner (the driver):
  *   1. `createSteps(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
- *   2. The mount persists across a server restart; `ensureMounted()` re-mounts after a host reboot.
+ *   2. The mount persists across a server restart (a re-adopted machine finds it in place).
  *   3. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
  *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
  */
+const MOUNT_OPTIONS = 'loop,noatime,nosuid,nodev';
+
 export class DiskImage {
   readonly file: string;
   readonly mountPoint: string;
@@ -39,16 +41,10 @@ export class DiskImage {
       // No discard at mkfs time: the file is sparse already, discarding it only costs time.
       ['mkfs.xfs', '-q', '-K', this.file],
       ['mkdir', '-p', this.mountPoint],
-      ['mount', '-o', 'loop,noatime', this.file, this.mountPoint],
+      // nosuid,nodev: what a machine writes must never become a setuid binary or a device on the host.
+      ['mount', '-o', MOUNT_OPTIONS, this.file, this.mountPoint],
       ['mkdir', '-p', this.upper, this.work],
     ];
-  }
-
-  async ensureMounted(): Promise<void> {
-    await mkdir(this.mountPoint, { recursive: true });
-    if (!(await isMountPoint(this.mountPoint))) {
-      await host('mount', ['-o', 'loop,noatime', this.file, this.mountPoint]);
-    }
   }
 
   /** Bytes in use on the disk (what the machine wrote, plus XFS's own metadata). */

@@ -71,7 +71,8 @@ async function handle(
 
 function presentedKey(req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+  const bearer = auth === undefined ? null : /^bearer\s+(.+)$/i.exec(auth);
+  if (bearer?.[1]) return bearer[1].trim();
   const header = req.headers['x-api-key'];
   return typeof header === 'string' ? header : undefined;
 }

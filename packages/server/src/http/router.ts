@@ -45,7 +45,13 @@ export class Router {
       if (r.method !== method) continue;
       const params: Record<string, string> = {};
       r.keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1] ?? '');
+        try {
+          params[k] = decodeURIComponent(m[i + 1] ?? '');
+        } catch {
+          throw new CodedError('invalid_argument', `path: "${m[i + 1]}" is not valid percent-encoding`, {
+            field: k,
+          });
+        }
       });
       return { handler: r.handler, params };
     }

@@ -138,11 +138,13 @@ export class MachineService {
           memoryMb: spec.memory_mb,
           diskMb: spec.disk_mb,
           cwd: spec.cwd,
-          envs: spec.envs,
         });
       } catch (err) {
         // The driver cleaned up after itself; the record stays, in a state `kill` can finish.
-        this.store.update(record.id, { status: 'failed', status_reason: `start failed: ${messageOf(err)}` });
+        this.store.update(record.id, {
+          status: 'failed',
+          status_reason: `start failed: ${publicReason(err)}`,
+        });
         this.log.error('machine failed to start', { machine_id: record.id, error: err });
         throw new CodedError(
           'internal',
@@ -191,7 +193,7 @@ export class MachineService {
         await this.driver.destroy(id);
       } catch (err) {
         this.log.error('machine teardown failed', { machine_id: id, error: err });
-        this.store.update(id, { status: 'failed', status_reason: `kill failed: ${messageOf(err)}` });
+        this.store.update(id, { status: 'failed', status_reason: `kill failed: ${publicReason(err)}` });
         throw new CodedError(
           'internal',
           `machine ${id} could not be fully torn down; kill it again`,
@@ -213,14 +215,21 @@ export class MachineService {
       args: req.args,
       shell: req.shell,
       cwd: req.cwd ?? m.cwd,
-      envs: req.envs,
+      // The machine's envs travel with each command rather than living in the agent's own
+      // environment, so nothing a user sets (NODE_OPTIONS ...) can change how the agent runs.
+      envs: { ...m.envs, ...req.envs },
       timeout_ms: req.timeout_ms,
       ...(req.stdin !== undefined ? { stdin: req.stdin } : {}),
     };
     try {
       return await this.agent(id).run(agentReq);
     } catch (err) {
-      if (err instanceof CodedError && err.code === 'unavailable') await this.checkAlive(id);
+      if (err instanceof CodedError && err.code === 'unavailable') {
+        // Killed (or timed out) while the command ran: say so, rather than "unreachable".
+        const now = this.record(id);
+        if (now.status !== 'running') this.requireRunning(now);
+        await this.checkAlive(id);
+      }
       throw err;
     }
   }
@@ -342,7 +351,7 @@ export class MachineService {
     if (state === 'missing' || state === 'stopped') {
       await this.serialized(id, async () => {
         const m = this.record(id);
-        if (m.status !== 'running') return;
+        if (m.status !== 'running') this.requireRunning(m);
         this.disarm(id);
         this.store.update(id, {
           status: 'failed',
@@ -405,8 +414,13 @@ export class MachineService {
   }
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * What a machine's owner may read about a failure: a reason the runtime marked as safe, else a
+ * pointer to the log (host paths and tools' output stay there).
+ */
+function publicReason(err: unknown): string {
+  const reason = err instanceof CodedError ? err.details?.public_reason : undefined;
+  return typeof reason === 'string' ? reason : 'a host error; the server log has the cause';
 }
 
 export function toInfo(m: MachineRecord): MachineInfo {
