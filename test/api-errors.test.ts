@@ -65,6 +65,10 @@ describeWithServer('API errors', (ctx) => {
       headers: { 'x-api-key': ctx.server.apiKey },
     });
     assert.equal(viaHeader.status, 200);
+    const lowerCase = await fetch(`${ctx.server.url}/v1/machines`, {
+      headers: { authorization: `bearer ${ctx.server.apiKey}` },
+    });
+    assert.equal(lowerCase.status, 200, 'the auth scheme is case-insensitive');
     const health = await fetch(`${ctx.server.url}/healthz`);
     assert.equal(health.status, 200);
     await assert.rejects(
@@ -131,6 +135,7 @@ describeWithServer('API errors', (ctx) => {
       'machine_not_found',
     );
     await expectError('GET', '/v1/nothing-here', undefined, 'not_found');
+    await expectError('GET', '/v1/machines/%E0%A4%A', undefined, 'invalid_argument', 'id');
     await expectError('PATCH', '/v1/machines', undefined, 'method_not_allowed');
     await assert.rejects(
       Machine.getInfoById('mch_aaaaaaaaaaaaaaaaaaaa', ctx.server.conn),
