@@ -210,10 +210,6 @@ export async function cli(
   return { code: code ?? -1, stdout, stderr };
 }
 
-export function readText(path: string): string {
-  return readFileSync(path, 'utf8');
-}
-
 /**
  * A `describe` block with one test server for all its tests, torn down (and checked for leftovers)
  * after them. Skips loudly where machines cannot run; in CI that is an error, never a skip.

@@ -5,11 +5,12 @@
  * directory, so the whole process tree can later be checkpointed by CRIU.
  */
 import { rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { AGENT_ROUTES, type AgentHealth, type AgentRunRequest, CodedError } from '@nullspace/protocol';
 import { log } from './log.js';
-import { ensureDir, runCommand } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 const VERSION = '0.1.0';
 
@@ -81,7 +82,8 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 
 async function start(): Promise<void> {
-  await ensureDir(defaultCwd);
+  // The machine's default working directory, if the template does not have it.
+  await mkdir(defaultCwd, { recursive: true });
   rmSync(socketPath, { force: true });
   server.listen(socketPath, () =>
     log.write('info', 'agent listening', { socket: socketPath, pid: process.pid }),

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { type AgentRunRequest, COMMAND_LIMITS, CodedError, type RunCommandResult } from '@nullspace/protocol';
 
 /** Collects a stream's bytes up to a cap, remembering whether anything was dropped. */
@@ -137,9 +137,4 @@ let shell: string | undefined;
 async function shellPath(): Promise<string> {
   if (shell === undefined) shell = (await stat('/bin/bash').catch(() => undefined)) ? '/bin/bash' : '/bin/sh';
   return shell;
-}
-
-/** Creates the machine's default working directory if the template does not have it. */
-export async function ensureDir(path: string): Promise<void> {
-  await mkdir(path, { recursive: true });
 }

@@ -3,7 +3,6 @@ import { ID_PREFIX, isId } from './ids.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
-  isPlainObject,
   optionalBoolean,
   optionalEnum,
   optionalInteger,
@@ -325,10 +324,3 @@ export interface ListMachinesResponse<T = MachineInfo> {
   next_token: string | null;
   has_next: boolean;
 }
-
-export function assertMachineId(id: string): void {
-  if (!isId('machine', id))
-    throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
-}
-
-export { isPlainObject };

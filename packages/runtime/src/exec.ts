@@ -52,20 +52,6 @@ export function host(
   });
 }
 
-/** Like `host` but resolves `false` instead of throwing when the tool fails (for idempotent teardown). */
-export async function hostOk(
-  file: string,
-  args: readonly string[],
-  opts: { timeoutMs?: number } = {},
-): Promise<boolean> {
-  try {
-    await host(file, args, opts);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** One host command as an argv (no shell parsing). */
 export type Argv = readonly string[];
 

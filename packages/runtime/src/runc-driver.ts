@@ -137,12 +137,7 @@ export class RuncDriver implements MachineDriver {
           homeDir: this.o.agentHomeDir,
           runDir: join(dir, 'run'),
         },
-        paths: {
-          nodeBinary: AGENT_PATHS.nodeBinary,
-          initBinary: AGENT_PATHS.initBinary,
-          homeDir: AGENT_PATHS.homeDir,
-          runDir: AGENT_PATHS.runDir,
-        },
+        paths: AGENT_PATHS,
         agentArgs: [
           // A small young generation keeps the idle agent's memory down; it handles little data.
           '--max-semi-space-size=1',

@@ -1,4 +1,4 @@
-import { rm, statfs } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Argv, host } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
@@ -45,12 +45,6 @@ export class DiskImage {
       ['mount', '-o', MOUNT_OPTIONS, this.file, this.mountPoint],
       ['mkdir', '-p', this.upper, this.work],
     ];
-  }
-
-  /** Bytes in use on the disk (what the machine wrote, plus XFS's own metadata). */
-  async usage(): Promise<{ usedBytes: number; totalBytes: number }> {
-    const s = await statfs(this.mountPoint);
-    return { usedBytes: (s.blocks - s.bfree) * s.bsize, totalBytes: s.blocks * s.bsize };
   }
 
   async destroy(): Promise<void> {

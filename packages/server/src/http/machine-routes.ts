@@ -24,9 +24,7 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
   }));
 
   router.add('GET', '/v1/machines/{id}', async (ctx) => {
-    for (const key of ctx.url.searchParams.keys()) {
-      if (key !== 'fields') rejectUnknownKeys({ [key]: true }, ['fields']);
-    }
+    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), ['fields']);
     const info = machines.get(ctx.params.id ?? '');
     const fields = ctx.url.searchParams.get('fields');
     return { body: fields === null ? info : pickFields(info, parseFields(fields)) };
