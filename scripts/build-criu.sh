@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds CRIU >= 4.1 from Debian's trixie source and installs it as /usr/local/sbin/criu.
+# Builds CRIU 4.2 from Debian's (forky/sid) source and installs it as /usr/local/sbin/criu.
 # Bookworm's own criu 3.17 fails on newer kernels ("Unexpected rt vDSO area bounds"), and trixie's
-# binary package needs a newer libc, so we build trixie's upstream tarball on bookworm
-# (../shared/RUNTIME-FACTS.md). Idempotent: does nothing when a good criu is installed.
+# binary package needs a newer libc, so we build the upstream tarball on bookworm
+# (../shared/RUNTIME-FACTS.md). 4.1.1 hangs on this kernel (6.18) while curing the parasite of
+# any process (waiting for the rt_sigreturn trap); 4.2.1 dumps and restores. Idempotent: does nothing when a good criu is installed.
 set -euo pipefail
-CRIU_VERSION=4.1.1
-CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
+CRIU_VERSION=4.2.1
+CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 PREFIX=/usr/local/sbin
 CACHE=${NULLSPACE_CACHE_DIR:-/var/cache/nullspace}/criu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,13 +18,14 @@ fi
 mkdir -p "$CACHE"
 tarball="$CACHE/criu_${CRIU_VERSION}.orig.tar.xz"
 if ! echo "$CRIU_SHA256  $tarball" | sha256sum -c --status 2>/dev/null; then
-  # A private apt configuration that knows only trixie's *source* index: nothing on the host is
-  # ever upgraded from it. `apt-get source` then exits non-zero because the .dsc is not served
-  # by the snapshot, but the orig tarball arrives; its checksum is what we trust.
+  # A private apt configuration that knows only forky's and sid's *source* indexes: nothing on
+  # the host is ever upgraded from it. `apt-get source` may exit non-zero (the registry does not
+  # serve every file of the source package), but the orig tarball arrives; its checksum is what
+  # we trust.
   mirror=${NULLSPACE_DEBIAN_MIRROR:-$("$here/debian-mirror.sh")}
   apt_dir="$CACHE/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
-  echo "deb-src [trusted=yes] $mirror trixie main" > "$apt_dir/sources.list"
+  printf 'deb-src [trusted=yes] %s %s main\n' "$mirror" forky "$mirror" sid > "$apt_dir/sources.list"
   opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
         -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
         -o "APT::Sandbox::User=root" -o "Acquire::Check-Valid-Until=false")

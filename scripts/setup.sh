@@ -15,6 +15,8 @@ fi
 
 APT_PACKAGES=(
   runc tini xfsprogs debootstrap iproute2 nftables util-linux ca-certificates
+  # runc's checkpoint has CRIU lock the machine's network with iptables-restore (inside its netns)
+  iptables
   # CRIU's build dependencies (RUNTIME-FACTS.md)
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   python3-protobuf libcap-dev libnl-3-dev libnet1-dev libbsd-dev libnftables-dev libgnutls28-dev

@@ -16,6 +16,7 @@ export const ERROR_STATUS = {
   machine_transitioning: 409,
   invalid_state: 409,
   warm_pool_unavailable: 409,
+  events_expired: 410,
   payload_too_large: 413,
   resource_exhausted: 429,
   internal: 500,

@@ -4,3 +4,4 @@ export * from './validate.js';
 export * from './machine.js';
 export * from './commands.js';
 export * from './agent.js';
+export * from './lifecycle.js';

@@ -120,6 +120,8 @@ export interface CreateMachineSpec {
   metadata: Record<string, string>;
   /** Set when the request named a snapshot to start from. */
   snapshot_id?: string;
+  /** The sizes the request gave explicitly (a snapshot's own sizes apply to the others). */
+  sized: Partial<Pick<CreateMachineSpec, 'vcpus' | 'memory_mb' | 'disk_mb'>>;
   /** Set when the request named volumes to mount. */
   volume_ids?: string[];
   warm_pool?: string;
@@ -200,17 +202,24 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   const warmPool = optionalString(obj, 'warm_pool', { max: 64 });
   if (warmPool !== undefined && !isId('warmPool', warmPool))
     throw invalidArgument('warm_pool', `must be a warm pool id (${ID_PREFIX.warmPool}...)`);
+  const sized: CreateMachineSpec['sized'] = {};
+  const vcpus = optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max);
+  const memoryMb = optionalInteger(
+    obj,
+    'memory_mb',
+    MACHINE_LIMITS.memory_mb.min,
+    MACHINE_LIMITS.memory_mb.max,
+  );
+  const diskMb = optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max);
+  if (vcpus !== undefined) sized.vcpus = vcpus;
+  if (memoryMb !== undefined) sized.memory_mb = memoryMb;
+  if (diskMb !== undefined) sized.disk_mb = diskMb;
   const spec: CreateMachineSpec = {
     template: template ?? 'base',
-    vcpus:
-      optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ??
-      MACHINE_LIMITS.vcpus.default,
-    memory_mb:
-      optionalInteger(obj, 'memory_mb', MACHINE_LIMITS.memory_mb.min, MACHINE_LIMITS.memory_mb.max) ??
-      MACHINE_LIMITS.memory_mb.default,
-    disk_mb:
-      optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max) ??
-      MACHINE_LIMITS.disk_mb.default,
+    vcpus: vcpus ?? MACHINE_LIMITS.vcpus.default,
+    memory_mb: memoryMb ?? MACHINE_LIMITS.memory_mb.default,
+    disk_mb: diskMb ?? MACHINE_LIMITS.disk_mb.default,
+    sized,
     timeout:
       optionalInteger(obj, 'timeout', MACHINE_LIMITS.timeout.min, MACHINE_LIMITS.timeout.max) ??
       MACHINE_LIMITS.timeout.default,

@@ -30,4 +30,28 @@ export interface MachineDriver {
   list(): Promise<string[]>;
   /** Host path of the Unix socket of the machine's agent. */
   agentSocketPath(id: string): string;
+
+  // ---- lifecycle (memory state is kept by every one of these) ----
+
+  /** Freezes every process of the machine in place. Idempotent. */
+  pause(id: string): Promise<void>;
+  /** Thaws a paused machine. Idempotent. */
+  unpause(id: string): Promise<void>;
+  /**
+   * Checkpoints memory into `imageDir` (see {@link isImageComplete}) and releases processes,
+   * mounts and the network namespace; the disk image stays. On failure the machine keeps running
+   * (or is left for `destroy`), and no partial image is left.
+   */
+  hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void>;
+  /** Starts a hibernated machine again from `imageDir`, same id; resolves once its agent answers. */
+  restore(spec: DriverMachineSpec, imageDir: string, timeoutMs: number): Promise<void>;
+  /**
+   * Writes a consistent snapshot (memory + disk) of a running or paused machine into `dir`, freezing
+   * it only while the state is taken; it is left as it was. Returns how long it was frozen.
+   */
+  snapshot(id: string, dir: string, timeoutMs: number): Promise<{ pausedMs: number }>;
+  /** Starts a new machine (own disk copy, network namespace, cgroups) from a snapshot `dir`. */
+  createFromSnapshot(spec: DriverMachineSpec, dir: string, timeoutMs: number): Promise<void>;
+  /** Whether `dir` holds a complete image written by hibernate or snapshot. */
+  isImageComplete(dir: string): boolean;
 }

@@ -15,20 +15,30 @@ export interface HostCommandResult {
 export function host(
   file: string,
   args: readonly string[],
-  opts: { timeoutMs?: number; input?: string; cwd?: string } = {},
+  opts: {
+    timeoutMs?: number;
+    input?: string;
+    cwd?: string;
+    /** On timeout kill the tool's whole process group (runc and the CRIU it started), not just it. */
+    killGroup?: boolean;
+  } = {},
 ): Promise<HostCommandResult> {
   return new Promise((resolve, reject) => {
+    let groupKilled = false;
     const child = execFile(
       file,
       args as string[],
       {
-        timeout: opts.timeoutMs ?? 30_000,
+        timeout: opts.killGroup ? 0 : (opts.timeoutMs ?? 30_000),
         maxBuffer: 16 * 1024 * 1024,
         cwd: opts.cwd,
         killSignal: 'SIGKILL',
+        ...(opts.killGroup ? { detached: true } : {}),
       },
       (error, stdout, stderr) => {
+        clearTimeout(groupTimer);
         if (error) {
+          if (groupKilled) error.killed = true;
           const code = (error as NodeJS.ErrnoException & { code?: unknown }).code;
           const why = error.killed
             ? 'timed out'
@@ -48,6 +58,16 @@ export function host(
         resolve({ stdout, stderr });
       },
     );
+    const groupTimer = opts.killGroup
+      ? setTimeout(() => {
+          groupKilled = true;
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }, opts.timeoutMs ?? 30_000)
+      : undefined;
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

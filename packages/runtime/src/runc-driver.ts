@@ -7,6 +7,7 @@ import {
   open,
   readFile,
   readdir,
+  rename,
   rm,
   writeFile,
 } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import type { DriverMachineSpec, DriverMachineState, MachineDriver } from './driver.js';
-import { host, hostPlan } from './exec.js';
+import { type Argv, host, hostPlan } from './exec.js';
 import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { mountOverlaySteps, unmountOverlay } from './rootfs/overlay.js';
@@ -41,6 +42,25 @@ export interface RuncDriverOptions {
 }
 
 const AGENT_LOG = 'agent.log';
+/** In an image directory: CRIU's files, and (snapshots only) a copy of the disk image. */
+const IMAGE_MEMORY = 'memory';
+const IMAGE_DISK = 'disk.img';
+
+function hostnameOf(id: string): string {
+  return id.replace('_', '-');
+}
+
+/** Host tools report a full disk in their own words; callers get `disk_full`. */
+function diskFullOr(err: unknown): unknown {
+  if (err instanceof CodedError && err.code === 'internal' && /No space left on device/.test(err.message))
+    return new CodedError(
+      'disk_full',
+      err.message,
+      { public_reason: 'the host is out of disk space' },
+      { cause: err },
+    );
+  return err;
+}
 
 /**
  * Machines as OCI containers run by runc. Per machine, each with one owner here:
@@ -98,75 +118,233 @@ export class RuncDriver implements MachineDriver {
   }
 
   async create(spec: DriverMachineSpec): Promise<void> {
-    const dir = this.dir(spec.id);
+    const disk = new DiskImage(this.dir(spec.id));
+    await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], async () => {
+      await this.runc.run(spec.id, this.dir(spec.id));
+    });
+  }
+
+  async pause(id: string): Promise<void> {
+    const state = await this.runc.state(id);
+    if (state?.status === 'paused') return;
+    await this.runc.pause(id);
+  }
+
+  async unpause(id: string): Promise<void> {
+    const state = await this.runc.state(id);
+    if (state?.status !== 'paused' && state?.status !== 'pausing') return;
+    await this.runc.resume(id);
+  }
+
+  async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
+    const dir = this.dir(id);
+    const partial = `${imageDir}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await mkdir(partial, { recursive: true });
     try {
-      await mkdir(join(dir, 'run'), { recursive: true });
-      const disk = new DiskImage(dir);
-      const nsName = netnsName(spec.id);
-      const netns = netnsPath(nsName);
-      const rootfs = join(dir, 'rootfs');
-      // One batch of host commands: the network namespace is made while the disk is formatted,
-      // then the overlay goes on top of the disk.
-      await hostPlan(
-        [
-          [
-            ...disk.createSteps(spec.diskMb),
-            ...mountOverlaySteps({
-              lower: spec.templateRootfs,
-              upper: disk.upper,
-              work: disk.work,
-              target: rootfs,
-            }),
-          ],
-          createNetnsSteps(nsName),
-        ],
-        { timeoutMs: 120_000 },
-      );
-      const config = buildMachineOciSpec({
-        machineId: spec.id,
-        hostname: spec.id.replace('_', '-'),
-        rootfs,
-        netnsPath: netns,
-        cgroupsPath: `${this.cgroupParent}/${spec.id}`,
-        vcpus: spec.vcpus,
-        memoryMb: spec.memoryMb,
-        pidsLimit: this.pidsLimit,
-        agent: {
-          nodeBinary: this.nodeBinary,
-          initBinary: this.initBinary,
-          homeDir: this.o.agentHomeDir,
-          runDir: join(dir, 'run'),
-        },
-        paths: AGENT_PATHS,
-        agentArgs: [
-          // A small young generation keeps the idle agent's memory down; it handles little data.
-          '--max-semi-space-size=1',
-          `${AGENT_PATHS.homeDir}/agent.mjs`,
-          '--socket',
-          `${AGENT_PATHS.runDir}/${AGENT_PATHS.socketName}`,
-          '--log',
-          `${AGENT_PATHS.runDir}/${AGENT_LOG}`,
-          '--cwd',
-          spec.cwd,
-        ],
-        nofileLimit: this.nofileLimit,
+      // Without --leave-running the processes end once the dump is complete and runc removes the
+      // container and its cgroups; if CRIU fails, it lets them run on.
+      await this.runc.checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
+        leaveRunning: false,
+        timeoutMs,
       });
-      await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-      await this.runc.run(spec.id, dir);
+    } catch (err) {
+      await rm(partial, { recursive: true, force: true });
+      throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
+    }
+    await rename(partial, imageDir);
+    await this.release(id);
+  }
+
+  async restore(spec: DriverMachineSpec, imageDir: string, timeoutMs: number): Promise<void> {
+    const dir = this.dir(spec.id);
+    // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first.
+    await this.release(spec.id);
+    const disk = new DiskImage(dir);
+    try {
+      await this.prepareHost(spec, [disk.mountSteps()]);
+      await this.runc
+        .restore(spec.id, dir, join(imageDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs)
+        .catch(async (err: unknown) => {
+          throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
+        });
       await this.waitForAgent(spec.id);
     } catch (err) {
-      await this.destroy(spec.id).catch(() => undefined);
+      // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
+      await this.release(spec.id).catch(() => undefined);
       throw err;
     }
   }
 
+  async snapshot(id: string, snapDir: string, timeoutMs: number): Promise<{ pausedMs: number }> {
+    const dir = this.dir(id);
+    const state = await this.runc.state(id);
+    if (!state || (state.status !== 'running' && state.status !== 'paused'))
+      throw new CodedError('internal', `machine ${id} is not running (runc: ${state?.status ?? 'missing'})`);
+    const wasPaused = state.status === 'paused';
+    const partial = `${snapDir}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await mkdir(partial, { recursive: true });
+    const disk = new DiskImage(dir);
+    const frozenAt = Date.now();
+    let pausedMs = 0;
+    try {
+      // Memory and disk from the same instant: everything stays frozen while both are taken.
+      if (!wasPaused) await this.runc.pause(id);
+      try {
+        await this.runc
+          .checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
+            leaveRunning: true,
+            timeoutMs,
+          })
+          .catch(async (err: unknown) => {
+            throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
+          });
+        await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
+      } finally {
+        if (!wasPaused) await this.runc.resume(id);
+        pausedMs = Date.now() - frozenAt;
+      }
+    } catch (err) {
+      await rm(partial, { recursive: true, force: true });
+      throw diskFullOr(err);
+    }
+    await rename(partial, snapDir);
+    return { pausedMs };
+  }
+
+  async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
+    const dir = this.dir(spec.id);
+    const disk = new DiskImage(dir);
+    await this.startMachine(spec, disk.copyFromSteps(join(snapDir, IMAGE_DISK)), async () => {
+      await this.runc
+        .restore(spec.id, dir, join(snapDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs)
+        .catch(async (err: unknown) => {
+          throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
+        });
+      // The restored UTS namespace carries the source's host name; this machine has its own.
+      const state = await this.runc.state(spec.id);
+      if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
+      await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
+    });
+  }
+
+  isImageComplete(dir: string): boolean {
+    return existsSync(join(dir, IMAGE_MEMORY, 'inventory.img'));
+  }
+
   async destroy(id: string): Promise<void> {
+    const dir = this.dir(id);
+    await this.release(id);
+    await new DiskImage(dir).destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Ends the machine's processes and takes down its overlay, disk mount and network namespace,
+   * keeping the files (disk image, config) for a restore. Idempotent.
+   */
+  private async release(id: string): Promise<void> {
     const dir = this.dir(id);
     await this.runc.destroy(id);
     await unmountOverlay(join(dir, 'rootfs'));
-    await new DiskImage(dir).destroy();
+    await new DiskImage(dir).unmount();
     await deleteNetns(netnsName(id));
-    await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Makes the machine's host side (disk via `diskSteps`, overlay, network namespace, config.json),
+   * then `start`s its processes and waits for the agent. On failure nothing is left behind.
+   */
+  private async startMachine(
+    spec: DriverMachineSpec,
+    diskSteps: Argv[],
+    start: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      await this.prepareHost(spec, [diskSteps]);
+      await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
+      await start();
+      await this.waitForAgent(spec.id);
+    } catch (err) {
+      await this.destroy(spec.id).catch(() => undefined);
+      throw diskFullOr(err);
+    }
+  }
+
+  /**
+   * One batch of host commands: the disk (`diskSteps`, then the overlay on top of it) in one lane,
+   * the network namespace in another.
+   */
+  private async prepareHost(spec: DriverMachineSpec, diskSteps: Argv[][]): Promise<void> {
+    const dir = this.dir(spec.id);
+    await mkdir(join(dir, 'run'), { recursive: true });
+    const disk = new DiskImage(dir);
+    await hostPlan(
+      [
+        [
+          ...diskSteps.flat(),
+          ...mountOverlaySteps({
+            lower: spec.templateRootfs,
+            upper: disk.upper,
+            work: disk.work,
+            target: join(dir, 'rootfs'),
+          }),
+        ],
+        createNetnsSteps(netnsName(spec.id)),
+      ],
+      { timeoutMs: 120_000 },
+    );
+  }
+
+  private ociSpec(spec: DriverMachineSpec): object {
+    const dir = this.dir(spec.id);
+    return buildMachineOciSpec({
+      machineId: spec.id,
+      hostname: hostnameOf(spec.id),
+      rootfs: join(dir, 'rootfs'),
+      netnsPath: netnsPath(netnsName(spec.id)),
+      cgroupsPath: `${this.cgroupParent}/${spec.id}`,
+      vcpus: spec.vcpus,
+      memoryMb: spec.memoryMb,
+      pidsLimit: this.pidsLimit,
+      agent: {
+        nodeBinary: this.nodeBinary,
+        initBinary: this.initBinary,
+        homeDir: this.o.agentHomeDir,
+        runDir: join(dir, 'run'),
+      },
+      paths: AGENT_PATHS,
+      agentArgs: [
+        // A small young generation keeps the idle agent's memory down; it handles little data.
+        '--max-semi-space-size=1',
+        `${AGENT_PATHS.homeDir}/agent.mjs`,
+        '--socket',
+        `${AGENT_PATHS.runDir}/${AGENT_PATHS.socketName}`,
+        '--log',
+        `${AGENT_PATHS.runDir}/${AGENT_LOG}`,
+        '--cwd',
+        spec.cwd,
+      ],
+      nofileLimit: this.nofileLimit,
+    });
+  }
+
+  /** Turns a failed checkpoint/restore into an error naming CRIU's own first errors (from its log). */
+  private async criuError(id: string, what: string, logFile: string, err: unknown): Promise<CodedError> {
+    const log = await readFile(logFile, 'utf8').catch(() => '');
+    const errors = log
+      .split('\n')
+      .filter((l) => /Error|No space left/.test(l) && !/RLIMIT_NOFILE/.test(l))
+      .slice(0, 5)
+      .join(' | ');
+    const full = /No space left on device|ENOSPC/.test(log) || /No space left/.test(String(err));
+    return new CodedError(
+      full ? 'disk_full' : 'internal',
+      `machine ${id}: ${what} failed: ${errors || (err instanceof Error ? err.message : String(err))}`,
+      { public_reason: full ? `${what} failed: the host is out of disk space` : `${what} failed` },
+      { cause: err },
+    );
   }
 
   async inspect(id: string): Promise<DriverMachineState> {

@@ -244,6 +244,7 @@ const CLASS_OF_CODE = {
   unavailable: UnavailableError,
   timeout: TimeoutError,
   disk_full: NullspaceError,
+  events_expired: NullspaceError,
 } as const satisfies Record<ErrorCode, ErrorClass>;
 
 /** A code this SDK knows for an HTTP status, for responses whose code it does not know. */

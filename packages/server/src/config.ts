@@ -13,6 +13,14 @@ export interface ServerConfig {
   /** Most machines alive (not killed) at once; more → 429 resource_exhausted. */
   maxMachines: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** A machine paused longer than this (seconds) is hibernated by the server. */
+  pauseSpillAfterS: number;
+  /** Where snapshot and hibernation images live. */
+  snapshotsDir: string;
+  /** Deadline of one pause, hibernate, resume, snapshot or fork (milliseconds). */
+  transitionTimeoutMs: number;
+  /** Lifecycle events older than this (seconds) are removed; replay from before then says so. */
+  eventsRetentionS: number;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
@@ -42,6 +50,10 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     templatesDir: process.env.NULLSPACE_TEMPLATES_DIR || join(dataDir, 'templates'),
     maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
     logLevel: level as ServerConfig['logLevel'],
+    snapshotsDir: process.env.NULLSPACE_SNAPSHOTS_DIR || join(dataDir, 'snapshots'),
+    transitionTimeoutMs: intFromEnv('NULLSPACE_TRANSITION_TIMEOUT_MS', 120_000, 1, 3_600_000),
+    pauseSpillAfterS: intFromEnv('NULLSPACE_PAUSE_SPILL_AFTER', 600, 1, 365 * 24 * 3600),
+    eventsRetentionS: intFromEnv('NULLSPACE_EVENTS_RETENTION', 7 * 24 * 3600, 1, 365 * 24 * 3600),
     ...overrides,
   };
   const apiKey = overrides.apiKey ?? process.env.NULLSPACE_API_KEY;

@@ -5,9 +5,11 @@ import { agentBundleDir } from '@nullspace/agent';
 import { type MachineDriver, RuncDriver } from '@nullspace/runtime';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
+import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
 import { addMachineRoutes } from './http/machine-routes.js';
 import { Router } from './http/router.js';
+import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { Logger } from './log.js';
 import { MachineService } from './services/machine-service.js';
 import { MachineStore } from './store/machine-store.js';
@@ -43,17 +45,23 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   await driver.init();
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
+  const events = new EventLog(store.database);
   const machines = new MachineService({
     store,
+    events,
     driver,
     templatesDir: config.templatesDir,
     maxMachines: config.maxMachines,
+    pauseSpillAfterMs: config.pauseSpillAfterS * 1000,
+    snapshotsDir: config.snapshotsDir,
+    transitionTimeoutMs: config.transitionTimeoutMs,
     log,
   });
   await machines.readopt();
 
   const router = new Router();
   addMachineRoutes(router, machines);
+  addSnapshotRoutes(router, machines);
   const server: http.Server = createApiServer({ router, apiKey, log });
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;

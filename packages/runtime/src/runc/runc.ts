@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
@@ -27,30 +28,78 @@ export class Runc {
 
   /** Starts the container detached and resolves once its init process runs. */
   run(id: string, bundle: string): Promise<void> {
+    return this.detached(id, bundle, ['run', '--detach', '--bundle', bundle, id], 30_000);
+  }
+
+  /**
+   * Restores a checkpointed container (CRIU) from `imageDir` as container `id` of `bundle`: the
+   * bundle's config.json decides its root filesystem, bind-mount sources, network namespace and
+   * cgroups, so one image restored into several bundles gives independent copies (fork).
+   */
+  restore(id: string, bundle: string, imageDir: string, workDir: string, timeoutMs: number): Promise<void> {
+    return this.detached(
+      id,
+      bundle,
+      ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Checkpoints the container with CRIU into `imageDir`. Without `leaveRunning` its processes end
+   * after a successful dump and runc removes the container; on failure CRIU lets them run on.
+   * A paused container stays paused with `leaveRunning`.
+   */
+  async checkpoint(
+    id: string,
+    imageDir: string,
+    workDir: string,
+    opts: { leaveRunning: boolean; timeoutMs: number },
+  ): Promise<void> {
+    const args = ['--root', this.root, 'checkpoint', '--image-path', imageDir, '--work-path', workDir];
+    if (opts.leaveRunning) args.push('--leave-running');
+    args.push(id);
+    await host(this.binary, args, { timeoutMs: opts.timeoutMs, killGroup: true });
+  }
+
+  /** Freezes every process of the container (freezer cgroup, or cgroup.freeze on cgroup v2). */
+  async pause(id: string): Promise<void> {
+    await host(this.binary, ['--root', this.root, 'pause', id], { timeoutMs: 30_000 });
+  }
+
+  async resume(id: string): Promise<void> {
+    await host(this.binary, ['--root', this.root, 'resume', id], { timeoutMs: 30_000 });
+  }
+
+  /**
+   * Runs a runc command that leaves a container behind (run, restore). All stdio is /dev/null: in
+   * detached mode the container inherits runc's stdio, and it must hold no pipe to this server (it
+   * would outlive us, and CRIU could not checkpoint it). runc's own errors go to a log file in the
+   * bundle instead.
+   */
+  private detached(id: string, bundle: string, command: string[], timeoutMs: number): Promise<void> {
     const logFile = join(bundle, 'runc.log');
+    rmSync(logFile, { force: true }); // its error lines are read back on failure: this run's only
     return new Promise((resolve, reject) => {
-      // All stdio is /dev/null: in detached mode the container inherits runc's stdio, and it must
-      // hold no pipe to this server (it would outlive us, and CRIU could not checkpoint it). runc's
-      // own errors go to a log file in the bundle instead.
       const child = spawn(
         this.binary,
-        [
-          '--root',
-          this.root,
-          '--log',
-          logFile,
-          '--log-format',
-          'json',
-          'run',
-          '--detach',
-          '--bundle',
-          bundle,
-          id,
-        ],
-        { stdio: 'ignore' },
+        ['--root', this.root, '--log', logFile, '--log-format', 'json', ...command],
+        // Its own process group, so a timeout ends runc and the CRIU it started together.
+        { stdio: 'ignore', detached: true },
       );
-      child.on('error', reject);
-      child.on('exit', (code) => {
+      const timer = setTimeout(() => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }, timeoutMs);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
         if (code === 0) {
           resolve();
           return;
@@ -68,8 +117,8 @@ export class Runc {
                   return l;
                 }
               });
-            const why = messages.join('; ') || `exit ${code}`;
-            reject(new CodedError('internal', `runc run ${id}: ${why}`, { stderr: why }));
+            const why = messages.join('; ') || (signal ? `killed by ${signal} (timed out?)` : `exit ${code}`);
+            reject(new CodedError('internal', `runc ${command[0]} ${id}: ${why}`, { stderr: why }));
           });
       });
     });

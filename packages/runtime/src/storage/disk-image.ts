@@ -12,10 +12,14 @@ import { isMountPoint } from '../mounts.js';
  * Lifecycle, one owner (the driver):
  *   1. `createSteps(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
  *   2. The mount persists across a server restart (a re-adopted machine finds it in place).
- *   3. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
+ *   3. Hibernate unmounts it (`unmount()`) and keeps the file; resume mounts it again (`mountSteps()`).
+ *      A snapshot copies the file (sparse) while the machine is frozen; a machine started from the
+ *      snapshot mounts its own copy (`copyFromSteps()`).
+ *   4. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
  *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
  */
-const MOUNT_OPTIONS = 'loop,noatime,nosuid,nodev';
+// nouuid: copies of one image (snapshots, forks) share the XFS UUID and must mount side by side.
+const MOUNT_OPTIONS = 'loop,noatime,nosuid,nodev,nouuid';
 
 export class DiskImage {
   readonly file: string;
@@ -40,15 +44,42 @@ export class DiskImage {
       ['truncate', '-s', `${sizeMb}M`, this.file],
       // No discard at mkfs time: the file is sparse already, discarding it only costs time.
       ['mkfs.xfs', '-q', '-K', this.file],
-      ['mkdir', '-p', this.mountPoint],
-      // nosuid,nodev: what a machine writes must never become a setuid binary or a device on the host.
-      ['mount', '-o', MOUNT_OPTIONS, this.file, this.mountPoint],
+      ...this.mountSteps(),
       ['mkdir', '-p', this.upper, this.work],
     ];
   }
 
-  async destroy(): Promise<void> {
+  /** Host commands that mount an existing image (resume after hibernate). */
+  mountSteps(): Argv[] {
+    return [
+      ['mkdir', '-p', this.mountPoint],
+      // nosuid,nodev: what a machine writes must never become a setuid binary or a device on the host.
+      ['mount', '-o', MOUNT_OPTIONS, this.file, this.mountPoint],
+    ];
+  }
+
+  /** Host commands that copy another (unmounted or quiesced) image into this one and mount it. */
+  copyFromSteps(source: string): Argv[] {
+    // --sparse=always keeps holes (and turns the zeroed log into holes): the copy costs what the
+    // machine wrote, not disk_mb.
+    return [['cp', '--sparse=always', source, this.file], ...this.mountSteps()];
+  }
+
+  /** Host command that copies the image to `target` (sparse); the filesystem must be quiesced. */
+  copyToSteps(target: string): Argv[] {
+    return [
+      ['sync', '-f', this.mountPoint],
+      ['cp', '--sparse=always', this.file, target],
+    ];
+  }
+
+  /** Unmounts the filesystem and keeps the image. Idempotent. */
+  async unmount(): Promise<void> {
     if (await isMountPoint(this.mountPoint)) await host('umount', [this.mountPoint]);
+  }
+
+  async destroy(): Promise<void> {
+    await this.unmount();
     await rm(this.file, { force: true });
     await rm(this.mountPoint, { recursive: true, force: true });
   }

@@ -4,8 +4,10 @@ import {
   optionalInteger,
   parseCreateMachine,
   parseFields,
+  parseFork,
   parseListMachinesQuery,
   parseRunCommand,
+  parseSetTimeout,
   pickFields,
   rejectUnknownKeys,
 } from '@nullspace/protocol';
@@ -35,15 +37,41 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
   }));
 
   router.add('POST', '/v1/machines/{id}/connect', async (ctx) => {
-    const raw = await ctx.body();
-    const body = raw === undefined ? {} : expectObject(raw, 'body');
-    rejectUnknownKeys(body, ['timeout']);
-    const timeout = optionalInteger(body, 'timeout', MACHINE_LIMITS.timeout.min, MACHINE_LIMITS.timeout.max);
-    return { body: await machines.connect(ctx.params.id ?? '', timeout) };
+    return { body: await machines.connect(ctx.params.id ?? '', parseResumeTimeout(await ctx.body())) };
   });
+
+  for (const action of ['pause', 'hibernate'] as const) {
+    router.add('POST', `/v1/machines/{id}/${action}`, async (ctx) => {
+      const raw = await ctx.body();
+      if (raw !== undefined) rejectUnknownKeys(expectObject(raw, 'body'), []);
+      return { body: await machines[action](ctx.params.id ?? '') };
+    });
+  }
+
+  router.add('POST', '/v1/machines/{id}/snapshots', async (ctx) => {
+    const raw = await ctx.body();
+    if (raw !== undefined) rejectUnknownKeys(expectObject(raw, 'body'), []);
+    return { status: 201, body: await machines.createSnapshot(ctx.params.id ?? '') };
+  });
+
+  router.add('POST', '/v1/machines/{id}/fork', async (ctx) => {
+    const { count } = parseFork(await ctx.body());
+    return { body: { children: await machines.fork(ctx.params.id ?? '', count) } };
+  });
+
+  router.add('POST', '/v1/machines/{id}/timeout', async (ctx) => ({
+    body: await machines.setTimeout(ctx.params.id ?? '', parseSetTimeout(await ctx.body())),
+  }));
 
   router.add('POST', '/v1/machines/{id}/commands', async (ctx) => {
     const req = parseRunCommand(await ctx.body());
     return { body: await machines.runCommand(ctx.params.id ?? '', req) };
   });
+}
+
+/** The optional `{timeout}` body of connect and resume. */
+export function parseResumeTimeout(raw: unknown): number | undefined {
+  const body = raw === undefined ? {} : expectObject(raw, 'body');
+  rejectUnknownKeys(body, ['timeout']);
+  return optionalInteger(body, 'timeout', MACHINE_LIMITS.timeout.min, MACHINE_LIMITS.timeout.max);
 }

@@ -1,21 +1,31 @@
 import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CodedError,
   type CreateMachineSpec,
+  type ForkChildResult,
+  type LifecycleEvent,
   type ListMachinesQuery,
   type ListMachinesResponse,
   type MachineInfo,
   type MachineState,
   type RunCommandRequest,
   type RunCommandResult,
+  type SetTimeoutRequest,
+  type SnapshotInfo,
+  type SnapshotKind,
+  type TimeoutAction,
+  checkAutoResume,
   invalidArgument,
   newId,
   pickFields,
 } from '@nullspace/protocol';
-import { AgentClient, type MachineDriver } from '@nullspace/runtime';
+import { AgentClient, type DriverMachineSpec, type MachineDriver } from '@nullspace/runtime';
+import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
 import type { MachineRecord, MachineStore } from '../store/machine-store.js';
+import { type SnapshotRecord, SnapshotStore, snapshotInfo } from '../store/snapshot-store.js';
 
 /** States in which a machine holds runtime resources and counts against the host's capacity. */
 const LIVE_STATES: MachineState[] = [
@@ -27,34 +37,53 @@ const LIVE_STATES: MachineState[] = [
   'resuming',
   'killing',
 ];
+/** States the server keeps (and re-adopts) across a restart: the live ones and hibernated. */
+const KEPT_STATES: MachineState[] = [...LIVE_STATES, 'hibernated'];
 const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'resuming', 'killing'];
 /** Longest single setTimeout Node accepts; longer deadlines are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long a snapshot or fork waits for commands in flight before ending their connections. */
+const QUIESCE_WAIT_MS = 10_000;
 
 export interface MachineServiceOptions {
   store: MachineStore;
+  events: EventLog;
   driver: MachineDriver;
   templatesDir: string;
+  /** Where snapshot and hibernation images live: `<dir>/<snapshot id>/`. */
+  snapshotsDir: string;
   maxMachines: number;
+  /** A machine paused longer than this is hibernated. */
+  pauseSpillAfterMs: number;
+  /** Deadline of one transition (pause, hibernate, resume, snapshot, fork). */
+  transitionTimeoutMs: number;
   log: Logger;
 }
 
 /**
- * The machine lifecycle: create, inspect, list, kill, commands, and the timeout of every machine.
- * Operations that change one machine's state run one at a time per machine (a per-id queue), so
- * concurrent calls never interleave. Deadlines are stored, so a restart re-arms them.
+ * The machine lifecycle: create, inspect, list, pause, hibernate, resume, snapshot, fork, kill,
+ * commands, and the timeout of every machine. Operations that change one machine's state run one
+ * at a time per machine (a per-id queue), so concurrent calls never interleave. Every state change
+ * goes through `setStatus`, which stores it and appends a lifecycle event. Deadlines are stored, so
+ * a restart re-arms them.
  */
 export class MachineService {
   private readonly store: MachineStore;
+  private readonly snapshots: SnapshotStore;
+  private readonly events: EventLog;
   private readonly driver: MachineDriver;
   private readonly log: Logger;
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly agents = new Map<string, AgentClient>();
+  /** Agent calls in flight per machine, and who waits for them to end. */
+  private readonly inFlight = new Map<string, { n: number; idle: (() => void)[] }>();
   private closed = false;
 
   constructor(private readonly o: MachineServiceOptions) {
     this.store = o.store;
+    this.snapshots = new SnapshotStore(o.store.database);
+    this.events = o.events;
     this.driver = o.driver;
     this.log = o.log.child({ component: 'machines' });
   }
@@ -75,18 +104,17 @@ export class MachineService {
     };
   }
 
-  // ---- lifecycle ----------------------------------------------------------------------------
+  getSnapshot(id: string): SnapshotInfo {
+    return snapshotInfo(this.snapshotRecord(id));
+  }
+
+  listSnapshots(filter: { machineId?: string; kind?: SnapshotKind }): SnapshotInfo[] {
+    return this.snapshots.list(filter).map(snapshotInfo);
+  }
+
+  // ---- create and kill ----------------------------------------------------------------------
 
   async create(spec: CreateMachineSpec): Promise<MachineInfo> {
-    if (spec.on_timeout !== 'kill')
-      throw invalidArgument(
-        'on_timeout',
-        `"${spec.on_timeout}" needs pause/hibernate, which this server does not offer yet`,
-      );
-    if (spec.snapshot_id !== undefined)
-      throw new CodedError('snapshot_not_found', `snapshot ${spec.snapshot_id} not found`, {
-        snapshot_id: spec.snapshot_id,
-      });
     if (spec.volume_ids !== undefined)
       throw new CodedError('volume_not_found', `volume ${spec.volume_ids[0]} not found`, {
         volume: spec.volume_ids[0],
@@ -95,88 +123,24 @@ export class MachineService {
       throw new CodedError('not_found', `warm pool ${spec.warm_pool} not found`, {
         warm_pool: spec.warm_pool,
       });
+    if (spec.snapshot_id !== undefined) return this.createFromSnapshot(spec, spec.snapshot_id);
     const templateRootfs = this.templateRootfs(spec.template);
-    if (this.store.countInStates(LIVE_STATES) >= this.o.maxMachines)
-      throw new CodedError(
-        'resource_exhausted',
-        `this server runs at most ${this.o.maxMachines} machines at once`,
-        {
-          max_machines: this.o.maxMachines,
-        },
-      );
-
-    const now = Date.now();
-    const record: MachineRecord = {
-      id: newId('machine'),
-      execution_id: newId('execution'),
-      status: 'starting',
-      status_reason: null,
-      template: spec.template,
-      snapshot_id: null,
-      vcpus: spec.vcpus,
-      memory_mb: spec.memory_mb,
-      disk_mb: spec.disk_mb,
-      cwd: spec.cwd,
-      envs: spec.envs,
-      metadata: spec.metadata,
-      timeout: spec.timeout,
-      on_timeout: spec.on_timeout,
-      auto_resume: spec.auto_resume,
-      expires_at: now + spec.timeout * 1000,
-      created_at: now,
-      started_at: null,
-      updated_at: now,
-    };
-    this.store.insert(record);
+    this.checkCapacity(1);
+    const record = this.newRecord(spec, { template: spec.template });
     return this.serialized(record.id, async () => {
       const started = Date.now();
       try {
-        await this.driver.create({
-          id: record.id,
-          templateRootfs,
-          vcpus: spec.vcpus,
-          memoryMb: spec.memory_mb,
-          diskMb: spec.disk_mb,
-          cwd: spec.cwd,
-        });
+        await this.driver.create(driverSpec(record, templateRootfs));
       } catch (err) {
-        // The driver cleaned up after itself; the record stays, in a state `kill` can finish.
-        this.store.update(record.id, {
-          status: 'failed',
-          status_reason: `start failed: ${publicReason(err)}`,
-        });
-        this.log.error('machine failed to start', { machine_id: record.id, error: err });
-        throw new CodedError(
-          'internal',
-          `machine ${record.id} failed to start (its status_reason says why)`,
-          { machine_id: record.id },
-          { cause: err },
-        );
+        throw this.startFailed(record, err);
       }
-      const startedAt = Date.now();
-      const updated = this.store.update(record.id, {
-        status: 'running',
-        started_at: startedAt,
-        expires_at: startedAt + spec.timeout * 1000,
-      });
-      this.arm(updated);
+      const info = this.started(record.id, spec.timeout);
       this.log.info('machine started', {
         machine_id: record.id,
         template: spec.template,
-        ms: startedAt - started,
+        ms: Date.now() - started,
       });
-      return toInfo(updated);
-    });
-  }
-
-  /** Returns a running machine; `timeout` (seconds) re-applies the caller's deadline. */
-  async connect(id: string, timeout?: number): Promise<MachineInfo> {
-    return this.serialized(id, async () => {
-      const m = this.requireRunning(this.record(id));
-      if (timeout === undefined) return toInfo(m);
-      const updated = this.store.update(id, { timeout, expires_at: Date.now() + timeout * 1000 });
-      this.arm(updated);
-      return toInfo(updated);
+      return info;
     });
   }
 
@@ -187,99 +151,539 @@ export class MachineService {
       const m = this.record(id);
       if (m.status === 'killed') return toInfo(m);
       this.disarm(id);
-      this.store.update(id, { status: 'killing', status_reason: reason });
+      this.setStatus(id, 'killing', { status_reason: reason, transition_deadline: null });
       this.dropAgent(id);
       try {
         await this.driver.destroy(id);
+        await this.dropPauseSnapshots(id);
       } catch (err) {
         this.log.error('machine teardown failed', { machine_id: id, error: err });
-        this.store.update(id, { status: 'failed', status_reason: `kill failed: ${publicReason(err)}` });
+        this.setStatus(id, 'failed', { status_reason: `kill failed: ${publicReason(err)}` });
         throw new CodedError(
           'internal',
           `machine ${id} could not be fully torn down; kill it again`,
           { machine_id: id },
-          {
-            cause: err,
-          },
+          { cause: err },
         );
       }
       this.log.info('machine killed', { machine_id: id, reason });
-      return toInfo(this.store.update(id, { status: 'killed', status_reason: reason }));
+      return toInfo(this.setStatus(id, 'killed', { status_reason: reason, paused_at: null }));
     });
   }
 
+  // ---- pause, hibernate, resume -------------------------------------------------------------
+
+  /** Freezes every process of a running machine. A paused or hibernated machine is returned as is. */
+  async pause(id: string, reason = 'paused by request'): Promise<MachineInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status === 'paused' || m.status === 'hibernated') return toInfo(m);
+      this.requireRunning(m);
+      this.disarm(id);
+      this.setStatus(id, 'pausing', { status_reason: reason, transition_deadline: this.deadline() });
+      try {
+        await this.driver.pause(id);
+      } catch (err) {
+        await this.recoverRunning(id, 'pause', err);
+        throw this.transitionFailed(id, 'pause', err);
+      }
+      const snap = this.newPauseSnapshot(m, 'memory');
+      const paused = this.setStatus(id, 'paused', {
+        snapshot_id: snap.id,
+        paused_at: Date.now(),
+        transition_deadline: null,
+      });
+      this.armSpill(paused);
+      return toInfo(paused);
+    });
+  }
+
+  /**
+   * Checkpoints a running or paused machine to disk and releases its processes, memory and network
+   * namespace. A hibernated machine is returned as is.
+   */
+  async hibernate(id: string, reason = 'hibernated by request'): Promise<MachineInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status === 'hibernated') return toInfo(m);
+      if (m.status !== 'paused') this.requireRunning(m);
+      const from = m.status;
+      this.disarm(id);
+      this.setStatus(id, 'hibernating', { status_reason: reason, transition_deadline: this.deadline() });
+      // The checkpoint must not hold connections to this server: end them (a command in flight
+      // keeps running in the machine; its caller gets an error).
+      this.dropAgent(id);
+      const existing = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
+      const snap = existing?.status === 'memory' ? existing : this.newPauseSnapshot(m, 'memory');
+      const dir = this.snapshotDir(snap.id);
+      try {
+        await this.driver.hibernate(id, dir, this.o.transitionTimeoutMs);
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        if (snap !== existing) this.snapshots.update(snap.id, { status: 'deleted' });
+        if (from === 'paused') await this.recoverPaused(id, 'hibernate', err);
+        else await this.recoverRunning(id, 'hibernate', err);
+        throw this.transitionFailed(id, 'hibernate', err);
+      }
+      this.snapshots.update(snap.id, { status: 'ready', size_bytes: await diskUsage(dir) });
+      return toInfo(
+        this.setStatus(id, 'hibernated', {
+          snapshot_id: snap.id,
+          paused_at: m.paused_at ?? Date.now(),
+          transition_deadline: null,
+        }),
+      );
+    });
+  }
+
+  /**
+   * Returns a running machine, resuming it first if it is paused or hibernated (same id, new
+   * execution). The deadline becomes now + `timeout` (the caller's) or the machine's own timeout.
+   */
+  async connect(id: string, timeout?: number): Promise<MachineInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status === 'running') {
+        if (timeout === undefined) return toInfo(m);
+        const updated = this.store.update(id, { timeout, expires_at: Date.now() + timeout * 1000 });
+        this.arm(updated);
+        this.event(updated, 'timeout_set', { expires_at: new Date(updated.expires_at).toISOString() });
+        return toInfo(updated);
+      }
+      if (m.status !== 'paused' && m.status !== 'hibernated') this.requireRunning(m);
+      return toInfo(await this.resume(m, timeout ?? m.timeout));
+    });
+  }
+
+  /** `Machine.resume(snapshotId)`: resumes the machine a pause snapshot belongs to. */
+  async resumeSnapshot(snapshotId: string, timeout?: number): Promise<MachineInfo> {
+    const snap = this.snapshots.get(snapshotId);
+    if (!snap || snap.status === 'deleted')
+      throw new CodedError('snapshot_not_found', `snapshot ${snapshotId} not found`, {
+        snapshot_id: snapshotId,
+      });
+    if (snap.kind !== 'pause')
+      throw new CodedError(
+        'invalid_state',
+        `snapshot ${snapshotId} is reusable: start new machines from it with create({snapshot_id})`,
+        { snapshot_id: snapshotId },
+      );
+    return this.connect(snap.machine_id, timeout);
+  }
+
+  /** Runs inside the machine's queue. */
+  private async resume(m: MachineRecord, timeout: number): Promise<MachineRecord> {
+    const from = m.status;
+    this.disarm(m.id);
+    this.setStatus(m.id, 'resuming', { status_reason: null, transition_deadline: this.deadline() });
+    const snap = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
+    try {
+      if (from === 'paused') {
+        await this.driver.unpause(m.id);
+      } else {
+        if (!snap || snap.status !== 'ready')
+          throw new CodedError('internal', `machine ${m.id} has no hibernation image`);
+        await this.driver.restore(
+          driverSpec(m, this.templateRootfs(m.template)),
+          this.snapshotDir(snap.id),
+          this.o.transitionTimeoutMs,
+        );
+      }
+    } catch (err) {
+      this.log.error('resume failed', { machine_id: m.id, from, error: err });
+      // A failed unpause or restore leaves the machine as it was: paused or hibernated.
+      const state =
+        from === 'paused' ? await this.driver.inspect(m.id).catch(() => 'missing' as const) : 'missing';
+      if (from === 'paused' && state !== 'paused' && state !== 'running') {
+        this.setStatus(m.id, 'failed', {
+          status_reason: `resume failed: ${publicReason(err)}`,
+          transition_deadline: null,
+        });
+      } else {
+        this.setStatus(m.id, from, {
+          status_reason: `resume failed: ${publicReason(err)}`,
+          transition_deadline: null,
+        });
+      }
+      throw this.transitionFailed(m.id, 'resume', err);
+    }
+    if (snap) {
+      this.snapshots.update(snap.id, { status: 'consumed', size_bytes: 0 });
+      await rm(this.snapshotDir(snap.id), { recursive: true, force: true });
+    }
+    this.dropAgent(m.id); // a restored agent listens on a new socket
+    const now = Date.now();
+    const running = this.setStatus(m.id, 'running', {
+      execution_id: newId('execution'),
+      started_at: now,
+      paused_at: null,
+      timeout,
+      expires_at: now + timeout * 1000,
+      transition_deadline: null,
+    });
+    this.arm(running);
+    this.log.info('machine resumed', { machine_id: m.id, from, ms: Date.now() - now });
+    return running;
+  }
+
+  // ---- snapshots and fork -------------------------------------------------------------------
+
+  /** A reusable snapshot of a running (or paused) machine; it keeps running. */
+  async createSnapshot(id: string): Promise<SnapshotInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status !== 'paused') this.requireRunning(m);
+      const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'reusable' };
+      this.snapshots.insert(snap);
+      const dir = this.snapshotDir(snap.id);
+      try {
+        const { pausedMs } = await this.quiesced(id, () =>
+          this.driver.snapshot(id, dir, this.o.transitionTimeoutMs),
+        );
+        this.snapshots.update(snap.id, {
+          status: 'ready',
+          paused_ms: pausedMs,
+          size_bytes: await diskUsage(dir),
+        });
+      } catch (err) {
+        this.snapshots.update(snap.id, { status: 'deleted' });
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        await this.checkAfterFreeze(id, m.status);
+        throw this.transitionFailed(id, 'snapshot', err);
+      }
+      const info = this.snapshotRecord(snap.id);
+      this.event(this.record(id), 'snapshot_created', {
+        snapshot_id: snap.id,
+        kind: 'reusable',
+        paused_ms: info.paused_ms,
+      });
+      return snapshotInfo(info);
+    });
+  }
+
+  /** Deletes a reusable snapshot (or the pause snapshot of a running machine) and its files. */
+  async deleteSnapshot(snapshotId: string): Promise<SnapshotInfo> {
+    const snap = this.snapshotRecord(snapshotId);
+    return this.serialized(snapshotId, async () => {
+      const now = this.snapshotRecord(snapshotId);
+      if (now.kind === 'pause') {
+        const m = this.store.get(now.machine_id);
+        if (m && (m.status === 'paused' || m.status === 'hibernated' || TRANSITIONAL.includes(m.status)))
+          throw new CodedError(
+            'invalid_state',
+            `snapshot ${snapshotId} holds the state of ${m.status} machine ${m.id}; kill the machine instead`,
+            { snapshot_id: snapshotId, machine_id: m.id },
+          );
+      }
+      await rm(this.snapshotDir(snapshotId), { recursive: true, force: true });
+      this.snapshots.update(snapshotId, { status: 'deleted', size_bytes: 0 });
+      this.log.info('snapshot deleted', { snapshot_id: snapshotId });
+      return snapshotInfo({ ...snap, status: 'deleted', size_bytes: 0 });
+    });
+  }
+
+  /**
+   * Branches a running machine into `count` children with its memory and filesystem state. The
+   * parent keeps running; each child succeeds or fails on its own.
+   */
+  async fork(id: string, count: number): Promise<ForkChildResult[]> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const parent = this.requireRunning(this.record(id));
+      const templateRootfs = this.templateRootfs(parent.template);
+      const dir = join(this.o.snapshotsDir, `.fork-${newId('snapshot')}`);
+      try {
+        try {
+          await this.quiesced(id, () => this.driver.snapshot(id, dir, this.o.transitionTimeoutMs));
+        } catch (err) {
+          await this.checkAfterFreeze(id, 'running');
+          throw this.transitionFailed(id, 'fork', err);
+        }
+        const results = await Promise.all(
+          Array.from({ length: count }, () => this.startChild(parent, templateRootfs, dir)),
+        );
+        const childIds = results.flatMap((r) => ('id' in r && r.status === 'running' ? [r.id] : []));
+        this.event(this.record(id), 'forked', { child_ids: childIds, requested: count });
+        return results;
+      } finally {
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      }
+    });
+  }
+
+  private async startChild(
+    parent: MachineRecord,
+    templateRootfs: string,
+    dir: string,
+  ): Promise<ForkChildResult> {
+    try {
+      this.checkCapacity(1);
+    } catch (err) {
+      return { error: errorBody(err) };
+    }
+    const record = this.newRecord(
+      { ...parent, on_timeout: parent.on_timeout, timeout: parent.timeout },
+      { template: parent.template, parent_id: parent.id },
+    );
+    try {
+      return await this.serialized(record.id, async () => {
+        try {
+          await this.driver.createFromSnapshot(
+            driverSpec(record, templateRootfs),
+            dir,
+            this.o.transitionTimeoutMs,
+          );
+        } catch (err) {
+          throw this.startFailed(record, err);
+        }
+        return this.started(record.id, record.timeout);
+      });
+    } catch (err) {
+      return { error: errorBody(err) };
+    }
+  }
+
+  private async createFromSnapshot(spec: CreateMachineSpec, snapshotId: string): Promise<MachineInfo> {
+    const snap = this.snapshots.get(snapshotId);
+    if (!snap || snap.kind !== 'reusable' || snap.status !== 'ready')
+      throw new CodedError(
+        'snapshot_not_found',
+        snap?.kind === 'pause'
+          ? `snapshot ${snapshotId} is a pause snapshot: resume its machine instead`
+          : `snapshot ${snapshotId} not found`,
+        { snapshot_id: snapshotId },
+      );
+    if (spec.sized.disk_mb !== undefined && spec.sized.disk_mb !== snap.disk_mb)
+      throw invalidArgument('disk_mb', `must be ${snap.disk_mb} (the snapshot's disk) or left out`);
+    const templateRootfs = this.templateRootfs(snap.template);
+    this.checkCapacity(1);
+    const record = this.newRecord(
+      {
+        ...spec,
+        vcpus: spec.sized.vcpus ?? snap.vcpus,
+        memory_mb: spec.sized.memory_mb ?? snap.memory_mb,
+        disk_mb: snap.disk_mb,
+        cwd: snap.cwd,
+        envs: { ...snap.envs, ...spec.envs },
+        metadata: { ...snap.metadata, ...spec.metadata },
+      },
+      { template: snap.template, snapshot_id: snapshotId },
+    );
+    // Queued on the snapshot too, so it cannot be deleted while machines start from it.
+    return this.serialized(snapshotId, () =>
+      this.serialized(record.id, async () => {
+        try {
+          await this.driver.createFromSnapshot(
+            driverSpec(record, templateRootfs),
+            this.snapshotDir(snapshotId),
+            this.o.transitionTimeoutMs,
+          );
+        } catch (err) {
+          throw this.startFailed(record, err);
+        }
+        return this.started(record.id, record.timeout);
+      }),
+    );
+  }
+
+  // ---- timeout ------------------------------------------------------------------------------
+
+  async setTimeout(id: string, req: SetTimeoutRequest): Promise<MachineInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status === 'killed' || m.status === 'failed' || m.status === 'killing')
+        throw new CodedError('invalid_state', `machine ${id} is ${m.status}`, {
+          machine_id: id,
+          status: m.status,
+        });
+      const onTimeout = req.on_timeout ?? m.on_timeout;
+      const autoResume = req.auto_resume ?? (req.on_timeout === 'kill' ? false : m.auto_resume);
+      checkAutoResume(onTimeout, autoResume);
+      const updated = this.store.update(id, {
+        timeout: req.timeout,
+        on_timeout: onTimeout,
+        auto_resume: autoResume,
+        expires_at: Date.now() + req.timeout * 1000,
+      });
+      if (updated.status === 'running') this.arm(updated);
+      this.event(updated, 'timeout_set', {
+        timeout: req.timeout,
+        on_timeout: onTimeout,
+        auto_resume: autoResume,
+        expires_at: new Date(updated.expires_at).toISOString(),
+      });
+      return toInfo(updated);
+    });
+  }
+
+  // ---- commands -----------------------------------------------------------------------------
+
   async runCommand(id: string, req: RunCommandRequest): Promise<RunCommandResult> {
-    const m = this.requireRunning(this.record(id));
+    let m = this.record(id);
+    if ((m.status === 'paused' || m.status === 'hibernated') && m.auto_resume) {
+      await this.connect(id);
+      m = this.record(id);
+    }
+    this.requireRunning(m);
     const agentReq = {
       cmd: req.cmd,
       args: req.args,
       shell: req.shell,
       cwd: req.cwd ?? m.cwd,
       // The machine's envs travel with each command rather than living in the agent's own
-      // environment, so nothing a user sets (NODE_OPTIONS ...) can change how the agent runs.
-      envs: { ...m.envs, ...req.envs },
+      // environment, so nothing a user sets (NODE_OPTIONS ...) can change how the agent runs. The
+      // machine's id comes last: a fork's agent remembers its parent's.
+      envs: { ...m.envs, ...req.envs, NULLSPACE_MACHINE_ID: m.id },
       timeout_ms: req.timeout_ms,
       ...(req.stdin !== undefined ? { stdin: req.stdin } : {}),
     };
+    // A snapshot or fork being taken right now must not see this connection: wait for it.
+    while (this.quiescing.has(id)) {
+      await new Promise<void>((resolve) => {
+        const list = this.quiesceWaiters.get(id) ?? [];
+        list.push(resolve);
+        this.quiesceWaiters.set(id, list);
+      });
+    }
+    const done = this.enter(id);
     try {
       return await this.agent(id).run(agentReq);
     } catch (err) {
       if (err instanceof CodedError && err.code === 'unavailable') {
-        // Killed (or timed out) while the command ran: say so, rather than "unreachable".
+        // Killed, paused or hibernated while the command ran: say so, rather than "unreachable".
         const now = this.record(id);
         if (now.status !== 'running') this.requireRunning(now);
         await this.checkAlive(id);
       }
       throw err;
+    } finally {
+      done();
     }
   }
 
   // ---- restart and shutdown -------------------------------------------------------------------
 
   /**
-   * After a (re)start: machines the store says are alive and the runtime still runs are adopted
-   * (deadlines re-armed, disks re-mounted); those whose processes are gone are marked failed and
-   * cleaned; half-done kills are finished; runtime leftovers the store does not know are removed.
+   * After a (re)start: machines the store says are alive and the runtime still holds are adopted
+   * (deadlines re-armed); a transition a crash interrupted is settled from what the runtime shows
+   * (back to running/paused, forward to hibernated when the image is complete, else failed);
+   * half-done kills are finished; runtime and snapshot leftovers nobody owns are removed.
    */
   async readopt(): Promise<void> {
+    await mkdir(this.o.snapshotsDir, { recursive: true });
     const known = new Set<string>();
-    for (const m of this.store.listInStates(LIVE_STATES)) {
+    for (const m of this.store.listInStates(KEPT_STATES)) {
       known.add(m.id);
-      if (m.status === 'killing') {
-        await this.kill(m.id, m.status_reason ?? 'killed by request').catch(() => undefined);
-        continue;
-      }
-      const state = await this.driver.inspect(m.id);
-      if (state === 'running' && m.status === 'running') {
-        this.arm(m);
-        this.log.info('machine re-adopted', {
-          machine_id: m.id,
-          expires_at: new Date(m.expires_at).toISOString(),
-        });
-      } else {
-        this.store.update(m.id, {
-          status: 'failed',
-          status_reason: `lost: runtime state was ${state} at server start`,
-        });
-        await this.driver
-          .destroy(m.id)
-          .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: m.id, error: err }));
-        this.log.warn('machine lost across restart', {
-          machine_id: m.id,
-          runtime_state: state,
-          was: m.status,
-        });
+      try {
+        await this.readoptOne(m);
+      } catch (err) {
+        this.log.error('re-adoption failed', { machine_id: m.id, error: err });
       }
     }
     for (const id of await this.driver.list()) {
       const m = this.store.get(id);
-      if (!known.has(id) && (!m || !LIVE_STATES.includes(m.status))) {
+      if (!known.has(id) && (!m || !KEPT_STATES.includes(m.status))) {
         this.log.warn('removing runtime leftovers of a machine not alive in the store', { machine_id: id });
         await this.driver
           .destroy(id)
           .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: id, error: err }));
       }
     }
+    const keep = this.snapshots.idsWithImages();
+    for (const name of await readdir(this.o.snapshotsDir)) {
+      if (!keep.has(name)) {
+        this.log.warn('removing a snapshot directory nobody owns', { name });
+        await rm(join(this.o.snapshotsDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async readoptOne(m: MachineRecord): Promise<void> {
+    if (m.status === 'killing') {
+      await this.kill(m.id, m.status_reason ?? 'killed by request').catch(() => undefined);
+      return;
+    }
+    if (m.status === 'hibernated' || m.status === 'hibernating') {
+      const snap = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
+      if (snap && this.driver.isImageComplete(this.snapshotDir(snap.id))) {
+        if (m.status === 'hibernating') {
+          this.snapshots.update(snap.id, {
+            status: 'ready',
+            size_bytes: await diskUsage(this.snapshotDir(snap.id)),
+          });
+          this.setStatus(m.id, 'hibernated', {
+            transition_deadline: null,
+            paused_at: m.paused_at ?? Date.now(),
+          });
+        }
+        this.log.info('hibernated machine kept', { machine_id: m.id });
+        return;
+      }
+      if (m.status === 'hibernated') {
+        await this.lose(m, 'its hibernation image is missing');
+        return;
+      }
+    }
+    const state = await this.driver.inspect(m.id);
+    const was = m.status;
+    if (
+      state === 'running' &&
+      (was === 'running' || was === 'hibernating' || was === 'resuming' || was === 'pausing')
+    ) {
+      const running =
+        was === 'running'
+          ? m
+          : this.setStatus(m.id, 'running', {
+              transition_deadline: null,
+              status_reason: `${was} interrupted by a server restart`,
+            });
+      this.arm(running);
+      this.log.info('machine re-adopted', {
+        machine_id: m.id,
+        was,
+        expires_at: new Date(running.expires_at).toISOString(),
+      });
+      return;
+    }
+    if (state === 'paused' && (was === 'paused' || was === 'pausing' || was === 'hibernating')) {
+      let paused = m;
+      if (was !== 'paused') {
+        const snap =
+          m.snapshot_id && this.snapshots.get(m.snapshot_id)?.status === 'memory'
+            ? undefined
+            : this.newPauseSnapshot(m, 'memory');
+        paused = this.setStatus(m.id, 'paused', {
+          transition_deadline: null,
+          paused_at: m.paused_at ?? Date.now(),
+          ...(snap ? { snapshot_id: snap.id } : {}),
+        });
+      }
+      this.armSpill(paused);
+      this.log.info('paused machine re-adopted', { machine_id: m.id, was });
+      return;
+    }
+    if (state === 'paused' && (was === 'running' || was === 'resuming')) {
+      // Frozen by a checkpoint a crash interrupted, or half resumed: finish thawing it.
+      await this.driver.unpause(m.id);
+      const running = this.setStatus(m.id, 'running', { transition_deadline: null, paused_at: null });
+      this.arm(running);
+      return;
+    }
+    await this.lose(m, `runtime state was ${state} at server start while ${was}`);
+  }
+
+  private async lose(m: MachineRecord, why: string): Promise<void> {
+    this.setStatus(m.id, 'failed', { status_reason: `lost: ${why}`, transition_deadline: null });
+    await this.driver
+      .destroy(m.id)
+      .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: m.id, error: err }));
+    await this.dropPauseSnapshots(m.id);
+    this.log.warn('machine lost across restart', { machine_id: m.id, why });
   }
 
   /**
@@ -303,10 +707,264 @@ export class MachineService {
 
   // ---- internals ------------------------------------------------------------------------------
 
+  /** Stores a state change (with `patch`) and appends its `status_changed` event. */
+  private setStatus(
+    id: string,
+    status: MachineState,
+    patch: Partial<Omit<MachineRecord, 'id' | 'created_at' | 'status'>> = {},
+  ): MachineRecord {
+    const before = this.record(id);
+    const after = this.store.update(id, { ...patch, status });
+    if (before.status !== status)
+      this.events.append({
+        machine_id: id,
+        execution_id: after.execution_id,
+        type: 'status_changed',
+        status,
+        previous_status: before.status,
+        reason:
+          status === 'failed' || status === 'killing' || status === 'killed' || patch.status_reason
+            ? (after.status_reason ?? null)
+            : null,
+      });
+    return after;
+  }
+
+  private event(
+    m: MachineRecord,
+    type: LifecycleEvent['type'],
+    data: Record<string, unknown>,
+    reason?: string,
+  ): void {
+    this.events.append({
+      machine_id: m.id,
+      execution_id: m.execution_id,
+      type,
+      status: m.status,
+      data,
+      ...(reason !== undefined ? { reason } : {}),
+    });
+  }
+
+  private newRecord(
+    spec: Pick<
+      CreateMachineSpec,
+      | 'vcpus'
+      | 'memory_mb'
+      | 'disk_mb'
+      | 'cwd'
+      | 'envs'
+      | 'metadata'
+      | 'timeout'
+      | 'on_timeout'
+      | 'auto_resume'
+    >,
+    origin: { template: string; snapshot_id?: string; parent_id?: string },
+  ): MachineRecord {
+    const now = Date.now();
+    const record: MachineRecord = {
+      id: newId('machine'),
+      execution_id: newId('execution'),
+      status: 'starting',
+      status_reason: null,
+      template: origin.template,
+      snapshot_id: null,
+      vcpus: spec.vcpus,
+      memory_mb: spec.memory_mb,
+      disk_mb: spec.disk_mb,
+      cwd: spec.cwd,
+      envs: spec.envs,
+      metadata: spec.metadata,
+      timeout: spec.timeout,
+      on_timeout: spec.on_timeout,
+      auto_resume: spec.auto_resume,
+      expires_at: now + spec.timeout * 1000,
+      created_at: now,
+      started_at: null,
+      updated_at: now,
+      paused_at: null,
+      transition_deadline: now + this.o.transitionTimeoutMs,
+    };
+    this.store.insert(record);
+    this.event(record, 'created', {
+      template: origin.template,
+      ...(origin.snapshot_id ? { snapshot_id: origin.snapshot_id } : {}),
+      ...(origin.parent_id ? { parent_id: origin.parent_id } : {}),
+    });
+    return record;
+  }
+
+  /** Marks a started machine running with its deadline armed. */
+  private started(id: string, timeout: number): MachineInfo {
+    const startedAt = Date.now();
+    const updated = this.setStatus(id, 'running', {
+      started_at: startedAt,
+      expires_at: startedAt + timeout * 1000,
+      transition_deadline: null,
+    });
+    this.arm(updated);
+    return toInfo(updated);
+  }
+
+  /** The driver cleaned up after itself; the record stays, in a state `kill` can finish. */
+  private startFailed(record: MachineRecord, err: unknown): CodedError {
+    this.setStatus(record.id, 'failed', {
+      status_reason: `start failed: ${publicReason(err)}`,
+      transition_deadline: null,
+    });
+    this.log.error('machine failed to start', { machine_id: record.id, error: err });
+    if (err instanceof CodedError && err.code === 'disk_full')
+      return new CodedError(
+        'disk_full',
+        `machine ${record.id} could not start: the host is out of disk space`,
+        {
+          machine_id: record.id,
+        },
+      );
+    return new CodedError(
+      'internal',
+      `machine ${record.id} failed to start (its status_reason says why)`,
+      { machine_id: record.id },
+      { cause: err },
+    );
+  }
+
+  /** The error a caller gets for a failed transition; the machine's state was settled before. */
+  private transitionFailed(id: string, what: string, err: unknown): CodedError {
+    this.log.error(`${what} failed`, { machine_id: id, error: err });
+    const m = this.store.get(id);
+    const details = { machine_id: id, status: m?.status ?? 'unknown' };
+    if (err instanceof CodedError && err.code === 'disk_full')
+      return new CodedError(
+        'disk_full',
+        `${what} of machine ${id} failed: the host is out of disk space`,
+        details,
+      );
+    if (err instanceof CodedError && err.code !== 'internal') return err;
+    return new CodedError(
+      'internal',
+      `${what} of machine ${id} failed; it is ${m?.status ?? 'unknown'} now (status_reason says why)`,
+      details,
+      { cause: err },
+    );
+  }
+
+  /**
+   * After a failed pause or hibernate of a running machine: running again if its processes run
+   * and its agent answers (thawed if a killed checkpoint left it frozen), else failed.
+   */
+  private async recoverRunning(id: string, what: string, err: unknown): Promise<void> {
+    const reason = `${what} failed: ${publicReason(err)}`;
+    if (await this.aliveAndAnswering(id, true)) {
+      const running = this.setStatus(id, 'running', { status_reason: reason, transition_deadline: null });
+      this.arm(running);
+    } else {
+      this.setStatus(id, 'failed', { status_reason: reason, transition_deadline: null });
+    }
+  }
+
+  /** After a failed hibernate of a paused machine: paused again if still frozen, else as above. */
+  private async recoverPaused(id: string, what: string, err: unknown): Promise<void> {
+    const state = await this.driver.inspect(id).catch(() => 'missing' as const);
+    if (state === 'paused') {
+      const paused = this.setStatus(id, 'paused', {
+        status_reason: `${what} failed: ${publicReason(err)}`,
+        transition_deadline: null,
+      });
+      this.armSpill(paused);
+      return;
+    }
+    await this.recoverRunning(id, what, err);
+  }
+
+  /** After a failed snapshot or fork: the source must be as it was (running, or paused). */
+  private async checkAfterFreeze(id: string, was: MachineState): Promise<void> {
+    if (was === 'paused') return;
+    if (!(await this.aliveAndAnswering(id, true))) {
+      this.disarm(id);
+      this.setStatus(id, 'failed', {
+        status_reason: 'the machine stopped answering after a failed snapshot',
+      });
+    }
+  }
+
+  private async aliveAndAnswering(id: string, thaw: boolean): Promise<boolean> {
+    const state = await this.driver.inspect(id).catch(() => 'missing' as const);
+    if (state === 'paused' && thaw) await this.driver.unpause(id).catch(() => undefined);
+    else if (state !== 'running') return false;
+    this.dropAgent(id);
+    try {
+      await this.agent(id).health(5000);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.dropAgent(id);
+    }
+  }
+
+  /**
+   * Runs `fn` (a checkpoint that leaves the machine running) once no agent call is in flight: the
+   * checkpoint must not hold connections to this server. Commands in flight get QUIESCE_WAIT_MS to
+   * finish; after that their connections are ended (the commands keep running in the machine).
+   * New commands wait in line: the machine's queue holds them until `fn` is done.
+   */
+  private async quiesced<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const slot = this.inFlight.get(id);
+    if (slot && slot.n > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => slot.idle.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, QUIESCE_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.dropAgent(id);
+    this.quiescing.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.quiescing.delete(id);
+      for (const w of this.quiesceWaiters.get(id) ?? []) w();
+      this.quiesceWaiters.delete(id);
+    }
+  }
+
+  private readonly quiescing = new Set<string>();
+  private readonly quiesceWaiters = new Map<string, (() => void)[]>();
+
+  /** Counts an agent call in flight; returns its `done`. */
+  private enter(id: string): () => void {
+    let slot = this.inFlight.get(id);
+    if (!slot) {
+      slot = { n: 0, idle: [] };
+      this.inFlight.set(id, slot);
+    }
+    slot.n++;
+    const s = slot;
+    return () => {
+      s.n--;
+      if (s.n === 0) {
+        for (const w of s.idle) w();
+        s.idle = [];
+        if (this.inFlight.get(id) === s) this.inFlight.delete(id);
+      }
+    };
+  }
+
   private record(id: string): MachineRecord {
     const m = this.store.get(id);
     if (!m) throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
     return m;
+  }
+
+  private snapshotRecord(id: string): SnapshotRecord {
+    const s = this.snapshots.get(id);
+    if (!s || s.status === 'deleted' || s.status === 'consumed')
+      throw new CodedError('snapshot_not_found', `snapshot ${id} not found`, { snapshot_id: id });
+    return s;
   }
 
   private requireRunning(m: MachineRecord): MachineRecord {
@@ -317,11 +975,30 @@ export class MachineService {
         status: m.status,
         retry_after: 1,
       });
-    throw new CodedError('invalid_state', `machine ${m.id} is ${m.status}`, {
+    const hint =
+      m.status === 'paused' || m.status === 'hibernated'
+        ? '; connect (resume) it first, or set auto_resume'
+        : '';
+    throw new CodedError('invalid_state', `machine ${m.id} is ${m.status}${hint}`, {
       machine_id: m.id,
       status: m.status,
       ...(m.status_reason ? { status_reason: m.status_reason } : {}),
     });
+  }
+
+  private checkCapacity(n: number): void {
+    if (this.store.countInStates(LIVE_STATES) + n > this.o.maxMachines)
+      throw new CodedError(
+        'resource_exhausted',
+        `this server runs at most ${this.o.maxMachines} machines at once`,
+        {
+          max_machines: this.o.maxMachines,
+        },
+      );
+  }
+
+  private deadline(): number {
+    return Date.now() + this.o.transitionTimeoutMs;
   }
 
   private templateRootfs(name: string): string {
@@ -329,6 +1006,41 @@ export class MachineService {
     if (!existsSync(dir))
       throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
     return dir;
+  }
+
+  private snapshotDir(id: string): string {
+    return join(this.o.snapshotsDir, id);
+  }
+
+  private snapshotBase(m: MachineRecord): Omit<SnapshotRecord, 'id' | 'kind'> {
+    return {
+      machine_id: m.id,
+      status: 'memory',
+      template: m.template,
+      vcpus: m.vcpus,
+      memory_mb: m.memory_mb,
+      disk_mb: m.disk_mb,
+      cwd: m.cwd,
+      envs: m.envs,
+      metadata: m.metadata,
+      size_bytes: 0,
+      paused_ms: null,
+      created_at: Date.now(),
+    };
+  }
+
+  private newPauseSnapshot(m: MachineRecord, status: 'memory'): SnapshotRecord {
+    const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'pause', status };
+    this.snapshots.insert(snap);
+    return snap;
+  }
+
+  /** A killed or lost machine's pause snapshots go with it. */
+  private async dropPauseSnapshots(id: string): Promise<void> {
+    for (const s of this.snapshots.list({ machineId: id, kind: 'pause' })) {
+      await rm(this.snapshotDir(s.id), { recursive: true, force: true });
+      this.snapshots.update(s.id, { status: 'deleted', size_bytes: 0 });
+    }
   }
 
   private agent(id: string): AgentClient {
@@ -340,6 +1052,7 @@ export class MachineService {
     return client;
   }
 
+  /** Closes the connections to the machine's agent, in flight ones included. */
   private dropAgent(id: string): void {
     this.agents.get(id)?.close();
     this.agents.delete(id);
@@ -353,8 +1066,7 @@ export class MachineService {
         const m = this.record(id);
         if (m.status !== 'running') this.requireRunning(m);
         this.disarm(id);
-        this.store.update(id, {
-          status: 'failed',
+        this.setStatus(id, 'failed', {
           status_reason: `machine stopped unexpectedly (runtime state ${state})`,
         });
         await this.driver.destroy(id).catch(() => undefined);
@@ -363,7 +1075,7 @@ export class MachineService {
     }
   }
 
-  /** Runs `fn` after every earlier operation on the same machine has finished. */
+  /** Runs `fn` after every earlier operation on the same machine (or snapshot) has finished. */
   private serialized<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.queues.get(id) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -378,25 +1090,48 @@ export class MachineService {
     return next;
   }
 
+  /** Arms the deadline of a running machine. */
   private arm(m: MachineRecord): void {
-    this.disarm(m.id);
+    this.armTimer(m.id, m.expires_at, () => {
+      const current = this.store.get(m.id);
+      if (!current || current.status !== 'running') return;
+      if (current.expires_at > Date.now()) {
+        this.arm(current); // re-armed by set_timeout/connect, or a deadline beyond one timer's reach
+        return;
+      }
+      this.onTimeout(current);
+    });
+  }
+
+  /** Arms the hibernation of a paused machine after the spill time. */
+  private armSpill(m: MachineRecord): void {
+    const at = (m.paused_at ?? Date.now()) + this.o.pauseSpillAfterMs;
+    this.armTimer(m.id, at, () => {
+      const current = this.store.get(m.id);
+      if (!current || current.status !== 'paused') return;
+      this.hibernate(m.id, `paused longer than ${Math.round(this.o.pauseSpillAfterMs / 1000)}s`).catch(
+        (err: unknown) => this.log.error('spill to hibernate failed', { machine_id: m.id, error: err }),
+      );
+    });
+  }
+
+  private armTimer(id: string, at: number, fire: () => void): void {
+    this.disarm(id);
     if (this.closed) return;
-    const delay = Math.max(0, m.expires_at - Date.now());
+    const delay = Math.max(0, at - Date.now());
     const timer = setTimeout(
       () => {
-        this.timers.delete(m.id);
-        const current = this.store.get(m.id);
-        if (!current || current.status !== 'running') return;
-        if (current.expires_at > Date.now()) {
-          this.arm(current); // re-armed by set_timeout/connect, or a deadline beyond one timer's reach
+        this.timers.delete(id);
+        if (Date.now() < at) {
+          this.armTimer(id, at, fire);
           return;
         }
-        this.onTimeout(current);
+        fire();
       },
       Math.min(delay, MAX_TIMER_MS),
     );
     timer.unref();
-    this.timers.set(m.id, timer);
+    this.timers.set(id, timer);
   }
 
   private disarm(id: string): void {
@@ -407,11 +1142,59 @@ export class MachineService {
 
   private onTimeout(m: MachineRecord): void {
     this.log.info('machine timed out', { machine_id: m.id, on_timeout: m.on_timeout });
-    // Only `kill` can be created today (pause/hibernate are refused at the edge until lifecycle lands).
-    this.kill(m.id, `timeout after ${m.timeout}s`).catch((err: unknown) =>
-      this.log.error('timeout kill failed', { machine_id: m.id, error: err }),
+    this.event(m, 'timeout', { on_timeout: m.on_timeout, timeout: m.timeout });
+    const reason = `timeout after ${m.timeout}s`;
+    const action: Record<TimeoutAction, () => Promise<unknown>> = {
+      kill: () => this.kill(m.id, reason),
+      pause: () => this.pause(m.id, reason),
+      hibernate: () => this.hibernate(m.id, reason),
+    };
+    action[m.on_timeout]().catch((err: unknown) =>
+      this.log.error('timeout action failed', { machine_id: m.id, on_timeout: m.on_timeout, error: err }),
     );
   }
+}
+
+function driverSpec(m: MachineRecord, templateRootfs: string): DriverMachineSpec {
+  return {
+    id: m.id,
+    templateRootfs,
+    vcpus: m.vcpus,
+    memoryMb: m.memory_mb,
+    diskMb: m.disk_mb,
+    cwd: m.cwd,
+  };
+}
+
+function errorBody(err: unknown): {
+  code: CodedError['code'];
+  message: string;
+  details?: Record<string, unknown>;
+} {
+  const e =
+    err instanceof CodedError
+      ? err
+      : new CodedError('internal', 'internal error; the server log has the cause');
+  const hidden = e.code === 'internal' && typeof e.details?.machine_id !== 'string';
+  return {
+    code: e.code,
+    message: hidden ? 'internal error; the server log has the cause' : e.message,
+    ...(e.details && !hidden ? { details: e.details } : {}),
+  };
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks, so sparse files count what they hold). */
+async function diskUsage(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else total += (await stat(p)).blocks * 512;
+    }
+  };
+  await walk(dir).catch(() => undefined);
+  return total;
 }
 
 /**

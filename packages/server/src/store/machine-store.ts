@@ -29,6 +29,10 @@ export interface MachineRecord {
   created_at: number;
   started_at: number | null;
   updated_at: number;
+  /** When the machine was last paused (epoch ms); null unless paused or hibernated. */
+  paused_at: number | null;
+  /** Deadline of the transition in progress (epoch ms); null when not transitioning. */
+  transition_deadline: number | null;
 }
 
 interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume'> {
@@ -61,6 +65,41 @@ const MIGRATIONS = [
    );
    CREATE INDEX machines_by_created ON machines (created_at DESC, id DESC);
    CREATE INDEX machines_by_status ON machines (status);`,
+  // Lifecycle: when a machine was paused (spill to hibernate), the deadline of the transition it
+  // is in, snapshots, and the event log. AUTOINCREMENT: an event id is never reused, also after
+  // old events are removed.
+  `ALTER TABLE machines ADD COLUMN paused_at INTEGER;
+   ALTER TABLE machines ADD COLUMN transition_deadline INTEGER;
+   CREATE TABLE snapshots (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     machine_id TEXT NOT NULL,
+     status TEXT NOT NULL,
+     template TEXT NOT NULL,
+     vcpus INTEGER NOT NULL,
+     memory_mb INTEGER NOT NULL,
+     disk_mb INTEGER NOT NULL,
+     cwd TEXT NOT NULL,
+     envs TEXT NOT NULL,
+     metadata TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     paused_ms INTEGER,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX snapshots_by_machine ON snapshots (machine_id);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     machine_id TEXT NOT NULL,
+     execution_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     status TEXT NOT NULL,
+     previous_status TEXT,
+     reason TEXT,
+     data TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE INDEX events_by_machine ON events (machine_id, id);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
 /** Encodes the position after the last row of a page; opaque to clients. */
@@ -101,6 +140,11 @@ export class MachineStore {
     }
   }
 
+  /** The same database, for the other tables the server keeps (snapshots, events). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   close(): void {
     this.db.close();
   }
@@ -109,10 +153,11 @@ export class MachineStore {
     this.db
       .prepare(
         `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
-           disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at)
+           disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at,
+           paused_at, transition_deadline)
          VALUES (@id, @execution_id, @status, @status_reason, @template, @snapshot_id, @vcpus, @memory_mb,
            @disk_mb, @cwd, @envs, @metadata, @timeout, @on_timeout, @auto_resume, @expires_at, @created_at,
-           @started_at, @updated_at)`,
+           @started_at, @updated_at, @paused_at, @transition_deadline)`,
       )
       .run(toRow(m));
   }

@@ -1,0 +1,34 @@
+import { expectObject, optionalEnum, rejectUnknownKeys } from '@nullspace/protocol';
+import type { MachineService } from '../services/machine-service.js';
+import { parseResumeTimeout } from './machine-routes.js';
+import type { Router } from './router.js';
+
+/** `/v1/snapshots` routes. Taking a snapshot is `POST /v1/machines/{id}/snapshots`. */
+export function addSnapshotRoutes(router: Router, machines: MachineService): void {
+  router.add('GET', '/v1/snapshots', async (ctx) => {
+    const query = Object.fromEntries(ctx.url.searchParams);
+    rejectUnknownKeys(query, ['machine_id', 'kind']);
+    const kind = optionalEnum(query, 'kind', ['pause', 'reusable'] as const);
+    const machineId = query.machine_id;
+    return {
+      body: {
+        items: machines.listSnapshots({
+          ...(machineId !== undefined ? { machineId } : {}),
+          ...(kind !== undefined ? { kind } : {}),
+        }),
+      },
+    };
+  });
+
+  router.add('GET', '/v1/snapshots/{id}', async (ctx) => ({
+    body: machines.getSnapshot(ctx.params.id ?? ''),
+  }));
+
+  router.add('DELETE', '/v1/snapshots/{id}', async (ctx) => ({
+    body: await machines.deleteSnapshot(ctx.params.id ?? ''),
+  }));
+
+  router.add('POST', '/v1/snapshots/{id}/resume', async (ctx) => ({
+    body: await machines.resumeSnapshot(ctx.params.id ?? '', parseResumeTimeout(await ctx.body())),
+  }));
+}
