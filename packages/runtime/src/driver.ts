@@ -52,6 +52,12 @@ export interface MachineDriver {
   snapshot(id: string, dir: string, timeoutMs: number): Promise<{ pausedMs: number }>;
   /** Starts a new machine (own disk copy, network namespace, cgroups) from a snapshot `dir`. */
   createFromSnapshot(spec: DriverMachineSpec, dir: string, timeoutMs: number): Promise<void>;
+  /**
+   * After a server restart: waits for a checkpoint or restore the previous server started on this
+   * machine to end, then settles a hibernate into `imageDir` (finished → complete image and
+   * resources released; unfinished → partial image removed).
+   */
+  settle(id: string, imageDir?: string): Promise<void>;
   /** Whether `dir` holds a complete image written by hibernate or snapshot. */
   isImageComplete(dir: string): boolean;
 }

@@ -21,6 +21,8 @@ export function host(
     cwd?: string;
     /** On timeout kill the tool's whole process group (runc and the CRIU it started), not just it. */
     killGroup?: boolean;
+    /** Called with the tool's pid right after it started. */
+    onSpawn?: (pid: number) => void;
   } = {},
 ): Promise<HostCommandResult> {
   return new Promise((resolve, reject) => {
@@ -68,6 +70,7 @@ export function host(
           }
         }, opts.timeoutMs ?? 30_000)
       : undefined;
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import {
   constants,
   type FileHandle,
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
+import { Freezer } from './cgroups/freezer.js';
 import type { DriverMachineSpec, DriverMachineState, MachineDriver } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
 import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
@@ -45,6 +46,8 @@ const AGENT_LOG = 'agent.log';
 /** In an image directory: CRIU's files, and (snapshots only) a copy of the disk image. */
 const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
+/** In a machine dir: pid of the runc checkpoint/restore in progress (survives a server crash). */
+const OPERATION_PID_FILE = 'operation.pid';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -125,15 +128,15 @@ export class RuncDriver implements MachineDriver {
   }
 
   async pause(id: string): Promise<void> {
-    const state = await this.runc.state(id);
-    if (state?.status === 'paused') return;
-    await this.runc.pause(id);
+    await this.freezer(id).freeze();
   }
 
   async unpause(id: string): Promise<void> {
-    const state = await this.runc.state(id);
-    if (state?.status !== 'paused' && state?.status !== 'pausing') return;
-    await this.runc.resume(id);
+    await this.freezer(id).thaw();
+  }
+
+  private freezer(id: string): Freezer {
+    return new Freezer(`${this.cgroupParent}/${id}`);
   }
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
@@ -147,6 +150,7 @@ export class RuncDriver implements MachineDriver {
       await this.runc.checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
         leaveRunning: false,
         timeoutMs,
+        onSpawn: (pid) => this.recordOperation(id, pid),
       });
     } catch (err) {
       await rm(partial, { recursive: true, force: true });
@@ -164,7 +168,9 @@ export class RuncDriver implements MachineDriver {
     try {
       await this.prepareHost(spec, [disk.mountSteps()]);
       await this.runc
-        .restore(spec.id, dir, join(imageDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs)
+        .restore(spec.id, dir, join(imageDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs, (pid) =>
+          this.recordOperation(spec.id, pid),
+        )
         .catch(async (err: unknown) => {
           throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
         });
@@ -190,19 +196,20 @@ export class RuncDriver implements MachineDriver {
     let pausedMs = 0;
     try {
       // Memory and disk from the same instant: everything stays frozen while both are taken.
-      if (!wasPaused) await this.runc.pause(id);
+      if (!wasPaused) await this.pause(id);
       try {
         await this.runc
           .checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
             leaveRunning: true,
             timeoutMs,
+            onSpawn: (pid) => this.recordOperation(id, pid),
           })
           .catch(async (err: unknown) => {
             throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
           });
         await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
       } finally {
-        if (!wasPaused) await this.runc.resume(id);
+        if (!wasPaused) await this.unpause(id);
         pausedMs = Date.now() - frozenAt;
       }
     } catch (err) {
@@ -218,7 +225,9 @@ export class RuncDriver implements MachineDriver {
     const disk = new DiskImage(dir);
     await this.startMachine(spec, disk.copyFromSteps(join(snapDir, IMAGE_DISK)), async () => {
       await this.runc
-        .restore(spec.id, dir, join(snapDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs)
+        .restore(spec.id, dir, join(snapDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs, (pid) =>
+          this.recordOperation(spec.id, pid),
+        )
         .catch(async (err: unknown) => {
           throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
         });
@@ -227,6 +236,39 @@ export class RuncDriver implements MachineDriver {
       if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
       await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
     });
+  }
+
+  async settle(id: string, imageDir?: string): Promise<void> {
+    const pidFile = join(this.dir(id), OPERATION_PID_FILE);
+    const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+    if (pid > 0) {
+      const deadline = Date.now() + 300_000;
+      while (Date.now() < deadline) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (!cmdline.includes(this.runc.root)) break;
+        await sleep(50);
+      }
+    }
+    await rm(pidFile, { force: true });
+    if (imageDir === undefined) return;
+    const partial = `${imageDir}.partial`;
+    // A checkpoint without --leave-running ends the processes only once the dump is complete, and
+    // runc then removes the container: an image with no container left is a finished hibernate.
+    if (this.isImageComplete(partial) && !(await this.runc.state(id))) {
+      await rename(partial, imageDir);
+      await this.release(id);
+    } else {
+      await rm(partial, { recursive: true, force: true });
+    }
+  }
+
+  /** Notes the pid of a runc checkpoint/restore, so a restarted server can wait for it (settle). */
+  private recordOperation(id: string, pid: number): void {
+    try {
+      writeFileSync(join(this.dir(id), OPERATION_PID_FILE), String(pid));
+    } catch {
+      // the machine dir is gone: nothing to settle later
+    }
   }
 
   isImageComplete(dir: string): boolean {

@@ -36,12 +36,20 @@ export class Runc {
    * bundle's config.json decides its root filesystem, bind-mount sources, network namespace and
    * cgroups, so one image restored into several bundles gives independent copies (fork).
    */
-  restore(id: string, bundle: string, imageDir: string, workDir: string, timeoutMs: number): Promise<void> {
+  restore(
+    id: string,
+    bundle: string,
+    imageDir: string,
+    workDir: string,
+    timeoutMs: number,
+    onSpawn?: (pid: number) => void,
+  ): Promise<void> {
     return this.detached(
       id,
       bundle,
       ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
       timeoutMs,
+      onSpawn,
     );
   }
 
@@ -54,21 +62,16 @@ export class Runc {
     id: string,
     imageDir: string,
     workDir: string,
-    opts: { leaveRunning: boolean; timeoutMs: number },
+    opts: { leaveRunning: boolean; timeoutMs: number; onSpawn?: (pid: number) => void },
   ): Promise<void> {
     const args = ['--root', this.root, 'checkpoint', '--image-path', imageDir, '--work-path', workDir];
     if (opts.leaveRunning) args.push('--leave-running');
     args.push(id);
-    await host(this.binary, args, { timeoutMs: opts.timeoutMs, killGroup: true });
-  }
-
-  /** Freezes every process of the container (freezer cgroup, or cgroup.freeze on cgroup v2). */
-  async pause(id: string): Promise<void> {
-    await host(this.binary, ['--root', this.root, 'pause', id], { timeoutMs: 30_000 });
-  }
-
-  async resume(id: string): Promise<void> {
-    await host(this.binary, ['--root', this.root, 'resume', id], { timeoutMs: 30_000 });
+    await host(this.binary, args, {
+      timeoutMs: opts.timeoutMs,
+      killGroup: true,
+      ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
+    });
   }
 
   /**
@@ -77,7 +80,13 @@ export class Runc {
    * would outlive us, and CRIU could not checkpoint it). runc's own errors go to a log file in the
    * bundle instead.
    */
-  private detached(id: string, bundle: string, command: string[], timeoutMs: number): Promise<void> {
+  private detached(
+    id: string,
+    bundle: string,
+    command: string[],
+    timeoutMs: number,
+    onSpawn?: (pid: number) => void,
+  ): Promise<void> {
     const logFile = join(bundle, 'runc.log');
     rmSync(logFile, { force: true }); // its error lines are read back on failure: this run's only
     return new Promise((resolve, reject) => {
@@ -87,6 +96,7 @@ export class Runc {
         // Its own process group, so a timeout ends runc and the CRIU it started together.
         { stdio: 'ignore', detached: true },
       );
+      if (child.pid !== undefined) onSpawn?.(child.pid);
       const timer = setTimeout(() => {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');

@@ -211,18 +211,26 @@ export class MachineService {
       if (m.status !== 'paused') this.requireRunning(m);
       const from = m.status;
       this.disarm(id);
-      this.setStatus(id, 'hibernating', { status_reason: reason, transition_deadline: this.deadline() });
-      // The checkpoint must not hold connections to this server: end them (a command in flight
-      // keeps running in the machine; its caller gets an error).
-      this.dropAgent(id);
       const existing = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
       const snap = existing?.status === 'memory' ? existing : this.newPauseSnapshot(m, 'memory');
       const dir = this.snapshotDir(snap.id);
+      // The snapshot id is stored first: a server that crashes mid-checkpoint finds the image.
+      this.setStatus(id, 'hibernating', {
+        status_reason: reason,
+        snapshot_id: snap.id,
+        transition_deadline: this.deadline(),
+      });
+      // The checkpoint must not hold connections to this server: end them (a command in flight
+      // keeps running in the machine; its caller gets an error).
+      this.dropAgent(id);
       try {
         await this.driver.hibernate(id, dir, this.o.transitionTimeoutMs);
       } catch (err) {
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-        if (snap !== existing) this.snapshots.update(snap.id, { status: 'deleted' });
+        if (snap !== existing) {
+          this.snapshots.update(snap.id, { status: 'deleted' });
+          this.store.update(id, { snapshot_id: m.snapshot_id });
+        }
         if (from === 'paused') await this.recoverPaused(id, 'hibernate', err);
         else await this.recoverRunning(id, 'hibernate', err);
         throw this.transitionFailed(id, 'hibernate', err);
@@ -608,8 +616,13 @@ export class MachineService {
       await this.kill(m.id, m.status_reason ?? 'killed by request').catch(() => undefined);
       return;
     }
+    const pauseSnap = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
+    await this.driver.settle(
+      m.id,
+      m.status === 'hibernating' && pauseSnap ? this.snapshotDir(pauseSnap.id) : undefined,
+    );
     if (m.status === 'hibernated' || m.status === 'hibernating') {
-      const snap = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
+      const snap = pauseSnap;
       if (snap && this.driver.isImageComplete(this.snapshotDir(snap.id))) {
         if (m.status === 'hibernating') {
           this.snapshots.update(snap.id, {
@@ -635,6 +648,7 @@ export class MachineService {
       state === 'running' &&
       (was === 'running' || was === 'hibernating' || was === 'resuming' || was === 'pausing')
     ) {
+      if (pauseSnap?.status === 'memory') this.snapshots.update(pauseSnap.id, { status: 'deleted' });
       const running =
         was === 'running'
           ? m
