@@ -110,6 +110,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
             ids.add(m.id);
             await Machine.killById(m.id, server.conn).catch(() => undefined);
           }
+          // Reusable snapshots outlive their machines: delete them too (pause ones went with kill).
+          const snaps = (await api(server, 'GET', '/v1/snapshots')) as { items: { id: string }[] };
+          for (const s of snaps.items) await api(server, 'DELETE', `/v1/snapshots/${s.id}`);
         }
       } finally {
         await stop().catch(() => undefined);
@@ -157,6 +160,9 @@ export async function leftovers(dataDir: string, ids: Iterable<string>): Promise
     }
     if (existsSync(join(dataDir, 'machines', id))) out.push(`machine dir ${id}`);
   }
+  const snapshotsDir = join(dataDir, 'snapshots');
+  if (existsSync(snapshotsDir))
+    for (const name of readdirSync(snapshotsDir)) out.push(`snapshot files ${join(snapshotsDir, name)}`);
   const loops = await host('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']);
   for (const f of loops.stdout.split('\n').map((l) => l.trim()))
     if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
@@ -170,6 +176,37 @@ async function forceClean(dataDir: string, ids: Iterable<string>): Promise<void>
     await host('ip', ['netns', 'delete', netnsName(id)]).catch(() => undefined);
   }
   for (const m of await mountsUnder(dataDir)) await host('umount', ['-l', m]).catch(() => undefined);
+}
+
+/**
+ * One HTTP call to a test server with its API key; returns the parsed JSON body, or throws an
+ * Error carrying `status` and the body's error `code`.
+ */
+export async function api(
+  server: TestServer,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${server.apiKey}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  const json = text ? (JSON.parse(text) as unknown) : undefined;
+  if (!res.ok) {
+    const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw Object.assign(new Error(`${method} ${path}: ${res.status} ${err?.code}: ${err?.message}`), {
+      status: res.status,
+      code: err?.code,
+      headers: res.headers,
+    });
+  }
+  return json;
 }
 
 /** Polls `fn` until it returns a truthy value (bounded by count, never by asserting on time). */

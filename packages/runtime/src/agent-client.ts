@@ -32,6 +32,15 @@ export class AgentClient {
     return this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs);
   }
 
+  /**
+   * A health check on a connection the agent itself closes after answering. Before a checkpoint:
+   * once it answers, the agent has also handled the closing of every earlier connection (events
+   * are handled in order), so it holds no socket connected to the host.
+   */
+  async drain(timeoutMs = 5000): Promise<void> {
+    await this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs, { connection: 'close' });
+  }
+
   run(req: AgentRunRequest): Promise<RunCommandResult> {
     // The agent enforces the command's own timeout; ours only guards against a wedged agent.
     return this.call<RunCommandResult>('POST', AGENT_ROUTES.run, req, req.timeout_ms + 10_000);
@@ -68,7 +77,13 @@ export class AgentClient {
     this.pinnedFd = undefined;
   }
 
-  private call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  private call<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     let socketPath: string;
     try {
@@ -83,9 +98,12 @@ export class AgentClient {
           path,
           method,
           agent: this.httpAgent,
-          headers: payload
-            ? { 'content-type': 'application/json', 'content-length': payload.length }
-            : { 'content-length': 0 },
+          headers: {
+            ...(payload
+              ? { 'content-type': 'application/json', 'content-length': payload.length }
+              : { 'content-length': 0 }),
+            ...extraHeaders,
+          },
           timeout: timeoutMs,
         },
         (res) => {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { CodedError } from '@nullspace/protocol';
 
 export interface HostCommandResult {
@@ -26,54 +26,59 @@ export function host(
   } = {},
 ): Promise<HostCommandResult> {
   return new Promise((resolve, reject) => {
-    let groupKilled = false;
-    const child = execFile(
-      file,
-      args as string[],
-      {
-        timeout: opts.killGroup ? 0 : (opts.timeoutMs ?? 30_000),
-        maxBuffer: 16 * 1024 * 1024,
-        cwd: opts.cwd,
-        killSignal: 'SIGKILL',
-        ...(opts.killGroup ? { detached: true } : {}),
-      },
-      (error, stdout, stderr) => {
-        clearTimeout(groupTimer);
-        if (error) {
-          if (groupKilled) error.killed = true;
-          const code = (error as NodeJS.ErrnoException & { code?: unknown }).code;
-          const why = error.killed
-            ? 'timed out'
-            : typeof code === 'number'
-              ? `exit ${code}`
-              : String(code ?? error.message);
-          reject(
-            new CodedError(
-              'internal',
-              `${file} ${args.join(' ')}: ${why}: ${stderr.trim() || stdout.trim() || error.message}`,
-              { tool: file, stderr: stderr.trim() },
-              { cause: error },
-            ),
-          );
-          return;
-        }
-        resolve({ stdout, stderr });
-      },
-    );
-    const groupTimer = opts.killGroup
-      ? setTimeout(() => {
-          groupKilled = true;
-          try {
-            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }, opts.timeoutMs ?? 30_000)
-      : undefined;
+    // Its own process group when asked, so that a timeout can end the tool and its helpers.
+    const child = spawn(file, args as string[], {
+      cwd: opts.cwd,
+      detached: opts.killGroup === true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_OUTPUT) into.push(chunk);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (opts.killGroup && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, opts.timeoutMs ?? 30_000);
+    const fail = (why: string, stderr: string, stdout: string, cause?: unknown) =>
+      reject(
+        new CodedError(
+          'internal',
+          `${file} ${args.join(' ')}: ${why}: ${stderr || stdout || why}`,
+          { tool: file, stderr },
+          cause === undefined ? undefined : { cause },
+        ),
+      );
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      fail((e as NodeJS.ErrnoException).code ?? e.message, '', '', e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8').trim();
+      if (code === 0) resolve({ stdout, stderr });
+      else
+        fail(timedOut ? 'timed out' : signal ? `killed by ${signal}` : `exit ${code}`, stderr, stdout.trim());
+    });
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
   });
 }
+
+const MAX_OUTPUT = 16 * 1024 * 1024;
 
 /** One host command as an argv (no shell parsing). */
 export type Argv = readonly string[];

@@ -220,10 +220,12 @@ export class MachineService {
         snapshot_id: snap.id,
         transition_deadline: this.deadline(),
       });
-      // The checkpoint must not hold connections to this server: end them (a command in flight
-      // keeps running in the machine; its caller gets an error).
-      this.dropAgent(id);
       try {
+        // The checkpoint must not hold connections to this server: end them (a command in flight
+        // keeps running in the machine; its caller gets an error). A paused agent cannot close
+        // its side, so it is thawed for this (the checkpoint freezes everything again at once).
+        if (from === 'paused') await this.driver.unpause(id);
+        await this.disconnectAgent(id);
         await this.driver.hibernate(id, dir, this.o.transitionTimeoutMs);
       } catch (err) {
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -339,12 +341,11 @@ export class MachineService {
 
   // ---- snapshots and fork -------------------------------------------------------------------
 
-  /** A reusable snapshot of a running (or paused) machine; it keeps running. */
+  /** A reusable snapshot of a running machine; it keeps running (frozen for `paused_ms`). */
   async createSnapshot(id: string): Promise<SnapshotInfo> {
     this.record(id);
     return this.serialized(id, async () => {
-      const m = this.record(id);
-      if (m.status !== 'paused') this.requireRunning(m);
+      const m = this.requireRunning(this.record(id));
       const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'reusable' };
       this.snapshots.insert(snap);
       const dir = this.snapshotDir(snap.id);
@@ -360,7 +361,7 @@ export class MachineService {
       } catch (err) {
         this.snapshots.update(snap.id, { status: 'deleted' });
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-        await this.checkAfterFreeze(id, m.status);
+        await this.checkAfterFreeze(id);
         throw this.transitionFailed(id, 'snapshot', err);
       }
       const info = this.snapshotRecord(snap.id);
@@ -408,7 +409,7 @@ export class MachineService {
         try {
           await this.quiesced(id, () => this.driver.snapshot(id, dir, this.o.transitionTimeoutMs));
         } catch (err) {
-          await this.checkAfterFreeze(id, 'running');
+          await this.checkAfterFreeze(id);
           throw this.transitionFailed(id, 'fork', err);
         }
         const results = await Promise.all(
@@ -892,8 +893,7 @@ export class MachineService {
   }
 
   /** After a failed snapshot or fork: the source must be as it was (running, or paused). */
-  private async checkAfterFreeze(id: string, was: MachineState): Promise<void> {
-    if (was === 'paused') return;
+  private async checkAfterFreeze(id: string): Promise<void> {
     if (!(await this.aliveAndAnswering(id, true))) {
       this.disarm(id);
       this.setStatus(id, 'failed', {
@@ -935,9 +935,9 @@ export class MachineService {
       ]);
       clearTimeout(timer);
     }
-    this.dropAgent(id);
     this.quiescing.add(id);
     try {
+      await this.disconnectAgent(id);
       return await fn();
     } finally {
       this.quiescing.delete(id);
@@ -1064,6 +1064,24 @@ export class MachineService {
       this.agents.set(id, client);
     }
     return client;
+  }
+
+  /**
+   * Before a checkpoint: closes every connection to the agent and waits until the agent has closed
+   * its side too (a socket connected to the host cannot be checkpointed). A paused machine's agent
+   * cannot answer; its connections are only closed on this side.
+   */
+  private async disconnectAgent(id: string): Promise<void> {
+    this.dropAgent(id);
+    if ((await this.driver.inspect(id)) !== 'running') return;
+    const client = new AgentClient(this.driver.agentSocketPath(id));
+    try {
+      await client.drain();
+    } catch (err) {
+      this.log.warn('agent did not answer before a checkpoint', { machine_id: id, error: err });
+    } finally {
+      client.close();
+    }
   }
 
   /** Closes the connections to the machine's agent, in flight ones included. */
