@@ -165,3 +165,122 @@ export function commaList(values: OptionValues, name: string): string[] {
     .map((v) => v.trim())
     .filter((v) => v !== '');
 }
+
+/** One parsed invocation of a subcommand, as its `run` gets it. */
+export interface CommandInput {
+  /** The command as typed in help, e.g. `nullspace machine create`. */
+  command: string;
+  values: OptionValues;
+  positionals: string[];
+  afterDashDash: string[] | undefined;
+  connection: ConnectionOptions;
+  json: boolean;
+}
+
+/** A command of a group such as `nullspace machine` or `nullspace snapshot`. */
+export interface Subcommand {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: string;
+  options: OptionSpec;
+  /** Takes arguments after `--` (only `machine exec`). */
+  takesDashDash?: boolean;
+  /** Appended to an unknown-flag error, e.g. where the flag probably belongs. */
+  flagHint?: string;
+  /** Returns the process exit status. */
+  run(input: CommandInput): Promise<number>;
+}
+
+/** The help of a command group: its commands with their summaries. */
+export function groupHelp(group: string, description: string, subcommands: readonly Subcommand[]): string {
+  const width = Math.max(...subcommands.map((s) => s.name.length));
+  return `usage: nullspace ${group} COMMAND [flags]
+
+${description}
+
+Commands:
+${subcommands.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`).join('\n')}
+
+Run 'nullspace ${group} COMMAND --help' for a command's flags.
+
+${GLOBAL_HELP}
+`;
+}
+
+function subcommandHelp(sub: Subcommand): string {
+  const flags = sub.flags === '' ? '' : `${sub.flags}\n\n`;
+  return `usage: ${sub.usage}\n\n${sub.summary}\n\n${flags}${GLOBAL_HELP}\n`;
+}
+
+/**
+ * Runs `nullspace GROUP NAME ...`: `words` are the command words after the group, `help` the
+ * group's help text. Returns the exit status.
+ */
+export async function runSubcommand(
+  group: string,
+  subcommands: readonly Subcommand[],
+  help: string,
+  line: { words: string[]; rest: string[]; afterDashDash: string[] | undefined },
+): Promise<number> {
+  const [name, ...positionals] = line.words;
+  const groupCommand = `nullspace ${group}`;
+  if (name === undefined) {
+    if (line.rest.includes('--help') || line.rest.includes('-h')) {
+      process.stdout.write(help);
+      return 0;
+    }
+    throw new UsageError('missing command', groupCommand);
+  }
+  const sub = subcommands.find((s) => s.name === name);
+  if (sub === undefined) throw new UsageError(`unknown command "${group} ${name}"`, groupCommand);
+  const command = `${groupCommand} ${sub.name}`;
+  const parsed = parseFlags(
+    [...positionals, ...line.rest],
+    sub.options,
+    command,
+    sub.flagHint === undefined ? {} : { hint: sub.flagHint },
+  );
+  if (flag(parsed.values, 'help')) {
+    process.stdout.write(subcommandHelp(sub));
+    return 0;
+  }
+  if (line.afterDashDash !== undefined && sub.takesDashDash !== true) {
+    const users = subcommands.filter((s) => s.takesDashDash === true).map((s) => `"${group} ${s.name}"`);
+    throw new UsageError(
+      users.length === 0
+        ? `"--" is not used by "${group} ${sub.name}"`
+        : `"--" is only used by ${users.join(', ')}`,
+      command,
+    );
+  }
+  return sub.run({
+    command,
+    values: parsed.values,
+    positionals: parsed.positionals,
+    afterDashDash: line.afterDashDash,
+    connection: connectionFrom(parsed.values),
+    json: flag(parsed.values, 'json'),
+  });
+}
+
+/** The one id a command takes (`what` names it in errors, e.g. `machine id`). */
+export function singleId(input: CommandInput, what: string): string {
+  const [id, ...extra] = input.positionals;
+  if (id === undefined) throw new UsageError(`missing ${what}`, input.command);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, input.command);
+  return id;
+}
+
+/** A flag that must be one of `allowed`; anything else is a usage error naming the flag. */
+export function oneOf<T extends string>(
+  values: OptionValues,
+  name: string,
+  allowed: readonly T[],
+  command: string,
+): T | undefined {
+  const value = optionalString(values, name);
+  if (value !== undefined && !(allowed as readonly string[]).includes(value))
+    throw new UsageError(`--${name}: expected one of ${allowed.join(', ')}, got "${value}"`, command);
+  return value as T | undefined;
+}

@@ -4,6 +4,7 @@ import { NullspaceError } from '@nullspace/sdk';
 import { GLOBAL_HELP, UsageError, splitCommandLine } from './args.js';
 import { runMachineCommand } from './commands/machine.js';
 import { runServeCommand } from './commands/serve.js';
+import { runSnapshotCommand } from './commands/snapshot.js';
 
 const HELP = `usage: nullspace COMMAND [flags]
 
@@ -11,7 +12,9 @@ Nullspace: isolated Linux machines driven over HTTP.
 
 Commands:
   serve      run the server in the foreground
-  machine    create, inspect and drive machines (create, get, list, connect, kill, exec)
+  machine    create, inspect and drive machines (create, get, list, connect, kill, pause,
+             hibernate, resume, snapshot, fork, timeout, exec)
+  snapshot   list, inspect and delete snapshots (list, get, delete)
   version    print the CLI version
 
 Run 'nullspace COMMAND --help' for more.
@@ -51,6 +54,8 @@ async function run(argv: string[]): Promise<number> {
       return runServeCommand(groupWords, rest);
     case 'machine':
       return runMachineCommand(groupWords, rest, afterDashDash);
+    case 'snapshot':
+      return runSnapshotCommand(groupWords, rest, afterDashDash);
     default:
       throw new UsageError(`unknown command "${group}"`);
   }

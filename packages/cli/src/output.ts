@@ -1,4 +1,5 @@
 /** Formatting for people (tables, key/value) and for scripts (`--json`). */
+import type { WireSnapshotInfo } from '@nullspace/sdk';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -37,12 +38,27 @@ export function relativeTime(iso: string, now = Date.now()): string {
 
 const TIME_FIELDS = new Set(['expires_at', 'created_at', 'started_at']);
 
-/** One value of machine info (wire shape) as a person reads it. */
+/** A byte count with a unit a person reads at a glance: `0 B`, `812 KB`, `1.4 GB` (powers of 1024). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const shown = unit === 0 || value >= 10 ? Math.round(value).toString() : value.toFixed(1);
+  return `${shown} ${units[unit]}`;
+}
+
+/** One value of machine or snapshot info (wire shape) as a person reads it. */
 export function formatValue(key: string, value: unknown): string {
   if (value === null || value === undefined) return '-';
   if (TIME_FIELDS.has(key) && typeof value === 'string') return `${value} (${relativeTime(value)})`;
   if (key === 'memory_mb' || key === 'disk_mb') return `${String(value)} MB`;
   if (key === 'timeout' && typeof value === 'number') return `${value}s`;
+  if (key === 'size_bytes' && typeof value === 'number') return formatBytes(value);
+  if (key === 'paused_ms' && typeof value === 'number') return `${value} ms`;
   if (key === 'warm_pool_checkout' && typeof value === 'object') {
     const c = value as { pool_id?: unknown; hit?: unknown; waited_ms?: unknown };
     return `${String(c.pool_id)} (${c.hit === true ? 'hit' : 'miss'}, waited ${String(c.waited_ms)} ms)`;
@@ -75,6 +91,28 @@ const LIST_COLUMNS: [string, string][] = [
   ['CREATED', 'created_at'],
   ['EXPIRES', 'expires_at'],
 ];
+
+/** A single snapshot (wire shape) as key/value lines. */
+export function formatSnapshot(info: WireSnapshotInfo): string {
+  return formatKeyValue(Object.entries(info).map(([k, v]) => [k, formatValue(k, v)]));
+}
+
+const SNAPSHOT_COLUMNS: [string, keyof WireSnapshotInfo][] = [
+  ['ID', 'id'],
+  ['KIND', 'kind'],
+  ['MACHINE', 'machine_id'],
+  ['TEMPLATE', 'template'],
+  ['SIZE', 'size_bytes'],
+  ['CREATED', 'created_at'],
+];
+
+/** Snapshots (wire shape) as a table. */
+export function formatSnapshotTable(rows: WireSnapshotInfo[]): string {
+  return formatTable(
+    SNAPSHOT_COLUMNS.map(([title]) => title),
+    rows.map((row) => SNAPSHOT_COLUMNS.map(([, key]) => cell(key, row[key]))),
+  );
+}
 
 function cell(key: string, value: unknown): string {
   if (value === null || value === undefined) return '-';

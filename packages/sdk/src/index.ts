@@ -5,15 +5,27 @@
  * `envs` and `metadata` are passed through untouched.
  */
 export {
+  type ForkChild,
+  type ForkedMachine,
+  type ForkFailure,
   Machine,
   type MachineConnectOptions,
   type MachineCreateOptions,
+  type MachineForkOptions,
   type MachineGetInfoOptions,
   type MachineListOptions,
   type MachineQuery,
+  type MachineSetTimeoutOptions,
   type RunOnceOptions,
   type VolumeMount,
 } from './machine.js';
+export {
+  Snapshot,
+  type SnapshotInfo,
+  type SnapshotListOptions,
+  snapshotInfoFromWire,
+  snapshotInfoToWire,
+} from './snapshot.js';
 export { MachinePaginator } from './paginator.js';
 export {
   Commands,
@@ -62,4 +74,6 @@ export {
   type TimeoutAction,
   type MachineInfo as WireMachineInfo,
   type RunCommandResult as WireCommandResult,
+  type SnapshotInfo as WireSnapshotInfo,
+  type SnapshotKind,
 } from '@nullspace/protocol';

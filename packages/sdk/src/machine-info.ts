@@ -67,7 +67,11 @@ export interface MachineInfo {
   executionId: string;
   status: MachineState;
   template: string;
-  /** The snapshot the machine was created from, or its pause snapshot once paused. */
+  /**
+   * The machine's latest `pause` snapshot, set by pause and hibernate (a resume uses it up; the id
+   * stays here). `null` until the machine is first paused, also for a machine created from a
+   * reusable snapshot.
+   */
   snapshotId: string | null;
   vcpus: number;
   memoryMb: number;

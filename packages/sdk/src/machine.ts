@@ -1,13 +1,17 @@
 import './dispose.js';
 import {
+  type ForkChildResult,
+  type ForkResponse,
   type ListMachinesResponse,
   MACHINE_LIMITS,
   type MachineState,
+  type SetTimeoutRequest,
   type TimeoutAction,
   type MachineInfo as WireMachineInfo,
+  type SnapshotInfo as WireSnapshotInfo,
 } from '@nullspace/protocol';
 import { type CommandResult, Commands } from './commands.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import {
   type MachineInfo,
   type MachineInfoKey,
@@ -17,6 +21,7 @@ import {
   wireFieldNames,
 } from './machine-info.js';
 import { MachinePaginator, type Page } from './paginator.js';
+import { type SnapshotInfo, snapshotInfoFromWire } from './snapshot.js';
 import { type ConnectionOptions, type RequestOptions, Transport } from './transport.js';
 
 /**
@@ -64,7 +69,10 @@ export interface MachineCreateOptions extends ConnectionOptions {
   timeout?: number;
   /** What happens at the timeout: `kill` (default), `pause` or `hibernate`. */
   onTimeout?: TimeoutAction;
-  /** Wake on preview traffic; only valid with `onTimeout` `pause` or `hibernate`. */
+  /**
+   * Resume the machine when a command (or preview traffic) reaches it while paused or
+   * hibernated; only valid with `onTimeout` `pause` or `hibernate`.
+   */
   autoResume?: boolean;
   /** Default working directory of commands (default `/workspace`). */
   cwd?: string;
@@ -83,7 +91,7 @@ export interface MachineCreateOptions extends ConnectionOptions {
 }
 
 /**
- * Options of {@link Machine.connect}.
+ * Options of {@link Machine.connect} and {@link Machine.resume}.
  *
  * @example
  * ```ts
@@ -91,8 +99,87 @@ export interface MachineCreateOptions extends ConnectionOptions {
  * ```
  */
 export interface MachineConnectOptions extends ConnectionOptions {
-  /** New timeout in seconds, applied from now. */
+  /**
+   * New timeout in seconds, applied from now. Without it, a running machine keeps its deadline
+   * and a resumed one gets its own `timeout` again, counted from the resume.
+   */
   timeout?: number;
+}
+
+/**
+ * Options of {@link Machine.fork}.
+ *
+ * @example
+ * ```ts
+ * const children = await machine.fork({ count: 3, requestTimeoutMs: 120_000 });
+ * ```
+ */
+export interface MachineForkOptions extends RequestOptions {
+  /** How many children to start, 1 to 16 (default 1). */
+  count?: number;
+}
+
+/**
+ * A child {@link Machine.fork} started: a handle on it (same connection as the parent's) and its
+ * info. `error` is `undefined`, so `if (child.error)` tells the two kinds of {@link ForkChild} apart.
+ *
+ * @example
+ * ```ts
+ * for (const child of await machine.fork({ count: 2 })) {
+ *   if (!child.error) console.log(child.machine.id, child.info.status);
+ * }
+ * ```
+ */
+export interface ForkedMachine {
+  machine: Machine;
+  info: MachineInfo;
+  error?: undefined;
+}
+
+/**
+ * A child {@link Machine.fork} could not start, and why, as the typed error a failed call would
+ * have thrown. The other children are not affected.
+ *
+ * @example
+ * ```ts
+ * for (const child of await machine.fork({ count: 2 })) {
+ *   if (child.error) console.error(child.error.code, child.error.message);
+ * }
+ * ```
+ */
+export interface ForkFailure {
+  error: NullspaceError;
+  machine?: undefined;
+  info?: undefined;
+}
+
+/**
+ * One entry of {@link Machine.fork}'s result per requested child, in order.
+ *
+ * @example
+ * ```ts
+ * const children: ForkChild[] = await machine.fork({ count: 4 });
+ * const started = children.flatMap((c) => (c.error ? [] : [c.machine]));
+ * ```
+ */
+export type ForkChild = ForkedMachine | ForkFailure;
+
+/**
+ * Options of {@link Machine.setTimeout}. Fields left out keep the machine's current setting.
+ *
+ * @example
+ * ```ts
+ * await machine.setTimeout(3600, { onTimeout: 'hibernate', autoResume: true });
+ * ```
+ */
+export interface MachineSetTimeoutOptions extends RequestOptions {
+  /** What happens at the new deadline: `kill`, `pause` or `hibernate`. */
+  onTimeout?: TimeoutAction;
+  /**
+   * Resume a paused or hibernated machine when a command (or preview traffic) reaches it; only
+   * valid when the timeout action is `pause` or `hibernate`, else `InvalidArgumentError`.
+   */
+  autoResume?: boolean;
 }
 
 /**
@@ -168,6 +255,24 @@ function connectionOf(opts: ConnectionOptions): ConnectionOptions {
 
 function machinePath(id: string): string {
   return `/v1/machines/${encodeURIComponent(id)}`;
+}
+
+/** A handle call's own `requestTimeoutMs`, as a transport request field. */
+function perCall(opts: RequestOptions): { timeoutMs?: number } {
+  return opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs };
+}
+
+function forkChildFromWire(child: ForkChildResult, connection: ConnectionOptions): ForkChild {
+  if ('error' in child) {
+    const { code, message, details, request_id } = child.error;
+    return {
+      error: errorFromCode(code, message, {
+        ...(details === undefined ? {} : { details }),
+        ...(request_id === undefined ? {} : { requestId: request_id }),
+      }),
+    };
+  }
+  return { machine: new Machine(child.id, connection), info: machineInfoFromWire(child) };
 }
 
 function createBody(opts: MachineCreateOptions): Record<string, unknown> {
@@ -249,6 +354,7 @@ export class Machine implements AsyncDisposable {
    */
   readonly commands: Commands;
   readonly #transport: Transport;
+  readonly #connection: ConnectionOptions;
 
   /**
    * Makes a handle for an existing machine without calling the server. Prefer
@@ -262,6 +368,7 @@ export class Machine implements AsyncDisposable {
    */
   constructor(id: string, opts: ConnectionOptions = {}) {
     this.id = id;
+    this.#connection = connectionOf(opts);
     this.#transport = new Transport(opts);
     this.commands = new Commands(id, this.#transport);
   }
@@ -314,6 +421,58 @@ export class Machine implements AsyncDisposable {
       body: opts.timeout === undefined ? {} : { timeout: opts.timeout },
     });
     return new Machine(id, connection);
+  }
+
+  /**
+   * Resumes the machine a `pause` snapshot belongs to (the `snapshotId` that `pause()` or
+   * `hibernate()` gave it) and returns a handle on it: same machine id, a new execution, the
+   * deadline counted from now. The same as `Machine.connect(machineId)`. A `reusable` snapshot
+   * gives `ConflictError` (`invalid_state`): start new machines from it with
+   * `Machine.create({ snapshotId })`.
+   *
+   * @example
+   * ```ts
+   * const { snapshotId } = await machine.pause();
+   * // later, perhaps in another process:
+   * const resumed = await Machine.resume(snapshotId!, { timeout: 600 });
+   * console.log(resumed.id === machine.id); // true
+   * ```
+   */
+  static async resume(snapshotId: string, opts: MachineConnectOptions = {}): Promise<Machine> {
+    const connection = connectionOf(opts);
+    const transport = new Transport(connection);
+    const wire = await transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: `/v1/snapshots/${encodeURIComponent(snapshotId)}/resume`,
+      body: opts.timeout === undefined ? {} : { timeout: opts.timeout },
+    });
+    return new Machine(wire.id, connection);
+  }
+
+  /**
+   * Pauses a machine by id; see {@link Machine.pause}.
+   *
+   * @example
+   * ```ts
+   * const info = await Machine.pauseById('mch_aaaaaaaaaaaaaaaaaaaa');
+   * console.log(info.status, info.snapshotId); // "paused" "snap_..."
+   * ```
+   */
+  static async pauseById(id: string, opts: ConnectionOptions = {}): Promise<MachineInfo> {
+    return new Machine(id, connectionOf(opts)).pause();
+  }
+
+  /**
+   * Hibernates a machine by id; see {@link Machine.hibernate}.
+   *
+   * @example
+   * ```ts
+   * const info = await Machine.hibernateById('mch_aaaaaaaaaaaaaaaaaaaa');
+   * console.log(info.status); // "hibernated"
+   * ```
+   */
+  static async hibernateById(id: string, opts: ConnectionOptions = {}): Promise<MachineInfo> {
+    return new Machine(id, connectionOf(opts)).hibernate();
   }
 
   /**
@@ -495,6 +654,122 @@ export class Machine implements AsyncDisposable {
       method: 'DELETE',
       path: machinePath(this.id),
       ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }),
+    });
+    return machineInfoFromWire(wire);
+  }
+
+  /**
+   * Pauses the machine: every process is frozen where it stands, memory and filesystem are kept,
+   * no CPU is used. Returns the info, status `paused`, with `snapshotId` set to the machine's
+   * `pause` snapshot. Resume with {@link Machine.connect} or {@link Machine.resume}. Pausing a
+   * paused (or hibernated) machine returns it unchanged. The server hibernates a machine that
+   * stays paused longer than its spill time (10 minutes by default).
+   *
+   * @example
+   * ```ts
+   * const info = await machine.pause();
+   * console.log(info.status, info.snapshotId); // "paused" "snap_..."
+   * await Machine.connect(machine.id); // running again, same id, new executionId
+   * ```
+   */
+  async pause(opts: RequestOptions = {}): Promise<MachineInfo> {
+    const wire = await this.#transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: `${machinePath(this.id)}/pause`,
+      ...perCall(opts),
+    });
+    return machineInfoFromWire(wire);
+  }
+
+  /**
+   * Hibernates the machine (running or paused): its memory and filesystem are written to disk as
+   * its `pause` snapshot, and its processes, memory and network namespace are released. A
+   * hibernated machine survives a server restart. Returns the info, status `hibernated`, with
+   * `snapshotId` set. Resume with {@link Machine.connect} or {@link Machine.resume}.
+   *
+   * @example
+   * ```ts
+   * const info = await machine.hibernate({ requestTimeoutMs: 180_000 });
+   * console.log(info.status, info.snapshotId); // "hibernated" "snap_..."
+   * ```
+   */
+  async hibernate(opts: RequestOptions = {}): Promise<MachineInfo> {
+    const wire = await this.#transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: `${machinePath(this.id)}/hibernate`,
+      ...perCall(opts),
+    });
+    return machineInfoFromWire(wire);
+  }
+
+  /**
+   * Takes a `reusable` snapshot of the machine's memory and filesystem; the machine keeps
+   * running (it is frozen briefly, for `pausedMs`). Start new machines from it with
+   * `Machine.create({ snapshotId })`; it lives until {@link Snapshot.delete}, also after the
+   * machine is killed.
+   *
+   * @example
+   * ```ts
+   * await machine.commands.run('pip install requests');
+   * const snapshot = await machine.createSnapshot();
+   * const copy = await Machine.create({ snapshotId: snapshot.id });
+   * ```
+   */
+  async createSnapshot(opts: RequestOptions = {}): Promise<SnapshotInfo> {
+    const wire = await this.#transport.request<WireSnapshotInfo>({
+      method: 'POST',
+      path: `${machinePath(this.id)}/snapshots`,
+      ...perCall(opts),
+    });
+    return snapshotInfoFromWire(wire);
+  }
+
+  /**
+   * Branches the running machine into `count` new machines (default 1, at most 16) that start
+   * with its memory and filesystem as they are now; the machine itself keeps running. Returns
+   * one entry per child, in order: a handle and info, or the error that child failed with (the
+   * others are not affected). The call itself throws only when nothing could be forked (e.g. the
+   * machine is not running).
+   *
+   * @example
+   * ```ts
+   * const children = await machine.fork({ count: 2 });
+   * for (const child of children) {
+   *   if (child.error) console.error(child.error.code, child.error.message);
+   *   else console.log((await child.machine.commands.run('hostname')).stdout);
+   * }
+   * ```
+   */
+  async fork(opts: MachineForkOptions = {}): Promise<ForkChild[]> {
+    const wire = await this.#transport.request<ForkResponse>({
+      method: 'POST',
+      path: `${machinePath(this.id)}/fork`,
+      body: opts.count === undefined ? {} : { count: opts.count },
+      ...perCall(opts),
+    });
+    return wire.children.map((child) => forkChildFromWire(child, this.#connection));
+  }
+
+  /**
+   * Moves the machine's deadline to `timeout` seconds from now, and optionally changes what
+   * happens then. Returns the updated info. `autoResume: true` with the action `kill` (given or
+   * current) is refused with `InvalidArgumentError`.
+   *
+   * @example
+   * ```ts
+   * const info = await machine.setTimeout(600, { onTimeout: 'pause', autoResume: true });
+   * console.log(info.expiresAt, info.onTimeout); // 10 minutes from now, "pause"
+   * ```
+   */
+  async setTimeout(timeout: number, opts: MachineSetTimeoutOptions = {}): Promise<MachineInfo> {
+    const body: SetTimeoutRequest = { timeout };
+    if (opts.onTimeout !== undefined) body.on_timeout = opts.onTimeout;
+    if (opts.autoResume !== undefined) body.auto_resume = opts.autoResume;
+    const wire = await this.#transport.request<WireMachineInfo>({
+      method: 'POST',
+      path: `${machinePath(this.id)}/timeout`,
+      body,
+      ...perCall(opts),
     });
     return machineInfoFromWire(wire);
   }

@@ -1,59 +1,38 @@
 import { constants } from 'node:os';
 import {
   type CommandResult,
-  type ConnectionOptions,
   MACHINE_INFO_KEYS,
   MACHINE_STATES,
   Machine,
   type MachineCreateOptions,
   type MachineInfo,
   type MachineInfoKey,
+  type MachineSetTimeoutOptions,
   type MachineState,
+  type NullspaceError,
   TIMEOUT_ACTIONS,
-  type TimeoutAction,
   commandResultToWire,
   machineInfoToWire,
+  snapshotInfoToWire,
 } from '@nullspace/sdk';
 import {
-  GLOBAL_HELP,
-  type OptionSpec,
-  type OptionValues,
+  type CommandInput,
+  type Subcommand,
   UsageError,
   commaList,
-  connectionFrom,
   flag,
+  groupHelp,
   keyValueMap,
+  oneOf,
   optionalInteger,
   optionalString,
-  parseFlags,
+  runSubcommand,
+  singleId,
 } from '../args.js';
-import { formatMachine, formatMachineTable, printJson } from '../output.js';
-
-interface CommandInput {
-  /** The command as typed in help, e.g. `nullspace machine create`. */
-  command: string;
-  values: OptionValues;
-  positionals: string[];
-  afterDashDash: string[] | undefined;
-  connection: ConnectionOptions;
-  json: boolean;
-}
-
-interface Subcommand {
-  name: string;
-  summary: string;
-  usage: string;
-  flags: string;
-  options: OptionSpec;
-  /** Returns the process exit status. */
-  run(input: CommandInput): Promise<number>;
-}
+import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '../output.js';
 
 function machineId(input: CommandInput): string {
-  const [id, ...extra] = input.positionals;
-  if (id === undefined) throw new UsageError('missing machine id', input.command);
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, input.command);
-  return id;
+  return singleId(input, 'machine id');
 }
 
 function snakeCase(key: string): string {
@@ -136,21 +115,13 @@ const create: Subcommand = {
     set('memoryMb', optionalInteger(values, 'memory-mb', command));
     set('diskMb', optionalInteger(values, 'disk-mb', command));
     set('timeout', optionalInteger(values, 'timeout', command));
-    set('onTimeout', oneOf(values, 'on-timeout', TIMEOUT_ACTIONS, command) as TimeoutAction | undefined);
+    set('onTimeout', oneOf(values, 'on-timeout', TIMEOUT_ACTIONS, command));
     if (flag(values, 'auto-resume')) opts.autoResume = true;
     set('cwd', optionalString(values, 'cwd'));
     set('envs', keyValueMap(values, 'env', command));
     set('metadata', keyValueMap(values, 'metadata', command));
     set('warmPool', optionalString(values, 'warm-pool'));
-    set(
-      'warmPoolMode',
-      oneOf(
-        values,
-        'warm-pool-mode',
-        ['prefer', 'require', 'bypass'],
-        command,
-      ) as MachineCreateOptions['warmPoolMode'],
-    );
+    set('warmPoolMode', oneOf(values, 'warm-pool-mode', ['prefer', 'require', 'bypass'] as const, command));
     set('warmPoolWaitMs', optionalInteger(values, 'warm-pool-wait-ms', command));
 
     const machine = await Machine.create(opts);
@@ -168,18 +139,6 @@ const create: Subcommand = {
     return 0;
   },
 };
-
-function oneOf(
-  values: OptionValues,
-  name: string,
-  allowed: readonly string[],
-  command: string,
-): string | undefined {
-  const value = optionalString(values, name);
-  if (value !== undefined && !allowed.includes(value))
-    throw new UsageError(`--${name}: expected one of ${allowed.join(', ')}, got "${value}"`, command);
-  return value;
-}
 
 const get: Subcommand = {
   name: 'get',
@@ -306,6 +265,177 @@ const kill: Subcommand = {
   },
 };
 
+const pause: Subcommand = {
+  name: 'pause',
+  summary: 'Pause a machine: freeze its processes, keep its memory and files.',
+  usage: 'nullspace machine pause ID',
+  flags: `Prints "ID paused (snapshot SNAPSHOT_ID)". Resume with "nullspace machine resume ID".
+Pausing a paused or hibernated machine changes nothing.`,
+  options: {},
+  async run(input) {
+    const info = await Machine.pauseById(machineId(input), input.connection);
+    printTransition(info, input.json);
+    return 0;
+  },
+};
+
+const hibernate: Subcommand = {
+  name: 'hibernate',
+  summary: 'Hibernate a machine: save its memory and files to disk and release it.',
+  usage: 'nullspace machine hibernate ID',
+  flags: `Works on a running or paused machine. Prints "ID hibernated (snapshot SNAPSHOT_ID)".
+Resume with "nullspace machine resume ID".`,
+  options: {},
+  async run(input) {
+    const info = await Machine.hibernateById(machineId(input), input.connection);
+    printTransition(info, input.json);
+    return 0;
+  },
+};
+
+/** `ID STATUS (snapshot SNAP)` after pause and hibernate; the full info with --json. */
+function printTransition(info: MachineInfo, json: boolean): void {
+  if (json) printJson(machineInfoToWire(info));
+  else
+    process.stdout.write(
+      `${info.id} ${info.status}${info.snapshotId === null ? '' : ` (snapshot ${info.snapshotId})`}\n`,
+    );
+}
+
+const resume: Subcommand = {
+  name: 'resume',
+  summary: 'Resume a paused or hibernated machine, and print its info.',
+  usage: 'nullspace machine resume ID|SNAPSHOT_ID [--timeout SECONDS]',
+  flags: `Takes the machine id (mch_...) or the id of its pause snapshot (snap_...). The machine
+keeps its id and gets a new execution id. Resuming a running machine changes nothing.
+
+Flags:
+  --timeout SECONDS   new lifetime, counted from now (default: the machine's timeout)`,
+  options: { timeout: { type: 'string' } },
+  async run(input) {
+    const id = singleId(input, 'machine or snapshot id');
+    const timeout = optionalInteger(input.values, 'timeout', input.command);
+    const opts = { ...input.connection, ...(timeout === undefined ? {} : { timeout }) };
+    let machine: Machine;
+    if (id.startsWith('snap_')) machine = await Machine.resume(id, opts);
+    else if (id.startsWith('mch_')) machine = await Machine.connect(id, opts);
+    else
+      throw new UsageError(
+        `expected a machine id (mch_...) or a snapshot id (snap_...), got "${id}"`,
+        input.command,
+      );
+    printMachine(await machine.getInfo(), input.json);
+    return 0;
+  },
+};
+
+const snapshot: Subcommand = {
+  name: 'snapshot',
+  summary: 'Take a reusable snapshot of a machine, which keeps running.',
+  usage: 'nullspace machine snapshot ID [-q]',
+  flags: `Start machines from it with "nullspace machine create --snapshot SNAPSHOT_ID"; it is kept
+until "nullspace snapshot delete SNAPSHOT_ID".
+
+Flags:
+  -q, --quiet   print only the snapshot id`,
+  options: { quiet: { type: 'boolean', short: 'q' } },
+  async run(input) {
+    const info = await new Machine(machineId(input), input.connection).createSnapshot();
+    if (input.json) printJson(snapshotInfoToWire(info));
+    else if (flag(input.values, 'quiet')) process.stdout.write(`${info.id}\n`);
+    else process.stdout.write(formatSnapshot(snapshotInfoToWire(info)));
+    return 0;
+  },
+};
+
+const fork: Subcommand = {
+  name: 'fork',
+  summary: 'Branch a running machine into new machines with its memory and files.',
+  usage: 'nullspace machine fork ID [--count N]',
+  flags: `Prints one line per child: its machine id on stdout, or, for a child that could not start,
+"error: child N of M: CODE: MESSAGE" on stderr. Exits 1 when any child failed.
+The machine itself keeps running.
+
+Flags:
+  --count N   how many children (default: 1, at most 16)`,
+  options: { count: { type: 'string' } },
+  async run(input) {
+    const id = machineId(input);
+    const count = optionalInteger(input.values, 'count', input.command);
+    const children = await new Machine(id, input.connection).fork(count === undefined ? {} : { count });
+    const failed = children.filter((c) => c.error !== undefined).length;
+    if (input.json) {
+      printJson({
+        children: children.map((c) =>
+          c.error === undefined ? machineInfoToWire(c.info) : { error: errorToWire(c.error) },
+        ),
+      });
+    } else {
+      children.forEach((child, i) => {
+        if (child.error === undefined) process.stdout.write(`${child.machine.id}\n`);
+        else
+          process.stderr.write(
+            `error: child ${i + 1} of ${children.length}: ${child.error.code}: ${child.error.message}\n`,
+          );
+      });
+    }
+    return failed === 0 ? 0 : 1;
+  },
+};
+
+/** A typed SDK error back in the API's `{code, message, details?, request_id?}` shape. */
+function errorToWire(err: NullspaceError): Record<string, unknown> {
+  return {
+    code: err.code,
+    message: err.message,
+    ...(err.details === undefined ? {} : { details: err.details }),
+    ...(err.requestId === undefined ? {} : { request_id: err.requestId }),
+  };
+}
+
+const timeout: Subcommand = {
+  name: 'timeout',
+  summary: "Set a machine's deadline to SECONDS from now, and what happens then.",
+  usage: 'nullspace machine timeout ID SECONDS [flags]',
+  flags: `Flags left out keep the machine's current setting.
+
+Flags:
+  --on-timeout ACTION   kill, pause or hibernate
+  --auto-resume         resume the machine when a command reaches it after a pause or hibernate
+                        (needs the action pause or hibernate)
+  --no-auto-resume      turn auto-resume off`,
+  options: {
+    'on-timeout': { type: 'string' },
+    'auto-resume': { type: 'boolean' },
+    'no-auto-resume': { type: 'boolean' },
+  },
+  async run(input) {
+    const { values, command } = input;
+    const [id, seconds, ...extra] = input.positionals;
+    if (id === undefined) throw new UsageError('missing machine id', command);
+    if (seconds === undefined) throw new UsageError('missing SECONDS', command);
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, command);
+    if (!/^\d+$/.test(seconds))
+      throw new UsageError(`SECONDS: expected a whole number of seconds, got "${seconds}"`, command);
+    if (flag(values, 'auto-resume') && flag(values, 'no-auto-resume'))
+      throw new UsageError('give --auto-resume or --no-auto-resume, not both', command);
+    const opts: MachineSetTimeoutOptions = {};
+    const onTimeout = oneOf(values, 'on-timeout', TIMEOUT_ACTIONS, command);
+    if (onTimeout !== undefined) opts.onTimeout = onTimeout;
+    if (flag(values, 'auto-resume')) opts.autoResume = true;
+    if (flag(values, 'no-auto-resume')) opts.autoResume = false;
+    const info = await new Machine(id, input.connection).setTimeout(Number(seconds), opts);
+    if (input.json) printJson(machineInfoToWire(info));
+    else {
+      const { timeout, onTimeout: action, autoResume, expiresAt } = info;
+      process.stdout.write(
+        formatMachine(machineInfoToWire({ id: info.id, timeout, onTimeout: action, autoResume, expiresAt })),
+      );
+    }
+    return 0;
+  },
+};
+
 /** The exit status a shell would report: the code, 128 + signal number, or 124 on timeout. */
 export function exitStatusOf(result: CommandResult): number {
   if (result.timedOut) return 124;
@@ -341,6 +471,8 @@ Flags:
     'timeout-ms': { type: 'string' },
     stdin: { type: 'boolean' },
   },
+  takesDashDash: true,
+  flagHint: 'put the command after --, as in: nullspace machine exec ID -- ls -la',
   async run(input) {
     const { values, command } = input;
     const [id, ...beforeDash] = input.positionals;
@@ -378,24 +510,22 @@ Flags:
   },
 };
 
-const SUBCOMMANDS: Subcommand[] = [create, get, list, connect, kill, exec];
+const SUBCOMMANDS: Subcommand[] = [
+  create,
+  get,
+  list,
+  connect,
+  kill,
+  pause,
+  hibernate,
+  resume,
+  snapshot,
+  fork,
+  timeout,
+  exec,
+];
 
-export const MACHINE_HELP = `usage: nullspace machine COMMAND [flags]
-
-Create, inspect and drive machines.
-
-Commands:
-${SUBCOMMANDS.map((s) => `  ${s.name.padEnd(9)} ${s.summary}`).join('\n')}
-
-Run 'nullspace machine COMMAND --help' for a command's flags.
-
-${GLOBAL_HELP}
-`;
-
-function subcommandHelp(sub: Subcommand): string {
-  const flags = sub.flags === '' ? '' : `${sub.flags}\n\n`;
-  return `usage: ${sub.usage}\n\n${sub.summary}\n\n${flags}${GLOBAL_HELP}\n`;
-}
+export const MACHINE_HELP = groupHelp('machine', 'Create, inspect and drive machines.', SUBCOMMANDS);
 
 /** `nullspace machine ...`: `words` are the command words after `machine`. */
 export async function runMachineCommand(
@@ -403,37 +533,5 @@ export async function runMachineCommand(
   rest: string[],
   afterDashDash: string[] | undefined,
 ): Promise<number> {
-  const [name, ...positionals] = words;
-  if (name === undefined) {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(MACHINE_HELP);
-      return 0;
-    }
-    throw new UsageError('missing command', 'nullspace machine');
-  }
-  const sub = SUBCOMMANDS.find((s) => s.name === name);
-  if (sub === undefined) throw new UsageError(`unknown command "machine ${name}"`, 'nullspace machine');
-  const command = `nullspace machine ${sub.name}`;
-  const parsed = parseFlags(
-    [...positionals, ...rest],
-    sub.options,
-    command,
-    sub.name === 'exec'
-      ? { hint: 'put the command after --, as in: nullspace machine exec ID -- ls -la' }
-      : {},
-  );
-  if (flag(parsed.values, 'help')) {
-    process.stdout.write(subcommandHelp(sub));
-    return 0;
-  }
-  if (afterDashDash !== undefined && sub.name !== 'exec')
-    throw new UsageError('"--" is only used by "machine exec"', command);
-  return sub.run({
-    command,
-    values: parsed.values,
-    positionals: parsed.positionals,
-    afterDashDash,
-    connection: connectionFrom(parsed.values),
-    json: flag(parsed.values, 'json'),
-  });
+  return runSubcommand('machine', SUBCOMMANDS, MACHINE_HELP, { words, rest, afterDashDash });
 }
