@@ -77,3 +77,9 @@ export {
   type SnapshotInfo as WireSnapshotInfo,
   type SnapshotKind,
 } from '@nullspace/protocol';
+export {
+  type LifecycleEvent,
+  type ListEventsOptions,
+  type StreamEventsOptions,
+  lifecycleEventFromWire,
+} from './events.js';

@@ -13,6 +13,13 @@ import {
 import { type CommandResult, Commands } from './commands.js';
 import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import {
+  type LifecycleEvent,
+  type ListEventsOptions,
+  type StreamEventsOptions,
+  listLifecycleEvents,
+  streamLifecycleEvents,
+} from './events.js';
+import {
   type MachineInfo,
   type MachineInfoKey,
   type NetworkPolicy,
@@ -772,6 +779,39 @@ export class Machine implements AsyncDisposable {
       ...perCall(opts),
     });
     return machineInfoFromWire(wire);
+  }
+
+  /**
+   * The machine's lifecycle events (state changes, create, timeouts, snapshots, forks) as an async
+   * iterator: the retained ones after `afterEventId` first (all retained ones without it, none
+   * with `liveOnly`), then live ones. It reconnects by itself when the connection drops and resumes
+   * after the last event it yielded; `break` (or `signal`) ends it.
+   *
+   * @example
+   * ```ts
+   * for await (const event of machine.streamEvents({ liveOnly: true })) {
+   *   console.log(event.id, event.type, event.status);
+   *   if (event.status === 'killed') break;
+   * }
+   * ```
+   */
+  streamEvents(opts: StreamEventsOptions = {}): AsyncGenerator<LifecycleEvent, void, undefined> {
+    return streamLifecycleEvents(this.#transport, this.id, opts);
+  }
+
+  /**
+   * One page of the machine's lifecycle events after `afterEventId` (polling; `waitMs` long-polls
+   * for the next one when there is none yet).
+   *
+   * @example
+   * ```ts
+   * let after = 0;
+   * const { events, lastEventId } = await machine.listEvents({ afterEventId: after, waitMs: 10_000 });
+   * after = lastEventId;
+   * ```
+   */
+  listEvents(opts: ListEventsOptions = {}): Promise<{ events: LifecycleEvent[]; lastEventId: number }> {
+    return listLifecycleEvents(this.#transport, this.id, opts);
   }
 
   /**

@@ -115,6 +115,13 @@ export class Transport {
     this.requestTimeoutMs = timeout;
   }
 
+  /** Headers that authenticate a request made outside {@link Transport.request} (WebSockets). */
+  authHeaders(): Record<string, string> {
+    const headers: Record<string, string> = { 'user-agent': SDK_USER_AGENT };
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    return headers;
+  }
+
   /** Sends one request and returns its parsed JSON body; throws a typed error for any failure. */
   async request<T>(req: TransportRequest): Promise<T> {
     const query = req.query?.toString() ?? '';

@@ -7,6 +7,7 @@ import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
+import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
 import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
@@ -45,7 +46,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   await driver.init();
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
-  const events = new EventLog(store.database);
+  const events = new EventLog(store.database, config.eventsRetentionS * 1000);
   const machines = new MachineService({
     store,
     events,
@@ -62,7 +63,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const router = new Router();
   addMachineRoutes(router, machines);
   addSnapshotRoutes(router, machines);
-  const server: http.Server = createApiServer({ router, apiKey, log });
+  addEventRoutes(router, machines, events);
+  const lifecycleSockets = new LifecycleSockets(machines, events, log);
+  const server: http.Server = createApiServer({ router, apiKey, log, upgrades: [lifecycleSockets] });
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   log.info('nullspace server listening', { url, data_dir: config.dataDir, driver: driver.name });
@@ -81,12 +84,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     async close() {
       // Stop accepting, let requests in flight finish for a moment, then drop what is left
       // (a long foreground command's client sees its connection close; the command keeps running).
+      lifecycleSockets.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);
       await machines.close();
+      events.close();
       store.close();
       log.info('nullspace server stopped; machines keep running');
     },

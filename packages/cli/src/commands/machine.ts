@@ -30,6 +30,7 @@ import {
   singleId,
 } from '../args.js';
 import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '../output.js';
+import { events } from './events.js';
 
 function machineId(input: CommandInput): string {
   return singleId(input, 'machine id');
@@ -522,6 +523,7 @@ const SUBCOMMANDS: Subcommand[] = [
   snapshot,
   fork,
   timeout,
+  events,
   exec,
 ];
 

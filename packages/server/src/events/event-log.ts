@@ -27,12 +27,78 @@ export type EventListener = (event: LifecycleEvent) => void;
 export class EventLog {
   private readonly listeners = new Map<string, Set<EventListener>>();
   private readonly insert: Database.Statement;
+  private purgeTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly db: Database.Database) {
+  /**
+   * @param retentionMs events older than this are removed (at start, then periodically); the
+   *   highest removed id is kept durably, so a replay from before it is reported as expired.
+   */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly retentionMs: number = 7 * 24 * 3600 * 1000,
+  ) {
     this.insert = db.prepare(
       `INSERT INTO events (machine_id, execution_id, type, status, previous_status, reason, data, at)
        VALUES (@machine_id, @execution_id, @type, @status, @previous_status, @reason, @data, @at)`,
     );
+    this.purge();
+    this.purgeTimer = setInterval(() => this.purge(), Math.min(60_000, Math.max(250, retentionMs / 4)));
+    this.purgeTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.purgeTimer);
+    this.purgeTimer = undefined;
+  }
+
+  /** Removes events older than the retention; returns how many. */
+  purge(now = Date.now()): number {
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare('SELECT max(id) AS id FROM events WHERE at < ?')
+        .get(now - this.retentionMs) as { id: number | null };
+      if (row.id === null) return 0;
+      const removed = this.db.prepare('DELETE FROM events WHERE id <= ?').run(row.id).changes;
+      if (row.id > this.purgedThrough())
+        this.db
+          .prepare(
+            "INSERT INTO meta (key, value) VALUES ('events_purged_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+          )
+          .run(String(row.id));
+      return removed;
+    })();
+  }
+
+  /** Highest event id retention ever removed (0 if none). */
+  purgedThrough(): number {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'events_purged_through'").get() as
+      | { value: string }
+      | undefined;
+    return row ? Number(row.value) : 0;
+  }
+
+  /**
+   * Whether replaying after `afterId` could miss events that retention removed. Ids are global, so
+   * an id below the watermark may have had events of this machine after it that are gone.
+   */
+  isExpired(afterId: number): boolean {
+    return afterId < this.purgedThrough();
+  }
+
+  /** The machine's newest event id (0 when it has none). */
+  latestId(machineId: string): number {
+    const row = this.db.prepare('SELECT max(id) AS id FROM events WHERE machine_id = ?').get(machineId) as {
+      id: number | null;
+    };
+    return row.id ?? 0;
+  }
+
+  /** The machine's oldest retained event id, if any. */
+  oldestId(machineId: string): number | null {
+    const row = this.db.prepare('SELECT min(id) AS id FROM events WHERE machine_id = ?').get(machineId) as {
+      id: number | null;
+    };
+    return row.id;
   }
 
   append(e: NewLifecycleEvent): LifecycleEvent {

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { CodedError, type ErrorBody, newId } from '@nullspace/protocol';
 import { keyMatches } from '../api-key.js';
 import type { Logger } from '../log.js';
@@ -12,6 +13,14 @@ export interface ApiServerOptions {
   router: Router;
   apiKey: string;
   log: Logger;
+  /** WebSocket routes: authenticated like every request, then handed the upgrade. */
+  upgrades?: UpgradeRoute[];
+}
+
+export interface UpgradeRoute {
+  matches(url: URL): boolean;
+  /** Validates and upgrades; a thrown CodedError is answered as a plain HTTP error response. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void;
 }
 
 /**
@@ -35,6 +44,29 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       });
     });
     handle(o, req, res, url, requestId).catch((err: unknown) => sendError(o.log, res, err, requestId));
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const requestId = newId('request');
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Errors before the upgrade are ordinary HTTP responses, written by the same code as any other.
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket as Socket);
+    res.setHeader('x-request-id', requestId);
+    res.shouldKeepAlive = false;
+    res.on('finish', () => socket.destroy());
+    try {
+      if (!keyMatches(presentedKey(req), o.apiKey))
+        throw new CodedError(
+          'unauthenticated',
+          'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
+        );
+      const route = o.upgrades?.find((r) => r.matches(url));
+      if (!route) throw new CodedError('not_found', `no WebSocket route for ${url.pathname}`);
+      route.upgrade(req, socket, head, url);
+      o.log.info('upgrade', { request_id: requestId, path: url.pathname });
+    } catch (err) {
+      sendError(o.log, res, err, requestId);
+    }
   });
   server.keepAliveTimeout = 65_000;
   // Commands may run long; a request's own timeout_ms bounds them, not the socket.
