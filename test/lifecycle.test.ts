@@ -331,10 +331,21 @@ describeWithServer(
       const s = ctx.server;
       const m = await Machine.create({ ...s.conn, timeout: 600 });
       const pid = await startCounter(m);
-      await rejects(post(s, `/v1/machines/${m.id}/hibernate`), 500, 'internal');
+      // Killed mid-dump, the machine runs on; killed in the instant after CRIU finished, it is
+      // hibernated. Either way it is whole.
+      const outcome = await post(s, `/v1/machines/${m.id}/hibernate`).then(
+        (r) => (r as MachineInfo).status,
+        (err: { code?: string }) => err.code,
+      );
       const i = await info(s, m.id);
-      assert.equal(i.status, 'running');
-      assert.match(String(i.status_reason), /hibernate failed/);
+      if (outcome === 'internal') {
+        assert.equal(i.status, 'running');
+        assert.match(String(i.status_reason), /hibernate failed/);
+      } else {
+        assert.equal(outcome, 'hibernated');
+        assert.equal(i.status, 'hibernated');
+        await post(s, `/v1/machines/${m.id}/connect`);
+      }
       assert.ok(await pidAlive(m, pid));
       await grows(m, await count(m));
       assert.deepEqual(readdirSync(join(s.dataDir, 'snapshots')), [], 'no partial image left');

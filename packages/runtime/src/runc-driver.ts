@@ -153,8 +153,12 @@ export class RuncDriver implements MachineDriver {
         onSpawn: (pid) => this.recordOperation(id, pid),
       });
     } catch (err) {
-      await rm(partial, { recursive: true, force: true });
-      throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
+      // Killed at the deadline right after CRIU finished: the image is whole and the processes are
+      // gone, so the hibernate did happen. Anything else: the machine was left running.
+      if (!(this.isImageComplete(partial) && !(await this.runc.state(id).catch(() => undefined)))) {
+        await rm(partial, { recursive: true, force: true });
+        throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
+      }
     }
     await rename(partial, imageDir);
     await this.release(id);
