@@ -76,10 +76,14 @@ export {
   type RunCommandResult as WireCommandResult,
   type SnapshotInfo as WireSnapshotInfo,
   type SnapshotKind,
+  type LifecycleEvent as WireLifecycleEvent,
+  type LifecycleEventType,
 } from '@nullspace/protocol';
 export {
   type LifecycleEvent,
+  type LifecycleEventsPage,
   type ListEventsOptions,
   type StreamEventsOptions,
   lifecycleEventFromWire,
+  lifecycleEventToWire,
 } from './events.js';

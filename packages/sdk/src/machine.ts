@@ -14,6 +14,7 @@ import { type CommandResult, Commands } from './commands.js';
 import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import {
   type LifecycleEvent,
+  type LifecycleEventsPage,
   type ListEventsOptions,
   type StreamEventsOptions,
   listLifecycleEvents,
@@ -483,6 +484,28 @@ export class Machine implements AsyncDisposable {
   }
 
   /**
+   * Streams a machine's lifecycle events by id; see {@link Machine.streamEvents}.
+   *
+   * @example
+   * ```ts
+   * for await (const e of Machine.streamEventsById('mch_aaaaaaaaaaaaaaaaaaaa', { afterEventId: 41 })) {
+   *   console.log(e.id, e.type, e.status);
+   * }
+   * ```
+   */
+  static streamEventsById(
+    id: string,
+    opts: StreamEventsOptions & ConnectionOptions = {},
+  ): AsyncGenerator<LifecycleEvent, void, undefined> {
+    const { afterEventId, liveOnly, signal, ...connection } = opts;
+    return new Machine(id, connectionOf(connection)).streamEvents({
+      ...(afterEventId === undefined ? {} : { afterEventId }),
+      ...(liveOnly === undefined ? {} : { liveOnly }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  }
+
+  /**
    * Lists machines, newest first, one page at a time. Returns a {@link MachinePaginator}
    * holding the first page; `for await` over it walks every page. With `fields`, the items are
    * plain rows holding only those fields (still paginated the same way).
@@ -810,7 +833,7 @@ export class Machine implements AsyncDisposable {
    * after = lastEventId;
    * ```
    */
-  listEvents(opts: ListEventsOptions = {}): Promise<{ events: LifecycleEvent[]; lastEventId: number }> {
+  listEvents(opts: ListEventsOptions = {}): Promise<LifecycleEventsPage> {
     return listLifecycleEvents(this.#transport, this.id, opts);
   }
 

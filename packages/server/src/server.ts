@@ -63,7 +63,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const router = new Router();
   addMachineRoutes(router, machines);
   addSnapshotRoutes(router, machines);
-  addEventRoutes(router, machines, events);
+  const eventPolls = addEventRoutes(router, machines, events);
   const lifecycleSockets = new LifecycleSockets(machines, events, log);
   const server: http.Server = createApiServer({ router, apiKey, log, upgrades: [lifecycleSockets] });
   const address = await listen(server, config.host, config.port);
@@ -85,6 +85,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       // Stop accepting, let requests in flight finish for a moment, then drop what is left
       // (a long foreground command's client sees its connection close; the command keeps running).
       lifecycleSockets.close();
+      eventPolls.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);

@@ -18,6 +18,9 @@ export type NewLifecycleEvent = Omit<LifecycleEvent, 'id' | 'at' | 'reason' | 'd
 
 export type EventListener = (event: LifecycleEvent) => void;
 
+/** `meta` key of the highest event id retention removed. */
+const WATERMARK_KEY = 'events_purged_through';
+
 /**
  * The durable lifecycle event log (the `events` table of the server's SQLite database). `append`
  * writes the row and notifies subscribers in the same synchronous call, so a reader that queries
@@ -27,6 +30,8 @@ export type EventListener = (event: LifecycleEvent) => void;
 export class EventLog {
   private readonly listeners = new Map<string, Set<EventListener>>();
   private readonly insert: Database.Statement;
+  private readonly readWatermark: Database.Statement;
+  private readonly readHighWater: Database.Statement;
   private purgeTimer: NodeJS.Timeout | undefined;
 
   /**
@@ -41,17 +46,25 @@ export class EventLog {
       `INSERT INTO events (machine_id, execution_id, type, status, previous_status, reason, data, at)
        VALUES (@machine_id, @execution_id, @type, @status, @previous_status, @reason, @data, @at)`,
     );
+    // Read on every replay and poll: prepared once.
+    this.readWatermark = db.prepare(`SELECT value FROM meta WHERE key = '${WATERMARK_KEY}'`);
+    this.readHighWater = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
     this.purge();
+    // A short retention (tests, demos) is purged often enough to be visible; a long one once a minute.
     this.purgeTimer = setInterval(() => this.purge(), Math.min(60_000, Math.max(250, retentionMs / 4)));
     this.purgeTimer.unref();
   }
 
+  /** Stops the periodic purge. Appending and reading keep working until the database closes. */
   close(): void {
     clearInterval(this.purgeTimer);
     this.purgeTimer = undefined;
   }
 
-  /** Removes events older than the retention; returns how many. */
+  /**
+   * Removes events older than the retention; returns how many. It removes a prefix of the ids
+   * (everything up to the newest expired one), so "id <= watermark" is exactly what is gone.
+   */
   purge(now = Date.now()): number {
     return this.db.transaction(() => {
       const row = this.db
@@ -62,19 +75,27 @@ export class EventLog {
       if (row.id > this.purgedThrough())
         this.db
           .prepare(
-            "INSERT INTO meta (key, value) VALUES ('events_purged_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
           )
-          .run(String(row.id));
+          .run(WATERMARK_KEY, String(row.id));
       return removed;
     })();
   }
 
   /** Highest event id retention ever removed (0 if none). */
   purgedThrough(): number {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'events_purged_through'").get() as
-      | { value: string }
-      | undefined;
+    const row = this.readWatermark.get() as { value: string } | undefined;
     return row ? Number(row.value) : 0;
+  }
+
+  /**
+   * The highest event id ever given out (0 before the first event), also when retention removed
+   * it. Every event appended later has a larger id, so it is a valid resume point for any machine
+   * whose events up to it a reader has seen.
+   */
+  highWater(): number {
+    const row = this.readHighWater.get() as { seq: number } | undefined;
+    return Math.max(row?.seq ?? 0, this.purgedThrough());
   }
 
   /**
@@ -83,14 +104,6 @@ export class EventLog {
    */
   isExpired(afterId: number): boolean {
     return afterId < this.purgedThrough();
-  }
-
-  /** The machine's newest event id (0 when it has none). */
-  latestId(machineId: string): number {
-    const row = this.db.prepare('SELECT max(id) AS id FROM events WHERE machine_id = ?').get(machineId) as {
-      id: number | null;
-    };
-    return row.id ?? 0;
   }
 
   /** The machine's oldest retained event id, if any. */

@@ -19,8 +19,11 @@ export interface ApiServerOptions {
 
 export interface UpgradeRoute {
   matches(url: URL): boolean;
-  /** Validates and upgrades; a thrown CodedError is answered as a plain HTTP error response. */
-  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void;
+  /**
+   * Validates and upgrades (the 101 response carries `requestId` as `x-request-id`); a thrown
+   * CodedError is answered as a plain HTTP error response instead.
+   */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string): void;
 }
 
 /**
@@ -48,12 +51,18 @@ export function createApiServer(o: ApiServerOptions): http.Server {
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = newId('request');
     const url = new URL(req.url ?? '/', 'http://localhost');
-    // Errors before the upgrade are ordinary HTTP responses, written by the same code as any other.
+    // Errors before the upgrade are ordinary HTTP responses, written by the same code as any other;
+    // the connection ends once the response is flushed.
     const res = new http.ServerResponse(req);
     res.assignSocket(socket as Socket);
     res.setHeader('x-request-id', requestId);
     res.shouldKeepAlive = false;
-    res.on('finish', () => socket.destroy());
+    const log = (status: number) =>
+      o.log.info('request', { request_id: requestId, method: req.method, path: url.pathname, status });
+    res.on('finish', () => {
+      log(res.statusCode);
+      (socket as Socket).destroySoon();
+    });
     try {
       if (!keyMatches(presentedKey(req), o.apiKey))
         throw new CodedError(
@@ -62,8 +71,10 @@ export function createApiServer(o: ApiServerOptions): http.Server {
         );
       const route = o.upgrades?.find((r) => r.matches(url));
       if (!route) throw new CodedError('not_found', `no WebSocket route for ${url.pathname}`);
-      route.upgrade(req, socket, head, url);
-      o.log.info('upgrade', { request_id: requestId, path: url.pathname });
+      route.upgrade(req, socket, head, url, requestId);
+      // The WebSocket owns the socket now; the error response is not needed.
+      res.detachSocket(socket as Socket);
+      log(101);
     } catch (err) {
       sendError(o.log, res, err, requestId);
     }
