@@ -338,7 +338,10 @@ describeWithServer(
         (err: { code?: string }) => err.code,
       );
       const i = await info(s, m.id);
-      assert.deepEqual(readdirSync(join(s.dataDir, 'snapshots')).filter((n) => n.endsWith('.partial')), []);
+      assert.deepEqual(
+        readdirSync(join(s.dataDir, 'snapshots')).filter((n) => n.endsWith('.partial')),
+        [],
+      );
       if (outcome === 'internal' && i.status === 'failed') {
         // Killed in the middle of curing the processes, the machine may no longer answer: it is
         // failed with the reason, and kill must still clean everything (teardown checks).
