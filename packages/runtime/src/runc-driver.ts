@@ -140,24 +140,19 @@ export class RuncDriver implements MachineDriver {
   }
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
-    const dir = this.dir(id);
     const partial = `${imageDir}.partial`;
     await rm(partial, { recursive: true, force: true });
     await mkdir(partial, { recursive: true });
     try {
       // Without --leave-running the processes end once the dump is complete and runc removes the
       // container and its cgroups; if CRIU fails, it lets them run on.
-      await this.runc.checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
-        leaveRunning: false,
-        timeoutMs,
-        onSpawn: (pid) => this.recordOperation(id, pid),
-      });
+      await this.checkpointInto(id, partial, false, timeoutMs);
     } catch (err) {
-      // Killed at the deadline right after CRIU finished: the image is whole and the processes are
-      // gone, so the hibernate did happen. Anything else: the machine was left running.
-      if (!(this.isImageComplete(partial) && !(await this.runc.state(id).catch(() => undefined)))) {
+      // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
+      // else: the machine was left running.
+      if (!(await this.isFinishedHibernate(id, partial))) {
         await rm(partial, { recursive: true, force: true });
-        throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
+        throw err;
       }
     }
     await rename(partial, imageDir);
@@ -171,13 +166,7 @@ export class RuncDriver implements MachineDriver {
     const disk = new DiskImage(dir);
     try {
       await this.prepareHost(spec, [disk.mountSteps()]);
-      await this.runc
-        .restore(spec.id, dir, join(imageDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs, (pid) =>
-          this.recordOperation(spec.id, pid),
-        )
-        .catch(async (err: unknown) => {
-          throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
-        });
+      await this.restoreFrom(spec.id, imageDir, timeoutMs);
       await this.waitForAgent(spec.id);
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
@@ -202,15 +191,7 @@ export class RuncDriver implements MachineDriver {
       // Memory and disk from the same instant: everything stays frozen while both are taken.
       if (!wasPaused) await this.pause(id);
       try {
-        await this.runc
-          .checkpoint(id, join(partial, IMAGE_MEMORY), join(dir, 'criu-dump'), {
-            leaveRunning: true,
-            timeoutMs,
-            onSpawn: (pid) => this.recordOperation(id, pid),
-          })
-          .catch(async (err: unknown) => {
-            throw await this.criuError(id, 'checkpoint', join(dir, 'criu-dump', 'dump.log'), err);
-          });
+        await this.checkpointInto(id, partial, true, timeoutMs);
         await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
       } finally {
         if (!wasPaused) await this.unpause(id);
@@ -225,16 +206,9 @@ export class RuncDriver implements MachineDriver {
   }
 
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
-    const dir = this.dir(spec.id);
-    const disk = new DiskImage(dir);
+    const disk = new DiskImage(this.dir(spec.id));
     await this.startMachine(spec, disk.copyFromSteps(join(snapDir, IMAGE_DISK)), async () => {
-      await this.runc
-        .restore(spec.id, dir, join(snapDir, IMAGE_MEMORY), join(dir, 'criu-restore'), timeoutMs, (pid) =>
-          this.recordOperation(spec.id, pid),
-        )
-        .catch(async (err: unknown) => {
-          throw await this.criuError(spec.id, 'restore', join(dir, 'criu-restore', 'restore.log'), err);
-        });
+      await this.restoreFrom(spec.id, snapDir, timeoutMs);
       // The restored UTS namespace carries the source's host name; this machine has its own.
       const state = await this.runc.state(spec.id);
       if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
@@ -256,14 +230,52 @@ export class RuncDriver implements MachineDriver {
     await rm(pidFile, { force: true });
     if (imageDir === undefined) return;
     const partial = `${imageDir}.partial`;
-    // A checkpoint without --leave-running ends the processes only once the dump is complete, and
-    // runc then removes the container: an image with no container left is a finished hibernate.
-    if (this.isImageComplete(partial) && !(await this.runc.state(id))) {
+    if (await this.isFinishedHibernate(id, partial)) {
       await rename(partial, imageDir);
       await this.release(id);
     } else {
       await rm(partial, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A checkpoint without --leave-running ends the processes only once the dump is complete, and
+   * runc then removes the container: a whole image with no container left is a finished hibernate.
+   */
+  private async isFinishedHibernate(id: string, partial: string): Promise<boolean> {
+    return this.isImageComplete(partial) && !(await this.runc.state(id).catch(() => undefined));
+  }
+
+  /** CRIU dump of the machine into `<imageDir>/memory`; failures name CRIU's own errors. */
+  private async checkpointInto(
+    id: string,
+    imageDir: string,
+    leaveRunning: boolean,
+    timeoutMs: number,
+  ): Promise<void> {
+    const workDir = join(this.dir(id), 'criu-dump');
+    await this.runc
+      .checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
+        leaveRunning,
+        timeoutMs,
+        onSpawn: (pid) => this.recordOperation(id, pid),
+      })
+      .catch(async (err: unknown) => {
+        throw await this.criuError(id, 'checkpoint', join(workDir, 'dump.log'), err);
+      });
+  }
+
+  /** CRIU restore of `<imageDir>/memory` as machine `id` (its bundle decides mounts, netns, cgroups). */
+  private async restoreFrom(id: string, imageDir: string, timeoutMs: number): Promise<void> {
+    const dir = this.dir(id);
+    const workDir = join(dir, 'criu-restore');
+    await this.runc
+      .restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, timeoutMs, (pid) =>
+        this.recordOperation(id, pid),
+      )
+      .catch(async (err: unknown) => {
+        throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
+      });
   }
 
   /** Notes the pid of a runc checkpoint/restore, so a restarted server can wait for it (settle). */

@@ -188,7 +188,7 @@ export class MachineService {
         await this.recoverRunning(id, 'pause', err);
         throw this.transitionFailed(id, 'pause', err);
       }
-      const snap = this.newPauseSnapshot(m, 'memory');
+      const snap = this.newPauseSnapshot(m);
       const paused = this.setStatus(id, 'paused', {
         snapshot_id: snap.id,
         paused_at: Date.now(),
@@ -212,7 +212,7 @@ export class MachineService {
       const from = m.status;
       this.disarm(id);
       const existing = m.snapshot_id ? this.snapshots.get(m.snapshot_id) : undefined;
-      const snap = existing?.status === 'memory' ? existing : this.newPauseSnapshot(m, 'memory');
+      const snap = existing?.status === 'memory' ? existing : this.newPauseSnapshot(m);
       const dir = this.snapshotDir(snap.id);
       // The snapshot id is stored first: a server that crashes mid-checkpoint finds the image.
       this.setStatus(id, 'hibernating', {
@@ -671,7 +671,7 @@ export class MachineService {
         const snap =
           m.snapshot_id && this.snapshots.get(m.snapshot_id)?.status === 'memory'
             ? undefined
-            : this.newPauseSnapshot(m, 'memory');
+            : this.newPauseSnapshot(m);
         paused = this.setStatus(m.id, 'paused', {
           transition_deadline: null,
           paused_at: m.paused_at ?? Date.now(),
@@ -1043,8 +1043,9 @@ export class MachineService {
     };
   }
 
-  private newPauseSnapshot(m: MachineRecord, status: 'memory'): SnapshotRecord {
-    const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'pause', status };
+  /** A pause snapshot row for a machine being frozen (status `memory` until an image is written). */
+  private newPauseSnapshot(m: MachineRecord): SnapshotRecord {
+    const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'pause' };
     this.snapshots.insert(snap);
     return snap;
   }
