@@ -1,13 +1,17 @@
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Bundles the in-machine agent into one file, so a machine starts it without resolving modules
-// (faster start, and nothing from the host's node_modules is mounted into machines).
+// (faster start, and nothing from the host's node_modules is mounted into machines). The one
+// exception is node-pty, a native module: its JavaScript and its compiled pty.node are copied
+// beside the bundle (bundle/node_modules/node-pty), where the agent loads it on the first terminal.
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'packages/agent/bundle');
 await build({
   entryPoints: [join(root, 'packages/agent/dist/main.js')],
-  outfile: join(root, 'packages/agent/bundle/agent.mjs'),
+  outfile: join(out, 'agent.mjs'),
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -15,4 +19,21 @@ await build({
   minify: false,
   sourcemap: false,
   logLevel: 'warning',
+  // ws's optional native speed-ups are not installed; node-pty is loaded from beside the bundle.
+  external: ['bufferutil', 'utf-8-validate', 'node-pty'],
+  // Bundled CommonJS (ws) calls require(): give the ES module one.
+  banner: {
+    js: "import { createRequire as __nsCreateRequire } from 'node:module'; const require = __nsCreateRequire(import.meta.url);",
+  },
 });
+
+const ptySrc = join(root, 'node_modules/node-pty');
+const ptyDst = join(out, 'node_modules/node-pty');
+rmSync(ptyDst, { recursive: true, force: true });
+mkdirSync(join(ptyDst, 'lib/shared'), { recursive: true });
+mkdirSync(join(ptyDst, 'build/Release'), { recursive: true });
+cpSync(join(ptySrc, 'package.json'), join(ptyDst, 'package.json'));
+cpSync(join(ptySrc, 'build/Release/pty.node'), join(ptyDst, 'build/Release/pty.node'));
+for (const dir of ['lib', 'lib/shared'])
+  for (const f of readdirSync(join(ptySrc, dir)))
+    if (f.endsWith('.js') && !f.endsWith('.test.js')) cpSync(join(ptySrc, dir, f), join(ptyDst, dir, f));

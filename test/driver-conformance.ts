@@ -51,6 +51,9 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
           cwd: '/workspace',
           envs: { CONFORMANCE: 'yes' },
           timeout_ms: 10_000,
+          background: false,
+          stream: false,
+          encoding: 'utf8',
         });
         assert.equal(r.stdout, 'yes\n/workspace\n');
         const pid1 = await agent.run({
@@ -60,6 +63,9 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
           cwd: '/',
           envs: {},
           timeout_ms: 10_000,
+          background: false,
+          stream: false,
+          encoding: 'utf8',
         });
         assert.match(pid1.stdout, /init/, 'pid 1 is the machine init');
       } finally {

@@ -8,11 +8,13 @@ import { rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { AGENT_ROUTES, type AgentHealth, type AgentRunRequest, CodedError } from '@nullspace/protocol';
+import { AGENT_ROUTES, type AgentHealth } from '@nullspace/protocol';
 import { log } from './log.js';
-import { runCommand } from './run-command.js';
+import { addProcessRoutes } from './process-routes.js';
+import { ProcessTable } from './processes.js';
+import { AgentRouter } from './router.js';
 
-const VERSION = '0.1.0';
+const VERSION = '0.2.0';
 
 const { values } = parseArgs({
   options: {
@@ -29,57 +31,25 @@ const socketPath = values.socket;
 const defaultCwd = values.cwd ?? '/workspace';
 if (values.log) log.open(values.log);
 
-type Handler = (body: unknown) => Promise<unknown>;
-
-const routes: Record<string, Handler> = {
-  [`GET ${AGENT_ROUTES.health}`]: async (): Promise<AgentHealth> => ({
+const router = new AgentRouter();
+router.add(
+  'GET',
+  AGENT_ROUTES.health,
+  async (): Promise<AgentHealth> => ({
     ok: true,
     version: VERSION,
     uptime_s: Math.round(process.uptime()),
     pid: process.pid,
   }),
-  // The server validated the request at the API edge; the agent trusts its one caller.
-  [`POST ${AGENT_ROUTES.run}`]: (body) => runCommand(body as AgentRunRequest, defaultCwd),
-};
+);
+addProcessRoutes(router, new ProcessTable(defaultCwd));
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-const server = http.createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    const handler = routes[`${req.method} ${req.url}`];
-    if (!handler) {
-      send(res, 404, {
-        error: { code: 'not_found', message: `agent has no route ${req.method} ${req.url}` },
-      });
-      return;
-    }
-    let body: unknown;
-    try {
-      body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
-    } catch {
-      send(res, 400, { error: { code: 'invalid_argument', message: 'body is not JSON' } });
-      return;
-    }
-    handler(body).then(
-      (result) => send(res, 200, result),
-      (err: unknown) => {
-        if (err instanceof CodedError) {
-          send(res, err.status, { error: { code: err.code, message: err.message, details: err.details } });
-        } else {
-          log.write('error', 'request failed', { route: req.url, error: String(err) });
-          send(res, 500, { error: { code: 'internal', message: String(err) } });
-        }
-      },
-    );
-  });
-});
+const server = http.createServer((req, res) => router.handle(req, res));
+server.on('upgrade', (req, socket, head) => router.upgrade(req, socket, head));
 server.keepAliveTimeout = 60_000;
+// Streams (a long command's output, a terminal) stay open as long as they are used.
+server.requestTimeout = 0;
+server.headersTimeout = 60_000;
 
 async function start(): Promise<void> {
   // The machine's default working directory, if the template does not have it.

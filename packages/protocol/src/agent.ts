@@ -16,7 +16,12 @@ export const AGENT_PATHS = {
 
 export const AGENT_ROUTES = {
   health: '/v1/health',
-  run: '/v1/commands/run',
+  /** Start a process: foreground (JSON result), background (`{pid}`) or streaming (frames). */
+  processes: '/v1/processes',
+  /** `/v1/processes/{pid|tag}` + `/ws`, `/logs`, `/stdin`, `/close_stdin`, `/signal`, `/resize`. */
+  process: (sel: string) => `/v1/processes/${encodeURIComponent(sel)}`,
+  pty: '/v1/pty',
+  files: '/v1/files',
 } as const;
 
 export interface AgentHealth {
@@ -36,4 +41,19 @@ export interface AgentRunRequest {
   envs: Record<string, string>;
   timeout_ms: number;
   stdin?: string;
+  background: boolean;
+  stream: boolean;
+  tag?: string;
+  encoding: 'utf8' | 'base64';
+}
+
+/** What the server sends the agent to open a terminal (already validated). */
+export interface AgentPtyRequest {
+  cols: number;
+  rows: number;
+  cmd?: string;
+  args: string[];
+  cwd: string;
+  envs: Record<string, string>;
+  tag?: string;
 }

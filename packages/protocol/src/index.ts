@@ -5,3 +5,4 @@ export * from './machine.js';
 export * from './commands.js';
 export * from './agent.js';
 export * from './lifecycle.js';
+export * from './stream.js';

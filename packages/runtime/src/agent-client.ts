@@ -41,9 +41,18 @@ export class AgentClient {
     await this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs, { connection: 'close' });
   }
 
+  /** A foreground command, answered when it ends (for tests and the runtime's own checks). */
   run(req: AgentRunRequest): Promise<RunCommandResult> {
     // The agent enforces the command's own timeout; ours only guards against a wedged agent.
-    return this.call<RunCommandResult>('POST', AGENT_ROUTES.run, req, req.timeout_ms + 10_000);
+    return this.call<RunCommandResult>('POST', AGENT_ROUTES.processes, req, req.timeout_ms + 10_000);
+  }
+
+  /**
+   * A path to connect to the agent through (the pinned socket inode), for callers that speak to
+   * it directly: streamed requests and WebSockets.
+   */
+  connectPath(): string {
+    return this.pinnedPath();
   }
 
   close(): void {

@@ -28,12 +28,19 @@ export {
 } from './snapshot.js';
 export { MachinePaginator } from './paginator.js';
 export {
-  Commands,
+  type BackgroundRunOptions,
+  CommandHandle,
   type CommandResult,
   type CommandRunOptions,
+  Commands,
+  type ProcessInfo,
+  type ProcessLogs,
+  type ProcessRef,
   commandResultFromWire,
   commandResultToWire,
 } from './commands.js';
+export type { OutputCallbacks } from './process-stream.js';
+export { Pty, type PtyCreateOptions, PtyHandle } from './pty.js';
 export {
   type EgressPolicy,
   type MachineInfo,

@@ -29,6 +29,7 @@ import {
   wireFieldNames,
 } from './machine-info.js';
 import { MachinePaginator, type Page } from './paginator.js';
+import { Pty } from './pty.js';
 import { type SnapshotInfo, snapshotInfoFromWire } from './snapshot.js';
 import { type ConnectionOptions, type RequestOptions, Transport } from './transport.js';
 
@@ -361,6 +362,15 @@ export class Machine implements AsyncDisposable {
    * ```
    */
   readonly commands: Commands;
+  /**
+   * Interactive terminals in the machine.
+   *
+   * @example
+   * ```ts
+   * const term = await machine.pty.create({ onData: (b) => process.stdout.write(b) });
+   * ```
+   */
+  readonly pty: Pty;
   readonly #transport: Transport;
   readonly #connection: ConnectionOptions;
 
@@ -379,6 +389,7 @@ export class Machine implements AsyncDisposable {
     this.#connection = connectionOf(opts);
     this.#transport = new Transport(opts);
     this.commands = new Commands(id, this.#transport);
+    this.pty = new Pty(id, this.#transport);
   }
 
   /**

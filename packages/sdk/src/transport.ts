@@ -161,6 +161,66 @@ export class Transport {
     throw this.#responseError(response, text, req.method, url, requestId);
   }
 
+  /**
+   * Sends one request whose body or answer is not JSON (a stream of bytes or frames) and returns
+   * the response once its headers arrived; any error status becomes a typed error. `timeoutMs`
+   * bounds the wait for the headers only: a stream may then last as long as it needs.
+   */
+  async raw(req: {
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+    path: string;
+    query?: URLSearchParams;
+    body?: string | Uint8Array | ReadableStream<Uint8Array>;
+    json?: unknown;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  }): Promise<Response> {
+    const query = req.query?.toString() ?? '';
+    const url = this.apiUrl + req.path + (query === '' ? '' : `?${query}`);
+    const headers: Record<string, string> = { 'user-agent': SDK_USER_AGENT, ...req.headers };
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    const init: RequestInit & { duplex?: 'half' } = { method: req.method, headers };
+    if (req.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(req.json);
+    } else if (req.body !== undefined) {
+      init.body = req.body as RequestInit['body'];
+      // A streamed request body (upload) goes out as it is read.
+      if (typeof (req.body as ReadableStream).getReader === 'function') init.duplex = 'half';
+    }
+    const timeoutMs = req.timeoutMs ?? this.requestTimeoutMs;
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(req.signal?.reason);
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    init.signal = abort.signal;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => abort.abort(new DOMException('headers timeout', 'TimeoutError')), timeoutMs)
+        : undefined;
+    let response: Response;
+    try {
+      response = await fetch(url, init);
+    } catch (err) {
+      const cause =
+        abort.signal.reason instanceof Error && abort.signal.reason.name === 'TimeoutError'
+          ? abort.signal.reason
+          : err;
+      throw this.#networkError(cause, req.method, url, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.ok) return response;
+    const text = await response.text().catch(() => '');
+    throw this.#responseError(
+      response,
+      text,
+      req.method,
+      url,
+      response.headers.get('x-request-id') ?? undefined,
+    );
+  }
+
   #responseError(
     response: Response,
     text: string,

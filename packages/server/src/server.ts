@@ -7,6 +7,7 @@ import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
+import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
 import { Router } from './http/router.js';
@@ -63,9 +64,16 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const router = new Router();
   addMachineRoutes(router, machines);
   addSnapshotRoutes(router, machines);
+  addCommandRoutes(router, machines);
+  const commandSockets = processSockets(machines, log);
   const eventPolls = addEventRoutes(router, machines, events);
   const lifecycleSockets = new LifecycleSockets(machines, events, log);
-  const server: http.Server = createApiServer({ router, apiKey, log, upgrades: [lifecycleSockets] });
+  const server: http.Server = createApiServer({
+    router,
+    apiKey,
+    log,
+    upgrades: [lifecycleSockets, commandSockets],
+  });
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   log.info('nullspace server listening', { url, data_dir: config.dataDir, driver: driver.name });
@@ -85,6 +93,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       // Stop accepting, let requests in flight finish for a moment, then drop what is left
       // (a long foreground command's client sees its connection close; the command keeps running).
       lifecycleSockets.close();
+      commandSockets.close();
       eventPolls.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

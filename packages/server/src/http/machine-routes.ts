@@ -6,7 +6,6 @@ import {
   parseFields,
   parseFork,
   parseListMachinesQuery,
-  parseRunCommand,
   parseSetTimeout,
   pickFields,
   rejectUnknownKeys,
@@ -62,11 +61,6 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
   router.add('POST', '/v1/machines/{id}/timeout', async (ctx) => ({
     body: await machines.setTimeout(ctx.params.id ?? '', parseSetTimeout(await ctx.body())),
   }));
-
-  router.add('POST', '/v1/machines/{id}/commands', async (ctx) => {
-    const req = parseRunCommand(await ctx.body());
-    return { body: await machines.runCommand(ctx.params.id ?? '', req) };
-  });
 }
 
 /** The optional `{timeout}` body of connect and resume. */

@@ -10,8 +10,6 @@ import {
   type ListMachinesResponse,
   type MachineInfo,
   type MachineState,
-  type RunCommandRequest,
-  type RunCommandResult,
   type SetTimeoutRequest,
   type SnapshotInfo,
   type SnapshotKind,
@@ -44,6 +42,18 @@ const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'res
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a snapshot or fork waits for commands in flight before ending their connections. */
 const QUIESCE_WAIT_MS = 10_000;
+
+/** See {@link MachineService.openAgent}. */
+export interface AgentLease {
+  machine: MachineRecord;
+  /** Where to connect (the agent's pinned socket). */
+  socketPath: string;
+  /** Called when the machine's agent connections must end now (checkpoint, kill, restore). */
+  onCut(cb: (reason: string) => void): void;
+  release(): void;
+  /** Turns a failure to reach the agent into what the caller should see (machine state errors). */
+  failed(err: unknown): Promise<unknown>;
+}
 
 export interface MachineServiceOptions {
   store: MachineStore;
@@ -532,26 +542,20 @@ export class MachineService {
 
   // ---- commands -----------------------------------------------------------------------------
 
-  async runCommand(id: string, req: RunCommandRequest): Promise<RunCommandResult> {
+  /**
+   * Access to a running machine's agent for one proxied request or stream. A paused or hibernated
+   * machine with auto_resume is woken first; a checkpoint being taken is waited for. A short
+   * request (`long: false`) counts as in flight, so a checkpoint waits a while for it; a stream
+   * (`long: true`) does not: a checkpoint, kill or restore calls its `onCut` at once, and the
+   * caller ends its stream (the process in the machine goes on).
+   */
+  async openAgent(id: string, o: { long: boolean }): Promise<AgentLease> {
     let m = this.record(id);
     if ((m.status === 'paused' || m.status === 'hibernated') && m.auto_resume) {
       await this.connect(id);
       m = this.record(id);
     }
     this.requireRunning(m);
-    const agentReq = {
-      cmd: req.cmd,
-      args: req.args,
-      shell: req.shell,
-      cwd: req.cwd ?? m.cwd,
-      // The machine's envs travel with each command rather than living in the agent's own
-      // environment, so nothing a user sets (NODE_OPTIONS ...) can change how the agent runs. The
-      // machine's id comes last: a fork's agent remembers its parent's.
-      envs: { ...m.envs, ...req.envs, NULLSPACE_MACHINE_ID: m.id },
-      timeout_ms: req.timeout_ms,
-      ...(req.stdin !== undefined ? { stdin: req.stdin } : {}),
-    };
-    // A snapshot or fork being taken right now must not see this connection: wait for it.
     while (this.quiescing.has(id)) {
       await new Promise<void>((resolve) => {
         const list = this.quiesceWaiters.get(id) ?? [];
@@ -559,21 +563,45 @@ export class MachineService {
         this.quiesceWaiters.set(id, list);
       });
     }
-    const done = this.enter(id);
-    try {
-      return await this.agent(id).run(agentReq);
-    } catch (err) {
-      if (err instanceof CodedError && err.code === 'unavailable') {
-        // Killed, paused or hibernated while the command ran: say so, rather than "unreachable".
-        const now = this.record(id);
-        if (now.status !== 'running') this.requireRunning(now);
-        await this.checkAlive(id);
-      }
-      throw err;
-    } finally {
-      done();
+    this.requireRunning(this.record(id));
+    const socketPath = this.agent(id).connectPath();
+    const done = o.long ? () => undefined : this.enter(id);
+    let cuts = this.leases.get(id);
+    if (!cuts) {
+      cuts = new Set();
+      this.leases.set(id, cuts);
     }
+    const mine = new Set<(reason: string) => void>();
+    const set = cuts;
+    let released = false;
+    const cutAll = (reason: string) => {
+      for (const cb of mine) cb(reason);
+    };
+    set.add(cutAll);
+    return {
+      machine: m,
+      socketPath,
+      onCut: (cb) => mine.add(cb),
+      release: () => {
+        if (released) return;
+        released = true;
+        set.delete(cutAll);
+        done();
+      },
+      failed: async (err) => {
+        // Killed, paused or hibernated while the request ran: say so, rather than "unreachable".
+        if (err instanceof CodedError && err.code === 'unavailable') {
+          const now = this.record(id);
+          if (now.status !== 'running') this.requireRunning(now);
+          await this.checkAlive(id);
+        }
+        return err;
+      },
+    };
   }
+
+  /** Streams and requests to each machine's agent that must end when its connections are dropped. */
+  private readonly leases = new Map<string, Set<(reason: string) => void>>();
 
   // ---- restart and shutdown -------------------------------------------------------------------
 
@@ -717,7 +745,8 @@ export class MachineService {
       }),
     ]);
     clearTimeout(timer);
-    for (const id of [...this.agents.keys()]) this.dropAgent(id);
+    for (const id of new Set([...this.agents.keys(), ...this.leases.keys()]))
+      this.dropAgent(id, 'the server is shutting down');
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -981,6 +1010,11 @@ export class MachineService {
     return s;
   }
 
+  /** Throws what a request that needs the machine running gets (409 invalid_state ...). */
+  requireRunningById(id: string): void {
+    this.requireRunning(this.record(id));
+  }
+
   private requireRunning(m: MachineRecord): MachineRecord {
     if (m.status === 'running') return m;
     if (TRANSITIONAL.includes(m.status))
@@ -1086,9 +1120,12 @@ export class MachineService {
   }
 
   /** Closes the connections to the machine's agent, in flight ones included. */
-  private dropAgent(id: string): void {
+  private dropAgent(id: string, reason = 'the machine is being checkpointed or stopped'): void {
     this.agents.get(id)?.close();
     this.agents.delete(id);
+    const cuts = this.leases.get(id);
+    this.leases.delete(id);
+    for (const cut of cuts ?? []) cut(reason);
   }
 
   /** When the agent stops answering, find out whether the machine itself is gone. */

@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CodedError } from '@nullspace/protocol';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { log } from './log.js';
+
+/** One request to the agent. The server validated it at the API edge; the agent trusts its caller. */
+export interface AgentRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  /** The JSON body (undefined when empty); only for routes that do not stream their body. */
+  json(): Promise<unknown>;
+}
+
+/**
+ * A handler returns what to answer as JSON (status 200), or `RESPONDED` when it wrote the
+ * response itself (a stream). A thrown CodedError becomes its status and error body.
+ */
+export type AgentHandler = (r: AgentRequest) => Promise<unknown>;
+export const RESPONDED = Symbol('responded');
+export type WsHandler = (ws: WebSocket, url: URL, params: Record<string, string>) => void;
+
+interface Route<H> {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: H;
+}
+
+function compile(path: string): { pattern: RegExp; keys: string[] } {
+  const keys: string[] = [];
+  const source = path.replace(/\{(\w+)\}/g, (_, key: string) => {
+    keys.push(key);
+    return '([^/]+)';
+  });
+  return { pattern: new RegExp(`^${source}$`), keys };
+}
+
+function paramsOf(keys: string[], m: RegExpExecArray): Record<string, string> {
+  const params: Record<string, string> = {};
+  keys.forEach((k, i) => {
+    params[k] = decodeURIComponent(m[i + 1] ?? '');
+  });
+  return params;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown, route: string): void {
+  if (res.headersSent) {
+    // A stream already started: all that is left is to cut it, so the reader sees it incomplete.
+    log.write('error', 'stream failed', { route, error: String(err) });
+    res.destroy(err instanceof Error ? err : new Error(String(err)));
+    return;
+  }
+  if (err instanceof CodedError) {
+    sendJson(res, err.status, { error: { code: err.code, message: err.message, details: err.details } });
+  } else {
+    log.write('error', 'request failed', { route, error: String(err) });
+    sendJson(res, 500, { error: { code: 'internal', message: String(err) } });
+  }
+}
+
+/** Method + path routing with `{param}` segments, for plain requests and WebSocket upgrades. */
+export class AgentRouter {
+  private readonly routes: Route<AgentHandler>[] = [];
+  private readonly wsRoutes: Route<WsHandler>[] = [];
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+
+  add(method: string, path: string, handler: AgentHandler): this {
+    this.routes.push({ method, ...compile(path), handler });
+    return this;
+  }
+
+  ws(path: string, handler: WsHandler): this {
+    this.wsRoutes.push({ method: 'GET', ...compile(path), handler });
+    return this;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const route = `${req.method} ${url.pathname}`;
+    let found: { handler: AgentHandler; params: Record<string, string> } | undefined;
+    for (const r of this.routes) {
+      const m = r.pattern.exec(url.pathname);
+      if (m && r.method === req.method) {
+        found = { handler: r.handler, params: paramsOf(r.keys, m) };
+        break;
+      }
+    }
+    if (!found) {
+      req.resume();
+      sendJson(res, 404, { error: { code: 'not_found', message: `agent has no route ${route}` } });
+      return;
+    }
+    const json = (): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('error', reject);
+        req.on('end', () => {
+          if (chunks.length === 0) return resolve(undefined);
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          } catch {
+            reject(new CodedError('invalid_argument', 'body is not JSON'));
+          }
+        });
+      });
+    found.handler({ req, res, url, params: found.params, json }).then(
+      (result) => {
+        if (result !== RESPONDED) sendJson(res, 200, result ?? {});
+      },
+      (err: unknown) => sendError(res, err, route),
+    );
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    for (const r of this.wsRoutes) {
+      const m = r.pattern.exec(url.pathname);
+      if (!m) continue;
+      const params = paramsOf(r.keys, m);
+      this.wss.handleUpgrade(req, socket, head, (ws) => r.handler(ws, url, params));
+      return;
+    }
+    socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  }
+}
