@@ -1,6 +1,4 @@
-import { constants } from 'node:os';
 import {
-  type CommandResult,
   MACHINE_INFO_KEYS,
   MACHINE_STATES,
   Machine,
@@ -11,7 +9,6 @@ import {
   type MachineState,
   type NullspaceError,
   TIMEOUT_ACTIONS,
-  commandResultToWire,
   machineInfoToWire,
   snapshotInfoToWire,
 } from '@nullspace/sdk';
@@ -31,6 +28,7 @@ import {
 } from '../args.js';
 import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '../output.js';
 import { events } from './events.js';
+import { exec, logs, ps, shell, signal } from './process.js';
 
 function machineId(input: CommandInput): string {
   return singleId(input, 'machine id');
@@ -437,80 +435,6 @@ Flags:
   },
 };
 
-/** The exit status a shell would report: the code, 128 + signal number, or 124 on timeout. */
-export function exitStatusOf(result: CommandResult): number {
-  if (result.timedOut) return 124;
-  if (result.signal !== null) {
-    const number = (constants.signals as Record<string, number | undefined>)[result.signal];
-    return 128 + (number ?? 0);
-  }
-  return result.exitCode ?? 1;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-const exec: Subcommand = {
-  name: 'exec',
-  summary: 'Run a command in a machine; exits with its exit status.',
-  usage: 'nullspace machine exec ID [flags] -- CMD [ARGS...]',
-  flags: `One argument after -- is a shell command line (bash -c); several are run as an argv.
-The command's stdout and stderr are printed as they are. Exit status: the command's,
-128+N when signal N ended it, 124 when it ran past --timeout-ms.
-
-Flags:
-  --cwd DIR            working directory (default: the machine's)
-  --env KEY=VALUE      environment variable (repeatable)
-  --timeout-ms N       kill the command after N milliseconds (default: 60000)
-  --stdin              send this program's standard input to the command`,
-  options: {
-    cwd: { type: 'string' },
-    env: { type: 'string', multiple: true },
-    'timeout-ms': { type: 'string' },
-    stdin: { type: 'boolean' },
-  },
-  takesDashDash: true,
-  flagHint: 'put the command after --, as in: nullspace machine exec ID -- ls -la',
-  async run(input) {
-    const { values, command } = input;
-    const [id, ...beforeDash] = input.positionals;
-    if (id === undefined) throw new UsageError('missing machine id', command);
-    if (input.afterDashDash !== undefined && beforeDash.length > 0)
-      throw new UsageError(`unexpected argument "${beforeDash[0]}" before --`, command);
-    const argv = input.afterDashDash ?? beforeDash;
-    const [cmd, ...args] = argv;
-    if (cmd === undefined) throw new UsageError('missing command: put it after --', command);
-
-    const timeoutMs = optionalInteger(values, 'timeout-ms', command);
-    const cwd = optionalString(values, 'cwd');
-    const envs = keyValueMap(values, 'env', command);
-    const stdin = flag(values, 'stdin') ? await readStdin() : undefined;
-    const machine = new Machine(id, input.connection);
-    const result = await machine.commands.run(cmd, {
-      ...(argv.length > 1 ? { args } : {}),
-      ...(cwd === undefined ? {} : { cwd }),
-      ...(envs === undefined ? {} : { envs }),
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      ...(stdin === undefined ? {} : { stdin }),
-    });
-
-    if (input.json) {
-      printJson(commandResultToWire(result));
-    } else {
-      process.stdout.write(result.stdout);
-      process.stderr.write(result.stderr);
-      if (result.stdoutTruncated) process.stderr.write('nullspace: stdout was truncated by the server\n');
-      if (result.stderrTruncated) process.stderr.write('nullspace: stderr was truncated by the server\n');
-      if (result.timedOut)
-        process.stderr.write(`nullspace: command timed out after ${result.durationMs} ms\n`);
-    }
-    return exitStatusOf(result);
-  },
-};
-
 const SUBCOMMANDS: Subcommand[] = [
   create,
   get,
@@ -525,6 +449,10 @@ const SUBCOMMANDS: Subcommand[] = [
   timeout,
   events,
   exec,
+  ps,
+  logs,
+  signal,
+  shell,
 ];
 
 export const MACHINE_HELP = groupHelp('machine', 'Create, inspect and drive machines.', SUBCOMMANDS);

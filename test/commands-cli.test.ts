@@ -1,0 +1,69 @@
+/**
+ * The CLI's commands inside a machine, run as a real program against a real server: `exec`
+ * streaming (bytes exact, exit status), `--stdin`, `--background --tag`, `ps`, `logs`, `logs
+ * --follow`, `signal`, and `shell` driven through a pipe.
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { Machine } from '@nullspace/sdk';
+import { cli, describeWithServer, eventually } from './harness.js';
+
+describeWithServer('commands (CLI)', (ctx) => {
+  it('exec streams output, keeps the exit status, and feeds stdin', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    const r = await cli(ctx.server, ['machine', 'exec', m.id, '--', 'echo out; echo err >&2; exit 5']);
+    assert.equal(r.code, 5);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    const piped = await cli(ctx.server, ['machine', 'exec', m.id, '--stdin', '--', 'tr a-z A-Z'], 'shout\n');
+    assert.equal(piped.code, 0);
+    assert.equal(piped.stdout, 'SHOUT\n');
+    const sig = await cli(ctx.server, ['machine', 'exec', m.id, '--', 'kill -TERM $$']);
+    assert.equal(sig.code, 128 + 15);
+    const json = await cli(ctx.server, ['machine', 'exec', m.id, '--json', '--', 'echo hi']);
+    assert.equal(JSON.parse(json.stdout).stdout, 'hi\n');
+  });
+
+  it('starts a tagged background command, lists it, reads and follows its logs, signals it', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    const started = await cli(ctx.server, [
+      'machine',
+      'exec',
+      m.id,
+      '--background',
+      '--tag',
+      'loop',
+      '--',
+      'for i in $(seq 1 400); do echo line $i; sleep 0.05; done',
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    const pid = Number(started.stdout.trim());
+    assert.ok(pid > 1);
+    const ps = await cli(ctx.server, ['machine', 'ps', m.id]);
+    assert.match(ps.stdout, new RegExp(`${pid}\\s+loop\\s+command\\s+running`));
+    await eventually(
+      async () => (await cli(ctx.server, ['machine', 'logs', m.id, 'loop'])).stdout.includes('line 3\n'),
+      'logs',
+    );
+    const follow = cli(ctx.server, ['machine', 'logs', m.id, 'loop', '--follow']);
+    await new Promise((r) => setTimeout(r, 500));
+    const sent = await cli(ctx.server, ['machine', 'signal', m.id, 'loop', 'TERM']);
+    assert.equal(sent.code, 0, sent.stderr);
+    const followed = await follow;
+    assert.equal(followed.code, 128 + 15);
+    assert.ok(followed.stdout.startsWith('line 1\nline 2\n'));
+    const psJson = JSON.parse((await cli(ctx.server, ['machine', 'ps', m.id, '--json'])).stdout);
+    assert.equal(psJson.processes[0].signal, 'SIGTERM');
+    const missing = await cli(ctx.server, ['machine', 'logs', m.id, 'nope']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /not_found/);
+  });
+
+  it('shell runs an interactive terminal', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    const r = await cli(ctx.server, ['machine', 'shell', m.id], 'stty size; echo "in=$(tty)"; exit 3\n');
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stdout, /24 80/);
+    assert.match(r.stdout, /in=\/dev\/pts\/\d+/);
+  });
+});
