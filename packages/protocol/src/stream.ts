@@ -31,7 +31,7 @@ export type StreamEvent =
   | { type: 'gap'; from: number; to: number }
   | { type: 'keepalive' }
   /** The stream ends without the process ending (the machine is being checkpointed, or stopped). */
-  | { type: 'interrupted'; reason: string; offset: number }
+  | { type: 'interrupted'; reason: string }
   | { type: 'error'; code: string; message: string };
 
 /** What a client may send on an attached WebSocket (kind 0). */

@@ -70,7 +70,7 @@ export async function proxyToAgent(
       lease.onCut((reason) => {
         if (ctx.res.headersSent && ctx.res.getHeader('content-type') === STREAM_CONTENT_TYPE) {
           // A stream of frames ends with its reason, so the client knows to re-attach later.
-          ctx.res.end(encodeEventFrame({ type: 'interrupted', reason, offset: -1 }));
+          ctx.res.end(encodeEventFrame({ type: 'interrupted', reason }));
           req.destroy();
           settled = true;
           resolve();

@@ -136,7 +136,7 @@ export class AgentSockets implements UpgradeRoute {
         client.send(
           encodeMessage(
             FRAME.event,
-            Buffer.from(JSON.stringify({ type: 'interrupted', reason, offset: -1 })),
+            Buffer.from(JSON.stringify({ type: 'interrupted', reason })),
           ),
         );
       end(CLOSE_INTERRUPTED, reason);
