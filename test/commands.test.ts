@@ -140,6 +140,18 @@ describeWithServer('commands', (ctx) => {
     };
     assert.equal(raw.stdout.length, 5);
     assert.equal(raw.next_offset - raw.offset, 5);
+    // Finished processes together keep at most 32 MiB: the oldest lose their output first.
+    const chatty = [];
+    for (let i = 0; i < 8; i++) {
+      const h = await m.commands.run('head -c 4194304 /dev/zero', { background: true });
+      await h.wait();
+      chatty.push(h.pid);
+    }
+    const first = await m.commands.logs(big.pid);
+    assert.equal(first.stdout, '', 'the oldest finished process lost its kept output');
+    assert.equal(first.droppedBytes, first.process.outputBytes);
+    const newest = await m.commands.logs(chatty.at(-1) as number);
+    assert.equal(newest.stdout.length, 4194304);
   });
 
   it('keeps processes through hibernate and fork, and the stream carries on', async () => {

@@ -49,6 +49,18 @@ export class OutputLog {
     return chunk;
   }
 
+  /** Bytes kept now. */
+  get retainedBytes(): number {
+    return this.retained;
+  }
+
+  /** Drops everything kept (offsets stay: a reader learns what it missed). */
+  release(): void {
+    this.chunks = [];
+    this.retained = 0;
+    this.start = this.end;
+  }
+
   /** The kept chunks from `offset` on (the first one cut to start there), at most `limit` bytes. */
   since(offset: number, limit = Number.POSITIVE_INFINITY): { from: number; chunks: OutChunk[] } {
     const from = Math.max(offset, this.start);

@@ -283,11 +283,22 @@ export class ProcessTable {
       });
   }
 
-  /** Forgets the oldest finished processes beyond the limit. */
-  private prune(): void {
+  /**
+   * Forgets the oldest finished processes beyond the limit, and drops the kept output of the
+   * oldest finished ones while all finished processes together keep more than their budget (the
+   * agent's memory counts against the machine's memory_mb).
+   */
+  prune(): void {
     const finished = [...this.procs.values()].filter((p) => p.exit);
-    for (const p of finished.slice(0, Math.max(0, finished.length - COMMAND_LIMITS.finishedKept)))
-      this.procs.delete(p.pid);
+    const forget = Math.max(0, finished.length - COMMAND_LIMITS.finishedKept);
+    for (const p of finished.slice(0, forget)) this.procs.delete(p.pid);
+    const kept = finished.slice(forget);
+    let bytes = kept.reduce((n, p) => n + p.output.retainedBytes, 0);
+    for (const p of kept) {
+      if (bytes <= COMMAND_LIMITS.finishedOutputBudget) break;
+      bytes -= p.output.retainedBytes;
+      p.output.release();
+    }
   }
 
   /**
@@ -352,6 +363,7 @@ export class ProcessTable {
     });
     this.procs.set(pid, proc);
     this.prune();
+    void proc.waitExit().then(() => this.prune());
 
     const foreground = !req.background && !req.stream;
     const out = foreground ? new CappedBuffer(COMMAND_LIMITS.maxOutputBytes) : undefined;
@@ -442,6 +454,7 @@ export class ProcessTable {
     });
     this.procs.set(term.pid, proc);
     this.prune();
+    void proc.waitExit().then(() => this.prune());
     term.onData((d) => proc.emit(FRAME.stdout, d));
     term.onExit(({ exitCode, signal }) => {
       proc.finished({

@@ -22,6 +22,8 @@ export const COMMAND_LIMITS = {
   retainedOutputBytes: 4 * 1024 * 1024,
   /** Finished processes the agent still lists (oldest forgotten first); running ones are all kept. */
   finishedKept: 256,
+  /** Output bytes all finished processes together keep; the oldest lose theirs first. */
+  finishedOutputBudget: 32 * 1024 * 1024,
   maxLogsBytes: 4 * 1024 * 1024,
 } as const;
 
