@@ -20,6 +20,9 @@ describeWithServer('commands (CLI)', (ctx) => {
     assert.equal(piped.stdout, 'SHOUT\n');
     const sig = await cli(ctx.server, ['machine', 'exec', m.id, '--', 'kill -TERM $$']);
     assert.equal(sig.code, 128 + 15);
+    const missing = await cli(ctx.server, ['machine', 'exec', m.id, '--', 'no-such-program', 'x']);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /no-such-program: command not found/);
     const json = await cli(ctx.server, ['machine', 'exec', m.id, '--json', '--', 'echo hi']);
     assert.equal(JSON.parse(json.stdout).stdout, 'hi\n');
   });

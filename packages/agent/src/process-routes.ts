@@ -59,7 +59,29 @@ export function addProcessRoutes(router: AgentRouter, table: ProcessTable): void
 
   router.add('POST', AGENT_ROUTES.processes, async ({ json, res }) => {
     const req = (await json()) as AgentRunRequest;
-    const { proc, result } = await table.start(req);
+    const started = await table.start(req);
+    if (started.proc === undefined) {
+      const r = await started.result;
+      if (!req.stream) return r;
+      // A program that is missing or not executable, as a stream: what a shell would print and exit with.
+      res.writeHead(200, { 'content-type': STREAM_CONTENT_TYPE, 'cache-control': 'no-store' });
+      res.write(encodeEventFrame({ type: 'start', pid: r.pid, tag: null, offset: 0 }));
+      res.write(encodeFrame(FRAME.stderr, Buffer.from(r.stderr)));
+      const { exit_code, signal, timed_out, duration_ms } = r;
+      res.end(
+        encodeEventFrame({
+          type: 'exit',
+          pid: r.pid,
+          exit_code,
+          signal,
+          timed_out,
+          duration_ms,
+          offset: Buffer.byteLength(r.stderr),
+        }),
+      );
+      return RESPONDED;
+    }
+    const { proc, result } = started;
     if (result) return await result;
     if (!req.stream) return proc.info();
     res.writeHead(200, { 'content-type': STREAM_CONTENT_TYPE, 'cache-control': 'no-store' });

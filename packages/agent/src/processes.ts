@@ -305,7 +305,12 @@ export class ProcessTable {
    * Starts a command with pipes, in its own process group (a timeout or signal reaches everything
    * it started). Its OOM score is raised right after it starts.
    */
-  async start(req: AgentRunRequest): Promise<{ proc: Proc; result?: Promise<RunCommandResult> }> {
+  async start(
+    req: AgentRunRequest,
+  ): Promise<
+    | { proc: Proc; result?: Promise<RunCommandResult> }
+    | { proc: undefined; result: Promise<RunCommandResult> }
+  > {
     const cwd = req.cwd || this.defaultCwd;
     await this.checkCwd(cwd);
     this.checkTag(req.tag);
@@ -326,10 +331,10 @@ export class ProcessTable {
       if (code === 'ENOENT' || code === 'EACCES') {
         // A program that is missing or not executable is the command's failure, not the agent's:
         // a foreground run answers as a shell would (127 / 126), with the reason on stderr.
-        if (!req.background && !req.stream)
+        if (!req.background)
           return {
-            proc: undefined as unknown as Proc,
-            result: Promise.resolve(missingProgram(file, code, req.encoding)),
+            proc: undefined,
+            result: Promise.resolve(missingProgram(file, code, req.stream ? 'utf8' : req.encoding)),
           };
         throw new CodedError(
           'invalid_argument',
