@@ -16,7 +16,7 @@ describeWithServer('commands (CLI)', (ctx) => {
     assert.equal(r.stdout, 'out\n');
     assert.equal(r.stderr, 'err\n');
     const piped = await cli(ctx.server, ['machine', 'exec', m.id, '--stdin', '--', 'tr a-z A-Z'], 'shout\n');
-    assert.equal(piped.code, 0);
+    assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stdout, 'SHOUT\n');
     const sig = await cli(ctx.server, ['machine', 'exec', m.id, '--', 'kill -TERM $$']);
     assert.equal(sig.code, 128 + 15);

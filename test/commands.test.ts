@@ -164,8 +164,14 @@ describeWithServer('commands', (ctx) => {
     ticker.stream({ onStdout: (s) => got.push(s) });
     const seen = () => got.join('');
     await eventually(async () => seen().split('\n').length > 5, 'ticks before hibernate');
+    // A foreground run in flight across the hibernate: its outcome is not lost.
+    const inFlight = m.commands.run('sleep 1; echo done');
+    await new Promise((r) => setTimeout(r, 200));
     await m.hibernate();
     await Machine.connect(m.id, ctx.server.conn);
+    const finished = await inFlight;
+    assert.equal(finished.exitCode, 0);
+    assert.equal(finished.stdout, 'done\n');
     const after = (await m.commands.list()).find((p) => p.tag === 'ticker');
     assert.equal(after?.running, true, 'the process is still there after hibernate + resume');
     const before = seen().split('\n').length;

@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { AGENT_ROUTES, type AgentHealth } from '@nullspace/protocol';
+import { addFileRoutes } from './files/routes.js';
 import { log } from './log.js';
 import { addProcessRoutes } from './process-routes.js';
 import { ProcessTable } from './processes.js';
@@ -32,17 +33,15 @@ const defaultCwd = values.cwd ?? '/workspace';
 if (values.log) log.open(values.log);
 
 const router = new AgentRouter();
-router.add(
-  'GET',
-  AGENT_ROUTES.health,
-  async (): Promise<AgentHealth> => ({
-    ok: true,
-    version: VERSION,
-    uptime_s: Math.round(process.uptime()),
-    pid: process.pid,
-  }),
-);
 addProcessRoutes(router, new ProcessTable(defaultCwd));
+const files = addFileRoutes(router);
+router.add('GET', AGENT_ROUTES.health, async ({ req }): Promise<AgentHealth> => {
+  // A health check on a closing connection is the server's drain before a checkpoint (see
+  // AgentClient.drain): CRIU cannot dump inotify handles, so file watches let go of theirs until
+  // after it (they come back by themselves and rescan).
+  if (req.headers.connection === 'close') files.suspendWatches();
+  return { ok: true, version: VERSION, uptime_s: Math.round(process.uptime()), pid: process.pid };
+});
 
 const server = http.createServer((req, res) => router.handle(req, res));
 server.on('upgrade', (req, socket, head) => router.upgrade(req, socket, head));

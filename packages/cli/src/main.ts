@@ -13,7 +13,7 @@ Nullspace: isolated Linux machines driven over HTTP.
 Commands:
   serve      run the server in the foreground
   machine    create, inspect and drive machines (create, get, list, connect, kill, pause,
-             hibernate, resume, snapshot, fork, timeout, exec)
+             hibernate, resume, snapshot, fork, timeout, exec, cp, files)
   snapshot   list, inspect and delete snapshots (list, get, delete)
   version    print the CLI version
 

@@ -18,6 +18,7 @@ export const ERROR_STATUS = {
   warm_pool_unavailable: 409,
   events_expired: 410,
   payload_too_large: 413,
+  git_error: 422, // raised by the SDK's git helpers (a git command in a machine failed); see docs/git.md
   resource_exhausted: 429,
   internal: 500,
   unavailable: 503,

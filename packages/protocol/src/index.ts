@@ -6,3 +6,4 @@ export * from './commands.js';
 export * from './agent.js';
 export * from './lifecycle.js';
 export * from './stream.js';
+export * from './files.js';

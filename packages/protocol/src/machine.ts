@@ -32,7 +32,8 @@ export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
 export const MACHINE_LIMITS = {
   vcpus: { min: 1, max: 64, default: 1 },
   memory_mb: { min: 128, max: 65536, default: 512 },
-  disk_mb: { min: 256, max: 1048576, default: 2048 },
+  // mkfs.xfs (6.1) refuses file systems under 300 MB.
+  disk_mb: { min: 300, max: 1048576, default: 2048 },
   timeout: { min: 1, max: 7 * 24 * 3600, default: 300 },
   cwd: { default: '/workspace' },
   envs: { maxEntries: 256, maxValueLength: 32768 },

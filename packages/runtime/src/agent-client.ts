@@ -55,6 +55,16 @@ export class AgentClient {
     return this.pinnedPath();
   }
 
+  /**
+   * The keep-alive connection pool of this machine's agent, for requests made directly with
+   * {@link connectPath}. A connection the agent keeps open after answering is also what makes a
+   * piped request body safe: with `Connection: close` the agent may close right after answering,
+   * before the writer has ended its side, and the writer sees EPIPE.
+   */
+  get pool(): http.Agent {
+    return this.httpAgent;
+  }
+
   close(): void {
     this.httpAgent.destroy();
     this.unpin();

@@ -364,7 +364,6 @@ export class Commands {
     opts: CommandRunOptions | BackgroundRunOptions = {},
   ): Promise<CommandResult | CommandHandle> {
     const background = 'background' in opts && opts.background === true;
-    const streaming = !background && (opts.onStdout || opts.onStderr || opts.onData) !== undefined;
     const body = {
       cmd,
       args: opts.args,
@@ -372,10 +371,9 @@ export class Commands {
       cwd: opts.cwd,
       envs: opts.envs,
       timeout_ms: opts.timeoutMs,
-      stdin: opts.stdin,
-      ...(background ? { background: true, tag: (opts as BackgroundRunOptions).tag } : {}),
-      ...(streaming ? { stream: true } : {}),
-      ...('encoding' in opts && opts.encoding === 'base64' ? { encoding: 'base64' } : {}),
+      // A run that is not in the background has no handle to write stdin with: it gets `stdin`, then EOF.
+      stdin: background ? opts.stdin : (opts.stdin ?? ''),
+      ...(background ? { background: true, tag: (opts as BackgroundRunOptions).tag } : { stream: true }),
     };
     if (background) {
       const info = await this.#transport.request<WireProcessInfo>({
@@ -389,25 +387,25 @@ export class Commands {
       if (opts.onStdout || opts.onStderr || opts.onData) handle.stream(callbacksOf(opts));
       return handle;
     }
-    if (streaming) return this.#runStreaming(body, opts);
-    // The HTTP request must outlive the command it waits for.
-    const requestTimeout = opts.requestTimeoutMs ?? this.#transport.requestTimeoutMs;
-    const commandTimeout = opts.timeoutMs ?? COMMAND_LIMITS.timeout_ms.default;
-    const wire = await this.#transport.request<RunCommandResult>({
-      method: 'POST',
-      path: this.#base,
-      body,
-      timeoutMs: requestTimeout === 0 ? 0 : requestTimeout + commandTimeout,
-    });
-    return commandResultFromWire(wire);
+    const { result, state } = await this.#runStreaming(body, opts);
+    if ('encoding' in opts && opts.encoding === 'base64') {
+      result.stdout = state.out.bytes().toString('base64');
+      result.stderr = state.err.bytes().toString('base64');
+    }
+    return result;
   }
 
   /**
-   * A streaming run: one request whose answer is the output as it comes, then the exit. If the
-   * stream is cut before the exit (the machine is checkpointed, the network drops), it goes on
-   * over the process's WebSocket from the offset reached, so no output is lost or repeated.
+   * A run, streamed: one request whose answer is the output as it comes, then the exit (the
+   * server's `stream: true`; a foreground run without callbacks is streamed too). If the stream is
+   * cut before the exit (the machine is hibernated, snapshotted or forked, the server restarts,
+   * the network drops), it goes on over the process's WebSocket from the offset reached, so the
+   * command's outcome is never lost and no output is lost or repeated.
    */
-  async #runStreaming(body: Record<string, unknown>, opts: CommandRunOptions): Promise<CommandResult> {
+  async #runStreaming(
+    body: Record<string, unknown>,
+    opts: CommandRunOptions,
+  ): Promise<{ result: CommandResult; state: StreamState }> {
     const state = new StreamState(callbacksOf(opts));
     const res = await this.#transport.raw({
       method: 'POST',
@@ -431,7 +429,8 @@ export class Commands {
       const a = this.attachment(state.pid, state);
       await a.finished();
     }
-    return new CommandHandle(this, state.pid as number, state.tag, state).wait();
+    const result = await new CommandHandle(this, state.pid as number, state.tag, state).wait();
+    return { result, state };
   }
 
   /**

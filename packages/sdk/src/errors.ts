@@ -220,10 +220,25 @@ export class UnavailableError extends NullspaceError {}
  */
 export class InternalError extends NullspaceError {}
 
+/**
+ * The machine's disk is full (`disk_full`, HTTP 507): a write did not fit in its `disk_mb`. A
+ * file write that fails so leaves the old file as it was.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await machine.files.write('/workspace/big.bin', data);
+ * } catch (err) {
+ *   if (err instanceof DiskFullError) console.error('create the machine with a larger diskMb');
+ * }
+ * ```
+ */
+export class DiskFullError extends NullspaceError {}
+
 type ErrorClass = new (code: ErrorCode, message: string, init?: NullspaceErrorInit) => NullspaceError;
 
 // Every code names its class here; the `satisfies` makes a new code without a class a compile error.
-// Codes no subclass describes well (`method_not_allowed`, `disk_full`) use the base class.
+// Codes no subclass describes well (`method_not_allowed`, `events_expired`) use the base class.
 const CLASS_OF_CODE = {
   invalid_argument: InvalidArgumentError,
   payload_too_large: InvalidArgumentError,
@@ -243,8 +258,10 @@ const CLASS_OF_CODE = {
   internal: InternalError,
   unavailable: UnavailableError,
   timeout: TimeoutError,
-  disk_full: NullspaceError,
+  disk_full: DiskFullError,
   events_expired: NullspaceError,
+  // Raised in the SDK by `machine.git` as `GitError` (git.ts, which imports this module); never sent by the server.
+  git_error: NullspaceError,
 } as const satisfies Record<ErrorCode, ErrorClass>;
 
 /** A code this SDK knows for an HTTP status, for responses whose code it does not know. */

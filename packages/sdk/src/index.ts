@@ -28,6 +28,25 @@ export {
 } from './snapshot.js';
 export { MachinePaginator } from './paginator.js';
 export {
+  type FileEntry,
+  type FileWatchPoller,
+  Files,
+  type ReadOptions,
+  type ReplaceOptions,
+  type ReplaceResult,
+  type SearchMatch,
+  type SearchOptions,
+  type SearchResult,
+  type SignedFileUrl,
+  type SignedUrlOptions,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchOptions,
+  type WriteData,
+  fileEntryFromWire,
+  watchEventFromWire,
+} from './files.js';
+export {
   type BackgroundRunOptions,
   CommandHandle,
   type CommandResult,
@@ -41,6 +60,29 @@ export {
 } from './commands.js';
 export type { OutputCallbacks } from './process-stream.js';
 export { Pty, type PtyCreateOptions, PtyHandle } from './pty.js';
+// git helpers (`machine.git`)
+export {
+  Git,
+  type GitAddTarget,
+  type GitBranch,
+  type GitBranches,
+  type GitCloneOptions,
+  type GitCommitOptions,
+  type GitCommitResult,
+  GitConfig,
+  type GitConfigOptions,
+  type GitCreateBranchOptions,
+  type GitCredentials,
+  type GitDiffOptions,
+  GitError,
+  type GitFileState,
+  type GitFileStatus,
+  type GitOptions,
+  type GitOutputResult,
+  type GitPullOptions,
+  type GitPushOptions,
+  type GitStatus,
+} from './git.js';
 export {
   type EgressPolicy,
   type MachineInfo,
@@ -56,6 +98,7 @@ export {
 export {
   AuthenticationError,
   ConflictError,
+  DiskFullError,
   InternalError,
   InvalidArgumentError,
   NotFoundError,

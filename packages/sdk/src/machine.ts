@@ -20,6 +20,8 @@ import {
   listLifecycleEvents,
   streamLifecycleEvents,
 } from './events.js';
+import { Files, type SignedUrlOptions } from './files.js';
+import { Git } from './git.js'; // git helpers
 import {
   type MachineInfo,
   type MachineInfoKey,
@@ -371,6 +373,24 @@ export class Machine implements AsyncDisposable {
    * ```
    */
   readonly pty: Pty;
+  /**
+   * Git in the machine: clone, status, branches, add/commit, diff, pull/push, config.
+   *
+   * @example
+   * ```ts
+   * await machine.git.clone('https://github.com/team/app.git', { path: '/workspace/app' });
+   * ```
+   */
+  readonly git: Git;
+  /**
+   * The machine's files: read, write, list, search, replace, watch, signed URLs.
+   *
+   * @example
+   * ```ts
+   * await machine.files.write('/workspace/hello.txt', 'hi');
+   * ```
+   */
+  readonly files: Files;
   readonly #transport: Transport;
   readonly #connection: ConnectionOptions;
 
@@ -389,7 +409,9 @@ export class Machine implements AsyncDisposable {
     this.#connection = connectionOf(opts);
     this.#transport = new Transport(opts);
     this.commands = new Commands(id, this.#transport);
+    this.files = new Files(id, this.#transport);
     this.pty = new Pty(id, this.#transport);
+    this.git = new Git(this.commands); // git helpers
   }
 
   /**
@@ -846,6 +868,30 @@ export class Machine implements AsyncDisposable {
    */
   listEvents(opts: ListEventsOptions = {}): Promise<LifecycleEventsPage> {
     return listLifecycleEvents(this.#transport, this.id, opts);
+  }
+
+  /**
+   * A URL that uploads one file into the machine without an API key (`curl -T file "$url"`).
+   *
+   * @example
+   * ```ts
+   * const url = await machine.uploadUrl('/workspace/input.csv', { expiresIn: 600 });
+   * ```
+   */
+  uploadUrl(path: string, opts: SignedUrlOptions = {}): Promise<string> {
+    return this.files.uploadUrl(path, opts);
+  }
+
+  /**
+   * A URL that downloads one file from the machine without an API key (`curl -fsS "$url" -o out`).
+   *
+   * @example
+   * ```ts
+   * const url = await machine.downloadUrl('/workspace/report.pdf', { expiresIn: 3600 });
+   * ```
+   */
+  downloadUrl(path: string, opts: SignedUrlOptions = {}): Promise<string> {
+    return this.files.downloadUrl(path, opts);
   }
 
   /**

@@ -9,12 +9,14 @@ import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
 import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
+import { addFileRoutes } from './http/file-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
 import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { Logger } from './log.js';
 import { MachineService } from './services/machine-service.js';
 import { MachineStore } from './store/machine-store.js';
+import { SecretStore } from './store/secret-store.js';
 
 export interface RunningServer {
   url: string;
@@ -68,11 +70,12 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const commandSockets = processSockets(machines, log);
   const eventPolls = addEventRoutes(router, machines, events);
   const lifecycleSockets = new LifecycleSockets(machines, events, log);
+  const files = addFileRoutes(router, machines, { secrets: new SecretStore(store.database), log });
   const server: http.Server = createApiServer({
     router,
     apiKey,
     log,
-    upgrades: [lifecycleSockets, commandSockets],
+    upgrades: [lifecycleSockets, commandSockets, files.sockets],
   });
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
@@ -94,6 +97,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       // (a long foreground command's client sees its connection close; the command keeps running).
       lifecycleSockets.close();
       commandSockets.close();
+      files.close();
       eventPolls.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

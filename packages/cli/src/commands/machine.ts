@@ -28,6 +28,8 @@ import {
 } from '../args.js';
 import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '../output.js';
 import { events } from './events.js';
+import { cp, files } from './files.js';
+import { git } from './git.js'; // nullspace machine git
 import { exec, logs, ps, shell, signal } from './process.js';
 
 function machineId(input: CommandInput): string {
@@ -453,6 +455,9 @@ const SUBCOMMANDS: Subcommand[] = [
   logs,
   signal,
   shell,
+  cp,
+  files,
+  git, // nullspace machine git ID ACTION
 ];
 
 export const MACHINE_HELP = groupHelp('machine', 'Create, inspect and drive machines.', SUBCOMMANDS);

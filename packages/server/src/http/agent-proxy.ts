@@ -58,7 +58,9 @@ export async function proxyToAgent(
         path: o.path,
         method: o.method,
         headers,
-        agent: false,
+        // Short requests share the machine's keep-alive pool (see AgentClient.pool: a piped body is
+        // only safe on a connection the agent keeps open); a stream holds its own connection.
+        agent: o.long ? false : lease.pool,
         ...(o.long ? {} : { timeout: o.timeoutMs ?? 60_000 }),
       });
       let settled = false;
@@ -87,7 +89,10 @@ export async function proxyToAgent(
           new CodedError('timeout', `machine agent did not answer within ${o.timeoutMs ?? 60_000} ms`),
         ),
       );
+      let answered = false;
       req.on('error', (err: NodeJS.ErrnoException) => {
+        // Once the agent answered, a late write error (it closed before the body's last write) is moot.
+        if (answered && !(err instanceof CodedError)) return;
         if (err instanceof CodedError) return fail(err);
         if (ctx.res.headersSent) {
           ctx.res.destroy();
@@ -105,6 +110,7 @@ export async function proxyToAgent(
         if (!ctx.res.writableFinished) req.destroy();
       });
       req.on('response', (res) => {
+        answered = true;
         const status = res.statusCode ?? 500;
         if (status >= 400) {
           readAgentError(res, status).then(fail, fail);

@@ -133,12 +133,7 @@ export class AgentSockets implements UpgradeRoute {
     };
     lease.onCut((reason) => {
       if (client.readyState === WebSocket.OPEN)
-        client.send(
-          encodeMessage(
-            FRAME.event,
-            Buffer.from(JSON.stringify({ type: 'interrupted', reason })),
-          ),
-        );
+        client.send(encodeMessage(FRAME.event, Buffer.from(JSON.stringify({ type: 'interrupted', reason }))));
       end(CLOSE_INTERRUPTED, reason);
     });
     const forward = (data: Buffer, isBinary: boolean) => {

@@ -97,7 +97,11 @@ async function handle(
     sendJson(res, 200, { ok: true });
     return;
   }
-  if (url.pathname.startsWith('/v1/') || url.pathname === '/v1') {
+  // `/v1/signed/...` carries its own permission (an HMAC the route checks) instead of the key.
+  if (
+    (url.pathname.startsWith('/v1/') || url.pathname === '/v1') &&
+    !url.pathname.startsWith('/v1/signed/')
+  ) {
     if (!keyMatches(presentedKey(req), o.apiKey))
       throw new CodedError(
         'unauthenticated',

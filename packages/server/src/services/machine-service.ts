@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import type http from 'node:http';
 import { join } from 'node:path';
 import {
   CodedError,
@@ -48,6 +49,8 @@ export interface AgentLease {
   machine: MachineRecord;
   /** Where to connect (the agent's pinned socket). */
   socketPath: string;
+  /** The agent's keep-alive connections (per machine; closed when the machine's agent is dropped). */
+  pool: http.Agent;
   /** Called when the machine's agent connections must end now (checkpoint, kill, restore). */
   onCut(cb: (reason: string) => void): void;
   release(): void;
@@ -564,7 +567,8 @@ export class MachineService {
       });
     }
     this.requireRunning(this.record(id));
-    const socketPath = this.agent(id).connectPath();
+    const client = this.agent(id);
+    const socketPath = client.connectPath();
     const done = o.long ? () => undefined : this.enter(id);
     let cuts = this.leases.get(id);
     if (!cuts) {
@@ -581,6 +585,7 @@ export class MachineService {
     return {
       machine: m,
       socketPath,
+      pool: client.pool,
       onCut: (cb) => mine.add(cb),
       release: () => {
         if (released) return;

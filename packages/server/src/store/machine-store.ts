@@ -100,6 +100,8 @@ const MIGRATIONS = [
    );
    CREATE INDEX events_by_machine ON events (machine_id, id);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Signed file URLs: one HMAC key per machine, made the first time one is asked for.
+  'CREATE TABLE machine_secrets (machine_id TEXT PRIMARY KEY, secret TEXT NOT NULL);',
 ];
 
 /** Encodes the position after the last row of a page; opaque to clients. */
