@@ -108,8 +108,8 @@ class Collected {
 
 const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 1_000;
-/** The server pings every 15 s: this much silence means the connection is dead. */
-const IDLE_LIMIT_MS = 40_000;
+/** The server pings every 20 s: this much silence means the connection is dead. */
+const IDLE_LIMIT_MS = 45_000;
 
 /**
  * Keeps a process's WebSocket attached until the process exits: a connection that drops, or that

@@ -1,14 +1,14 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CodedError, FRAME, encodeMessage } from '@nullspace/protocol';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { MachineService } from '../services/machine-service.js';
 import type { UpgradeRoute } from './api-server.js';
+import { PingedWebSocketServer } from './ws-server.js';
 
 /** Unsent bytes to a client past which the agent's side is paused (and with it the process). */
 const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
-const PING_EVERY_MS = 15_000;
 /** Close code for "the machine is being checkpointed or stopped: re-attach later" (Service Restart). */
 export const CLOSE_INTERRUPTED = 1012;
 
@@ -29,9 +29,7 @@ export interface BridgeTarget {
  * end to end: a client that reads slowly pauses the agent's socket, which pauses the process.
  */
 export class AgentSockets implements UpgradeRoute {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
-  private readonly requestIds = new WeakMap<http.IncomingMessage, string>();
-  private readonly pinger: NodeJS.Timeout;
+  private readonly wss = new PingedWebSocketServer(16 * 1024 * 1024);
   private closed = false;
 
   constructor(
@@ -40,23 +38,7 @@ export class AgentSockets implements UpgradeRoute {
     private readonly pattern: RegExp,
     /** Validates the request (throws CodedError → HTTP error before the upgrade) and names the target. */
     private readonly resolve: (url: URL, match: RegExpExecArray) => BridgeTarget,
-  ) {
-    this.wss.on('headers', (headers, req) => {
-      const requestId = this.requestIds.get(req);
-      if (requestId !== undefined) headers.push(`x-request-id: ${requestId}`);
-    });
-    this.pinger = setInterval(() => {
-      for (const ws of this.wss.clients as Set<WebSocket & { alive?: boolean }>) {
-        if (ws.alive === false) {
-          ws.terminate();
-          continue;
-        }
-        ws.alive = false;
-        ws.ping();
-      }
-    }, PING_EVERY_MS);
-    this.pinger.unref();
-  }
+  ) {}
 
   matches(url: URL): boolean {
     return this.pattern.test(url.pathname);
@@ -72,9 +54,8 @@ export class AgentSockets implements UpgradeRoute {
     const m = this.machines.get(target.machineId);
     if (m.status !== 'running' && !(m.auto_resume && (m.status === 'paused' || m.status === 'hibernated')))
       this.machines.requireRunningById(target.machineId);
-    this.requestIds.set(req, requestId);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.serve(ws as WebSocket & { alive?: boolean }, target).catch((err: unknown) => {
+    this.wss.upgrade(req, socket, head, requestId, (ws) => {
+      this.serve(ws, target).catch((err: unknown) => {
         const e =
           err instanceof CodedError ? err : new CodedError('internal', 'could not reach the machine agent');
         if (!(err instanceof CodedError)) this.log.error('agent socket failed', { error: err });
@@ -94,16 +75,10 @@ export class AgentSockets implements UpgradeRoute {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.pinger);
-    for (const ws of this.wss.clients) ws.close(1001, 'server stopping; re-attach');
-    this.wss.close();
+    this.wss.close(1001, 'server stopping; re-attach');
   }
 
-  private async serve(client: WebSocket & { alive?: boolean }, target: BridgeTarget): Promise<void> {
-    client.alive = true;
-    client.on('pong', () => {
-      client.alive = true;
-    });
+  private async serve(client: WebSocket, target: BridgeTarget): Promise<void> {
     // Client messages that come while the agent side is being opened wait in order.
     const early: [Buffer, boolean][] = [];
     const onEarly = (data: Buffer, isBinary: boolean) => early.push([data, isBinary]);

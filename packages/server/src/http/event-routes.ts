@@ -9,16 +9,16 @@ import {
   optionalBoolean,
   optionalInteger,
 } from '@nullspace/protocol';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
 import type { MachineService } from '../services/machine-service.js';
 import type { Router } from './router.js';
+import { PingedWebSocketServer } from './ws-server.js';
 
 /** A client with more than this queued and unsent is dropped (it reconnects with `after_event_id`). */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** Every socket is pinged this often; one that has not answered the previous ping is dropped. */
-export const PING_EVERY_MS = 20_000;
 const WS_PATH = /^\/v1\/machines\/([^/]+)\/lifecycle\/ws$/;
 /** WebSocket close codes the server uses (the reason says what to do next). */
 const CLOSE_NORMAL = 1000;
@@ -140,8 +140,6 @@ export function addEventRoutes(router: Router, machines: MachineService, events:
   };
 }
 
-type Client = WebSocket & { alive?: boolean };
-
 /**
  * `GET /v1/machines/{id}/lifecycle/ws`: replays the machine's events after `after_event_id` (every
  * retained one when absent; none with `live_only=true`), sends `{type: "live"}`, then every new
@@ -150,33 +148,14 @@ type Client = WebSocket & { alive?: boolean };
  * request before handing it here.
  */
 export class LifecycleSockets {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  private readonly pinger: NodeJS.Timeout;
-  /** The request id of each upgrade in flight, for the 101 response's `x-request-id`. */
-  private readonly requestIds = new WeakMap<http.IncomingMessage, string>();
+  private readonly wss = new PingedWebSocketServer(64 * 1024);
   private closed = false;
 
   constructor(
     private readonly machines: MachineService,
     private readonly events: EventLog,
     private readonly log: Logger,
-  ) {
-    this.wss.on('headers', (headers, req) => {
-      const requestId = this.requestIds.get(req);
-      if (requestId !== undefined) headers.push(`x-request-id: ${requestId}`);
-    });
-    this.pinger = setInterval(() => {
-      for (const ws of this.wss.clients as Set<Client>) {
-        if (ws.alive === false) {
-          ws.terminate(); // no pong since the last ping: the peer is gone
-          continue;
-        }
-        ws.alive = false;
-        ws.ping();
-      }
-    }, PING_EVERY_MS);
-    this.pinger.unref();
-  }
+  ) {}
 
   /** Whether this upgrade request is ours. */
   matches(url: URL): boolean {
@@ -205,24 +184,16 @@ export class LifecycleSockets {
       );
     this.machines.get(id); // 404 machine_not_found
     const after = afterEventId(q, this.events);
-    this.requestIds.set(req, requestId);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, id, after, liveOnly));
+    this.wss.upgrade(req, socket, head, requestId, (ws) => this.serve(ws, id, after, liveOnly));
   }
 
   /** Closes every socket (code 1001: reconnect with `after_event_id`) and stops the pings. */
   close(): void {
     this.closed = true;
-    clearInterval(this.pinger);
-    for (const ws of this.wss.clients)
-      ws.close(CLOSE_GOING_AWAY, 'server stopping; reconnect with after_event_id');
-    this.wss.close();
+    this.wss.close(CLOSE_GOING_AWAY, 'server stopping; reconnect with after_event_id');
   }
 
-  private serve(ws: Client, id: string, after: number | undefined, liveOnly: boolean): void {
-    ws.alive = true;
-    ws.on('pong', () => {
-      ws.alive = true;
-    });
+  private serve(ws: WebSocket, id: string, after: number | undefined, liveOnly: boolean): void {
     ws.on('error', (err) => this.log.debug('lifecycle socket error', { machine_id: id, error: err }));
     // Client messages have no meaning here; they are read (and dropped) so pings keep flowing.
     ws.on('message', () => undefined);

@@ -21,13 +21,14 @@ import {
   parseWatchId,
   queryInteger,
 } from '@nullspace/protocol';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { AgentLease, MachineService } from '../services/machine-service.js';
 import type { SecretStore } from '../store/secret-store.js';
 import { callAgent, proxyToAgent } from './agent-proxy.js';
 import type { UpgradeRoute } from './api-server.js';
 import type { RequestContext, Router } from './router.js';
+import { PingedWebSocketServer } from './ws-server.js';
 
 export interface FileRoutesOptions {
   secrets: SecretStore;
@@ -277,7 +278,6 @@ function originOf(req: http.IncomingMessage): string {
 const WS_PATH = /^\/v1\/machines\/([^/]+)\/files\/watches\/([^/]+)\/ws$/;
 /** A client with more than this queued is dropped; it reconnects with `after`. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-const PING_EVERY_MS = 20_000;
 /** 1012 "service restart": the machine was paused, hibernated or stopped; reconnect later. */
 const CLOSE_AGENT_CUT = 1012;
 
@@ -296,8 +296,6 @@ function forwardableCode(code: number): number {
   return CLOSE_AGENT_CUT;
 }
 
-type Client = WebSocket & { alive?: boolean };
-
 /**
  * `GET /v1/machines/{id}/files/watches/{wid}/ws`: bridges the client's WebSocket to the agent's
  * watch WebSocket, message for message. The agent connection is opened first, so a machine that
@@ -306,32 +304,14 @@ type Client = WebSocket & { alive?: boolean };
  * closes the client with 1012: reconnect with `after` = the last event id seen.
  */
 export class FileWatchSockets implements UpgradeRoute {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  private readonly pinger: NodeJS.Timeout;
-  private readonly requestIds = new WeakMap<http.IncomingMessage, string>();
+  private readonly wss = new PingedWebSocketServer(64 * 1024);
   private readonly open = new Set<() => void>();
   private closed = false;
 
   constructor(
     private readonly machines: MachineService,
     private readonly log: Logger,
-  ) {
-    this.wss.on('headers', (headers, req) => {
-      const requestId = this.requestIds.get(req);
-      if (requestId !== undefined) headers.push(`x-request-id: ${requestId}`);
-    });
-    this.pinger = setInterval(() => {
-      for (const ws of this.wss.clients as Set<Client>) {
-        if (ws.alive === false) {
-          ws.terminate();
-          continue;
-        }
-        ws.alive = false;
-        ws.ping();
-      }
-    }, PING_EVERY_MS);
-    this.pinger.unref();
-  }
+  ) {}
 
   matches(url: URL): boolean {
     return WS_PATH.test(url.pathname);
@@ -347,7 +327,6 @@ export class FileWatchSockets implements UpgradeRoute {
     const wid = parseWatchId(decode(m?.[2] ?? '', 'watch_id'));
     const after = queryInteger(fileQuery(url.searchParams, ['after']), 'after', ANY_AFTER);
     this.machines.get(id); // 404 machine_not_found, before anything is opened
-    this.requestIds.set(req, requestId);
     socket.on('error', () => undefined);
     this.bridge(req, socket, head, id, wid, after, requestId).catch((err: unknown) =>
       this.refuse(socket, err, requestId),
@@ -357,7 +336,6 @@ export class FileWatchSockets implements UpgradeRoute {
   /** Closes every bridge (1001: reconnect with `after`) and stops the pings. */
   close(): void {
     this.closed = true;
-    clearInterval(this.pinger);
     for (const end of [...this.open]) end();
     this.wss.close();
   }
@@ -423,7 +401,7 @@ export class FileWatchSockets implements UpgradeRoute {
       upstream.removeAllListeners('error');
       upstream.on('error', (err) => this.log.debug('watch upstream error', { machine_id: id, error: err }));
       let served = false;
-      this.wss.handleUpgrade(req, socket, head, (client) => {
+      this.wss.upgrade(req, socket, head, requestId, (client) => {
         served = true;
         this.serve(client, upstream, lease, id);
       });
@@ -435,11 +413,7 @@ export class FileWatchSockets implements UpgradeRoute {
     });
   }
 
-  private serve(client: Client, upstream: WebSocket, lease: AgentLease, id: string): void {
-    client.alive = true;
-    client.on('pong', () => {
-      client.alive = true;
-    });
+  private serve(client: WebSocket, upstream: WebSocket, lease: AgentLease, id: string): void {
     let done = false;
     const end = (code: number, reason: string) => {
       if (done) return;
