@@ -1301,7 +1301,7 @@ function report({ R, info, opts, bytes }) {
     ['path', 'n', 'p50 MB/s', 'p95 MB/s', 'min', 'max', 'p50 ms', 'target', 'result'],
     [
       streamRow('SDK: commands.run(head, { onData })', s.streamSdk, TARGETS.streamMBs),
-      streamRow('  server API with fetch, as the SDK reads it, bytes counted', s.streamFetch),
+      streamRow('  server API with fetch (web streams), bytes counted', s.streamFetch),
       streamRow('  server API with node:http, frames counted', s.streamServer),
       streamRow("  agent alone (its Unix socket, the server's request)", s.streamAgent),
       streamRow('  inside the machine: head | cat >/dev/null (agent-timed)', s.streamInside),
@@ -1363,7 +1363,7 @@ function report({ R, info, opts, bytes }) {
   const fileRows = [];
   const fileSeries = [
     ['fileSdk', 'SDK: files.write + files.read(bytes)', TARGETS.fileP50Ms],
-    ['fileFetch', '  server API with fetch (as the SDK): PUT + GET …/files?path='],
+    ['fileFetch', '  server API with fetch: PUT + GET …/files?path='],
     ['fileServer', '  server API with node:http: PUT + GET …/files?path='],
     ['fileAgent', '  agent alone: PUT + GET /v1/files?path= on its socket'],
     ['fileHostAtomic', `  host, the agent's way (tmp, fsync, rename) on the machine's disk`],
@@ -1454,7 +1454,6 @@ function hints(s, info, rate) {
           ['inside the machine', s.streamInside?.p50],
           ['agent alone', s.streamAgent?.p50],
           ['+ server (node:http)', s.streamServer?.p50],
-          ['fetch instead of node:http', s.streamFetch?.p50],
           ['+ SDK', s.streamSdk?.p50],
         ]) +
         (busy.length ? `. During the SDK runs ${busy.join('; ')}.` : '.'),
@@ -1467,7 +1466,6 @@ function hints(s, info, rate) {
           ["host, the agent's way, on the machine's disk", s.fileHostAtomic?.p50],
           ['agent alone', s.fileAgent?.p50],
           ['+ server (node:http)', s.fileServer?.p50],
-          ['fetch instead of node:http', s.fileFetch?.p50],
           ['+ SDK', s.fileSdk?.p50],
         ]) +
         '.',

@@ -415,9 +415,8 @@ export class Commands {
     });
     const decoder = new FrameDecoder();
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        for (const f of decoder.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
-          state.take(f.kind, f.payload);
+      for await (const chunk of res.stream) {
+        for (const f of decoder.push(chunk as Buffer)) state.take(f.kind, f.payload);
         if (state.exit) break;
       }
     } catch {

@@ -294,35 +294,15 @@ function retryable(err: NullspaceError): boolean {
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 2000;
 
-function isNodeReadable(v: unknown): v is NodeJS.ReadableStream {
-  return typeof v === 'object' && v !== null && typeof (v as NodeJS.ReadableStream).pipe === 'function';
-}
-
-/** A pull-driven web stream over an (async) iterable: one chunk is read when the sender wants one. */
-function streamOf(source: AsyncIterable<Uint8Array | string>): ReadableStream<Uint8Array> {
-  const it = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const { value, done } = await it.next();
-        if (done) controller.close();
-        else controller.enqueue(typeof value === 'string' ? Buffer.from(value) : value);
-      },
-      async cancel() {
-        await it.return?.();
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
-function bodyOf(data: WriteData): string | Uint8Array | ReadableStream<Uint8Array> {
+/** What the transport sends: bytes, or any async iterable of chunks (read as it is sent). */
+function bodyOf(data: WriteData): string | Uint8Array | AsyncIterable<Uint8Array | string> {
   if (typeof data === 'string' || data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (typeof Blob !== 'undefined' && data instanceof Blob) return data.stream() as ReadableStream<Uint8Array>;
-  if (typeof (data as ReadableStream).getReader === 'function') return data as ReadableStream<Uint8Array>;
-  if (isNodeReadable(data) || Symbol.asyncIterator in (data as object))
-    return streamOf(data as AsyncIterable<Uint8Array | string>);
+  if (typeof Blob !== 'undefined' && data instanceof Blob)
+    return data.stream() as unknown as AsyncIterable<Uint8Array>;
+  // Node streams and web ReadableStreams (in Node) are async iterables.
+  if (typeof data === 'object' && data !== null && Symbol.asyncIterator in data)
+    return data as AsyncIterable<Uint8Array | string>;
   throw errorFromCode('invalid_argument', 'data: must be a string, bytes, a Blob or a stream', {
     details: { field: 'data' },
   });
@@ -395,8 +375,11 @@ export class Files {
       ...timeoutOf(opts),
     });
     const format = opts.format ?? 'text';
-    if (format === 'stream') return res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-    if (format === 'bytes') return new Uint8Array(await res.arrayBuffer());
+    if (format === 'stream') return res.body;
+    if (format === 'bytes') {
+      const b = await res.buffer();
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a copy
+    }
     return res.text();
   }
 
