@@ -154,7 +154,7 @@ describeWithServer('commands', (ctx) => {
     assert.equal(newest.stdout.length, 4194304);
   });
 
-  it('keeps processes through hibernate and fork, and the stream carries on', async () => {
+  it('keeps processes through hibernate, fork, pause and snapshot, and the stream carries on', async () => {
     await using m = await Machine.create(ctx.server.conn);
     const ticker = await m.commands.run(
       'python3 -u -c "import time\nn = 0\nwhile True:\n  n += 1; print(n); time.sleep(0.05)"',
@@ -190,6 +190,16 @@ describeWithServer('commands', (ctx) => {
     const childLogs = await child.machine.commands.logs('ticker');
     assert.ok(childLogs.stdout.startsWith('1\n2\n3\n'));
     await child.machine.kill();
+    // Pause keeps it (frozen, then thawed); a machine made from a reusable snapshot has it too.
+    await m.pause();
+    await Machine.connect(m.id, ctx.server.conn);
+    assert.equal((await m.commands.get('ticker')).running, true, 'still running after pause + resume');
+    const snap = await m.createSnapshot();
+    await using copy = await Machine.create({ ...ctx.server.conn, snapshotId: snap.id });
+    const inCopy = await copy.commands.get('ticker');
+    assert.equal(inCopy.running, true, 'a machine made from a snapshot has the process');
+    assert.equal(inCopy.pid, ticker.pid);
+    await api(ctx.server, 'DELETE', `/v1/snapshots/${snap.id}`);
     ticker.disconnect();
   });
 
