@@ -230,6 +230,23 @@ describeWithServer('commands', (ctx) => {
       refused.on('error', () => undefined);
     });
     assert.equal(status, 401);
+    // An unknown process is refused before the upgrade, as a plain HTTP error.
+    const missing = new WebSocket(url.replace(`/commands/${bg.pid}/`, '/commands/999999/'), {
+      headers: { authorization: `Bearer ${ctx.server.apiKey}` },
+    });
+    const refusal = await new Promise<{ status: number; body: string }>((resolve) => {
+      missing.on('unexpected-response', (_q, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      missing.on('error', () => undefined);
+    });
+    assert.equal(refusal.status, 404);
+    assert.equal(JSON.parse(refusal.body).error.code, 'not_found');
+    await assert.rejects(m.commands.connect(999_999), isCode('not_found'));
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${ctx.server.apiKey}` } });
     const frames: { kind: number; payload: Buffer }[] = [];
     ws.on('message', (d: Buffer) => frames.push({ kind: d[0] as number, payload: d.subarray(1) }));

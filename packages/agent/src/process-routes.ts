@@ -154,65 +154,72 @@ export function addProcessRoutes(router: AgentRouter, table: ProcessTable): void
     (await table.openPty((await json()) as AgentPtyRequest)).info(),
   );
 
-  router.ws('/v1/processes/{sel}/ws', (ws: WebSocket, url, params) => {
-    let proc: Proc;
-    try {
-      proc = sel(params.sel);
-    } catch (err) {
-      const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
-      ws.send(
-        encodeMessage(
-          FRAME.event,
-          Buffer.from(JSON.stringify({ type: 'error', code: e.code, message: e.message })),
-        ),
-      );
-      ws.close(4404, e.code);
-      return;
-    }
-    const offset = Number(url.searchParams.get('offset') ?? 0);
-    let alive = true;
-    const ping = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, STREAM_KEEPALIVE_MS);
-    ws.on('pong', () => {
-      alive = true;
-    });
-    const sent = () => proc.flowControl();
-    const sub: Subscriber = {
-      output: (c) => ws.send(encodeMessage(c.kind, c.data), sent),
-      event: (ev) => ws.send(encodeMessage(FRAME.event, Buffer.from(JSON.stringify(ev)))),
-      congested: () => ws.bufferedAmount > HIGH_WATER,
-      end: () => ws.close(1000, 'exited'),
-    };
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary || data.length === 0) return;
-      const kind = data[0];
-      const payload = data.subarray(1);
+  router.ws(
+    '/v1/processes/{sel}/ws',
+    (ws: WebSocket, url, params) => {
+      let proc: Proc;
       try {
-        if (kind === FRAME.stdout) {
-          // Stdin in order: the socket is paused until the process's pipe took it.
-          ws.pause();
-          proc.writeStdin(payload).then(
-            () => ws.resume(),
-            (err: unknown) => {
-              ws.resume();
-              sendError(ws, err);
-            },
-          );
-        } else if (kind === FRAME.event) control(proc, JSON.parse(payload.toString('utf8')) as StreamControl);
+        proc = sel(params.sel);
       } catch (err) {
-        sendError(ws, err);
+        const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
+        ws.send(
+          encodeMessage(
+            FRAME.event,
+            Buffer.from(JSON.stringify({ type: 'error', code: e.code, message: e.message })),
+          ),
+        );
+        ws.close(4404, e.code);
+        return;
       }
-    });
-    ws.on('close', () => {
-      clearInterval(ping);
-      proc.subscribers.delete(sub);
-      proc.flowControl();
-    });
-    attach(proc, sub, offset);
-  });
+      const offset = Number(url.searchParams.get('offset') ?? 0);
+      let alive = true;
+      const ping = setInterval(() => {
+        if (!alive) return ws.terminate();
+        alive = false;
+        ws.ping();
+      }, STREAM_KEEPALIVE_MS);
+      ws.on('pong', () => {
+        alive = true;
+      });
+      const sent = () => proc.flowControl();
+      const sub: Subscriber = {
+        output: (c) => ws.send(encodeMessage(c.kind, c.data), sent),
+        event: (ev) => ws.send(encodeMessage(FRAME.event, Buffer.from(JSON.stringify(ev)))),
+        congested: () => ws.bufferedAmount > HIGH_WATER,
+        end: () => ws.close(1000, 'exited'),
+      };
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary || data.length === 0) return;
+        const kind = data[0];
+        const payload = data.subarray(1);
+        try {
+          if (kind === FRAME.stdout) {
+            // Stdin in order: the socket is paused until the process's pipe took it.
+            ws.pause();
+            proc.writeStdin(payload).then(
+              () => ws.resume(),
+              (err: unknown) => {
+                ws.resume();
+                sendError(ws, err);
+              },
+            );
+          } else if (kind === FRAME.event)
+            control(proc, JSON.parse(payload.toString('utf8')) as StreamControl);
+        } catch (err) {
+          sendError(ws, err);
+        }
+      });
+      ws.on('close', () => {
+        clearInterval(ping);
+        proc.subscribers.delete(sub);
+        proc.flowControl();
+      });
+      attach(proc, sub, offset);
+    },
+    (_url, params) => {
+      sel(params.sel); // an unknown pid or tag is refused before the upgrade (404 not_found)
+    },
+  );
 }
 
 function sendError(ws: WebSocket, err: unknown): void {

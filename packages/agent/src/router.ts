@@ -21,12 +21,15 @@ export interface AgentRequest {
 export type AgentHandler = (r: AgentRequest) => Promise<unknown>;
 export const RESPONDED = Symbol('responded');
 export type WsHandler = (ws: WebSocket, url: URL, params: Record<string, string>) => void;
+/** Checks a WebSocket request before the upgrade: a thrown CodedError is answered as HTTP. */
+export type WsCheck = (url: URL, params: Record<string, string>) => void;
 
 interface Route<H> {
   method: string;
   pattern: RegExp;
   keys: string[];
   handler: H;
+  check?: WsCheck;
 }
 
 function compile(path: string): { pattern: RegExp; keys: string[] } {
@@ -78,8 +81,8 @@ export class AgentRouter {
     return this;
   }
 
-  ws(path: string, handler: WsHandler): this {
-    this.wsRoutes.push({ method: 'GET', ...compile(path), handler });
+  ws(path: string, handler: WsHandler, check?: WsCheck): this {
+    this.wsRoutes.push({ method: 'GET', ...compile(path), handler, ...(check ? { check } : {}) });
     return this;
   }
 
@@ -127,6 +130,17 @@ export class AgentRouter {
       const m = r.pattern.exec(url.pathname);
       if (!m) continue;
       const params = paramsOf(r.keys, m);
+      try {
+        r.check?.(url, params);
+      } catch (err) {
+        const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
+        const text = JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } });
+        socket.end(
+          `HTTP/1.1 ${e.status} ${e.code}\r\ncontent-type: application/json\r\n` +
+            `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+        );
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => r.handler(ws, url, params));
       return;
     }

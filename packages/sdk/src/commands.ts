@@ -1,5 +1,4 @@
 import {
-  COMMAND_LIMITS,
   FrameDecoder,
   type RunCommandResult,
   type ProcessInfo as WireProcessInfo,

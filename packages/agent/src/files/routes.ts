@@ -207,59 +207,66 @@ export function addFileRoutes(router: AgentRouter): FileService {
     return w.read(after, limit);
   });
 
-  router.ws('/v1/files/watches/{id}/ws', (ws: WebSocket, url, params) => {
-    let w: FileWatch;
-    let after: number;
-    const fail = (err: unknown) => {
-      const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
-      const msg: WatchWsError = { type: 'error', code: e.code, message: e.message };
-      ws.send(JSON.stringify(msg));
-      ws.close(e.status === 404 ? 4404 : e.status === 410 ? 4410 : 4400, e.code);
-    };
-    try {
-      w = watches.get(params.id ?? '');
-      after = intParam(url, 'after', 0);
-      w.read(after, 0); // checks `after`: not newer than the last event, not expired
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    w.readers++;
-    let alive = true;
-    const ping = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, PING_EVERY_MS);
-    ws.on('pong', () => {
-      alive = true;
-    });
-    ws.on('message', () => undefined);
-    const send = (e: WatchEvent) => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-        ws.close(1013, 'too slow: reconnect with after');
+  router.ws(
+    '/v1/files/watches/{id}/ws',
+    (ws: WebSocket, url, params) => {
+      let w: FileWatch;
+      let after: number;
+      const fail = (err: unknown) => {
+        const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
+        const msg: WatchWsError = { type: 'error', code: e.code, message: e.message };
+        ws.send(JSON.stringify(msg));
+        ws.close(e.status === 404 ? 4404 : e.status === 410 ? 4410 : 4400, e.code);
+      };
+      try {
+        w = watches.get(params.id ?? '');
+        after = intParam(url, 'after', 0);
+        w.read(after, 0); // checks `after`: not newer than the last event, not expired
+      } catch (err) {
+        fail(err);
         return;
       }
-      ws.send(JSON.stringify(e));
-    };
-    // Backlog then live, in one synchronous step: nothing falls in between.
-    let last = after;
-    for (;;) {
-      const page = w.read(last, FILE_LIMITS.watch.limit.max);
-      for (const e of page.events) send(e);
-      last = page.last_event_id;
-      if (page.events.length < FILE_LIMITS.watch.limit.max) break;
-    }
-    const unsubscribe = w.subscribe(send);
-    const unClose = w.onClose(() => ws.close(1000, 'watch deleted'));
-    ws.on('close', () => {
-      clearInterval(ping);
-      unClose();
-      unsubscribe();
-      w.readers--;
-      w.lastRead = Date.now();
-    });
-  });
+      w.readers++;
+      let alive = true;
+      const ping = setInterval(() => {
+        if (!alive) return ws.terminate();
+        alive = false;
+        ws.ping();
+      }, PING_EVERY_MS);
+      ws.on('pong', () => {
+        alive = true;
+      });
+      ws.on('message', () => undefined);
+      const send = (e: WatchEvent) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+          ws.close(1013, 'too slow: reconnect with after');
+          return;
+        }
+        ws.send(JSON.stringify(e));
+      };
+      // Backlog then live, in one synchronous step: nothing falls in between.
+      let last = after;
+      for (;;) {
+        const page = w.read(last, FILE_LIMITS.watch.limit.max);
+        for (const e of page.events) send(e);
+        last = page.last_event_id;
+        if (page.events.length < FILE_LIMITS.watch.limit.max) break;
+      }
+      const unsubscribe = w.subscribe(send);
+      const unClose = w.onClose(() => ws.close(1000, 'watch deleted'));
+      ws.on('close', () => {
+        clearInterval(ping);
+        unClose();
+        unsubscribe();
+        w.readers--;
+        w.lastRead = Date.now();
+      });
+    },
+    (url, params) => {
+      // The same checks before the upgrade, so a refusal is an HTTP error the server passes on.
+      watches.get(params.id ?? '').read(intParam(url, 'after', 0), 0);
+    },
+  );
   return { suspendWatches: () => watches.suspendAll() };
 }

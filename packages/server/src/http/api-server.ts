@@ -21,9 +21,15 @@ export interface UpgradeRoute {
   matches(url: URL): boolean;
   /**
    * Validates and upgrades (the 101 response carries `requestId` as `x-request-id`); a thrown
-   * CodedError is answered as a plain HTTP error response instead.
+   * (or rejected) CodedError is answered as a plain HTTP error response instead.
    */
-  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string): void;
+  upgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    url: URL,
+    requestId: string,
+  ): void | Promise<void>;
 }
 
 /**
@@ -71,10 +77,16 @@ export function createApiServer(o: ApiServerOptions): http.Server {
         );
       const route = o.upgrades?.find((r) => r.matches(url));
       if (!route) throw new CodedError('not_found', `no WebSocket route for ${url.pathname}`);
-      route.upgrade(req, socket, head, url, requestId);
-      // The WebSocket owns the socket now; the error response is not needed.
-      res.detachSocket(socket as Socket);
-      log(101);
+      // A route may refuse until it upgrades (it may first check things that take a while): its
+      // refusal is answered here, as an ordinary HTTP error.
+      Promise.resolve(route.upgrade(req, socket, head, url, requestId)).then(
+        () => {
+          // The WebSocket owns the socket now; the error response is not needed.
+          res.detachSocket(socket as Socket);
+          log(101);
+        },
+        (err: unknown) => sendError(o.log, res, err, requestId),
+      );
     } catch (err) {
       sendError(o.log, res, err, requestId);
     }

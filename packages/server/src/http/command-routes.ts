@@ -3,6 +3,7 @@ import {
   type AgentPtyRequest,
   type AgentRunRequest,
   FRAME,
+  encodeMessage,
   invalidArgument,
   parseLogsQuery,
   parseOffsetQuery,
@@ -166,6 +167,10 @@ export function processSockets(machines: MachineService, log: Logger): AgentSock
     return {
       machineId,
       agentPath: `${AGENT_ROUTES.process(selectorText(sel))}/ws${q}`,
+      slowClient: 'pause',
+      // The stream says why it ends without an exit: re-attach from the offset reached.
+      interrupted: (reason) =>
+        encodeMessage(FRAME.event, Buffer.from(JSON.stringify({ type: 'interrupted', reason }))),
       filter: (data, isBinary) => {
         // Binary: [kind][payload]; text: a control message. Stdin passes; controls are checked.
         let text = data;

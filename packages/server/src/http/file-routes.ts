@@ -1,11 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
-import type { Duplex } from 'node:stream';
+import type http from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import {
   AGENT_FILE_ROUTES,
   CodedError,
-  type ErrorBody,
   FILE_LIMITS,
   type SignedUrlOp,
   type SignedUrlResponse,
@@ -21,14 +19,12 @@ import {
   parseWatchId,
   queryInteger,
 } from '@nullspace/protocol';
-import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import type { AgentLease, MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machine-service.js';
 import type { SecretStore } from '../store/secret-store.js';
 import { callAgent, proxyToAgent } from './agent-proxy.js';
-import type { UpgradeRoute } from './api-server.js';
+import { AgentSockets } from './agent-ws-bridge.js';
 import type { RequestContext, Router } from './router.js';
-import { PingedWebSocketServer } from './ws-server.js';
 
 export interface FileRoutesOptions {
   secrets: SecretStore;
@@ -37,7 +33,7 @@ export interface FileRoutesOptions {
 
 /** What `addFileRoutes` hands back to the server: the watch WebSocket route, and how to stop it. */
 export interface FileRoutes {
-  sockets: FileWatchSockets;
+  sockets: AgentSockets;
   close(): void;
 }
 
@@ -58,11 +54,6 @@ function pathQuery(
 ): { path: string; q: Record<string, string> } {
   const q = fileQuery(ctx.url.searchParams, ['path', ...allowed]);
   return { path: parseFilePath(q.path), q };
-}
-
-async function noBody(ctx: RequestContext): Promise<void> {
-  const raw = await ctx.body();
-  if (raw !== undefined) throw invalidArgument('body', 'this route takes no body');
 }
 
 /**
@@ -211,7 +202,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
   };
   for (const method of ['GET', 'PUT', 'POST']) router.add(method, '/v1/signed/files/{id}', signed);
 
-  const sockets = new FileWatchSockets(machines, o.log);
+  const sockets = fileWatchSockets(machines, o.log);
   return { sockets, close: () => sockets.close() };
 }
 
@@ -276,10 +267,6 @@ function originOf(req: http.IncomingMessage): string {
 // ---- watch WebSocket ------------------------------------------------------------------------
 
 const WS_PATH = /^\/v1\/machines\/([^/]+)\/files\/watches\/([^/]+)\/ws$/;
-/** A client with more than this queued is dropped; it reconnects with `after`. */
-const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-/** 1012 "service restart": the machine was paused, hibernated or stopped; reconnect later. */
-const CLOSE_AGENT_CUT = 1012;
 
 function decode(raw: string, field: string): string {
   try {
@@ -289,193 +276,23 @@ function decode(raw: string, field: string): string {
   }
 }
 
-/** A close code a server may send on: codes only the library may use become 1011 / 1012. */
-function forwardableCode(code: number): number {
-  if (code === 1000 || code === 1001 || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
-    return code;
-  return CLOSE_AGENT_CUT;
-}
-
 /**
- * `GET /v1/machines/{id}/files/watches/{wid}/ws`: bridges the client's WebSocket to the agent's
- * watch WebSocket, message for message. The agent connection is opened first, so a machine that
- * is not running is answered as a plain HTTP error; once bridged, either side closing closes the
- * other (with its code) and releases the agent lease, and a cut lease (pause, hibernate, kill)
- * closes the client with 1012: reconnect with `after` = the last event id seen.
+ * `GET /v1/machines/{id}/files/watches/{wid}/ws`: the client's WebSocket joined to the agent's
+ * watch WebSocket, message for message (see AgentSockets: refusals are HTTP errors before the
+ * upgrade; a cut lease — hibernate, kill — closes with 1012; a client over 4 MiB behind is closed
+ * with 1013): reconnect with `after` = the last event id seen.
  */
-export class FileWatchSockets implements UpgradeRoute {
-  private readonly wss = new PingedWebSocketServer(64 * 1024);
-  private readonly open = new Set<() => void>();
-  private closed = false;
-
-  constructor(
-    private readonly machines: MachineService,
-    private readonly log: Logger,
-  ) {}
-
-  matches(url: URL): boolean {
-    return WS_PATH.test(url.pathname);
-  }
-
-  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL, requestId: string): void {
-    if (this.closed)
-      throw new CodedError('unavailable', 'the server is stopping; reconnect in a moment', {
-        retry_after: 1,
-      });
-    const m = WS_PATH.exec(url.pathname);
-    const id = decode(m?.[1] ?? '', 'id');
-    const wid = parseWatchId(decode(m?.[2] ?? '', 'watch_id'));
-    const after = queryInteger(fileQuery(url.searchParams, ['after']), 'after', ANY_AFTER);
-    this.machines.get(id); // 404 machine_not_found, before anything is opened
-    socket.on('error', () => undefined);
-    this.bridge(req, socket, head, id, wid, after, requestId).catch((err: unknown) =>
-      this.refuse(socket, err, requestId),
-    );
-  }
-
-  /** Closes every bridge (1001: reconnect with `after`) and stops the pings. */
-  close(): void {
-    this.closed = true;
-    for (const end of [...this.open]) end();
-    this.wss.close();
-  }
-
-  private async bridge(
-    req: http.IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    id: string,
-    wid: string,
-    after: number,
-    requestId: string,
-  ): Promise<void> {
-    const lease = await this.machines.openAgent(id, { long: true });
-    if (socket.destroyed || this.closed) {
-      lease.release();
-      if (!socket.destroyed)
-        this.refuse(socket, new CodedError('unavailable', 'the server is stopping'), requestId);
-      return;
-    }
-    const upstream = new WebSocket(`ws+unix://${lease.socketPath}:${R.watch(wid)}/ws?after=${after}`, {
-      maxPayload: 16 * 1024 * 1024,
-    });
-    let bridged = false;
-    const refuse = async (err: unknown) => {
-      if (bridged) return;
-      bridged = true; // settled: no second answer
-      upstream.removeAllListeners();
-      upstream.on('error', () => undefined);
-      upstream.terminate();
-      this.refuse(socket, await lease.failed(err), requestId);
-      lease.release();
-    };
-    lease.onCut((reason) => {
-      if (!bridged)
-        void refuse(new CodedError('unavailable', `the machine's agent connection was closed: ${reason}`));
-    });
-    upstream.once('unexpected-response', (_r, res) => {
-      res.resume();
-      void refuse(
-        new CodedError('not_found', `the machine's agent has no file watch route (status ${res.statusCode})`),
-      );
-    });
-    upstream.once('error', (err: Error & { code?: string }) => {
-      void refuse(
-        new CodedError('unavailable', `machine agent is not reachable: ${err.code ?? err.message}`, {
-          retry_after: 1,
-        }),
-      );
-    });
-    upstream.once('open', () => {
-      if (bridged) return;
-      if (socket.destroyed || !socket.writable) {
-        // The client left while the agent side was opened: nothing to bridge.
-        bridged = true;
-        upstream.removeAllListeners();
-        upstream.on('error', () => undefined);
-        upstream.terminate();
-        lease.release();
-        return;
-      }
-      bridged = true;
-      upstream.removeAllListeners('error');
-      upstream.on('error', (err) => this.log.debug('watch upstream error', { machine_id: id, error: err }));
-      let served = false;
-      this.wss.upgrade(req, socket, head, requestId, (client) => {
-        served = true;
-        this.serve(client, upstream, lease, id);
-      });
-      // ws completes an upgrade synchronously; one it aborted (the socket broke) never calls back.
-      if (!served) {
-        upstream.terminate();
-        lease.release();
-      }
-    });
-  }
-
-  private serve(client: WebSocket, upstream: WebSocket, lease: AgentLease, id: string): void {
-    let done = false;
-    const end = (code: number, reason: string) => {
-      if (done) return;
-      done = true;
-      this.open.delete(stop);
-      lease.release();
-      if (client.readyState === client.OPEN || client.readyState === client.CONNECTING)
-        client.close(forwardableCode(code), reason.slice(0, 120));
-      if (upstream.readyState === upstream.OPEN || upstream.readyState === upstream.CONNECTING)
-        upstream.close();
-    };
-    const stop = () => end(1001, 'server stopping; reconnect with after');
-    this.open.add(stop);
-    upstream.on('message', (data: Buffer, isBinary: boolean) => {
-      if (client.readyState !== client.OPEN) return;
-      if (client.bufferedAmount > MAX_BUFFERED_BYTES) {
-        end(1013, 'too slow: over 4 MiB unsent; reconnect with after');
-        return;
-      }
-      client.send(data, { binary: isBinary });
-    });
-    // Client messages mean nothing here; they are read (and dropped) so pings keep flowing.
-    client.on('message', () => undefined);
-    upstream.on('close', (code: number, reason: Buffer) => end(code, reason.toString() || 'agent closed'));
-    client.on('close', () => end(1000, 'client closed'));
-    client.on('error', (err) => this.log.debug('watch socket error', { machine_id: id, error: err }));
-    lease.onCut((reason) => {
-      upstream.terminate();
-      end(CLOSE_AGENT_CUT, `machine agent connection closed (${reason}); reconnect with after`);
-    });
-  }
-
-  /** Answers a refused upgrade as a plain HTTP error, as the API server does for any request. */
-  private refuse(socket: Duplex, err: unknown, requestId: string): void {
-    let coded: CodedError;
-    if (err instanceof CodedError && err.code !== 'internal') coded = err;
-    else {
-      this.log.error('watch upgrade failed', { request_id: requestId, error: err });
-      coded = new CodedError(
-        'internal',
-        'internal error; the server log has the cause under this request id',
-      );
-    }
-    const body: ErrorBody = {
-      error: {
-        code: coded.code,
-        message: coded.message,
-        ...(coded.details ? { details: coded.details } : {}),
-        request_id: requestId,
-      },
-    };
-    const text = JSON.stringify(body);
-    const retry =
-      coded.code === 'unavailable' || coded.code === 'machine_transitioning'
-        ? `retry-after: ${typeof coded.details?.retry_after === 'number' ? coded.details.retry_after : 1}\r\n`
-        : '';
-    if (socket.destroyed) return;
-    socket.end(
-      `HTTP/1.1 ${coded.status} ${http.STATUS_CODES[coded.status] ?? ''}\r\n` +
-        'content-type: application/json; charset=utf-8\r\n' +
-        `content-length: ${Buffer.byteLength(text)}\r\n` +
-        `x-request-id: ${requestId}\r\n${retry}connection: close\r\n\r\n${text}`,
-    );
-  }
+export function fileWatchSockets(machines: MachineService, log: Logger): AgentSockets {
+  return new AgentSockets(
+    machines,
+    log,
+    WS_PATH,
+    (url, m) => {
+      const id = decode(m[1] ?? '', 'id');
+      const wid = parseWatchId(decode(m[2] ?? '', 'watch_id'));
+      const after = queryInteger(fileQuery(url.searchParams, ['after']), 'after', ANY_AFTER);
+      return { machineId: id, agentPath: `${R.watch(wid)}/ws?after=${after}`, slowClient: 'close' };
+    },
+    64 * 1024,
+  );
 }

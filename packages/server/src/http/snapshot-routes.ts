@@ -1,4 +1,4 @@
-import { expectObject, optionalEnum, rejectUnknownKeys } from '@nullspace/protocol';
+import { optionalEnum, rejectUnknownKeys } from '@nullspace/protocol';
 import type { MachineService } from '../services/machine-service.js';
 import { parseResumeTimeout } from './machine-routes.js';
 import type { Router } from './router.js';

@@ -1015,11 +1015,6 @@ export class MachineService {
     return s;
   }
 
-  /** Throws what a request that needs the machine running gets (409 invalid_state ...). */
-  requireRunningById(id: string): void {
-    this.requireRunning(this.record(id));
-  }
-
   private requireRunning(m: MachineRecord): MachineRecord {
     if (m.status === 'running') return m;
     if (TRANSITIONAL.includes(m.status))
