@@ -1,5 +1,5 @@
 import { invalidArgument } from './errors.js';
-import { ENV_NAME } from './machine.js';
+import { optionalEnvs } from './machine.js';
 import type { StreamControl } from './stream.js';
 import {
   ABSOLUTE_PATH,
@@ -9,7 +9,6 @@ import {
   optionalInteger,
   optionalString,
   optionalStringArray,
-  optionalStringMap,
   rejectUnknownKeys,
 } from './validate.js';
 
@@ -148,13 +147,7 @@ export function parseRunCommand(body: unknown): RunCommandRequest {
     cmd,
     args,
     shell,
-    envs:
-      optionalStringMap(obj, 'envs', {
-        maxEntries: 256,
-        keyPattern: ENV_NAME,
-        keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
-        maxValueLength: 32768,
-      }) ?? {},
+    envs: optionalEnvs(obj),
     timeout_ms:
       optionalInteger(obj, 'timeout_ms', 0, COMMAND_LIMITS.timeout_ms.max) ??
       (background ? 0 : COMMAND_LIMITS.timeout_ms.default),
@@ -268,13 +261,7 @@ export function parsePtyCreate(body: unknown): PtyCreateRequest {
     cols: optionalInteger(obj, 'cols', PTY_LIMITS.cols.min, PTY_LIMITS.cols.max) ?? PTY_LIMITS.cols.default,
     rows: optionalInteger(obj, 'rows', PTY_LIMITS.rows.min, PTY_LIMITS.rows.max) ?? PTY_LIMITS.rows.default,
     args: optionalStringArray(obj, 'args', { maxItems: 4096, maxLength: 128 * 1024 }) ?? [],
-    envs:
-      optionalStringMap(obj, 'envs', {
-        maxEntries: 256,
-        keyPattern: ENV_NAME,
-        keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
-        maxValueLength: 32768,
-      }) ?? {},
+    envs: optionalEnvs(obj),
   };
   const cmd = optionalString(obj, 'cmd', { max: 4096 });
   if (cmd === '') throw invalidArgument('cmd', 'must not be empty');

@@ -185,13 +185,7 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
       pattern: ABSOLUTE_PATH,
       patternHelp: 'must be an absolute path',
     }) ?? MACHINE_LIMITS.cwd.default;
-  const envs =
-    optionalStringMap(obj, 'envs', {
-      maxEntries: MACHINE_LIMITS.envs.maxEntries,
-      keyPattern: ENV_NAME,
-      keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
-      maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
-    }) ?? {};
+  const envs = optionalEnvs(obj);
   const metadata =
     optionalStringMap(obj, 'metadata', {
       maxEntries: MACHINE_LIMITS.metadata.maxEntries,
@@ -333,4 +327,16 @@ export interface ListMachinesResponse<T = MachineInfo> {
   items: T[];
   next_token: string | null;
   has_next: boolean;
+}
+
+/** An `envs` object (names as in a shell, values up to the machine limits); `{}` when absent. */
+export function optionalEnvs(obj: Record<string, unknown>): Record<string, string> {
+  return (
+    optionalStringMap(obj, 'envs', {
+      maxEntries: MACHINE_LIMITS.envs.maxEntries,
+      keyPattern: ENV_NAME,
+      keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
+      maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
+    }) ?? {}
+  );
 }
