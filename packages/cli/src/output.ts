@@ -22,11 +22,13 @@ export function formatKeyValue(entries: [string, string][]): string {
   return entries.map(([k, v]) => `${k.padEnd(width)}   ${v}`.trimEnd()).join('\n') + '\n';
 }
 
-/** A coarse distance from now: `42s ago`, `in 5m`, `3h ago`, `2d ago`. */
+/** A coarse distance from now: `now`, `42s ago`, `in 5m`, `3h ago`, `2d ago`. */
 export function relativeTime(iso: string, now = Date.now()): string {
   const at = Date.parse(iso);
   if (Number.isNaN(at)) return iso;
   const seconds = Math.round((at - now) / 1000);
+  // Within a second of now (a process just started, rounding): not "in 0s".
+  if (seconds === 0) return 'now';
   const abs = Math.abs(seconds);
   let amount: string;
   if (abs < 60) amount = `${abs}s`;
