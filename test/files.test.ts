@@ -442,6 +442,19 @@ describeWithServer('files', (ctx) => {
     assert.equal(await small.files.read('/workspace/full/ok.txt'), 'fits');
   });
 
+  it('ends signed URLs with their machine: none for a killed machine, old ones refused', async () => {
+    const doomed = await Machine.create(ctx.server.conn);
+    await doomed.files.write('/workspace/x.txt', 'x');
+    const url = await doomed.downloadUrl('/workspace/x.txt');
+    assert.equal((await fetch(url)).status, 200);
+    await doomed.kill();
+    await assert.rejects(doomed.downloadUrl('/workspace/x.txt'), isCode('invalid_state'));
+    await m.downloadUrl('/workspace/anything'); // signing deletes the secrets of killed machines
+    const after = await fetch(url);
+    assert.equal(after.status, 403);
+    assert.equal(((await after.json()) as { error: { code: string } }).error.code, 'permission_denied');
+  });
+
   it('signs URLs that work with curl and no key, until they expire, for that path only', async () => {
     await m.files.write('/workspace/signed/report.txt', 'report body\n');
     const url = await m.downloadUrl('/workspace/signed/report.txt', { expiresIn: 600 });

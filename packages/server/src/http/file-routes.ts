@@ -64,6 +64,8 @@ function pathQuery(
 export function addFileRoutes(router: Router, machines: MachineService, o: FileRoutesOptions): FileRoutes {
   const base = '/v1/machines/{id}/files';
   const mid = (ctx: RequestContext) => ctx.params.id ?? '';
+  // Secrets of machines killed while the server was away (or before this was done) go too.
+  o.secrets.forgetDead();
 
   // Bytes: a download or upload may take long, so it is a `long` lease (cut by a checkpoint).
   router.add('GET', base, async (ctx) => {
@@ -162,7 +164,10 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
   router.add('POST', `${base}/signed_url`, async (ctx) => {
     const req = parseSignedUrl(await ctx.body());
     const id = mid(ctx);
-    machines.get(id); // 404 machine_not_found
+    const status = machines.get(id).status; // 404 machine_not_found
+    if (status === 'killed' || status === 'killing')
+      throw new CodedError('invalid_state', `machine ${id} is ${status}`, { machine_id: id, status });
+    o.secrets.forgetDead();
     const expires = Math.floor(Date.now() / 1000) + req.expires_in;
     const sig = sign(o.secrets.getOrCreate(id), id, req.op, req.path, expires);
     const query = new URLSearchParams({ path: req.path, op: req.op, expires: String(expires), sig });

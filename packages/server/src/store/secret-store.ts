@@ -24,4 +24,14 @@ export class SecretStore {
       | undefined;
     return row ? Buffer.from(row.secret, 'hex') : undefined;
   }
+
+  /** Forgets the secrets of machines that are killed (or gone from the store): their URLs are dead. */
+  forgetDead(): number {
+    return this.db
+      .prepare(
+        `DELETE FROM machine_secrets WHERE machine_id NOT IN
+           (SELECT id FROM machines WHERE status != 'killed')`,
+      )
+      .run().changes;
+  }
 }
