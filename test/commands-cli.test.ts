@@ -4,9 +4,10 @@
  * --follow`, `signal`, and `shell` driven through a pipe.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { it } from 'node:test';
 import { Machine } from '@nullspace/sdk';
-import { cli, describeWithServer, eventually } from './harness.js';
+import { CLI, cli, describeWithServer, eventually } from './harness.js';
 
 describeWithServer('commands (CLI)', (ctx) => {
   it('exec streams output, keeps the exit status, and feeds stdin', async () => {
@@ -68,5 +69,31 @@ describeWithServer('commands (CLI)', (ctx) => {
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stdout, /24 80/);
     assert.match(r.stdout, /in=\/dev\/pts\/\d+/);
+  });
+
+  it('shell on a real terminal: raw mode sends Ctrl-C to the machine, not to the CLI', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    // `script` gives the CLI a terminal of its own (stdin and stdout are a pty), as a user's would be.
+    const p = spawn('script', ['-qfec', `${process.execPath} ${CLI} machine shell ${m.id}`, '/dev/null'], {
+      env: { ...process.env, NULLSPACE_API_URL: ctx.server.url, NULLSPACE_API_KEY: ctx.server.apiKey },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+    try {
+      await eventually(async () => out.includes('# '), 'the shell prompt');
+      p.stdin.write('sleep 100\r');
+      await new Promise((r) => setTimeout(r, 500));
+      p.stdin.write('\x03'); // Ctrl-C: in raw mode it reaches the machine's shell, which stops sleep
+      p.stdin.write('echo "after$((6*7))"\r');
+      await eventually(async () => out.includes('after42'), 'the shell to go on after Ctrl-C');
+      p.stdin.write('exit 7\r');
+      assert.equal(await exited, 7);
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }
   });
 });

@@ -239,8 +239,9 @@ Flags:
     const envs = keyValueMap(input.values, 'env', input.command);
     const out = process.stdout;
     const term = await new Machine(id, input.connection).pty.create({
-      cols: out.isTTY ? out.columns : 80,
-      rows: out.isTTY ? out.rows : 24,
+      // A terminal that does not know its size (0 × 0) gets the classic 80 × 24.
+      cols: out.isTTY && out.columns > 0 ? out.columns : 80,
+      rows: out.isTTY && out.rows > 0 ? out.rows : 24,
       ...(cmd === undefined ? {} : { cmd, args }),
       ...(cwd === undefined ? {} : { cwd }),
       ...(envs === undefined ? {} : { envs }),
@@ -253,7 +254,7 @@ Flags:
       term.sendInput(chunk).catch(() => undefined);
     };
     const onResize = () => {
-      term.resize(out.columns, out.rows).catch(() => undefined);
+      if (out.columns > 0 && out.rows > 0) term.resize(out.columns, out.rows).catch(() => undefined);
     };
     stdin.on('data', onInput);
     if (out.isTTY) out.on('resize', onResize);
