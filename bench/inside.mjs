@@ -6,32 +6,56 @@
  * all measured in the same run, interleaved iteration by iteration.
  * Run as root from the repository root: `node bench/inside.mjs [options]`. See bench/README.md.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { mountsUnder } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import WebSocket from 'ws';
+import {
+  CGROUP_V2,
+  MACHINE_CGROUP_PARENT,
+  MiB,
+  REPO_ROOT,
+  TEMPLATE,
+  USAGE_ENVIRONMENT,
+  apiRequest,
+  cgroupDirsFor,
+  checkInterrupted,
+  cleanUpRuntime,
+  cmdline,
+  filesystemOf,
+  fmt,
+  killChildren,
+  killMachinesViaApi,
+  latencyRow,
+  makeRunDir,
+  printHost,
+  printTable,
+  procText,
+  processLeaks,
+  progress,
+  runBench,
+  runState,
+  sh,
+  startServerProcess,
+  stats,
+  stopServerProcess,
+  waitGone,
+} from './lib.mjs';
 
-const TEMPLATE = 'base';
-const DEFAULT_TEMPLATES_DIR = '/var/lib/nullspace/templates';
-const REPO_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 /** Targets (informational): streamed output MB/s at p50, file round trip and PTY echo p50 in ms. */
 const TARGETS = { streamMBs: 100, fileP50Ms: 20, ptyP50Ms: 5 };
-const MiB = 1024 * 1024;
 /** MB/s here is 10^6 bytes per second. */
 const MB = 1e6;
 const FILE_BYTES = MiB;
-const CGROUP_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
-const MACHINE_CGROUP_PARENT = 'nullspace';
 /** Machines live this long (s) unless killed: well past the bench's end. */
 const MACHINE_TIMEOUT_S = 3600;
 /** What the PTYs run: raw mode, no echo, so each byte sent comes straight back from `cat`. */
@@ -46,406 +70,50 @@ const USAGE = `usage: node bench/inside.mjs [options]   (as root, from the repos
   --pty-iterations N    one-byte PTY echoes per series (default 1000)
   --warmup N            warm-up iterations before each series, not counted (default 1; PTY: 20×)
   --vcpus N             vCPUs of the machine (default: the server's default, 1)
-environment: NULLSPACE_TEMPLATES_DIR (default ${DEFAULT_TEMPLATES_DIR}) must hold ${TEMPLATE}/rootfs`;
-
-// ---- options ----------------------------------------------------------------------------------
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      'stream-mib': { type: 'string' },
-      'stream-runs': { type: 'string' },
-      'file-iterations': { type: 'string' },
-      'pty-iterations': { type: 'string' },
-      warmup: { type: 'string' },
-      vcpus: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const int = (name, fallback, min) => {
-    const raw = values[name];
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-    return n;
-  };
-  return {
-    help: values.help === true,
-    streamMiB: int('stream-mib', 256, 1),
-    streamRuns: int('stream-runs', 15, 1),
-    fileIterations: int('file-iterations', 200, 1),
-    ptyIterations: int('pty-iterations', 1000, 1),
-    warmup: int('warmup', 1, 0),
-    vcpus: int('vcpus', undefined, 1),
-  };
-}
-
-// ---- small helpers ----------------------------------------------------------------------------
-
-const progress = (msg) => process.stderr.write(`  … ${msg}\n`);
-
-/** Runs a host tool; rejects with its stderr. */
-function sh(file, args, opts = {}) {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', maxBuffer: 16 * MiB },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${file} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-        else resolve(String(stdout));
-      },
-    );
-  });
-}
-
-/** Nearest-rank percentiles. */
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return { n: 0 };
-  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-  return { n: s.length, p50: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1] };
-}
-
-const fmt = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
-
-/** Prints an aligned table (`header` null: none); `align` has one letter per column, `l` or `r`. */
-function printTable(header, rows, align) {
-  const all = header ? [header, ...rows] : rows;
-  const widths = [...align].map((_, c) => Math.max(...all.map((r) => String(r[c] ?? '').length)));
-  const line = (r) =>
-    r
-      .map((cell, c) =>
-        align[c] === 'l' ? String(cell ?? '').padEnd(widths[c]) : String(cell ?? '').padStart(widths[c]),
-      )
-      .join('  ')
-      .trimEnd();
-  if (header) {
-    console.log(`  ${line(header)}`);
-    console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  }
-  for (const r of rows) console.log(`  ${line(r)}`);
-}
-
-function meminfo() {
-  const text = readFileSync('/proc/meminfo', 'utf8');
-  const get = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024;
-  return { total: get('MemTotal'), available: get('MemAvailable') };
-}
-
-function procText(pid, file) {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** A pid that no longer runs: gone, or a zombie waiting for whoever reaps it. */
-function pidGone(pid) {
-  const status = procText(pid, 'status');
-  return status === undefined || /^State:\s+Z/m.test(status);
-}
-
-const cmdline = (pid) => (procText(pid, 'cmdline') ?? '').replaceAll('\0', ' ');
-
-/** Live (non-zombie) processes whose command line contains `needle`. */
-function pidsWith(needle) {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .filter((pid) => pid !== process.pid && cmdline(pid).includes(needle) && !pidGone(pid));
-}
-
-async function waitGone(pid, ms = 5000) {
-  const deadline = performance.now() + ms;
-  while (!pidGone(pid)) {
-    if (performance.now() > deadline) throw new Error(`process ${pid} still there after ${ms} ms`);
-    await sleep(5);
-  }
-}
-
-/** Existing directories for cgroup path `rel` across every hierarchy (one on v2, many on v1). */
-function cgroupDirsFor(rel) {
-  const roots = CGROUP_V2
-    ? ['/sys/fs/cgroup']
-    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-  return roots.map((r) => join(r, rel)).filter((p) => existsSync(p));
-}
-
-async function mountsUnder(dir) {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((m) => m && (m === dir || m.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-}
-
-async function runcList(root) {
-  if (!existsSync(root)) return [];
-  return (await sh('runc', ['--root', root, 'list', '-q'])).split('\n').filter(Boolean);
-}
+${USAGE_ENVIRONMENT}`;
 
 // ---- host -------------------------------------------------------------------------------------
 
 async function describeHost(templatesDir) {
-  const cpuModel =
-    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
-    os.cpus()[0]?.model;
-  const mem = meminfo();
-  const gib = (b) => (b / 1024 ** 3).toFixed(1);
-  const tmpFs = (await sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', '/tmp']).catch(() => '?'))
-    .trim()
-    .replace(/\s+/, ' on ');
-  const coreutils = (await sh('head', ['--version']).catch(() => '?')).split('\n')[0];
-  console.log('Host');
-  printTable(
-    null,
-    [
-      ['kernel', os.release()],
-      ['cpu', `${cpuModel} × ${os.cpus().length}`],
-      ['memory', `${gib(mem.total)} GiB total, ${gib(mem.available)} GiB available`],
-      ['node', `${process.version} (bench, server, and the agent in the machine)`],
-      ['cgroups', CGROUP_V2 ? 'v2' : 'v1'],
-      ['/tmp', `${tmpFs} (server data dir; the host file baseline)`],
-      ['host head', coreutils],
-      [
-        'load avg',
-        os
-          .loadavg()
-          .map((l) => l.toFixed(2))
-          .join(' '),
-      ],
-      ['templates', `${templatesDir} (template ${TEMPLATE})`],
-    ],
-    'll',
-  );
+  printHost(templatesDir, [
+    ['node', `${process.version} (bench, server, and the agent in the machine)`],
+    ['cgroups', CGROUP_V2 ? 'v2' : 'v1'],
+    ['/tmp', `${await filesystemOf('/tmp')} (server data dir; the host file baseline)`],
+    ['host head', (await sh('head', ['--version']).catch(() => '?')).split('\n')[0]],
+  ]);
 }
 
 // ---- state and cleanup --------------------------------------------------------------------------
 
-/** Everything the bench made, so every exit path can undo it. */
-const S = {
-  tmp: undefined,
-  dataDir: undefined,
-  /** The server: a child process (its own event loop, so it does not share the bench's). */
-  server: undefined,
-  /** Machines created through the API and not killed yet; every id the server made for us. */
-  live: new Set(),
-  machineIds: new Set(),
-  /** Host processes we started (ChildProcess or node-pty terminals: both have pid and kill). */
-  children: new Set(),
-  /** Sockets we opened (WebSockets), closed before the machines are killed. */
-  sockets: new Set(),
-};
+/**
+ * Everything the bench made (see runState); the server is a child process (its own event loop, so
+ * it does not share the bench's). Its host processes are ChildProcesses or node-pty terminals (both
+ * have pid and kill). Besides: the WebSockets we opened, closed before the machines are killed.
+ */
+const S = runState({ sockets: new Set() });
 
-let cleanupPromise;
-function cleanup() {
-  cleanupPromise ??= doCleanup();
-  return cleanupPromise;
-}
-
-async function doCleanup() {
-  const problems = [];
-  const note = (what) => (err) => problems.push(`${what}: ${err?.message ?? err}`);
-
+async function cleanup(note) {
   for (const ws of S.sockets) ws.terminate();
   // 1. Host processes we started, by pid.
-  for (const child of S.children) {
-    if (!pidGone(child.pid)) {
-      try {
-        child.kill('SIGKILL');
-      } catch (err) {
-        note(`kill process ${child.pid}`)(err);
-      }
-    }
-    await waitGone(child.pid).catch(note(`process ${child.pid}`));
-  }
+  await killChildren(S.children, note);
   // 2. Machines through the API, then the server (by its pid).
   if (S.server) {
-    if (S.server.url) {
-      try {
-        const page = await api('GET', '/v1/machines?limit=1000');
-        for (const m of page.items ?? []) {
-          S.machineIds.add(m.id);
-          if (m.status !== 'killed') S.live.add(m.id);
-        }
-      } catch (err) {
-        note('list machines')(err);
-      }
-      for (const id of [...S.live]) {
-        await api('DELETE', `/v1/machines/${id}`).then(
-          () => S.live.delete(id),
-          note(`kill ${id} via the API`),
-        );
-      }
-    }
-    await stopServer().catch(note('stop server'));
+    await killMachinesViaApi(S, note);
+    await stopServerProcess(S.server).catch(note('stop server'));
   }
-  if (!S.tmp) return { problems, leaks: [], checked: 0 };
+  if (!S.tmp) return { leaks: [], checked: 0 };
 
-  // 3. Runtime leftovers: containers in the server's runc root, network namespaces, mounts.
-  const machinesDir = join(S.dataDir, 'machines');
-  if (existsSync(machinesDir)) for (const id of readdirSync(machinesDir)) S.machineIds.add(id);
-  const runcRoot = join(S.dataDir, 'runc');
-  for (const id of await runcList(runcRoot).catch(() => [])) {
-    S.machineIds.add(id);
-    await sh('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
-  }
-  for (const id of S.machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`))
-      await sh('ip', ['netns', 'delete', `ns-${id}`]).catch(note(`netns ns-${id}`));
-  }
-  for (const m of await mountsUnder(S.tmp)) {
-    await sh('umount', [m]).catch(() => sh('umount', ['-l', m]).catch(note(`umount ${m}`)));
-  }
-
-  // 4. Check, then remove the temp dir (never while something is still mounted in it).
-  const leaks = [];
-  for (const id of await runcList(runcRoot).catch(() => [])) leaks.push(`runc container ${id}`);
-  const mounts = await mountsUnder(S.tmp);
-  leaks.push(...mounts.map((m) => `mount ${m}`));
-  const loops = (await sh('losetup', ['-a']).catch(() => ''))
-    .split('\n')
-    .filter((l) => l.includes(`${S.tmp}/`));
-  leaks.push(...loops.map((l) => `loop device ${l}`));
-  if (mounts.length === 0) await rm(S.tmp, { recursive: true, force: true }).catch(note(`rm ${S.tmp}`));
-  if (existsSync(S.tmp)) leaks.push(`temp dir ${S.tmp}`);
-  for (const id of S.machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`)) leaks.push(`netns /run/netns/ns-${id}`);
-    leaks.push(...cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).map((d) => `cgroup ${d}`));
-  }
-  if (S.server && !pidGone(S.server.child.pid)) leaks.push(`server process ${S.server.child.pid}`);
-  for (const child of S.children) if (!pidGone(child.pid)) leaks.push(`process ${child.pid}`);
-  for (const pid of pidsWith(MARK)) leaks.push(`process ${pid} (${cmdline(pid).slice(0, 60)}…)`);
-  return { problems, leaks, checked: S.machineIds.size };
-}
-
-// A throw in a callback (a socket's, a terminal's) must not end the process before cleanup.
-for (const event of ['uncaughtException', 'unhandledRejection']) {
-  process.on(event, (err) => {
-    console.error(`\nbench crashed (${event}): ${err?.stack ?? err}`);
-    finish(1).then(
-      (code) => process.exit(code),
-      () => process.exit(1),
-    );
-  });
-}
-
-let interrupted;
-function checkInterrupted() {
-  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    if (!interrupted) {
-      interrupted = sig;
-      process.stderr.write(`\n${sig}: stopping after the current step, then cleaning up (again to force)\n`);
-      return;
-    }
-    process.stderr.write(`${sig} again: cleaning up now\n`);
-    finish(130).then((code) => process.exit(code));
-  });
-}
-
-// ---- the server, in its own process ------------------------------------------------------------
-
-const SERVER_MAIN = `
-import { startServer } from '@nullspace/server';
-const s = await startServer(JSON.parse(process.env.NSBENCH_SERVER_CONFIG));
-process.stdout.write(JSON.stringify({ url: s.url, apiKey: s.apiKey }) + '\\n');
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  s.close().then(() => process.exit(0), () => process.exit(1));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-`;
-
-/**
- * Starts `startServer` in a child node process (own process group, so a ^C reaches only the bench,
- * which then kills the machines before stopping it) with every setting explicit and no NULLSPACE_*
- * variable inherited. Its own process also means its CPU time can be read on its own.
- */
-async function startServerProcess(templatesDir) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NULLSPACE_')));
-  env.NSBENCH_SERVER_CONFIG = JSON.stringify({
-    host: '127.0.0.1',
-    port: 0,
-    dataDir: S.dataDir,
-    templatesDir,
-    logLevel: 'warn',
-  });
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SERVER_MAIN, MARK], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
-  S.server = { child };
-  const first = await new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // drain anything later
-        resolve(buf.slice(0, nl));
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      reject(new Error(`server exited (${code ?? signal}) before listening`)),
-    );
-  });
-  const { url, apiKey } = JSON.parse(first);
-  Object.assign(S.server, { url, apiKey, port: Number(new URL(url).port) });
-}
-
-async function stopServer() {
-  const { child } = S.server;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  // 3. Runtime leftovers (containers in the server's runc root, network namespaces, mounts), then
+  //    the check.
+  const { leaks, checked } = await cleanUpRuntime(S, note);
+  leaks.push(...processLeaks({ server: S.server?.child, children: S.children, mark: MARK }));
+  return { leaks, checked };
 }
 
 // ---- HTTP: the server's API without the SDK, and the agent without the server -----------------------
 
 /** One JSON request to the server with the API key (fetch); resolves with the parsed body. */
-async function api(method, path, body) {
-  const res = await fetch(`${S.server.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${S.server.apiKey}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok)
-    throw new Error(
-      `${method} ${path}: HTTP ${res.status} ${json?.error?.code ?? ''} ${json?.error?.message ?? text.slice(0, 200)}`,
-    );
-  return json;
-}
+const api = (method, path, body) => apiRequest(S.server, method, path, body);
 
 /**
  * Where a raw request goes: the server over TCP (with the API key, keep-alive), or a machine's
@@ -1124,9 +792,8 @@ async function bench(opts, templatesDir) {
   const info = {};
   clkTck = Number((await sh('getconf', ['CLK_TCK']).catch(() => '100')).trim()) || 100;
 
-  S.tmp = mkdtempSync('/tmp/nsbench-');
-  S.dataDir = join(S.tmp, 'data');
-  await startServerProcess(templatesDir);
+  makeRunDir(S);
+  await startServerProcess(S, templatesDir, { args: [MARK] });
   const machine = await createMachine(opts.vcpus);
   const m = await api('GET', `/v1/machines/${machine.id}`);
   info.vcpus = m.vcpus;
@@ -1195,11 +862,7 @@ async function bench(opts, templatesDir) {
   const diskMount = await machineDiskMount(machine.id);
   const diskDir = diskMount ? join(diskMount, `nsbench-host-files-${process.pid}`) : undefined;
   if (diskDir) await mkdir(diskDir, { recursive: true });
-  info.diskFs = diskMount
-    ? (await sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', diskMount]).catch(() => '?'))
-        .trim()
-        .replace(/\s+/, ' on ')
-    : undefined;
+  info.diskFs = diskMount ? await filesystemOf(diskMount) : undefined;
   const hasFiles = typeof machine.files?.write === 'function' && typeof machine.files?.read === 'function';
   info.filesSdk = hasFiles;
   const filesPath = '/workspace/nsbench-1mib.bin';
@@ -1338,28 +1001,7 @@ function report({ R, info, opts, bytes }) {
   );
 
   console.log('\n2. 1 MiB file: write then read back the bytes, compared (ms; p50/p95 nearest-rank)');
-  const msRow = (label, st, target) =>
-    st === undefined || st.n === 0
-      ? [
-          label,
-          0,
-          '-',
-          '-',
-          '-',
-          '-',
-          target === undefined ? '' : `≤ ${target}`,
-          target === undefined ? '' : 'n/a',
-        ]
-      : [
-          label,
-          st.n,
-          fmt(st.p50, 2),
-          fmt(st.p95, 2),
-          fmt(st.min, 2),
-          fmt(st.max, 2),
-          target === undefined ? '' : `≤ ${target}`,
-          target === undefined ? '' : st.p50 <= target ? 'PASS' : 'MISS',
-        ];
+  const msRow = (label, st, target) => latencyRow(label, st, target, 2);
   const fileRows = [];
   const fileSeries = [
     ['fileSdk', 'SDK: files.write + files.read(bytes)', TARGETS.fileP50Ms],
@@ -1488,76 +1130,28 @@ function hints(s, info, rate) {
   for (const h of out) console.log(`  - ${h}`);
 }
 
-async function main() {
-  let opts;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    console.error(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  if (opts.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    console.error('bench/inside.mjs needs root (runc, mounts, network namespaces)');
-    return 2;
-  }
-  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || DEFAULT_TEMPLATES_DIR;
-  if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'head'))) {
-    console.error(
-      `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
-    );
-    return 2;
-  }
-
-  console.log('Nullspace inside-a-machine benchmark\n');
-  await describeHost(templatesDir);
-  let code = 0;
-  try {
-    report(await bench(opts, templatesDir));
-  } catch (err) {
-    if (interrupted) {
-      console.error(`\nbench interrupted by ${interrupted}`);
-      code = 130;
-    } else {
-      console.error(`\nbench failed: ${err?.stack ?? err}`);
-      code = 1;
-    }
-  }
-  return finish(code);
-}
-
-/** Cleans up, checks for leaks and prints the verdict (once); returns the exit code. */
-let finishPromise;
-function finish(code) {
-  finishPromise ??= doFinish(code);
-  return finishPromise;
-}
-
-async function doFinish(code) {
-  progress('cleanup');
-  const { problems, leaks, checked } = await cleanup();
-  for (const p of problems) console.error(`cleanup problem: ${p}`);
-  if (leaks.length > 0) {
-    console.error(`\nLEAKED (${leaks.length}):`);
-    for (const l of leaks) console.error(`  ${l}`);
-    return 1;
-  }
-  console.log(
-    `\nCleanup: ${checked} machine(s) checked: no runc container, mount, loop device, netns or cgroup left;` +
-      ' server stopped, host processes gone, temp dir removed' +
-      `${problems.length ? ` (${problems.length} cleanup problems, see stderr)` : ''}.`,
-  );
-  if (code === 0) console.log('Targets are informational: a MISS does not fail the bench.');
-  return problems.length > 0 ? 1 : code;
-}
-
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    console.error(`bench crashed: ${err?.stack ?? err}`);
-    process.exit(await finish(1).catch(() => 1));
+runBench({
+  script: 'bench/inside.mjs',
+  usage: USAGE,
+  options: {
+    streamMiB: ['stream-mib', 256, 1],
+    streamRuns: ['stream-runs', 15, 1],
+    fileIterations: ['file-iterations', 200, 1],
+    ptyIterations: ['pty-iterations', 1000, 1],
+    warmup: ['warmup', 1, 0],
+    vcpus: ['vcpus', undefined, 1],
   },
-);
+  rootFor: 'runc, mounts, network namespaces',
+  preflight: (templatesDir) =>
+    existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'head'))
+      ? undefined
+      : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+  title: 'Nullspace inside-a-machine benchmark',
+  describeHost,
+  bench,
+  report,
+  cleanup,
+  cleanedUp: (checked) =>
+    `${checked} machine(s) checked: no runc container, mount, loop device, netns or cgroup left;` +
+    ' server stopped, host processes gone, temp dir removed',
+});

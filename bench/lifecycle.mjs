@@ -6,27 +6,46 @@
  * template) measured in the same run.
  * Run as root from the repository root: `node bench/lifecycle.mjs [--iterations N]`. See bench/README.md.
  */
-import { execFile, spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import {
+  ApiError,
+  CGROUP_V2,
+  MiB,
+  TEMPLATE,
+  USAGE_ENVIRONMENT,
+  apiRequest,
+  checkInterrupted,
+  cleanUpRuntime,
+  cmdline,
+  filesystemOf,
+  fmt,
+  killChildren,
+  killMachinesViaApi,
+  latencyRow,
+  makeRunDir,
+  pidGone,
+  pidsWith,
+  printHost,
+  printTable,
+  processLeaks,
+  progress,
+  rssBytes,
+  runBench,
+  runState,
+  sh,
+  startServerProcess,
+  stats,
+  stopServerProcess,
+  timed,
+  toolVersion,
+  waitGone,
+} from './lib.mjs';
 
-const TEMPLATE = 'base';
-const DEFAULT_TEMPLATES_DIR = '/var/lib/nullspace/templates';
-const REPO_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 /** Targets from the lifecycle issue (ms); they apply to p50 and are informational. */
 const TARGETS = {
   pause: 20,
@@ -37,13 +56,10 @@ const TARGETS = {
   fork: 500,
   event: 20,
 };
-const MiB = 1024 * 1024;
 const BALLAST_MIB = 100;
 /** In every ballast process's command line, so the bench can recognise (and only kill) its own. */
 const MARK = `nsbench-lifecycle-${process.pid}`;
-const CGROUP_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
 const FREEZER_ROOT = '/sys/fs/cgroup/freezer';
-const MACHINE_CGROUP_PARENT = 'nullspace';
 const CRIU = '/usr/local/sbin/criu';
 /** Machines live this long (s) unless killed: well past the bench's end, never expiring mid-run. */
 const MACHINE_TIMEOUT_S = 3600;
@@ -54,129 +70,9 @@ const SUBSCRIBE_SETTLE_MS = 30;
 const USAGE = `usage: node bench/lifecycle.mjs [options]   (as root, from the repository root)
   --iterations N   timed iterations of every series (default 10)
   --warmup N       warm-up iterations before each series, not counted (default 1)
-environment: NULLSPACE_TEMPLATES_DIR (default ${DEFAULT_TEMPLATES_DIR}) must hold ${TEMPLATE}/rootfs`;
-
-// ---- options ----------------------------------------------------------------------------------
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      iterations: { type: 'string' },
-      warmup: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const int = (name, fallback, min) => {
-    const raw = values[name];
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-    return n;
-  };
-  return { help: values.help === true, iterations: int('iterations', 10, 1), warmup: int('warmup', 1, 0) };
-}
+${USAGE_ENVIRONMENT}`;
 
 // ---- small helpers ----------------------------------------------------------------------------
-
-const progress = (msg) => process.stderr.write(`  … ${msg}\n`);
-
-/** Runs a host tool; rejects with its stderr. */
-function sh(file, args, opts = {}) {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs ?? 60_000, killSignal: 'SIGKILL', cwd: opts.cwd, maxBuffer: 16 * MiB },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${file} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-        else resolve(String(stdout));
-      },
-    );
-  });
-}
-
-/** Nearest-rank percentiles. */
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return { n: 0 };
-  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-  return { n: s.length, p50: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1] };
-}
-
-const fmt = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
-const verdict = (value, target) => (value === undefined ? 'n/a' : value <= target ? 'PASS' : 'MISS');
-
-/** Prints an aligned table (`header` null: none); `align` has one letter per column, `l` or `r`. */
-function printTable(header, rows, align) {
-  const all = header ? [header, ...rows] : rows;
-  const widths = [...align].map((_, c) => Math.max(...all.map((r) => String(r[c] ?? '').length)));
-  const line = (r) =>
-    r
-      .map((cell, c) =>
-        align[c] === 'l' ? String(cell ?? '').padEnd(widths[c]) : String(cell ?? '').padStart(widths[c]),
-      )
-      .join('  ')
-      .trimEnd();
-  if (header) {
-    console.log(`  ${line(header)}`);
-    console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  }
-  for (const r of rows) console.log(`  ${line(r)}`);
-}
-
-function meminfo() {
-  const text = readFileSync('/proc/meminfo', 'utf8');
-  const get = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024;
-  return { total: get('MemTotal'), available: get('MemAvailable') };
-}
-
-function procStatus(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function rssBytes(pid) {
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(procStatus(pid) ?? '')?.[1];
-  return kb === undefined ? 0 : Number(kb) * 1024;
-}
-
-/** A pid that no longer runs: gone, or a zombie waiting for whoever reaps it. */
-function pidGone(pid) {
-  const status = procStatus(pid);
-  return status === undefined || /^State:\s+Z/m.test(status);
-}
-
-function cmdline(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch {
-    return '';
-  }
-}
-
-/** Live (non-zombie) processes whose command line contains `needle`. */
-function pidsWith(needle) {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .filter((pid) => pid !== process.pid && cmdline(pid).includes(needle) && !pidGone(pid));
-}
-
-/** Waits until `pid` has exited (`free`: until it is reaped too, so the pid can be reused). */
-async function waitGone(pid, { ms = 5000, free = false } = {}) {
-  const deadline = performance.now() + ms;
-  while (free ? procStatus(pid) !== undefined : !pidGone(pid)) {
-    if (performance.now() > deadline)
-      throw new Error(`process ${pid} still there${free ? ' (or not reaped)' : ''} after ${ms} ms`);
-    await sleep(5);
-  }
-}
 
 /** Kills a pid only if it is still one of ours (its command line carries `needle`). */
 async function killOurs(pid, needle) {
@@ -193,127 +89,48 @@ async function dirBytes(dir) {
   return Number((await sh('du', ['-sb', dir])).split(/\s/)[0]);
 }
 
-/** Existing directories for cgroup path `rel` across every hierarchy (one on v2, many on v1). */
-function cgroupDirsFor(rel) {
-  const roots = CGROUP_V2
-    ? ['/sys/fs/cgroup']
-    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-  return roots.map((r) => join(r, rel)).filter((p) => existsSync(p));
-}
-
-async function mountsUnder(dir) {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((m) => m && (m === dir || m.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-}
-
-async function runcList(root) {
-  if (!existsSync(root)) return [];
-  return (await sh('runc', ['--root', root, 'list', '-q'])).split('\n').filter(Boolean);
-}
-
 // ---- host -------------------------------------------------------------------------------------
 
 async function describeHost(templatesDir) {
-  const cpuModel =
-    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
-    os.cpus()[0]?.model;
-  const mem = meminfo();
-  const version = async (file, args, lines = 1) =>
-    (await sh(file, args).catch((e) => `unavailable (${e.message})`))
-      .trim()
-      .split('\n')
-      .slice(0, lines)
-      .join(', ');
-  const gib = (b) => (b / 1024 ** 3).toFixed(1);
-  const tmpFs = (await sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', '/tmp']).catch(() => '?'))
-    .trim()
-    .replace(/\s+/, ' on ');
-  console.log('Host');
-  printTable(
-    null,
+  printHost(templatesDir, [
+    ['runc', await toolVersion('runc', ['--version'], 2)],
+    ['criu', await toolVersion(CRIU, ['--version'])],
+    ['node', process.version],
     [
-      ['kernel', os.release()],
-      ['cpu', `${cpuModel} × ${os.cpus().length}`],
-      ['memory', `${gib(mem.total)} GiB total, ${gib(mem.available)} GiB available`],
-      ['runc', await version('runc', ['--version'], 2)],
-      ['criu', await version(CRIU, ['--version'])],
-      ['node', process.version],
-      [
-        'cgroups',
-        CGROUP_V2
-          ? 'v2'
-          : `v1 (hybrid; freezer at ${FREEZER_ROOT}${existsSync(FREEZER_ROOT) ? '' : ': MISSING'})`,
-      ],
-      ['/tmp', `${tmpFs} (server data dir, snapshot images and the criu baseline's images)`],
-      [
-        'load avg',
-        os
-          .loadavg()
-          .map((l) => l.toFixed(2))
-          .join(' '),
-      ],
-      ['templates', `${templatesDir} (template ${TEMPLATE})`],
+      'cgroups',
+      CGROUP_V2
+        ? 'v2'
+        : `v1 (hybrid; freezer at ${FREEZER_ROOT}${existsSync(FREEZER_ROOT) ? '' : ': MISSING'})`,
     ],
-    'll',
-  );
+    [
+      '/tmp',
+      `${await filesystemOf('/tmp')} (server data dir, snapshot images and the criu baseline's images)`,
+    ],
+  ]);
 }
 
 // ---- state and cleanup --------------------------------------------------------------------------
 
-/** Everything the bench made, so every exit path can undo it. */
-const S = {
-  tmp: undefined,
-  dataDir: undefined,
-  /** The server: a child process (its own event loop, so timings are not shared with the bench). */
-  server: undefined,
-  /** Machines created (or forked) through the API and not killed yet. */
-  live: new Set(),
-  /** Every machine id the server made for us (for the leak check). */
-  machineIds: new Set(),
-  /** Reusable snapshots not deleted yet. */
-  snapshots: new Set(),
-  /** Host processes we started (ChildProcess), and pids of restored baseline processes. */
-  children: new Set(),
-  restoredPids: new Set(),
-  freezerDir: undefined,
-};
+/**
+ * Everything the bench made (see runState); the server is a child process (its own event loop, so
+ * timings are not shared with the bench). Besides: reusable snapshots not deleted yet, the pids of
+ * restored criu baseline processes (no longer node's children) and our freezer cgroup.
+ */
+const S = runState({ snapshots: new Set(), restoredPids: new Set(), freezerDir: undefined });
 
-let cleanupPromise;
-function cleanup() {
-  cleanupPromise ??= doCleanup();
-  return cleanupPromise;
-}
-
-async function doCleanup() {
-  const problems = [];
-  const note = (what) => (err) => problems.push(`${what}: ${err?.message ?? err}`);
-
+async function cleanup(note) {
   // 1. Snapshots and machines through the API, then the server (by its pid).
   if (S.server) {
-    for (const id of [...S.snapshots]) {
-      await api('DELETE', `/v1/snapshots/${id}`).then(
-        () => S.snapshots.delete(id),
-        note(`delete snapshot ${id}`),
-      );
-    }
-    try {
-      // Anything the server knows that is not killed (fork children included).
-      const page = await api('GET', '/v1/machines?limit=1000');
-      for (const m of page.items ?? []) {
-        S.machineIds.add(m.id);
-        if (m.status !== 'killed') S.live.add(m.id);
+    if (S.server.url) {
+      for (const id of [...S.snapshots]) {
+        await api('DELETE', `/v1/snapshots/${id}`).then(
+          () => S.snapshots.delete(id),
+          note(`delete snapshot ${id}`),
+        );
       }
-    } catch (err) {
-      note('list machines')(err);
     }
-    for (const id of [...S.live]) {
-      await api('DELETE', `/v1/machines/${id}`).then(() => S.live.delete(id), note(`kill ${id} via the API`));
-    }
-    await stopServer().catch(note('stop server'));
+    await killMachinesViaApi(S, note);
+    await stopServerProcess(S.server).catch(note('stop server'));
   }
   // 2. Baselines: thaw and empty our freezer cgroup, kill what we started, by pid.
   if (S.freezerDir && existsSync(S.freezerDir)) {
@@ -324,10 +141,7 @@ async function doCleanup() {
     }
   }
   for (const pid of S.restoredPids) await killOurs(pid, MARK).catch(note(`criu baseline process ${pid}`));
-  for (const child of S.children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await waitGone(child.pid).catch(note(`process ${child.pid}`));
-  }
+  await killChildren(S.children, note);
   if (S.freezerDir && existsSync(S.freezerDir)) {
     for (let i = 0; i < 50 && existsSync(S.freezerDir); i++) {
       try {
@@ -338,165 +152,20 @@ async function doCleanup() {
       }
     }
   }
-  if (!S.tmp) return { problems, leaks: [], checked: 0 };
+  if (!S.tmp) return { leaks: [], checked: 0 };
 
-  // 3. Runtime leftovers: containers in the server's runc root, network namespaces.
-  const machinesDir = join(S.dataDir, 'machines');
-  if (existsSync(machinesDir)) for (const id of readdirSync(machinesDir)) S.machineIds.add(id);
-  const runcRoot = join(S.dataDir, 'runc');
-  for (const id of await runcList(runcRoot).catch(() => [])) {
-    S.machineIds.add(id);
-    await sh('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
-  }
-  for (const id of S.machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`))
-      await sh('ip', ['netns', 'delete', `ns-${id}`]).catch(note(`netns ns-${id}`));
-  }
-  // 4. Mounts under the temp dir, deepest first (overlays before the disks under them).
-  for (const m of await mountsUnder(S.tmp)) {
-    await sh('umount', [m]).catch(() => sh('umount', ['-l', m]).catch(note(`umount ${m}`)));
-  }
-
-  // 5. Check, then remove the temp dir (never while something is still mounted in it).
-  const leaks = [];
-  for (const id of await runcList(runcRoot).catch(() => [])) leaks.push(`runc container ${id}`);
-  const mounts = await mountsUnder(S.tmp);
-  leaks.push(...mounts.map((m) => `mount ${m}`));
-  const loops = (await sh('losetup', ['-a']).catch(() => ''))
-    .split('\n')
-    .filter((l) => l.includes(`${S.tmp}/`));
-  leaks.push(...loops.map((l) => `loop device ${l}`));
-  if (mounts.length === 0) await rm(S.tmp, { recursive: true, force: true }).catch(note(`rm ${S.tmp}`));
-  if (existsSync(S.tmp)) leaks.push(`temp dir ${S.tmp}`);
-  for (const id of S.machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`)) leaks.push(`netns /run/netns/ns-${id}`);
-    leaks.push(...cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).map((d) => `cgroup ${d}`));
-  }
+  // 3. Runtime leftovers (containers in the server's runc root, network namespaces, mounts), then
+  //    the check.
+  const { leaks, checked } = await cleanUpRuntime(S, note);
   if (S.freezerDir && existsSync(S.freezerDir)) leaks.push(`cgroup ${S.freezerDir}`);
-  if (S.server && !pidGone(S.server.child.pid)) leaks.push(`server process ${S.server.child.pid}`);
-  for (const child of S.children) if (!pidGone(child.pid)) leaks.push(`process ${child.pid}`);
-  for (const pid of pidsWith(MARK)) leaks.push(`process ${pid} (${cmdline(pid).slice(0, 60)}…)`);
-  return { problems, leaks, checked: S.machineIds.size };
-}
-
-let interrupted;
-function checkInterrupted() {
-  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    if (!interrupted) {
-      interrupted = sig;
-      process.stderr.write(`\n${sig}: stopping after the current step, then cleaning up (again to force)\n`);
-      return;
-    }
-    process.stderr.write(`${sig} again: cleaning up now\n`);
-    finish(130).then((code) => process.exit(code));
-  });
-}
-
-// ---- the server, in its own process ------------------------------------------------------------
-
-const SERVER_MAIN = `
-import { startServer } from '@nullspace/server';
-const s = await startServer(JSON.parse(process.env.NSBENCH_SERVER_CONFIG));
-process.stdout.write(JSON.stringify({ url: s.url, apiKey: s.apiKey }) + '\\n');
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  s.close().then(() => process.exit(0), () => process.exit(1));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-`;
-
-/**
- * Starts `startServer` in a child node process (own process group, so a ^C reaches only the bench,
- * which then kills the machines before stopping it) with every setting explicit and no NULLSPACE_*
- * variable inherited. Resolves with its URL and API key.
- */
-async function startServerProcess(templatesDir) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NULLSPACE_')));
-  env.NSBENCH_SERVER_CONFIG = JSON.stringify({
-    host: '127.0.0.1',
-    port: 0,
-    dataDir: S.dataDir,
-    templatesDir,
-    snapshotsDir: join(S.dataDir, 'snapshots'),
-    logLevel: 'warn',
-  });
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SERVER_MAIN], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
-  S.server = { child };
-  const first = await new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // drain anything later
-        resolve(buf.slice(0, nl));
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      reject(new Error(`server exited (${code ?? signal}) before listening`)),
-    );
-  });
-  const { url, apiKey } = JSON.parse(first);
-  Object.assign(S.server, { url, apiKey });
-}
-
-async function stopServer() {
-  const { child } = S.server;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  leaks.push(...processLeaks({ server: S.server?.child, children: S.children, mark: MARK }));
+  return { leaks, checked };
 }
 
 // ---- HTTP ---------------------------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(method, path, status, body) {
-    super(
-      `${method} ${path}: HTTP ${status} ${body?.error?.code ?? ''} ${body?.error?.message ?? ''}`.trim(),
-    );
-    this.status = status;
-    this.code = body?.error?.code;
-  }
-}
-
-/** One request with the API key; resolves with the parsed JSON body once it has fully arrived. */
-async function api(method, path, body) {
-  const res = await fetch(`${S.server.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${S.server.apiKey}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok) throw new ApiError(method, path, res.status, json);
-  return json;
-}
+/** One JSON request to the server with the API key (see apiRequest). */
+const api = (method, path, body) => apiRequest(S.server, method, path, body);
 
 async function createMachine(extra = {}) {
   const info = await api('POST', '/v1/machines', {
@@ -523,13 +192,6 @@ async function run(id, cmd, opts = {}) {
 function expectStatus(info, status, what) {
   if (info?.status !== status) throw new Error(`${what}: status ${info?.status}, expected ${status}`);
   return info;
-}
-
-/** Times `fn` (ms); resolves with [ms, result]. */
-async function timed(fn) {
-  const t0 = performance.now();
-  const result = await fn();
-  return [performance.now() - t0, result];
 }
 
 // ---- ballast: ~100 MiB resident -----------------------------------------------------------------
@@ -758,10 +420,9 @@ async function bench(opts, templatesDir) {
   };
   const info = {};
 
-  S.tmp = mkdtempSync('/tmp/nsbench-');
-  S.dataDir = join(S.tmp, 'data');
+  makeRunDir(S);
   await mkdir(join(S.tmp, 'criu'), { recursive: true });
-  await startServerProcess(templatesDir);
+  await startServerProcess(S, templatesDir, { config: { snapshotsDir: join(S.dataDir, 'snapshots') } });
   console.log('');
   printTable(
     null,
@@ -939,19 +600,12 @@ async function bench(opts, templatesDir) {
 
 function report({ R, info }) {
   const s = Object.fromEntries(Object.entries(R).map(([key, xs]) => [key, stats(xs)]));
-  const row = (label, st, target) =>
-    st === undefined || st.n === 0
-      ? [label, 0, '-', '-', '-', '-', target === undefined ? '' : `≤ ${target}`, 'n/a']
-      : [
-          label,
-          st.n,
-          fmt(st.p50),
-          fmt(st.p95),
-          fmt(st.min),
-          fmt(st.max),
-          target === undefined ? '' : `≤ ${target}`,
-          target === undefined ? '' : verdict(st.p50, target),
-        ];
+  // Here a row without figures says n/a even without a target (the missing freezer baseline).
+  const row = (label, st, target) => {
+    const cells = latencyRow(label, st, target);
+    if (!st?.n) cells[7] = 'n/a';
+    return cells;
+  };
   const mib = (b) => (b === undefined ? '?' : `${fmt(b / MiB)} MiB`);
   console.log('\nLatency (ms; p50/p95 nearest-rank, min, max; the target applies to p50)');
   const rows = [
@@ -1028,80 +682,25 @@ function report({ R, info }) {
   );
 }
 
-async function main() {
-  let opts;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    console.error(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  if (opts.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    console.error('bench/lifecycle.mjs needs root (runc, criu, cgroups)');
-    return 2;
-  }
-  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || DEFAULT_TEMPLATES_DIR;
-  if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3'))) {
-    console.error(`no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`);
-    return 2;
-  }
-  for (const f of [CRIU, '/usr/bin/python3']) {
-    if (!existsSync(f) || !(statSync(f).mode & 0o111)) {
-      console.error(`${f} is needed for the baselines`);
-      return 2;
+runBench({
+  script: 'bench/lifecycle.mjs',
+  usage: USAGE,
+  options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0] },
+  rootFor: 'runc, criu, cgroups',
+  preflight: (templatesDir) => {
+    if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3')))
+      return `no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`;
+    for (const f of [CRIU, '/usr/bin/python3']) {
+      if (!existsSync(f) || !(statSync(f).mode & 0o111)) return `${f} is needed for the baselines`;
     }
-  }
-
-  console.log('Nullspace lifecycle benchmark\n');
-  await describeHost(templatesDir);
-  let code = 0;
-  try {
-    report(await bench(opts, templatesDir));
-  } catch (err) {
-    if (interrupted) {
-      console.error(`\nbench interrupted by ${interrupted}`);
-      code = 130;
-    } else {
-      console.error(`\nbench failed: ${err?.stack ?? err}`);
-      code = 1;
-    }
-  }
-  return finish(code);
-}
-
-/** Cleans up, checks for leaks and prints the verdict (once); returns the exit code. */
-let finishPromise;
-function finish(code) {
-  finishPromise ??= doFinish(code);
-  return finishPromise;
-}
-
-async function doFinish(code) {
-  progress('cleanup');
-  const { problems, leaks, checked } = await cleanup();
-  for (const p of problems) console.error(`cleanup problem: ${p}`);
-  if (leaks.length > 0) {
-    console.error(`\nLEAKED (${leaks.length}):`);
-    for (const l of leaks) console.error(`  ${l}`);
-    return 1;
-  }
-  console.log(
-    `\nCleanup: ${checked} machines checked: no runc container, mount, loop device, netns or cgroup left;` +
-      ' server stopped, baseline processes and freezer cgroup gone, temp dir removed' +
-      `${problems.length ? ` (${problems.length} cleanup problems, see stderr)` : ''}.`,
-  );
-  if (code === 0) console.log('Targets are informational: a MISS does not fail the bench.');
-  return problems.length > 0 ? 1 : code;
-}
-
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    console.error(`bench crashed: ${err?.stack ?? err}`);
-    process.exit(await finish(1).catch(() => 1));
+    return undefined;
   },
-);
+  title: 'Nullspace lifecycle benchmark',
+  describeHost,
+  bench,
+  report,
+  cleanup,
+  cleanedUp: (checked) =>
+    `${checked} machines checked: no runc container, mount, loop device, netns or cgroup left;` +
+    ' server stopped, baseline processes and freezer cgroup gone, temp dir removed',
+});

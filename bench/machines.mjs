@@ -5,91 +5,54 @@
  * Run as root from the repository root: `node bench/machines.mjs [--iterations N]`. See bench/README.md.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
-import { AgentClient, mountsUnder } from '@nullspace/runtime';
+import { AgentClient } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { startServer } from '@nullspace/server';
+import {
+  CGROUP_V2,
+  MACHINE_CGROUP_PARENT,
+  MiB,
+  TEMPLATE,
+  USAGE_ENVIRONMENT,
+  checkInterrupted,
+  cleanUpRuntime,
+  fmt,
+  killChildren,
+  killMachinesViaApi,
+  latencyRow,
+  makeRunDir,
+  meminfo,
+  printHost,
+  printTable,
+  processLeaks,
+  progress,
+  rssBytes,
+  runBench,
+  runState,
+  runcList,
+  sh,
+  stats,
+  timed,
+  toolVersion,
+  verdict,
+} from './lib.mjs';
 
-const TEMPLATE = 'base';
-const DEFAULT_TEMPLATES_DIR = '/var/lib/nullspace/templates';
 const TARGETS = { createP50Ms: 150, runP50Ms: 10, idleMiB: 40 };
 const IDLE_WAIT_MS = 2000;
-const MiB = 1024 * 1024;
-const CGROUP_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
-/** The runc driver's default cgroup parent: machines live at `<parent>/<id>` in every hierarchy. */
-const MACHINE_CGROUP_PARENT = 'nullspace';
 
 const USAGE = `usage: node bench/machines.mjs [options]   (as root, from the repository root)
   --iterations N       create/kill iterations, also the baselines and the breakdown (default 20)
   --run-iterations N   commands.run('true') iterations (default 200)
   --machines K         idle machines for the memory figure (default 10)
   --warmup N           warm-up runs before each timed series, not counted (default 2)
-environment: NULLSPACE_TEMPLATES_DIR (default ${DEFAULT_TEMPLATES_DIR}) must hold ${TEMPLATE}/rootfs`;
-
-// ---- options ----------------------------------------------------------------------------------
-
-function parseOptions(argv) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      iterations: { type: 'string' },
-      'run-iterations': { type: 'string' },
-      machines: { type: 'string' },
-      warmup: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const int = (name, fallback, min) => {
-    const raw = values[name];
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-    return n;
-  };
-  return {
-    help: values.help === true,
-    iterations: int('iterations', 20, 1),
-    runIterations: int('run-iterations', 200, 1),
-    machines: int('machines', 10, 1),
-    warmup: int('warmup', 2, 0),
-  };
-}
+${USAGE_ENVIRONMENT}`;
 
 // ---- small helpers ----------------------------------------------------------------------------
-
-const progress = (msg) => process.stderr.write(`  … ${msg}\n`);
-
-/** Runs a host tool; rejects with its stderr. */
-function sh(file, args, opts = {}) {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', cwd: opts.cwd, maxBuffer: 16 * MiB },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${file} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-        else resolve(String(stdout));
-      },
-    );
-  });
-}
-
-async function shOk(file, args) {
-  try {
-    await sh(file, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Spawns a program with no stdio and resolves when it exits 0. With `keepStderr` its stderr is piped
@@ -120,59 +83,9 @@ function execFileTrue() {
   });
 }
 
-async function timed(fn) {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-
-/** Nearest-rank percentiles. */
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  return { n: s.length, p50: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1], mean };
-}
-
-const fmt = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
-const verdict = (value, target) => (value === undefined ? 'n/a' : value <= target ? 'PASS' : 'MISS');
-
-/** Prints an aligned table (`header` null: none); `align` has one letter per column, `l` or `r`. */
-function printTable(header, rows, align) {
-  const all = header ? [header, ...rows] : rows;
-  const widths = [...align].map((_, c) => Math.max(...all.map((r) => String(r[c] ?? '').length)));
-  const line = (r) =>
-    r
-      .map((cell, c) =>
-        align[c] === 'l' ? String(cell ?? '').padEnd(widths[c]) : String(cell ?? '').padStart(widths[c]),
-      )
-      .join('  ')
-      .trimEnd();
-  if (header) {
-    console.log(`  ${line(header)}`);
-    console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  }
-  for (const r of rows) console.log(`  ${line(r)}`);
-}
-
-function meminfo() {
-  const text = readFileSync('/proc/meminfo', 'utf8');
-  const get = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024;
-  return { total: get('MemTotal'), available: get('MemAvailable') };
-}
-
 function hostUsedBytes() {
   const m = meminfo();
   return m.total - m.available;
-}
-
-function rssBytes(pid) {
-  try {
-    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb === undefined ? 0 : Number(kb) * 1024;
-  } catch {
-    return 0; // gone, or a kernel thread
-  }
 }
 
 function machineMemoryCgroup(id) {
@@ -193,166 +106,49 @@ function machineProcessesRss(id) {
   return pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
 }
 
-/** Existing directories for cgroup path `rel` across every hierarchy (one on v2, many on v1). */
-function cgroupDirsFor(rel) {
-  const roots = CGROUP_V2
-    ? ['/sys/fs/cgroup']
-    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-  return roots.map((r) => join(r, rel)).filter((p) => existsSync(p));
-}
-
-async function runcList(root) {
-  if (!existsSync(root)) return [];
-  return (await sh('runc', ['--root', root, 'list', '-q'])).split('\n').filter(Boolean);
-}
-
 // ---- host -------------------------------------------------------------------------------------
 
 async function describeHost(templatesDir) {
-  const cpuModel =
-    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
-    os.cpus()[0]?.model;
-  const mem = meminfo();
-  const runcVersion = (await sh('runc', ['--version']).catch((e) => `unavailable (${e.message})`))
-    .split('\n')
-    .slice(0, 2)
-    .join(', ');
-  const gib = (b) => (b / 1024 ** 3).toFixed(1);
-  console.log('Host');
-  printTable(
-    null,
-    [
-      ['kernel', os.release()],
-      ['cpu', `${cpuModel} × ${os.cpus().length}`],
-      ['memory', `${gib(mem.total)} GiB total, ${gib(mem.available)} GiB available`],
-      ['runc', runcVersion],
-      ['node', process.version],
-      ['cgroups', CGROUP_V2 ? 'v2' : 'v1 (memory controller at /sys/fs/cgroup/memory)'],
-      [
-        'load avg',
-        os
-          .loadavg()
-          .map((l) => l.toFixed(2))
-          .join(' '),
-      ],
-      ['templates', `${templatesDir} (template ${TEMPLATE})`],
-    ],
-    'll',
-  );
+  printHost(templatesDir, [
+    ['runc', await toolVersion('runc', ['--version'], 2)],
+    ['node', process.version],
+    ['cgroups', CGROUP_V2 ? 'v2' : 'v1 (memory controller at /sys/fs/cgroup/memory)'],
+  ]);
 }
 
 // ---- state and cleanup --------------------------------------------------------------------------
 
-/** Everything the bench made, so every exit path can undo it. */
-const S = {
-  tmp: undefined,
-  dataDir: undefined,
-  server: undefined,
-  conn: undefined,
-  /** Machines created through the API and not killed yet. */
-  live: new Set(),
-  /** Every machine id the server made for us (for the leak check). */
-  machineIds: new Set(),
-  replicaIds: new Set(),
-  rawIds: new Set(),
-  /** Long-lived processes we spawned (idle node baselines). */
-  children: new Set(),
-};
+/**
+ * Everything the bench made (see runState). The server runs in this process (its driver is
+ * instrumented); `conn` is its URL and key for the SDK. Besides the machines: the host-command
+ * replicas of a create and the raw runc baseline containers, each in a private runc root.
+ */
+const S = runState({ conn: undefined, replicaIds: new Set(), rawIds: new Set() });
 const runcRoots = () => ({
-  server: join(S.dataDir, 'runc'),
   replica: join(S.tmp, 'replica-runc'),
   raw: join(S.tmp, 'raw-runc'),
 });
 
-let cleanupPromise;
-function cleanup() {
-  cleanupPromise ??= doCleanup();
-  return cleanupPromise;
-}
-
-async function doCleanup() {
-  const problems = [];
-  const note = (what) => (err) => problems.push(`${what}: ${err?.message ?? err}`);
-
+async function cleanup(note) {
   // 1. Machines through the API, then the server.
   if (S.server) {
-    for (const id of [...S.live]) {
-      await Machine.killById(id, S.conn).then(() => S.live.delete(id), note(`kill ${id} via the API`));
-    }
+    await killMachinesViaApi(S, note);
     await S.server.close().catch(note('server close'));
     S.server = undefined;
   }
-  // 2. Processes we started, by pid.
-  for (const child of S.children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  if (!S.tmp) return { problems, leaks: [], checked: 0 };
+  // 2. Processes we started (idle node baselines), by pid.
+  await killChildren(S.children, note);
+  if (!S.tmp) return { leaks: [], checked: 0 };
 
-  // 3. Runtime leftovers: containers in our runc roots (a machine caught mid-create by a signal
-  //    included), their network namespaces.
-  const machinesDir = join(S.dataDir, 'machines');
-  if (existsSync(machinesDir)) for (const id of readdirSync(machinesDir)) S.machineIds.add(id);
+  // 3. Runtime leftovers in our three runc roots (a machine caught mid-create by a signal
+  //    included), then the check.
   const roots = runcRoots();
-  const rootIds = [
-    [roots.server, S.machineIds],
-    [roots.replica, S.replicaIds],
-    [roots.raw, S.rawIds],
-  ];
-  for (const [root, ids] of rootIds) {
-    for (const id of await runcList(root).catch(() => [])) {
-      ids.add(id);
-      await sh('runc', ['--root', root, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
-    }
-  }
-  const netnsIds = [...S.machineIds, ...S.replicaIds];
-  for (const id of netnsIds) {
-    if (existsSync(`/run/netns/ns-${id}`))
-      await sh('ip', ['netns', 'delete', `ns-${id}`]).catch(note(`netns ns-${id}`));
-  }
-  // 4. Mounts under the temp dir, deepest first (overlays before the disks under them).
-  for (const m of await mountsUnder(S.tmp)) {
-    if (!(await shOk('umount', [m]))) await sh('umount', ['-l', m]).catch(note(`umount ${m}`));
-  }
-
-  // 5. Check, then remove the temp dir (never while something is still mounted in it).
-  const leaks = [];
-  for (const [root] of rootIds) {
-    for (const id of await runcList(root).catch(() => [])) leaks.push(`runc container ${id} (root ${root})`);
-  }
-  const mounts = await mountsUnder(S.tmp);
-  leaks.push(...mounts.map((m) => `mount ${m}`));
-  const loops = (await sh('losetup', ['-a']).catch(() => ''))
-    .split('\n')
-    .filter((l) => l.includes(`${S.tmp}/`));
-  leaks.push(...loops.map((l) => `loop device ${l}`));
-  if (mounts.length === 0) await rm(S.tmp, { recursive: true, force: true }).catch(note(`rm ${S.tmp}`));
-  if (existsSync(S.tmp)) leaks.push(`temp dir ${S.tmp}`);
-  for (const id of netnsIds) if (existsSync(`/run/netns/ns-${id}`)) leaks.push(`netns /run/netns/ns-${id}`);
-  for (const id of netnsIds)
-    leaks.push(...cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).map((d) => `cgroup ${d}`));
-  for (const id of S.rawIds) leaks.push(...cgroupDirsFor(id).map((d) => `cgroup ${d}`));
-  for (const child of S.children) {
-    if (child.exitCode === null && child.signalCode === null) leaks.push(`process ${child.pid}`);
-  }
-  const checked = S.machineIds.size + S.replicaIds.size + S.rawIds.size;
-  return { problems, leaks, checked };
-}
-
-let interrupted;
-function checkInterrupted() {
-  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    if (!interrupted) {
-      interrupted = sig;
-      process.stderr.write(`\n${sig}: stopping after the current step, then cleaning up (again to force)\n`);
-      return;
-    }
-    process.stderr.write(`${sig} again: cleaning up now\n`);
-    finish(130).then((code) => process.exit(code));
-  });
+  const { leaks, checked } = await cleanUpRuntime(S, note, [
+    { root: roots.replica, ids: S.replicaIds, machines: true },
+    { root: roots.raw, ids: S.rawIds },
+  ]);
+  leaks.push(...processLeaks({ children: S.children }));
+  return { leaks, checked };
 }
 
 // ---- machines through the API -----------------------------------------------------------------
@@ -433,7 +229,7 @@ async function rawRuncOnce(bundle, n) {
   const id = `nsb${process.pid}raw${n}`;
   S.rawIds.add(id);
   const root = runcRoots().raw;
-  const ms = await timed(() =>
+  const [ms] = await timed(() =>
     spawnWait('runc', ['--root', root, 'run', '--bundle', bundle, id], { keepStderr: true }),
   );
   // A foreground `runc run` removes its container on exit; delete -f in case it did not.
@@ -478,7 +274,7 @@ async function replicaOnce(template, lower, diskMb, n) {
   await mkdir(rootfs, { recursive: true });
   const t = {};
   const step = async (name, fn) => {
-    t[name] = await timed(fn);
+    [t[name]] = await timed(fn);
   };
   await step('truncate -s disk.img', () => sh('truncate', ['-s', `${diskMb}M`, join(dir, 'disk.img')]));
   await step('mkfs.xfs -q -K', () =>
@@ -547,7 +343,7 @@ async function replicaOnce(template, lower, diskMb, n) {
   });
   const down = {};
   const teardown = async (name, fn) => {
-    down[name] = await timed(fn);
+    [down[name]] = await timed(fn);
   };
   await teardown('runc delete --force', () => sh('runc', ['--root', root, 'delete', '--force', id]));
   await teardown('umount overlay', () => sh('umount', [rootfs]));
@@ -563,8 +359,7 @@ async function bench(opts, templatesDir) {
   const lower = join(templatesDir, TEMPLATE, 'rootfs');
   const { iterations: n, runIterations, machines: k, warmup } = opts;
 
-  S.tmp = mkdtempSync('/tmp/nsbench-');
-  S.dataDir = join(S.tmp, 'data');
+  makeRunDir(S);
   S.server = await startServer({
     host: '127.0.0.1',
     port: 0,
@@ -601,9 +396,9 @@ async function bench(opts, templatesDir) {
       const dir = join(machinesDir, machine.id);
       configTemplate = { id: machine.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
     }
-    const killMs = await timed(() => killMachine(machine));
+    const [killMs] = await timed(() => killMachine(machine));
     const rawMs = await rawRuncOnce(rawBundle, i + warmup);
-    const forkMs = await timed(() => spawnWait('/bin/true', []));
+    const [forkMs] = await timed(() => spawnWait('/bin/true', []));
     if (i < 0) continue;
     r.create.push(t1 - t0);
     r.kill.push(killMs);
@@ -630,7 +425,7 @@ async function bench(opts, templatesDir) {
     const t1 = performance.now();
     if (result.exitCode !== 0)
       throw new Error(`'true' in the machine exited ${result.exitCode}: ${result.stderr}`);
-    const hostMs = await timed(execFileTrue);
+    const [hostMs] = await timed(execFileTrue);
     if (i < 0) continue;
     r.run.push(t1 - t0);
     r.execFile.push(hostMs);
@@ -684,26 +479,16 @@ async function bench(opts, templatesDir) {
 
 function report({ r, phases, replica, mem, k }) {
   const s = Object.fromEntries(Object.entries(r).map(([key, xs]) => [key, stats(xs)]));
-  const row = (label, st, target) => [
-    label,
-    st.n,
-    fmt(st.p50),
-    fmt(st.p95),
-    fmt(st.min),
-    fmt(st.max),
-    target === undefined ? '' : `≤ ${target}`,
-    target === undefined ? '' : verdict(st.p50, target),
-  ];
   console.log('\nLatency (ms; p50/p95 nearest-rank; target applies to p50)');
   printTable(
     ['figure', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
     [
-      row('create until the agent answers (SDK)', s.create, TARGETS.createP50Ms),
-      row('kill (SDK; not part of create)', s.kill),
-      row('  baseline: runc run /bin/true, raw bundle', s.raw),
-      row('  baseline: spawn /bin/true until exit', s.fork),
-      row("commands.run('true', args: []) (SDK)", s.run, TARGETS.runP50Ms),
-      row("  baseline: execFile('true') on the host", s.execFile),
+      latencyRow('create until the agent answers (SDK)', s.create, TARGETS.createP50Ms),
+      latencyRow('kill (SDK; not part of create)', s.kill),
+      latencyRow('  baseline: runc run /bin/true, raw bundle', s.raw),
+      latencyRow('  baseline: spawn /bin/true until exit', s.fork),
+      latencyRow("commands.run('true', args: []) (SDK)", s.run, TARGETS.runP50Ms),
+      latencyRow("  baseline: execFile('true') on the host", s.execFile),
     ],
     'lrrrrrrl',
   );
@@ -801,75 +586,26 @@ function report({ r, phases, replica, mem, k }) {
   );
 }
 
-async function main() {
-  let opts;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    console.error(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  if (opts.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    console.error('bench/machines.mjs needs root (runc, mounts, network namespaces)');
-    return 2;
-  }
-  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || DEFAULT_TEMPLATES_DIR;
-  if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'bin', 'true'))) {
-    console.error(
-      `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
-    );
-    return 2;
-  }
-
-  console.log('Nullspace machine benchmark\n');
-  await describeHost(templatesDir);
-  let code = 0;
-  try {
-    report(await bench(opts, templatesDir));
-  } catch (err) {
-    if (interrupted) {
-      console.error(`\nbench interrupted by ${interrupted}`);
-      code = 130;
-    } else {
-      console.error(`\nbench failed: ${err?.stack ?? err}`);
-      code = 1;
-    }
-  }
-  return finish(code);
-}
-
-/** Cleans up, checks for leaks and prints the verdict (once); returns the exit code. */
-let finishPromise;
-function finish(code) {
-  finishPromise ??= doFinish(code);
-  return finishPromise;
-}
-
-async function doFinish(code) {
-  progress('cleanup');
-  const { problems, leaks, checked } = await cleanup();
-  for (const p of problems) console.error(`cleanup problem: ${p}`);
-  if (leaks.length > 0) {
-    console.error(`\nLEAKED (${leaks.length}):`);
-    for (const l of leaks) console.error(`  ${l}`);
-    return 1;
-  }
-  console.log(
-    `\nCleanup: ${checked} machines/containers checked: no runc container, mount, loop device, netns, cgroup,` +
-      ` process or temp dir left${problems.length ? ` (${problems.length} cleanup problems, see stderr)` : ''}.`,
-  );
-  if (code === 0) console.log('Targets are informational: a MISS does not fail the bench.');
-  return problems.length > 0 ? 1 : code;
-}
-
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    console.error(`bench crashed: ${err?.stack ?? err}`);
-    process.exit(await finish(1).catch(() => 1));
+runBench({
+  script: 'bench/machines.mjs',
+  usage: USAGE,
+  options: {
+    iterations: ['iterations', 20, 1],
+    runIterations: ['run-iterations', 200, 1],
+    machines: ['machines', 10, 1],
+    warmup: ['warmup', 2, 0],
   },
-);
+  rootFor: 'runc, mounts, network namespaces',
+  preflight: (templatesDir) =>
+    existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'bin', 'true'))
+      ? undefined
+      : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+  title: 'Nullspace machine benchmark',
+  describeHost,
+  bench,
+  report,
+  cleanup,
+  cleanedUp: (checked) =>
+    `${checked} machines/containers checked: no runc container, mount, loop device, netns, cgroup,` +
+    ' process or temp dir left',
+});
