@@ -231,16 +231,7 @@ export class FileWatch {
 
   private async resync(dir: string): Promise<void> {
     if (this.closed || this.suspended || !this.watch(dir)) return;
-    const names = new Set(await readdir(dir).catch(() => [] as string[]));
-    for (const [p, k] of [...this.known]) {
-      if (dirname(p) !== dir || names.has(basename(p))) continue;
-      this.known.delete(p);
-      if (k.isDir) {
-        this.unwatchTree(p);
-        this.forgetTree(p);
-      }
-      this.emit('remove', p, k.isDir);
-    }
+    const names = await this.reportGone(dir);
     for (const name of [...names].sort()) {
       const p = childPath(dir, name);
       const st = await lstat(p).catch(() => undefined);
@@ -357,8 +348,8 @@ export class FileWatch {
     return false;
   }
 
-  /** After a notification without a name: report what changed in `dir` since we last looked. */
-  private async rescan(dir: string): Promise<void> {
+  /** Reports (and forgets) what is known in `dir` but no longer there; returns the names that are. */
+  private async reportGone(dir: string): Promise<Set<string>> {
     const names = new Set(await readdir(dir).catch(() => [] as string[]));
     for (const [p, k] of [...this.known]) {
       if (dirname(p) !== dir || names.has(basename(p))) continue;
@@ -369,6 +360,12 @@ export class FileWatch {
       }
       this.emit('remove', p, k.isDir);
     }
+    return names;
+  }
+
+  /** After a notification without a name: report what changed in `dir` since we last looked. */
+  private async rescan(dir: string): Promise<void> {
+    const names = await this.reportGone(dir);
     for (const name of [...names].sort()) {
       const p = childPath(dir, name);
       if (this.known.has(p)) continue;
