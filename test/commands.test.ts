@@ -152,6 +152,15 @@ describeWithServer('commands', (ctx) => {
     assert.equal(first.droppedBytes, first.process.outputBytes);
     const newest = await m.commands.logs(chatty.at(-1) as number);
     assert.equal(newest.stdout.length, 4194304);
+    // With more than 16 running, running processes share 64 MiB: each keeps less than 4 MiB.
+    const sleepers = [];
+    for (let i = 0; i < 20; i++) sleepers.push(await m.commands.run('sleep 600', { background: true }));
+    const loud = await m.commands.run('head -c 4194304 /dev/zero; sleep 600', { background: true });
+    await eventually(async () => (await m.commands.get(loud.pid)).outputBytes === 4194304, 'the output');
+    const shared = await m.commands.logs(loud.pid);
+    assert.equal(shared.stdout.length, Math.floor((64 * 1024 * 1024) / 21));
+    assert.equal(shared.truncated, true);
+    for (const h of [...sleepers, loud]) await h.kill();
   });
 
   it('keeps processes through hibernate, fork, pause and snapshot, and the stream carries on', async () => {

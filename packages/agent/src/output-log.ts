@@ -21,13 +21,24 @@ export class OutputLog {
   /** Offset one past the last byte written. */
   end = 0;
 
-  constructor(private readonly cap: number) {}
+  constructor(private cap: number) {}
 
   append(kind: OutKind, data: Buffer): OutChunk {
     const chunk = { offset: this.end, kind, data };
     this.chunks.push(chunk);
     this.end += data.length;
     this.retained += data.length;
+    this.trim();
+    return chunk;
+  }
+
+  /** Changes how much is kept (dropping the oldest output at once when it shrinks). */
+  setCap(cap: number): void {
+    this.cap = cap;
+    this.trim();
+  }
+
+  private trim(): void {
     while (this.retained > this.cap) {
       const first = this.chunks[0] as OutChunk;
       const over = this.retained - this.cap;
@@ -46,7 +57,6 @@ export class OutputLog {
         this.start = first.offset + over;
       }
     }
-    return chunk;
   }
 
   /** Bytes kept now. */

@@ -284,11 +284,20 @@ export class ProcessTable {
   }
 
   /**
-   * Forgets the oldest finished processes beyond the limit, and drops the kept output of the
-   * oldest finished ones while all finished processes together keep more than their budget (the
-   * agent's memory counts against the machine's memory_mb).
+   * Keeps the agent's memory for output bounded (it counts against the machine's memory_mb):
+   * forgets the oldest finished processes beyond the limit, drops the kept output of the oldest
+   * finished ones while all finished processes together keep more than their budget, and shares
+   * the running processes' budget among them (4 MiB each up to 16 of them, less each beyond, at
+   * least 256 KiB).
    */
   prune(): void {
+    const running = [...this.procs.values()].filter((p) => !p.exit);
+    const share = Math.floor(COMMAND_LIMITS.runningOutputBudget / Math.max(1, running.length));
+    const cap = Math.max(
+      COMMAND_LIMITS.minRetainedOutputBytes,
+      Math.min(COMMAND_LIMITS.retainedOutputBytes, share),
+    );
+    for (const p of running) p.output.setCap(cap);
     const finished = [...this.procs.values()].filter((p) => p.exit);
     const forget = Math.max(0, finished.length - COMMAND_LIMITS.finishedKept);
     for (const p of finished.slice(0, forget)) this.procs.delete(p.pid);

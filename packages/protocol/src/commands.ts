@@ -23,6 +23,9 @@ export const COMMAND_LIMITS = {
   finishedKept: 256,
   /** Output bytes all finished processes together keep; the oldest lose theirs first. */
   finishedOutputBudget: 32 * 1024 * 1024,
+  /** Output bytes all running processes together keep (each at most retainedOutputBytes, at least the minimum). */
+  runningOutputBudget: 64 * 1024 * 1024,
+  minRetainedOutputBytes: 256 * 1024,
   maxLogsBytes: 4 * 1024 * 1024,
 } as const;
 
