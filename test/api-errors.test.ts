@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, it } from 'node:test';
 import { ERROR_STATUS } from '@nullspace/protocol';
 import { InvalidArgumentError, Machine, NotFoundError, type NullspaceError } from '@nullspace/sdk';
-import { describeWithServer, startTestServer } from './harness.js';
+import { api, describeWithServer, startTestServer } from './harness.js';
 
 describeWithServer('API errors', (ctx) => {
   let machineId: string;
@@ -77,6 +77,14 @@ describeWithServer('API errors', (ctx) => {
     );
   });
 
+  it('accepts the egress policies machines really have today (deny_all, internet_access: false)', async () => {
+    for (const body of [{ network: { egress: { mode: 'deny_all' } } }, { internet_access: false }]) {
+      const info = (await api(ctx.server, 'POST', '/v1/machines', body)) as { id: string; network: unknown };
+      assert.deepEqual(info.network, { egress: { mode: 'deny_all' } });
+      await api(ctx.server, 'DELETE', `/v1/machines/${info.id}`);
+    }
+  });
+
   it('rejects bad create bodies naming the field', async () => {
     const cases: [unknown, string][] = [
       [{ vcpus: 0 }, 'vcpus'],
@@ -99,7 +107,23 @@ describeWithServer('API errors', (ctx) => {
       [{ volumes: [{ mount_path: '/data' }] }, 'volumes[0].volume'],
       [{ warm_pool_mode: 'sometimes' }, 'warm_pool_mode'],
       [{ unknown_field: 1 }, 'unknown_field'],
-      [{ network: { egress: { mode: 'deny_all' } } }, 'network'],
+      [{ network: { egress: { mode: 'allow_all' } } }, 'network'],
+      [
+        { network: { egress: { mode: 'custom', allow_cidrs: ['2001:db8::/32'] } } },
+        'network.egress.allow_cidrs[0]',
+      ],
+      [
+        { network: { egress: { mode: 'custom', deny_cidrs: ['10.0.0.300/8'] } } },
+        'network.egress.deny_cidrs[0]',
+      ],
+      [
+        { network: { egress: { mode: 'custom', rate_limit: { kbit_per_sec: 100, pps: 10 } } } },
+        'network.egress.rate_limit',
+      ],
+      [{ network: { egress: { mode: 'open' } } }, 'network.egress.mode'],
+      [{ network: { egress: { mode: 'deny_all' } }, internet_access: false }, 'internet_access'],
+      [{ internet_access: 'no' }, 'internet_access'],
+      [{ allow_out: ['1.2.3.4/40'] }, 'allow_out[0]'],
     ];
     for (const [body, field] of cases)
       await expectError('POST', '/v1/machines', body, 'invalid_argument', field);

@@ -7,3 +7,4 @@ export * from './agent.js';
 export * from './lifecycle.js';
 export * from './stream.js';
 export * from './files.js';
+export * from './network.js';

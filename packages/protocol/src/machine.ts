@@ -1,5 +1,6 @@
 import { CodedError, invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
+import { parseNetworkFields } from './network.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -135,6 +136,9 @@ export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 
 const CREATE_FIELDS = [
+  'internet_access',
+  'allow_out',
+  'deny_out',
   'template',
   'snapshot_id',
   'vcpus',
@@ -156,7 +160,6 @@ const CREATE_FIELDS = [
 
 /** Features of the contract this server does not offer yet: refused loudly, never ignored. */
 export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {
-  network: 'egress policies are not available on this server yet (machines have no outside network)',
   desktop: 'desktop machines are not available on this server yet',
 };
 
@@ -167,6 +170,18 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
     if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false)
       throw invalidArgument(field, why);
   }
+  // The egress policy is checked in full (errors name the field); machines have no outside
+  // network yet, so only a policy that denies everything is what the machine really gets.
+  const network = parseNetworkFields(obj);
+  if (network && network.egress.mode !== 'deny_all') {
+    const field = obj.network !== undefined && obj.network !== null ? 'network' : 'allow_out';
+    throw invalidArgument(
+      obj.internet_access === true ? 'internet_access' : field,
+      'outside network access is not available on this server yet: machines only have loopback (deny_all)',
+    );
+  }
+  if (network?.mask_request_host !== undefined)
+    throw invalidArgument('network.mask_request_host', 'preview URLs are not available on this server yet');
   const template = optionalString(obj, 'template', {
     max: 128,
     pattern: TEMPLATE_NAME,

@@ -6,3 +6,5 @@ export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
+export { type MachineLink, renderEgressProgram } from './net/egress-rules.js';
+export { applyEgress, denyAll, setUpLink, tearDownLink } from './net/link.js';

@@ -1,0 +1,80 @@
+import { type EgressSpec, NON_PUBLIC_CIDRS } from '@nullspace/protocol';
+
+/** One machine's link to the host: a veth pair with a /30 (see docs/research/network.md). */
+export interface MachineLink {
+  /** nftables table of this machine (`ip` family), replaced atomically on every change. */
+  table: string;
+  /** Host side of the veth. */
+  hostIf: string;
+  /** The machine's address and the host's, on the /30. */
+  machineAddr: string;
+  hostAddr: string;
+}
+
+/**
+ * The nftables program that puts `policy` in force for one machine, below the guest (in the
+ * host's network namespace, where root in the machine cannot reach it). It replaces the machine's
+ * table in one transaction: a program that fails applies nothing, the old rules stay.
+ *
+ * - forward, from the machine: the rate limit drops what goes over it (every packet); packets of
+ *   open connections pass; a source address that is not the machine's is dropped (no spoofing);
+ *   `deny_cidrs` drop (deny wins); then by mode: `deny_all` drops all, `custom` with `allow_cidrs`
+ *   accepts only those, else (`allow_all`, `custom` without an allow list) everything but the
+ *   non-public ranges (which an allow rule may name) is accepted.
+ * - input, from the machine to the host itself: only replies (the machine cannot reach any host
+ *   service, the control plane included).
+ * - postrouting: the machine's traffic leaves masqueraded as the host.
+ *
+ * Every chain has `policy accept` and matches only this machine's interface: tables on one hook
+ * all see every packet, and a drop in any of them is final.
+ */
+export function renderEgressProgram(link: MachineLink, policy: EgressSpec): string {
+  const { table, hostIf, machineAddr } = link;
+  const set = (cidrs: readonly string[]) => `{ ${cidrs.join(', ')} }`;
+  const from = `iifname "${hostIf}"`;
+  // The rate limit sees every packet from the machine, those of open connections included; the
+  // rest decides per new connection (a policy change applies to the next connection).
+  const fwd: string[] = [];
+  const rate = policy.locked || policy.mode === 'deny_all' ? undefined : policy.rate_limit;
+  if (rate?.kbit_per_sec !== undefined) {
+    const kbytes = Math.max(1, Math.round(rate.kbit_per_sec / 8));
+    // burst is in kbit, like the rate
+    const burst = rate.burst ? ` burst ${Math.max(1, Math.round(rate.burst / 8))} kbytes` : '';
+    fwd.push(`${from} limit rate over ${kbytes} kbytes/second${burst} counter drop`);
+  } else if (rate?.pps !== undefined) {
+    const burst = rate.burst ? ` burst ${rate.burst} packets` : '';
+    fwd.push(`${from} limit rate over ${rate.pps}/second${burst} counter drop`);
+  }
+  fwd.push(`${from} ct state established,related accept`, `${from} ip saddr != ${machineAddr} counter drop`);
+  if (policy.locked || policy.mode === 'deny_all') fwd.push(`${from} counter drop`);
+  else {
+    if (policy.deny_cidrs.length) fwd.push(`${from} ip daddr ${set(policy.deny_cidrs)} counter drop`);
+    if (policy.mode === 'custom' && policy.allow_cidrs.length) {
+      fwd.push(`${from} ip daddr ${set(policy.allow_cidrs)} counter accept`);
+      fwd.push(`${from} counter drop`);
+    } else {
+      fwd.push(`${from} ip daddr ${set(NON_PUBLIC_CIDRS)} counter drop`);
+      fwd.push(`${from} counter accept`);
+    }
+  }
+  return [
+    `table ip ${table}`,
+    `delete table ip ${table}`,
+    `table ip ${table} {`,
+    '  chain egress {',
+    '    type filter hook forward priority filter; policy accept;',
+    ...fwd.map((r) => `    ${r}`),
+    '  }',
+    '  chain to_host {',
+    '    type filter hook input priority filter; policy accept;',
+    `    ${from} ct state established,related accept`,
+    `    ${from} counter drop`,
+    '  }',
+    '  chain masq {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    `    ip saddr ${machineAddr} oifname != "${hostIf}" masquerade`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
