@@ -9,6 +9,7 @@ import {
   type StreamControl,
   type StreamEvent,
   encodeEventFrame,
+  encodeEventMessage,
   encodeFrame,
   encodeMessage,
   parseProcessSelector,
@@ -157,34 +158,12 @@ export function addProcessRoutes(router: AgentRouter, table: ProcessTable): void
   router.ws(
     '/v1/processes/{sel}/ws',
     (ws: WebSocket, url, params) => {
-      let proc: Proc;
-      try {
-        proc = sel(params.sel);
-      } catch (err) {
-        const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
-        ws.send(
-          encodeMessage(
-            FRAME.event,
-            Buffer.from(JSON.stringify({ type: 'error', code: e.code, message: e.message })),
-          ),
-        );
-        ws.close(4404, e.code);
-        return;
-      }
+      const proc = sel(params.sel); // checked just before the upgrade
       const offset = Number(url.searchParams.get('offset') ?? 0);
-      let alive = true;
-      const ping = setInterval(() => {
-        if (!alive) return ws.terminate();
-        alive = false;
-        ws.ping();
-      }, STREAM_KEEPALIVE_MS);
-      ws.on('pong', () => {
-        alive = true;
-      });
       const sent = () => proc.flowControl();
       const sub: Subscriber = {
         output: (c) => ws.send(encodeMessage(c.kind, c.data), sent),
-        event: (ev) => ws.send(encodeMessage(FRAME.event, Buffer.from(JSON.stringify(ev)))),
+        event: (ev) => ws.send(encodeEventMessage(ev)),
         congested: () => ws.bufferedAmount > HIGH_WATER,
         end: () => ws.close(1000, 'exited'),
       };
@@ -210,7 +189,6 @@ export function addProcessRoutes(router: AgentRouter, table: ProcessTable): void
         }
       });
       ws.on('close', () => {
-        clearInterval(ping);
         proc.subscribers.delete(sub);
         proc.flowControl();
       });
@@ -224,10 +202,5 @@ export function addProcessRoutes(router: AgentRouter, table: ProcessTable): void
 
 function sendError(ws: WebSocket, err: unknown): void {
   const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
-  ws.send(
-    encodeMessage(
-      FRAME.event,
-      Buffer.from(JSON.stringify({ type: 'error', code: e.code, message: e.message })),
-    ),
-  );
+  ws.send(encodeEventMessage({ type: 'error', code: e.code, message: e.message }));
 }

@@ -6,6 +6,7 @@ import {
   type AgentPtyRequest,
   type AgentRunRequest,
   COMMAND_LIMITS,
+  CappedBytes,
   CodedError,
   FRAME,
   type ProcessInfo,
@@ -210,31 +211,6 @@ export class Proc {
   }
 }
 
-/** Collects a stream's bytes up to a cap, remembering whether anything was dropped. */
-class CappedBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  truncated = false;
-
-  constructor(private readonly cap: number) {}
-
-  push(chunk: Buffer): void {
-    const room = this.cap - this.size;
-    if (room <= 0) {
-      this.truncated = true;
-      return;
-    }
-    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    if (part !== chunk) this.truncated = true;
-    this.chunks.push(part);
-    this.size += part.length;
-  }
-
-  text(encoding: 'utf8' | 'base64'): string {
-    return Buffer.concat(this.chunks).toString(encoding);
-  }
-}
-
 /** Every process started through the API, running or recently finished. */
 export class ProcessTable {
   private readonly procs = new Map<number, Proc>();
@@ -380,8 +356,8 @@ export class ProcessTable {
     void proc.waitExit().then(() => this.prune());
 
     const foreground = !req.background && !req.stream;
-    const out = foreground ? new CappedBuffer(COMMAND_LIMITS.maxOutputBytes) : undefined;
-    const err = foreground ? new CappedBuffer(COMMAND_LIMITS.maxOutputBytes) : undefined;
+    const out = foreground ? new CappedBytes(COMMAND_LIMITS.maxOutputBytes) : undefined;
+    const err = foreground ? new CappedBytes(COMMAND_LIMITS.maxOutputBytes) : undefined;
     child.stdout.on('data', (c: Buffer) => {
       out?.push(c);
       proc.emit(FRAME.stdout, c);
@@ -424,11 +400,11 @@ export class ProcessTable {
         pid,
         exit_code: exit.exit_code,
         signal: exit.signal,
-        stdout: (out as CappedBuffer).text(req.encoding),
-        stderr: (err as CappedBuffer).text(req.encoding),
+        stdout: (out as CappedBytes).text(req.encoding),
+        stderr: (err as CappedBytes).text(req.encoding),
         timed_out: exit.timed_out,
-        stdout_truncated: (out as CappedBuffer).truncated,
-        stderr_truncated: (err as CappedBuffer).truncated,
+        stdout_truncated: (out as CappedBytes).truncated,
+        stderr_truncated: (err as CappedBytes).truncated,
         duration_ms: exit.ended_at.getTime() - proc.startedAt.getTime(),
       }),
     );

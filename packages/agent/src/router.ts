@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CodedError } from '@nullspace/protocol';
+import { CodedError, STREAM_KEEPALIVE_MS } from '@nullspace/protocol';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { log } from './log.js';
 
@@ -75,6 +75,22 @@ export class AgentRouter {
   private readonly routes: Route<AgentHandler>[] = [];
   private readonly wsRoutes: Route<WsHandler>[] = [];
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  private readonly alive = new WeakMap<WebSocket, boolean>();
+
+  constructor() {
+    // Every WebSocket is pinged; one that did not answer since the last ping is gone (its server
+    // went away without a FIN) and is ended, which ends whatever it was attached to.
+    setInterval(() => {
+      for (const ws of this.wss.clients) {
+        if (this.alive.get(ws) === false) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.set(ws, false);
+        ws.ping();
+      }
+    }, STREAM_KEEPALIVE_MS).unref();
+  }
 
   add(method: string, path: string, handler: AgentHandler): this {
     this.routes.push({ method, ...compile(path), handler });
@@ -141,7 +157,12 @@ export class AgentRouter {
         );
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => r.handler(ws, url, params));
+      // The upgrade completes synchronously: the handler sees what `check` just accepted.
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.alive.set(ws, true);
+        ws.on('pong', () => this.alive.set(ws, true));
+        r.handler(ws, url, params);
+      });
       return;
     }
     socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

@@ -224,13 +224,6 @@ export interface WatchEventsPage {
   last_event_id: number;
 }
 
-/** What a watch WebSocket sends besides events (one JSON text message each), just before closing. */
-export interface WatchWsError {
-  type: 'error';
-  code: string;
-  message: string;
-}
-
 /** Watch ids: `fwt_` + 20 lower-case base32 characters, made by the agent. */
 export const WATCH_ID = /^fwt_[a-z2-7]{20}$/;
 

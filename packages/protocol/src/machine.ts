@@ -1,4 +1,4 @@
-import { CodedError, invalidArgument } from './errors.js';
+import { invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
 import { parseNetworkFields } from './network.js';
 import {

@@ -51,6 +51,11 @@ export function encodeEventFrame(event: StreamEvent): Buffer {
   return encodeFrame(FRAME.event, Buffer.from(JSON.stringify(event)));
 }
 
+/** A JSON event (or a client's control message) as one WebSocket message: `[0][json]`. */
+export function encodeEventMessage(event: StreamEvent | StreamControl): Buffer {
+  return encodeMessage(FRAME.event, Buffer.from(JSON.stringify(event)));
+}
+
 /** A WebSocket message: `[kind][payload]`. */
 export function encodeMessage(kind: FrameKind, payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(payload.length + 1);
@@ -99,4 +104,36 @@ export class FrameDecoder {
 
 export function parseEvent(payload: Buffer): StreamEvent {
   return JSON.parse(payload.toString('utf8')) as StreamEvent;
+}
+
+/**
+ * A stream's bytes collected up to a cap (a foreground run's result: 16 MiB per stream),
+ * remembering whether anything was dropped.
+ */
+export class CappedBytes {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly cap: number) {}
+
+  push(chunk: Buffer): void {
+    const room = this.cap - this.size;
+    if (room <= 0) {
+      this.truncated = true;
+      return;
+    }
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (part !== chunk) this.truncated = true;
+    this.chunks.push(part);
+    this.size += part.length;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.size);
+  }
+
+  text(encoding: 'utf8' | 'base64' = 'utf8'): string {
+    return this.bytes().toString(encoding);
+  }
 }

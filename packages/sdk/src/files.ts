@@ -645,17 +645,12 @@ export class Files {
           resolveOpen(undefined);
         });
         ws.on('message', (data) => {
-          let m: WireWatchEvent | { type: 'error'; code: string; message: string };
+          let e: WireWatchEvent;
           try {
-            m = JSON.parse(String(data)) as typeof m;
+            e = JSON.parse(String(data)) as WireWatchEvent;
           } catch {
             return;
           }
-          if (m.type === 'error') {
-            refusal = errorFromCode(m.code, m.message);
-            return;
-          }
-          const e = m as WireWatchEvent;
           if (e.id <= last) return;
           last = e.id;
           opts.onEvent(watchEventFromWire(e));
@@ -697,8 +692,9 @@ export class Files {
             return;
           }
           if (stopped) return;
-          // 4404 / 4410: the watch is gone or fell too far behind; anything else is a drop.
-          if (code === 4404 || code === 4410 || code === 4400 || code === 1000) {
+          // 1000: the watch was deleted; anything else is a drop (refusals — a watch gone or too far
+          // behind — come as HTTP errors before the upgrade).
+          if (code === 1000) {
             fail(refusal ?? errorFromCode('not_found', `file watch ${watchId} ended (close code ${code})`));
             return;
           }

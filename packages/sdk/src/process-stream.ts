@@ -1,4 +1,11 @@
-import { COMMAND_LIMITS, FRAME, type StreamEvent } from '@nullspace/protocol';
+import {
+  COMMAND_LIMITS,
+  CappedBytes,
+  FRAME,
+  type FrameKind,
+  type StreamEvent,
+  encodeMessage,
+} from '@nullspace/protocol';
 import WebSocket from 'ws';
 import { type NullspaceError, UnavailableError, errorFromCode } from './errors.js';
 import type { Transport } from './transport.js';
@@ -34,8 +41,9 @@ export class StreamState {
   exit: ExitEvent | undefined;
   /** Output bytes the server no longer had when this client re-attached. */
   droppedBytes = 0;
-  readonly out = new Collected();
-  readonly err = new Collected();
+  /** Output kept for the result: up to 16 MiB per stream, like a foreground run. */
+  readonly out = new CappedBytes(COMMAND_LIMITS.maxOutputBytes);
+  readonly err = new CappedBytes(COMMAND_LIMITS.maxOutputBytes);
   private readonly decOut = new TextDecoder('utf-8');
   private readonly decErr = new TextDecoder('utf-8');
   private readonly exitWaiters: ((e: ExitEvent) => void)[] = [];
@@ -79,33 +87,6 @@ export class StreamState {
   }
 }
 
-/** Output kept for a result: up to 16 MiB per stream, like a foreground run. */
-class Collected {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  truncated = false;
-
-  push(b: Buffer): void {
-    const room = COMMAND_LIMITS.maxOutputBytes - this.size;
-    if (room <= 0) {
-      this.truncated = true;
-      return;
-    }
-    const part = b.length > room ? b.subarray(0, room) : b;
-    if (part !== b) this.truncated = true;
-    this.chunks.push(part);
-    this.size += part.length;
-  }
-
-  text(): string {
-    return this.bytes().toString('utf8');
-  }
-
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-}
-
 const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 1_000;
 /** The server pings every 20 s: this much silence means the connection is dead. */
@@ -142,10 +123,7 @@ export class Attachment {
   /** Sends a frame (stdin bytes or a control message) on the open socket; false when not open. */
   send(kind: number, payload: Buffer): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    const out = Buffer.allocUnsafe(payload.length + 1);
-    out[0] = kind;
-    payload.copy(out, 1);
-    this.ws.send(out);
+    this.ws.send(encodeMessage(kind as FrameKind, payload));
     return true;
   }
 

@@ -13,7 +13,6 @@ import {
   type SearchRequest,
   type WatchEvent,
   type WatchRequest,
-  type WatchWsError,
 } from '@nullspace/protocol';
 import type { WebSocket } from 'ws';
 import { type AgentRouter, RESPONDED } from '../router.js';
@@ -21,11 +20,10 @@ import { listEntries, statEntry, typeOf } from './entries.js';
 import { fsError } from './fs-errors.js';
 import { replaceInFiles, searchFiles } from './search.js';
 import { readFileTo, writeFileFrom } from './transfer.js';
-import { type FileWatch, WatchTable } from './watch.js';
+import { WatchTable } from './watch.js';
 
 /** A watch WebSocket with more than this unsent is closed (its reader resumes with `after`). */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-const PING_EVERY_MS = 15_000;
 
 /** The server validated the request (parseFilePath & co.); the agent reads what it needs. */
 function pathParam(url: URL, key = 'path'): string {
@@ -210,32 +208,10 @@ export function addFileRoutes(router: AgentRouter): FileService {
   router.ws(
     '/v1/files/watches/{id}/ws',
     (ws: WebSocket, url, params) => {
-      let w: FileWatch;
-      let after: number;
-      const fail = (err: unknown) => {
-        const e = err instanceof CodedError ? err : new CodedError('internal', String(err));
-        const msg: WatchWsError = { type: 'error', code: e.code, message: e.message };
-        ws.send(JSON.stringify(msg));
-        ws.close(e.status === 404 ? 4404 : e.status === 410 ? 4410 : 4400, e.code);
-      };
-      try {
-        w = watches.get(params.id ?? '');
-        after = intParam(url, 'after', 0);
-        w.read(after, 0); // checks `after`: not newer than the last event, not expired
-      } catch (err) {
-        fail(err);
-        return;
-      }
+      // Checked just before the upgrade (the watch exists, `after` is valid and not expired).
+      const w = watches.get(params.id ?? '');
+      const after = intParam(url, 'after', 0);
       w.readers++;
-      let alive = true;
-      const ping = setInterval(() => {
-        if (!alive) return ws.terminate();
-        alive = false;
-        ws.ping();
-      }, PING_EVERY_MS);
-      ws.on('pong', () => {
-        alive = true;
-      });
       ws.on('message', () => undefined);
       const send = (e: WatchEvent) => {
         if (ws.readyState !== ws.OPEN) return;
@@ -256,7 +232,6 @@ export function addFileRoutes(router: AgentRouter): FileService {
       const unsubscribe = w.subscribe(send);
       const unClose = w.onClose(() => ws.close(1000, 'watch deleted'));
       ws.on('close', () => {
-        clearInterval(ping);
         unClose();
         unsubscribe();
         w.readers--;

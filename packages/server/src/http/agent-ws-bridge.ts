@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CodedError, FRAME, encodeMessage, isErrorCode } from '@nullspace/protocol';
+import { CodedError, encodeEventMessage, isErrorCode } from '@nullspace/protocol';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { AgentLease, MachineService } from '../services/machine-service.js';
@@ -141,7 +141,7 @@ export class AgentSockets implements UpgradeRoute {
         out = target.filter(data, isBinary);
       } catch (err) {
         const e = err instanceof CodedError ? err : new CodedError('invalid_argument', String(err));
-        client.send(errorEvent(e.code, e.message));
+        client.send(encodeEventMessage({ type: 'error', code: e.code, message: e.message }));
         return;
       }
       agent.send(out, { binary: true });
@@ -231,10 +231,6 @@ function openAgentSocket(lease: AgentLease, path: string): Promise<OpenedAgentSo
       ),
     );
   });
-}
-
-export function errorEvent(code: string, message: string): Buffer {
-  return encodeMessage(FRAME.event, Buffer.from(JSON.stringify({ type: 'error', code, message })));
 }
 
 /** A close code a server may send on: codes only the library may use become 1012. */

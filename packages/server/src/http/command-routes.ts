@@ -3,7 +3,7 @@ import {
   type AgentPtyRequest,
   type AgentRunRequest,
   FRAME,
-  encodeMessage,
+  encodeEventMessage,
   invalidArgument,
   parseLogsQuery,
   parseOffsetQuery,
@@ -169,8 +169,7 @@ export function processSockets(machines: MachineService, log: Logger): AgentSock
       agentPath: `${AGENT_ROUTES.process(selectorText(sel))}/ws${q}`,
       slowClient: 'pause',
       // The stream says why it ends without an exit: re-attach from the offset reached.
-      interrupted: (reason) =>
-        encodeMessage(FRAME.event, Buffer.from(JSON.stringify({ type: 'interrupted', reason }))),
+      interrupted: (reason) => encodeEventMessage({ type: 'interrupted', reason }),
       filter: (data, isBinary) => {
         // Binary: [kind][payload]; text: a control message. Stdin passes; controls are checked.
         let text = data;
@@ -181,12 +180,7 @@ export function processSockets(machines: MachineService, log: Logger): AgentSock
             throw invalidArgument('message', 'kind must be 0 (control) or 1 (stdin)');
           text = data.subarray(1);
         }
-        const control = parseStreamControl(text.toString('utf8'), pty);
-        const payload = Buffer.from(JSON.stringify(control));
-        const out = Buffer.allocUnsafe(payload.length + 1);
-        out[0] = FRAME.event;
-        payload.copy(out, 1);
-        return out;
+        return encodeEventMessage(parseStreamControl(text.toString('utf8'), pty));
       },
     };
   });
