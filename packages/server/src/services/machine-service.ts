@@ -570,27 +570,22 @@ export class MachineService {
     const client = this.agent(id);
     const socketPath = client.connectPath();
     const done = o.long ? () => undefined : this.enter(id);
-    let cuts = this.leases.get(id);
-    if (!cuts) {
-      cuts = new Set();
-      this.leases.set(id, cuts);
-    }
-    const mine = new Set<(reason: string) => void>();
-    const set = cuts;
+    const cuts = this.leases.get(id) ?? new Set<(reason: string) => void>();
+    this.leases.set(id, cuts);
+    const mine: ((reason: string) => void)[] = [];
     let released = false;
-    const cutAll = (reason: string) => {
-      for (const cb of mine) cb(reason);
-    };
-    set.add(cutAll);
     return {
       machine: m,
       socketPath,
       pool: client.pool,
-      onCut: (cb) => mine.add(cb),
+      onCut: (cb) => {
+        mine.push(cb);
+        cuts.add(cb);
+      },
       release: () => {
         if (released) return;
         released = true;
-        set.delete(cutAll);
+        for (const cb of mine) cuts.delete(cb);
         done();
       },
       failed: async (err) => {
