@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type EgressSpec, parseCidr, parseNetworkFields } from '@nullspace/protocol';
-import { type MachineLink, applyEgress, host, setUpLink, tearDownLink } from '@nullspace/runtime';
+import { type MachineLink, applyEgress, denyAll, host, setUpLink, tearDownLink } from '@nullspace/runtime';
 
 const tag = randomBytes(3).toString('hex');
 const INET = `nst-inet-${tag}`;
@@ -134,6 +134,10 @@ describe('egress rules (runtime, real connections)', { skip }, () => {
 
   it('deny_all, allow lists, deny lists and an explicit private allow, each on the next connection', async () => {
     await applyEgress(link, policy({ mode: 'deny_all' }));
+    assert.equal(await fetchFromMachine(PUBLIC_A), 0);
+    // The fail-closed fallback a failed tightening ends in.
+    await applyEgress(link, policy({ mode: 'allow_all' }));
+    await denyAll(link);
     assert.equal(await fetchFromMachine(PUBLIC_A), 0);
     await applyEgress(link, policy({ mode: 'custom', allow_cidrs: [`${PUBLIC_A}/32`] }));
     assert.equal(await fetchFromMachine(PUBLIC_A), 200);
