@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Lists the kernel resources Nullspace machines use that exist on this host now: machine network
-# namespaces, machine cgroups, overlay mounts, loop devices, and processes running a machine agent.
+# namespaces, their links and egress tables, machine cgroups, overlay mounts, loop devices, and
+# processes running a machine agent.
 # The test script compares this before and after the suite.
 set -u
 ls /run/netns 2>/dev/null | grep '^ns-mch_' | sed 's/^/netns /'
+# Machine links (host ends of veths) and egress tables.
+ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^nsv[0-9a-f]+@?/ { sub(/@.*/, "", $2); print "link " $2 }'
+nft list tables ip 2>/dev/null | awk '$3 ~ /^ns_mch_/ { print "nft table " $3 }'
 for root in /sys/fs/cgroup /sys/fs/cgroup/*; do
   [ -d "$root/nullspace" ] && find "$root/nullspace" -mindepth 1 -maxdepth 1 -type d -name 'mch_*' | sed 's/^/cgroup /'
 done

@@ -77,11 +77,42 @@ describeWithServer('API errors', (ctx) => {
     );
   });
 
-  it('accepts the egress policies machines really have today (deny_all, internet_access: false)', async () => {
-    for (const body of [{ network: { egress: { mode: 'deny_all' } } }, { internet_access: false }]) {
-      const info = (await api(ctx.server, 'POST', '/v1/machines', body)) as { id: string; network: unknown };
-      assert.deepEqual(info.network, { egress: { mode: 'deny_all' } });
+  it('answers create with the egress policy in force, the legacy fields translated', async () => {
+    const egress = (mode: string, allow: string[] = [], deny: string[] = [], rate: unknown = null) => ({
+      mode,
+      allow_cidrs: allow,
+      deny_cidrs: deny,
+      rate_limit: rate,
+    });
+    const cases: [unknown, unknown, boolean][] = [
+      [{}, egress('allow_all'), true],
+      [{ network: { egress: { mode: 'deny_all' } } }, egress('deny_all'), true],
+      // A stray allow rule does not re-open internet_access: false.
+      [{ internet_access: false, allow_out: ['203.0.113.0/24'] }, egress('deny_all'), false],
+      [
+        { allow_out: ['203.0.113.7'], deny_out: ['10.1.2.3/8'] },
+        egress('custom', ['203.0.113.7/32'], ['10.0.0.0/8']),
+        true,
+      ],
+      [
+        {
+          network: {
+            egress: { mode: 'custom', deny_cidrs: ['198.51.100.0/24'], rate_limit: { pps: 50, burst: 10 } },
+          },
+        },
+        egress('custom', [], ['198.51.100.0/24'], { pps: 50, burst: 10 }),
+        true,
+      ],
+    ];
+    for (const [body, want, access] of cases) {
+      const info = (await api(ctx.server, 'POST', '/v1/machines', body)) as {
+        id: string;
+        network: { egress: unknown; internet_access: boolean; address: string };
+      };
       await api(ctx.server, 'DELETE', `/v1/machines/${info.id}`);
+      assert.deepEqual(info.network.egress, want, JSON.stringify(body));
+      assert.equal(info.network.internet_access, access);
+      assert.match(info.network.address, /^10\.213\.\d+\.\d+$/);
     }
   });
 
@@ -107,7 +138,9 @@ describeWithServer('API errors', (ctx) => {
       [{ volumes: [{ mount_path: '/data' }] }, 'volumes[0].volume'],
       [{ warm_pool_mode: 'sometimes' }, 'warm_pool_mode'],
       [{ unknown_field: 1 }, 'unknown_field'],
-      [{ network: { egress: { mode: 'allow_all' } } }, 'network'],
+      [{ network: { egress: { mode: 'allow_all', allow_cidrs: ['1.2.3.4'] } } }, 'network.egress.mode'],
+      [{ network: { egress: { mode: 'deny_all', rate_limit: { pps: 1 } } } }, 'network.egress.rate_limit'],
+      [{ network: { mask_request_host: 'bad host' } }, 'network.mask_request_host'],
       [
         { network: { egress: { mode: 'custom', allow_cidrs: ['2001:db8::/32'] } } },
         'network.egress.allow_cidrs[0]',

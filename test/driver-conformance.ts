@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '@nullspace/protocol';
-import { AgentClient, type MachineDriver } from '@nullspace/runtime';
+import { AgentClient, type MachineDriver, linkFor, parsePool } from '@nullspace/runtime';
 
 export interface DriverFixture {
   driver: MachineDriver;
@@ -20,6 +20,9 @@ export interface DriverFixture {
 export function driverConformance(name: string, make: () => Promise<DriverFixture>, skip?: string): void {
   describe(`driver conformance: ${name}`, { skip }, () => {
     let f: DriverFixture;
+    // A pool of its own (a server's default pool may be in use on this host at the same time).
+    const pool = parsePool('10.214.0.0/16');
+    let nextBlock = 0;
     const spec = (id: string) => ({
       id,
       templateRootfs: f.templateRootfs,
@@ -27,6 +30,10 @@ export function driverConformance(name: string, make: () => Promise<DriverFixtur
       memoryMb: 256,
       diskMb: 512,
       cwd: '/workspace',
+      network: {
+        link: linkFor(pool, nextBlock++, id),
+        egress: { mode: 'deny_all' as const, allow_cidrs: [], deny_cidrs: [], locked: false },
+      },
     });
     before(async () => {
       f = await make();

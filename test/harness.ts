@@ -12,7 +12,7 @@ import { after, before, describe } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MACHINE_STATES } from '@nullspace/protocol';
-import { NETNS_DIR, host, mountsUnder, netnsName } from '@nullspace/runtime';
+import { NETNS_DIR, host, mountsUnder, netnsName, tableOf } from '@nullspace/runtime';
 import { type ConnectionOptions, Machine } from '@nullspace/sdk';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -163,6 +163,9 @@ export async function leftovers(dataDir: string, ids: Iterable<string>): Promise
   const snapshotsDir = join(dataDir, 'snapshots');
   if (existsSync(snapshotsDir))
     for (const name of readdirSync(snapshotsDir)) out.push(`snapshot files ${join(snapshotsDir, name)}`);
+  const tables = (await host('nft', ['list', 'tables', 'ip'])).stdout;
+  for (const id of ids)
+    if (tables.includes(`table ip ${tableOf(id)}\n`)) out.push(`nft table ${tableOf(id)}`);
   const loops = await host('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']);
   for (const f of loops.stdout.split('\n').map((l) => l.trim()))
     if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
@@ -174,6 +177,7 @@ async function forceClean(dataDir: string, ids: Iterable<string>): Promise<void>
   for (const id of ids) {
     await host('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
     await host('ip', ['netns', 'delete', netnsName(id)]).catch(() => undefined);
+    await host('nft', ['delete', 'table', 'ip', tableOf(id)]).catch(() => undefined);
   }
   for (const m of await mountsUnder(dataDir)) await host('umount', ['-l', m]).catch(() => undefined);
 }

@@ -86,11 +86,11 @@ describeWithServer('machines', (ctx) => {
       assert.equal((await b.commands.run('test -e /etc/motd-test')).exitCode, 1);
       assert.equal((await b.commands.run('grep -c "^x$" /etc/os-release')).stdout.trim(), '0');
       assert.equal(existsSync(`${TEMPLATES_DIR}/base/rootfs/etc/motd-test`), false);
-      // Own hostname and network namespace (loopback only).
+      // Own hostname and network namespace (loopback and the link to the host).
       const hn = await a.commands.run('hostname');
       assert.equal(hn.stdout.trim(), a.id.replace('_', '-'));
       const links = await a.commands.run('ls /sys/class/net');
-      assert.deepEqual(links.stdout.trim().split(/\s+/), ['lo']);
+      assert.deepEqual(links.stdout.trim().split(/\s+/), ['eth0', 'lo']);
     } finally {
       rmSync(marker, { force: true });
     }

@@ -108,6 +108,8 @@ export function checkAutoResume(onTimeout: TimeoutAction, autoResume: boolean): 
  * - `timeout_set`: `set_timeout`/connect moved the deadline (`data.expires_at`).
  * - `snapshot_created`: `data.snapshot_id`, `data.kind`, `data.paused_ms`.
  * - `forked`: on the parent, `data.child_ids` (the children that started).
+ * - `network_set`: a new egress policy is in force (`data.egress`); `reason` says when applying it
+ *   failed and the machine was left denying everything instead.
  */
 export const LIFECYCLE_EVENT_TYPES = [
   'created',
@@ -116,6 +118,7 @@ export const LIFECYCLE_EVENT_TYPES = [
   'timeout_set',
   'snapshot_created',
   'forked',
+  'network_set',
 ] as const;
 export type LifecycleEventType = (typeof LIFECYCLE_EVENT_TYPES)[number];
 

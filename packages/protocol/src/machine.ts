@@ -1,6 +1,6 @@
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
-import { parseNetworkFields } from './network.js';
+import { type EgressRateLimit, type NetworkSpec, parseNetworkFields, parseNetworkObject } from './network.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -43,12 +43,19 @@ export const MACHINE_LIMITS = {
 
 export interface EgressPolicy {
   mode: 'allow_all' | 'deny_all' | 'custom';
-  allow_cidrs?: string[];
-  deny_cidrs?: string[];
+  allow_cidrs: string[];
+  deny_cidrs: string[];
+  rate_limit: EgressRateLimit | null;
 }
 
+/** `network` in machine info: the policy in force, and the machine's address on its link. */
 export interface NetworkInfo {
   egress: EgressPolicy;
+  /** False when the legacy `internet_access: false` locked the machine to deny-all. */
+  internet_access: boolean;
+  mask_request_host: string | null;
+  /** The machine's IPv4 address on its private link to the host (null until it first starts). */
+  address: string | null;
 }
 
 export interface WarmPoolCheckout {
@@ -129,6 +136,8 @@ export interface CreateMachineSpec {
   warm_pool?: string;
   warm_pool_mode: 'prefer' | 'require' | 'bypass';
   warm_pool_wait_ms: number;
+  /** Set when the request gave a network policy (else the server's default applies). */
+  network?: NetworkSpec;
 }
 
 export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*(:[a-z0-9][a-z0-9._-]*)?$/;
@@ -170,18 +179,7 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
     if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false)
       throw invalidArgument(field, why);
   }
-  // The egress policy is checked in full (errors name the field); machines have no outside
-  // network yet, so only a policy that denies everything is what the machine really gets.
   const network = parseNetworkFields(obj);
-  if (network && network.egress.mode !== 'deny_all') {
-    const field = obj.network !== undefined && obj.network !== null ? 'network' : 'allow_out';
-    throw invalidArgument(
-      obj.internet_access === true ? 'internet_access' : field,
-      'outside network access is not available on this server yet: machines only have loopback (deny_all)',
-    );
-  }
-  if (network?.mask_request_host !== undefined)
-    throw invalidArgument('network.mask_request_host', 'preview URLs are not available on this server yet');
   const template = optionalString(obj, 'template', {
     max: 128,
     pattern: TEMPLATE_NAME,
@@ -248,6 +246,20 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   }
   if (volumeIds.length > 0) spec.volume_ids = volumeIds;
   if (warmPool !== undefined) spec.warm_pool = warmPool;
+  if (network !== undefined) spec.network = network;
+  return spec;
+}
+
+/**
+ * The body of `PUT /v1/machines/{id}/network`: the `network` object of create (`egress`,
+ * `mask_request_host`), or the legacy `internet_access` / `allow_out` / `deny_out`.
+ */
+export function parseSetNetwork(body: unknown): NetworkSpec {
+  const obj = expectObject(body, 'body');
+  const legacy = ['internet_access', 'allow_out', 'deny_out'].some((k) => k in obj);
+  if (!legacy) return parseNetworkObject(obj, '');
+  const spec = parseNetworkFields(obj);
+  if (!spec) throw invalidArgument('internet_access', 'is required');
   return spec;
 }
 

@@ -146,6 +146,27 @@ export function parseEgress(raw: unknown, field = 'network.egress'): EgressSpec 
   return spec;
 }
 
+/** The `network` object (`egress`, `mask_request_host`); errors name fields under `field`. */
+export function parseNetworkObject(raw: unknown, field: string): NetworkSpec {
+  const net = expectObject(raw, field);
+  const p = field ? `${field}.` : '';
+  rejectUnknownKeys(net, ['egress', 'mask_request_host'], p);
+  const spec: NetworkSpec = {
+    egress:
+      net.egress === undefined || net.egress === null
+        ? { mode: 'allow_all', allow_cidrs: [], deny_cidrs: [], locked: false }
+        : parseEgress(net.egress, `${p}egress`),
+  };
+  const mask = optionalString(net, 'mask_request_host', {
+    max: 255,
+    pattern: /^[A-Za-z0-9.-]+(:(\d{1,5}|\$\{PORT\}))?$/,
+    patternHelp: 'must be a host[:port] such as "localhost:${PORT}"',
+    prefix: p,
+  });
+  if (mask !== undefined) spec.mask_request_host = mask;
+  return spec;
+}
+
 /**
  * The network fields of a create request (or the body of `PUT .../network`): `network` with
  * `egress` and `mask_request_host`, or the legacy `internet_access` / `allow_out` / `deny_out`
@@ -161,24 +182,7 @@ export function parseNetworkFields(obj: Record<string, unknown>): NetworkSpec | 
       legacy[0] as string,
       'cannot be combined with network; give network.egress instead',
     );
-  if (hasNetwork) {
-    const net = expectObject(obj.network, 'network');
-    rejectUnknownKeys(net, ['egress', 'mask_request_host'], 'network.');
-    const spec: NetworkSpec = {
-      egress:
-        net.egress === undefined || net.egress === null
-          ? { mode: 'allow_all', allow_cidrs: [], deny_cidrs: [], locked: false }
-          : parseEgress(net.egress),
-    };
-    const mask = optionalString(net, 'mask_request_host', {
-      max: 255,
-      pattern: /^[A-Za-z0-9.-]+(:(\d{1,5}|\$\{PORT\}))?$/,
-      patternHelp: 'must be a host[:port] such as "localhost:${PORT}"',
-      prefix: 'network.',
-    });
-    if (mask !== undefined) spec.mask_request_host = mask;
-    return spec;
-  }
+  if (hasNetwork) return parseNetworkObject(obj.network, 'network');
   if (legacy.length === 0) return undefined;
   const access = obj.internet_access;
   if (access !== undefined && access !== null && typeof access !== 'boolean')

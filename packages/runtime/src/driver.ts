@@ -1,3 +1,6 @@
+import type { EgressSpec } from '@nullspace/protocol';
+import type { MachineLink } from './net/egress-rules.js';
+
 /**
  * The interface every machine isolator implements (runc today; a VM driver on hosts with real KVM
  * later). The server only ever talks to a driver through this, and every driver must pass the shared
@@ -12,6 +15,13 @@ export interface DriverMachineSpec {
   diskMb: number;
   /** Default working directory of commands; created if missing. */
   cwd: string;
+  network: DriverNetwork;
+}
+
+/** A machine's link to the host and the egress policy in force on it. */
+export interface DriverNetwork {
+  link: MachineLink;
+  egress: EgressSpec;
 }
 
 /** What the runtime sees of a machine, independent of what the server's store says. */
@@ -30,6 +40,13 @@ export interface MachineDriver {
   list(): Promise<string[]>;
   /** Host path of the Unix socket of the machine's agent. */
   agentSocketPath(id: string): string;
+  /**
+   * Replaces the egress policy of a running or paused machine, atomically: on failure the old
+   * policy is still in force (a caller tightening it must then call {@link blockEgress}).
+   */
+  setEgress(id: string, network: DriverNetwork): Promise<void>;
+  /** Fail-closed: the machine reaches nothing any more (rules, or else its link goes down). */
+  blockEgress(id: string, network: DriverNetwork): Promise<void>;
 
   // ---- lifecycle (memory state is kept by every one of these) ----
 

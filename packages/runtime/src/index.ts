@@ -7,4 +7,12 @@ export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
 export { type MachineLink, renderEgressProgram } from './net/egress-rules.js';
-export { applyEgress, denyAll, setUpLink, tearDownLink } from './net/link.js';
+export {
+  applyEgress,
+  denyAll,
+  deleteEgressTable,
+  enableUplinkForwarding,
+  setUpLink,
+  tearDownLink,
+} from './net/link.js';
+export { type AddressPool, DEFAULT_MACHINE_POOL, linkFor, parsePool, tableOf } from './net/addresses.js';

@@ -16,8 +16,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import { Freezer } from './cgroups/freezer.js';
-import type { DriverMachineSpec, DriverMachineState, MachineDriver } from './driver.js';
+import type { DriverMachineSpec, DriverMachineState, DriverNetwork, MachineDriver } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
+import { tableOf } from './net/addresses.js';
+import {
+  applyEgress,
+  clearNonlocalBind,
+  cutLink,
+  deleteEgressTable,
+  denyAll,
+  linkSetUpSteps,
+  writeLinkFiles,
+} from './net/link.js';
 import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { mountOverlaySteps, unmountOverlay } from './rootfs/overlay.js';
@@ -48,6 +58,8 @@ const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
 /** In a machine dir: pid of the runc checkpoint/restore in progress (survives a server crash). */
 const OPERATION_PID_FILE = 'operation.pid';
+/** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
+const CRIU_CONFIG = 'criu.conf';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -69,7 +81,8 @@ function diskFullOr(err: unknown): unknown {
  * Machines as OCI containers run by runc. Per machine, each with one owner here:
  *   - `<machinesDir>/<id>/disk.img` + `disk/`: the writable disk (DiskImage)
  *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
- *   - `/run/netns/ns-<id>`: the network namespace (loopback only for now)
+ *   - `/run/netns/ns-<id>`: the network namespace, with the machine's end of its veth (net/link.ts)
+ *   - nftables table `ns_<id>` in the host's namespace: its egress policy
  *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created and removed by runc
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
  * `destroy` tears all of it down in reverse order and tolerates any part being already gone.
@@ -100,7 +113,17 @@ export class RuncDriver implements MachineDriver {
       if (!new RegExp(`\\s${fs}\\n`).test(filesystems))
         throw new CodedError('internal', `kernel lacks the ${fs} filesystem, which machines need`);
     }
-    for (const tool of ['runc', 'mkfs.xfs', 'ip', 'mount', 'umount', 'truncate']) {
+    for (const tool of [
+      'runc',
+      'mkfs.xfs',
+      'ip',
+      'nft',
+      'nsenter',
+      'sysctl',
+      'mount',
+      'umount',
+      'truncate',
+    ]) {
       await host('sh', ['-c', `command -v ${tool}`]).catch(() => {
         throw new CodedError('internal', `${tool} is not installed; run scripts/setup.sh`);
       });
@@ -122,9 +145,26 @@ export class RuncDriver implements MachineDriver {
 
   async create(spec: DriverMachineSpec): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
-    await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], async () => {
+    await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], { restore: false }, async () => {
       await this.runc.run(spec.id, this.dir(spec.id));
     });
+  }
+
+  async setEgress(id: string, network: DriverNetwork): Promise<void> {
+    await applyEgress(network.link, network.egress);
+  }
+
+  async blockEgress(id: string, network: DriverNetwork): Promise<void> {
+    try {
+      await denyAll(network.link);
+    } catch (err) {
+      // Not even the deny rules load: nothing leaves a machine whose link is down.
+      await cutLink(network.link).catch((cutErr: unknown) => {
+        throw new CodedError('internal', `machine ${id}: could not block its egress`, undefined, {
+          cause: new AggregateError([err, cutErr]),
+        });
+      });
+    }
   }
 
   async pause(id: string): Promise<void> {
@@ -165,8 +205,9 @@ export class RuncDriver implements MachineDriver {
     await this.release(spec.id);
     const disk = new DiskImage(dir);
     try {
+      // The same address as before: sockets bound to it and open connections come back alive.
       await this.prepareHost(spec, [disk.mountSteps()]);
-      await this.restoreFrom(spec.id, imageDir, timeoutMs);
+      await this.restoreFrom(spec.id, imageDir, { timeoutMs, newAddress: false });
       await this.waitForAgent(spec.id);
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
@@ -207,13 +248,19 @@ export class RuncDriver implements MachineDriver {
 
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
-    await this.startMachine(spec, disk.copyFromSteps(join(snapDir, IMAGE_DISK)), async () => {
-      await this.restoreFrom(spec.id, snapDir, timeoutMs);
-      // The restored UTS namespace carries the source's host name; this machine has its own.
-      const state = await this.runc.state(spec.id);
-      if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
-      await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
-    });
+    await this.startMachine(
+      spec,
+      disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
+      { restore: true },
+      async () => {
+        await this.restoreFrom(spec.id, snapDir, { timeoutMs, newAddress: true });
+        await clearNonlocalBind(netnsName(spec.id));
+        // The restored UTS namespace carries the source's host name; this machine has its own.
+        const state = await this.runc.state(spec.id);
+        if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
+        await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
+      },
+    );
   }
 
   async settle(id: string, imageDir?: string): Promise<void> {
@@ -265,17 +312,33 @@ export class RuncDriver implements MachineDriver {
       });
   }
 
-  /** CRIU restore of `<imageDir>/memory` as machine `id` (its bundle decides mounts, netns, cgroups). */
-  private async restoreFrom(id: string, imageDir: string, timeoutMs: number): Promise<void> {
+  /**
+   * CRIU restore of `<imageDir>/memory` as machine `id` (its bundle decides mounts, netns, cgroups).
+   * Into the machine's own address (resume) open TCP connections come back alive; into a new one
+   * (fork, a machine from a snapshot) they come back closed: two live copies of one connection
+   * cannot exist, and the program sees a reset it can recover from.
+   */
+  private async restoreFrom(
+    id: string,
+    imageDir: string,
+    o: { timeoutMs: number; newAddress: boolean },
+  ): Promise<void> {
     const dir = this.dir(id);
     const workDir = join(dir, 'criu-restore');
-    await this.runc
-      .restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, timeoutMs, (pid) =>
-        this.recordOperation(id, pid),
-      )
-      .catch(async (err: unknown) => {
-        throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
+    const config = join(dir, CRIU_CONFIG);
+    if (o.newAddress) await writeFile(config, 'tcp-close\n');
+    try {
+      await this.runc.restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, {
+        timeoutMs: o.timeoutMs,
+        tcpEstablished: !o.newAddress,
+        onSpawn: (pid) => this.recordOperation(id, pid),
       });
+    } catch (err) {
+      throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
+    } finally {
+      // Its later checkpoints keep their connections.
+      if (o.newAddress) await writeFile(config, '');
+    }
   }
 
   /** Notes the pid of a runc checkpoint/restore, so a restarted server can wait for it (settle). */
@@ -307,20 +370,24 @@ export class RuncDriver implements MachineDriver {
     await this.runc.destroy(id);
     await unmountOverlay(join(dir, 'rootfs'));
     await new DiskImage(dir).unmount();
-    await deleteNetns(netnsName(id));
+    await deleteNetns(netnsName(id)); // its veth goes with it
+    await deleteEgressTable(tableOf(id));
   }
 
   /**
-   * Makes the machine's host side (disk via `diskSteps`, overlay, network namespace, config.json),
-   * then `start`s its processes and waits for the agent. On failure nothing is left behind.
+   * Makes the machine's host side (disk via `diskSteps`, overlay, network namespace and link,
+   * config.json), then `start`s its processes (`restore`: from an image taken at another address)
+   * and waits for the agent. On failure nothing is left behind.
    */
   private async startMachine(
     spec: DriverMachineSpec,
     diskSteps: Argv[],
+    o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
     try {
-      await this.prepareHost(spec, [diskSteps]);
+      await this.prepareHost(spec, [diskSteps], { newAddress: o.restore });
+      await writeFile(join(this.dir(spec.id), CRIU_CONFIG), '');
       await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
       await start();
       await this.waitForAgent(spec.id);
@@ -332,12 +399,19 @@ export class RuncDriver implements MachineDriver {
 
   /**
    * One batch of host commands: the disk (`diskSteps`, then the overlay on top of it) in one lane,
-   * the network namespace in another.
+   * the network namespace and its link in another. `newAddress`: the machine may have sockets
+   * bound to an address it no longer has (a restore into a fork).
    */
-  private async prepareHost(spec: DriverMachineSpec, diskSteps: Argv[][]): Promise<void> {
+  private async prepareHost(
+    spec: DriverMachineSpec,
+    diskSteps: Argv[][],
+    o: { newAddress?: boolean } = {},
+  ): Promise<void> {
     const dir = this.dir(spec.id);
     await mkdir(join(dir, 'run'), { recursive: true });
     const disk = new DiskImage(dir);
+    const netns = netnsName(spec.id);
+    const files = await writeLinkFiles(dir, spec.network.link, spec.network.egress);
     await hostPlan(
       [
         [
@@ -349,7 +423,10 @@ export class RuncDriver implements MachineDriver {
             target: join(dir, 'rootfs'),
           }),
         ],
-        createNetnsSteps(netnsName(spec.id)),
+        [
+          ...createNetnsSteps(netns),
+          ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
+        ],
       ],
       { timeoutMs: 120_000 },
     );
@@ -385,6 +462,7 @@ export class RuncDriver implements MachineDriver {
         spec.cwd,
       ],
       nofileLimit: this.nofileLimit,
+      criuConfig: join(dir, CRIU_CONFIG),
     });
   }
 

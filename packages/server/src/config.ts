@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
+import { DEFAULT_MACHINE_POOL } from '@nullspace/runtime';
 
 export interface ServerConfig {
   host: string;
@@ -21,6 +22,14 @@ export interface ServerConfig {
   transitionTimeoutMs: number;
   /** Lifecycle events older than this (seconds) are removed; replay from before then says so. */
   eventsRetentionS: number;
+  /** The IPv4 pool machines' addresses come from (a /29 each). */
+  machineNetwork: string;
+  /**
+   * Host interfaces machines' traffic leaves by: the server turns IPv4 forwarding on for them
+   * (replies coming back in must be forwarded to the machine). Default: the interfaces of the
+   * host's default routes; empty: none (the host is set up by hand).
+   */
+  uplinks: string[] | 'default-route';
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
@@ -54,9 +63,22 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     transitionTimeoutMs: intFromEnv('NULLSPACE_TRANSITION_TIMEOUT_MS', 120_000, 1, 3_600_000),
     pauseSpillAfterS: intFromEnv('NULLSPACE_PAUSE_SPILL_AFTER', 600, 1, 365 * 24 * 3600),
     eventsRetentionS: intFromEnv('NULLSPACE_EVENTS_RETENTION', 7 * 24 * 3600, 1, 365 * 24 * 3600),
+    machineNetwork: process.env.NULLSPACE_MACHINE_NETWORK || DEFAULT_MACHINE_POOL,
+    uplinks: uplinksFromEnv(process.env.NULLSPACE_UPLINKS),
     ...overrides,
   };
   const apiKey = overrides.apiKey ?? process.env.NULLSPACE_API_KEY;
   if (apiKey) config.apiKey = apiKey;
   return config;
+}
+
+/** `NULLSPACE_UPLINKS`: unset → the default routes' interfaces; `none` → none; else a list. */
+function uplinksFromEnv(raw: string | undefined): ServerConfig['uplinks'] {
+  if (raw === undefined || raw === '') return 'default-route';
+  if (raw === 'none') return [];
+  const names = raw.split(',').map((s) => s.trim());
+  for (const n of names)
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(n))
+      throw new CodedError('invalid_argument', `NULLSPACE_UPLINKS: "${n}" is not an interface name`);
+  return names;
 }

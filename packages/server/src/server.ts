@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
-import { type MachineDriver, RuncDriver } from '@nullspace/runtime';
+import { type MachineDriver, RuncDriver, enableUplinkForwarding, parsePool } from '@nullspace/runtime';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
@@ -48,6 +48,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     agentHomeDir: agentBundleDir(),
   });
   await driver.init();
+  const uplinks = await enableUplinkForwarding(config.uplinks);
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
   const events = new EventLog(store.database, config.eventsRetentionS * 1000);
   const machines = new MachineService({
@@ -59,6 +60,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     pauseSpillAfterMs: config.pauseSpillAfterS * 1000,
     snapshotsDir: config.snapshotsDir,
     transitionTimeoutMs: config.transitionTimeoutMs,
+    addressPool: parsePool(config.machineNetwork),
     log,
   });
   await machines.readopt();
@@ -79,7 +81,13 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   const address = await listen(server, config.host, config.port);
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
-  log.info('nullspace server listening', { url, data_dir: config.dataDir, driver: driver.name });
+  log.info('nullspace server listening', {
+    url,
+    data_dir: config.dataDir,
+    driver: driver.name,
+    machine_network: config.machineNetwork,
+    uplinks,
+  });
   if (generated)
     log.info('generated an API key (kept in the data directory)', {
       api_key_file: join(config.dataDir, 'api-key'),

@@ -1,14 +1,18 @@
 import { type EgressSpec, NON_PUBLIC_CIDRS } from '@nullspace/protocol';
 
-/** One machine's link to the host: a veth pair with a /30 (see docs/research/network.md). */
+/** One machine's link to the host: a veth pair on a small subnet (see net/addresses.ts). */
 export interface MachineLink {
   /** nftables table of this machine (`ip` family), replaced atomically on every change. */
   table: string;
   /** Host side of the veth. */
   hostIf: string;
-  /** The machine's address and the host's, on the /30. */
+  /** The machine's address and the host's, on the subnet. */
   machineAddr: string;
   hostAddr: string;
+  /** A second host address: what connects from it is redirected to the machine's 127.0.0.1. */
+  previewAddr: string;
+  /** Prefix length of the subnet. */
+  prefix: number;
 }
 
 /**

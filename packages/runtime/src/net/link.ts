@@ -1,35 +1,102 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { EgressSpec } from '@nullspace/protocol';
-import { host } from '../exec.js';
+import { type Argv, host, hostPlan } from '../exec.js';
+import { netnsPath } from '../netns/netns.js';
 import { type MachineLink, renderEgressProgram } from './egress-rules.js';
 
+/** The machine side's table (in its own namespace): preview connections go to its loopback. */
+const PREVIEW_TABLE = 'nullspace_preview';
+
+export interface LinkFiles {
+  /** The host table's program (egress policy). */
+  egress: string;
+  /** The machine namespace's preview redirect. */
+  preview: string;
+}
+
 /**
- * A machine's link to the host: a veth pair, the host end (`hostIf`) in the host's namespace, the
- * other moved into the machine's namespace as `eth0`, a /30 between them, the machine's default
- * route via the host, forwarding on for the host end only (the global `ip_forward` is untouched).
- * The egress rules are loaded before the link comes up, so the machine is never reachable or
- * reaching anything unruled (docs/research/network.md: without its table a machine reached host
- * listeners).
+ * Writes the two nftables programs a link needs into `dir` (the machine's host directory), so the
+ * set-up steps can load them from files within one batch of host commands.
  */
-export async function setUpLink(netns: string, link: MachineLink, policy: EgressSpec): Promise<void> {
+export async function writeLinkFiles(dir: string, link: MachineLink, policy: EgressSpec): Promise<LinkFiles> {
+  const files = { egress: join(dir, 'egress.nft'), preview: join(dir, 'preview.nft') };
+  await writeFile(files.egress, renderEgressProgram(link, policy));
+  await writeFile(
+    files.preview,
+    [
+      `table ip ${PREVIEW_TABLE} {`,
+      '  chain to_loopback {',
+      '    type nat hook prerouting priority dstnat; policy accept;',
+      `    iifname "eth0" ip saddr ${link.previewAddr} meta l4proto tcp dnat to 127.0.0.1`,
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return files;
+}
+
+/**
+ * Host commands that give the machine namespace `netns` (which must exist) its link to the host: a
+ * veth pair, the host end (`hostIf`) in the host's namespace with the host and preview addresses,
+ * the other end moved into the machine's namespace as `eth0` with the machine's address and its
+ * default route via the host; forwarding on for the host end only (the global `ip_forward` is
+ * untouched). The egress table is loaded first, so the machine never reaches anything unruled
+ * (docs/research/network.md: without its table a machine reached host listeners).
+ *
+ * In the machine's namespace: `route_localnet` on eth0 and the preview redirect (preview
+ * connections reach services listening on 127.0.0.1 only), and, for a restore into a new address
+ * (`nonlocalBind`), `ip_nonlocal_bind` so CRIU can recreate sockets bound to the old one.
+ */
+export function linkSetUpSteps(
+  netns: string,
+  link: MachineLink,
+  files: LinkFiles,
+  o: { nonlocalBind?: boolean } = {},
+): Argv[] {
   const peer = `${link.hostIf}p`;
-  await applyEgress(link, policy);
-  const steps: string[][] = [
+  const cidr = (addr: string) => `${addr}/${link.prefix}`;
+  const inside = [
+    'sysctl -qw net.ipv4.conf.eth0.route_localnet=1',
+    ...(o.nonlocalBind ? ['sysctl -qw net.ipv4.ip_nonlocal_bind=1'] : []),
+    `nft -f '${files.preview}'`,
+  ].join(' && ');
+  return [
+    ['nft', '-f', files.egress],
     ['ip', 'link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', peer],
     ['ip', 'link', 'set', peer, 'netns', netns],
     ['ip', '-n', netns, 'link', 'set', peer, 'name', 'eth0'],
-    ['ip', 'addr', 'add', `${link.hostAddr}/30`, 'dev', link.hostIf],
-    ['ip', '-n', netns, 'addr', 'add', `${link.machineAddr}/30`, 'dev', 'eth0'],
+    ['ip', 'addr', 'add', cidr(link.hostAddr), 'dev', link.hostIf],
+    ['ip', 'addr', 'add', cidr(link.previewAddr), 'dev', link.hostIf],
+    ['ip', '-n', netns, 'addr', 'add', cidr(link.machineAddr), 'dev', 'eth0'],
     ['sysctl', '-qw', `net.ipv4.conf.${link.hostIf}.forwarding=1`],
+    ['nsenter', `--net=${netnsPath(netns)}`, 'sh', '-c', inside],
     ['ip', 'link', 'set', link.hostIf, 'up'],
     ['ip', '-n', netns, 'link', 'set', 'eth0', 'up'],
     ['ip', '-n', netns, 'route', 'add', 'default', 'via', link.hostAddr],
   ];
-  for (const [file, ...args] of steps) await host(file as string, args);
+}
+
+/** Sets up the link of an existing namespace on its own (see {@link linkSetUpSteps}). */
+export async function setUpLink(
+  netns: string,
+  link: MachineLink,
+  policy: EgressSpec,
+  dir: string,
+): Promise<void> {
+  const files = await writeLinkFiles(dir, link, policy);
+  await hostPlan([linkSetUpSteps(netns, link, files)]);
+}
+
+/** After a restore into a new address: sockets may no longer bind to addresses the machine lacks. */
+export async function clearNonlocalBind(netns: string): Promise<void> {
+  await host('nsenter', [`--net=${netnsPath(netns)}`, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=0']);
 }
 
 /**
  * Puts `policy` in force for the machine: one nftables transaction that replaces its table. If it
- * fails nothing changed, so a caller tightening the policy must then fall back to `denyAll`.
+ * fails nothing changed, so a caller tightening the policy must then fall back to {@link denyAll}.
  */
 export async function applyEgress(link: MachineLink, policy: EgressSpec): Promise<void> {
   await host('nft', ['-f', '-'], { input: renderEgressProgram(link, policy) });
@@ -40,8 +107,37 @@ export async function denyAll(link: MachineLink): Promise<void> {
   await applyEgress(link, { mode: 'deny_all', allow_cidrs: [], deny_cidrs: [], locked: true });
 }
 
+/** The last resort when even {@link denyAll} cannot be loaded: the link goes down. */
+export async function cutLink(link: MachineLink): Promise<void> {
+  await host('ip', ['link', 'set', link.hostIf, 'down']);
+}
+
+/** Deletes a machine's host table (its veth goes with its namespace). Idempotent. */
+export async function deleteEgressTable(table: string): Promise<void> {
+  await host('nft', ['delete', 'table', 'ip', table]).catch(() => undefined);
+}
+
 /** Removes the link and the machine's table. Idempotent. */
 export async function tearDownLink(link: MachineLink): Promise<void> {
   await host('ip', ['link', 'del', link.hostIf]).catch(() => undefined);
-  await host('nft', ['delete', 'table', 'ip', link.table]).catch(() => undefined);
+  await deleteEgressTable(link.table);
+}
+
+/**
+ * Turns IPv4 forwarding on for the host interfaces machines' traffic leaves by (`default-route`:
+ * those of the host's default routes), so the replies that come back in on them are forwarded to
+ * the machines. Only these interfaces and the machines' veths forward; the global switch is
+ * left alone. Returns the interfaces it set.
+ */
+export async function enableUplinkForwarding(
+  uplinks: readonly string[] | 'default-route',
+): Promise<string[]> {
+  let names: string[];
+  if (uplinks === 'default-route') {
+    const { stdout } = await host('ip', ['-4', '-j', 'route', 'show', 'default']);
+    const routes = JSON.parse(stdout || '[]') as { dev?: string }[];
+    names = [...new Set(routes.flatMap((r) => (r.dev ? [r.dev] : [])))];
+  } else names = [...uplinks];
+  for (const name of names) await host('sysctl', ['-qw', `net.ipv4.conf.${name}.forwarding=1`]);
+  return names;
 }

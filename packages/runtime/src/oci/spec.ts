@@ -20,6 +20,12 @@ export interface MachineOciOptions {
   paths: { nodeBinary: string; initBinary: string; homeDir: string; runDir: string };
   agentArgs: string[];
   nofileLimit: number;
+  /**
+   * A CRIU configuration file runc hands to every checkpoint and restore of this machine
+   * (annotation `org.criu.config`): how the runtime sets per-operation options runc 1.1 has no
+   * flag for (`tcp-close` when a fork is restored).
+   */
+  criuConfig: string;
 }
 
 /**
@@ -78,6 +84,7 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
   return {
     ociVersion: '1.0.2',
     hostname: o.hostname,
+    annotations: { 'org.criu.config': o.criuConfig },
     root: { path: o.rootfs, readonly: false },
     process: {
       terminal: false,

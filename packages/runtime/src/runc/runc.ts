@@ -41,16 +41,12 @@ export class Runc {
     bundle: string,
     imageDir: string,
     workDir: string,
-    timeoutMs: number,
-    onSpawn?: (pid: number) => void,
+    opts: { timeoutMs: number; tcpEstablished: boolean; onSpawn?: (pid: number) => void },
   ): Promise<void> {
-    return this.detached(
-      id,
-      bundle,
-      ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir, '--bundle', bundle, id],
-      timeoutMs,
-      onSpawn,
-    );
+    const args = ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir];
+    if (opts.tcpEstablished) args.push('--tcp-established');
+    args.push('--bundle', bundle, id);
+    return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn);
   }
 
   /**
@@ -64,7 +60,18 @@ export class Runc {
     workDir: string,
     opts: { leaveRunning: boolean; timeoutMs: number; onSpawn?: (pid: number) => void },
   ): Promise<void> {
-    const args = ['--root', this.root, 'checkpoint', '--image-path', imageDir, '--work-path', workDir];
+    // Open TCP connections are dumped in repair mode rather than failing the checkpoint: a resume
+    // (same address) restores them alive, a fork restores them closed (see RuncDriver).
+    const args = [
+      '--root',
+      this.root,
+      'checkpoint',
+      '--tcp-established',
+      '--image-path',
+      imageDir,
+      '--work-path',
+      workDir,
+    ];
     if (opts.leaveRunning) args.push('--leave-running');
     args.push(id);
     await host(this.binary, args, {

@@ -6,6 +6,7 @@ import {
   parseFields,
   parseFork,
   parseListMachinesQuery,
+  parseSetNetwork,
   parseSetTimeout,
   pickFields,
   rejectUnknownKeys,
@@ -57,6 +58,10 @@ export function addMachineRoutes(router: Router, machines: MachineService): void
     const { count } = parseFork(await ctx.body());
     return { body: { children: await machines.fork(ctx.params.id ?? '', count) } };
   });
+
+  router.add('PUT', '/v1/machines/{id}/network', async (ctx) => ({
+    body: await machines.setNetwork(ctx.params.id ?? '', parseSetNetwork(await ctx.body())),
+  }));
 
   router.add('POST', '/v1/machines/{id}/timeout', async (ctx) => ({
     body: await machines.setTimeout(ctx.params.id ?? '', parseSetTimeout(await ctx.body())),

@@ -11,6 +11,7 @@ import {
   type ListMachinesResponse,
   type MachineInfo,
   type MachineState,
+  type NetworkSpec,
   type SetTimeoutRequest,
   type SnapshotInfo,
   type SnapshotKind,
@@ -20,11 +21,25 @@ import {
   newId,
   pickFields,
 } from '@nullspace/protocol';
-import { AgentClient, type DriverMachineSpec, type MachineDriver } from '@nullspace/runtime';
+import {
+  type AddressPool,
+  AgentClient,
+  type DriverMachineSpec,
+  type DriverNetwork,
+  type MachineDriver,
+  linkFor,
+} from '@nullspace/runtime';
 import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
 import type { MachineRecord, MachineStore } from '../store/machine-store.js';
 import { type SnapshotRecord, SnapshotStore, snapshotInfo } from '../store/snapshot-store.js';
+import {
+  DEFAULT_NETWORK,
+  DENY_ALL_EGRESS,
+  driverNetwork,
+  isBroadening,
+  networkInfo,
+} from './network-policy.js';
 
 /** States in which a machine holds runtime resources and counts against the host's capacity. */
 const LIVE_STATES: MachineState[] = [
@@ -70,6 +85,8 @@ export interface MachineServiceOptions {
   pauseSpillAfterMs: number;
   /** Deadline of one transition (pause, hibernate, resume, snapshot, fork). */
   transitionTimeoutMs: number;
+  /** Where machines' addresses come from (one block per machine). */
+  addressPool: AddressPool;
   log: Logger;
 }
 
@@ -104,12 +121,12 @@ export class MachineService {
   // ---- queries ------------------------------------------------------------------------------
 
   get(id: string): MachineInfo {
-    return toInfo(this.record(id));
+    return this.toInfo(this.record(id));
   }
 
   list(q: ListMachinesQuery): ListMachinesResponse<MachineInfo | Partial<MachineInfo>> {
     const { items, nextToken } = this.store.list(q);
-    const infos = items.map(toInfo);
+    const infos = items.map((m) => this.toInfo(m));
     return {
       items: q.fields ? infos.map((i) => pickFields(i, q.fields ?? [])) : infos,
       next_token: nextToken,
@@ -143,7 +160,7 @@ export class MachineService {
     return this.serialized(record.id, async () => {
       const started = Date.now();
       try {
-        await this.driver.create(driverSpec(record, templateRootfs));
+        await this.driver.create(this.driverSpec(record, templateRootfs));
       } catch (err) {
         throw this.startFailed(record, err);
       }
@@ -162,7 +179,7 @@ export class MachineService {
     this.record(id);
     return this.serialized(id, async () => {
       const m = this.record(id);
-      if (m.status === 'killed') return toInfo(m);
+      if (m.status === 'killed') return this.toInfo(m);
       this.disarm(id);
       this.setStatus(id, 'killing', { status_reason: reason, transition_deadline: null });
       this.dropAgent(id);
@@ -180,7 +197,7 @@ export class MachineService {
         );
       }
       this.log.info('machine killed', { machine_id: id, reason });
-      return toInfo(this.setStatus(id, 'killed', { status_reason: reason, paused_at: null }));
+      return this.toInfo(this.setStatus(id, 'killed', { status_reason: reason, paused_at: null }));
     });
   }
 
@@ -191,7 +208,7 @@ export class MachineService {
     this.record(id);
     return this.serialized(id, async () => {
       const m = this.record(id);
-      if (m.status === 'paused' || m.status === 'hibernated') return toInfo(m);
+      if (m.status === 'paused' || m.status === 'hibernated') return this.toInfo(m);
       this.requireRunning(m);
       this.disarm(id);
       this.setStatus(id, 'pausing', { status_reason: reason, transition_deadline: this.deadline() });
@@ -208,7 +225,7 @@ export class MachineService {
         transition_deadline: null,
       });
       this.armSpill(paused);
-      return toInfo(paused);
+      return this.toInfo(paused);
     });
   }
 
@@ -220,7 +237,7 @@ export class MachineService {
     this.record(id);
     return this.serialized(id, async () => {
       const m = this.record(id);
-      if (m.status === 'hibernated') return toInfo(m);
+      if (m.status === 'hibernated') return this.toInfo(m);
       if (m.status !== 'paused') this.requireRunning(m);
       const from = m.status;
       this.disarm(id);
@@ -251,7 +268,7 @@ export class MachineService {
         throw this.transitionFailed(id, 'hibernate', err);
       }
       this.snapshots.update(snap.id, { status: 'ready', size_bytes: await diskUsage(dir) });
-      return toInfo(
+      return this.toInfo(
         this.setStatus(id, 'hibernated', {
           snapshot_id: snap.id,
           paused_at: m.paused_at ?? Date.now(),
@@ -270,14 +287,14 @@ export class MachineService {
     return this.serialized(id, async () => {
       const m = this.record(id);
       if (m.status === 'running') {
-        if (timeout === undefined) return toInfo(m);
+        if (timeout === undefined) return this.toInfo(m);
         const updated = this.store.update(id, { timeout, expires_at: Date.now() + timeout * 1000 });
         this.arm(updated);
         this.event(updated, 'timeout_set', { expires_at: new Date(updated.expires_at).toISOString() });
-        return toInfo(updated);
+        return this.toInfo(updated);
       }
       if (m.status !== 'paused' && m.status !== 'hibernated') this.requireRunning(m);
-      return toInfo(await this.resume(m, timeout ?? m.timeout));
+      return this.toInfo(await this.resume(m, timeout ?? m.timeout));
     });
   }
 
@@ -310,7 +327,7 @@ export class MachineService {
         if (!snap || snap.status !== 'ready')
           throw new CodedError('internal', `machine ${m.id} has no hibernation image`);
         await this.driver.restore(
-          driverSpec(m, this.templateRootfs(m.template)),
+          this.driverSpec(m, this.templateRootfs(m.template)),
           this.snapshotDir(snap.id),
           this.o.transitionTimeoutMs,
         );
@@ -455,7 +472,7 @@ export class MachineService {
       return await this.serialized(record.id, async () => {
         try {
           await this.driver.createFromSnapshot(
-            driverSpec(record, templateRootfs),
+            this.driverSpec(record, templateRootfs),
             dir,
             this.o.transitionTimeoutMs,
           );
@@ -500,7 +517,7 @@ export class MachineService {
       this.serialized(record.id, async () => {
         try {
           await this.driver.createFromSnapshot(
-            driverSpec(record, templateRootfs),
+            this.driverSpec(record, templateRootfs),
             this.snapshotDir(snapshotId),
             this.o.transitionTimeoutMs,
           );
@@ -539,7 +556,64 @@ export class MachineService {
         auto_resume: autoResume,
         expires_at: new Date(updated.expires_at).toISOString(),
       });
-      return toInfo(updated);
+      return this.toInfo(updated);
+    });
+  }
+
+  // ---- network ------------------------------------------------------------------------------
+
+  /**
+   * Replaces the egress policy. On a running or paused machine it is in force when this returns
+   * (new connections follow it; open ones go on). If it cannot be applied: a broadening leaves the
+   * old policy in force; anything else leaves the machine denying all egress (stored, so info and
+   * a later resume say and do the same), and the caller gets the error. A hibernated machine gets
+   * it at resume.
+   */
+  async setNetwork(id: string, network: NetworkSpec): Promise<MachineInfo> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (m.status !== 'hibernated' && m.status !== 'paused') this.requireRunning(m);
+      if (m.status !== 'hibernated') {
+        const next = { ...m, network };
+        try {
+          await this.driver.setEgress(id, this.networkOf(next));
+        } catch (err) {
+          if (isBroadening(m.network.egress, network.egress)) throw this.transitionFailed(id, 'network', err);
+          const denied: NetworkSpec = { ...network, egress: DENY_ALL_EGRESS };
+          const reason = 'the new network policy could not be applied: the machine now denies all egress';
+          await this.driver.blockEgress(id, this.networkOf({ ...m, network: denied }));
+          const updated = this.store.update(id, { network: denied, status_reason: reason });
+          this.event(updated, 'network_set', { egress: DENY_ALL_EGRESS }, reason);
+          this.log.error('network policy failed; machine left denying', { machine_id: id, error: err });
+          throw new CodedError(
+            'internal',
+            `machine ${id}: ${reason} (status_reason; the server log has the cause)`,
+            { machine_id: id, status: m.status, egress: 'deny_all' },
+            { cause: err },
+          );
+        }
+      }
+      const updated = this.store.update(id, { network });
+      this.event(updated, 'network_set', { egress: networkInfo(network, null).egress });
+      this.log.info('network policy set', { machine_id: id, mode: network.egress.mode });
+      return this.toInfo(updated);
+    });
+  }
+
+  /**
+   * Puts a re-adopted machine's stored policy in force again: its table outlived the last server,
+   * but a crash between applying a policy and storing it would leave the two apart.
+   */
+  private async reapplyNetwork(m: MachineRecord): Promise<void> {
+    if (m.net_index === null) return;
+    const network = this.networkOf(m);
+    await this.driver.setEgress(m.id, network).catch(async (err: unknown) => {
+      this.log.error('re-applying the network policy failed; blocking egress', {
+        machine_id: m.id,
+        error: err,
+      });
+      await this.driver.blockEgress(m.id, network);
     });
   }
 
@@ -686,6 +760,7 @@ export class MachineService {
               status_reason: `${was} interrupted by a server restart`,
             });
       this.arm(running);
+      await this.reapplyNetwork(running);
       this.log.info('machine re-adopted', {
         machine_id: m.id,
         was,
@@ -707,6 +782,7 @@ export class MachineService {
         });
       }
       this.armSpill(paused);
+      await this.reapplyNetwork(paused);
       this.log.info('paused machine re-adopted', { machine_id: m.id, was });
       return;
     }
@@ -802,7 +878,7 @@ export class MachineService {
       | 'timeout'
       | 'on_timeout'
       | 'auto_resume'
-    >,
+    > & { network?: NetworkSpec | undefined },
     origin: { template: string; snapshot_id?: string; parent_id?: string },
   ): MachineRecord {
     const now = Date.now();
@@ -828,6 +904,8 @@ export class MachineService {
       updated_at: now,
       paused_at: null,
       transition_deadline: now + this.o.transitionTimeoutMs,
+      network: spec.network ?? DEFAULT_NETWORK,
+      net_index: this.allocateNetIndex(),
     };
     this.store.insert(record);
     this.event(record, 'created', {
@@ -847,7 +925,7 @@ export class MachineService {
       transition_deadline: null,
     });
     this.arm(updated);
-    return toInfo(updated);
+    return this.toInfo(updated);
   }
 
   /** The driver cleaned up after itself; the record stays, in a state `kill` can finish. */
@@ -995,6 +1073,47 @@ export class MachineService {
         if (this.inFlight.get(id) === s) this.inFlight.delete(id);
       }
     };
+  }
+
+  private toInfo(m: MachineRecord): MachineInfo {
+    return toInfo(m, this.o.addressPool);
+  }
+
+  /** What the driver needs to start or restore `m` (a machine older than networks gets a block). */
+  private driverSpec(m: MachineRecord, templateRootfs: string): DriverMachineSpec {
+    return {
+      id: m.id,
+      templateRootfs,
+      vcpus: m.vcpus,
+      memoryMb: m.memory_mb,
+      diskMb: m.disk_mb,
+      cwd: m.cwd,
+      network: this.networkOf(m),
+    };
+  }
+
+  /** The link and policy of `m`; a machine made before machines had networks gets a block now. */
+  private networkOf(m: MachineRecord): DriverNetwork {
+    const netIndex = m.net_index ?? this.store.update(m.id, { net_index: this.allocateNetIndex() }).net_index;
+    return driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
+  }
+
+  /**
+   * The lowest block of the address pool no machine of this server holds (alive or hibernated)
+   * and whose host interface does not exist (another server on this host may use the same pool).
+   */
+  private allocateNetIndex(): number {
+    const held = this.store.netIndexesInStates(KEPT_STATES);
+    for (let i = 0; i < this.o.addressPool.size; i++) {
+      if (held.has(i)) continue;
+      if (existsSync(`/sys/class/net/${linkFor(this.o.addressPool, i, 'x').hostIf}`)) continue;
+      return i;
+    }
+    throw new CodedError(
+      'resource_exhausted',
+      `the machine address pool ${this.o.addressPool.cidr} is full`,
+      { pool: this.o.addressPool.cidr },
+    );
   }
 
   private record(id: string): MachineRecord {
@@ -1220,17 +1339,6 @@ export class MachineService {
   }
 }
 
-function driverSpec(m: MachineRecord, templateRootfs: string): DriverMachineSpec {
-  return {
-    id: m.id,
-    templateRootfs,
-    vcpus: m.vcpus,
-    memoryMb: m.memory_mb,
-    diskMb: m.disk_mb,
-    cwd: m.cwd,
-  };
-}
-
 function errorBody(err: unknown): {
   code: CodedError['code'];
   message: string;
@@ -1271,7 +1379,7 @@ function publicReason(err: unknown): string {
   return typeof reason === 'string' ? reason : 'a host error; the server log has the cause';
 }
 
-export function toInfo(m: MachineRecord): MachineInfo {
+function toInfo(m: MachineRecord, pool: AddressPool): MachineInfo {
   return {
     id: m.id,
     execution_id: m.execution_id,
@@ -1284,7 +1392,10 @@ export function toInfo(m: MachineRecord): MachineInfo {
     cwd: m.cwd,
     envs: Object.keys(m.envs),
     metadata: m.metadata,
-    network: { egress: { mode: 'deny_all' } },
+    network: networkInfo(
+      m.network,
+      m.net_index === null ? null : linkFor(pool, m.net_index, m.id).machineAddr,
+    ),
     timeout: m.timeout,
     on_timeout: m.on_timeout,
     auto_resume: m.auto_resume,

@@ -3,6 +3,7 @@ import {
   type ListMachinesQuery,
   MACHINE_STATES,
   type MachineState,
+  type NetworkSpec,
   type TimeoutAction,
 } from '@nullspace/protocol';
 import Database from 'better-sqlite3';
@@ -33,13 +34,24 @@ export interface MachineRecord {
   paused_at: number | null;
   /** Deadline of the transition in progress (epoch ms); null when not transitioning. */
   transition_deadline: number | null;
+  /** The egress policy in force (and the preview Host rewrite). */
+  network: NetworkSpec;
+  /**
+   * The machine's block of the address pool, kept while it is alive or hibernated (a resume
+   * restores it at the same address); null for a machine made before it had a network.
+   */
+  net_index: number | null;
 }
 
-interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume'> {
+interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume' | 'network'> {
   envs: string;
   metadata: string;
   auto_resume: number;
+  network: string;
 }
+
+/** JSON-encoded columns. */
+const JSON_COLUMNS = new Set(['envs', 'metadata', 'network']);
 
 const MIGRATIONS = [
   `CREATE TABLE machines (
@@ -102,6 +114,24 @@ const MIGRATIONS = [
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
   // Signed file URLs: one HMAC key per machine, made the first time one is asked for.
   'CREATE TABLE machine_secrets (machine_id TEXT PRIMARY KEY, secret TEXT NOT NULL);',
+  // Network: the policy and the address block of each machine (older machines: deny-all, no
+  // block until they next start), and preview grants (only a hash of each token is kept).
+  `ALTER TABLE machines ADD COLUMN network TEXT NOT NULL
+     DEFAULT '{"egress":{"mode":"deny_all","allow_cidrs":[],"deny_cidrs":[],"locked":false}}';
+   ALTER TABLE machines ADD COLUMN net_index INTEGER;
+   CREATE INDEX machines_by_net_index ON machines (net_index);
+   CREATE TABLE preview_grants (
+     id TEXT PRIMARY KEY,
+     machine_id TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     token_hash TEXT NOT NULL UNIQUE,
+     token_hint TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   );
+   CREATE INDEX preview_grants_by_machine ON preview_grants (machine_id, port);`,
 ];
 
 /** Encodes the position after the last row of a page; opaque to clients. */
@@ -156,10 +186,10 @@ export class MachineStore {
       .prepare(
         `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
            disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at,
-           paused_at, transition_deadline)
+           paused_at, transition_deadline, network, net_index)
          VALUES (@id, @execution_id, @status, @status_reason, @template, @snapshot_id, @vcpus, @memory_mb,
            @disk_mb, @cwd, @envs, @metadata, @timeout, @on_timeout, @auto_resume, @expires_at, @created_at,
-           @started_at, @updated_at, @paused_at, @transition_deadline)`,
+           @started_at, @updated_at, @paused_at, @transition_deadline, @network, @net_index)`,
       )
       .run(toRow(m));
   }
@@ -174,7 +204,7 @@ export class MachineStore {
     const entries = Object.entries({ ...patch, updated_at: Date.now() });
     const row: Record<string, unknown> = { id };
     for (const [k, v] of entries) {
-      row[k] = k === 'envs' || k === 'metadata' ? JSON.stringify(v) : k === 'auto_resume' ? Number(v) : v;
+      row[k] = JSON_COLUMNS.has(k) ? JSON.stringify(v) : k === 'auto_resume' ? Number(v) : v;
     }
     this.db
       .prepare(`UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
@@ -182,6 +212,16 @@ export class MachineStore {
     const updated = this.get(id);
     if (!updated) throw new CodedError('machine_not_found', `machine ${id} not found`);
     return updated;
+  }
+
+  /** Address blocks held by machines in `states`. */
+  netIndexesInStates(states: readonly MachineState[]): Set<number> {
+    const rows = this.db
+      .prepare(
+        `SELECT net_index FROM machines WHERE net_index IS NOT NULL AND status IN (${states.map(() => '?').join(',')})`,
+      )
+      .all(...states) as { net_index: number }[];
+    return new Set(rows.map((r) => r.net_index));
   }
 
   countInStates(states: readonly MachineState[]): number {
@@ -238,6 +278,7 @@ function toRow(m: MachineRecord): Row {
     envs: JSON.stringify(m.envs),
     metadata: JSON.stringify(m.metadata),
     auto_resume: Number(m.auto_resume),
+    network: JSON.stringify(m.network),
   };
 }
 
@@ -247,5 +288,6 @@ function fromRow(r: Row): MachineRecord {
     envs: JSON.parse(r.envs) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     auto_resume: r.auto_resume === 1,
+    network: JSON.parse(r.network) as NetworkSpec,
   };
 }
