@@ -8,3 +8,5 @@ export * from './lifecycle.js';
 export * from './stream.js';
 export * from './files.js';
 export * from './network.js';
+export * from './preview.js';
+export * from './ssh.js';

@@ -16,3 +16,4 @@ export {
   tearDownLink,
 } from './net/link.js';
 export { type AddressPool, DEFAULT_MACHINE_POOL, linkFor, parsePool, tableOf } from './net/addresses.js';
+export { connectToMachinePort } from './net/port-connect.js';

@@ -30,6 +30,11 @@ export interface ServerConfig {
    * host's default routes; empty: none (the host is set up by hand).
    */
   uplinks: string[] | 'default-route';
+  /** Preview hosts are `PORT-MACHINE.<domain>`; default `preview.localhost:<server port>`. */
+  previewDomain?: string;
+  previewScheme: 'http' | 'https';
+  /** How long preview traffic waits for a paused or hibernated machine to resume before a 503. */
+  previewWakeTimeoutMs: number;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
@@ -65,8 +70,16 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     eventsRetentionS: intFromEnv('NULLSPACE_EVENTS_RETENTION', 7 * 24 * 3600, 1, 365 * 24 * 3600),
     machineNetwork: process.env.NULLSPACE_MACHINE_NETWORK || DEFAULT_MACHINE_POOL,
     uplinks: uplinksFromEnv(process.env.NULLSPACE_UPLINKS),
+    previewScheme: previewSchemeFromEnv(process.env.NULLSPACE_PREVIEW_SCHEME),
+    previewWakeTimeoutMs: intFromEnv('NULLSPACE_PREVIEW_WAKE_TIMEOUT_MS', 30_000, 100, 600_000),
     ...overrides,
   };
+  const domain = overrides.previewDomain ?? process.env.NULLSPACE_PREVIEW_DOMAIN;
+  if (domain) {
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(domain))
+      throw new CodedError('invalid_argument', `NULLSPACE_PREVIEW_DOMAIN: "${domain}" is not a host[:port]`);
+    config.previewDomain = domain;
+  }
   const apiKey = overrides.apiKey ?? process.env.NULLSPACE_API_KEY;
   if (apiKey) config.apiKey = apiKey;
   return config;
@@ -81,4 +94,10 @@ function uplinksFromEnv(raw: string | undefined): ServerConfig['uplinks'] {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(n))
       throw new CodedError('invalid_argument', `NULLSPACE_UPLINKS: "${n}" is not an interface name`);
   return names;
+}
+
+function previewSchemeFromEnv(raw: string | undefined): 'http' | 'https' {
+  if (raw === undefined || raw === '' || raw === 'http') return 'http';
+  if (raw === 'https') return 'https';
+  throw new CodedError('invalid_argument', `NULLSPACE_PREVIEW_SCHEME must be http or https, got "${raw}"`);
 }

@@ -1,4 +1,9 @@
-/** Structured logs: one JSON object per line on stdout. */
+import { redactPreviewToken } from '@nullspace/protocol';
+
+/**
+ * Structured logs: one JSON object per line on stdout. Every line is redacted: preview tokens
+ * anywhere in it (a URL, a header, an error message) keep only their first characters.
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -28,7 +33,7 @@ export class Logger {
   private write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (ORDER[level] < ORDER[this.level]) return;
     const line = { time: new Date().toISOString(), level, msg, ...this.base, ...fields };
-    process.stdout.write(`${JSON.stringify(line, errorReplacer)}\n`);
+    process.stdout.write(`${redactPreviewToken(JSON.stringify(line, errorReplacer))}\n`);
   }
 }
 

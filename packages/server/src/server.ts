@@ -11,11 +11,15 @@ import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
+import { PreviewProxy } from './http/preview-proxy.js';
+import { addPreviewRoutes } from './http/preview-routes.js';
 import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { Logger } from './log.js';
 import { MachineService } from './services/machine-service.js';
+import { PreviewService } from './services/preview-service.js';
 import { MachineStore } from './store/machine-store.js';
+import { PreviewGrantStore } from './store/preview-grant-store.js';
 import { SecretStore } from './store/secret-store.js';
 
 export interface RunningServer {
@@ -73,13 +77,35 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const eventPolls = addEventRoutes(router, machines, events);
   const lifecycleSockets = new LifecycleSockets(machines, events, log);
   const files = addFileRoutes(router, machines, { secrets: new SecretStore(store.database), log });
+  // The preview domain's default names the port, known only once listening.
+  let previewDomain = config.previewDomain ?? '';
+  const grants = new PreviewGrantStore(store.database);
+  grants.prune(Date.now());
+  const previews = new PreviewService({
+    machines,
+    grants,
+    domain: () => previewDomain,
+    scheme: config.previewScheme,
+    log,
+  });
+  addPreviewRoutes(router, previews);
+  const previewProxy = new PreviewProxy({
+    previews,
+    machines,
+    domain: () => previewDomain,
+    scheme: config.previewScheme,
+    wakeTimeoutMs: config.previewWakeTimeoutMs,
+    log,
+  });
   const server: http.Server = createApiServer({
     router,
     apiKey,
     log,
     upgrades: [lifecycleSockets, commandSockets, files.sockets],
+    preview: previewProxy,
   });
   const address = await listen(server, config.host, config.port);
+  if (!previewDomain) previewDomain = `preview.localhost:${address.port}`;
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   log.info('nullspace server listening', {
     url,
@@ -87,6 +113,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     driver: driver.name,
     machine_network: config.machineNetwork,
     uplinks,
+    preview_domain: previewDomain,
   });
   if (generated)
     log.info('generated an API key (kept in the data directory)', {

@@ -15,6 +15,25 @@ export interface ApiServerOptions {
   log: Logger;
   /** WebSocket routes: authenticated like every request, then handed the upgrade. */
   upgrades?: UpgradeRoute[];
+  /** Requests for preview hosts: they carry a grant instead of the API key. */
+  preview?: PreviewFront;
+}
+
+export interface PreviewFront {
+  route(req: http.IncomingMessage): { machineId: string; port: number } | undefined;
+  handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    target: { machineId: string; port: number },
+  ): Promise<void>;
+  upgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    url: URL,
+    target: { machineId: string; port: number },
+  ): Promise<void>;
 }
 
 export interface UpgradeRoute {
@@ -43,16 +62,20 @@ export function createApiServer(o: ApiServerOptions): http.Server {
     const requestId = newId('request');
     res.setHeader('x-request-id', requestId);
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const preview = o.preview?.route(req);
     res.on('finish', () => {
       o.log.info('request', {
         request_id: requestId,
         method: req.method,
         path: url.pathname,
+        ...(preview ? { preview_machine_id: preview.machineId, preview_port: preview.port } : {}),
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       });
     });
-    handle(o, req, res, url, requestId).catch((err: unknown) => sendError(o.log, res, err, requestId));
+    const done =
+      preview && o.preview ? o.preview.handle(req, res, url, preview) : handle(o, req, res, url, requestId);
+    done.catch((err: unknown) => sendError(o.log, res, err, requestId));
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = newId('request');
@@ -70,6 +93,14 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       (socket as Socket).destroySoon();
     });
     try {
+      const preview = o.preview?.route(req);
+      if (preview && o.preview) {
+        o.preview.upgrade(req, socket, head, url, preview).then(
+          () => res.detachSocket(socket as Socket),
+          (err: unknown) => sendError(o.log, res, err, requestId),
+        );
+        return;
+      }
       if (!keyMatches(presentedKey(req), o.apiKey))
         throw new CodedError(
           'unauthenticated',

@@ -27,6 +27,7 @@ import {
   type DriverMachineSpec,
   type DriverNetwork,
   type MachineDriver,
+  type MachineLink,
   linkFor,
 } from '@nullspace/runtime';
 import type { EventLog } from '../events/event-log.js';
@@ -71,6 +72,11 @@ export interface AgentLease {
   release(): void;
   /** Turns a failure to reach the agent into what the caller should see (machine state errors). */
   failed(err: unknown): Promise<unknown>;
+}
+
+/** See {@link MachineService.openPort}. */
+export interface PortLease extends AgentLease {
+  link: MachineLink;
 }
 
 export interface MachineServiceOptions {
@@ -672,6 +678,52 @@ export class MachineService {
         return err;
       },
     };
+  }
+
+  /**
+   * Access to a port of a machine for preview traffic: an agent lease (see {@link openAgent}: cut
+   * by checkpoints, kill and restore) plus the machine's link. A paused or hibernated machine with
+   * auto_resume is woken once however many requests wait for it (they queue behind one resume);
+   * when the wake is not done within `wakeTimeoutMs`, or the machine cannot be woken, the caller
+   * gets `unavailable` with `retry_after: 5` (the resume goes on).
+   */
+  async openPort(id: string, o: { long: boolean; wakeTimeoutMs: number }): Promise<PortLease> {
+    const m = this.record(id);
+    const unavailable = (why: string) =>
+      new CodedError('unavailable', `machine ${id} ${why}`, {
+        machine_id: id,
+        status: this.record(id).status,
+        retry_after: 5,
+      });
+    if (m.status !== 'running') {
+      const sleeping: MachineState[] = ['paused', 'hibernated', 'pausing', 'hibernating', 'resuming'];
+      if (!sleeping.includes(m.status)) {
+        if (m.status === 'starting') throw unavailable('is starting');
+        this.requireRunning(m);
+      }
+      if (!m.auto_resume) throw unavailable(`is ${m.status} and auto_resume is off`);
+      let timer: NodeJS.Timeout | undefined;
+      const woke = await Promise.race([
+        this.connect(id).then(
+          () => true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), o.wakeTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!woke) throw unavailable(`did not resume within ${o.wakeTimeoutMs} ms`);
+    }
+    let lease: AgentLease;
+    try {
+      lease = await this.openAgent(id, { long: o.long });
+    } catch (err) {
+      if (err instanceof CodedError && (err.code === 'invalid_state' || err.code === 'machine_transitioning'))
+        throw unavailable(`is ${this.record(id).status}`);
+      throw err;
+    }
+    return { ...lease, link: this.networkOf(lease.machine).link };
   }
 
   /** Streams and requests to each machine's agent that must end when its connections are dropped. */

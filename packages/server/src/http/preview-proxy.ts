@@ -1,0 +1,209 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  PREVIEW_COOKIE,
+  PREVIEW_PROXY_TOKEN_HEADER,
+  PREVIEW_QUERY_PARAM,
+  PREVIEW_TOKEN_HEADER,
+  parsePreviewHost,
+} from '@nullspace/protocol';
+import { connectToMachinePort } from '@nullspace/runtime';
+import type { Logger } from '../log.js';
+import type { MachineService, PortLease } from '../services/machine-service.js';
+import type { PreviewService, PreviewTarget } from '../services/preview-service.js';
+
+/** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
+const NOT_FORWARDED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  PREVIEW_TOKEN_HEADER,
+  PREVIEW_PROXY_TOKEN_HEADER,
+]);
+
+export interface PreviewProxyOptions {
+  previews: PreviewService;
+  machines: MachineService;
+  domain: () => string;
+  scheme: 'http' | 'https';
+  /** How long a request waits for a paused or hibernated machine to resume before a 503. */
+  wakeTimeoutMs: number;
+  log: Logger;
+}
+
+/**
+ * The preview front: requests whose Host is `PORT-MACHINE.<preview domain>` are proxied to that
+ * port of the machine (HTTP and WebSocket, bodies streamed both ways with backpressure), once
+ * their grant is checked and the machine is awake. The service sees the original Host (or the
+ * machine's `mask_request_host`), `x-forwarded-*`, and none of the preview's credentials.
+ */
+export class PreviewProxy {
+  constructor(private readonly o: PreviewProxyOptions) {}
+
+  route(req: http.IncomingMessage): PreviewTarget | undefined {
+    return parsePreviewHost(req.headers.host, this.o.domain());
+  }
+
+  /** Proxies one HTTP request; a thrown CodedError is answered by the caller before any response. */
+  async handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    target: PreviewTarget,
+  ): Promise<void> {
+    const access = this.o.previews.authorize(req, url, target);
+    const lease = await this.o.machines.openPort(target.machineId, {
+      long: true,
+      wakeTimeoutMs: this.o.wakeTimeoutMs,
+    });
+    let socket: Socket;
+    try {
+      socket = await connectToMachinePort(lease.link, target.port);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const upstream = http.request({
+      createConnection: () => socket,
+      method: req.method,
+      path: pathWithoutToken(req.url ?? '/'),
+      headers: this.forwardedHeaders(req, lease, target),
+    });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      untrack();
+      lease.release();
+      socket.destroy();
+    };
+    const cut = () => {
+      upstream.destroy();
+      res.destroy();
+      end();
+    };
+    const untrack = this.o.previews.track(access.grant, cut);
+    lease.onCut(cut);
+    upstream.on('response', (up) => {
+      const headers: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(up.headers))
+        if (!NOT_FORWARDED.has(k) && v !== undefined) headers[k] = v;
+      if (access.setCookie) {
+        const own = headers['set-cookie'];
+        headers['set-cookie'] = [...(Array.isArray(own) ? own : own ? [String(own)] : []), access.setCookie];
+      }
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+      up.pipe(res);
+      up.on('error', cut);
+    });
+    upstream.on('error', (err) => {
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`the service on port ${target.port} closed the connection: ${err.message}\n`);
+      } else res.destroy();
+      end();
+    });
+    res.on('close', end);
+    req.pipe(upstream);
+  }
+
+  /** Proxies a WebSocket (any Upgrade): the handshake and then raw bytes, both ways. */
+  async upgrade(
+    req: http.IncomingMessage,
+    client: Duplex,
+    head: Buffer,
+    url: URL,
+    target: PreviewTarget,
+  ): Promise<void> {
+    const access = this.o.previews.authorize(req, url, target);
+    const lease = await this.o.machines.openPort(target.machineId, {
+      long: true,
+      wakeTimeoutMs: this.o.wakeTimeoutMs,
+    });
+    let socket: Socket;
+    try {
+      socket = await connectToMachinePort(lease.link, target.port);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const headers = this.forwardedHeaders(req, lease, target);
+    headers.connection = 'Upgrade';
+    if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
+    const lines = [`${req.method ?? 'GET'} ${pathWithoutToken(req.url ?? '/')} HTTP/1.1`];
+    for (const [k, v] of Object.entries(headers)) for (const one of [v].flat()) lines.push(`${k}: ${one}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) socket.write(head);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      untrack();
+      lease.release();
+      socket.destroy();
+      client.destroy();
+    };
+    const untrack = this.o.previews.track(access.grant, end);
+    lease.onCut(end);
+    (client as Socket).setNoDelay?.(true);
+    socket.pipe(client);
+    client.pipe(socket);
+    socket.on('error', end);
+    client.on('error', end);
+    socket.on('close', end);
+    client.on('close', end);
+  }
+
+  private forwardedHeaders(
+    req: http.IncomingMessage,
+    lease: PortLease,
+    target: PreviewTarget,
+  ): Record<string, string | string[]> {
+    const drop = new Set(NOT_FORWARDED);
+    for (const name of (req.headers.connection ?? '').split(',')) drop.add(name.trim().toLowerCase());
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || drop.has(k)) continue;
+      if (k === 'cookie') {
+        const rest = String(v)
+          .split(';')
+          .filter((c) => c.trim().split('=')[0] !== PREVIEW_COOKIE)
+          .join(';')
+          .trim();
+        if (rest) out.cookie = rest;
+        continue;
+      }
+      out[k] = v;
+    }
+    const mask = lease.machine.network.mask_request_host;
+    out.host = mask ? mask.replace('${PORT}', String(target.port)) : (req.headers.host ?? '');
+    const peer = req.socket.remoteAddress ?? '';
+    const prior = req.headers['x-forwarded-for'];
+    out['x-forwarded-for'] = prior ? `${prior}, ${peer}` : peer;
+    out['x-forwarded-host'] = req.headers.host ?? '';
+    out['x-forwarded-proto'] = this.o.scheme;
+    return out;
+  }
+}
+
+/**
+ * The request target as the client sent it (no normalisation), without the grant token: the
+ * service never sees it.
+ */
+function pathWithoutToken(raw: string): string {
+  const q = raw.indexOf('?');
+  if (q < 0) return raw;
+  const kept = raw
+    .slice(q + 1)
+    .split('&')
+    .filter((p) => p.split('=')[0] !== PREVIEW_QUERY_PARAM);
+  return raw.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '');
+}
