@@ -59,6 +59,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
         NULLSPACE_PORT: '0',
         NULLSPACE_HOST: '127.0.0.1',
         NULLSPACE_API_KEY: apiKey,
+        // Tests never change the host's own interfaces (the stand-in internet forwards by itself).
+        NULLSPACE_UPLINKS: 'none',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

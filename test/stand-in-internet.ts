@@ -1,0 +1,116 @@
+/**
+ * A stand-in "internet" for network tests: a network namespace of the test's own, reached from the
+ * host over a veth /30 (the host's end forwards, so machines' masqueraded traffic and its replies
+ * pass), with servers on TEST-NET-3 addresses (public-looking, reserved for documentation) and on
+ * a private address. Host routes send only those addresses there; nothing goes anywhere else.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { host } from '@nullspace/runtime';
+
+export const PUBLIC_A = '203.0.113.10';
+export const PUBLIC_B = '203.0.113.20';
+export const PRIVATE = '10.254.77.10';
+/** Every server listens on this port (HTTP, answers `ok <its address>`), and a sink on SINK_PORT. */
+export const HTTP_PORT = 8080;
+export const SINK_PORT = 9000;
+
+export interface StandInInternet {
+  netns: string;
+  /** Host end of the uplink. */
+  uplink: string;
+  /** Bytes the sink received per finished connection, in order. */
+  sinkCounts(): Promise<number[]>;
+  teardown(): Promise<void>;
+}
+
+const SERVER = `
+import http.server, socketserver, sys, threading, socket
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ('ok ' + self.connection.getsockname()[0]).encode()
+        self.send_response(200); self.send_header('content-length', str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+def sink():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('0.0.0.0', ${SINK_PORT})); s.listen()
+    while True:
+        c, _ = s.accept(); n = 0
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            n += len(b)
+        c.close()
+        with open(sys.argv[1], 'a') as f: f.write(str(n) + '\\n')
+threading.Thread(target=sink, daemon=True).start()
+S(('0.0.0.0', ${HTTP_PORT}), H).serve_forever()
+`;
+
+export async function startStandInInternet(): Promise<StandInInternet> {
+  const tag = randomBytes(3).toString('hex');
+  const netns = `nst-inet-${tag}`;
+  const uplink = `nsu${tag}`;
+  const sinkFile = `/tmp/nst-sink-${tag}`;
+  const steps: string[][] = [
+    ['ip', 'netns', 'add', netns],
+    ['ip', '-n', netns, 'link', 'set', 'lo', 'up'],
+    ['ip', 'link', 'add', uplink, 'type', 'veth', 'peer', 'name', `${uplink}p`],
+    ['ip', 'link', 'set', `${uplink}p`, 'netns', netns],
+    ['ip', 'addr', 'add', '198.18.255.1/30', 'dev', uplink],
+    ['ip', '-n', netns, 'addr', 'add', '198.18.255.2/30', 'dev', `${uplink}p`],
+    ['ip', '-n', netns, 'addr', 'add', `${PUBLIC_A}/32`, 'dev', 'lo'],
+    ['ip', '-n', netns, 'addr', 'add', `${PUBLIC_B}/32`, 'dev', 'lo'],
+    ['ip', '-n', netns, 'addr', 'add', `${PRIVATE}/32`, 'dev', 'lo'],
+    ['ip', 'link', 'set', uplink, 'up'],
+    ['ip', '-n', netns, 'link', 'set', `${uplink}p`, 'up'],
+    // Replies to machines come back in here: forward them (the global switch stays as it is).
+    ['sysctl', '-qw', `net.ipv4.conf.${uplink}.forwarding=1`],
+    ['ip', 'route', 'add', `${PUBLIC_A}/32`, 'via', '198.18.255.2', 'dev', uplink],
+    ['ip', 'route', 'add', `${PUBLIC_B}/32`, 'via', '198.18.255.2', 'dev', uplink],
+    ['ip', 'route', 'add', `${PRIVATE}/32`, 'via', '198.18.255.2', 'dev', uplink],
+  ];
+  let server: ChildProcess | undefined;
+  const teardown = async () => {
+    if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+    for (const ip of [PUBLIC_A, PUBLIC_B, PRIVATE])
+      await host('ip', ['route', 'del', `${ip}/32`]).catch(() => undefined);
+    await host('ip', ['link', 'del', uplink]).catch(() => undefined);
+    await host('ip', ['netns', 'delete', netns]).catch(() => undefined);
+    await host('rm', ['-f', sinkFile]);
+  };
+  try {
+    for (const [file, ...args] of steps) await host(file as string, args);
+    server = spawn('ip', ['netns', 'exec', netns, 'python3', '-c', SERVER, sinkFile], { stdio: 'ignore' });
+    // Up once the server answers from inside its namespace.
+    for (let i = 0; i < 100; i++) {
+      const r = await host('ip', [
+        'netns',
+        'exec',
+        netns,
+        'curl',
+        '-s',
+        '-m',
+        '1',
+        `http://${PUBLIC_A}:${HTTP_PORT}/`,
+      ]).catch(() => ({ stdout: '' }));
+      if (r.stdout.startsWith('ok')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  return {
+    netns,
+    uplink,
+    async sinkCounts() {
+      const r = await host('cat', [sinkFile]).catch(() => ({ stdout: '' }));
+      return r.stdout.split('\n').filter(Boolean).map(Number);
+    },
+    teardown,
+  };
+}
