@@ -35,6 +35,10 @@ export interface ServerConfig {
   previewScheme: 'http' | 'https';
   /** How long preview traffic waits for a paused or hibernated machine to resume before a 503. */
   previewWakeTimeoutMs: number;
+  /** Where SSH relay listeners bind (default: `host`), the host name `ssh` is told, their ports. */
+  sshHost?: string;
+  sshPublicHost?: string;
+  sshPorts?: { min: number; max: number };
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
@@ -79,6 +83,19 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(domain))
       throw new CodedError('invalid_argument', `NULLSPACE_PREVIEW_DOMAIN: "${domain}" is not a host[:port]`);
     config.previewDomain = domain;
+  }
+  if (process.env.NULLSPACE_SSH_HOST) config.sshHost = process.env.NULLSPACE_SSH_HOST;
+  if (process.env.NULLSPACE_SSH_PUBLIC_HOST) config.sshPublicHost = process.env.NULLSPACE_SSH_PUBLIC_HOST;
+  const ports = process.env.NULLSPACE_SSH_PORTS;
+  if (ports) {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(ports);
+    const [min, max] = [Number(m?.[1]), Number(m?.[2])];
+    if (!m || min < 1 || max > 65535 || min > max)
+      throw new CodedError(
+        'invalid_argument',
+        `NULLSPACE_SSH_PORTS must be a range such as 2200-2299, got "${ports}"`,
+      );
+    config.sshPorts = { min, max };
   }
   const apiKey = overrides.apiKey ?? process.env.NULLSPACE_API_KEY;
   if (apiKey) config.apiKey = apiKey;

@@ -15,9 +15,12 @@ import { PreviewProxy } from './http/preview-proxy.js';
 import { addPreviewRoutes } from './http/preview-routes.js';
 import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
+import { addSshRoutes } from './http/ssh-routes.js';
 import { Logger } from './log.js';
 import { MachineService } from './services/machine-service.js';
 import { PreviewService } from './services/preview-service.js';
+import { SshAccessService } from './services/ssh-access.js';
+import { SshCa } from './services/ssh-ca.js';
 import { MachineStore } from './store/machine-store.js';
 import { PreviewGrantStore } from './store/preview-grant-store.js';
 import { SecretStore } from './store/secret-store.js';
@@ -89,6 +92,18 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addPreviewRoutes(router, previews);
+  const ca = new SshCa(config.dataDir);
+  await ca.init();
+  const ssh = new SshAccessService({
+    machines,
+    ca,
+    bindHost: config.sshHost ?? config.host,
+    ...(config.sshPublicHost ? { publicHost: config.sshPublicHost } : {}),
+    ...(config.sshPorts ? { ports: config.sshPorts } : {}),
+    wakeTimeoutMs: config.previewWakeTimeoutMs,
+    log,
+  });
+  addSshRoutes(router, ssh);
   const previewProxy = new PreviewProxy({
     previews,
     machines,
@@ -134,6 +149,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       commandSockets.close();
       files.close();
       eventPolls.close();
+      await ssh.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);

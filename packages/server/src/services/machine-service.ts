@@ -12,6 +12,7 @@ import {
   type MachineInfo,
   type MachineState,
   type NetworkSpec,
+  type RunCommandResult,
   type SetTimeoutRequest,
   type SnapshotInfo,
   type SnapshotKind,
@@ -724,6 +725,31 @@ export class MachineService {
       throw err;
     }
     return { ...lease, link: this.networkOf(lease.machine).link };
+  }
+
+  /**
+   * Runs a bash script as root in the machine for the server's own needs (SSH set-up), waking it
+   * like any agent call. Resolves with its result whatever its exit code.
+   */
+  async runScript(id: string, script: string, timeoutMs = 30_000): Promise<RunCommandResult> {
+    const lease = await this.openAgent(id, { long: false });
+    try {
+      return await this.agent(id).run({
+        cmd: 'bash',
+        args: ['-c', script],
+        shell: false,
+        cwd: '/',
+        envs: {},
+        timeout_ms: timeoutMs,
+        background: false,
+        stream: false,
+        encoding: 'utf8',
+      });
+    } catch (err) {
+      throw await lease.failed(err);
+    } finally {
+      lease.release();
+    }
   }
 
   /** Streams and requests to each machine's agent that must end when its connections are dropped. */

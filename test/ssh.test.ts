@@ -1,0 +1,135 @@
+/**
+ * Issue 5, SSH access: a real `ssh` client reaches a shell in a real machine through the server's
+ * relay with a short-lived certificate from the server's CA; an expired certificate, and one from
+ * another CA, are refused by the machine's sshd.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import type { SshAccessInfo } from '@nullspace/protocol';
+import { host } from '@nullspace/runtime';
+import { Machine } from '@nullspace/sdk';
+import { api, describeWithServer } from './harness.js';
+
+const dir = mkdtempSync('/tmp/nst-ssh-');
+
+/** Runs `ssh` non-interactively; resolves with its exit code and output. */
+function ssh(
+  access: SshAccessInfo,
+  files: { key: string; cert: string; knownHosts: string },
+  command: string,
+) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(
+      'ssh',
+      [
+        '-p',
+        String(access.port),
+        '-i',
+        files.key,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        `CertificateFile=${files.cert}`,
+        '-o',
+        `UserKnownHostsFile=${files.knownHosts}`,
+        '-o',
+        `HostKeyAlias=${access.machine_id}`,
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ConnectTimeout=20',
+        `${access.user}@${access.host}`,
+        command,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describeWithServer('SSH access (real machine, real ssh client, the server relay)', (ctx) => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ssh with the minted certificate runs hostname in the machine; expired or foreign certificates are refused', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    const key = join(dir, 'id_ed25519');
+    await host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@nullspace', '-f', key]);
+    const access = (await api(ctx.server, 'POST', `/v1/machines/${m.id}/ssh_access`, {
+      public_key: readFileSync(`${key}.pub`, 'utf8'),
+      expires_in_minutes: 5,
+    })) as SshAccessInfo;
+    assert.equal(access.machine_id, m.id);
+    assert.equal(access.user, 'root');
+    assert.match(
+      access.command,
+      new RegExp(`^ssh -p ${access.port} .*HostKeyAlias=${m.id}.* root@${access.host}$`),
+    );
+    const cert = join(dir, 'id_ed25519-cert.pub');
+    const knownHosts = join(dir, 'known_hosts');
+    writeFileSync(cert, `${access.certificate}\n`);
+    writeFileSync(knownHosts, `${access.known_hosts}\n`);
+    const files = { key, cert, knownHosts };
+    const r = await ssh(access, files, 'hostname');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), m.id.replace('_', '-'));
+
+    // A certificate of the same CA whose validity has ended (signed here with the server's CA key).
+    const expired = join(dir, 'expired');
+    await host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', expired]);
+    await host('ssh-keygen', [
+      '-q',
+      '-s',
+      join(ctx.server.dataDir, 'ssh', 'ca'),
+      '-I',
+      'expired-test',
+      '-n',
+      'root',
+      '-V',
+      '20200101:20200102',
+      `${expired}.pub`,
+    ]);
+    const refused = await ssh(access, { key: expired, cert: `${expired}-cert.pub`, knownHosts }, 'hostname');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Permission denied/);
+
+    // A certificate from another CA.
+    const otherCa = join(dir, 'other-ca');
+    await host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherCa]);
+    const foreign = join(dir, 'foreign');
+    await host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', foreign]);
+    await host('ssh-keygen', [
+      '-q',
+      '-s',
+      otherCa,
+      '-I',
+      'foreign',
+      '-n',
+      'root',
+      '-V',
+      '+5m',
+      `${foreign}.pub`,
+    ]);
+    const alien = await ssh(access, { key: foreign, cert: `${foreign}-cert.pub`, knownHosts }, 'hostname');
+    assert.notEqual(alien.code, 0);
+    assert.match(alien.stderr, /Permission denied/);
+
+    // Bad keys are refused at the edge, naming the field.
+    await assert.rejects(
+      api(ctx.server, 'POST', `/v1/machines/${m.id}/ssh_access`, { public_key: 'ssh-ed25519 nope' }),
+      (e: { status?: number; code?: string }) => e.status === 400 && e.code === 'invalid_argument',
+    );
+  });
+});
