@@ -97,13 +97,14 @@ export class PreviewService {
         grant_id: grantId,
       });
     const revoked = this.o.grants.revoke(grantId, Date.now()) ?? g;
-    const closers = this.open.get(grantId) ?? new Set();
+    // A copy: each close untracks itself from the live set.
+    const closers = [...(this.open.get(grantId) ?? [])];
     this.open.delete(grantId);
     for (const close of closers) close();
     this.o.log.info('preview grant revoked', {
       machine_id: machineId,
       grant_id: grantId,
-      closed: closers.size,
+      closed: closers.length,
     });
     return {
       id: g.id,
@@ -111,7 +112,7 @@ export class PreviewService {
       port: g.port,
       revoked: true,
       revoked_at: new Date(revoked.revoked_at ?? Date.now()).toISOString(),
-      closed_connections: closers.size,
+      closed_connections: closers.length,
     };
   }
 

@@ -1,0 +1,308 @@
+/**
+ * Issue 5, preview URLs: HTTP and WebSocket services in real machines reached through the server's
+ * preview proxy (127.0.0.1, Host `PORT-MACHINE.preview.localhost:PORT`), grants checked, revoked and
+ * expired, auto-resume of paused and hibernated machines, and the 503 when it is off.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type PreviewUrlInfo, redactPreviewToken, redactPreviewUrl } from '@nullspace/protocol';
+import { Machine } from '@nullspace/sdk';
+import WebSocket from 'ws';
+import { api, describeWithServer } from './harness.js';
+
+/** In the machine: an HTTP service that describes the request it got, and a WebSocket echo. */
+const SERVICE = String.raw`
+import http.server, socketserver, json, sys, base64, hashlib, socket, threading
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def reply(self, body):
+        self.send_response(200); self.send_header('content-type', 'application/json')
+        self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def do_GET(self):
+        h = self.headers
+        self.reply(json.dumps({'path': self.path, 'host': h.get('host'), 'cookie': h.get('cookie'),
+            'token_header': h.get('x-nullspace-preview-token'), 'forwarded_host': h.get('x-forwarded-host')}).encode())
+    def do_POST(self):
+        n = int(self.headers.get('content-length', '0')); data = self.rfile.read(n)
+        self.reply(json.dumps({'received': n, 'sha': hashlib.sha256(data).hexdigest()}).encode())
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True; allow_reuse_address = True
+def ws(c):
+    data = b''
+    while b'\r\n\r\n' not in data:
+        d = c.recv(4096)
+        if not d: return
+        data += d
+    head, buf = data.split(b'\r\n\r\n', 1)
+    key = [l.split(b':', 1)[1].strip() for l in head.split(b'\r\n') if l.lower().startswith(b'sec-websocket-key')][0]
+    acc = base64.b64encode(hashlib.sha1(key + b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest())
+    c.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' + acc + b'\r\n\r\n')
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            d = c.recv(65536)
+            if not d: raise EOFError
+            buf += d
+        out, buf = buf[:n], buf[n:]
+        return out
+    try:
+        while True:
+            b1, b2 = need(2); op = b1 & 15; ln = b2 & 127
+            if ln == 126: ln = int.from_bytes(need(2), 'big')
+            elif ln == 127: ln = int.from_bytes(need(8), 'big')
+            mask = need(4) if b2 & 128 else b'\0\0\0\0'
+            p = bytes(x ^ mask[i % 4] for i, x in enumerate(need(ln)))
+            if op == 8: c.sendall(b'\x88\x00'); return
+            size = bytes([ln]) if ln < 126 else bytes([126]) + ln.to_bytes(2, 'big')
+            c.sendall(bytes([0x80 | op]) + size + p)
+    except EOFError:
+        pass
+def ws_server(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('0.0.0.0', port)); s.listen()
+    while True:
+        c, _ = s.accept(); threading.Thread(target=ws, args=(c,), daemon=True).start()
+threading.Thread(target=ws_server, args=(8765,), daemon=True).start()
+threading.Thread(target=lambda: S(('127.0.0.1', 8001), H).serve_forever(), daemon=True).start()
+S(('0.0.0.0', 8000), H).serve_forever()
+`;
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) => {
+  const port = () => Number(new URL(ctx.server.url).port);
+  const previewHost = (id: string, p: number) => `${p}-${id}.preview.localhost:${port()}`;
+
+  /** A request to the preview host of `p` on machine `id`, sent to the server on 127.0.0.1. */
+  function request(
+    id: string,
+    p: number,
+    o: { path?: string; headers?: Record<string, string>; method?: string; body?: Buffer } = {},
+  ): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: port(),
+          method: o.method ?? 'GET',
+          path: o.path ?? '/',
+          headers: { host: previewHost(id, p), ...o.headers },
+          agent: false,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString(),
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(o.body);
+    });
+  }
+
+  const grant = (id: string, p: number, expiresIn?: number) =>
+    api(ctx.server, 'POST', `/v1/machines/${id}/preview_urls`, {
+      port: p,
+      ...(expiresIn ? { expires_in: expiresIn } : {}),
+    }) as Promise<PreviewUrlInfo>;
+
+  async function startService(m: Machine): Promise<void> {
+    await m.files.write('/srv/service.py', SERVICE);
+    await m.commands.run('python3 /srv/service.py >/tmp/service.log 2>&1 &', { background: true });
+    await api(ctx.server, 'POST', `/v1/machines/${m.id}/ports/8000/wait`, { timeout_ms: 20_000 });
+  }
+
+  async function connectWs(id: string, p: number, headers: Record<string, string>): Promise<WebSocket> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port()}/echo`, {
+      headers: { host: previewHost(id, p), ...headers },
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+    return ws;
+  }
+  const echo = (ws: WebSocket, text: string) =>
+    new Promise<string>((resolve) => {
+      ws.once('message', (d) => resolve(String(d)));
+      ws.send(text);
+    });
+
+  it('reaches HTTP and WebSocket services, loopback-only ones too, with a grant and only with one', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    await startService(m);
+    const g = await grant(m.id, 8000);
+    assert.equal(g.host, previewHost(m.id, 8000));
+    assert.match(g.url, new RegExp(`^http://${g.host.replace(/\./g, '\\.')}/\\?ns_token=nspv_`));
+    // ns_token once: the service never sees it, the response sets the cookie that carries it on.
+    const first = await request(m.id, 8000, { path: `/a/b?x=1&ns_token=${g.token}` });
+    assert.equal(first.status, 200, first.body);
+    const seen = JSON.parse(first.body) as Record<string, string | null>;
+    assert.equal(seen.path, '/a/b?x=1');
+    assert.equal(seen.host, previewHost(m.id, 8000));
+    const cookie = String(first.headers['set-cookie']?.[0]).split(';')[0] as string;
+    assert.equal(cookie, `nullspace_preview_token=${g.token}`);
+    const byCookie = await request(m.id, 8000, { headers: { cookie: `${cookie}; theme=dark` } });
+    assert.equal(byCookie.status, 200);
+    assert.equal((JSON.parse(byCookie.body) as { cookie: string }).cookie, 'theme=dark');
+    const byHeader = await request(m.id, 8000, { headers: { 'x-nullspace-preview-token': g.token } });
+    assert.equal((JSON.parse(byHeader.body) as { token_header: null }).token_header, null);
+    // Bodies stream both ways, bytes intact.
+    const payload = Buffer.alloc(3 * 1024 * 1024, 7);
+    const posted = await request(m.id, 8000, {
+      method: 'POST',
+      body: payload,
+      headers: { 'x-nullspace-preview-token': g.token, 'content-length': String(payload.length) },
+    });
+    assert.equal((JSON.parse(posted.body) as { received: number }).received, payload.length);
+    // A service listening on 127.0.0.1 only.
+    const local = await grant(m.id, 8001);
+    const loopback = await request(m.id, 8001, { headers: { 'x-nullspace-preview-token': local.token } });
+    assert.equal(loopback.status, 200, loopback.body);
+    // WebSocket echo.
+    const wsGrant = await grant(m.id, 8765);
+    const ws = await connectWs(m.id, 8765, { 'x-nullspace-preview-token': wsGrant.token });
+    assert.equal(await echo(ws, 'hello through the proxy'), 'hello through the proxy');
+    ws.close();
+    // Refused: no grant, a grant for another port, a made-up token, a grant in the wrong header.
+    assert.equal((await request(m.id, 8000)).status, 401);
+    assert.equal(
+      (await request(m.id, 8000, { headers: { 'x-nullspace-preview-token': local.token } })).status,
+      403,
+    );
+    assert.equal((await request(m.id, 8000, { path: '/?ns_token=nspv_madeup' })).status, 403);
+    await assert.rejects(connectWs(m.id, 8765, {}), /HTTP 401/);
+    // The token is in no server log line.
+    await sleep(100);
+    assert.ok(!ctx.server.logs().includes(g.token), 'a preview token was logged');
+  });
+
+  it('revocation closes open WebSockets at once and refuses the grant from then on; expired grants are refused', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    await startService(m);
+    const g = await grant(m.id, 8765);
+    const ws = await connectWs(m.id, 8765, { 'x-nullspace-preview-token': g.token });
+    assert.equal(await echo(ws, 'before'), 'before');
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    const listed = (await api(ctx.server, 'GET', `/v1/machines/${m.id}/preview_urls?port=8765`)) as {
+      items: { id: string; token_hint: string }[];
+    };
+    assert.deepEqual(
+      listed.items.map((i) => i.id),
+      [g.id],
+    );
+    assert.equal(listed.items[0]?.token_hint, redactPreviewToken(g.token));
+    const revoked = (await api(ctx.server, 'DELETE', `/v1/machines/${m.id}/preview_urls/${g.id}`)) as {
+      revoked: boolean;
+      closed_connections: number;
+    };
+    assert.equal(revoked.revoked, true);
+    assert.equal(revoked.closed_connections, 1);
+    await closed;
+    await assert.rejects(connectWs(m.id, 8765, { 'x-nullspace-preview-token': g.token }), /HTTP 403/);
+    const http8000 = await grant(m.id, 8000);
+    await api(ctx.server, 'DELETE', `/v1/machines/${m.id}/preview_urls/${http8000.id}`);
+    assert.equal(
+      (await request(m.id, 8000, { headers: { 'x-nullspace-preview-token': http8000.token } })).status,
+      403,
+    );
+    const short = await grant(m.id, 8000, 1);
+    assert.equal(
+      (await request(m.id, 8000, { headers: { 'x-nullspace-preview-token': short.token } })).status,
+      200,
+    );
+    await sleep(1100);
+    const expired = await request(m.id, 8000, { headers: { 'x-nullspace-preview-token': short.token } });
+    assert.equal(expired.status, 403);
+    assert.match(expired.body, /expired/);
+  });
+
+  it('mask_request_host, proxy targets and redaction', async () => {
+    await using m = await Machine.create({
+      ...ctx.server.conn,
+      network: { egress: { mode: 'deny_all' }, maskRequestHost: 'localhost:${PORT}' },
+    });
+    await startService(m);
+    const target = (await api(ctx.server, 'POST', `/v1/machines/${m.id}/preview_proxy_targets`, {
+      port: 8000,
+    })) as {
+      upstream_url: string;
+      headers: Record<string, string>;
+    };
+    assert.equal(target.upstream_url, `http://${previewHost(m.id, 8000)}/`);
+    assert.ok(!target.upstream_url.includes('nspv_'), 'the upstream URL carries no secret');
+    const viaProxy = await request(m.id, 8000, { headers: target.headers });
+    assert.equal(viaProxy.status, 200, viaProxy.body);
+    const seen = JSON.parse(viaProxy.body) as { host: string; forwarded_host: string };
+    assert.equal(seen.host, 'localhost:8000');
+    assert.equal(seen.forwarded_host, previewHost(m.id, 8000));
+    // A proxy token works only in its own header.
+    const token = target.headers['x-nullspace-preview-proxy-token'] as string;
+    assert.equal((await request(m.id, 8000, { path: `/?ns_token=${token}` })).status, 403);
+    // Redaction keeps a recognisable start and nothing usable.
+    const g = await grant(m.id, 8000);
+    assert.equal(redactPreviewToken(g.token), `${g.token.slice(0, 9)}***`);
+    assert.equal(redactPreviewUrl(g.url), g.url.replace(g.token, `${g.token.slice(0, 9)}***`));
+  });
+
+  it('wakes a paused and a hibernated machine for the first request; 503 + Retry-After: 5 without auto_resume', async () => {
+    await using m = await Machine.create({ ...ctx.server.conn, onTimeout: 'pause', autoResume: true });
+    await startService(m);
+    const g = await grant(m.id, 8000);
+    const h = { 'x-nullspace-preview-token': g.token };
+    await m.pause();
+    const afterPause = await request(m.id, 8000, { headers: h });
+    assert.equal(afterPause.status, 200, afterPause.body);
+    assert.equal((await m.getInfo()).status, 'running');
+    await m.hibernate();
+    const afterHibernate = await request(m.id, 8000, { headers: h });
+    assert.equal(afterHibernate.status, 200, afterHibernate.body);
+    assert.equal((await m.getInfo()).status, 'running');
+    // 50 requests at once to a paused machine: all answered, one resume.
+    await m.pause();
+    const { last_event_id: lastId } = (await api(
+      ctx.server,
+      'GET',
+      `/v1/machines/${m.id}/lifecycle/events`,
+    )) as {
+      last_event_id: number;
+    };
+    const replies = await Promise.all(Array.from({ length: 50 }, () => request(m.id, 8000, { headers: h })));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      Array(50).fill(200),
+    );
+    const after = (await api(
+      ctx.server,
+      'GET',
+      `/v1/machines/${m.id}/lifecycle/events?after_event_id=${lastId}`,
+    )) as {
+      events: { type: string; status: string }[];
+    };
+    const resumes = after.events.filter((e) => e.type === 'status_changed' && e.status === 'resuming');
+    assert.equal(resumes.length, 1, JSON.stringify(after.events));
+
+    await using off = await Machine.create({ ...ctx.server.conn, onTimeout: 'pause' });
+    await startService(off);
+    const g2 = await grant(off.id, 8000);
+    await off.pause();
+    const refused = await request(off.id, 8000, { headers: { 'x-nullspace-preview-token': g2.token } });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['retry-after'], '5');
+    assert.equal((await off.getInfo()).status, 'paused');
+  });
+});
