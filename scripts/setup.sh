@@ -15,6 +15,8 @@ fi
 
 APT_PACKAGES=(
   runc tini xfsprogs debootstrap iproute2 nftables util-linux ca-certificates
+  # ssh-keygen signs SSH access certificates; ssh is what the SSH tests connect with
+  openssh-client
   # runc's checkpoint has CRIU lock the machine's network with iptables-restore (inside its netns)
   iptables
   # CRIU's build dependencies (RUNTIME-FACTS.md)
