@@ -64,7 +64,8 @@ describeWithServer('SSH access (real machine, real ssh client, the server relay)
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('ssh with the minted certificate runs hostname in the machine; expired or foreign certificates are refused', async () => {
-    await using m = await Machine.create(ctx.server.conn);
+    // Killed by the teardown (the server restarts midway, on a new port).
+    const m = await Machine.create(ctx.server.conn);
     const key = join(dir, 'id_ed25519');
     await host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@nullspace', '-f', key]);
     const access = (await api(ctx.server, 'POST', `/v1/machines/${m.id}/ssh_access`, {
@@ -85,6 +86,13 @@ describeWithServer('SSH access (real machine, real ssh client, the server relay)
     const r = await ssh(access, files, 'hostname');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), m.id.replace('_', '-'));
+
+    // A restarted server opens the relay again on the same port: the command it gave still works.
+    await ctx.server.stop();
+    await ctx.server.restart();
+    const again = await ssh(access, files, 'cat /proc/1/cmdline | tr "\\0" " "');
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /init/);
 
     // A certificate of the same CA whose validity has ended (signed here with the server's CA key).
     const expired = join(dir, 'expired');

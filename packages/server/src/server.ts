@@ -96,6 +96,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   await ca.init();
   const ssh = new SshAccessService({
     machines,
+    db: store.database,
     ca,
     bindHost: config.sshHost ?? config.host,
     ...(config.sshPublicHost ? { publicHost: config.sshPublicHost } : {}),
@@ -104,6 +105,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addSshRoutes(router, ssh);
+  await ssh.reopen();
   const previewProxy = new PreviewProxy({
     previews,
     machines,

@@ -74,10 +74,10 @@ export class SshRelay {
    * The machine's relay address, opening its listener first if it has none. Concurrent calls for
    * one machine share one listener.
    */
-  async ensure(machineId: string): Promise<SshRelayAddress> {
+  async ensure(machineId: string, preferredPort?: number): Promise<SshRelayAddress> {
     let pending = this.listeners.get(machineId);
     if (!pending) {
-      pending = this.open(machineId);
+      pending = this.open(machineId, preferredPort);
       this.listeners.set(machineId, pending);
       // A listener that failed to open is forgotten, so the next call tries again.
       pending.catch(() => {
@@ -101,12 +101,12 @@ export class SshRelay {
     await Promise.all([...this.listeners.keys()].map((id) => this.close(id)));
   }
 
-  private async open(machineId: string): Promise<Listener> {
+  private async open(machineId: string, preferredPort?: number): Promise<Listener> {
     // Half-open allowed: a client that has sent all it will send still gets the machine's answer.
     // Paused on connect: nothing is read from a client until its machine connection is there.
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
     server.maxConnections = this.maxConnections;
-    const port = await this.listen(server);
+    const port = await this.listen(server, preferredPort);
     const listener: Listener = {
       machineId,
       server,
@@ -123,9 +123,19 @@ export class SshRelay {
     return listener;
   }
 
-  /** Binds port 0, or the first free port of the range starting at a random one (spreads machines out). */
-  private async listen(server: net.Server): Promise<number> {
+  /**
+   * Binds `preferred` when it is free (a restarted server keeps the ports it gave out), else port
+   * 0, or the first free port of the range starting at a random one (spreads machines out).
+   */
+  private async listen(server: net.Server, preferred?: number): Promise<number> {
     const range = this.opts.ports;
+    if (preferred !== undefined && (!range || (preferred >= range.min && preferred <= range.max))) {
+      try {
+        return await listenOn(server, this.opts.host, preferred);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      }
+    }
     if (!range) return listenOn(server, this.opts.host, 0);
     const size = range.max - range.min + 1;
     const start = Math.floor(Math.random() * size);

@@ -7,6 +7,7 @@ import {
   sshKnownHostsLine,
 } from '@nullspace/protocol';
 import { connectToMachinePort } from '@nullspace/runtime';
+import type Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { SshRelay } from '../net/ssh-relay.js';
 import type { MachineService } from './machine-service.js';
@@ -18,6 +19,8 @@ const SSH_USER = 'root';
 
 export interface SshAccessOptions {
   machines: MachineService;
+  /** The server's database (table `ssh_relays`). */
+  db: Database.Database;
   ca: SshCa;
   /** Where relay listeners bind, and the host name clients are told. */
   bindHost: string;
@@ -80,7 +83,7 @@ export class SshAccessService {
       keyId,
     });
     const address = await this.relay.ensure(machineId);
-    this.keepRelayUntil(machineId, cert.validBefore.getTime());
+    this.keepRelayUntil(machineId, cert.validBefore.getTime(), address.port);
     this.o.log.info('ssh access created', {
       machine_id: machineId,
       certificate_id: keyId,
@@ -108,6 +111,32 @@ export class SshAccessService {
     };
   }
 
+  /**
+   * After a restart: the relays of machines whose certificates are still valid listen again, on
+   * their old ports when free (a machine gone since is refused at connect, like any).
+   */
+  async reopen(): Promise<void> {
+    const now = Date.now();
+    this.o.db.prepare('DELETE FROM ssh_relays WHERE until <= ?').run(now);
+    const rows = this.o.db.prepare('SELECT machine_id, port, until FROM ssh_relays').all() as {
+      machine_id: string;
+      port: number;
+      until: number;
+    }[];
+    for (const r of rows) {
+      try {
+        const address = await this.relay.ensure(r.machine_id, r.port);
+        this.keepRelayUntil(r.machine_id, r.until, address.port);
+      } catch (err) {
+        this.o.log.error('ssh relay could not be reopened', {
+          machine_id: r.machine_id,
+          port: r.port,
+          error: err,
+        });
+      }
+    }
+  }
+
   async close(): Promise<void> {
     for (const { timer } of this.closeTimers.values()) clearTimeout(timer);
     this.closeTimers.clear();
@@ -115,13 +144,21 @@ export class SshAccessService {
   }
 
   /** The relay stays while a certificate for the machine is valid; then it closes (sessions too). */
-  private keepRelayUntil(machineId: string, at: number): void {
+  private keepRelayUntil(machineId: string, at: number, port: number): void {
     const current = this.closeTimers.get(machineId);
     if (current && current.at >= at) return;
     if (current) clearTimeout(current.timer);
+    this.o.db
+      .prepare(
+        'INSERT INTO ssh_relays (machine_id, port, until) VALUES (?, ?, ?) ON CONFLICT (machine_id) DO UPDATE SET port = excluded.port, until = excluded.until',
+      )
+      .run(machineId, port, at);
     const timer = setTimeout(
       () => {
         this.closeTimers.delete(machineId);
+        this.o.db
+          .prepare('DELETE FROM ssh_relays WHERE machine_id = ? AND until <= ?')
+          .run(machineId, Date.now());
         void this.relay.close(machineId);
       },
       Math.min(at - Date.now() + 1000, 2 ** 31 - 1),

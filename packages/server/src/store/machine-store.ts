@@ -132,6 +132,9 @@ const MIGRATIONS = [
      revoked_at INTEGER
    );
    CREATE INDEX preview_grants_by_machine ON preview_grants (machine_id, port);`,
+  // SSH relays: the port each machine's relay listens on and until when, so a restarted server
+  // opens them again on the same ports (the ssh command lines it gave out keep working).
+  'CREATE TABLE ssh_relays (machine_id TEXT PRIMARY KEY, port INTEGER NOT NULL, until INTEGER NOT NULL);',
 ];
 
 /** Encodes the position after the last row of a page; opaque to clients. */
