@@ -13,8 +13,8 @@ Nullspace: isolated Linux machines driven over HTTP.
 Commands:
   serve      run the server in the foreground
   machine    create, inspect and drive machines (create, get, list, connect, kill, pause,
-             hibernate, resume, snapshot, fork, timeout, events, exec, ps, logs, signal,
-             shell, cp, files, git)
+             hibernate, resume, snapshot, fork, timeout, network, preview, ssh, events, exec,
+             ps, logs, signal, shell, cp, files, git)
   snapshot   list, inspect and delete snapshots (list, get, delete)
   version    print the CLI version
 

@@ -1,5 +1,5 @@
 /** Formatting for people (tables, key/value) and for scripts (`--json`). */
-import type { WireSnapshotInfo } from '@nullspace/sdk';
+import type { WireMachineInfo, WireSnapshotInfo } from '@nullspace/sdk';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -53,6 +53,28 @@ export function formatBytes(bytes: number): string {
   return `${shown} ${units[unit]}`;
 }
 
+type WireNetwork = Partial<WireMachineInfo['network']>;
+
+/**
+ * Machine info's `network` on one line: the egress mode and what qualifies it, the address, and
+ * whether the legacy internet_access lock is on, e.g.
+ * `custom (allow 1.1.1.0/24; 800 kbit/s), address 10.213.0.2, internet access yes`.
+ */
+function formatNetworkLine(net: WireNetwork): string {
+  const egress = net.egress;
+  const details: string[] = [];
+  if (egress?.allow_cidrs?.length) details.push(`allow ${egress.allow_cidrs.join(', ')}`);
+  if (egress?.deny_cidrs?.length) details.push(`deny ${egress.deny_cidrs.join(', ')}`);
+  const rate = egress?.rate_limit;
+  if (rate?.kbit_per_sec !== undefined) details.push(`${rate.kbit_per_sec} kbit/s`);
+  else if (rate?.pps !== undefined) details.push(`${rate.pps} packets/s`);
+  const parts = [`${egress?.mode ?? '?'}${details.length > 0 ? ` (${details.join('; ')})` : ''}`];
+  parts.push(`address ${net.address ?? '-'}`);
+  if (net.internet_access !== undefined) parts.push(`internet access ${net.internet_access ? 'yes' : 'no'}`);
+  if (net.mask_request_host) parts.push(`preview Host ${net.mask_request_host}`);
+  return parts.join(', ');
+}
+
 /** One value of machine or snapshot info (wire shape) as a person reads it. */
 export function formatValue(key: string, value: unknown): string {
   if (value === null || value === undefined) return '-';
@@ -65,6 +87,7 @@ export function formatValue(key: string, value: unknown): string {
     const c = value as { pool_id?: unknown; hit?: unknown; waited_ms?: unknown };
     return `${String(c.pool_id)} (${c.hit === true ? 'hit' : 'miss'}, waited ${String(c.waited_ms)} ms)`;
   }
+  if (key === 'network' && typeof value === 'object') return formatNetworkLine(value as WireNetwork);
   if (Array.isArray(value)) {
     if (value.length === 0) return '-';
     return value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');

@@ -84,9 +84,13 @@ export {
   type GitStatus,
 } from './git.js';
 export {
+  type EgressInfo,
   type EgressPolicy,
+  type EgressRateLimit,
+  type LegacyNetworkPolicy,
   type MachineInfo,
   type MachineInfoKey,
+  type NetworkInfo,
   type NetworkPolicy,
   type WarmPoolCheckout,
   MACHINE_INFO_KEYS,
@@ -95,6 +99,34 @@ export {
   networkFromWire,
   networkToWire,
 } from './machine-info.js';
+// networking: egress policy types above; previews and SSH access (`machine.getPreviewUrl()`, ...)
+export {
+  type ListPreviewUrlsOptions,
+  type PreviewGrant,
+  type PreviewProxyTarget,
+  type PreviewReadiness,
+  type PreviewRevocation,
+  type PreviewUrl,
+  type PreviewUrlOptions,
+  type SshAccess,
+  type SshAccessOptions,
+  type SshFiles,
+  type WaitForPreviewOptions,
+  previewGrantFromWire,
+  previewGrantToWire,
+  previewProxyTargetFromWire,
+  previewProxyTargetToWire,
+  previewReadinessToWire,
+  previewRevocationToWire,
+  previewUrlFromWire,
+  previewUrlToWire,
+  redactPreviewToken,
+  redactPreviewUrl,
+  sshAccessFromWire,
+  sshAccessToWire,
+  sshArgs,
+  sshCommandLine,
+} from './network.js';
 export {
   AuthenticationError,
   ConflictError,
@@ -119,6 +151,9 @@ export {
 export {
   type ErrorCode,
   MACHINE_STATES,
+  PREVIEW_PROXY_TOKEN_HEADER,
+  PREVIEW_QUERY_PARAM,
+  PREVIEW_TOKEN_HEADER,
   type MachineState,
   TIMEOUT_ACTIONS,
   type TimeoutAction,

@@ -7,8 +7,24 @@ import type {
 import { InvalidArgumentError } from './errors.js';
 
 /**
+ * Best-effort shaping of a machine's outbound traffic: one of `kbitPerSec` or `pps`, with an
+ * optional `burst` (in kilobits with `kbitPerSec`, in packets with `pps`).
+ *
+ * @example
+ * ```ts
+ * const rateLimit: EgressRateLimit = { kbitPerSec: 10_000, burst: 256 };
+ * ```
+ */
+export interface EgressRateLimit {
+  kbitPerSec?: number;
+  pps?: number;
+  burst?: number;
+}
+
+/**
  * An outbound network policy, camelCase. On the wire this is `network.egress` with snake_case
- * fields.
+ * fields. IPv4 only; within `custom`, deny wins over allow, and `custom` without `allowCidrs`
+ * allows everything but `denyCidrs`.
  *
  * @example
  * ```ts
@@ -20,11 +36,12 @@ export interface EgressPolicy {
   allowCidrs?: string[];
   denyCidrs?: string[];
   /** Best-effort shaping: set one of `kbitPerSec` or `pps`, with an optional `burst`. */
-  rateLimit?: { kbitPerSec?: number; pps?: number; burst?: number };
+  rateLimit?: EgressRateLimit;
 }
 
 /**
- * A machine's network settings.
+ * A machine's network settings, as given to `Machine.create({ network })` and
+ * `machine.setNetwork()`.
  *
  * @example
  * ```ts
@@ -33,7 +50,66 @@ export interface EgressPolicy {
  */
 export interface NetworkPolicy {
   egress?: EgressPolicy;
+  /**
+   * The Host header preview requests reach the machine's service with, `${PORT}` standing for
+   * the port (e.g. `localhost:${PORT}`), for dev servers that only answer their own host name.
+   */
   maskRequestHost?: string;
+}
+
+/**
+ * The legacy network fields (`internet_access`, `allow_out`, `deny_out` on the wire), accepted by
+ * `Machine.create()` and `machine.setNetwork()` for code written against them. They cannot set
+ * a rate limit or `maskRequestHost`; prefer {@link NetworkPolicy}.
+ *
+ * @example
+ * ```ts
+ * await machine.setNetwork({ internetAccess: false }); // deny everything; no allow rule re-opens it
+ * await machine.setNetwork({ allowOut: ['203.0.113.0/24'], denyOut: ['203.0.113.7'] });
+ * ```
+ */
+export interface LegacyNetworkPolicy {
+  /** `false`: deny all egress, fail closed, whatever `allowOut` says. */
+  internetAccess?: boolean;
+  /** IPv4 CIDRs the machine may reach (the policy becomes `custom`). */
+  allowOut?: string[];
+  /** IPv4 CIDRs the machine may not reach. */
+  denyOut?: string[];
+}
+
+/**
+ * The egress policy in force, as machine info reports it: every field present.
+ *
+ * @example
+ * ```ts
+ * const { egress } = (await machine.getInfo()).network;
+ * console.log(egress.mode, egress.allowCidrs, egress.rateLimit?.kbitPerSec ?? 'unlimited');
+ * ```
+ */
+export interface EgressInfo {
+  mode: 'allow_all' | 'deny_all' | 'custom';
+  /** Canonical CIDRs (`10.1.2.3/8` comes back as `10.0.0.0/8`; a bare address as a `/32`). */
+  allowCidrs: string[];
+  denyCidrs: string[];
+  rateLimit: EgressRateLimit | null;
+}
+
+/**
+ * `network` of {@link MachineInfo}: the policy in force and the machine's address.
+ *
+ * @example
+ * ```ts
+ * const { network } = await machine.getInfo();
+ * console.log(network.egress.mode, network.internetAccess, network.address); // "allow_all" true "10.213.0.2"
+ * ```
+ */
+export interface NetworkInfo {
+  egress: EgressInfo;
+  /** `false` when the legacy `internetAccess: false` locked the machine to deny-all. */
+  internetAccess: boolean;
+  maskRequestHost: string | null;
+  /** The machine's IPv4 address on its private link to the host; `null` until it first starts. */
+  address: string | null;
 }
 
 /**
@@ -81,7 +157,7 @@ export interface MachineInfo {
   /** Names of the machine's environment variables; values are never returned. */
   envs: string[];
   metadata: Record<string, string>;
-  network: NetworkPolicy;
+  network: NetworkInfo;
   /** Seconds from create (or the last timeout change) until `onTimeout` applies. */
   timeout: number;
   onTimeout: TimeoutAction;
@@ -209,16 +285,16 @@ function renameKeys(value: unknown, rename: (key: string) => string, nested: rea
 const NETWORK_NESTED = ['egress', 'rate_limit', 'rateLimit'];
 
 /**
- * Converts the network object between wire and SDK naming.
+ * Converts machine info's `network` object from the wire's snake_case to the SDK's camelCase.
  *
  * @example
  * ```ts
- * networkFromWire({ egress: { mode: 'custom', allow_cidrs: ['10.0.0.0/8'] } });
- * // { egress: { mode: 'custom', allowCidrs: ['10.0.0.0/8'] } }
+ * networkFromWire({ egress: { mode: 'custom', allow_cidrs: ['10.0.0.0/8'] }, internet_access: true });
+ * // { egress: { mode: 'custom', allowCidrs: ['10.0.0.0/8'] }, internetAccess: true }
  * ```
  */
-export function networkFromWire(value: unknown): NetworkPolicy {
-  return renameKeys(value, camelCase, NETWORK_NESTED) as NetworkPolicy;
+export function networkFromWire(value: unknown): NetworkInfo {
+  return renameKeys(value, camelCase, NETWORK_NESTED) as NetworkInfo;
 }
 
 /**
@@ -230,7 +306,7 @@ export function networkFromWire(value: unknown): NetworkPolicy {
  * // { egress: { mode: 'deny_all' }, mask_request_host: 'localhost:${PORT}' }
  * ```
  */
-export function networkToWire(value: NetworkPolicy): Record<string, unknown> {
+export function networkToWire(value: NetworkPolicy | NetworkInfo): Record<string, unknown> {
   return renameKeys(value, snakeCase, NETWORK_NESTED) as Record<string, unknown>;
 }
 
@@ -256,7 +332,7 @@ function valueToWire(key: string, value: unknown): unknown {
     case 'startedAt':
       return fromDate(value);
     case 'network':
-      return isObject(value) ? networkToWire(value as NetworkPolicy) : value;
+      return isObject(value) ? networkToWire(value as unknown as NetworkInfo) : value;
     case 'warmPoolCheckout':
       return renameKeys(value, snakeCase, []);
     default:

@@ -23,6 +23,7 @@ import {
 import { Files, type SignedUrlOptions } from './files.js';
 import { Git } from './git.js'; // git helpers
 import {
+  type LegacyNetworkPolicy,
   type MachineInfo,
   type MachineInfoKey,
   type NetworkPolicy,
@@ -30,6 +31,26 @@ import {
   networkToWire,
   wireFieldNames,
 } from './machine-info.js';
+import {
+  type ListPreviewUrlsOptions,
+  type PreviewGrant,
+  type PreviewProxyTarget,
+  type PreviewReadiness,
+  type PreviewRevocation,
+  type PreviewUrl,
+  type PreviewUrlOptions,
+  type SshAccess,
+  type SshAccessOptions,
+  type WaitForPreviewOptions,
+  createPreviewProxyTarget,
+  createPreviewUrl,
+  createSshAccess,
+  getHostInfo,
+  listPreviewUrls,
+  revokePreviewUrl,
+  setNetwork,
+  waitForPreview,
+} from './network.js';
 import { MachinePaginator, type Page } from './paginator.js';
 import { Pty } from './pty.js';
 import { type SnapshotInfo, snapshotInfoFromWire } from './snapshot.js';
@@ -91,7 +112,21 @@ export interface MachineCreateOptions extends ConnectionOptions {
   envs?: Record<string, string>;
   /** Your labels, filterable in `Machine.list`. Keys are sent as given. */
   metadata?: Record<string, string>;
+  /**
+   * Egress policy and preview Host rewriting. Default: egress `allow_all` (public addresses only;
+   * private ranges, the host and other machines stay closed). Give this or the legacy
+   * `internetAccess` / `allowOut` / `denyOut`, not both.
+   */
   network?: NetworkPolicy;
+  /**
+   * Legacy: `false` denies all egress, fail closed; no allow rule (and no `allowOut`) re-opens it.
+   * Prefer `network: { egress: { mode: 'deny_all' } }`.
+   */
+  internetAccess?: boolean;
+  /** Legacy: IPv4 CIDRs the machine may reach (a `custom` policy). Prefer `network.egress.allowCidrs`. */
+  allowOut?: string[];
+  /** Legacy: IPv4 CIDRs the machine may not reach. Prefer `network.egress.denyCidrs`. */
+  denyOut?: string[];
   volumes?: VolumeMount[];
   /** Warm pool id (`twp_...`) to check a ready machine out of. */
   warmPool?: string;
@@ -301,6 +336,9 @@ function createBody(opts: MachineCreateOptions): Record<string, unknown> {
     envs: opts.envs,
     metadata: opts.metadata,
     network: opts.network === undefined ? undefined : networkToWire(opts.network),
+    internet_access: opts.internetAccess,
+    allow_out: opts.allowOut,
+    deny_out: opts.denyOut,
     volumes: opts.volumes?.map((v) => ({
       volume: v.volume,
       mount_path: v.mountPath,
@@ -868,6 +906,181 @@ export class Machine implements AsyncDisposable {
    */
   listEvents(opts: ListEventsOptions = {}): Promise<LifecycleEventsPage> {
     return listLifecycleEvents(this.#transport, this.id, opts);
+  }
+
+  /**
+   * Replaces the machine's network policy (egress and `maskRequestHost`) and returns its info.
+   * The whole policy is replaced: what is left out takes its default (egress `allow_all`, no
+   * Host rewriting). Tightening fails closed: the stricter rules are in force when this returns,
+   * and if they could not be applied the machine is left denying all egress (an `InternalError`
+   * says so). Broadening returns once the new rules apply. Works on a running, paused or
+   * hibernated machine; the policy survives pause, hibernate, resume and fork. The legacy form
+   * (`internetAccess`, `allowOut`, `denyOut`) is accepted too, not mixed with the other.
+   *
+   * @example
+   * ```ts
+   * await machine.setNetwork({ egress: { mode: 'custom', allowCidrs: ['140.82.112.0/20'] } });
+   * await machine.setNetwork({ egress: { mode: 'allow_all', rateLimit: { kbitPerSec: 8_000 } } });
+   * const info = await machine.setNetwork({ internetAccess: false });
+   * console.log(info.network.egress.mode, info.network.internetAccess); // "deny_all" false
+   * ```
+   */
+  setNetwork(network: NetworkPolicy | LegacyNetworkPolicy, opts: RequestOptions = {}): Promise<MachineInfo> {
+    return setNetwork(this.#transport, this.id, network, opts);
+  }
+
+  /**
+   * Host information of a port: the host name that serves it (`PORT-MACHINE.<preview domain>`),
+   * with a fresh grant (valid one hour) and its signed HTTP and WebSocket URLs. Nothing needs to
+   * listen on the port yet.
+   *
+   * @example
+   * ```ts
+   * const { host, url, websocketUrl, expiresAt } = await machine.getHostInfo(3000);
+   * console.log(host); // "3000-mch_....preview.localhost:7070"
+   * ```
+   */
+  getHostInfo(port: number, opts: RequestOptions = {}): Promise<PreviewUrl> {
+    return getHostInfo(this.#transport, this.id, port, opts);
+  }
+
+  /**
+   * A signed HTTP URL of a port, for a browser or `curl` (a new grant each call). The token is in
+   * its query once; the first response sets a cookie that carries it from then on.
+   *
+   * @example
+   * ```ts
+   * await machine.commands.run('python3 -m http.server 8000', { background: true });
+   * await machine.waitForPreview(8000);
+   * const url = await machine.getUrl(8000);
+   * console.log(await (await fetch(url)).text());
+   * ```
+   */
+  async getUrl(port: number, opts: PreviewUrlOptions = {}): Promise<string> {
+    return (await createPreviewUrl(this.#transport, this.id, port, opts)).url;
+  }
+
+  /**
+   * A signed WebSocket URL of a port (a new grant each call).
+   *
+   * @example
+   * ```ts
+   * const ws = new WebSocket(await machine.getWebsocketUrl(3000));
+   * ws.onmessage = (e) => console.log(e.data);
+   * ```
+   */
+  async getWebsocketUrl(port: number, opts: PreviewUrlOptions = {}): Promise<string> {
+    return (await createPreviewUrl(this.#transport, this.id, port, opts)).websocketUrl;
+  }
+
+  /**
+   * A preview of a port with everything about it: the signed HTTP and WebSocket URLs, the host
+   * name, the token (also accepted in the `x-nullspace-preview-token` header) and the grant's id
+   * and expiry, to revoke it later. The same as {@link Machine.createSignedPreviewUrl}.
+   *
+   * @example
+   * ```ts
+   * const preview = await machine.getPreviewUrl(3000, { expiresIn: 3600 });
+   * console.log(redactPreviewUrl(preview.url), preview.id, preview.expiresAt);
+   * await machine.revokePreviewUrl(preview.id);
+   * ```
+   */
+  getPreviewUrl(port: number, opts: PreviewUrlOptions = {}): Promise<PreviewUrl> {
+    return createPreviewUrl(this.#transport, this.id, port, opts);
+  }
+
+  /**
+   * Creates a preview grant for a port, valid `expiresIn` seconds (default 3600, at most 7 days),
+   * and returns it with its signed URLs. The token is shown only here: listing grants shows a
+   * hint of it. Revoking the grant closes its open connections at once.
+   *
+   * @example
+   * ```ts
+   * const grant = await machine.createSignedPreviewUrl(8080, { expiresIn: 600 });
+   * await fetch(new URL('/api', grant.url), { headers: { 'x-nullspace-preview-token': grant.token } });
+   * ```
+   */
+  createSignedPreviewUrl(port: number, opts: PreviewUrlOptions = {}): Promise<PreviewUrl> {
+    return createPreviewUrl(this.#transport, this.id, port, opts);
+  }
+
+  /**
+   * The machine's preview grants (URL and proxy grants, revoked and expired ones too), oldest
+   * first, optionally of one port. Tokens are not shown, only their hint.
+   *
+   * @example
+   * ```ts
+   * const active = (await machine.listPreviewUrls({ port: 3000 })).filter(
+   *   (g) => g.revokedAt === null && g.expiresAt > new Date(),
+   * );
+   * ```
+   */
+  listPreviewUrls(opts: ListPreviewUrlsOptions = {}): Promise<PreviewGrant[]> {
+    return listPreviewUrls(this.#transport, this.id, opts);
+  }
+
+  /**
+   * Revokes a preview grant (`pvg_...`): no request gets in with it from now on, and its open HTTP
+   * and WebSocket connections are closed. Revoking a revoked grant is not an error.
+   *
+   * @example
+   * ```ts
+   * const { closedConnections } = await machine.revokePreviewUrl(preview.id);
+   * ```
+   */
+  revokePreviewUrl(grantId: string, opts: RequestOptions = {}): Promise<PreviewRevocation> {
+    return revokePreviewUrl(this.#transport, this.id, grantId, opts);
+  }
+
+  /**
+   * Waits until a port of the machine accepts connections (waking a paused machine with
+   * `autoResume`, as preview traffic would), for at most `timeoutMs` (default 30 000). Throws
+   * `TimeoutError` when nothing answered in time. Call it before sharing a preview link.
+   *
+   * @example
+   * ```ts
+   * await machine.commands.run('npm run dev', { background: true, cwd: '/workspace/app' });
+   * const { waitedMs } = await machine.waitForPreview(5173, { timeoutMs: 60_000 });
+   * console.log(`dev server up after ${waitedMs} ms:`, await machine.getUrl(5173));
+   * ```
+   */
+  waitForPreview(port: number, opts: WaitForPreviewOptions = {}): Promise<PreviewReadiness> {
+    return waitForPreview(this.#transport, this.id, port, opts);
+  }
+
+  /**
+   * A target for a preview proxy you run in front of the preview domain: upstream URLs with no
+   * secret in them, and the `x-nullspace-preview-proxy-token` header your proxy adds to each
+   * request it forwards. The token works only in that header (never in a URL or cookie).
+   *
+   * @example
+   * ```ts
+   * const target = await machine.createPreviewProxyTarget(3000, { expiresIn: 86_400 });
+   * const res = await fetch(new URL('/health', target.upstreamUrl), { headers: target.headers });
+   * ```
+   */
+  createPreviewProxyTarget(port: number, opts: PreviewUrlOptions = {}): Promise<PreviewProxyTarget> {
+    return createPreviewProxyTarget(this.#transport, this.id, port, opts);
+  }
+
+  /**
+   * Short-lived SSH access: the server signs your public key into an OpenSSH user certificate
+   * (default 60 minutes, at most 1440) and says where its relay for this machine listens. Only the
+   * public key leaves your computer. Save the certificate and the known_hosts line, then log in
+   * with {@link sshArgs} or {@link sshCommandLine} (or `nullspace machine ssh ID`, which does all
+   * of it).
+   *
+   * @example
+   * ```ts
+   * const key = `${homedir()}/.ssh/id_ed25519`;
+   * const access = await machine.createSshAccess({ publicKey: readFileSync(`${key}.pub`, 'utf8') });
+   * writeFileSync(`${key}-cert.pub`, `${access.certificate}\n`);
+   * writeFileSync('/tmp/known_hosts', `${access.knownHosts}\n`);
+   * spawnSync('ssh', sshArgs(access, { certificateFile: `${key}-cert.pub`, knownHostsFile: '/tmp/known_hosts', identityFile: key }), { stdio: 'inherit' });
+   * ```
+   */
+  createSshAccess(opts: SshAccessOptions): Promise<SshAccess> {
+    return createSshAccess(this.#transport, this.id, opts);
   }
 
   /**

@@ -30,6 +30,14 @@ import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '..
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
+import {
+  NETWORK_FLAGS_HELP,
+  NETWORK_OPTIONS,
+  createNetworkOptions,
+  network,
+  preview,
+  ssh,
+} from './network.js';
 import { exec, logs, ps, shell, signal } from './process.js';
 
 function machineId(input: CommandInput): string {
@@ -81,7 +89,10 @@ const create: Subcommand = {
   --warm-pool ID           check a ready machine out of this warm pool
   --warm-pool-mode MODE    prefer (default), require or bypass
   --warm-pool-wait-ms N    how long "require" waits for a ready machine
-  -q, --quiet              print only the machine id`,
+  -q, --quiet              print only the machine id
+
+Network (default: egress allow_all, public addresses only; see 'nullspace machine network'):
+${NETWORK_FLAGS_HELP}`,
   options: {
     template: { type: 'string' },
     snapshot: { type: 'string' },
@@ -98,12 +109,13 @@ const create: Subcommand = {
     'warm-pool-mode': { type: 'string' },
     'warm-pool-wait-ms': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
+    ...NETWORK_OPTIONS,
   },
   async run(input) {
     const { values, command } = input;
     if (input.positionals.length > 0)
       throw new UsageError(`unexpected argument "${input.positionals[0]}"`, command);
-    const opts: MachineCreateOptions = { ...input.connection };
+    const opts: MachineCreateOptions = { ...input.connection, ...createNetworkOptions(values, command) };
     const set = <K extends keyof MachineCreateOptions>(
       key: K,
       value: MachineCreateOptions[K] | undefined,
@@ -449,6 +461,9 @@ const SUBCOMMANDS: Subcommand[] = [
   snapshot,
   fork,
   timeout,
+  network,
+  preview,
+  ssh,
   events,
   exec,
   ps,

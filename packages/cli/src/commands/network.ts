@@ -1,0 +1,581 @@
+/**
+ * Networking commands: `machine network` (egress policy), `machine preview` (signed preview URLs,
+ * grants, proxy targets) and `machine ssh`; plus the network flags `machine create` shares.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { constants, homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  type EgressPolicy,
+  Machine,
+  type MachineCreateOptions,
+  type NetworkInfo,
+  type NetworkPolicy,
+  type PreviewGrant,
+  type SshAccess,
+  type SshFiles,
+  machineInfoToWire,
+  previewGrantToWire,
+  previewProxyTargetToWire,
+  previewReadinessToWire,
+  previewRevocationToWire,
+  previewUrlToWire,
+  sshAccessToWire,
+  sshArgs,
+  sshCommandLine,
+} from '@nullspace/sdk';
+import {
+  type CommandInput,
+  type OptionSpec,
+  type OptionValues,
+  type Subcommand,
+  UsageError,
+  commaList,
+  flag,
+  oneOf,
+  optionalInteger,
+  optionalString,
+  singleId,
+} from '../args.js';
+import { formatKeyValue, formatTable, formatValue, printJson, relativeTime } from '../output.js';
+
+const EGRESS_MODES = ['allow_all', 'deny_all', 'custom'] as const satisfies readonly EgressPolicy['mode'][];
+
+/** The egress flags of `machine create` and `machine network`. */
+export const NETWORK_OPTIONS = {
+  egress: { type: 'string' },
+  'allow-cidr': { type: 'string', multiple: true },
+  'deny-cidr': { type: 'string', multiple: true },
+  'rate-kbit': { type: 'string' },
+  'rate-pps': { type: 'string' },
+  burst: { type: 'string' },
+  'no-internet': { type: 'boolean' },
+  'mask-request-host': { type: 'string' },
+} as const satisfies OptionSpec;
+
+export const NETWORK_FLAGS_HELP = `  --egress MODE              outbound traffic: allow_all (public addresses), deny_all or custom
+  --allow-cidr CIDR          with custom: only these IPv4 ranges (repeatable, or comma-separated)
+  --deny-cidr CIDR           with custom: never these ranges; deny wins over allow
+  --rate-kbit N              shape outbound traffic to N kbit/s (best effort)
+  --rate-pps N               ... or to N packets per second
+  --burst N                  burst of the rate limit (kbit with --rate-kbit, packets with --rate-pps)
+  --no-internet              legacy internet_access=false: deny all, and no allow rule re-opens it
+  --mask-request-host HOST   Host header preview requests reach the service with, e.g.
+                             'localhost:\${PORT}' (\${PORT} is the port)`;
+
+const EGRESS_FLAGS = ['egress', 'allow-cidr', 'deny-cidr', 'rate-kbit', 'rate-pps', 'burst'] as const;
+
+function given(values: OptionValues, names: readonly string[]): string[] {
+  return names.filter((n) => values[n] !== undefined);
+}
+
+/**
+ * The egress policy the flags describe, or undefined when none of them is given. Without
+ * `--egress`, CIDR flags mean `custom`; a rate limit alone means `allowAllWithRate` (create:
+ * `allow_all`, the default it shapes) or is refused (`machine network`: the whole policy is
+ * replaced, so the mode must be said).
+ */
+function egressFromFlags(
+  values: OptionValues,
+  command: string,
+  rateOnly: 'allow_all' | 'refuse',
+): EgressPolicy | undefined {
+  if (given(values, EGRESS_FLAGS).length === 0) return undefined;
+  const allow = commaList(values, 'allow-cidr');
+  const deny = commaList(values, 'deny-cidr');
+  const kbit = optionalInteger(values, 'rate-kbit', command);
+  const pps = optionalInteger(values, 'rate-pps', command);
+  const burst = optionalInteger(values, 'burst', command);
+  if (kbit !== undefined && pps !== undefined)
+    throw new UsageError('give --rate-kbit or --rate-pps, not both', command);
+  if (burst !== undefined && kbit === undefined && pps === undefined)
+    throw new UsageError('--burst needs --rate-kbit or --rate-pps', command);
+  let mode = oneOf(values, 'egress', EGRESS_MODES, command);
+  const cidrs = allow.length > 0 || deny.length > 0;
+  if (mode === undefined) {
+    if (cidrs) mode = 'custom';
+    else if (rateOnly === 'allow_all') mode = 'allow_all';
+    else
+      throw new UsageError(
+        'the egress policy is replaced as a whole: say which with --egress allow_all|custom',
+        command,
+      );
+  }
+  if (cidrs && mode !== 'custom')
+    throw new UsageError(`--allow-cidr and --deny-cidr need --egress custom, not ${mode}`, command);
+  const egress: EgressPolicy = { mode };
+  if (allow.length > 0) egress.allowCidrs = allow;
+  if (deny.length > 0) egress.denyCidrs = deny;
+  if (kbit !== undefined || pps !== undefined)
+    egress.rateLimit = {
+      ...(kbit === undefined ? { pps } : { kbitPerSec: kbit }),
+      ...(burst === undefined ? {} : { burst }),
+    };
+  return egress;
+}
+
+function refuseWithNoInternet(values: OptionValues, command: string, others: readonly string[]): void {
+  const clash = given(values, others);
+  if (flag(values, 'no-internet') && clash.length > 0)
+    throw new UsageError(
+      `--no-internet (the legacy internet_access) cannot be combined with --${clash[0]}; ` +
+        'use --egress deny_all instead',
+      command,
+    );
+}
+
+/** The network fields of `machine create`'s options, from its flags. */
+export function createNetworkOptions(
+  values: OptionValues,
+  command: string,
+): Pick<MachineCreateOptions, 'network' | 'internetAccess'> {
+  refuseWithNoInternet(values, command, [...EGRESS_FLAGS, 'mask-request-host']);
+  if (flag(values, 'no-internet')) return { internetAccess: false };
+  const egress = egressFromFlags(values, command, 'allow_all');
+  const mask = optionalString(values, 'mask-request-host');
+  if (egress === undefined && mask === undefined) return {};
+  return {
+    network: {
+      ...(egress === undefined ? {} : { egress }),
+      ...(mask === undefined ? {} : { maskRequestHost: mask }),
+    },
+  };
+}
+
+/** A machine's network as `key  value` lines. */
+export function formatNetwork(network: NetworkInfo): string {
+  const { egress } = network;
+  const rate = egress.rateLimit;
+  const rateText =
+    rate === null
+      ? '-'
+      : rate.kbitPerSec !== undefined
+        ? `${rate.kbitPerSec} kbit/s${rate.burst === undefined ? '' : ` (burst ${rate.burst} kbit)`}`
+        : `${String(rate.pps)} packets/s${rate.burst === undefined ? '' : ` (burst ${rate.burst} packets)`}`;
+  return formatKeyValue([
+    ['egress', egress.mode],
+    ['allow_cidrs', formatValue('allow_cidrs', egress.allowCidrs)],
+    ['deny_cidrs', formatValue('deny_cidrs', egress.denyCidrs)],
+    ['rate_limit', rateText],
+    ['internet_access', network.internetAccess ? 'yes' : 'no (locked: legacy internet_access=false)'],
+    ['mask_request_host', network.maskRequestHost ?? '-'],
+    ['address', network.address ?? '-'],
+  ]);
+}
+
+/** The policy now in force, as the input of `setNetwork` (to keep the part the flags leave out). */
+function policyOf(network: NetworkInfo): { egress: EgressPolicy; maskRequestHost?: string } {
+  const { mode, allowCidrs, denyCidrs, rateLimit } = network.egress;
+  const egress: EgressPolicy = { mode };
+  if (allowCidrs.length > 0) egress.allowCidrs = allowCidrs;
+  if (denyCidrs.length > 0) egress.denyCidrs = denyCidrs;
+  if (rateLimit !== null) egress.rateLimit = rateLimit;
+  return {
+    egress,
+    ...(network.maskRequestHost === null ? {} : { maskRequestHost: network.maskRequestHost }),
+  };
+}
+
+export const network: Subcommand = {
+  name: 'network',
+  summary: "Show or change a machine's network policy (egress, preview Host rewriting).",
+  usage: 'nullspace machine network ID [flags]',
+  flags: `Without flags, prints the machine's network. With flags, sets it and prints the result.
+The egress flags replace the egress policy as a whole; left out, the egress policy in force is
+kept, and so is the preview Host rewriting unless --mask-request-host or --no-mask-request-host
+is given. Tightening is in force when the command returns (fails closed: if the new rules cannot
+be applied, the machine is left denying all egress). Works on running, paused and hibernated
+machines.
+
+Flags:
+${NETWORK_FLAGS_HELP}
+  --no-mask-request-host     stop rewriting the Host header of preview requests`,
+  options: { ...NETWORK_OPTIONS, 'no-mask-request-host': { type: 'boolean' } },
+  async run(input) {
+    const { values, command } = input;
+    const id = singleId(input, 'machine id');
+    refuseWithNoInternet(values, command, [...EGRESS_FLAGS, 'mask-request-host', 'no-mask-request-host']);
+    const mask = optionalString(values, 'mask-request-host');
+    const noMask = flag(values, 'no-mask-request-host');
+    if (mask !== undefined && noMask)
+      throw new UsageError('give --mask-request-host or --no-mask-request-host, not both', command);
+    const egress = egressFromFlags(values, command, 'refuse');
+    const machine = new Machine(id, input.connection);
+    if (!flag(values, 'no-internet') && egress === undefined && mask === undefined && !noMask) {
+      const info = await machine.getInfo({ fields: ['id', 'network'] });
+      if (input.json) printJson(machineInfoToWire(info));
+      else process.stdout.write(formatNetwork(info.network));
+      return 0;
+    }
+    let policy: NetworkPolicy | { internetAccess: false };
+    if (flag(values, 'no-internet')) policy = { internetAccess: false };
+    else {
+      // PUT replaces the whole policy: what the flags leave out is sent again as it is now.
+      const current =
+        egress !== undefined && (mask !== undefined || noMask)
+          ? undefined
+          : policyOf((await machine.getInfo({ fields: ['network'] })).network);
+      const kept = current?.egress;
+      policy = { egress: egress ?? (kept as EgressPolicy) };
+      const keptMask = noMask ? undefined : (mask ?? current?.maskRequestHost);
+      if (keptMask !== undefined) policy.maskRequestHost = keptMask;
+    }
+    const info = await machine.setNetwork(policy);
+    if (input.json) printJson(machineInfoToWire(info));
+    else process.stdout.write(formatNetwork(info.network));
+    return 0;
+  },
+};
+
+// ---- preview ------------------------------------------------------------------------------------
+
+function parsePort(raw: string, what: string, command: string): number {
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(port >= 1 && port <= 65535))
+    throw new UsageError(`${what}: expected a TCP port (1 to 65535), got "${raw}"`, command);
+  return port;
+}
+
+function grantState(g: PreviewGrant, now = Date.now()): string {
+  if (g.revokedAt !== null) return 'revoked';
+  if (g.expiresAt.getTime() <= now) return 'expired';
+  return 'active';
+}
+
+function timeCell(at: Date): string {
+  return relativeTime(at.toISOString());
+}
+
+function timeLine(at: Date): string {
+  return formatValue('expires_at', at.toISOString());
+}
+
+export const preview: Subcommand = {
+  name: 'preview',
+  summary: 'Make a signed preview URL of a machine port; list or revoke preview grants.',
+  usage: 'nullspace machine preview ID PORT [flags] | ID --list [--port P] | ID --revoke GRANT_ID',
+  flags: `With PORT: creates a grant and prints its URL, WebSocket URL, grant id and expiry. The URL
+carries the grant's token: whoever has it reaches the port until it expires or is revoked. Open it
+once (the token becomes a cookie) or send the token in the x-nullspace-preview-token header.
+Preview hosts are PORT-ID.<preview domain>; on the default domain (*.localhost) curl resolves
+them to 127.0.0.1, other clients may need the Host header or curl's --resolve.
+
+Flags:
+  --expires-in SECONDS   lifetime of the grant (default: 3600, at most 604800)
+  --wait                 first wait until something answers on the port (wakes a paused machine
+                         with auto-resume)
+  --timeout-ms N         how long --wait waits (default: 30000)
+  --proxy-target         make a target for a proxy you run instead: an upstream URL without a
+                         secret and the header (with the token) the proxy adds
+  -q, --quiet            print only the URL (with --proxy-target: the header's value)
+  --list                 list the machine's grants (tokens are not shown)
+  --port P               with --list: only grants of this port
+  --revoke GRANT_ID      revoke a grant (pvg_...): its open connections are closed at once`,
+  options: {
+    'expires-in': { type: 'string' },
+    wait: { type: 'boolean' },
+    'timeout-ms': { type: 'string' },
+    'proxy-target': { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    list: { type: 'boolean' },
+    port: { type: 'string' },
+    revoke: { type: 'string' },
+  },
+  async run(input) {
+    const { values, command } = input;
+    const [id, portArg, ...extra] = input.positionals;
+    if (id === undefined) throw new UsageError('missing machine id', command);
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, command);
+    const machine = new Machine(id, input.connection);
+    const list = flag(values, 'list');
+    const revoke = optionalString(values, 'revoke');
+    const creating = ['expires-in', 'wait', 'timeout-ms', 'proxy-target', 'quiet'];
+    if (list || revoke !== undefined) {
+      const clash = given(values, creating);
+      if (list && revoke !== undefined) throw new UsageError('give --list or --revoke, not both', command);
+      if (clash.length > 0)
+        throw new UsageError(
+          `--${clash[0]} makes a preview URL; it does not go with --${list ? 'list' : 'revoke'}`,
+          command,
+        );
+    }
+    if (list) return listGrants(input, machine, portArg);
+    if (revoke !== undefined) {
+      if (portArg !== undefined) throw new UsageError(`unexpected argument "${portArg}"`, command);
+      const r = await machine.revokePreviewUrl(revoke);
+      if (input.json) printJson(previewRevocationToWire(r));
+      else
+        process.stdout.write(
+          `${r.id} revoked (${r.closedConnections} open connection${r.closedConnections === 1 ? '' : 's'} closed)\n`,
+        );
+      return 0;
+    }
+    if (portArg === undefined) throw new UsageError('missing PORT (or --list, --revoke)', command);
+    if (values.port !== undefined)
+      throw new UsageError('--port goes with --list; give PORT as an argument', command);
+    const port = parsePort(portArg, 'PORT', command);
+    const expiresIn = optionalInteger(values, 'expires-in', command);
+    const timeoutMs = optionalInteger(values, 'timeout-ms', command);
+    if (timeoutMs !== undefined && !flag(values, 'wait'))
+      throw new UsageError('--timeout-ms goes with --wait', command);
+    const grantOpts = expiresIn === undefined ? {} : { expiresIn };
+    let ready: ReturnType<typeof previewReadinessToWire> | undefined;
+    if (flag(values, 'wait')) {
+      const r = await machine.waitForPreview(port, timeoutMs === undefined ? {} : { timeoutMs });
+      ready = previewReadinessToWire(r);
+      if (!input.json && !flag(values, 'quiet'))
+        process.stderr.write(`port ${port} answers (waited ${r.waitedMs} ms)\n`);
+    }
+    if (flag(values, 'proxy-target')) {
+      const t = await machine.createPreviewProxyTarget(port, grantOpts);
+      const [header, token] = Object.entries(t.headers)[0] ?? ['', ''];
+      if (input.json) printJson({ ...previewProxyTargetToWire(t), ...(ready ? { readiness: ready } : {}) });
+      else if (flag(values, 'quiet')) process.stdout.write(`${token}\n`);
+      else
+        process.stdout.write(
+          formatKeyValue([
+            ['upstream_url', t.upstreamUrl],
+            ['websocket_upstream_url', t.websocketUpstreamUrl],
+            ['header', `${header}: ${token}`],
+            ['grant', t.id],
+            ['expires_at', timeLine(t.expiresAt)],
+          ]),
+        );
+      return 0;
+    }
+    const p = await machine.createSignedPreviewUrl(port, grantOpts);
+    if (input.json) printJson({ ...previewUrlToWire(p), ...(ready ? { readiness: ready } : {}) });
+    else if (flag(values, 'quiet')) process.stdout.write(`${p.url}\n`);
+    else
+      process.stdout.write(
+        formatKeyValue([
+          ['url', p.url],
+          ['websocket_url', p.websocketUrl],
+          ['host', p.host],
+          ['grant', p.id],
+          ['expires_at', timeLine(p.expiresAt)],
+        ]),
+      );
+    return 0;
+  },
+};
+
+async function listGrants(
+  input: CommandInput,
+  machine: Machine,
+  portArg: string | undefined,
+): Promise<number> {
+  const { values, command } = input;
+  const portFlag = optionalString(values, 'port');
+  if (portArg !== undefined && portFlag !== undefined)
+    throw new UsageError('give the port once: PORT or --port', command);
+  const raw = portFlag ?? portArg;
+  const grants = await machine.listPreviewUrls(
+    raw === undefined ? {} : { port: parsePort(raw, '--port', command) },
+  );
+  if (input.json) {
+    printJson({ items: grants.map(previewGrantToWire) });
+    return 0;
+  }
+  const now = Date.now();
+  process.stdout.write(
+    formatTable(
+      ['ID', 'PORT', 'KIND', 'TOKEN', 'STATE', 'CREATED', 'EXPIRES'],
+      grants.map((g) => [
+        g.id,
+        String(g.port),
+        g.kind,
+        g.tokenHint,
+        grantState(g, now),
+        timeCell(g.createdAt),
+        timeCell(g.expiresAt),
+      ]),
+    ),
+  );
+  return 0;
+}
+
+// ---- ssh ----------------------------------------------------------------------------------------
+
+const DEFAULT_PUBLIC_KEYS = ['id_ed25519.pub', 'id_rsa.pub'];
+
+/** `~/.config/nullspace` (or `$XDG_CONFIG_HOME/nullspace`). */
+function configDir(): string {
+  const xdg = process.env.XDG_CONFIG_HOME;
+  return join(xdg?.startsWith('/') ? xdg : join(homedir(), '.config'), 'nullspace');
+}
+
+/** The public key file to use: the flag's, else the first default that exists. */
+function publicKeyFile(values: OptionValues): string {
+  const explicit = optionalString(values, 'public-key');
+  if (explicit !== undefined) return explicit;
+  const dir = join(homedir(), '.ssh');
+  const found = DEFAULT_PUBLIC_KEYS.map((name) => join(dir, name)).find((f) => existsSync(f));
+  if (found === undefined)
+    throw new Error(
+      `no SSH public key found (looked for ${DEFAULT_PUBLIC_KEYS.map((n) => join(dir, n)).join(' and ')}); ` +
+        "make one with 'ssh-keygen -t ed25519' or give --public-key FILE",
+    );
+  return found;
+}
+
+/** Reads a public key file, refusing a private key before it can leave this computer. */
+function readPublicKey(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(
+      `cannot read the public key ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+  if (/PRIVATE KEY-----|^PuTTY-User-Key-File-/m.test(text))
+    throw new Error(
+      `${file} is a private key: give the public key (${file.endsWith('.pub') ? file : `${file}.pub`}); ` +
+        'the private key never leaves your computer',
+    );
+  return text.trim();
+}
+
+/**
+ * Where the certificate goes: a file per machine in the config directory, not next to the key as
+ * `<key>-cert.pub` — ssh offers a certificate found there to every host it connects to, which
+ * would show each of them the machine's id and the certificate's key id. The server's ready
+ * command names the same file.
+ */
+function certificateFileFor(access: SshAccess): string {
+  return join(configDir(), 'ssh', `${access.machineId}-cert.pub`);
+}
+
+/** Writes a file whole or not at all (a temporary file renamed over it). */
+async function writeFileAtomic(file: string, text: string, mode: number): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode });
+  await chmod(tmp, mode);
+  await rename(tmp, file);
+}
+
+/**
+ * Puts `line` into a known_hosts file, replacing the line for the same host pattern (with the same
+ * marker): one line per machine, however often access is renewed.
+ */
+async function upsertKnownHosts(file: string, line: string): Promise<void> {
+  const keyOf = (l: string) => {
+    const parts = l.trim().split(/\s+/);
+    return parts[0]?.startsWith('@') ? `${parts[0]} ${parts[1] ?? ''}` : (parts[0] ?? '');
+  };
+  const key = keyOf(line);
+  const old = await readFile(file, 'utf8').catch(() => '');
+  const kept = old.split('\n').filter((l) => l.trim() !== '' && keyOf(l) !== key);
+  await writeFileAtomic(file, `${[...kept, line.trim()].join('\n')}\n`, 0o644);
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs ssh with this terminal and returns its exit status (128 + N for signal N, like a shell). */
+function runSsh(args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, { stdio: 'inherit' });
+    // Ctrl-C reaches ssh directly (same terminal); this process must outlive it to report its status.
+    const ignore = () => {};
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', forward);
+    process.on('SIGHUP', forward);
+    const done = () => {
+      process.off('SIGINT', ignore);
+      process.off('SIGTERM', forward);
+      process.off('SIGHUP', forward);
+    };
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      done();
+      reject(
+        err.code === 'ENOENT'
+          ? new Error(
+              'ssh is not installed (the OpenSSH client); use --print to see the command it would run',
+            )
+          : err,
+      );
+    });
+    child.once('exit', (code, signal) => {
+      done();
+      if (code !== null) resolve(code);
+      else
+        resolve(
+          128 +
+            (signal === null ? 0 : ((constants.signals as Record<string, number | undefined>)[signal] ?? 0)),
+        );
+    });
+  });
+}
+
+export const ssh: Subcommand = {
+  name: 'ssh',
+  summary: 'Log in to a machine with ssh, using a short-lived certificate for your key.',
+  usage: 'nullspace machine ssh ID [flags] [-- COMMAND...]',
+  flags: `Sends your public key (never the private key) to the server, which signs it into an OpenSSH
+certificate for this machine, then runs ssh through the server's relay (exit status: ssh's).
+The certificate is saved as ~/.config/nullspace/ssh/ID-cert.pub and the machine's host CA line in
+~/.config/nullspace/known_hosts; the host key is checked strictly. After --, the remote command: one argument is a shell command line,
+several are run as an argv (as with 'machine exec').
+
+Flags:
+  --public-key FILE          public key to sign (default: ~/.ssh/id_ed25519.pub, then ~/.ssh/id_rsa.pub)
+  --expires-in-minutes N     how long the certificate is valid (default: 60, at most 1440)
+  --print                    save the files and print the ssh command instead of running it`,
+  options: {
+    'public-key': { type: 'string' },
+    'expires-in-minutes': { type: 'string' },
+    print: { type: 'boolean' },
+  },
+  takesDashDash: true,
+  async run(input) {
+    const { values, command } = input;
+    const id = singleId(input, 'machine id');
+    const expiresInMinutes = optionalInteger(values, 'expires-in-minutes', command);
+    const keyFile = publicKeyFile(values);
+    const publicKey = readPublicKey(keyFile);
+    const access = await new Machine(id, input.connection).createSshAccess({
+      publicKey,
+      ...(expiresInMinutes === undefined ? {} : { expiresInMinutes }),
+    });
+    const certFile = certificateFileFor(access);
+    await writeFileAtomic(certFile, `${access.certificate}\n`, 0o644);
+    const knownHostsFile = join(configDir(), 'known_hosts');
+    await upsertKnownHosts(knownHostsFile, access.knownHosts);
+    const identity = keyFile.endsWith('.pub') ? keyFile.slice(0, -4) : undefined;
+    const files: SshFiles = {
+      certificateFile: certFile,
+      knownHostsFile,
+      ...(identity !== undefined && existsSync(identity) ? { identityFile: identity } : {}),
+    };
+    // As in `machine exec`: one argument is a shell command line, several are an argv (quoted
+    // here, because ssh joins its arguments with spaces for the remote shell).
+    const args = input.afterDashDash ?? [];
+    const remote = args.length > 1 ? [args.map(shellWord).join(' ')] : args;
+    const line = [sshCommandLine(access, files), ...remote.map(shellWord)].join(' ');
+    if (input.json) {
+      printJson({
+        ...sshAccessToWire(access),
+        certificate_file: files.certificateFile,
+        known_hosts_file: knownHostsFile,
+        identity_file: files.identityFile ?? null,
+        ssh_command: line,
+      });
+      return 0;
+    }
+    if (flag(values, 'print')) {
+      process.stdout.write(`${line}\n`);
+      process.stderr.write(
+        `certificate ${access.certificateId} valid until ${access.expiresAt.toISOString()} (${relativeTime(access.expiresAt.toISOString())})\n`,
+      );
+      return 0;
+    }
+    return runSsh([...sshArgs(access, files), ...remote]);
+  },
+};
