@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { host } from '@nullspace/runtime';
@@ -92,7 +92,7 @@ describeWithServer(
       assert.equal(await reach(m, PRIVATE), 'blocked', 'private ranges need an explicit allow');
       // The host: its end of the link, its uplink address, its API port, a service on all addresses.
       const hostSide = info.network.address.replace(/\.\d+$/, (d) => `.${Number(d.slice(1)) - 1}`);
-      const hostService = createServer((s) => s.end('host secret\n')).listen(0, '0.0.0.0');
+      const hostService = createServer((_req, res) => res.end('host service\n')).listen(0, '0.0.0.0');
       await new Promise((r) => hostService.once('listening', r));
       const hostPort = (hostService.address() as { port: number }).port;
       try {
@@ -103,6 +103,16 @@ describeWithServer(
           [hostSide, Number(apiPort)],
         ] as const)
           assert.equal(await reach(m, ip, port), 'blocked', `host ${ip}:${port}`);
+        // Only a custom allow list that names a host address opens it.
+        await setNetwork(m, { egress: { mode: 'custom', allow_cidrs: [hostSide] } });
+        assert.equal(await reach(m, hostSide, hostPort), '200');
+        assert.equal(
+          await reach(m, hostSide, Number(apiPort)),
+          'refused',
+          'the API listens on 127.0.0.1 only',
+        );
+        await setNetwork(m, { egress: { mode: 'allow_all' } });
+        assert.equal(await reach(m, hostSide, hostPort), 'blocked');
       } finally {
         hostService.close();
       }

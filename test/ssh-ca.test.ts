@@ -474,7 +474,11 @@ describe('sshd in the base template, reached through the relay', { skip: cannotR
   };
 
   it('starts sshd idempotently and prints the host key to sign', async () => {
-    const script = bootstrap.sshdStartScript({ caPublicKey: ca.publicKey(), port: sshdPort });
+    const script = bootstrap.sshdStartScript({
+      caPublicKey: ca.publicKey(),
+      principal: machineId,
+      port: sshdPort,
+    });
     const hostKey = (await inMachine(script)).trim();
     assert.match(hostKey, /^ssh-ed25519 \S+ nullspace-host$/);
     const pid = sshdPid();
@@ -490,7 +494,7 @@ describe('sshd in the base template, reached through the relay', { skip: cannotR
   it('lets a plain ssh client in with a minted certificate, checking the host certificate', async () => {
     const signed = await ca.signUser({
       publicKey: user.pub,
-      principal: 'root',
+      principal: machineId,
       validMinutes: 5,
       keyId: 'test:bob',
     });
@@ -511,7 +515,7 @@ describe('sshd in the base template, reached through the relay', { skip: cannotR
       '-I',
       'test:expired',
       '-n',
-      'root',
+      machineId,
       '-V',
       '20200101:20200102',
       pub,

@@ -104,7 +104,7 @@ describeWithServer('SSH access (real machine, real ssh client, the server relay)
       '-I',
       'expired-test',
       '-n',
-      'root',
+      m.id,
       '-V',
       '20200101:20200102',
       `${expired}.pub`,
@@ -133,6 +133,19 @@ describeWithServer('SSH access (real machine, real ssh client, the server relay)
     const alien = await ssh(access, { key: foreign, cert: `${foreign}-cert.pub`, knownHosts }, 'hostname');
     assert.notEqual(alien.code, 0);
     assert.match(alien.stderr, /Permission denied/);
+
+    // A certificate minted for this machine logs in nowhere else, even through the other's relay.
+    const other = await Machine.create(ctx.server.conn);
+    const otherAccess = (await api(ctx.server, 'POST', `/v1/machines/${other.id}/ssh_access`, {
+      public_key: readFileSync(`${key}.pub`, 'utf8'),
+    })) as SshAccessInfo;
+    writeFileSync(knownHosts, `${access.known_hosts}\n${otherAccess.known_hosts}\n`);
+    const crossed = await ssh({ ...otherAccess }, files, 'hostname');
+    assert.notEqual(crossed.code, 0, 'a certificate for one machine opened another');
+    assert.match(crossed.stderr, /Permission denied/);
+    writeFileSync(join(dir, 'other-cert.pub'), `${otherAccess.certificate}\n`);
+    const own = await ssh(otherAccess, { ...files, cert: join(dir, 'other-cert.pub') }, 'hostname');
+    assert.equal(own.stdout.trim(), other.id.replace('_', '-'), own.stderr);
 
     // Bad keys are refused at the edge, naming the field.
     await assert.rejects(

@@ -256,12 +256,20 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
  */
 export function parseSetNetwork(body: unknown): NetworkSpec {
   const obj = expectObject(body, 'body');
-  const legacy = ['internet_access', 'allow_out', 'deny_out'].some((k) => k in obj);
-  if (!legacy) return parseNetworkObject(obj, '');
-  const spec = parseNetworkFields(obj);
-  if (!spec) throw invalidArgument('internet_access', 'is required');
-  return spec;
+  const given = (k: string) => obj[k] !== undefined && obj[k] !== null;
+  const legacy = LEGACY_NETWORK_FIELDS.filter(given);
+  if (legacy.length === 0) {
+    // Replacing the policy with nothing named would open the machine: say what to give instead.
+    if (!given('egress'))
+      throw invalidArgument('egress', 'is required (or the legacy internet_access, allow_out, deny_out)');
+    return parseNetworkObject(obj, '');
+  }
+  rejectUnknownKeys(obj, LEGACY_NETWORK_FIELDS, '');
+  // Only legacy fields are left here; they cannot name a rate limit or a Host rewrite.
+  return parseNetworkFields(obj) as NetworkSpec;
 }
+
+const LEGACY_NETWORK_FIELDS = ['internet_access', 'allow_out', 'deny_out'];
 
 function parseVolumes(value: unknown): string[] {
   if (value === undefined || value === null) return [];

@@ -18,8 +18,9 @@ export interface EgressSpec {
   deny_cidrs: string[];
   rate_limit?: EgressRateLimit;
   /**
-   * Legacy `internet_access: false`: deny everything, and no allow rule can re-open it (a later
-   * `PUT .../network` cannot either, until it drops `locked` by giving `internet_access: true`).
+   * Legacy `internet_access: false`: deny everything; no allow rule given with it (`allow_out`)
+   * re-opens it. A later `PUT .../network` replaces the whole policy, this lock included: that is
+   * an explicit new policy, not a stray rule.
    */
   locked: boolean;
 }

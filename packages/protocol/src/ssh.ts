@@ -48,7 +48,10 @@ export interface SshAccessInfo {
   certificate_id: string;
   /** ISO 8601. Starts a minute before the request, so a client whose clock is a little behind is not refused. */
   valid_after: string;
-  /** ISO 8601. The sshd refuses the certificate from then on; sessions already open stay open. */
+  /**
+   * ISO 8601. The sshd refuses the certificate from then on; the machine's relay closes (with the
+   * sessions through it) when the newest certificate issued for the machine expires.
+   */
   expires_at: string;
   /**
    * One known_hosts line that trusts the server's CA for this machine's host certificate:

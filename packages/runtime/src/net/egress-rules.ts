@@ -26,7 +26,7 @@ export interface MachineLink {
  *   accepts only those, else (`allow_all`, `custom` without an allow list) everything but the
  *   non-public ranges (which an allow rule may name) is accepted.
  * - input, from the machine to the host itself: only replies (the machine cannot reach any host
- *   service, the control plane included).
+ *   service, the control plane included), unless a `custom` allow list names a host address.
  * - postrouting: the machine's traffic leaves masqueraded as the host.
  *
  * Every chain has `policy accept` and matches only this machine's interface: tables on one hook
@@ -61,6 +61,14 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
       fwd.push(`${from} counter accept`);
     }
   }
+  // The host itself (its API, the relay, any service): replies only, unless a `custom` allow list
+  // names one of its addresses (deny still wins).
+  const toHost = [`${from} ct state established,related accept`];
+  if (!policy.locked && policy.mode === 'custom' && policy.allow_cidrs.length) {
+    if (policy.deny_cidrs.length) toHost.push(`${from} ip daddr ${set(policy.deny_cidrs)} counter drop`);
+    toHost.push(`${from} ip daddr ${set(policy.allow_cidrs)} counter accept`);
+  }
+  toHost.push(`${from} counter drop`);
   return [
     `table ip ${table}`,
     `delete table ip ${table}`,
@@ -71,8 +79,7 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
     '  }',
     '  chain to_host {',
     '    type filter hook input priority filter; policy accept;',
-    `    ${from} ct state established,related accept`,
-    `    ${from} counter drop`,
+    ...toHost.map((r) => `    ${r}`),
     '  }',
     '  chain masq {',
     '    type nat hook postrouting priority srcnat; policy accept;',

@@ -185,6 +185,13 @@ export class PreviewService {
   async waitFor(machineId: string, port: number, timeoutMs: number): Promise<PreviewReadiness> {
     const started = Date.now();
     const deadline = started + timeoutMs;
+    const m = this.o.machines.get(machineId);
+    if ((m.status === 'paused' || m.status === 'hibernated') && !m.auto_resume)
+      throw new CodedError(
+        'invalid_state',
+        `machine ${machineId} is ${m.status} and auto_resume is off: connect (resume) it first`,
+        { machine_id: machineId, status: m.status },
+      );
     let last = 'the machine is not running';
     while (Date.now() < deadline) {
       try {

@@ -66,7 +66,7 @@ export class SshAccessService {
     const ca = this.o.ca;
     const started = await this.o.machines.runScript(
       machineId,
-      sshdStartScript({ caPublicKey: ca.publicKey() }),
+      sshdStartScript({ caPublicKey: ca.publicKey(), principal: machineId }),
     );
     if (started.exit_code !== 0) throw sshdFailed(machineId, started.exit_code, started.stderr);
     const hostCert = await ca.signHost({ hostPublicKey: started.stdout.trim(), principals: [machineId] });
@@ -76,9 +76,11 @@ export class SshAccessService {
     );
     if (installed.exit_code !== 0) throw sshdFailed(machineId, installed.exit_code, installed.stderr);
     const keyId = `nullspace:${machineId}:${randomBytes(6).toString('hex')}`;
+    // The certificate names the machine, not the user: the machine's sshd accepts only its own id
+    // (AuthorizedPrincipalsFile), and logs the user in as root.
     const cert = await ca.signUser({
       publicKey: req.public_key,
-      principal: SSH_USER,
+      principal: machineId,
       validMinutes: req.expires_in_minutes,
       keyId,
     });
@@ -100,13 +102,14 @@ export class SshAccessService {
       valid_after: cert.validAfter.toISOString(),
       expires_at: cert.validBefore.toISOString(),
       known_hosts: sshKnownHostsLine(machineId, ca.publicKey()),
+      // The files `nullspace machine ssh` writes (the CLI's config directory).
       command: sshCommandLine({
         machineId,
         user: SSH_USER,
         host: address.host,
         port: address.port,
-        certificateFile: `~/.nullspace/ssh/${machineId}-cert.pub`,
-        knownHostsFile: '~/.nullspace/ssh/known_hosts',
+        certificateFile: `~/.config/nullspace/ssh/${machineId}-cert.pub`,
+        knownHostsFile: '~/.config/nullspace/known_hosts',
       }),
     };
   }

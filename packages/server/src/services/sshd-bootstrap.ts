@@ -21,6 +21,7 @@ import { CodedError, parseSshPublicKey } from '@nullspace/protocol';
 export const SSHD_PATHS = {
   config: '/etc/ssh/nullspace_sshd_config',
   userCa: '/etc/ssh/nullspace_user_ca.pub',
+  principals: '/etc/ssh/nullspace_principals',
   hostKey: '/etc/ssh/nullspace_host_ed25519_key',
   hostKeyPub: '/etc/ssh/nullspace_host_ed25519_key.pub',
   hostCertificate: '/etc/ssh/nullspace_host_ed25519_key-cert.pub',
@@ -44,6 +45,10 @@ export function sshdConfig(port = SSHD_PORT): string {
     `HostCertificate ${SSHD_PATHS.hostCertificate}`,
     `PidFile ${SSHD_PATHS.pidFile}`,
     `TrustedUserCAKeys ${SSHD_PATHS.userCa}`,
+    // A certificate must name this machine (its id, written by every start script): one the CA
+    // signed for another machine logs in nowhere else. Read at each login, so a fork that gets SSH
+    // access of its own stops accepting its parent's certificates.
+    `AuthorizedPrincipalsFile ${SSHD_PATHS.principals}`,
     // Only the CA's certificates: a key someone appends to ~/.ssh/authorized_keys opens nothing.
     'AuthorizedKeysFile none',
     'PubkeyAuthentication yes',
@@ -77,8 +82,10 @@ export function sshdConfig(port = SSHD_PORT): string {
  * running one is sent SIGHUP when the CA key or config changed). Its only stdout is the host public
  * key line, for the server to sign (`SshCa.signHost`) and install with {@link sshdHostCertificateScript}.
  */
-export function sshdStartScript(opts: { caPublicKey: string; port?: number }): string {
+export function sshdStartScript(opts: { caPublicKey: string; principal: string; port?: number }): string {
   const caPublicKey = parseSshPublicKey(opts.caPublicKey, 'ca_public_key');
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(opts.principal))
+    throw new CodedError('internal', `ssh principal ${JSON.stringify(opts.principal)} is not a plain name`);
   const port = opts.port ?? SSHD_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new CodedError('internal', `sshd port ${port} is not a TCP port`);
@@ -103,6 +110,9 @@ put() {
 mkdir -p /etc/ssh /var/log
 printf '%s\\n' ${shellQuote(caPublicKey)} > ${p.userCa}.tmp
 put ${p.userCa} ${p.userCa}.tmp
+printf '%s\n' ${shellQuote(opts.principal)} > ${p.principals}.tmp
+chmod 644 ${p.principals}.tmp
+mv -f ${p.principals}.tmp ${p.principals}
 cat > ${p.config}.tmp <<'NULLSPACE_SSHD_CONFIG'
 ${sshdConfig(port)}NULLSPACE_SSHD_CONFIG
 put ${p.config} ${p.config}.tmp
