@@ -168,6 +168,50 @@ describeWithServer('API errors', (ctx) => {
     );
   });
 
+  it('rejects bad network, preview and SSH bodies naming the field', async () => {
+    const info = (await api(ctx.server, 'POST', '/v1/machines', {})) as { id: string };
+    const m = `/v1/machines/${info.id}`;
+    try {
+      const network: [unknown, string][] = [
+        [{}, 'egress'],
+        [{ egress: null }, 'egress'],
+        [{ egress: { mode: 'custom', allow_cidrs: ['::1'] } }, 'egress.allow_cidrs[0]'],
+        [{ egress: { mode: 'custom', rate_limit: { kbit_per_sec: 10, pps: 5 } } }, 'egress.rate_limit'],
+        [{ egress: { mode: 'allow_all' }, internet_access: false }, 'egress'],
+        [{ internet_access: 'yes' }, 'internet_access'],
+        [{ egress: { mode: 'deny_all' }, extra: 1 }, 'extra'],
+      ];
+      for (const [body, field] of network)
+        await expectError('PUT', `${m}/network`, body, 'invalid_argument', field);
+      const previews: [string, unknown, string][] = [
+        [`${m}/preview_urls`, {}, 'port'],
+        [`${m}/preview_urls`, { port: 0 }, 'port'],
+        [`${m}/preview_urls`, { port: 8080, expires_in: 0 }, 'expires_in'],
+        [`${m}/preview_proxy_targets`, { port: 70000 }, 'port'],
+        [`${m}/ports/0/wait`, {}, 'port'],
+        [`${m}/ports/8080/wait`, { timeout_ms: 10 }, 'timeout_ms'],
+        [`${m}/ssh_access`, { public_key: 'ssh-ed25519 AAAA' }, 'public_key'],
+        [`${m}/ssh_access`, { public_key: '-----BEGIN OPENSSH PRIVATE KEY-----\nabc' }, 'public_key'],
+      ];
+      for (const [path, body, field] of previews)
+        await expectError('POST', path, body, 'invalid_argument', field);
+      await expectError(
+        'PUT',
+        '/v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/network',
+        { egress: { mode: 'deny_all' } },
+        'machine_not_found',
+      );
+      await expectError('DELETE', `${m}/preview_urls/pvg_aaaaaaaaaaaaaaaaaaaa`, undefined, 'not_found');
+      // A private key is never echoed back.
+      const { json } = await call('POST', `${m}/ssh_access`, {
+        public_key: '-----BEGIN OPENSSH PRIVATE KEY-----\nsecretmaterial\n-----END OPENSSH PRIVATE KEY-----',
+      });
+      assert.ok(!JSON.stringify(json).includes('secretmaterial'));
+    } finally {
+      await api(ctx.server, 'DELETE', m);
+    }
+  });
+
   it('answers unknown things with their not-found codes', async () => {
     await expectError('POST', '/v1/machines', { template: 'no-such-template' }, 'template_not_found');
     await expectError(
