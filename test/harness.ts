@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -231,15 +231,24 @@ export async function eventually<T>(
 }
 
 /** Runs the CLI against a test server; resolves with its exit code and output. */
-export async function cli(
+export function cli(
   server: TestServer,
   args: string[],
   input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [CLI, ...args], {
+  return run(process.execPath, [CLI, ...args], {
+    input,
     env: { ...process.env, NULLSPACE_API_URL: server.url, NULLSPACE_API_KEY: server.apiKey },
-    stdio: ['pipe', 'pipe', 'pipe'],
   });
+}
+
+/** Runs a program to its end whatever its exit status; resolves with the status and its output. */
+export async function run(
+  file: string,
+  args: string[],
+  o: { input?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = spawn(file, args, { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   p.stdout.on('data', (d: Buffer) => {
@@ -248,8 +257,9 @@ export async function cli(
   p.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  p.stdin.end(input ?? '');
-  const [code] = (await once(p, 'exit')) as [number | null];
+  p.stdin.on('error', () => undefined);
+  p.stdin.end(o.input ?? '');
+  const [code] = (await once(p, 'close')) as [number | null];
   return { code: code ?? -1, stdout, stderr };
 }
 

@@ -3,14 +3,13 @@
  * and at run time, the preview helpers, and `nullspace machine network|preview|ssh`.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { host } from '@nullspace/runtime';
 import { InvalidArgumentError, Machine, redactPreviewUrl } from '@nullspace/sdk';
-import { cli, describeWithServer } from './harness.js';
+import { cli, describeWithServer, run } from './harness.js';
 
 /** GET through the server's preview proxy, the way a browser would reach `url`. */
 function get(serverUrl: string, url: string, headers: Record<string, string> = {}): Promise<number> {
@@ -168,22 +167,9 @@ describeWithServer('network through the SDK and the CLI', (ctx) => {
         readFileSync(join(home, '.config/nullspace/known_hosts'), 'utf8'),
         new RegExp(`^@cert-authority ${id} ssh-ed25519 `),
       );
-      const r = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
-        const p = spawn('sh', ['-c', `${line} -o BatchMode=yes hostname`], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-        });
-        p.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-        });
-        p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-      });
-      assert.equal(r.code, 0, r.err);
-      assert.equal(r.out.trim(), id.replace('_', '-'));
+      const r = await run('sh', ['-c', `${line} -o BatchMode=yes hostname`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), id.replace('_', '-'));
     } finally {
       process.env.HOME = previousHome;
     }

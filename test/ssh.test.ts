@@ -4,14 +4,13 @@
  * another CA, are refused by the machine's sshd.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { SshAccessInfo } from '@nullspace/protocol';
 import { host } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
-import { api, describeWithServer } from './harness.js';
+import { api, describeWithServer, run } from './harness.js';
 
 const dir = mkdtempSync('/tmp/nst-ssh-');
 
@@ -21,43 +20,28 @@ function ssh(
   files: { key: string; cert: string; knownHosts: string },
   command: string,
 ) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(
-      'ssh',
-      [
-        '-p',
-        String(access.port),
-        '-i',
-        files.key,
-        '-o',
-        'IdentitiesOnly=yes',
-        '-o',
-        `CertificateFile=${files.cert}`,
-        '-o',
-        `UserKnownHostsFile=${files.knownHosts}`,
-        '-o',
-        `HostKeyAlias=${access.machine_id}`,
-        '-o',
-        'StrictHostKeyChecking=yes',
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'ConnectTimeout=20',
-        `${access.user}@${access.host}`,
-        command,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return run('ssh', [
+    '-p',
+    String(access.port),
+    '-i',
+    files.key,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `CertificateFile=${files.cert}`,
+    '-o',
+    `UserKnownHostsFile=${files.knownHosts}`,
+    '-o',
+    `HostKeyAlias=${access.machine_id}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=20',
+    `${access.user}@${access.host}`,
+    command,
+  ]);
 }
 
 describeWithServer('SSH access (real machine, real ssh client, the server relay)', (ctx) => {
