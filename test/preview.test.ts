@@ -109,6 +109,8 @@ describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) =>
         },
       );
       req.on('error', reject);
+      // A guard, not a measure: a hung connection fails the test instead of stalling it.
+      req.setTimeout(60_000, () => req.destroy(new Error('no answer in 60 s')));
       req.end(o.body);
     });
   }
@@ -257,6 +259,26 @@ describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) =>
     const g = await grant(m.id, 8000);
     assert.equal(redactPreviewToken(g.token), `${g.token.slice(0, 9)}***`);
     assert.equal(redactPreviewUrl(g.url), g.url.replace(g.token, `${g.token.slice(0, 9)}***`));
+  });
+
+  it('answers every connection across hibernate and resume, and the machine hibernates and resumes again', async () => {
+    // CRIU restores the machine namespace's connection tracking table: a new preview connection
+    // that reused a restored entry's source port hung (and then kept the machine from resuming).
+    await using m = await Machine.create({ ...ctx.server.conn, onTimeout: 'hibernate', autoResume: true });
+    await startService(m);
+    const g = await grant(m.id, 8000);
+    const h = { 'x-nullspace-preview-token': g.token };
+    const burst = async (n: number) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < n; i++) statuses.push((await request(m.id, 8000, { headers: h })).status);
+      return statuses.filter((s) => s !== 200);
+    };
+    for (let round = 0; round < 3; round++) {
+      assert.deepEqual(await burst(300), [], `round ${round}, before hibernate`);
+      await m.hibernate();
+      assert.deepEqual(await burst(300), [], `round ${round}, after the wake`);
+      assert.equal((await m.getInfo()).status, 'running');
+    }
   });
 
   it('wakes a paused and a hibernated machine for the first request; 503 + Retry-After: 5 without auto_resume', async () => {

@@ -21,11 +21,12 @@ import { type Argv, host, hostPlan } from './exec.js';
 import { tableOf } from './net/addresses.js';
 import {
   applyEgress,
-  clearNonlocalBind,
   cutLink,
   deleteEgressTable,
+  deleteLinkIfPresent,
   denyAll,
   linkSetUpSteps,
+  settleRestoredNetns,
   writeLinkFiles,
 } from './net/link.js';
 import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
@@ -60,6 +61,8 @@ const IMAGE_DISK = 'disk.img';
 const OPERATION_PID_FILE = 'operation.pid';
 /** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
 const CRIU_CONFIG = 'criu.conf';
+/** In a machine dir: the name of the host end of its veth (for teardown from the id alone). */
+const LINK_FILE = 'link';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -208,6 +211,7 @@ export class RuncDriver implements MachineDriver {
       // The same address as before: sockets bound to it and open connections come back alive.
       await this.prepareHost(spec, [disk.mountSteps()]);
       await this.restoreFrom(spec.id, imageDir, { timeoutMs, newAddress: false });
+      await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
       await this.waitForAgent(spec.id);
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
@@ -254,7 +258,7 @@ export class RuncDriver implements MachineDriver {
       { restore: true },
       async () => {
         await this.restoreFrom(spec.id, snapDir, { timeoutMs, newAddress: true });
-        await clearNonlocalBind(netnsName(spec.id));
+        await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: true });
         // The restored UTS namespace carries the source's host name; this machine has its own.
         const state = await this.runc.state(spec.id);
         if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
@@ -370,7 +374,11 @@ export class RuncDriver implements MachineDriver {
     await this.runc.destroy(id);
     await unmountOverlay(join(dir, 'rootfs'));
     await new DiskImage(dir).unmount();
-    await deleteNetns(netnsName(id)); // its veth goes with it
+    await deleteNetns(netnsName(id));
+    // The veth goes with the namespace, unless something still holds the namespace (a socket
+    // still closing): then the host end stays and a restore could not create it again.
+    const link = await readFile(join(dir, LINK_FILE), 'utf8').catch(() => '');
+    if (link.trim()) await deleteLinkIfPresent(link.trim());
     await deleteEgressTable(tableOf(id));
   }
 
@@ -412,6 +420,7 @@ export class RuncDriver implements MachineDriver {
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
     const files = await writeLinkFiles(dir, spec.network.link, spec.network.egress);
+    await writeFile(join(dir, LINK_FILE), spec.network.link.hostIf);
     await hostPlan(
       [
         [

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EgressSpec } from '@nullspace/protocol';
@@ -89,9 +90,26 @@ export async function setUpLink(
   await hostPlan([linkSetUpSteps(netns, link, files)]);
 }
 
-/** After a restore into a new address: sockets may no longer bind to addresses the machine lacks. */
-export async function clearNonlocalBind(netns: string): Promise<void> {
-  await host('nsenter', [`--net=${netnsPath(netns)}`, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=0']);
+/**
+ * After a restore: CRIU brings back the connection tracking table of the machine's namespace
+ * (`netns-ct-*.img`), entries of the preview redirect included. A new preview connection that
+ * reuses the source port of one of those is not redirected any more (its replies get
+ * port-remapped) and hangs, holding the old namespace alive (measured by bench/network.mjs). The
+ * connections the entries were for were all cut before the checkpoint, and nothing in the
+ * namespace filters by state, so the table is emptied. After a restore into a new address
+ * (`nonlocalBind` was on), sockets may no longer bind to addresses the machine lacks.
+ */
+export async function settleRestoredNetns(netns: string, o: { nonlocalBind: boolean }): Promise<void> {
+  const steps = [
+    'conntrack -F 2>/dev/null',
+    ...(o.nonlocalBind ? ['sysctl -qw net.ipv4.ip_nonlocal_bind=0'] : []),
+  ];
+  await host('nsenter', [`--net=${netnsPath(netns)}`, 'sh', '-c', steps.join(' && ')]);
+}
+
+/** Deletes a host interface if it exists (a veth whose namespace something still holds). */
+export async function deleteLinkIfPresent(name: string): Promise<void> {
+  if (existsSync(`/sys/class/net/${name}`)) await host('ip', ['link', 'del', name]).catch(() => undefined);
 }
 
 /**

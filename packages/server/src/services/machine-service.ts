@@ -704,16 +704,24 @@ export class MachineService {
       }
       if (!m.auto_resume) throw unavailable(`is ${m.status} and auto_resume is off`);
       let timer: NodeJS.Timeout | undefined;
+      let failure: unknown;
       const woke = await Promise.race([
         this.connect(id).then(
           () => true,
-          () => false,
+          (err: unknown) => {
+            failure = err;
+            return false;
+          },
         ),
         new Promise<false>((resolve) => {
           timer = setTimeout(() => resolve(false), o.wakeTimeoutMs);
         }),
       ]);
       clearTimeout(timer);
+      if (failure !== undefined)
+        throw unavailable(
+          `could not be resumed: ${failure instanceof CodedError ? failure.message : 'see the server log'}`,
+        );
       if (!woke) throw unavailable(`did not resume within ${o.wakeTimeoutMs} ms`);
     }
     let lease: AgentLease;
