@@ -633,21 +633,24 @@ export class MachineService {
    * (`long: true`) does not: a checkpoint, kill or restore calls its `onCut` at once, and the
    * caller ends its stream (the process in the machine goes on).
    */
-  async openAgent(id: string, o: { long: boolean }): Promise<AgentLease> {
-    let m = this.record(id);
+  async openAgent(id: string, o: { long: boolean; record?: MachineRecord }): Promise<AgentLease> {
+    // A caller that has just read the record passes it: a preview request reads it once.
+    let m = o.record ?? this.record(id);
     if ((m.status === 'paused' || m.status === 'hibernated') && m.auto_resume) {
       await this.connect(id);
       m = this.record(id);
     }
     this.requireRunning(m);
-    while (this.quiescing.has(id)) {
-      await new Promise<void>((resolve) => {
-        const list = this.quiesceWaiters.get(id) ?? [];
-        list.push(resolve);
-        this.quiesceWaiters.set(id, list);
-      });
+    if (this.quiescing.has(id)) {
+      while (this.quiescing.has(id)) {
+        await new Promise<void>((resolve) => {
+          const list = this.quiesceWaiters.get(id) ?? [];
+          list.push(resolve);
+          this.quiesceWaiters.set(id, list);
+        });
+      }
+      m = this.requireRunning(this.record(id));
     }
-    this.requireRunning(this.record(id));
     const client = this.agent(id);
     const socketPath = client.connectPath();
     const done = o.long ? () => undefined : this.enter(id);
@@ -690,6 +693,7 @@ export class MachineService {
    */
   async openPort(id: string, o: { long: boolean; wakeTimeoutMs: number }): Promise<PortLease> {
     const m = this.record(id);
+    let woken = false;
     const unavailable = (why: string) =>
       new CodedError('unavailable', `machine ${id} ${why}`, {
         machine_id: id,
@@ -723,10 +727,11 @@ export class MachineService {
           `could not be resumed: ${failure instanceof CodedError ? failure.message : 'see the server log'}`,
         );
       if (!woke) throw unavailable(`did not resume within ${o.wakeTimeoutMs} ms`);
+      woken = true;
     }
     let lease: AgentLease;
     try {
-      lease = await this.openAgent(id, { long: o.long });
+      lease = await this.openAgent(id, { long: o.long, ...(woken ? {} : { record: m }) });
     } catch (err) {
       if (err instanceof CodedError && (err.code === 'invalid_state' || err.code === 'machine_transitioning'))
         throw unavailable(`is ${this.record(id).status}`);

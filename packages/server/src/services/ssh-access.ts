@@ -10,6 +10,7 @@ import { connectToMachinePort } from '@nullspace/runtime';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { SshRelay } from '../net/ssh-relay.js';
+import { prepared } from '../store/prepared.js';
 import type { MachineService } from './machine-service.js';
 import type { SshCa } from './ssh-ca.js';
 import { SSHD_EXIT, SSHD_PORT, sshdHostCertificateScript, sshdStartScript } from './sshd-bootstrap.js';
@@ -120,8 +121,8 @@ export class SshAccessService {
    */
   async reopen(): Promise<void> {
     const now = Date.now();
-    this.o.db.prepare('DELETE FROM ssh_relays WHERE until <= ?').run(now);
-    const rows = this.o.db.prepare('SELECT machine_id, port, until FROM ssh_relays').all() as {
+    prepared(this.o.db, 'DELETE FROM ssh_relays WHERE until <= ?').run(now);
+    const rows = prepared(this.o.db, 'SELECT machine_id, port, until FROM ssh_relays').all() as {
       machine_id: string;
       port: number;
       until: number;
@@ -151,17 +152,17 @@ export class SshAccessService {
     const current = this.closeTimers.get(machineId);
     if (current && current.at >= at) return;
     if (current) clearTimeout(current.timer);
-    this.o.db
-      .prepare(
-        'INSERT INTO ssh_relays (machine_id, port, until) VALUES (?, ?, ?) ON CONFLICT (machine_id) DO UPDATE SET port = excluded.port, until = excluded.until',
-      )
-      .run(machineId, port, at);
+    prepared(
+      this.o.db,
+      'INSERT INTO ssh_relays (machine_id, port, until) VALUES (?, ?, ?) ON CONFLICT (machine_id) DO UPDATE SET port = excluded.port, until = excluded.until',
+    ).run(machineId, port, at);
     const timer = setTimeout(
       () => {
         this.closeTimers.delete(machineId);
-        this.o.db
-          .prepare('DELETE FROM ssh_relays WHERE machine_id = ? AND until <= ?')
-          .run(machineId, Date.now());
+        prepared(this.o.db, 'DELETE FROM ssh_relays WHERE machine_id = ? AND until <= ?').run(
+          machineId,
+          Date.now(),
+        );
         void this.relay.close(machineId);
       },
       Math.min(at - Date.now() + 1000, 2 ** 31 - 1),

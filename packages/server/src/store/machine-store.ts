@@ -7,6 +7,7 @@ import {
   type TimeoutAction,
 } from '@nullspace/protocol';
 import Database from 'better-sqlite3';
+import { prepared } from './prepared.js';
 
 /** One machine as the server stores it (durable across restarts). */
 export interface MachineRecord {
@@ -185,20 +186,19 @@ export class MachineStore {
   }
 
   insert(m: MachineRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
+    prepared(
+      this.db,
+      `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
            disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at,
            paused_at, transition_deadline, network, net_index)
          VALUES (@id, @execution_id, @status, @status_reason, @template, @snapshot_id, @vcpus, @memory_mb,
            @disk_mb, @cwd, @envs, @metadata, @timeout, @on_timeout, @auto_resume, @expires_at, @created_at,
            @started_at, @updated_at, @paused_at, @transition_deadline, @network, @net_index)`,
-      )
-      .run(toRow(m));
+    ).run(toRow(m));
   }
 
   get(id: string): MachineRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
+    const row = prepared(this.db, 'SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
@@ -209,9 +209,10 @@ export class MachineStore {
     for (const [k, v] of entries) {
       row[k] = JSON_COLUMNS.has(k) ? JSON.stringify(v) : k === 'auto_resume' ? Number(v) : v;
     }
-    this.db
-      .prepare(`UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
-      .run(row);
+    prepared(
+      this.db,
+      `UPDATE machines SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`,
+    ).run(row);
     const updated = this.get(id);
     if (!updated) throw new CodedError('machine_not_found', `machine ${id} not found`);
     return updated;
@@ -219,26 +220,26 @@ export class MachineStore {
 
   /** Address blocks held by machines in `states`. */
   netIndexesInStates(states: readonly MachineState[]): Set<number> {
-    const rows = this.db
-      .prepare(
-        `SELECT net_index FROM machines WHERE net_index IS NOT NULL AND status IN (${states.map(() => '?').join(',')})`,
-      )
-      .all(...states) as { net_index: number }[];
+    const rows = prepared(
+      this.db,
+      `SELECT net_index FROM machines WHERE net_index IS NOT NULL AND status IN (${states.map(() => '?').join(',')})`,
+    ).all(...states) as { net_index: number }[];
     return new Set(rows.map((r) => r.net_index));
   }
 
   countInStates(states: readonly MachineState[]): number {
-    const row = this.db
-      .prepare(`SELECT count(*) AS n FROM machines WHERE status IN (${states.map(() => '?').join(',')})`)
-      .get(...states) as { n: number };
+    const row = prepared(
+      this.db,
+      `SELECT count(*) AS n FROM machines WHERE status IN (${states.map(() => '?').join(',')})`,
+    ).get(...states) as { n: number };
     return row.n;
   }
 
   listInStates(states: readonly MachineState[]): MachineRecord[] {
     return (
-      this.db
-        .prepare(`SELECT * FROM machines WHERE status IN (${states.map(() => '?').join(',')})`)
-        .all(...states) as Row[]
+      prepared(this.db, `SELECT * FROM machines WHERE status IN (${states.map(() => '?').join(',')})`).all(
+        ...states,
+      ) as Row[]
     ).map(fromRow);
   }
 
@@ -263,11 +264,10 @@ export class MachineStore {
       where.push('(created_at, id) < (?, ?)');
       params.push(createdAt, id);
     }
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
-      )
-      .all(...params, q.limit + 1) as Row[];
+    const rows = prepared(
+      this.db,
+      `SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ).all(...params, q.limit + 1) as Row[];
     const hasNext = rows.length > q.limit;
     const page = rows.slice(0, q.limit).map(fromRow);
     const last = page[page.length - 1];

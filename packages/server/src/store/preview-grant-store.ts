@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PreviewGrantInfo, PreviewGrantKind } from '@nullspace/protocol';
 import type Database from 'better-sqlite3';
+import { prepared } from './prepared.js';
 
 /** One preview grant as stored: the token itself is never kept, only its SHA-256. */
 export interface PreviewGrantRecord {
@@ -24,22 +25,21 @@ export class PreviewGrantStore {
   constructor(private readonly db: Database.Database) {}
 
   insert(g: PreviewGrantRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO preview_grants (id, machine_id, port, kind, token_hash, token_hint, created_at, expires_at, revoked_at)
+    prepared(
+      this.db,
+      `INSERT INTO preview_grants (id, machine_id, port, kind, token_hash, token_hint, created_at, expires_at, revoked_at)
          VALUES (@id, @machine_id, @port, @kind, @token_hash, @token_hint, @created_at, @expires_at, @revoked_at)`,
-      )
-      .run(g);
+    ).run(g);
   }
 
   byToken(token: string): PreviewGrantRecord | undefined {
-    return this.db.prepare('SELECT * FROM preview_grants WHERE token_hash = ?').get(hashToken(token)) as
+    return prepared(this.db, 'SELECT * FROM preview_grants WHERE token_hash = ?').get(hashToken(token)) as
       | PreviewGrantRecord
       | undefined;
   }
 
   get(id: string): PreviewGrantRecord | undefined {
-    return this.db.prepare('SELECT * FROM preview_grants WHERE id = ?').get(id) as
+    return prepared(this.db, 'SELECT * FROM preview_grants WHERE id = ?').get(id) as
       | PreviewGrantRecord
       | undefined;
   }
@@ -47,25 +47,27 @@ export class PreviewGrantStore {
   list(machineId: string, port?: number): PreviewGrantRecord[] {
     return (
       port === undefined
-        ? this.db
-            .prepare('SELECT * FROM preview_grants WHERE machine_id = ? ORDER BY created_at, id')
-            .all(machineId)
-        : this.db
-            .prepare('SELECT * FROM preview_grants WHERE machine_id = ? AND port = ? ORDER BY created_at, id')
-            .all(machineId, port)
+        ? prepared(this.db, 'SELECT * FROM preview_grants WHERE machine_id = ? ORDER BY created_at, id').all(
+            machineId,
+          )
+        : prepared(
+            this.db,
+            'SELECT * FROM preview_grants WHERE machine_id = ? AND port = ? ORDER BY created_at, id',
+          ).all(machineId, port)
     ) as PreviewGrantRecord[];
   }
 
   revoke(id: string, at: number): PreviewGrantRecord | undefined {
-    this.db
-      .prepare('UPDATE preview_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-      .run(at, id);
+    prepared(this.db, 'UPDATE preview_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(
+      at,
+      id,
+    );
     return this.get(id);
   }
 
   /** Grants expired for a day are of no use to anyone (the listing keeps recent ones). */
   prune(now: number): void {
-    this.db.prepare('DELETE FROM preview_grants WHERE expires_at < ?').run(now - 24 * 3600 * 1000);
+    prepared(this.db, 'DELETE FROM preview_grants WHERE expires_at < ?').run(now - 24 * 3600 * 1000);
   }
 }
 

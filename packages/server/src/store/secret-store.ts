@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { prepared } from './prepared.js';
 
 /**
  * Per-machine secrets (32 random bytes, hex) in the server's SQLite database; the table is made
@@ -11,15 +12,16 @@ export class SecretStore {
 
   /** The machine's secret, made (once, also under concurrent calls) the first time it is needed. */
   getOrCreate(machineId: string): Buffer {
-    this.db
-      .prepare('INSERT OR IGNORE INTO machine_secrets (machine_id, secret) VALUES (?, ?)')
-      .run(machineId, randomBytes(32).toString('hex'));
+    prepared(this.db, 'INSERT OR IGNORE INTO machine_secrets (machine_id, secret) VALUES (?, ?)').run(
+      machineId,
+      randomBytes(32).toString('hex'),
+    );
     return this.get(machineId) as Buffer;
   }
 
   /** The machine's secret, or undefined when none was ever made (no URL can be valid then). */
   get(machineId: string): Buffer | undefined {
-    const row = this.db.prepare('SELECT secret FROM machine_secrets WHERE machine_id = ?').get(machineId) as
+    const row = prepared(this.db, 'SELECT secret FROM machine_secrets WHERE machine_id = ?').get(machineId) as
       | { secret: string }
       | undefined;
     return row ? Buffer.from(row.secret, 'hex') : undefined;
@@ -27,11 +29,10 @@ export class SecretStore {
 
   /** Forgets the secrets of machines that are killed (or gone from the store): their URLs are dead. */
   forgetDead(): number {
-    return this.db
-      .prepare(
-        `DELETE FROM machine_secrets WHERE machine_id NOT IN
+    return prepared(
+      this.db,
+      `DELETE FROM machine_secrets WHERE machine_id NOT IN
            (SELECT id FROM machines WHERE status != 'killed')`,
-      )
-      .run().changes;
+    ).run().changes;
   }
 }

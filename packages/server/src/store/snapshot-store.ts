@@ -1,5 +1,6 @@
 import type { SnapshotInfo, SnapshotKind } from '@nullspace/protocol';
 import type Database from 'better-sqlite3';
+import { prepared } from './prepared.js';
 
 /**
  * - `memory`: a pause snapshot of a frozen machine (nothing on disk yet).
@@ -36,27 +37,27 @@ export class SnapshotStore {
   constructor(private readonly db: Database.Database) {}
 
   insert(s: SnapshotRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO snapshots (id, kind, machine_id, status, template, vcpus, memory_mb, disk_mb, cwd, envs,
+    prepared(
+      this.db,
+      `INSERT INTO snapshots (id, kind, machine_id, status, template, vcpus, memory_mb, disk_mb, cwd, envs,
            metadata, size_bytes, paused_ms, created_at)
          VALUES (@id, @kind, @machine_id, @status, @template, @vcpus, @memory_mb, @disk_mb, @cwd, @envs,
            @metadata, @size_bytes, @paused_ms, @created_at)`,
-      )
-      .run({ ...s, envs: JSON.stringify(s.envs), metadata: JSON.stringify(s.metadata) });
+    ).run({ ...s, envs: JSON.stringify(s.envs), metadata: JSON.stringify(s.metadata) });
   }
 
   get(id: string): SnapshotRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
+    const row = prepared(this.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   update(id: string, patch: Partial<Pick<SnapshotRecord, 'status' | 'size_bytes' | 'paused_ms'>>): void {
     const entries = Object.entries(patch);
     if (entries.length === 0) return;
-    this.db
-      .prepare(`UPDATE snapshots SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
-      .run({ id, ...patch });
+    prepared(
+      this.db,
+      `UPDATE snapshots SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`,
+    ).run({ id, ...patch });
   }
 
   /** Snapshots that exist (not consumed or deleted), newest first. */
@@ -72,15 +73,18 @@ export class SnapshotStore {
       params.push(filter.kind);
     }
     return (
-      this.db
-        .prepare(`SELECT * FROM snapshots WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC`)
-        .all(...params) as Row[]
+      prepared(
+        this.db,
+        `SELECT * FROM snapshots WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC`,
+      ).all(...params) as Row[]
     ).map(fromRow);
   }
 
   /** Ids whose image should be on disk (for sweeping leftovers). */
   idsWithImages(): Set<string> {
-    const rows = this.db.prepare("SELECT id FROM snapshots WHERE status = 'ready'").all() as { id: string }[];
+    const rows = prepared(this.db, "SELECT id FROM snapshots WHERE status = 'ready'").all() as {
+      id: string;
+    }[];
     return new Set(rows.map((r) => r.id));
   }
 }
