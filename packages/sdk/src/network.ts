@@ -227,7 +227,7 @@ export interface SshAccessOptions extends RequestOptions {
  * @example
  * ```ts
  * const files: SshFiles = {
- *   certificateFile: '/home/me/.ssh/id_ed25519-cert.pub',
+ *   certificateFile: '/home/me/.config/nullspace/ssh/mch_aaaaaaaaaaaaaaaaaaaa-cert.pub',
  *   knownHostsFile: '/home/me/.config/nullspace/known_hosts',
  *   identityFile: '/home/me/.ssh/id_ed25519',
  * };
@@ -500,8 +500,8 @@ export function sshArgs(access: SshAccess, files: SshFiles): string[] {
  *
  * @example
  * ```ts
- * console.log(sshCommandLine(access, { certificateFile: '~/.ssh/id_ed25519-cert.pub', knownHostsFile: '~/.config/nullspace/known_hosts' }));
- * // ssh -p 40123 -o CertificateFile=~/.ssh/id_ed25519-cert.pub ... root@127.0.0.1
+ * console.log(sshCommandLine(access, { certificateFile: '~/.config/nullspace/ssh/mch_aaaaaaaaaaaaaaaaaaaa-cert.pub', knownHostsFile: '~/.config/nullspace/known_hosts' }));
+ * // ssh -p 40123 -o CertificateFile=~/.config/nullspace/ssh/mch_aaaaaaaaaaaaaaaaaaaa-cert.pub ... root@127.0.0.1
  * ```
  */
 export function sshCommandLine(access: SshAccess, files: SshFiles): string {
