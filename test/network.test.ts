@@ -261,6 +261,25 @@ while True:
       assert.equal(await reach(m, PUBLIC_A), '200', 'the parent is unaffected');
     });
 
+    it('a restarted server re-adopts machines with their links and policies', async () => {
+      const info = (await api(ctx.server, 'POST', '/v1/machines', {
+        network: { egress: { mode: 'custom', allow_cidrs: [PUBLIC_B] } },
+      })) as { id: string };
+      const table = `ns_${info.id}`;
+      const rules = (await host('nft', ['list', 'table', 'ip', table])).stdout;
+      await ctx.server.stop('SIGKILL');
+      // What a crash between applying a policy and storing it would leave: the table differs.
+      await host('nft', ['delete', 'table', 'ip', table]);
+      await ctx.server.restart();
+      const m = await Machine.connect(info.id, ctx.server.conn);
+      assert.equal(await reach(m, PUBLIC_B), '200');
+      assert.equal(await reach(m, PUBLIC_A), 'blocked');
+      const again = (await host('nft', ['list', 'table', 'ip', table])).stdout;
+      const shape = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter');
+      assert.equal(shape(again), shape(rules));
+      await m.kill();
+    });
+
     it('a tightening that cannot be applied leaves the machine denying, and says so', async () => {
       await using m = await create();
       assert.equal(await reach(m, PUBLIC_A), '200');
