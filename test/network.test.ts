@@ -134,6 +134,13 @@ describeWithServer(
         assert.match(r.stderr, /not permitted|RTNETLINK answers|PermissionError/i, cmd);
       }
       assert.equal(await reach(m, PUBLIC_A), '200', 'still connected, still ruled');
+      // Even with the capability, flushing every rule of the machine's own namespace (done here from
+      // the host, with the host's nft) leaves its policy in force: it lives in the host's namespace.
+      await setNetwork(m, { egress: { mode: 'custom', allow_cidrs: [PUBLIC_A] } });
+      await host('nsenter', [`--net=/run/netns/ns-${m.id}`, 'nft', 'flush', 'ruleset']);
+      assert.equal(await reach(m, PUBLIC_A), '200');
+      assert.equal(await reach(m, PUBLIC_B), 'blocked');
+      assert.equal(await reach(m, PRIVATE), 'blocked');
     });
 
     it('deny_all, allow and deny lists (deny wins), private allows and each legacy field, live on the next connection', async () => {

@@ -66,14 +66,7 @@ export class PreviewProxy {
     url: URL,
     target: PreviewTarget,
   ): Promise<void> {
-    const { access, lease } = await this.admit(req, url, target);
-    let socket: Socket;
-    try {
-      socket = await connectToMachinePort(lease.link, target.port);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
+    const { access, lease, socket } = await this.admit(req, url, target);
     const upstream = http.request({
       createConnection: () => socket,
       method: req.method,
@@ -122,18 +115,23 @@ export class PreviewProxy {
     up.on('error', cut);
   }
 
-  /** The grant checked, then the machine awake (a lease on it). */
+  /** The grant checked, the machine awake (a lease on it), a connection to its port open. */
   private async admit(
     req: http.IncomingMessage,
     url: URL,
     target: PreviewTarget,
-  ): Promise<{ access: PreviewAccess; lease: PortLease }> {
+  ): Promise<{ access: PreviewAccess; lease: PortLease; socket: Socket }> {
     const access = this.o.previews.authorize(req, url, target);
     const lease = await this.o.machines.openPort(target.machineId, {
       long: true,
       wakeTimeoutMs: this.o.wakeTimeoutMs,
     });
-    return { access, lease };
+    try {
+      return { access, lease, socket: await connectToMachinePort(lease.link, target.port) };
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
   }
 
   /** Proxies a WebSocket (any Upgrade): the handshake and then raw bytes, both ways. */
@@ -144,14 +142,7 @@ export class PreviewProxy {
     url: URL,
     target: PreviewTarget,
   ): Promise<void> {
-    const { access, lease } = await this.admit(req, url, target);
-    let socket: Socket;
-    try {
-      socket = await connectToMachinePort(lease.link, target.port);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
+    const { access, lease, socket } = await this.admit(req, url, target);
     const headers = this.forwardedHeaders(req, lease, target);
     headers.connection = 'Upgrade';
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
