@@ -10,7 +10,7 @@ PACKAGES=bash,coreutils,python3,git,curl,ca-certificates,procps,iproute2,less,op
 here=$(cd "$(dirname "$0")" && pwd)
 target="$TEMPLATES_DIR/base"
 # Bump the suffix when the steps below change, so that existing templates are rebuilt.
-recipe="debootstrap minbase $SUITE $PACKAGES v2"
+recipe="debootstrap minbase $SUITE $PACKAGES v3"
 
 if [ -f "$target/recipe" ] && [ "$(cat "$target/recipe")" = "$recipe" ] && [ -x "$target/rootfs/bin/bash" ]; then
   echo "template base is up to date ($target)"
@@ -46,8 +46,11 @@ rm -f "$work/rootfs/etc/systemd/system/"*.wants/ssh.service "$work/rootfs/etc/sy
   "$work/rootfs/etc/systemd/system/sshd.service" "$work/rootfs/etc/rc"?.d/[SK][0-9][0-9]ssh
 touch "$work/rootfs/etc/ssh/sshd_not_to_be_run"
 mkdir -p "$work/rootfs/workspace" "$work/rootfs/.nullspace"
-# Machines have no outside network yet; an empty resolv.conf makes lookups fail fast instead of hanging.
-: > "$work/rootfs/etc/resolv.conf"
+# Every machine's resolver: one fixed address its egress table redirects to the host's DNS
+# forwarder (runtime net/egress-rules.ts, MACHINE_RESOLVER), so forks and resumed machines need no
+# rewrite. A regular file (never a symlink), so the machine may edit it.
+rm -f "$work/rootfs/etc/resolv.conf"
+printf 'nameserver 169.254.53.53\noptions timeout:2 attempts:2\n' > "$work/rootfs/etc/resolv.conf"
 echo "$recipe" > "$work/recipe"
 rm -rf "$target.old"
 [ -d "$target" ] && mv "$target" "$target.old"

@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { host } from '@nullspace/runtime';
+import { MACHINE_RESOLVER, host } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { api, describeWithServer } from './harness.js';
 import {
@@ -16,6 +16,7 @@ import {
   PRIVATE,
   PUBLIC_A,
   PUBLIC_B,
+  RESOLVER,
   SINK_PORT,
   type StandInInternet,
   startStandInInternet,
@@ -188,6 +189,30 @@ describeWithServer(
       assert.equal(await reach(allowOut, PUBLIC_B), 'blocked');
     });
 
+    it('resolves names through the host (its resolvers), unless the policy denies all', async () => {
+      await using m = await create({ network: { egress: { mode: 'custom', allow_cidrs: [PUBLIC_A] } } });
+      assert.equal(
+        (await m.commands.run('cat /etc/resolv.conf')).stdout.split('\n')[0],
+        `nameserver ${MACHINE_RESOLVER}`,
+      );
+      const a = await m.commands.run('getent hosts a.test');
+      assert.equal(a.exitCode, 0, a.stderr);
+      assert.match(a.stdout, new RegExp(`^${PUBLIC_A.replace(/\./g, '\\.')}\\s+a\\.test`));
+      assert.equal(
+        (await m.commands.run(`curl -s -m 3 http://a.test:${HTTP_PORT}/`)).stdout,
+        `ok ${PUBLIC_A}`,
+      );
+      assert.equal((await m.commands.run('getent hosts nowhere.test')).exitCode, 2, 'NXDOMAIN');
+      // The resolver is reached through the host: the policy does not need to allow it...
+      assert.equal((await m.commands.run('getent hosts b.test')).exitCode, 0);
+      // ...but deny-all refuses it, at once (no waiting out the resolver's timeout).
+      await setNetwork(m, { egress: { mode: 'deny_all' } });
+      const denied = await m.commands.run('getent hosts a.test');
+      assert.equal(denied.exitCode, 2);
+      await setNetwork(m, { internet_access: false });
+      assert.equal((await m.commands.run('getent hosts a.test')).exitCode, 2);
+    });
+
     it('a rate limit holds the machine to its rate (best effort), in kbit/s and in packets/s', async () => {
       await using m = await create({
         network: { egress: { mode: 'allow_all', rate_limit: { kbit_per_sec: 800 } } },
@@ -282,8 +307,18 @@ while True:
       assert.equal(await reach(m, PUBLIC_B), '200');
       assert.equal(await reach(m, PUBLIC_A), 'blocked');
       const again = (await host('nft', ['list', 'table', 'ip', table])).stdout;
-      const shape = (t: string) => t.replace(/counter packets \d+ bytes \d+/g, 'counter');
+      // The same rules; only the DNS forwarder's port is the new server's.
+      const shape = (t: string) =>
+        t
+          .replace(/counter packets \d+ bytes \d+/g, 'counter')
+          .replace(/dport \d+ accept/g, 'dport N accept')
+          .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:N');
       assert.equal(shape(again), shape(rules));
+      assert.equal(
+        (await m.commands.run('getent hosts b.test')).exitCode,
+        0,
+        'names resolve after the restart',
+      );
       await m.kill();
     });
 
@@ -315,5 +350,5 @@ while True:
       assert.ok(!rules.includes('192.0.2.66'));
     });
   },
-  { PATH: `${faultDir}:${process.env.PATH ?? ''}` },
+  { PATH: `${faultDir}:${process.env.PATH ?? ''}`, NULLSPACE_DNS_SERVERS: RESOLVER },
 );

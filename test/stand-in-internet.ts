@@ -11,6 +11,8 @@ import { host } from '@nullspace/runtime';
 export const PUBLIC_A = '203.0.113.10';
 export const PUBLIC_B = '203.0.113.20';
 export const PRIVATE = '10.254.77.10';
+/** A DNS server in the stand-in internet: `a.test` → PUBLIC_A, `b.test` → PUBLIC_B, else NXDOMAIN. */
+export const RESOLVER = '203.0.113.53';
 /** Every server listens on this port (HTTP, answers `ok <its address>`), and a sink on SINK_PORT. */
 export const HTTP_PORT = 8080;
 export const SINK_PORT = 9000;
@@ -46,7 +48,21 @@ def sink():
             n += len(b)
         c.close()
         with open(sys.argv[1], 'a') as f: f.write(str(n) + '\\n')
+def dns():
+    names = {b'a.test': '${PUBLIC_A}', b'b.test': '${PUBLIC_B}'}
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('${RESOLVER}', 53))
+    while True:
+        q, peer = u.recvfrom(512)
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]]); i += 1 + q[i]
+        question = q[12:i + 5]
+        ip = names.get(b'.'.join(labels).lower()) if q[i + 1:i + 3] == b'\\x00\\x01' else None
+        flags = b'\\x81\\x80' if ip else b'\\x81\\x83'
+        answer = b'\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x04' + socket.inet_aton(ip) if ip else b''
+        u.sendto(q[:2] + flags + b'\\x00\\x01' + (b'\\x00\\x01' if ip else b'\\x00\\x00') + b'\\x00\\x00\\x00\\x00' + question + answer, peer)
 threading.Thread(target=sink, daemon=True).start()
+threading.Thread(target=dns, daemon=True).start()
 S(('0.0.0.0', ${HTTP_PORT}), H).serve_forever()
 `;
 
@@ -65,6 +81,7 @@ export async function startStandInInternet(): Promise<StandInInternet> {
     ['ip', '-n', netns, 'addr', 'add', `${PUBLIC_A}/32`, 'dev', 'lo'],
     ['ip', '-n', netns, 'addr', 'add', `${PUBLIC_B}/32`, 'dev', 'lo'],
     ['ip', '-n', netns, 'addr', 'add', `${PRIVATE}/32`, 'dev', 'lo'],
+    ['ip', '-n', netns, 'addr', 'add', `${RESOLVER}/32`, 'dev', 'lo'],
     ['ip', 'link', 'set', uplink, 'up'],
     ['ip', '-n', netns, 'link', 'set', `${uplink}p`, 'up'],
     // Replies to machines come back in here: forward them (the global switch stays as it is).
@@ -72,11 +89,12 @@ export async function startStandInInternet(): Promise<StandInInternet> {
     ['ip', 'route', 'add', `${PUBLIC_A}/32`, 'via', '198.18.255.2', 'dev', uplink],
     ['ip', 'route', 'add', `${PUBLIC_B}/32`, 'via', '198.18.255.2', 'dev', uplink],
     ['ip', 'route', 'add', `${PRIVATE}/32`, 'via', '198.18.255.2', 'dev', uplink],
+    ['ip', 'route', 'add', `${RESOLVER}/32`, 'via', '198.18.255.2', 'dev', uplink],
   ];
   let server: ChildProcess | undefined;
   const teardown = async () => {
     if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-    for (const ip of [PUBLIC_A, PUBLIC_B, PRIVATE])
+    for (const ip of [PUBLIC_A, PUBLIC_B, PRIVATE, RESOLVER])
       await host('ip', ['route', 'del', `${ip}/32`]).catch(() => undefined);
     await host('ip', ['link', 'del', uplink]).catch(() => undefined);
     await host('ip', ['netns', 'delete', netns]).catch(() => undefined);

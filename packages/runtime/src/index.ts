@@ -6,7 +6,7 @@ export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
-export { type MachineLink, renderEgressProgram } from './net/egress-rules.js';
+export { MACHINE_RESOLVER, type MachineLink, renderEgressProgram } from './net/egress-rules.js';
 export {
   applyEgress,
   denyAll,

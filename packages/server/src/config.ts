@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
 import { DEFAULT_MACHINE_POOL } from '@nullspace/runtime';
@@ -30,6 +31,11 @@ export interface ServerConfig {
    * host's default routes; empty: none (the host is set up by hand).
    */
   uplinks: string[] | 'default-route';
+  /**
+   * Resolvers the machines' DNS forwarder asks: `host` (the host's /etc/resolv.conf), a list, or
+   * none (machines get no name service).
+   */
+  dnsServers: string[] | 'host';
   /** Preview hosts are `PORT-MACHINE.<domain>`; default `preview.localhost:<server port>`. */
   previewDomain?: string;
   previewScheme: 'http' | 'https';
@@ -75,6 +81,7 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     machineNetwork: process.env.NULLSPACE_MACHINE_NETWORK || DEFAULT_MACHINE_POOL,
     uplinks: uplinksFromEnv(process.env.NULLSPACE_UPLINKS),
     previewScheme: previewSchemeFromEnv(process.env.NULLSPACE_PREVIEW_SCHEME),
+    dnsServers: dnsServersFromEnv(process.env.NULLSPACE_DNS_SERVERS),
     previewWakeTimeoutMs: intFromEnv('NULLSPACE_PREVIEW_WAKE_TIMEOUT_MS', 30_000, 100, 600_000),
     ...overrides,
   };
@@ -117,4 +124,15 @@ function previewSchemeFromEnv(raw: string | undefined): 'http' | 'https' {
   if (raw === undefined || raw === '' || raw === 'http') return 'http';
   if (raw === 'https') return 'https';
   throw new CodedError('invalid_argument', `NULLSPACE_PREVIEW_SCHEME must be http or https, got "${raw}"`);
+}
+
+/** `NULLSPACE_DNS_SERVERS`: unset → the host's resolvers; `none` → none; else IP addresses. */
+function dnsServersFromEnv(raw: string | undefined): ServerConfig['dnsServers'] {
+  if (raw === undefined || raw === '') return 'host';
+  if (raw === 'none') return [];
+  const list = raw.split(',').map((s) => s.trim());
+  for (const a of list)
+    if (isIP(a) === 0)
+      throw new CodedError('invalid_argument', `NULLSPACE_DNS_SERVERS: "${a}" is not an IP address`);
+  return list;
 }

@@ -17,6 +17,7 @@ import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { addSshRoutes } from './http/ssh-routes.js';
 import { Logger } from './log.js';
+import { DnsForwarder, hostResolvers } from './net/dns-forwarder.js';
 import { MachineService } from './services/machine-service.js';
 import { PreviewService } from './services/preview-service.js';
 import { SshAccessService } from './services/ssh-access.js';
@@ -58,6 +59,15 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const uplinks = await enableUplinkForwarding(config.uplinks);
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
   const events = new EventLog(store.database, config.eventsRetentionS * 1000);
+  // Machines' name service, up before machines are re-adopted (their tables name its port).
+  const dns = new DnsForwarder({
+    upstreams: config.dnsServers === 'host' ? hostResolvers() : config.dnsServers,
+    log,
+  });
+  const dnsPort = (config.dnsServers === 'host' ? hostResolvers() : config.dnsServers).length
+    ? await dns.start()
+    : undefined;
+  if (dnsPort === undefined) log.warn('no DNS resolvers: machines get no name service');
   const machines = new MachineService({
     store,
     events,
@@ -68,6 +78,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     snapshotsDir: config.snapshotsDir,
     transitionTimeoutMs: config.transitionTimeoutMs,
     addressPool: parsePool(config.machineNetwork),
+    ...(dnsPort !== undefined ? { dnsPort } : {}),
     log,
   });
   await machines.readopt();
@@ -152,6 +163,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       files.close();
       eventPolls.close();
       await ssh.close();
+      await dns.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);

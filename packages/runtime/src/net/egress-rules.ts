@@ -13,7 +13,19 @@ export interface MachineLink {
   previewAddr: string;
   /** Prefix length of the subnet. */
   prefix: number;
+  /**
+   * The host's DNS forwarder (on its 127.0.0.1) that the machine's resolver address
+   * ({@link MACHINE_RESOLVER}) is redirected to; none: the machine has no name service.
+   */
+  dnsPort?: number;
 }
+
+/**
+ * The resolver every machine's /etc/resolv.conf names (the template's): one address for all, so a
+ * fork or a resumed machine needs no rewrite. Its queries never leave the host: the machine's table
+ * redirects them to the host's forwarder, or (deny-all) refuses them at once.
+ */
+export const MACHINE_RESOLVER = '169.254.53.53';
 
 /**
  * The nftables program that puts `policy` in force for one machine, below the guest (in the
@@ -28,6 +40,9 @@ export interface MachineLink {
  * - input, from the machine to the host itself: only replies (the machine cannot reach any host
  *   service, the control plane included), unless a `custom` allow list names a host address.
  * - postrouting: the machine's traffic leaves masqueraded as the host.
+ * - DNS: queries to {@link MACHINE_RESOLVER} are redirected to the host's forwarder (input allows
+ *   exactly that port on 127.0.0.1, which `route_localnet` on the host end makes routable); with
+ *   deny-all they are refused at once rather than left to time out. No filtering by name.
  *
  * Every chain has `policy accept` and matches only this machine's interface: tables on one hook
  * all see every packet, and a drop in any of them is final.
@@ -50,7 +65,10 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
     fwd.push(`${from} limit rate over ${rate.pps}/second${burst} counter drop`);
   }
   fwd.push(`${from} ct state established,related accept`, `${from} ip saddr != ${machineAddr} counter drop`);
-  if (policy.locked || policy.mode === 'deny_all') fwd.push(`${from} counter drop`);
+  const denied = policy.locked || policy.mode === 'deny_all';
+  const dns = !denied && link.dnsPort !== undefined;
+  if (!dns) fwd.push(`${from} ip daddr ${MACHINE_RESOLVER} reject`);
+  if (denied) fwd.push(`${from} counter drop`);
   else {
     if (policy.deny_cidrs.length) fwd.push(`${from} ip daddr ${set(policy.deny_cidrs)} counter drop`);
     if (policy.mode === 'custom' && policy.allow_cidrs.length) {
@@ -64,6 +82,7 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
   // The host itself (its API, the relay, any service): replies only, unless a `custom` allow list
   // names one of its addresses (deny still wins).
   const toHost = [`${from} ct state established,related accept`];
+  if (dns) toHost.push(`${from} ip daddr 127.0.0.1 meta l4proto { udp, tcp } th dport ${link.dnsPort} accept`);
   if (!policy.locked && policy.mode === 'custom' && policy.allow_cidrs.length) {
     if (policy.deny_cidrs.length) toHost.push(`${from} ip daddr ${set(policy.deny_cidrs)} counter drop`);
     toHost.push(`${from} ip daddr ${set(policy.allow_cidrs)} counter accept`);
@@ -81,6 +100,14 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
     '    type filter hook input priority filter; policy accept;',
     ...toHost.map((r) => `    ${r}`),
     '  }',
+    ...(dns
+      ? [
+          '  chain resolver {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          `    ${from} ip daddr ${MACHINE_RESOLVER} meta l4proto { udp, tcp } th dport 53 dnat to 127.0.0.1:${link.dnsPort}`,
+          '  }',
+        ]
+      : []),
     '  chain masq {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     `    ip saddr ${machineAddr} oifname != "${hostIf}" masquerade`,

@@ -71,7 +71,14 @@ export function linkSetUpSteps(
     ['ip', 'addr', 'add', cidr(link.hostAddr), 'dev', link.hostIf],
     ['ip', 'addr', 'add', cidr(link.previewAddr), 'dev', link.hostIf],
     ['ip', '-n', netns, 'addr', 'add', cidr(link.machineAddr), 'dev', 'eth0'],
-    ['sysctl', '-qw', `net.ipv4.conf.${link.hostIf}.forwarding=1`],
+    // Forwarding for its traffic; route_localnet so its DNS queries, redirected to the forwarder on
+    // the host's 127.0.0.1, are routed (the table lets in only that port).
+    [
+      'sysctl',
+      '-qw',
+      `net.ipv4.conf.${link.hostIf}.forwarding=1`,
+      `net.ipv4.conf.${link.hostIf}.route_localnet=1`,
+    ],
     ['nsenter', `--net=${netnsPath(netns)}`, 'sh', '-c', inside],
     ['ip', 'link', 'set', link.hostIf, 'up'],
     ['ip', '-n', netns, 'link', 'set', 'eth0', 'up'],

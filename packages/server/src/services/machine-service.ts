@@ -94,6 +94,8 @@ export interface MachineServiceOptions {
   transitionTimeoutMs: number;
   /** Where machines' addresses come from (one block per machine). */
   addressPool: AddressPool;
+  /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
+  dnsPort?: number;
   log: Logger;
 }
 
@@ -1186,7 +1188,9 @@ export class MachineService {
   /** The link and policy of `m`; a machine made before machines had networks gets a block now. */
   private networkOf(m: MachineRecord): DriverNetwork {
     const netIndex = m.net_index ?? this.store.update(m.id, { net_index: this.allocateNetIndex() }).net_index;
-    return driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
+    const network = driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
+    if (this.o.dnsPort !== undefined) network.link.dnsPort = this.o.dnsPort;
+    return network;
   }
 
   /**
