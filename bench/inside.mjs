@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -17,47 +17,59 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountsUnder } from '@nullspace/runtime';
-import { Machine } from '@nullspace/sdk';
 import WebSocket from 'ws';
 import {
   CGROUP_V2,
-  MACHINE_CGROUP_PARENT,
+  MACHINE_TIMEOUT_S,
   MiB,
+  RATE_COLUMNS,
   REPO_ROOT,
   TEMPLATE,
   USAGE_ENVIRONMENT,
   apiRequest,
-  cgroupDirsFor,
   checkInterrupted,
-  cleanUpRuntime,
+  cleanUpRun,
   cmdline,
+  cpuAdd,
+  cpuSnapshot,
+  createMachineViaSdk,
   filesystemOf,
   fmt,
+  hostLoad,
   killChildren,
-  killMachinesViaApi,
+  killMachineViaSdk,
   latencyRow,
+  machinePids,
   makeRunDir,
+  percent,
+  printConditions,
+  printHints,
   printHost,
+  printLatencyTable,
+  printRun,
   printTable,
-  procText,
-  processLeaks,
+  processCpuMs,
   progress,
+  rateCells,
+  rateOf,
+  readClockTicks,
   runBench,
   runState,
+  samples,
+  selfCpuMs,
   sh,
+  shuffled,
+  signed,
   startServerProcess,
-  stats,
-  stopServerProcess,
+  statsOf,
+  stopServerAndMachines,
+  templateHas,
   waitGone,
 } from './lib.mjs';
 
 /** Targets (informational): streamed output MB/s at p50, file round trip and PTY echo p50 in ms. */
 const TARGETS = { streamMBs: 100, fileP50Ms: 20, ptyP50Ms: 5 };
-/** MB/s here is 10^6 bytes per second. */
-const MB = 1e6;
 const FILE_BYTES = MiB;
-/** Machines live this long (s) unless killed: well past the bench's end. */
-const MACHINE_TIMEOUT_S = 3600;
 /** What the PTYs run: raw mode, no echo, so each byte sent comes straight back from `cat`. */
 const PTY_SCRIPT = 'stty raw -echo; printf R; exec cat';
 /** In every process the bench starts on the host, so the leak check can find (only) its own. */
@@ -97,17 +109,10 @@ async function cleanup(note) {
   // 1. Host processes we started, by pid.
   await killChildren(S.children, note);
   // 2. Machines through the API, then the server (by its pid).
-  if (S.server) {
-    await killMachinesViaApi(S, note);
-    await stopServerProcess(S.server).catch(note('stop server'));
-  }
-  if (!S.tmp) return { leaks: [], checked: 0 };
-
+  await stopServerAndMachines(S, note);
   // 3. Runtime leftovers (containers in the server's runc root, network namespaces, mounts), then
   //    the check.
-  const { leaks, checked } = await cleanUpRuntime(S, note);
-  leaks.push(...processLeaks({ server: S.server?.child, children: S.children, mark: MARK }));
-  return { leaks, checked };
+  return cleanUpRun(S, note, { mark: MARK });
 }
 
 // ---- HTTP: the server's API without the SDK, and the agent without the server -----------------------
@@ -217,144 +222,25 @@ function frameCounter() {
   return c;
 }
 
-// ---- machines ------------------------------------------------------------------------------------
-
-async function createMachine(vcpus) {
-  const machine = await Machine.create({
-    template: TEMPLATE,
-    timeout: MACHINE_TIMEOUT_S,
-    ...(vcpus === undefined ? {} : { vcpus }),
-    apiUrl: S.server.url,
-    apiKey: S.server.apiKey,
-  });
-  S.live.add(machine.id);
-  S.machineIds.add(machine.id);
-  return machine;
-}
-
-async function killMachine(machine) {
-  await machine.kill();
-  S.live.delete(machine.id);
-}
-
 // ---- CPU accounting ------------------------------------------------------------------------------
 
-let clkTck = 100;
-
-/** User + system CPU of one process so far (ms), from /proc/<pid>/stat; 0 once it is gone. */
-function processCpuMs(pid, { children = false } = {}) {
-  const stat = procText(pid, 'stat');
-  if (!stat) return 0;
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const own = Number(f[11]) + Number(f[12]);
-  return ((own + (children ? Number(f[13]) + Number(f[14]) : 0)) * 1000) / clkTck;
-}
-
 /**
- * CPU the whole host was busy (ms, all cores), and how much of it was ours: this process and the
- * children it reaped (host `head`, the PTY's bash), the server and its children, the machine's cgroup.
- * The rest is whatever else ran meanwhile: the figures are only as clean as that is small.
+ * The host's load (see hostLoad): the children this process reaped, counted as ours, are the host
+ * `head` and the PTY's bash.
  */
-function hostCpu(machineId) {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is already in user)
-  const busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
-  return {
-    at: performance.now(),
-    busyMs: (busy * 1000) / clkTck,
-    oursMs:
-      processCpuMs(process.pid, { children: true }) +
-      processCpuMs(S.server.child.pid, { children: true }) +
-      machineCpu(machineId).usageMs,
-  };
-}
-
-function readKeyed(file) {
-  const text = (() => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      return '';
-    }
-  })();
-  return Object.fromEntries(
-    text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(/\s+/))
-      .map(([k, v]) => [k, Number(v)]),
-  );
-}
-
-/**
- * The machine's cgroup CPU: usage (ms), CFS periods and throttled periods and time (ms): what its
- * vCPU quota cost it.
- */
-function machineCpu(id) {
-  const rel = `${MACHINE_CGROUP_PARENT}/${id}`;
-  if (CGROUP_V2) {
-    const st = readKeyed(`/sys/fs/cgroup/${rel}/cpu.stat`);
-    return {
-      usageMs: (st.usage_usec ?? Number.NaN) / 1000,
-      periods: st.nr_periods ?? Number.NaN,
-      throttled: st.nr_throttled ?? Number.NaN,
-      throttledMs: (st.throttled_usec ?? Number.NaN) / 1000,
-    };
-  }
-  const acct = ['cpuacct', 'cpu,cpuacct']
-    .map((h) => `/sys/fs/cgroup/${h}/${rel}/cpuacct.usage`)
-    .find((f) => existsSync(f));
-  const cpuStat = ['cpu', 'cpu,cpuacct']
-    .map((h) => `/sys/fs/cgroup/${h}/${rel}/cpu.stat`)
-    .find((f) => existsSync(f));
-  const st = cpuStat ? readKeyed(cpuStat) : {};
-  return {
-    usageMs: acct ? Number(readFileSync(acct, 'utf8').trim()) / 1e6 : Number.NaN,
-    periods: st.nr_periods ?? Number.NaN,
-    throttled: st.nr_throttled ?? Number.NaN,
-    throttledMs: (st.throttled_time ?? Number.NaN) / 1e6,
-  };
-}
+const load = hostLoad(S);
 
 /** The agent's pid on the host: the node process running agent.mjs in the machine's cgroup. */
-function agentPid(id) {
-  const dir = cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).find((d) =>
-    existsSync(join(d, 'cgroup.procs')),
-  );
-  if (!dir) return undefined;
-  return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map(Number)
-    .find((pid) => /node\b.*agent\.mjs/.test(cmdline(pid)) && !cmdline(pid).includes('/init'));
-}
+const agentPid = (id) =>
+  machinePids(id).find((pid) => /node\b.*agent\.mjs/.test(cmdline(pid)) && !cmdline(pid).includes('/init'));
 
-/** CPU time of every party (ms) at one moment; `cpuAdd` sums what two of them differ by. */
-function cpuSnapshot(machineId, agent) {
-  const self = process.cpuUsage();
-  return {
-    at: performance.now(),
-    bench: (self.user + self.system) / 1000,
-    server: processCpuMs(S.server.child.pid),
-    agent: agent === undefined ? Number.NaN : processCpuMs(agent),
-    machine: machineCpu(machineId),
-  };
-}
-
-/** Adds the CPU spent between snapshots `a` and `b` (and the wall time) to `acc`. */
-function cpuAdd(acc, a, b) {
-  const add = (k, v) => {
-    acc[k] = (acc[k] ?? 0) + v;
-  };
-  add('wall', b.at - a.at);
-  add('bench', b.bench - a.bench);
-  add('server', b.server - a.server);
-  add('agent', b.agent - a.agent);
-  add('machine', b.machine.usageMs - a.machine.usageMs);
-  add('periods', b.machine.periods - a.machine.periods);
-  add('throttled', b.machine.throttled - a.machine.throttled);
-  add('throttledMs', b.machine.throttledMs - a.machine.throttledMs);
-}
+/** CPU time of every party (ms) at one moment: the bench (the client), the server, the agent. */
+const cpuNow = (machineId, agent) =>
+  cpuSnapshot(machineId, {
+    bench: selfCpuMs,
+    server: () => processCpuMs(S.server.child.pid),
+    agent: () => (agent === undefined ? Number.NaN : processCpuMs(agent)),
+  });
 
 // ---- 1. streamed output ------------------------------------------------------------------------------
 
@@ -755,46 +641,17 @@ async function ptyHost() {
 
 // ---- the benchmark ------------------------------------------------------------------------------
 
-/** A small seeded PRNG (mulberry32), so a run's order of series can be repeated. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = prng(0x5eed);
-
-/**
- * The series in a fresh random order each iteration. Not a rotation: that keeps neighbours, and
- * what ran just before matters: with a rotation, whichever file path followed the host's atomic
- * write on the machine's disk was 3–6 ms slower (most likely the filesystem's background work for
- * the file the rename replaced).
- */
-function shuffled(list) {
-  const out = [...list];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
-
 async function bench(opts, templatesDir) {
-  const R = {};
-  const push = (key, x) => {
-    R[key] ??= [];
-    R[key].push(x);
-  };
+  const { R, push } = samples();
   const info = {};
-  clkTck = Number((await sh('getconf', ['CLK_TCK']).catch(() => '100')).trim()) || 100;
+  await readClockTicks();
 
   makeRunDir(S);
   await startServerProcess(S, templatesDir, { args: [MARK] });
-  const machine = await createMachine(opts.vcpus);
+  const machine = await createMachineViaSdk(S, {
+    timeout: MACHINE_TIMEOUT_S,
+    ...(opts.vcpus === undefined ? {} : { vcpus: opts.vcpus }),
+  });
   const m = await api('GET', `/v1/machines/${machine.id}`);
   info.vcpus = m.vcpus;
   info.memoryMb = m.memory_mb;
@@ -807,25 +664,19 @@ async function bench(opts, templatesDir) {
   const server = serverTarget();
   const agent = agentTarget(machine.id);
   const agentPidOnHost = agentPid(machine.id);
-  const hostBefore = hostCpu(machine.id);
-  console.log('');
-  printTable(
-    null,
+  const hostBefore = load.sample(machine.id);
+  printRun(S, [
     [
-      ['server', `${S.server.url} (child process ${S.server.child.pid}), data dir ${S.dataDir}`],
-      [
-        'machine',
-        `${machine.id}: ${info.vcpus} vCPU (CFS quota), ${info.memoryMb} MB, template ${TEMPLATE}; agent pid ${agentPidOnHost ?? '?'} on the host`,
-      ],
-      ['machine head', info.machineHead],
-      [
-        'settings',
-        `stream ${opts.streamMiB} MiB × ${opts.streamRuns}, file 1 MiB × ${opts.fileIterations}, ` +
-          `pty × ${opts.ptyIterations}, warm-up ${opts.warmup} per series`,
-      ],
+      'machine',
+      `${machine.id}: ${info.vcpus} vCPU (CFS quota), ${info.memoryMb} MB, template ${TEMPLATE}; agent pid ${agentPidOnHost ?? '?'} on the host`,
     ],
-    'll',
-  );
+    ['machine head', info.machineHead],
+    [
+      'settings',
+      `stream ${opts.streamMiB} MiB × ${opts.streamRuns}, file 1 MiB × ${opts.fileIterations}, ` +
+        `pty × ${opts.ptyIterations}, warm-up ${opts.warmup} per series`,
+    ],
+  ]);
 
   // 1. Streamed output: every path once per run (SDK, fetch, node:http, agent alone, in-machine
   //    pipe, host), in a random order.
@@ -847,11 +698,11 @@ async function bench(opts, templatesDir) {
   for (let i = -opts.warmup; i < opts.streamRuns; i++) {
     checkInterrupted();
     for (const [key, run] of shuffled(paths)) {
-      const before = info.cpu[key] && cpuSnapshot(machine.id, agentPidOnHost);
+      const before = info.cpu[key] && cpuNow(machine.id, agentPidOnHost);
       const ms = await run();
       if (i < 0) continue;
       push(key, ms);
-      if (before) cpuAdd(info.cpu[key], before, cpuSnapshot(machine.id, agentPidOnHost));
+      if (before) cpuAdd(info.cpu[key], before, cpuNow(machine.id, agentPidOnHost));
     }
   }
 
@@ -930,20 +781,17 @@ async function bench(opts, templatesDir) {
     for (const [, t] of terms) await t.close();
   }
 
-  const hostAfter = hostCpu(machine.id);
-  const wall = hostAfter.at - hostBefore.at;
-  info.otherLoad = (hostAfter.busyMs - hostBefore.busyMs - (hostAfter.oursMs - hostBefore.oursMs)) / wall;
-  info.oursLoad = (hostAfter.oursMs - hostBefore.oursMs) / wall;
-  info.wallS = wall / 1000;
-  await killMachine(machine);
+  load.add(hostBefore, load.sample(machine.id));
+  info.load = load.summary();
+  await killMachineViaSdk(S, machine);
   return { R, info, opts, bytes };
 }
 
 // ---- report -------------------------------------------------------------------------------------
 
 function report({ R, info, opts, bytes }) {
-  const s = Object.fromEntries(Object.entries(R).map(([key, xs]) => [key, stats(xs)]));
-  const rate = (ms) => (ms === undefined ? undefined : bytes / MB / (ms / 1000));
+  const s = statsOf(R);
+  const rate = rateOf(bytes);
 
   console.log(
     `\n1. Streamed output, ${opts.streamMiB} MiB of \`head -c ${bytes} /dev/zero\` (MB/s = 10^6 B/s; ` +
@@ -951,17 +799,12 @@ function report({ R, info, opts, bytes }) {
   );
   const streamRow = (label, st, target) => [
     label,
-    st?.n ?? 0,
-    fmt(rate(st?.p50)),
-    fmt(rate(st?.p95)),
-    fmt(rate(st?.max)),
-    fmt(rate(st?.min)),
-    fmt(st?.p50, 0),
+    ...rateCells(st, rate),
     target === undefined ? '' : `≥ ${target}`,
     target === undefined ? '' : rate(st?.p50) >= target ? 'PASS' : 'MISS',
   ];
   printTable(
-    ['path', 'n', 'p50 MB/s', 'p95 MB/s', 'min', 'max', 'p50 ms', 'target', 'result'],
+    ['path', ...RATE_COLUMNS, 'target', 'result'],
     [
       streamRow('SDK: commands.run(head, { onData })', s.streamSdk, TARGETS.streamMBs),
       streamRow('  server API with fetch (web streams), bytes counted', s.streamFetch),
@@ -986,7 +829,7 @@ function report({ R, info, opts, bytes }) {
       ['streamAgent', 'agent alone'],
     ].map(([key, label]) => {
       const c = info.cpu[key];
-      const pct = (x) => `${fmt((100 * x) / c.wall, 0)}%`;
+      const pct = (x) => percent(x, c.wall);
       return [
         label,
         pct(c.bench),
@@ -1018,7 +861,7 @@ function report({ R, info, opts, bytes }) {
       fileRows.push(msRow('      of which read', s[`${key}Read`]));
     }
   }
-  printTable(['path', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'], fileRows, 'lrrrrrrl');
+  printLatencyTable('path', fileRows);
   const notAvailable = [
     [
       'SDK files',
@@ -1032,24 +875,17 @@ function report({ R, info, opts, bytes }) {
     console.log(`   the machine's disk: ${info.diskFs}; /workspace in the machine: ${info.machineFs}`);
 
   console.log('\n3. PTY echo: one byte sent, until it comes back (ms; `stty raw -echo; cat`; sequential)');
-  printTable(
-    ['path', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
-    [
-      msRow('SDK: pty.create + sendInput, onData', s.ptySdk, TARGETS.ptyP50Ms),
-      msRow('  server WebSocket without the SDK (ws)', s.ptyServer),
-      msRow('  agent alone: its WebSocket on its socket', s.ptyAgent),
-      msRow('  baseline: node-pty on the host, in this process', s.ptyHost),
-    ],
-    'lrrrrrrl',
-  );
+  printLatencyTable('path', [
+    msRow('SDK: pty.create + sendInput, onData', s.ptySdk, TARGETS.ptyP50Ms),
+    msRow('  server WebSocket without the SDK (ws)', s.ptyServer),
+    msRow('  agent alone: its WebSocket on its socket', s.ptyAgent),
+    msRow('  baseline: node-pty on the host, in this process', s.ptyHost),
+  ]);
 
-  console.log(
-    `\nConditions: over the ${fmt(info.wallS, 0)} s measured, the bench, its server and its machine used ` +
-      `${fmt(100 * info.oursLoad, 0)}% of a core on average; everything else on the host ` +
-      `${fmt(100 * Math.max(0, info.otherLoad), 0)}% (kernel threads doing the machine's disk I/O included)` +
-      (info.otherLoad > 0.2
-        ? ': the host was busy with other work, expect slower figures and wider p95s.'
-        : '.'),
+  printConditions(
+    info.load,
+    'the bench, its server and its machine',
+    " (kernel threads doing the machine's disk I/O included)",
   );
   hints(s, info, rate);
 }
@@ -1066,12 +902,12 @@ function pathHint(parts) {
       if (i === 0) return `${name} ${fmt(v, 2)}`;
       const add = v - known[i - 1][1];
       if (!worst || add > worst.add) worst = { name, add };
-      return `${name} ${fmt(v, 2)} (${add >= 0 ? '+' : ''}${fmt(add, 2)})`;
+      return `${name} ${fmt(v, 2)} (${signed(add)})`;
     })
     .join(' → ');
   const total = known.at(-1)?.[1];
   return worst
-    ? `${text} ms; the most is added by "${worst.name}" (+${fmt(worst.add, 2)} ms, ${fmt((100 * worst.add) / total, 0)}% of the total)`
+    ? `${text} ms; the most is added by "${worst.name}" (+${fmt(worst.add, 2)} ms, ${percent(worst.add, total)} of the total)`
     : text;
 }
 
@@ -1101,33 +937,22 @@ function hints(s, info, rate) {
         (busy.length ? `. During the SDK runs ${busy.join('; ')}.` : '.'),
     );
   }
-  if (s.fileSdk?.n && s.fileSdk.p50 > TARGETS.fileP50Ms) {
-    out.push(
-      `the 1 MiB round trip misses ${TARGETS.fileP50Ms} ms. p50: ` +
-        pathHint([
-          ["host, the agent's way, on the machine's disk", s.fileHostAtomic?.p50],
-          ['agent alone', s.fileAgent?.p50],
-          ['+ server (node:http)', s.fileServer?.p50],
-          ['+ SDK', s.fileSdk?.p50],
-        ]) +
-        '.',
-    );
-  }
-  if (s.ptySdk?.n && s.ptySdk.p50 > TARGETS.ptyP50Ms) {
-    out.push(
-      `PTY echo misses ${TARGETS.ptyP50Ms} ms. p50: ` +
-        pathHint([
-          ['host node-pty', s.ptyHost?.p50],
-          ['agent alone', s.ptyAgent?.p50],
-          ['+ server', s.ptyServer?.p50],
-          ['+ SDK', s.ptySdk?.p50],
-        ]) +
-        '.',
-    );
-  }
-  console.log('\nHints');
-  if (out.length === 0) console.log('  none: every target is met');
-  for (const h of out) console.log(`  - ${h}`);
+  /** A missed latency target: the path hop by hop, the SDK's own row last. */
+  const missed = (what, target, sdk, hops) => {
+    if (sdk?.n && sdk.p50 > target)
+      out.push(`${what} misses ${target} ms. p50: ${pathHint([...hops, ['+ SDK', sdk.p50]])}.`);
+  };
+  missed('the 1 MiB round trip', TARGETS.fileP50Ms, s.fileSdk, [
+    ["host, the agent's way, on the machine's disk", s.fileHostAtomic?.p50],
+    ['agent alone', s.fileAgent?.p50],
+    ['+ server (node:http)', s.fileServer?.p50],
+  ]);
+  missed('PTY echo', TARGETS.ptyP50Ms, s.ptySdk, [
+    ['host node-pty', s.ptyHost?.p50],
+    ['agent alone', s.ptyAgent?.p50],
+    ['+ server', s.ptyServer?.p50],
+  ]);
+  printHints(out);
 }
 
 runBench({
@@ -1141,11 +966,7 @@ runBench({
     warmup: ['warmup', 1, 0],
     vcpus: ['vcpus', undefined, 1],
   },
-  rootFor: 'runc, mounts, network namespaces',
-  preflight: (templatesDir) =>
-    existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'head'))
-      ? undefined
-      : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+  preflight: templateHas('usr', 'bin', 'head'),
   title: 'Nullspace inside-a-machine benchmark',
   describeHost,
   bench,

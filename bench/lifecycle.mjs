@@ -20,29 +20,33 @@ import {
   USAGE_ENVIRONMENT,
   apiRequest,
   checkInterrupted,
-  cleanUpRuntime,
+  cleanUpRun,
   cmdline,
+  createMachineViaApi,
   filesystemOf,
   fmt,
   killChildren,
-  killMachinesViaApi,
+  killMachineViaApi,
   latencyRow,
   makeRunDir,
   pidGone,
   pidsWith,
   printHost,
+  printLatencyTable,
+  printRun,
   printTable,
-  processLeaks,
   progress,
   rssBytes,
   runBench,
   runState,
+  samples,
   sh,
   startServerProcess,
-  stats,
-  stopServerProcess,
+  statsOf,
+  stopServerAndMachines,
   timed,
   toolVersion,
+  trackMachine,
   waitGone,
 } from './lib.mjs';
 
@@ -61,8 +65,6 @@ const BALLAST_MIB = 100;
 const MARK = `nsbench-lifecycle-${process.pid}`;
 const FREEZER_ROOT = '/sys/fs/cgroup/freezer';
 const CRIU = '/usr/local/sbin/criu';
-/** Machines live this long (s) unless killed: well past the bench's end, never expiring mid-run. */
-const MACHINE_TIMEOUT_S = 3600;
 /** Long poll: how long the server may hold a poll, and the pause before the transition is triggered. */
 const POLL_WAIT_MS = 10_000;
 const SUBSCRIBE_SETTLE_MS = 30;
@@ -120,18 +122,15 @@ const S = runState({ snapshots: new Set(), restoredPids: new Set(), freezerDir: 
 
 async function cleanup(note) {
   // 1. Snapshots and machines through the API, then the server (by its pid).
-  if (S.server) {
-    if (S.server.url) {
-      for (const id of [...S.snapshots]) {
-        await api('DELETE', `/v1/snapshots/${id}`).then(
-          () => S.snapshots.delete(id),
-          note(`delete snapshot ${id}`),
-        );
-      }
+  if (S.server?.url) {
+    for (const id of [...S.snapshots]) {
+      await api('DELETE', `/v1/snapshots/${id}`).then(
+        () => S.snapshots.delete(id),
+        note(`delete snapshot ${id}`),
+      );
     }
-    await killMachinesViaApi(S, note);
-    await stopServerProcess(S.server).catch(note('stop server'));
   }
+  await stopServerAndMachines(S, note);
   // 2. Baselines: thaw and empty our freezer cgroup, kill what we started, by pid.
   if (S.freezerDir && existsSync(S.freezerDir)) {
     try {
@@ -152,13 +151,10 @@ async function cleanup(note) {
       }
     }
   }
-  if (!S.tmp) return { leaks: [], checked: 0 };
-
   // 3. Runtime leftovers (containers in the server's runc root, network namespaces, mounts), then
   //    the check.
-  const { leaks, checked } = await cleanUpRuntime(S, note);
+  const { leaks, checked } = await cleanUpRun(S, note, { mark: MARK });
   if (S.freezerDir && existsSync(S.freezerDir)) leaks.push(`cgroup ${S.freezerDir}`);
-  leaks.push(...processLeaks({ server: S.server?.child, children: S.children, mark: MARK }));
   return { leaks, checked };
 }
 
@@ -167,21 +163,8 @@ async function cleanup(note) {
 /** One JSON request to the server with the API key (see apiRequest). */
 const api = (method, path, body) => apiRequest(S.server, method, path, body);
 
-async function createMachine(extra = {}) {
-  const info = await api('POST', '/v1/machines', {
-    template: TEMPLATE,
-    timeout: MACHINE_TIMEOUT_S,
-    ...extra,
-  });
-  S.live.add(info.id);
-  S.machineIds.add(info.id);
-  return info;
-}
-
-async function killMachine(id) {
-  await api('DELETE', `/v1/machines/${id}`);
-  S.live.delete(id);
-}
+const createMachine = () => createMachineViaApi(S);
+const killMachine = (id) => killMachineViaApi(S, id);
 
 async function run(id, cmd, opts = {}) {
   const r = await api('POST', `/v1/machines/${id}/commands`, { cmd, ...opts });
@@ -413,25 +396,15 @@ async function openWs(machineId) {
 
 async function bench(opts, templatesDir) {
   const { iterations: n, warmup } = opts;
-  const R = {};
-  const push = (key, x) => {
-    R[key] ??= [];
-    R[key].push(x);
-  };
+  const { R, push } = samples();
   const info = {};
 
   makeRunDir(S);
   await mkdir(join(S.tmp, 'criu'), { recursive: true });
   await startServerProcess(S, templatesDir, { config: { snapshotsDir: join(S.dataDir, 'snapshots') } });
-  console.log('');
-  printTable(
-    null,
-    [
-      ['server', `${S.server.url} (child process ${S.server.child.pid}), data dir ${S.dataDir}`],
-      ['settings', `${n} timed iterations per series, ${warmup} warm-up (not counted) before each`],
-    ],
-    'll',
-  );
+  printRun(S, [
+    ['settings', `${n} timed iterations per series, ${warmup} warm-up (not counted) before each`],
+  ]);
 
   progress('machines: one idle (pause, snapshot, fork, events), one holding 100 MiB (hibernate, snapshot)');
   const idle = await createMachine();
@@ -523,8 +496,7 @@ async function bench(opts, templatesDir) {
     const t1 = performance.now();
     const child = forked.children?.[0];
     if (!child || child.error) throw new Error(`fork: ${child?.error?.code} ${child?.error?.message}`);
-    S.live.add(child.id);
-    S.machineIds.add(child.id);
+    trackMachine(S, child.id);
     await run(child.id, 'true', { args: [] });
     const t2 = performance.now();
     const [killMs] = await timed(() => killMachine(child.id));
@@ -599,7 +571,7 @@ async function bench(opts, templatesDir) {
 }
 
 function report({ R, info }) {
-  const s = Object.fromEntries(Object.entries(R).map(([key, xs]) => [key, stats(xs)]));
+  const s = statsOf(R);
   // Here a row without figures says n/a even without a target (the missing freezer baseline).
   const row = (label, st, target) => {
     const cells = latencyRow(label, st, target);
@@ -644,10 +616,9 @@ function report({ R, info }) {
       ['   the same, after the pause request was sent', s.wsAfterSend],
     );
   } else rows.push(['   event via WebSocket: not available (below)', undefined, TARGETS.event]);
-  printTable(
-    ['figure', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
+  printLatencyTable(
+    'figure',
     rows.map(([label, st, target]) => row(label, st, target)),
-    'lrrrrrrl',
   );
 
   console.log('\nSizes and checks');

@@ -5,38 +5,45 @@
  * Run as root from the repository root: `node bench/machines.mjs [--iterations N]`. See bench/README.md.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '@nullspace/runtime';
-import { Machine } from '@nullspace/sdk';
 import { startServer } from '@nullspace/server';
 import {
   CGROUP_V2,
-  MACHINE_CGROUP_PARENT,
   MiB,
   TEMPLATE,
   USAGE_ENVIRONMENT,
   checkInterrupted,
-  cleanUpRuntime,
+  cleanUpRun,
+  createMachineViaSdk,
   fmt,
   killChildren,
-  killMachinesViaApi,
+  killMachineViaSdk,
   latencyRow,
+  machineMemoryBytes,
+  machinePids,
   makeRunDir,
   meminfo,
+  percent,
   printHost,
+  printLatencyTable,
+  printRun,
   printTable,
-  processLeaks,
   progress,
   rssBytes,
   runBench,
   runState,
   runcList,
+  serverConfig,
   sh,
   stats,
+  statsOf,
+  stopServerAndMachines,
+  templateHas,
   timed,
   toolVersion,
   verdict,
@@ -88,23 +95,7 @@ function hostUsedBytes() {
   return m.total - m.available;
 }
 
-function machineMemoryCgroup(id) {
-  return CGROUP_V2
-    ? `/sys/fs/cgroup/${MACHINE_CGROUP_PARENT}/${id}`
-    : `/sys/fs/cgroup/memory/${MACHINE_CGROUP_PARENT}/${id}`;
-}
-
-function machineCgroupBytes(id) {
-  const file = join(machineMemoryCgroup(id), CGROUP_V2 ? 'memory.current' : 'memory.usage_in_bytes');
-  return Number(readFileSync(file, 'utf8').trim());
-}
-
-function machineProcessesRss(id) {
-  const pids = readFileSync(join(machineMemoryCgroup(id), 'cgroup.procs'), 'utf8')
-    .split('\n')
-    .filter(Boolean);
-  return pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
-}
+const machineProcessesRss = (id) => machinePids(id).reduce((sum, pid) => sum + rssBytes(pid), 0);
 
 // ---- host -------------------------------------------------------------------------------------
 
@@ -120,10 +111,10 @@ async function describeHost(templatesDir) {
 
 /**
  * Everything the bench made (see runState). The server runs in this process (its driver is
- * instrumented); `conn` is its URL and key for the SDK. Besides the machines: the host-command
- * replicas of a create and the raw runc baseline containers, each in a private runc root.
+ * instrumented). Besides the machines: the host-command replicas of a create and the raw runc
+ * baseline containers, each in a private runc root.
  */
-const S = runState({ conn: undefined, replicaIds: new Set(), rawIds: new Set() });
+const S = runState({ replicaIds: new Set(), rawIds: new Set() });
 const runcRoots = () => ({
   replica: join(S.tmp, 'replica-runc'),
   raw: join(S.tmp, 'raw-runc'),
@@ -131,39 +122,25 @@ const runcRoots = () => ({
 
 async function cleanup(note) {
   // 1. Machines through the API, then the server.
-  if (S.server) {
-    await killMachinesViaApi(S, note);
-    await S.server.close().catch(note('server close'));
-    S.server = undefined;
-  }
+  await stopServerAndMachines(S, note);
   // 2. Processes we started (idle node baselines), by pid.
   await killChildren(S.children, note);
-  if (!S.tmp) return { leaks: [], checked: 0 };
-
   // 3. Runtime leftovers in our three runc roots (a machine caught mid-create by a signal
   //    included), then the check.
+  if (!S.tmp) return { leaks: [], checked: 0 };
   const roots = runcRoots();
-  const { leaks, checked } = await cleanUpRuntime(S, note, [
-    { root: roots.replica, ids: S.replicaIds, machines: true },
-    { root: roots.raw, ids: S.rawIds },
-  ]);
-  leaks.push(...processLeaks({ children: S.children }));
-  return { leaks, checked };
+  return cleanUpRun(S, note, {
+    extraRoots: [
+      { root: roots.replica, ids: S.replicaIds, machines: true },
+      { root: roots.raw, ids: S.rawIds },
+    ],
+  });
 }
 
 // ---- machines through the API -----------------------------------------------------------------
 
-async function createMachine() {
-  const machine = await Machine.create({ template: TEMPLATE, ...S.conn });
-  S.live.add(machine.id);
-  S.machineIds.add(machine.id);
-  return machine;
-}
-
-async function killMachine(machine) {
-  await machine.kill();
-  S.live.delete(machine.id);
-}
+const createMachine = () => createMachineViaSdk(S);
+const killMachine = (machine) => killMachineViaSdk(S, machine);
 
 /**
  * Times the phases of the server's own RuncDriver.create by wrapping, on this one instance, its
@@ -360,25 +337,12 @@ async function bench(opts, templatesDir) {
   const { iterations: n, runIterations, machines: k, warmup } = opts;
 
   makeRunDir(S);
-  S.server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    dataDir: S.dataDir,
-    templatesDir,
-    logLevel: 'warn',
-  });
-  S.conn = { apiUrl: S.server.url, apiKey: S.server.apiKey };
+  S.server = await startServer(serverConfig(S, templatesDir));
   const machinesDir = join(S.dataDir, 'machines');
   const marks = instrumentDriver(S.server.driver);
-  console.log('');
-  printTable(
-    null,
-    [
-      ['server', `${S.server.url} (in this process), data dir ${S.dataDir}`],
-      ['settings', `create ×${n}, run ×${runIterations}, idle machines ${k}, warm-up ${warmup} per series`],
-    ],
-    'll',
-  );
+  printRun(S, [
+    ['settings', `create ×${n}, run ×${runIterations}, idle machines ${k}, warm-up ${warmup} per series`],
+  ]);
 
   // (a) create + kill, with the raw runc and fork/exec baselines interleaved (same conditions).
   progress(`create/kill ×${n} (+${warmup} warm-up), interleaved with runc run and spawn /bin/true`);
@@ -458,7 +422,7 @@ async function bench(opts, templatesDir) {
   await sleep(IDLE_WAIT_MS);
   const usedAfter = hostUsedBytes();
   const selfAfter = process.memoryUsage().rss;
-  const cgroupSum = idle.reduce((sum, m) => sum + machineCgroupBytes(m.id), 0);
+  const cgroupSum = idle.reduce((sum, m) => sum + machineMemoryBytes(m.id), 0);
   const procRssSum = idle.reduce((sum, m) => sum + machineProcessesRss(m.id), 0);
   for (const m of idle) await killMachine(m);
   progress('memory baseline: idle node processes');
@@ -478,20 +442,16 @@ async function bench(opts, templatesDir) {
 }
 
 function report({ r, phases, replica, mem, k }) {
-  const s = Object.fromEntries(Object.entries(r).map(([key, xs]) => [key, stats(xs)]));
+  const s = statsOf(r);
   console.log('\nLatency (ms; p50/p95 nearest-rank; target applies to p50)');
-  printTable(
-    ['figure', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
-    [
-      latencyRow('create until the agent answers (SDK)', s.create, TARGETS.createP50Ms),
-      latencyRow('kill (SDK; not part of create)', s.kill),
-      latencyRow('  baseline: runc run /bin/true, raw bundle', s.raw),
-      latencyRow('  baseline: spawn /bin/true until exit', s.fork),
-      latencyRow("commands.run('true', args: []) (SDK)", s.run, TARGETS.runP50Ms),
-      latencyRow("  baseline: execFile('true') on the host", s.execFile),
-    ],
-    'lrrrrrrl',
-  );
+  printLatencyTable('figure', [
+    latencyRow('create until the agent answers (SDK)', s.create, TARGETS.createP50Ms),
+    latencyRow('kill (SDK; not part of create)', s.kill),
+    latencyRow('  baseline: runc run /bin/true, raw bundle', s.raw),
+    latencyRow('  baseline: spawn /bin/true until exit', s.fork),
+    latencyRow("commands.run('true', args: []) (SDK)", s.run, TARGETS.runP50Ms),
+    latencyRow("  baseline: execFile('true') on the host", s.execFile),
+  ]);
 
   const breakdownRows = (entries, total) =>
     entries.map(([label, xs]) => {
@@ -503,7 +463,7 @@ function report({ r, phases, replica, mem, k }) {
         fmt(st.min),
         fmt(st.max),
         fmt(st.mean),
-        total ? `${fmt((100 * st.mean) / total, 0)}%` : '',
+        total ? percent(st.mean, total) : '',
       ];
     });
   console.log(
@@ -595,11 +555,7 @@ runBench({
     machines: ['machines', 10, 1],
     warmup: ['warmup', 2, 0],
   },
-  rootFor: 'runc, mounts, network namespaces',
-  preflight: (templatesDir) =>
-    existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'bin', 'true'))
-      ? undefined
-      : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+  preflight: templateHas('bin', 'true'),
   title: 'Nullspace machine benchmark',
   describeHost,
   bench,

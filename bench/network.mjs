@@ -9,39 +9,58 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CGROUP_V2,
-  MACHINE_CGROUP_PARENT,
   MiB,
+  RATE_COLUMNS,
   TEMPLATE,
   USAGE_ENVIRONMENT,
   apiRequest,
-  cgroupDirsFor,
   checkInterrupted,
-  cleanUpRuntime,
+  cleanUpRun,
   cmdline,
+  cpuAdd,
+  cpuSnapshot,
+  createMachineViaApi,
+  firstLine,
   fmt,
+  hostLoad,
   killChildren,
-  killMachinesViaApi,
+  killMachineViaApi,
+  latencyRow,
+  machineMemoryBytes,
+  machinePids,
   makeRunDir,
+  percent,
+  printConditions,
+  printHints,
   printHost,
+  printLatencyTable,
+  printRun,
   printTable,
   procText,
-  processLeaks,
+  processCpuMs,
   progress,
+  rateCells,
+  rateOf,
+  readClockTicks,
+  readText,
   rssBytes,
   runBench,
   runState,
+  samples,
+  selfCpuMs,
   sh,
+  shuffled,
+  signed,
   startServerProcess,
-  stats,
-  stopServerProcess,
+  statsOf,
+  stopServerAndMachines,
+  templateHas,
   toolVersion,
 } from './lib.mjs';
 
@@ -51,12 +70,8 @@ import {
  * hibernated one within 1 s (p50).
  */
 const TARGETS = { addedP50Ms: 1, throughputRatio: 0.7, wakePausedMs: 50, wakeHibernatedMs: 1000 };
-/** MB/s here is 10^6 bytes per second. */
-const MB = 1e6;
 /** The service's port in the machine. */
 const SERVICE_PORT = 8000;
-/** Machines live this long (s) unless killed: well past the bench's end. */
-const MACHINE_TIMEOUT_S = 3600;
 /** In every process the bench starts on the host, so the leak check can find (only) its own. */
 const MARK = `nsbench-network-${process.pid}`;
 /** What the bench uploads and the service sends: one preallocated chunk, written again and again. */
@@ -191,13 +206,7 @@ relay.listen(0, '127.0.0.1', ready);
 // ---- host -------------------------------------------------------------------------------------
 
 async function describeHost(templatesDir) {
-  const sysctl = (k) => {
-    try {
-      return readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim();
-    } catch {
-      return '?';
-    }
-  };
+  const sysctl = (k) => readText(`/proc/sys/${k.replaceAll('.', '/')}`)?.trim() ?? '?';
   printHost(templatesDir, [
     ['node', `${process.version} (bench, server, reference proxy, and the service in the machine)`],
     ['cgroups', CGROUP_V2 ? 'v2' : 'v1'],
@@ -221,11 +230,8 @@ const S = runState({ agents: new Set(), links: [] });
 
 /** A host interface's index, or undefined once it is gone (so a later one of the same name is not ours). */
 function ifindexOf(name) {
-  try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
-  } catch {
-    return undefined;
-  }
+  const text = readText(`/sys/class/net/${name}/ifindex`);
+  return text === undefined ? undefined : Number(text);
 }
 
 async function cleanup(note) {
@@ -233,15 +239,10 @@ async function cleanup(note) {
   // 1. Host processes we started (the reference proxy), by pid.
   await killChildren(S.children, note);
   // 2. Machines through the API, then the server (by its pid).
-  if (S.server) {
-    await killMachinesViaApi(S, note);
-    await stopServerProcess(S.server).catch(note('stop server'));
-  }
-  if (!S.tmp) return { leaks: [], checked: 0 };
+  await stopServerAndMachines(S, note);
   // 3. Runtime leftovers of our machines only (containers in our server's runc root, their network
   //    namespaces, mounts under our temp dir), then the check.
-  const { leaks, checked } = await cleanUpRuntime(S, note);
-  leaks.push(...processLeaks({ server: S.server?.child, children: S.children, mark: MARK }));
+  const { leaks, checked } = await cleanUpRun(S, note, { mark: MARK });
   // 4. The host end of each machine's link goes with its network namespace, which the kernel
   //    dismantles a moment after the last reference goes. A namespace still held (by an orphaned
   //    TCP socket of the machine, retransmitting) keeps it: said, then deleted (only the same
@@ -387,17 +388,6 @@ function keepAliveAgent() {
 
 // ---- CPU accounting ------------------------------------------------------------------------------
 
-let clkTck = 100;
-
-/** User + system CPU of one process so far (ms), from /proc/<pid>/stat; 0 once it is gone. */
-function processCpuMs(pid, { children = false } = {}) {
-  const stat = pid === undefined ? undefined : procText(pid, 'stat');
-  if (!stat) return 0;
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const own = Number(f[11]) + Number(f[12]);
-  return ((own + (children ? Number(f[13]) + Number(f[14]) : 0)) * 1000) / clkTck;
-}
-
 /**
  * Time on a CPU (ms, nanosecond resolution) of a process's main thread, from its schedstat: where
  * Node runs JavaScript and does its socket I/O. 0 once it is gone.
@@ -407,89 +397,19 @@ function mainThreadCpuMs(pid) {
   return text ? Number(text.split(' ')[0]) / 1e6 : 0;
 }
 
-function readKeyed(file) {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {}
-  return Object.fromEntries(
-    text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(/\s+/))
-      .map(([k, v]) => [k, Number(v)]),
-  );
-}
-
-/** The machine's cgroup: CPU used (ms), CFS periods, throttled periods. */
-function machineCpu(id) {
-  const rel = `${MACHINE_CGROUP_PARENT}/${id}`;
-  if (CGROUP_V2) {
-    const st = readKeyed(`/sys/fs/cgroup/${rel}/cpu.stat`);
-    return {
-      usageMs: (st.usage_usec ?? Number.NaN) / 1000,
-      periods: st.nr_periods ?? Number.NaN,
-      throttled: st.nr_throttled ?? Number.NaN,
-    };
-  }
-  const acct = ['cpuacct', 'cpu,cpuacct']
-    .map((h) => `/sys/fs/cgroup/${h}/${rel}/cpuacct.usage`)
-    .find((f) => existsSync(f));
-  const cpuStat = ['cpu', 'cpu,cpuacct']
-    .map((h) => `/sys/fs/cgroup/${h}/${rel}/cpu.stat`)
-    .find((f) => existsSync(f));
-  const st = cpuStat ? readKeyed(cpuStat) : {};
-  return {
-    usageMs: acct ? Number(readFileSync(acct, 'utf8').trim()) / 1e6 : Number.NaN,
-    periods: st.nr_periods ?? Number.NaN,
-    throttled: st.nr_throttled ?? Number.NaN,
-  };
-}
-
-/** CPU time of every party (ms) at one moment. */
-function cpuSnapshot(machineId) {
-  const self = process.cpuUsage();
-  return {
-    at: performance.now(),
-    client: (self.user + self.system) / 1000,
-    server: mainThreadCpuMs(S.server.child.pid),
-    reference: mainThreadCpuMs(S.reference?.child.pid),
-    machine: machineCpu(machineId),
-  };
-}
-
-/** Adds the CPU spent between snapshots `a` and `b` (and the wall time) to `acc`. */
-function cpuAdd(acc, a, b) {
-  const add = (k, v) => {
-    acc[k] = (acc[k] ?? 0) + v;
-  };
-  add('wall', b.at - a.at);
-  add('client', b.client - a.client);
-  add('server', b.server - a.server);
-  add('reference', b.reference - a.reference);
-  add('machine', b.machine.usageMs - a.machine.usageMs);
-  add('periods', b.machine.periods - a.machine.periods);
-  add('throttled', b.machine.throttled - a.machine.throttled);
-}
+/** CPU time of every party (ms) at one moment: the client (this process), the two hops' main threads. */
+const cpuNow = (machineId) =>
+  cpuSnapshot(machineId, {
+    client: selfCpuMs,
+    server: () => mainThreadCpuMs(S.server.child.pid),
+    reference: () => mainThreadCpuMs(S.reference?.child.pid),
+  });
 
 /**
- * Host CPU busy (ms, all cores: user, nice, system, steal; interrupt and softirq time, where the
- * kernel moves our packets, left out) and how much of it was ours: this process, the server and
- * the reference proxy (with their reaped children), the machine's cgroup.
+ * The host's load (see hostLoad); the reference proxy is ours too. Interrupt and softirq time, where
+ * the kernel moves our packets, is left out of the host's busy time.
  */
-function hostCpu(machineId) {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const busy = f[0] + f[1] + f[2] + f[7];
-  return {
-    at: performance.now(),
-    busyMs: (busy * 1000) / clkTck,
-    oursMs:
-      processCpuMs(process.pid, { children: true }) +
-      processCpuMs(S.server.child.pid, { children: true }) +
-      processCpuMs(S.reference?.child.pid) +
-      machineCpu(machineId).usageMs,
-  };
-}
+const load = hostLoad(S, { interrupts: false, others: () => processCpuMs(S.reference?.child.pid) });
 
 // ---- the machine, its link and its service -----------------------------------------------------------
 
@@ -520,19 +440,6 @@ function hostLink(machineAddr) {
   return undefined;
 }
 
-async function createMachine(vcpus) {
-  const m = await api('POST', '/v1/machines', {
-    template: TEMPLATE,
-    timeout: MACHINE_TIMEOUT_S,
-    on_timeout: 'pause',
-    auto_resume: true,
-    ...(vcpus === undefined ? {} : { vcpus }),
-  });
-  S.live.add(m.id);
-  S.machineIds.add(m.id);
-  return m;
-}
-
 /** Writes the service into the machine, starts it in the background, waits for its port. */
 async function startService(id, tag) {
   const res = await fetch(`${S.server.url}/v1/machines/${id}/files?path=${encodeURIComponent('/srv/s.js')}`, {
@@ -552,30 +459,7 @@ async function startService(id, tag) {
 }
 
 /** The service's host pid: the process in the machine's cgroup running /srv/s.js. */
-function servicePidOnHost(id) {
-  const dir = cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).find((d) =>
-    existsSync(join(d, 'cgroup.procs')),
-  );
-  if (!dir) return undefined;
-  return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map(Number)
-    .find((pid) => /^\S*node \/srv\/s\.js/.test(cmdline(pid)));
-}
-
-/** The machine's memory charge (bytes), cgroup v1 or v2. */
-function machineMemory(id) {
-  const rel = `${MACHINE_CGROUP_PARENT}/${id}`;
-  const file = CGROUP_V2
-    ? `/sys/fs/cgroup/${rel}/memory.current`
-    : `/sys/fs/cgroup/memory/${rel}/memory.usage_in_bytes`;
-  try {
-    return Number(readFileSync(file, 'utf8').trim());
-  } catch {
-    return Number.NaN;
-  }
-}
+const servicePidOnHost = (id) => machinePids(id).find((pid) => /^\S*node \/srv\/s\.js/.test(cmdline(pid)));
 
 /** Starts the reference proxy (its own node process, the bench's mark in its command line). */
 async function startReferenceProxy(machineAddr, previewAddr) {
@@ -585,48 +469,10 @@ async function startReferenceProxy(machineAddr, previewAddr) {
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   S.children.add(child);
-  const line = await new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        child.stdout.off('data', onData);
-        child.stdout.resume();
-        resolve(buf.slice(0, nl));
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`reference proxy exited (${code ?? signal})`)));
-  });
-  S.reference = { child, ...JSON.parse(line) };
+  S.reference = { child, ...JSON.parse(await firstLine(child, 'reference proxy')) };
 }
 
 // ---- the benchmark ------------------------------------------------------------------------------
-
-/** A small seeded PRNG (mulberry32), so a run's order of series can be repeated. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = prng(0x5eed);
-
-/** The series in a fresh random order each iteration, so no path always follows the same one. */
-function shuffled(list) {
-  const out = [...list];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
 
 /** Latency paths (each in both connection modes), in the order they are printed. */
 const LATENCY_PATHS = ['proxy', 'direct', 'source', 'relay', 'refFresh', 'refPooled', 'healthz'];
@@ -638,7 +484,11 @@ const TRANSFER_PATHS = ['proxy', 'direct', 'relay', 'refFresh'];
  * /small to target `t` and checks the answer: this machine's service, always the same process.
  */
 async function serviceMachine(vcpus) {
-  const { id } = await createMachine(vcpus);
+  const { id } = await createMachineViaApi(S, {
+    on_timeout: 'pause',
+    auto_resume: true,
+    ...(vcpus === undefined ? {} : { vcpus }),
+  });
   const tag = randomBytes(6).toString('hex');
   await startService(id, tag);
   const m = await api('GET', `/v1/machines/${id}`);
@@ -691,16 +541,12 @@ async function serviceMachine(vcpus) {
 }
 
 async function bench(opts, templatesDir) {
-  const R = {};
-  const push = (key, x) => {
-    R[key] ??= [];
-    R[key].push(x);
-  };
+  const { R, push } = samples();
   const info = { cpu: {}, stalls: [] };
   const started = performance.now();
   /** Progress on stderr, with the seconds since the bench started. */
   const phase = (msg) => progress(`[${fmt((performance.now() - started) / 1000, 0)} s] ${msg}`);
-  clkTck = Number((await sh('getconf', ['CLK_TCK']).catch(() => '100')).trim()) || 100;
+  await readClockTicks();
 
   makeRunDir(S);
   phase('server (own process), machine, service, reference proxy');
@@ -729,45 +575,31 @@ async function bench(opts, templatesDir) {
   ).stdout?.trim();
   Object.assign(info, { vcpus: A.vcpus, machineAddr: A.addr, link: A.link, smallBytes: A.smallBytes });
 
-  console.log('');
-  printTable(
-    null,
+  printRun(S, [
     [
-      ['server', `${S.server.url} (child process ${S.server.child.pid}), data dir ${S.dataDir}`],
-      [
-        'machine',
-        `${A.id}: ${A.vcpus} vCPU (CFS quota), ${A.memoryMb} MB, template ${TEMPLATE}, on_timeout pause, auto_resume`,
-      ],
-      [
-        'link',
-        `machine ${A.addr}, host end ${A.link.hostAddr}, preview source ${A.link.previewAddr ?? 'not found'} on ${A.link.ifname}`,
-      ],
-      [
-        'service',
-        `node ${info.serviceVersion ?? '?'} (/.nullspace/bin/node /srv/s.js), 0.0.0.0:${SERVICE_PORT}, pid ${A.pid} in the machine, ${A.hostPid ?? '?'} on the host`,
-      ],
-      ['preview host', `${A.previewHost} (token in x-nullspace-preview-token)`],
-      [
-        'reference proxy',
-        `127.0.0.1:${S.reference.fresh} (fresh), :${S.reference.pooled} (pooled), :${S.reference.relay} (TCP relay); pid ${S.reference.child.pid}`,
-      ],
-      [
-        'settings',
-        `latency × ${opts.iterations} (+${opts.warmup * 20}), transfers ${opts.transferMiB} MiB × ${opts.transferRuns} (+${opts.warmup}), ` +
-          `wakes ${opts.wakePaused} paused / ${opts.wakeHibernated} hibernated (+${opts.warmup} each)`,
-      ],
+      'machine',
+      `${A.id}: ${A.vcpus} vCPU (CFS quota), ${A.memoryMb} MB, template ${TEMPLATE}, on_timeout pause, auto_resume`,
     ],
-    'll',
-  );
-  const hostBefore = hostCpu(A.id);
-  let wall = 0;
-  let busy = 0;
-  let ours = 0;
-  const account = (before, after) => {
-    wall += after.at - before.at;
-    busy += after.busyMs - before.busyMs;
-    ours += after.oursMs - before.oursMs;
-  };
+    [
+      'link',
+      `machine ${A.addr}, host end ${A.link.hostAddr}, preview source ${A.link.previewAddr ?? 'not found'} on ${A.link.ifname}`,
+    ],
+    [
+      'service',
+      `node ${info.serviceVersion ?? '?'} (/.nullspace/bin/node /srv/s.js), 0.0.0.0:${SERVICE_PORT}, pid ${A.pid} in the machine, ${A.hostPid ?? '?'} on the host`,
+    ],
+    ['preview host', `${A.previewHost} (token in x-nullspace-preview-token)`],
+    [
+      'reference proxy',
+      `127.0.0.1:${S.reference.fresh} (fresh), :${S.reference.pooled} (pooled), :${S.reference.relay} (TCP relay); pid ${S.reference.child.pid}`,
+    ],
+    [
+      'settings',
+      `latency × ${opts.iterations} (+${opts.warmup * 20}), transfers ${opts.transferMiB} MiB × ${opts.transferRuns} (+${opts.warmup}), ` +
+        `wakes ${opts.wakePaused} paused / ${opts.wakeHibernated} hibernated (+${opts.warmup} each)`,
+    ],
+  ]);
+  const hostBefore = load.sample(A.id);
 
   // 1. Latency: every path in both modes once per iteration, in a random order.
   phase(
@@ -816,9 +648,9 @@ async function bench(opts, templatesDir) {
   for (let i = -opts.warmup; i < opts.transferRuns; i++) {
     checkInterrupted();
     for (const [key, run] of shuffled(transfers)) {
-      const before = cpuSnapshot(A.id);
+      const before = cpuNow(A.id);
       const r = await run();
-      const after = cpuSnapshot(A.id);
+      const after = cpuNow(A.id);
       if (key.startsWith('down') && r.bytes !== bytes)
         throw new Error(`${key}: ${r.bytes} bytes, expected ${bytes}`);
       if (key.startsWith('up') && JSON.parse(r.body.toString()).received !== bytes)
@@ -829,17 +661,16 @@ async function bench(opts, templatesDir) {
       cpuAdd(info.cpu[key], before, after);
     }
   }
-  account(hostBefore, hostCpu(A.id));
+  load.add(hostBefore, load.sample(A.id));
 
   // 3. Wakes, on a second machine made for them: a restore brings back the machine's conntrack
   //    table (CRIU's netns-ct image), with it the entries of every connection from the preview
   //    source of the last two minutes, and a new connection that happens to reuse one of those
   //    source ports may hang (see the README). The first machine made thousands of them.
-  await api('DELETE', `/v1/machines/${A.id}`);
-  S.live.delete(A.id);
+  await killMachineViaApi(S, A.id);
   phase('a fresh machine for the wakes');
   let B = await serviceMachine(opts.vcpus);
-  let wakeBefore = hostCpu(B.id);
+  let wakeBefore = load.sample(B.id);
   info.replaced = [];
   const useWakeMachine = (M) => {
     Object.assign(info, { wakeMachine: M.id, wakeAddr: M.addr, wakePid: M.pid, wakeHostPid: M.hostPid });
@@ -847,7 +678,7 @@ async function bench(opts, templatesDir) {
   };
   useWakeMachine(B);
   info.serviceRss = rssBytes(B.hostPid);
-  info.machineMemory = machineMemory(B.id);
+  info.machineMemory = machineMemoryBytes(B.id);
 
   /**
    * After a stalled request the machine's old network namespace may outlive the next hibernation
@@ -859,12 +690,11 @@ async function bench(opts, templatesDir) {
     const m = await api('GET', `/v1/machines/${B.id}`).catch(() => undefined);
     if (!m?.status_reason?.startsWith('resume failed')) return false;
     info.replaced.push(`${B.id} (${m.status}: ${m.status_reason}; ${err.message.slice(0, 80)}…)`);
-    account(wakeBefore, hostCpu(B.id));
-    await api('DELETE', `/v1/machines/${B.id}`);
-    S.live.delete(B.id);
+    load.add(wakeBefore, load.sample(B.id));
+    await killMachineViaApi(S, B.id);
     phase(`  ${B.id} cannot be resumed after a stalled request: a new machine for the rest of the series`);
     B = await serviceMachine(opts.vcpus);
-    wakeBefore = hostCpu(B.id);
+    wakeBefore = load.sample(B.id);
     useWakeMachine(B);
     return true;
   };
@@ -946,24 +776,17 @@ async function bench(opts, templatesDir) {
   );
   await wake('hibernate', opts.wakeHibernated, 'wakeHibernated', 'connectHibernated');
   info.wakeHostPidAfter = servicePidOnHost(B.id);
-  account(wakeBefore, hostCpu(B.id));
+  load.add(wakeBefore, load.sample(B.id));
+  info.load = load.summary();
 
-  info.otherLoad = (busy - ours) / wall;
-  info.oursLoad = ours / wall;
-  info.wallS = wall / 1000;
-
-  await api('DELETE', `/v1/machines/${B.id}`);
-  S.live.delete(B.id);
+  await killMachineViaApi(S, B.id);
   return { R, info, opts, bytes };
 }
 
 // ---- report -------------------------------------------------------------------------------------
 
-const signed = (x, digits = 2) =>
-  x === undefined || Number.isNaN(x) ? '-' : `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
-
 function report({ R, info, opts, bytes }) {
-  const s = Object.fromEntries(Object.entries(R).map(([key, xs]) => [key, stats(xs)]));
+  const s = statsOf(R);
 
   console.log(
     `\n1. Preview proxy latency: GET /small (${info.smallBytes} bytes), ` +
@@ -1014,7 +837,7 @@ function report({ R, info, opts, bytes }) {
     'lrrrrrrrrrl',
   );
 
-  const rate = (ms) => (ms === undefined ? undefined : bytes / MB / (ms / 1000));
+  const rate = rateOf(bytes);
   console.log(
     `\n2. Throughput, ${opts.transferMiB} MiB per transfer, a new connection each (MB/s = 10^6 B/s; p50 from the ` +
       'median time, p95 from the 95th-percentile time, i.e. the slow end; "of direct" = p50 ÷ direct p50)',
@@ -1036,23 +859,14 @@ function report({ R, info, opts, bytes }) {
       const ratio = k === 'direct' ? undefined : rate(st?.p50) / direct;
       tRows.push([
         `  ${label}`,
-        st?.n ?? 0,
-        fmt(rate(st?.p50)),
-        fmt(rate(st?.p95)),
-        fmt(rate(st?.max)),
-        fmt(rate(st?.min)),
-        fmt(st?.p50, 0),
+        ...rateCells(st, rate),
         ratio === undefined ? '' : `${fmt(100 * ratio, 0)}%`,
         k === 'proxy' ? `≥ ${100 * TARGETS.throughputRatio}%` : '',
         k === 'proxy' ? (ratio >= TARGETS.throughputRatio ? 'PASS' : 'MISS') : '',
       ]);
     }
   }
-  printTable(
-    ['path', 'n', 'p50 MB/s', 'p95 MB/s', 'min', 'max', 'p50 ms', 'of direct', 'target', 'result'],
-    tRows,
-    'lrrrrrrrrl',
-  );
+  printTable(['path', ...RATE_COLUMNS, 'of direct', 'target', 'result'], tRows, 'lrrrrrrrrl');
   console.log(
     "\n   CPU during the transfers: % of one core over the timed runs' wall time (client = this process; server and\n" +
       `   reference proxy = their main thread; machine = its cgroup: the service, its quota ${info.vcpus} vCPU = ${100 * info.vcpus}%)`,
@@ -1063,13 +877,9 @@ function report({ R, info, opts, bytes }) {
       ['down', 'up'].map((dir) => {
         const c = info.cpu[`${dir}.${k}`];
         if (!c) return [`${dir} ${k}`];
-        const pct = (x) => `${fmt((100 * x) / c.wall, 0)}%`;
         return [
           `${dir === 'down' ? 'download' : 'upload'} ${{ refFresh: 'reference proxy', relay: 'TCP relay' }[k] ?? k}`,
-          pct(c.client),
-          pct(c.server),
-          pct(c.reference),
-          pct(c.machine),
+          ...[c.client, c.server, c.reference, c.machine].map((x) => percent(x, c.wall)),
           `${c.throttled} of ${c.periods}`,
         ];
       }),
@@ -1080,27 +890,17 @@ function report({ R, info, opts, bytes }) {
   console.log(
     '\n3. Wake: one preview request (new connection) to a sleeping machine with auto_resume, sent → full response (ms)',
   );
-  const wRow = (label, st, target) => [
-    label,
-    st?.n ?? 0,
-    fmt(st?.p50),
-    fmt(st?.p95),
-    fmt(st?.min),
-    fmt(st?.max),
-    target === undefined ? '' : `≤ ${target}`,
-    target === undefined ? '' : st?.n ? (st.p50 <= target ? 'PASS' : 'MISS') : 'n/a',
-  ];
-  printTable(
-    ['figure', 'n', 'p50', 'p95', 'min', 'max', 'target', 'result'],
-    [
-      wRow('preview request to a paused machine (wakes it)', s.wakePaused, TARGETS.wakePausedMs),
-      wRow('  baseline: POST /v1/machines/{id}/connect of a paused machine', s.connectPaused),
-      wRow('preview request to a hibernated machine (wakes it)', s.wakeHibernated, TARGETS.wakeHibernatedMs),
-      wRow('  baseline: POST /v1/machines/{id}/connect of a hibernated machine', s.connectHibernated),
-      wRow('baseline: the same preview request, machine running', s.wakeRunning),
-    ],
-    'lrrrrrrl',
-  );
+  printLatencyTable('figure', [
+    latencyRow('preview request to a paused machine (wakes it)', s.wakePaused, TARGETS.wakePausedMs),
+    latencyRow('  baseline: POST /v1/machines/{id}/connect of a paused machine', s.connectPaused),
+    latencyRow(
+      'preview request to a hibernated machine (wakes it)',
+      s.wakeHibernated,
+      TARGETS.wakeHibernatedMs,
+    ),
+    latencyRow('  baseline: POST /v1/machines/{id}/connect of a hibernated machine', s.connectHibernated),
+    latencyRow('baseline: the same preview request, machine running', s.wakeRunning),
+  ]);
   const mib = (b) => (b === undefined || Number.isNaN(b) ? '?' : `${fmt(b / MiB)} MiB`);
   printTable(
     null,
@@ -1126,14 +926,7 @@ function report({ R, info, opts, bytes }) {
     'll',
   );
 
-  console.log(
-    `\nConditions: over the ${fmt(info.wallS, 0)} s measured, the bench, its server, the reference proxy and the machine used ` +
-      `${fmt(100 * info.oursLoad, 0)}% of a core on average; everything else on the host ` +
-      `${fmt(100 * Math.max(0, info.otherLoad), 0)}%` +
-      (info.otherLoad > 0.2
-        ? ': the host was busy with other work, expect slower figures and wider p95s.'
-        : '.'),
-  );
+  printConditions(info.load, 'the bench, its server, the reference proxy and the machine');
   hints(s, info, rate);
 }
 
@@ -1167,12 +960,11 @@ function hints(s, info, rate) {
     const ratio = rate(p(`${dir}.proxy`)) / rate(p(`${dir}.direct`));
     if (!(ratio < TARGETS.throughputRatio)) continue;
     const c = info.cpu[`${dir}.proxy`];
-    const pct = (x) => `${fmt((100 * x) / c.wall, 0)}%`;
+    const ofDirect = (k) => percent(rate(p(`${dir}.${k}`)), rate(p(`${dir}.direct`)));
     out.push(
       `${dir === 'down' ? 'download' : 'upload'} through the proxy is ${fmt(100 * ratio, 0)}% of direct ` +
-        `(TCP relay ${fmt((100 * rate(p(`${dir}.relay`))) / rate(p(`${dir}.direct`)), 0)}%, Node HTTP proxy ` +
-        `${fmt((100 * rate(p(`${dir}.refFresh`))) / rate(p(`${dir}.direct`)), 0)}%); during it the client used ${pct(c.client)}, ` +
-        `the server ${pct(c.server)}, the machine ${pct(c.machine)} of a core.`,
+        `(TCP relay ${ofDirect('relay')}, Node HTTP proxy ${ofDirect('refFresh')}); during it the client used ` +
+        `${percent(c.client, c.wall)}, the server ${percent(c.server, c.wall)}, the machine ${percent(c.machine, c.wall)} of a core.`,
     );
   }
   for (const [key, connectKey, target, what] of [
@@ -1191,9 +983,7 @@ function hints(s, info, rate) {
       `${info.stalls.length} request(s) in the wake series got no answer within ${WAKE_TIMEOUT_MS / 1000} s (${info.stalls.join('; ')}): ` +
         'most likely a new connection from the preview source that reused the source port of one still in the conntrack table a restore brought back (see bench/README.md).',
     );
-  console.log('\nHints');
-  if (out.length === 0) console.log('  none: every target is met');
-  for (const h of out) console.log(`  - ${h}`);
+  printHints(out);
 }
 
 runBench({
@@ -1208,11 +998,7 @@ runBench({
     wakeHibernated: ['wake-hibernated', 5, 1],
     vcpus: ['vcpus', undefined, 1],
   },
-  rootFor: 'runc, mounts, network namespaces',
-  preflight: (templatesDir) =>
-    existsSync(join(templatesDir, TEMPLATE, 'rootfs'))
-      ? undefined
-      : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`,
+  preflight: templateHas(),
   title: 'Nullspace network benchmark (preview proxy, throughput, wake on request)',
   describeHost,
   bench,
