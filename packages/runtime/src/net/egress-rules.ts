@@ -82,7 +82,8 @@ export function renderEgressProgram(link: MachineLink, policy: EgressSpec): stri
   // The host itself (its API, the relay, any service): replies only, unless a `custom` allow list
   // names one of its addresses (deny still wins).
   const toHost = [`${from} ct state established,related accept`];
-  if (dns) toHost.push(`${from} ip daddr 127.0.0.1 meta l4proto { udp, tcp } th dport ${link.dnsPort} accept`);
+  if (dns)
+    toHost.push(`${from} ip daddr 127.0.0.1 meta l4proto { udp, tcp } th dport ${link.dnsPort} accept`);
   if (!policy.locked && policy.mode === 'custom' && policy.allow_cidrs.length) {
     if (policy.deny_cidrs.length) toHost.push(`${from} ip daddr ${set(policy.deny_cidrs)} counter drop`);
     toHost.push(`${from} ip daddr ${set(policy.allow_cidrs)} counter accept`);
