@@ -10,3 +10,4 @@ export * from './files.js';
 export * from './network.js';
 export * from './preview.js';
 export * from './ssh.js';
+export * from './metrics.js';

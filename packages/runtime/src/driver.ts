@@ -24,6 +24,20 @@ export interface DriverNetwork {
   egress: EgressSpec;
 }
 
+/** A machine's counters now (see MachineMetricsReading in the protocol). */
+export interface DriverMachineUsage {
+  cpuSeconds: number;
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  diskUsedBytes: number;
+  diskTotalBytes: number;
+  /** As the machine sees it: rx is what reached it, tx what it sent. */
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
 /** What the runtime sees of a machine, independent of what the server's store says. */
 export type DriverMachineState = 'running' | 'paused' | 'stopped' | 'missing';
 
@@ -47,6 +61,8 @@ export interface MachineDriver {
   setEgress(id: string, network: DriverNetwork): Promise<void>;
   /** Fail-closed: the machine reaches nothing any more (rules, or else its link goes down). */
   blockEgress(id: string, network: DriverNetwork): Promise<void>;
+  /** Counters of a running or paused machine (cgroups, disk, link). */
+  usage(id: string): Promise<DriverMachineUsage>;
 
   // ---- lifecycle (memory state is kept by every one of these) ----
 

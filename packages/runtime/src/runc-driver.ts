@@ -9,6 +9,7 @@ import {
   readdir,
   rename,
   rm,
+  statfs,
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import { Freezer } from './cgroups/freezer.js';
-import type { DriverMachineSpec, DriverMachineState, DriverNetwork, MachineDriver } from './driver.js';
+import { cgroupUsage, readNumber } from './cgroups/usage.js';
+import type {
+  DriverMachineSpec,
+  DriverMachineState,
+  DriverMachineUsage,
+  DriverNetwork,
+  MachineDriver,
+} from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
 import { tableOf } from './net/addresses.js';
 import {
@@ -168,6 +176,31 @@ export class RuncDriver implements MachineDriver {
         });
       });
     }
+  }
+
+  async usage(id: string): Promise<DriverMachineUsage> {
+    const dir = this.dir(id);
+    const hostIf = (await readFile(join(dir, LINK_FILE), 'utf8').catch(() => '')).trim();
+    // The host end of the veth counts the other way round: what it received, the machine sent.
+    const stat = (name: string) =>
+      hostIf ? readNumber(`/sys/class/net/${hostIf}/statistics/${name}`).catch(() => 0) : Promise.resolve(0);
+    const [cg, fs, rxBytes, txBytes, rxPackets, txPackets] = await Promise.all([
+      cgroupUsage(`${this.cgroupParent}/${id}`),
+      statfs(new DiskImage(dir).mountPoint),
+      stat('tx_bytes'),
+      stat('rx_bytes'),
+      stat('tx_packets'),
+      stat('rx_packets'),
+    ]);
+    return {
+      ...cg,
+      diskUsedBytes: (fs.blocks - fs.bfree) * fs.bsize,
+      diskTotalBytes: fs.blocks * fs.bsize,
+      rxBytes,
+      txBytes,
+      rxPackets,
+      txPackets,
+    };
   }
 
   async pause(id: string): Promise<void> {

@@ -172,3 +172,4 @@ export {
   lifecycleEventFromWire,
   lifecycleEventToWire,
 } from './events.js';
+export { type MachineMetrics, type MachineMetricsReading, machineMetricsFromWire } from './metrics.js';

@@ -8,6 +8,7 @@ import {
   type SetTimeoutRequest,
   type TimeoutAction,
   type MachineInfo as WireMachineInfo,
+  type MachineMetrics as WireMachineMetrics,
   type SnapshotInfo as WireSnapshotInfo,
 } from '@nullspace/protocol';
 import { type CommandResult, Commands } from './commands.js';
@@ -31,6 +32,7 @@ import {
   networkToWire,
   wireFieldNames,
 } from './machine-info.js';
+import { type MachineMetrics, machineMetricsFromWire } from './metrics.js';
 import {
   type ListPreviewUrlsOptions,
   type PreviewGrant,
@@ -613,6 +615,20 @@ export class Machine implements AsyncDisposable {
   }
 
   /**
+   * A machine's CPU, memory, disk and network counters now, with recent samples. The machine must
+   * be running or paused.
+   *
+   * @example
+   * ```ts
+   * const m = await Machine.getMetricsById('mch_aaaaaaaaaaaaaaaaaaaa');
+   * console.log(m.cpuPercent, m.memoryBytes, m.networkTxBytes);
+   * ```
+   */
+  static async getMetricsById(id: string, opts: ConnectionOptions = {}): Promise<MachineMetrics> {
+    return new Machine(id, connectionOf(opts)).getMetrics(opts);
+  }
+
+  /**
    * Reads a machine's info without waking it: a paused machine stays paused. With `fields`,
    * returns a plain row holding only those fields.
    *
@@ -695,6 +711,23 @@ export class Machine implements AsyncDisposable {
     }
     await machine.kill();
     return result;
+  }
+
+  /**
+   * This machine's CPU, memory, disk and network counters now, with recent samples.
+   *
+   * @example
+   * ```ts
+   * const { cpuPercent, memoryBytes, memoryLimitBytes } = await machine.getMetrics();
+   * ```
+   */
+  async getMetrics(opts: RequestOptions = {}): Promise<MachineMetrics> {
+    const wire = await this.#transport.request<WireMachineMetrics>({
+      method: 'GET',
+      path: `${machinePath(this.id)}/metrics`,
+      ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }),
+    });
+    return machineMetricsFromWire(wire);
   }
 
   /**

@@ -23,6 +23,8 @@ export interface ServerConfig {
   transitionTimeoutMs: number;
   /** Lifecycle events older than this (seconds) are removed; replay from before then says so. */
   eventsRetentionS: number;
+  /** How often running and paused machines' metrics are sampled (milliseconds). */
+  metricsIntervalMs: number;
   /** The IPv4 pool machines' addresses come from (a /29 each). */
   machineNetwork: string;
   /**
@@ -79,6 +81,7 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     pauseSpillAfterS: intFromEnv('NULLSPACE_PAUSE_SPILL_AFTER', 600, 1, 365 * 24 * 3600),
     eventsRetentionS: intFromEnv('NULLSPACE_EVENTS_RETENTION', 7 * 24 * 3600, 1, 365 * 24 * 3600),
     machineNetwork: process.env.NULLSPACE_MACHINE_NETWORK || DEFAULT_MACHINE_POOL,
+    metricsIntervalMs: intFromEnv('NULLSPACE_METRICS_INTERVAL_MS', 5000, 100, 3_600_000),
     uplinks: uplinksFromEnv(process.env.NULLSPACE_UPLINKS),
     previewScheme: previewSchemeFromEnv(process.env.NULLSPACE_PREVIEW_SCHEME),
     dnsServers: dnsServersFromEnv(process.env.NULLSPACE_DNS_SERVERS),

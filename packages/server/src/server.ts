@@ -11,6 +11,7 @@ import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
+import { addMetricsRoutes } from './http/metrics-routes.js';
 import { PreviewProxy } from './http/preview-proxy.js';
 import { addPreviewRoutes } from './http/preview-routes.js';
 import { Router } from './http/router.js';
@@ -19,6 +20,7 @@ import { addSshRoutes } from './http/ssh-routes.js';
 import { Logger } from './log.js';
 import { DnsForwarder, hostResolvers } from './net/dns-forwarder.js';
 import { MachineService } from './services/machine-service.js';
+import { MetricsService } from './services/metrics-service.js';
 import { PreviewService } from './services/preview-service.js';
 import { SshAccessService } from './services/ssh-access.js';
 import { SshCa } from './services/ssh-ca.js';
@@ -68,6 +70,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     ? await dns.start()
     : undefined;
   if (dnsPort === undefined) log.warn('no DNS resolvers: machines get no name service');
+  const metrics = new MetricsService({ store, driver, intervalMs: config.metricsIntervalMs, log });
   const machines = new MachineService({
     store,
     events,
@@ -79,6 +82,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     transitionTimeoutMs: config.transitionTimeoutMs,
     addressPool: parsePool(config.machineNetwork),
     ...(dnsPort !== undefined ? { dnsPort } : {}),
+    onCreated: (ms) => metrics.observeCreate(ms),
     log,
   });
   await machines.readopt();
@@ -103,6 +107,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addPreviewRoutes(router, previews);
+  addMetricsRoutes(router, metrics);
+  metrics.start();
   const ca = new SshCa(config.dataDir);
   await ca.init();
   const ssh = new SshAccessService({
@@ -164,6 +170,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       eventPolls.close();
       await ssh.close();
       await dns.close();
+      metrics.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);

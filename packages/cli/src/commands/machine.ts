@@ -26,7 +26,14 @@ import {
   runSubcommand,
   singleId,
 } from '../args.js';
-import { formatMachine, formatMachineTable, formatSnapshot, printJson } from '../output.js';
+import {
+  formatBytes,
+  formatKeyValue,
+  formatMachine,
+  formatMachineTable,
+  formatSnapshot,
+  printJson,
+} from '../output.js';
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
@@ -168,6 +175,53 @@ const get: Subcommand = {
         ? await Machine.getInfoById(id, input.connection)
         : await Machine.getInfoById(id, { ...input.connection, fields });
     printMachine(info, input.json);
+    return 0;
+  },
+};
+
+const metrics: Subcommand = {
+  name: 'metrics',
+  summary: "Print a running or paused machine's CPU, memory, disk and network counters.",
+  usage: 'nullspace machine metrics ID',
+  flags: '',
+  options: {},
+  async run(input) {
+    const m = await Machine.getMetricsById(machineId(input), input.connection);
+    if (input.json) {
+      printJson({
+        machine_id: m.machineId,
+        status: m.status,
+        at: m.at.toISOString(),
+        cpu_seconds: m.cpuSeconds,
+        cpu_percent: m.cpuPercent,
+        vcpus: m.vcpus,
+        memory_bytes: m.memoryBytes,
+        memory_limit_bytes: m.memoryLimitBytes,
+        disk_used_bytes: m.diskUsedBytes,
+        disk_total_bytes: m.diskTotalBytes,
+        network_rx_bytes: m.networkRxBytes,
+        network_tx_bytes: m.networkTxBytes,
+        network_rx_packets: m.networkRxPackets,
+        network_tx_packets: m.networkTxPackets,
+        samples: m.samples.length,
+      });
+      return 0;
+    }
+    process.stdout.write(
+      `${formatKeyValue([
+        [
+          'cpu',
+          `${m.cpuPercent === null ? '-' : `${m.cpuPercent.toFixed(1)} %`} of a core (${m.vcpus} vcpu), ${m.cpuSeconds.toFixed(2)} s used`,
+        ],
+        ['memory', `${formatBytes(m.memoryBytes)} of ${formatBytes(m.memoryLimitBytes)}`],
+        ['disk', `${formatBytes(m.diskUsedBytes)} of ${formatBytes(m.diskTotalBytes)}`],
+        [
+          'network',
+          `received ${formatBytes(m.networkRxBytes)} (${m.networkRxPackets} packets), sent ${formatBytes(m.networkTxBytes)} (${m.networkTxPackets} packets)`,
+        ],
+        ['samples', `${m.samples.length}`],
+      ])}\n`,
+    );
     return 0;
   },
 };
@@ -452,6 +506,7 @@ Flags:
 const SUBCOMMANDS: Subcommand[] = [
   create,
   get,
+  metrics,
   list,
   connect,
   kill,

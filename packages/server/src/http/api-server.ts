@@ -141,8 +141,9 @@ async function handle(
     return;
   }
   // `/v1/signed/...` carries its own permission (an HMAC the route checks) instead of the key.
+  // `/metrics` needs the key too (Prometheus sends it as a bearer token).
   if (
-    (url.pathname.startsWith('/v1/') || url.pathname === '/v1') &&
+    (url.pathname.startsWith('/v1/') || url.pathname === '/v1' || url.pathname === '/metrics') &&
     !url.pathname.startsWith('/v1/signed/')
   ) {
     if (!keyMatches(presentedKey(req), o.apiKey))

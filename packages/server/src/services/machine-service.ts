@@ -96,6 +96,8 @@ export interface MachineServiceOptions {
   addressPool: AddressPool;
   /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
   dnsPort?: number;
+  /** Told how long each create that started a machine took (server metrics). */
+  onCreated?: (ms: number) => void;
   log: Logger;
 }
 
@@ -174,6 +176,7 @@ export class MachineService {
         throw this.startFailed(record, err);
       }
       const info = this.started(record.id, spec.timeout);
+      this.o.onCreated?.(Date.now() - started);
       this.log.info('machine started', {
         machine_id: record.id,
         template: spec.template,

@@ -1,0 +1,148 @@
+import {
+  CodedError,
+  MACHINE_STATES,
+  type MachineMetrics,
+  type MachineMetricsReading,
+} from '@nullspace/protocol';
+import type { DriverMachineUsage, MachineDriver } from '@nullspace/runtime';
+import type { Logger } from '../log.js';
+import type { MachineStore } from '../store/machine-store.js';
+
+/** Samples kept per machine: with the default interval, the last five minutes. */
+const MAX_SAMPLES = 60;
+/** Upper bounds (seconds) of the create-latency histogram's buckets. */
+const CREATE_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface MetricsServiceOptions {
+  store: MachineStore;
+  driver: MachineDriver;
+  /** How often running and paused machines are sampled. */
+  intervalMs: number;
+  log: Logger;
+}
+
+/**
+ * Machine metrics (read from the runtime on demand, plus a ring of recent samples per machine, taken
+ * every `intervalMs` from running and paused machines) and the server's own metrics in Prometheus
+ * text format: machines by state and the latency of creates.
+ */
+export class MetricsService {
+  private readonly samples = new Map<string, MachineMetricsReading[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling = false;
+  private readonly createCounts = CREATE_BUCKETS.map(() => 0);
+  private createSum = 0;
+  private createCount = 0;
+
+  constructor(private readonly o: MetricsServiceOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sampleAll(), this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A machine's counters now, its CPU use since the last sample, and its recent samples. */
+  async machine(id: string): Promise<MachineMetrics> {
+    const m = this.o.store.get(id);
+    if (!m) throw new CodedError('machine_not_found', `machine ${id} not found`, { machine_id: id });
+    if (m.status !== 'running' && m.status !== 'paused')
+      throw new CodedError(
+        'invalid_state',
+        `machine ${id} is ${m.status}: metrics come from a running or paused machine`,
+        {
+          machine_id: id,
+          status: m.status,
+        },
+      );
+    const usage = await this.o.driver.usage(id);
+    const now = reading(usage);
+    const history = this.samples.get(id) ?? [];
+    const last = history[history.length - 1];
+    const seconds = last ? (Date.parse(now.at) - Date.parse(last.at)) / 1000 : 0;
+    return {
+      machine_id: id,
+      status: m.status,
+      ...now,
+      cpu_percent: last && seconds > 0 ? round((100 * (now.cpu_seconds - last.cpu_seconds)) / seconds) : null,
+      vcpus: m.vcpus,
+      memory_limit_bytes: usage.memoryLimitBytes,
+      disk_total_bytes: usage.diskTotalBytes,
+      samples: [...history],
+    };
+  }
+
+  /** Counts one create that started a machine, and how long it took. */
+  observeCreate(ms: number): void {
+    const s = ms / 1000;
+    CREATE_BUCKETS.forEach((le, i) => {
+      if (s <= le) this.createCounts[i] = (this.createCounts[i] ?? 0) + 1;
+    });
+    this.createSum += s;
+    this.createCount++;
+  }
+
+  /** The server's metrics, Prometheus text exposition format 0.0.4. */
+  prometheus(): string {
+    const lines = [
+      '# HELP nullspace_machines Machines in each state (killed ones included).',
+      '# TYPE nullspace_machines gauge',
+      ...MACHINE_STATES.map((s) => `nullspace_machines{state="${s}"} ${this.o.store.countInStates([s])}`),
+      '# HELP nullspace_machine_create_seconds Time from a create request to the machine answering.',
+      '# TYPE nullspace_machine_create_seconds histogram',
+      ...CREATE_BUCKETS.map(
+        (le, i) => `nullspace_machine_create_seconds_bucket{le="${le}"} ${this.createCounts[i]}`,
+      ),
+      `nullspace_machine_create_seconds_bucket{le="+Inf"} ${this.createCount}`,
+      `nullspace_machine_create_seconds_sum ${round(this.createSum)}`,
+      `nullspace_machine_create_seconds_count ${this.createCount}`,
+      '',
+    ];
+    return lines.join('\n');
+  }
+
+  /** One sample of every running and paused machine; machines gone since lose their samples. */
+  private async sampleAll(): Promise<void> {
+    if (this.sampling) return;
+    this.sampling = true;
+    try {
+      const live = this.o.store.listInStates(['running', 'paused']);
+      const ids = new Set(live.map((m) => m.id));
+      for (const id of this.samples.keys()) if (!ids.has(id)) this.samples.delete(id);
+      for (const m of live) {
+        try {
+          const r = reading(await this.o.driver.usage(m.id));
+          const list = this.samples.get(m.id) ?? [];
+          list.push(r);
+          if (list.length > MAX_SAMPLES) list.shift();
+          this.samples.set(m.id, list);
+        } catch (err) {
+          // A machine between states (hibernating, being killed) has no cgroup for a moment.
+          this.o.log.debug('metrics sample skipped', { machine_id: m.id, error: err });
+        }
+      }
+    } finally {
+      this.sampling = false;
+    }
+  }
+}
+
+function reading(u: DriverMachineUsage): MachineMetricsReading {
+  return {
+    at: new Date().toISOString(),
+    cpu_seconds: round(u.cpuSeconds),
+    memory_bytes: u.memoryBytes,
+    disk_used_bytes: u.diskUsedBytes,
+    network_rx_bytes: u.rxBytes,
+    network_tx_bytes: u.txBytes,
+    network_rx_packets: u.rxPackets,
+    network_tx_packets: u.txPackets,
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
