@@ -99,6 +99,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   let previewDomain = config.previewDomain ?? '';
   const grants = new PreviewGrantStore(store.database);
   grants.prune(Date.now());
+  // Every get_host_info call makes a grant: expired ones go a day after their expiry, hourly.
+  const pruneGrants = setInterval(() => grants.prune(Date.now()), 3600_000);
+  pruneGrants.unref();
   const previews = new PreviewService({
     machines,
     grants,
@@ -171,6 +174,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       await ssh.close();
       await dns.close();
       metrics.stop();
+      clearInterval(pruneGrants);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
