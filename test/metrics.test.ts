@@ -24,8 +24,11 @@ describeWithServer(
         const m = await burner.getMetrics();
         return m.cpuPercent !== null && m.cpuPercent > 50 ? m : undefined;
       }, 'the burner to show CPU use');
-      assert.ok(busy.cpuSeconds > 0.2);
-      assert.ok(busy.cpuPercent !== null && busy.cpuPercent <= 120, `${busy.cpuPercent} % with one vCPU`);
+      // It keeps burning: its CPU time goes on growing (read again until it has, never timed).
+      await eventually(
+        async () => (await burner.getMetrics()).cpuSeconds > busy.cpuSeconds + 0.5,
+        'CPU time to grow',
+      );
       const full = await eventually(async () => {
         const m = await hungry.getMetrics();
         return m.memoryBytes > 190 * MiB ? m : undefined;
