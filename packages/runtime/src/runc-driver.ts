@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import { Freezer } from './cgroups/freezer.js';
+import { reapCgroup } from './cgroups/reap.js';
 import { cgroupUsage, readNumber } from './cgroups/usage.js';
 import type {
   DriverMachineSpec,
@@ -26,6 +27,7 @@ import type {
   MachineDriver,
 } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
+import { mountsUnder } from './mounts.js';
 import { tableOf } from './net/addresses.js';
 import {
   applyEgress,
@@ -405,6 +407,12 @@ export class RuncDriver implements MachineDriver {
   private async release(id: string): Promise<void> {
     const dir = this.dir(id);
     await this.runc.destroy(id);
+    // What runc does not know of: the processes a killed CRIU restore left in the machine's cgroups.
+    await reapCgroup(`${this.cgroupParent}/${id}`);
+    // A CRIU killed at its deadline cannot clean up: its cgroup yard (`criu-*/.criu.cgyard.*`) and
+    // runc's `criu-root` stay mounted, and would keep the disk and the directory busy.
+    for (const root of [join(dir, 'criu-restore'), join(dir, 'criu-dump'), join(this.runc.root, id)])
+      for (const m of await mountsUnder(root)) await host('umount', ['-l', m]).catch(() => undefined);
     await unmountOverlay(join(dir, 'rootfs'));
     await new DiskImage(dir).unmount();
     await deleteNetns(netnsName(id));
