@@ -36,7 +36,8 @@ export interface TestServer {
   /** Stops the server process (SIGTERM, or SIGKILL to simulate a crash). Machines keep running. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again on the same data directory (and a new port). */
-  restart(): Promise<void>;
+  /** With `extra`, those settings apply to this start only (e.g. a short transition deadline). */
+  restart(extra?: Record<string, string>): Promise<void>;
   /** Kills every machine, stops the server, asserts nothing is left behind, removes the data dir. */
   teardown(): Promise<void>;
   logs(): string;
@@ -50,7 +51,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   let url = '';
   let logs = '';
 
-  const start = async () => {
+  const start = async (extra: Record<string, string> = {}) => {
     child = spawn(process.execPath, [CLI, 'serve'], {
       env: {
         ...process.env,
@@ -62,6 +63,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
         // Tests never change the host's own interfaces (the stand-in internet forwards by itself).
         NULLSPACE_UPLINKS: 'none',
         ...env,
+        ...extra,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -380,6 +380,29 @@ describeWithServer(
   { NULLSPACE_TRANSITION_TIMEOUT_MS: '120' },
 );
 
+describeWithServer('lifecycle faults: the restore is killed half-way', (ctx) => {
+  it('a resume killed at its deadline leaves the machine hibernated and whole: the next resume works', async () => {
+    const s = ctx.server;
+    const m = await Machine.create({ ...s.conn, timeout: 600 });
+    await m.commands.run('echo kept > /workspace/data');
+    await post(s, `/v1/machines/${m.id}/hibernate`);
+    // A deadline no restore meets: CRIU is killed half-way.
+    await s.stop();
+    await s.restart({ NULLSPACE_TRANSITION_TIMEOUT_MS: '120' });
+    await rejects(post(s, `/v1/machines/${m.id}/connect`), 500, 'internal');
+    assert.equal((await info(s, m.id)).status, 'hibernated');
+    // With the usual deadline it resumes, its disk intact (a killed restore once left runc's
+    // criu-root mounted, and runc's cleanup deleted the machine's files through it).
+    await s.stop();
+    await s.restart();
+    assert.equal(((await post(s, `/v1/machines/${m.id}/connect`)) as MachineInfo).status, 'running');
+    const again = await Machine.connect(m.id, s.conn);
+    assert.equal((await again.commands.run('cat /workspace/data')).stdout, 'kept\n');
+    assert.equal((await again.commands.run('test -x /usr/bin/python3')).exitCode, 0);
+    assert.equal((await again.kill()).status, 'killed');
+  });
+});
+
 // A snapshots directory on a 2 MiB tmpfs: every checkpoint runs out of space.
 const fullDir = process.getuid?.() === 0 ? mkdtempSync('/tmp/nst-full-') : '/nonexistent';
 if (process.getuid?.() === 0) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', fullDir]);

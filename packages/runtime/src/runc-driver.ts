@@ -406,13 +406,16 @@ export class RuncDriver implements MachineDriver {
    */
   private async release(id: string): Promise<void> {
     const dir = this.dir(id);
+    // A CRIU killed at its deadline cannot clean up: its cgroup yard (`criu-*/.criu.cgyard.*`) and
+    // runc's `criu-root` — a bind mount of the machine's root filesystem — stay mounted. They go
+    // first: `runc delete` removes the container's state directory recursively, and through a
+    // still-mounted criu-root it deleted the machine's whole filesystem (found by a killed
+    // restore: every top-level directory became a whiteout on the machine's disk).
+    for (const root of [join(this.runc.root, id), join(dir, 'criu-restore'), join(dir, 'criu-dump')])
+      for (const m of await mountsUnder(root)) await host('umount', ['-l', m]).catch(() => undefined);
     await this.runc.destroy(id);
     // What runc does not know of: the processes a killed CRIU restore left in the machine's cgroups.
     await reapCgroup(`${this.cgroupParent}/${id}`);
-    // A CRIU killed at its deadline cannot clean up: its cgroup yard (`criu-*/.criu.cgyard.*`) and
-    // runc's `criu-root` stay mounted, and would keep the disk and the directory busy.
-    for (const root of [join(dir, 'criu-restore'), join(dir, 'criu-dump'), join(this.runc.root, id)])
-      for (const m of await mountsUnder(root)) await host('umount', ['-l', m]).catch(() => undefined);
     await unmountOverlay(join(dir, 'rootfs'));
     await new DiskImage(dir).unmount();
     await deleteNetns(netnsName(id));
