@@ -62,13 +62,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
   const events = new EventLog(store.database, config.eventsRetentionS * 1000);
   // Machines' name service, up before machines are re-adopted (their tables name its port).
-  const dns = new DnsForwarder({
-    upstreams: config.dnsServers === 'host' ? hostResolvers() : config.dnsServers,
-    log,
-  });
-  const dnsPort = (config.dnsServers === 'host' ? hostResolvers() : config.dnsServers).length
-    ? await dns.start()
-    : undefined;
+  const resolvers = config.dnsServers === 'host' ? hostResolvers() : config.dnsServers;
+  const dns = new DnsForwarder({ upstreams: resolvers, log });
+  const dnsPort = resolvers.length > 0 ? await dns.start() : undefined;
   if (dnsPort === undefined) log.warn('no DNS resolvers: machines get no name service');
   const metrics = new MetricsService({ store, driver, intervalMs: config.metricsIntervalMs, log });
   const machines = new MachineService({

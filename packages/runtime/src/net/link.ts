@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EgressSpec } from '@nullspace/protocol';
-import { type Argv, host, hostPlan } from '../exec.js';
+import { type Argv, host } from '../exec.js';
 import { netnsPath } from '../netns/netns.js';
 import { type MachineLink, renderEgressProgram } from './egress-rules.js';
 
@@ -86,17 +86,6 @@ export function linkSetUpSteps(
   ];
 }
 
-/** Sets up the link of an existing namespace on its own (see {@link linkSetUpSteps}). */
-export async function setUpLink(
-  netns: string,
-  link: MachineLink,
-  policy: EgressSpec,
-  dir: string,
-): Promise<void> {
-  const files = await writeLinkFiles(dir, link, policy);
-  await hostPlan([linkSetUpSteps(netns, link, files)]);
-}
-
 /**
  * After a restore: CRIU brings back the connection tracking table of the machine's namespace
  * (`netns-ct-*.img`), entries of the preview redirect included. A new preview connection that
@@ -140,12 +129,6 @@ export async function cutLink(link: MachineLink): Promise<void> {
 /** Deletes a machine's host table (its veth goes with its namespace). Idempotent. */
 export async function deleteEgressTable(table: string): Promise<void> {
   await host('nft', ['delete', 'table', 'ip', table]).catch(() => undefined);
-}
-
-/** Removes the link and the machine's table. Idempotent. */
-export async function tearDownLink(link: MachineLink): Promise<void> {
-  await host('ip', ['link', 'del', link.hostIf]).catch(() => undefined);
-  await deleteEgressTable(link.table);
 }
 
 /**

@@ -9,7 +9,6 @@ import {
   PREVIEW_TOKEN_HEADER,
   parsePreviewHost,
 } from '@nullspace/protocol';
-import { connectToMachinePort } from '@nullspace/runtime';
 import type { Logger } from '../log.js';
 import type { MachineService, PortLease } from '../services/machine-service.js';
 import type { PreviewAccess, PreviewService, PreviewTarget } from '../services/preview-service.js';
@@ -66,35 +65,27 @@ export class PreviewProxy {
     url: URL,
     target: PreviewTarget,
   ): Promise<void> {
-    const { access, lease, socket } = await this.admit(req, url, target);
-    const upstream = http.request({
+    // The upstream request runs on `socket`, which `end` destroys: closing the response is all a
+    // cut adds.
+    const abort = () => res.destroy();
+    const { access, lease, socket, end } = await this.admit(req, url, target, abort);
+    const request = http.request({
       createConnection: () => socket,
       method: req.method,
       path: pathWithoutToken(req.url ?? '/'),
       headers: this.forwardedHeaders(req, lease, target),
     });
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      untrack();
-      lease.release();
-      socket.destroy();
-    };
     const cut = () => {
-      upstream.destroy();
-      res.destroy();
+      abort();
       end();
     };
-    const untrack = this.o.previews.track(access.grant, cut);
-    lease.onCut(cut);
     res.on('close', end);
-    req.pipe(upstream);
+    req.pipe(request);
     let up: http.IncomingMessage;
     try {
       up = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        upstream.once('response', resolve);
-        upstream.once('error', reject);
+        request.once('response', resolve);
+        request.once('error', reject);
       });
     } catch (err) {
       end();
@@ -103,7 +94,7 @@ export class PreviewProxy {
         reason: (err as NodeJS.ErrnoException).code ?? 'closed',
       });
     }
-    upstream.on('error', cut);
+    request.on('error', cut);
     const out: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(up.headers)) if (!NOT_FORWARDED.has(k) && v !== undefined) out[k] = v;
     if (access.setCookie) {
@@ -115,23 +106,37 @@ export class PreviewProxy {
     up.on('error', cut);
   }
 
-  /** The grant checked, the machine awake (a lease on it), a connection to its port open. */
+  /**
+   * The grant checked, the machine awake (a lease on it), a connection to its port open, and the
+   * connection's end: `end` (idempotent) untracks it, releases the lease and closes the socket;
+   * revoking the grant, its expiry or the lease's cut call `onCut` and then `end`.
+   */
   private async admit(
     req: http.IncomingMessage,
     url: URL,
     target: PreviewTarget,
-  ): Promise<{ access: PreviewAccess; lease: PortLease; socket: Socket }> {
+    onCut: () => void,
+  ): Promise<{ access: PreviewAccess; lease: PortLease; socket: Socket; end: () => void }> {
     const access = this.o.previews.authorize(req, url, target);
-    const lease = await this.o.machines.openPort(target.machineId, {
+    const { lease, socket } = await this.o.machines.connectPort(target.machineId, target.port, {
       long: true,
       wakeTimeoutMs: this.o.wakeTimeoutMs,
     });
-    try {
-      return { access, lease, socket: await connectToMachinePort(lease.link, target.port) };
-    } catch (err) {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      untrack();
       lease.release();
-      throw err;
-    }
+      socket.destroy();
+    };
+    const cut = () => {
+      onCut();
+      end();
+    };
+    const untrack = this.o.previews.track(access.grant, cut);
+    lease.onCut(cut);
+    return { access, lease, socket, end };
   }
 
   /** Proxies a WebSocket (any Upgrade): the handshake and then raw bytes, both ways. */
@@ -142,7 +147,11 @@ export class PreviewProxy {
     url: URL,
     target: PreviewTarget,
   ): Promise<void> {
-    const { access, lease, socket } = await this.admit(req, url, target);
+    const { lease, socket, end: endUpstream } = await this.admit(req, url, target, () => client.destroy());
+    const end = () => {
+      endUpstream();
+      client.destroy();
+    };
     const headers = this.forwardedHeaders(req, lease, target);
     headers.connection = 'Upgrade';
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
@@ -150,17 +159,6 @@ export class PreviewProxy {
     for (const [k, v] of Object.entries(headers)) for (const one of [v].flat()) lines.push(`${k}: ${one}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length > 0) socket.write(head);
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      untrack();
-      lease.release();
-      socket.destroy();
-      client.destroy();
-    };
-    const untrack = this.o.previews.track(access.grant, end);
-    lease.onCut(end);
     (client as Socket).setNoDelay?.(true);
     socket.pipe(client);
     client.pipe(socket);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import type http from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   CodedError,
@@ -29,6 +30,7 @@ import {
   type DriverNetwork,
   type MachineDriver,
   type MachineLink,
+  connectToMachinePort,
   linkFor,
 } from '@nullspace/runtime';
 import type { EventLog } from '../events/event-log.js';
@@ -696,7 +698,7 @@ export class MachineService {
    * when the wake is not done within `wakeTimeoutMs`, or the machine cannot be woken, the caller
    * gets `unavailable` with `retry_after: 5` (the resume goes on).
    */
-  async openPort(id: string, o: { long: boolean; wakeTimeoutMs: number }): Promise<PortLease> {
+  private async openPort(id: string, o: { long: boolean; wakeTimeoutMs: number }): Promise<PortLease> {
     const m = this.record(id);
     let woken = false;
     const unavailable = (why: string) =>
@@ -743,6 +745,25 @@ export class MachineService {
       throw err;
     }
     return { ...lease, link: this.networkOf(lease.machine).link };
+  }
+
+  /**
+   * A TCP connection from the host to `port` of the machine (see `connectToMachinePort`), with
+   * the lease it is made under ({@link openPort}): the caller releases the lease when done with
+   * the socket; a failure to connect releases it here.
+   */
+  async connectPort(
+    id: string,
+    port: number,
+    o: { long: boolean; wakeTimeoutMs: number; connectTimeoutMs?: number },
+  ): Promise<{ lease: PortLease; socket: Socket }> {
+    const lease = await this.openPort(id, o);
+    try {
+      return { lease, socket: await connectToMachinePort(lease.link, port, o.connectTimeoutMs) };
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
   }
 
   /**

@@ -17,7 +17,6 @@ import {
   newId,
   redactPreviewToken,
 } from '@nullspace/protocol';
-import { connectToMachinePort } from '@nullspace/runtime';
 import type { Logger } from '../log.js';
 import {
   type PreviewGrantRecord,
@@ -195,17 +194,14 @@ export class PreviewService {
     let last = 'the machine is not running';
     while (Date.now() < deadline) {
       try {
-        const lease = await this.o.machines.openPort(machineId, {
+        const { lease, socket } = await this.o.machines.connectPort(machineId, port, {
           long: false,
           wakeTimeoutMs: Math.max(1, deadline - Date.now()),
+          connectTimeoutMs: Math.max(1, deadline - Date.now()),
         });
-        try {
-          const socket = await connectToMachinePort(lease.link, port, Math.max(1, deadline - Date.now()));
-          socket.destroy();
-          return { machine_id: machineId, port, ready: true, waited_ms: Date.now() - started };
-        } finally {
-          lease.release();
-        }
+        socket.destroy();
+        lease.release();
+        return { machine_id: machineId, port, ready: true, waited_ms: Date.now() - started };
       } catch (err) {
         if (!(err instanceof CodedError) || err.code !== 'unavailable') throw err;
         last = err.message;

@@ -6,7 +6,6 @@ import {
   sshCommandLine,
   sshKnownHostsLine,
 } from '@nullspace/protocol';
-import { connectToMachinePort } from '@nullspace/runtime';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { SshRelay } from '../net/ssh-relay.js';
@@ -49,16 +48,13 @@ export class SshAccessService {
       ...(o.ports ? { ports: o.ports } : {}),
       log: o.log,
       connect: async (machineId) => {
-        const lease = await o.machines.openPort(machineId, { long: true, wakeTimeoutMs: o.wakeTimeoutMs });
-        try {
-          const socket = await connectToMachinePort(lease.link, SSHD_PORT);
-          socket.once('close', () => lease.release());
-          lease.onCut(() => socket.destroy());
-          return socket;
-        } catch (err) {
-          lease.release();
-          throw err;
-        }
+        const { lease, socket } = await o.machines.connectPort(machineId, SSHD_PORT, {
+          long: true,
+          wakeTimeoutMs: o.wakeTimeoutMs,
+        });
+        socket.once('close', () => lease.release());
+        lease.onCut(() => socket.destroy());
+        return socket;
       },
     });
   }
