@@ -8,5 +8,12 @@ export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
 export { MACHINE_RESOLVER, type MachineLink } from './net/egress-rules.js';
 export { enableUplinkForwarding } from './net/link.js';
-export { type AddressPool, DEFAULT_MACHINE_POOL, linkFor, parsePool, tableOf } from './net/addresses.js';
+export {
+  type AddressPool,
+  DEFAULT_MACHINE_POOL,
+  hostIfOf,
+  linkFor,
+  parsePool,
+  tableOf,
+} from './net/addresses.js';
 export { connectToMachinePort } from './net/port-connect.js';

@@ -49,17 +49,28 @@ export function parsePool(cidr: string): AddressPool {
   return { cidr: canonical, base, size: 2 ** (32 - prefix - BLOCK_BITS) };
 }
 
-/** The link of the machine holding block `index` of the pool. */
-export function linkFor(pool: AddressPool, index: number, machineId: string): MachineLink {
+/** First address of block `index` of the pool. */
+function blockOf(pool: AddressPool, index: number): number {
   if (!Number.isInteger(index) || index < 0 || index >= pool.size)
     throw new CodedError('internal', `address block ${index} is outside the pool ${pool.cidr}`);
-  const block = (pool.base + index * 2 ** BLOCK_BITS) >>> 0;
+  return (pool.base + index * 2 ** BLOCK_BITS) >>> 0;
+}
+
+/**
+ * The host end of block `index`'s veth, named after the block (unique on the host, ≤ 15 bytes):
+ * `ip link add` of a name another server's machine holds fails instead of sharing an address.
+ */
+export function hostIfOf(pool: AddressPool, index: number): string {
+  return `nsv${(blockOf(pool, index) >>> BLOCK_BITS).toString(16).padStart(8, '0')}`;
+}
+
+/** The link of the machine holding block `index` of the pool. */
+export function linkFor(pool: AddressPool, index: number, machineId: string): MachineLink {
+  const block = blockOf(pool, index);
   return {
     // Named after the machine, so a teardown finds it from the id alone.
     table: tableOf(machineId),
-    // Named after the block (unique on the host, ≤ 15 bytes): `ip link add` of a name another
-    // server's machine holds fails instead of sharing an address.
-    hostIf: `nsv${(block >>> BLOCK_BITS).toString(16).padStart(8, '0')}`,
+    hostIf: hostIfOf(pool, index),
     hostAddr: numberToIpv4(block + 1),
     machineAddr: numberToIpv4(block + 2),
     previewAddr: numberToIpv4(block + 3),

@@ -31,6 +31,7 @@ import {
   type MachineDriver,
   type MachineLink,
   connectToMachinePort,
+  hostIfOf,
   linkFor,
 } from '@nullspace/runtime';
 import type { EventLog } from '../events/event-log.js';
@@ -1225,7 +1226,7 @@ export class MachineService {
     const held = this.store.netIndexesInStates(KEPT_STATES);
     for (let i = 0; i < this.o.addressPool.size; i++) {
       if (held.has(i)) continue;
-      if (existsSync(`/sys/class/net/${linkFor(this.o.addressPool, i, 'x').hostIf}`)) continue;
+      if (existsSync(`/sys/class/net/${hostIfOf(this.o.addressPool, i)}`)) continue;
       return i;
     }
     throw new CodedError(
