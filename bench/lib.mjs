@@ -407,7 +407,8 @@ function hostBusyMs(interrupts) {
 /**
  * How busy the host was over the spans a bench measures, and how much of it was the bench's own:
  * this process and the server's (each with the children it reaped), `others()` (ms: the bench's
- * other processes), and the machine's cgroup. `sample(machineId)` takes both at one moment,
+ * other processes, or machines it counts itself), and the machine's cgroup (none without a
+ * `machineId`). `sample(machineId)` takes both at one moment,
  * `add(before, after)` counts a span, `summary()` gives the seconds counted and the load (cores)
  * that was ours and that was everything else: the figures are only as clean as that is small.
  * `interrupts`: see hostBusyMs.
@@ -417,7 +418,7 @@ export function hostLoad(S, { interrupts = true, others = () => 0 } = {}) {
     processCpuMs(process.pid, { children: true }) +
     processCpuMs(S.server.child.pid, { children: true }) +
     others() +
-    machineCpu(machineId).usageMs;
+    (machineId === undefined ? 0 : machineCpu(machineId).usageMs);
   let wall = 0;
   let busy = 0;
   let ours = 0;

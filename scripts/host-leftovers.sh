@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lists the kernel resources Nullspace machines use that exist on this host now: machine network
-# namespaces, their links and egress tables, machine cgroups, overlay mounts, loop devices, and
-# processes running a machine agent.
+# namespaces, their links and egress tables, machine cgroups, overlay mounts, volume mounts (and
+# what was staged to restore one), loop devices, and processes running a machine agent.
 # The test script compares this before and after the suite.
 set -u
 ls /run/netns 2>/dev/null | grep '^ns-mch_' | sed 's/^/netns /'
@@ -12,6 +12,7 @@ for root in /sys/fs/cgroup /sys/fs/cgroup/*; do
   [ -d "$root/nullspace" ] && find "$root/nullspace" -mindepth 1 -maxdepth 1 -type d -name 'mch_*' | sed 's/^/cgroup /'
 done
 awk '$3 == "overlay" { print "overlay mount " $2 }' /proc/mounts
+awk '$2 ~ /\/volumes\/vol_[a-z2-7]+\/mnt$/ || $2 ~ /\/volume-stage\// { print "volume mount " $2 }' /proc/mounts
 losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null | awk '{ print "loop " $1 " " $2 }'
 for p in /proc/[0-9]*; do
   cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue

@@ -42,6 +42,9 @@ fi
 step "CRIU"
 bash scripts/build-criu.sh
 
+step "volume helper"
+bash scripts/build-volume-helper.sh
+
 step "node modules"
 stamp=node_modules/.nullspace-install-stamp
 want=$(cat package.json packages/*/package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)

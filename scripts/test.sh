@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The template tests build with a Debian package and the server set to build offline (tests reach
+# nothing outside the host): fetch it into the package cache now, as set-up (once; cached after).
+node scripts/fetch-packages.mjs jq
 
 echo
 echo "==> lint (biome)"

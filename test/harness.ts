@@ -62,6 +62,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
         NULLSPACE_API_KEY: apiKey,
         // Tests never change the host's own interfaces (the stand-in internet forwards by itself).
         NULLSPACE_UPLINKS: 'none',
+        // Template builds use only the package cache scripts/test.sh filled (never the network).
+        NULLSPACE_PACKAGES_OFFLINE: '1',
         ...env,
         ...extra,
       },
@@ -109,14 +111,28 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       const ids = new Set<string>();
       try {
         if (child.exitCode === null && child.signalCode === null) {
+          // Warm pools first: deleting one kills the machines waiting in it (they are not listed).
+          const pools = (await api(server, 'GET', '/v1/warm_pools')) as { items: { id: string }[] };
+          for (const p of pools.items) await api(server, 'DELETE', `/v1/warm_pools/${p.id}`);
           const page = await Machine.list({ ...server.conn, query: { state: ALIVE }, limit: 1000 });
           for await (const m of page) {
             ids.add(m.id);
             await Machine.killById(m.id, server.conn).catch(() => undefined);
           }
+          // Templates (their layers, a snapshot-backed one's snapshot), top of a chain first.
+          for (let round = 0; round < 10; round++) {
+            const t = (await api(server, 'GET', '/v1/templates')) as { items: { names: string[] }[] };
+            const names = t.items.flatMap((i) => i.names);
+            if (names.length === 0) break;
+            for (const n of names)
+              await api(server, 'DELETE', `/v1/templates/${encodeURIComponent(n)}`).catch(() => undefined);
+          }
           // Reusable snapshots outlive their machines: delete them too (pause ones went with kill).
           const snaps = (await api(server, 'GET', '/v1/snapshots')) as { items: { id: string }[] };
           for (const s of snaps.items) await api(server, 'DELETE', `/v1/snapshots/${s.id}`);
+          // Volumes too (their machines are killed now): their images and host mounts go with them.
+          const volumes = (await api(server, 'GET', '/v1/volumes')) as { items: { id: string }[] };
+          for (const v of volumes.items) await api(server, 'DELETE', `/v1/volumes/${v.id}`);
         }
       } finally {
         await stop().catch(() => undefined);

@@ -5,6 +5,8 @@ import { GLOBAL_HELP, UsageError, splitCommandLine } from './args.js';
 import { runMachineCommand } from './commands/machine.js';
 import { runServeCommand } from './commands/serve.js';
 import { runSnapshotCommand } from './commands/snapshot.js';
+import { runPoolCommand, runTemplateCommand } from './commands/template.js';
+import { runVolumeCommand } from './commands/volume.js';
 
 const HELP = `usage: nullspace COMMAND [flags]
 
@@ -13,9 +15,12 @@ Nullspace: isolated Linux machines driven over HTTP.
 Commands:
   serve      run the server in the foreground
   machine    create, inspect and drive machines (create, get, list, connect, kill, pause,
-             hibernate, resume, snapshot, fork, timeout, network, preview, ssh, events, exec,
-             ps, logs, signal, shell, cp, files, git)
+             hibernate, resume, snapshot, fork, timeout, volume, network, preview, ssh, events,
+             exec, ps, logs, signal, shell, cp, files, git)
   snapshot   list, inspect and delete snapshots (list, get, delete)
+  volume     durable storage machines mount (create, list, get, delete)
+  template   build, list, inspect and delete templates (build, list, get, logs, delete)
+  pool       warm pools of started machines (create, list, get, delete)
   version    print the CLI version
 
 Run 'nullspace COMMAND --help' for more.
@@ -57,6 +62,12 @@ async function run(argv: string[]): Promise<number> {
       return runMachineCommand(groupWords, rest, afterDashDash);
     case 'snapshot':
       return runSnapshotCommand(groupWords, rest, afterDashDash);
+    case 'volume':
+      return runVolumeCommand(groupWords, rest, afterDashDash);
+    case 'template':
+      return runTemplateCommand(groupWords, rest, afterDashDash);
+    case 'pool':
+      return runPoolCommand(groupWords, rest, afterDashDash);
     default:
       throw new UsageError(`unknown command "${group}"`);
   }

@@ -75,6 +75,22 @@ function formatNetworkLine(net: WireNetwork): string {
   return parts.join(', ');
 }
 
+/** Machine info's `volumes`: `vat_... data at /data (rw), ...`. */
+function formatVolumesLine(attachments: unknown[]): string {
+  return attachments
+    .map((a) => {
+      const v = a as {
+        id?: string;
+        volume_name?: string;
+        mount_path?: string;
+        read_only?: boolean;
+        subpath?: string;
+      };
+      return `${v.id} ${v.volume_name}${v.subpath ? `/${v.subpath}` : ''} at ${v.mount_path} (${v.read_only ? 'ro' : 'rw'})`;
+    })
+    .join(', ');
+}
+
 /** One value of machine or snapshot info (wire shape) as a person reads it. */
 export function formatValue(key: string, value: unknown): string {
   if (value === null || value === undefined) return '-';
@@ -88,6 +104,7 @@ export function formatValue(key: string, value: unknown): string {
     return `${String(c.pool_id)} (${c.hit === true ? 'hit' : 'miss'}, waited ${String(c.waited_ms)} ms)`;
   }
   if (key === 'network' && typeof value === 'object') return formatNetworkLine(value as WireNetwork);
+  if (key === 'volumes' && Array.isArray(value) && value.length > 0) return formatVolumesLine(value);
   if (Array.isArray(value)) {
     if (value.length === 0) return '-';
     return value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');

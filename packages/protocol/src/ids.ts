@@ -4,6 +4,7 @@ export const ID_PREFIX = {
   machine: 'mch_',
   execution: 'exe_',
   snapshot: 'snap_',
+  template: 'tpl_',
   warmPool: 'twp_',
   volume: 'vol_',
   volumeAttachment: 'vat_',

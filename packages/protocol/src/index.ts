@@ -11,3 +11,5 @@ export * from './network.js';
 export * from './preview.js';
 export * from './ssh.js';
 export * from './metrics.js';
+export * from './volumes.js';
+export * from './templates.js';

@@ -1,6 +1,7 @@
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
 import { type EgressRateLimit, type NetworkSpec, parseNetworkFields, parseNetworkObject } from './network.js';
+import { canonicalTemplateRef } from './templates.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -11,6 +12,7 @@ import {
   optionalStringMap,
   rejectUnknownKeys,
 } from './validate.js';
+import { type VolumeAttachmentInfo, type VolumeMountRequest, parseVolumeMounts } from './volumes.js';
 
 /** Every state a machine can be in (API.md §1). */
 export const MACHINE_STATES = [
@@ -86,7 +88,7 @@ export interface MachineInfo {
   created_at: string;
   started_at: string | null;
   warm_pool_checkout: WarmPoolCheckout | null;
-  volumes: unknown[];
+  volumes: VolumeAttachmentInfo[];
   status_reason?: string | null;
 }
 
@@ -129,10 +131,14 @@ export interface CreateMachineSpec {
   metadata: Record<string, string>;
   /** Set when the request named a snapshot to start from. */
   snapshot_id?: string;
+  /** Whether the request named the template (a warm pool's template applies otherwise). */
+  template_given: boolean;
+  /** Whether the request gave `cwd` (a template's workdir applies otherwise). */
+  cwd_given: boolean;
   /** The sizes the request gave explicitly (a snapshot's own sizes apply to the others). */
   sized: Partial<Pick<CreateMachineSpec, 'vcpus' | 'memory_mb' | 'disk_mb'>>;
   /** Set when the request named volumes to mount. */
-  volume_ids?: string[];
+  volumes?: VolumeMountRequest[];
   warm_pool?: string;
   warm_pool_mode: 'prefer' | 'require' | 'bypass';
   warm_pool_wait_ms: number;
@@ -206,7 +212,7 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
       keyHelp: 'metadata keys are 1-128 of letters, digits and _ . : / -',
       maxValueLength: MACHINE_LIMITS.metadata.maxValueLength,
     }) ?? {};
-  const volumeIds = parseVolumes(obj.volumes);
+  const volumes = parseVolumeMounts(obj.volumes);
   const warmPool = optionalString(obj, 'warm_pool', { max: 64 });
   if (warmPool !== undefined && !isId('warmPool', warmPool))
     throw invalidArgument('warm_pool', `must be a warm pool id (${ID_PREFIX.warmPool}...)`);
@@ -223,7 +229,9 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   if (memoryMb !== undefined) sized.memory_mb = memoryMb;
   if (diskMb !== undefined) sized.disk_mb = diskMb;
   const spec: CreateMachineSpec = {
-    template: template ?? 'base',
+    template: template === undefined ? 'base' : canonicalTemplateRef(template),
+    template_given: template !== undefined,
+    cwd_given: obj.cwd !== undefined && obj.cwd !== null,
     vcpus: vcpus ?? MACHINE_LIMITS.vcpus.default,
     memory_mb: memoryMb ?? MACHINE_LIMITS.memory_mb.default,
     disk_mb: diskMb ?? MACHINE_LIMITS.disk_mb.default,
@@ -244,7 +252,7 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
       throw invalidArgument('snapshot_id', 'give either template or snapshot_id, not both');
     spec.snapshot_id = snapshotId;
   }
-  if (volumeIds.length > 0) spec.volume_ids = volumeIds;
+  if (volumes.length > 0) spec.volumes = volumes;
   if (warmPool !== undefined) spec.warm_pool = warmPool;
   if (network !== undefined) spec.network = network;
   return spec;
@@ -270,29 +278,6 @@ export function parseSetNetwork(body: unknown): NetworkSpec {
 }
 
 const LEGACY_NETWORK_FIELDS = ['internet_access', 'allow_out', 'deny_out'];
-
-function parseVolumes(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw invalidArgument('volumes', 'must be an array');
-  if (value.length > 32) throw invalidArgument('volumes', 'must have at most 32 items');
-  return value.map((item, i) => {
-    const prefix = `volumes[${i}].`;
-    const mount = expectObject(item, `volumes[${i}]`);
-    rejectUnknownKeys(mount, ['volume', 'mount_path', 'read_only', 'subpath'], prefix);
-    const volume = optionalString(mount, 'volume', { max: 128, prefix });
-    if (volume === undefined) throw invalidArgument(`${prefix}volume`, 'is required');
-    const mountPath = optionalString(mount, 'mount_path', {
-      max: 4096,
-      pattern: ABSOLUTE_PATH,
-      patternHelp: 'must be an absolute path',
-      prefix,
-    });
-    if (mountPath === undefined) throw invalidArgument(`${prefix}mount_path`, 'is required');
-    optionalBoolean(mount, 'read_only', prefix);
-    optionalString(mount, 'subpath', { max: 4096, prefix });
-    return volume;
-  });
-}
 
 /** A validated list query. */
 export interface ListMachinesQuery {

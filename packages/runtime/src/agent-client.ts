@@ -47,6 +47,11 @@ export class AgentClient {
     return this.call<RunCommandResult>('POST', AGENT_ROUTES.processes, req, req.timeout_ms + 10_000);
   }
 
+  /** Any agent route with a JSON answer (process info, logs ...); errors as for {@link run}. */
+  request<T>(method: string, path: string, body: unknown, timeoutMs = 10_000): Promise<T> {
+    return this.call<T>(method, path, body, timeoutMs);
+  }
+
   /**
    * A path to connect to the agent through (the pinned socket inode), for callers that speak to
    * it directly: streamed requests and WebSockets.

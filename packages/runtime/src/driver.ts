@@ -1,4 +1,5 @@
 import type { EgressSpec } from '@nullspace/protocol';
+import type { CpuPriority } from './cgroups/cpu-weight.js';
 import type { MachineLink } from './net/egress-rules.js';
 
 /**
@@ -11,11 +12,40 @@ export interface DriverMachineSpec {
   /** Absolute path of the template's root filesystem (read-only lower layer). */
   templateRootfs: string;
   vcpus: number;
+  /** `background`: lowest CPU weight when CPUs are contended (a warm pool's machine); default normal. */
+  cpuPriority?: CpuPriority;
   memoryMb: number;
   diskMb: number;
   /** Default working directory of commands; created if missing. */
   cwd: string;
   network: DriverNetwork;
+  /**
+   * Volumes mounted into the machine: by `create` once its agent answers, by `restore` and
+   * `createFromSnapshot` with the memory image (one the image lacks is mounted after it).
+   */
+  volumes?: readonly DriverVolumeMount[];
+}
+
+/** One volume mounted into a machine (see docs/volumes.md). */
+export interface DriverVolumeMount {
+  /** The attachment (`vat_...`). */
+  attachmentId: string;
+  /** Host directory where the volume's filesystem is mounted. */
+  volumeRoot: string;
+  /** The directory of the volume to mount (relative, plain components); null: its root. */
+  subpath: string | null;
+  /** Absolute path in the machine; created there if missing. */
+  mountPath: string;
+  readOnly: boolean;
+}
+
+/** What {@link MachineDriver.volumeHealth} found at a volume's mount path. */
+export interface DriverVolumeHealth {
+  healthy: boolean;
+  /** Why not, in words a machine's owner may read (null when healthy). */
+  reason: string | null;
+  /** What of the volume is mounted there (null: nothing of it). */
+  observed: { readOnly: boolean; subpath: string | null } | null;
 }
 
 /** A machine's link to the host and the egress policy in force on it. */
@@ -61,8 +91,30 @@ export interface MachineDriver {
   setEgress(id: string, network: DriverNetwork): Promise<void>;
   /** Fail-closed: the machine reaches nothing any more (rules, or else its link goes down). */
   blockEgress(id: string, network: DriverNetwork): Promise<void>;
+  /**
+   * Copies what the machine changed in its root filesystem (the overlay's upper layer, whiteouts and
+   * opaque directories included) into the empty directory `target`, the machine frozen meanwhile; a
+   * template layer is made this way. Left as it was (running or paused).
+   */
+  exportChanges(id: string, target: string): Promise<void>;
+  /** Changes the CPU weight of a running machine (a warm machine checked out becomes `normal`). */
+  setCpuPriority(id: string, priority: CpuPriority): Promise<void>;
   /** Counters of a running or paused machine (cgroups, disk, link). */
   usage(id: string): Promise<DriverMachineUsage>;
+
+  // ---- volumes of a running machine (kept by hibernate, restore, snapshot and fork) ----
+
+  /**
+   * Mounts a volume into a running machine, creating its mount path there. A mount path or
+   * subpath that cannot be used (a symlink or a file in the way) fails with `invalid_argument`.
+   */
+  attachVolume(id: string, mount: DriverVolumeMount): Promise<void>;
+  /** Unmounts a volume from a running machine. Idempotent. */
+  detachVolume(id: string, mount: DriverVolumeMount): Promise<void>;
+  /** Whether the volume is mounted in the machine as `mount` says. */
+  volumeHealth(id: string, mount: DriverVolumeMount): Promise<DriverVolumeHealth>;
+  /** Unmounts whatever of the volume is at its mount path and mounts it again as `mount` says. */
+  remountVolume(id: string, mount: DriverVolumeMount): Promise<void>;
 
   // ---- lifecycle (memory state is kept by every one of these) ----
 

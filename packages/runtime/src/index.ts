@@ -17,3 +17,6 @@ export {
   tableOf,
 } from './net/addresses.js';
 export { connectToMachinePort } from './net/port-connect.js';
+export { VolumeImage } from './storage/volume-image.js';
+export { VOLUME_HELPER_PATH, volumeHelper } from './volumes/machine-volumes.js';
+export type { CpuPriority } from './cgroups/cpu-weight.js';

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
+import { CPU_SHARES, type CpuPriority, setCpuPriority } from './cgroups/cpu-weight.js';
 import { Freezer } from './cgroups/freezer.js';
 import { reapCgroup } from './cgroups/reap.js';
 import { cgroupUsage, readNumber } from './cgroups/usage.js';
@@ -24,6 +25,8 @@ import type {
   DriverMachineState,
   DriverMachineUsage,
   DriverNetwork,
+  DriverVolumeHealth,
+  DriverVolumeMount,
   MachineDriver,
 } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
@@ -44,6 +47,7 @@ import { buildMachineOciSpec } from './oci/spec.js';
 import { mountOverlaySteps, unmountOverlay } from './rootfs/overlay.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
+import * as volumes from './volumes/machine-volumes.js';
 
 export interface RuncDriverOptions {
   /** Directory for machines' bundles, disks and sockets, e.g. `<data dir>/machines`. */
@@ -146,6 +150,9 @@ export class RuncDriver implements MachineDriver {
         throw new CodedError('internal', `${f} is missing; run scripts/setup.sh (and npm run build)`);
       });
     }
+    await access(volumes.volumeHelper(), constants.X_OK).catch(() => {
+      throw new CodedError('internal', `${volumes.volumeHelper()} is missing; run scripts/setup.sh`);
+    });
     await mkdir(this.o.machinesDir, { recursive: true });
     await mkdir(this.o.runcRoot, { recursive: true });
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
@@ -205,12 +212,75 @@ export class RuncDriver implements MachineDriver {
     };
   }
 
+  async attachVolume(id: string, mount: DriverVolumeMount): Promise<void> {
+    await volumes.attachVolume(await this.machineProcess(id), mount);
+    await this.recordVolumes(id, (mounted) => [...mounted, mount]);
+  }
+
+  async detachVolume(id: string, mount: DriverVolumeMount): Promise<void> {
+    await volumes.detachVolume(await this.machineProcess(id), mount);
+    await this.recordVolumes(id, (mounted) => mounted.filter((m) => m.attachmentId !== mount.attachmentId));
+  }
+
+  async volumeHealth(id: string, mount: DriverVolumeMount): Promise<DriverVolumeHealth> {
+    return volumes.volumeHealth((await this.machineProcess(id)).pid, mount);
+  }
+
+  async remountVolume(id: string, mount: DriverVolumeMount): Promise<void> {
+    await volumes.remountVolume(await this.machineProcess(id), mount);
+    await this.recordVolumes(id, (mounted) => [...mounted, mount]);
+  }
+
+  /** Mounts the volumes of `spec` the machine lacks (all after a create; new ones after a restore). */
+  private async mountVolumes(spec: DriverMachineSpec): Promise<void> {
+    const mounts = spec.volumes ?? [];
+    await volumes.writeVolumeRecord(this.dir(spec.id), mounts);
+    if (mounts.length > 0) await volumes.ensureVolumes(await this.machineProcess(spec.id), mounts);
+  }
+
+  /** Updates the record of the machine's volumes (one entry per attachment) that checkpoints read. */
+  private async recordVolumes(
+    id: string,
+    change: (mounted: DriverVolumeMount[]) => DriverVolumeMount[],
+  ): Promise<void> {
+    const byAttachment = new Map<string, DriverVolumeMount>();
+    for (const m of change(await volumes.readVolumeRecord(this.dir(id)))) byAttachment.set(m.attachmentId, m);
+    await volumes.writeVolumeRecord(this.dir(id), [...byAttachment.values()]);
+  }
+
+  private async machineProcess(id: string): Promise<volumes.MachineProcess> {
+    const state = await this.runc.state(id);
+    if (!state || (state.status !== 'running' && state.status !== 'paused'))
+      throw new CodedError('internal', `machine ${id} is not running (runc: ${state?.status ?? 'missing'})`);
+    return { pid: state.pid, machineId: id };
+  }
+
   async pause(id: string): Promise<void> {
     await this.freezer(id).freeze();
   }
 
   async unpause(id: string): Promise<void> {
     await this.freezer(id).thaw();
+  }
+
+  async exportChanges(id: string, target: string): Promise<void> {
+    const disk = new DiskImage(this.dir(id));
+    const freezer = this.freezer(id);
+    const wasFrozen = (await this.inspect(id)) === 'paused';
+    await freezer.freeze();
+    try {
+      // Frozen, nothing changes the upper directory; its page cache is the overlay's, so a plain
+      // copy sees every write. cp -a keeps owners, modes, links, devices (whiteouts are 0/0 character
+      // devices) and extended attributes (trusted.overlay.opaque marks an opaque directory).
+      await host('sync', ['-f', disk.mountPoint]);
+      await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 });
+    } finally {
+      if (!wasFrozen) await freezer.thaw();
+    }
+  }
+
+  async setCpuPriority(id: string, priority: CpuPriority): Promise<void> {
+    await setCpuPriority(`${this.cgroupParent}/${id}`, priority);
   }
 
   private freezer(id: string): Freezer {
@@ -245,9 +315,10 @@ export class RuncDriver implements MachineDriver {
     try {
       // The same address as before: sockets bound to it and open connections come back alive.
       await this.prepareHost(spec, [disk.mountSteps()]);
-      await this.restoreFrom(spec.id, imageDir, { timeoutMs, newAddress: false });
+      await this.restoreFrom(spec.id, imageDir, { timeoutMs, newAddress: false, volumes: spec.volumes });
       await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
       await this.waitForAgent(spec.id);
+      await this.mountVolumes(spec);
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
       await this.release(spec.id).catch(() => undefined);
@@ -292,7 +363,7 @@ export class RuncDriver implements MachineDriver {
       disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
       { restore: true },
       async () => {
-        await this.restoreFrom(spec.id, snapDir, { timeoutMs, newAddress: true });
+        await this.restoreFrom(spec.id, snapDir, { timeoutMs, newAddress: true, volumes: spec.volumes });
         await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: true });
         // The restored UTS namespace carries the source's host name; this machine has its own.
         const state = await this.runc.state(spec.id);
@@ -314,6 +385,8 @@ export class RuncDriver implements MachineDriver {
       }
     }
     await rm(pidFile, { force: true });
+    // Volumes a restore the crash interrupted had staged (the restored machine has its own mounts).
+    await volumes.unstage(this.dir(id)).catch(() => undefined);
     if (imageDir === undefined) return;
     const partial = `${imageDir}.partial`;
     if (await this.isFinishedHibernate(id, partial)) {
@@ -340,15 +413,21 @@ export class RuncDriver implements MachineDriver {
     timeoutMs: number,
   ): Promise<void> {
     const workDir = join(this.dir(id), 'criu-dump');
-    await this.runc
-      .checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
+    // Volumes are mounts runc does not know of: declared external (see volumes/machine-volumes.ts).
+    const config = join(this.dir(id), CRIU_CONFIG);
+    const mounted = await volumes.readVolumeRecord(this.dir(id));
+    await writeFile(config, volumes.dumpConfigLines(mounted).join('\n'));
+    try {
+      await this.runc.checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
         leaveRunning,
         timeoutMs,
         onSpawn: (pid) => this.recordOperation(id, pid),
-      })
-      .catch(async (err: unknown) => {
-        throw await this.criuError(id, 'checkpoint', join(workDir, 'dump.log'), err);
       });
+    } catch (err) {
+      throw await this.criuError(id, 'checkpoint', join(workDir, 'dump.log'), err);
+    } finally {
+      await writeFile(config, '').catch(() => undefined);
+    }
   }
 
   /**
@@ -360,23 +439,29 @@ export class RuncDriver implements MachineDriver {
   private async restoreFrom(
     id: string,
     imageDir: string,
-    o: { timeoutMs: number; newAddress: boolean },
+    o: { timeoutMs: number; newAddress: boolean; volumes: readonly DriverVolumeMount[] | undefined },
   ): Promise<void> {
     const dir = this.dir(id);
     const workDir = join(dir, 'criu-restore');
     const config = join(dir, CRIU_CONFIG);
-    if (o.newAddress) await writeFile(config, 'tcp-close\n');
     try {
-      await this.runc.restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, {
-        timeoutMs: o.timeoutMs,
-        tcpEstablished: !o.newAddress,
-        onSpawn: (pid) => this.recordOperation(id, pid),
-      });
-    } catch (err) {
-      throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
+      // Each volume in the image is bound to a staged clone of its directory (unstaged below).
+      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? []);
+      await writeFile(config, [...(o.newAddress ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      try {
+        await this.runc.restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, {
+          timeoutMs: o.timeoutMs,
+          tcpEstablished: !o.newAddress,
+          onSpawn: (pid) => this.recordOperation(id, pid),
+        });
+      } catch (err) {
+        throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
+      }
     } finally {
       // Its later checkpoints keep their connections.
-      if (o.newAddress) await writeFile(config, '');
+      await writeFile(config, '').catch(() => undefined);
+      // Left mounted, they are unmounted by release (and destroy refuses to delete through them).
+      await volumes.unstage(dir).catch(() => undefined);
     }
   }
 
@@ -397,6 +482,14 @@ export class RuncDriver implements MachineDriver {
     const dir = this.dir(id);
     await this.release(id);
     await new DiskImage(dir).destroy();
+    // A recursive delete crosses mount points: through a mount still here (a volume staged for a
+    // restore) it would delete a volume's files. Refuse; a later kill tries again.
+    const left = await mountsUnder(dir);
+    if (left.length > 0)
+      throw new CodedError(
+        'internal',
+        `machine ${id}: still mounted under its directory: ${left.join(', ')}`,
+      );
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -411,18 +504,26 @@ export class RuncDriver implements MachineDriver {
     // first: `runc delete` removes the container's state directory recursively, and through a
     // still-mounted criu-root it deleted the machine's whole filesystem (found by a killed
     // restore: every top-level directory became a whiteout on the machine's disk).
-    for (const root of [join(this.runc.root, id), join(dir, 'criu-restore'), join(dir, 'criu-dump')])
+    // Volumes staged for a restore: through them, a recursive delete would delete volumes' files.
+    for (const root of [
+      join(this.runc.root, id),
+      join(dir, 'criu-restore'),
+      join(dir, 'criu-dump'),
+      join(dir, volumes.STAGE_DIR),
+    ])
       for (const m of await mountsUnder(root)) await host('umount', ['-l', m]).catch(() => undefined);
     await this.runc.destroy(id);
     // What runc does not know of: the processes a killed CRIU restore left in the machine's cgroups.
     await reapCgroup(`${this.cgroupParent}/${id}`);
     await unmountOverlay(join(dir, 'rootfs'));
     await new DiskImage(dir).unmount();
-    await deleteNetns(netnsName(id));
-    // The veth goes with the namespace, unless something still holds the namespace (a socket
-    // still closing): then the host end stays and a restore could not create it again.
+    // The host end of the veth goes first, while the namespace holds its peer and so its name is
+    // certainly this machine's: deleted after the namespace, the name could already be another
+    // server's new machine (host interfaces are named by address block; found by the pool bench).
+    // Deleting it also keeps it from staying behind when something still holds the namespace.
     const link = await readFile(join(dir, LINK_FILE), 'utf8').catch(() => '');
     if (link.trim()) await deleteLinkIfPresent(link.trim());
+    await deleteNetns(netnsName(id));
     await deleteEgressTable(tableOf(id));
   }
 
@@ -443,6 +544,7 @@ export class RuncDriver implements MachineDriver {
       await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
       await start();
       await this.waitForAgent(spec.id);
+      await this.mountVolumes(spec);
     } catch (err) {
       await this.destroy(spec.id).catch(() => undefined);
       throw diskFullOr(err);
@@ -494,6 +596,7 @@ export class RuncDriver implements MachineDriver {
       netnsPath: netnsPath(netnsName(spec.id)),
       cgroupsPath: `${this.cgroupParent}/${spec.id}`,
       vcpus: spec.vcpus,
+      ...(spec.cpuPriority === 'background' ? { cpuShares: CPU_SHARES.background } : {}),
       memoryMb: spec.memoryMb,
       pidsLimit: this.pidsLimit,
       agent: {

@@ -173,3 +173,34 @@ export {
   lifecycleEventToWire,
 } from './events.js';
 export { type MachineMetrics, type MachineMetricsReading, machineMetricsFromWire } from './metrics.js';
+export {
+  type AttachVolumeOptions,
+  Volume,
+  type VolumeAttachment,
+  type VolumeAttachmentRef,
+  type VolumeCreateOptions,
+  type VolumeHealth,
+  type VolumeInfo,
+  volumeAttachmentFromWire,
+  volumeAttachmentToWire,
+  volumeHealthFromWire,
+  volumeHealthToWire,
+  volumeInfoFromWire,
+  volumeInfoToWire,
+} from './volume.js';
+export {
+  Template,
+  type ReadyCheckOptions,
+  type TemplateBuildOptions,
+  type TemplateBuildProgress,
+  type TemplateBuildResult,
+  type TemplateBuildSpec,
+  type TemplateFileSpec,
+  type TemplateInfo,
+  WarmPool,
+  type WarmPoolCreateOptions,
+  type WarmPoolInfo,
+  templateInfoFromWire,
+  templateSpecToWire,
+  warmPoolInfoFromWire,
+} from './templates.js';

@@ -5,6 +5,7 @@ import type {
   MachineInfo as WireMachineInfo,
 } from '@nullspace/protocol';
 import { InvalidArgumentError } from './errors.js';
+import { type VolumeAttachment, volumeAttachmentFromWire, volumeAttachmentToWire } from './volume.js';
 
 /**
  * Best-effort shaping of a machine's outbound traffic: one of `kbitPerSec` or `pps`, with an
@@ -166,8 +167,8 @@ export interface MachineInfo {
   createdAt: Date;
   startedAt: Date | null;
   warmPoolCheckout: WarmPoolCheckout | null;
-  /** Volume attachments, as the server sends them. */
-  volumes: unknown[];
+  /** The volumes mounted in the machine now (see `machine.listVolumes()`). */
+  volumes: VolumeAttachment[];
   /** Why the machine is in its state, e.g. the reason it `failed`. */
   statusReason?: string | null;
 }
@@ -320,6 +321,8 @@ function valueFromWire(key: MachineInfoKey | undefined, value: unknown): unknown
       return networkFromWire(value);
     case 'warmPoolCheckout':
       return renameKeys(value, camelCase, []);
+    case 'volumes':
+      return Array.isArray(value) ? value.map(volumeAttachmentFromWire) : value;
     default:
       return value;
   }
@@ -335,6 +338,8 @@ function valueToWire(key: string, value: unknown): unknown {
       return isObject(value) ? networkToWire(value as unknown as NetworkInfo) : value;
     case 'warmPoolCheckout':
       return renameKeys(value, snakeCase, []);
+    case 'volumes':
+      return Array.isArray(value) ? value.map(volumeAttachmentToWire) : value;
     default:
       return value;
   }

@@ -57,23 +57,19 @@ import { MachinePaginator, type Page } from './paginator.js';
 import { Pty } from './pty.js';
 import { type SnapshotInfo, snapshotInfoFromWire } from './snapshot.js';
 import { type ConnectionOptions, type RequestOptions, Transport } from './transport.js';
+import {
+  type AttachVolumeOptions,
+  type VolumeAttachment,
+  type VolumeHealth,
+  type VolumeMount,
+  attachVolume,
+  detachVolume,
+  getVolumeHealth,
+  listVolumes,
+  remountVolume,
+} from './volume.js';
 
-/**
- * A volume to mount into a new machine.
- *
- * @example
- * ```ts
- * const mount: VolumeMount = { volume: 'vol_aaaaaaaaaaaaaaaaaaaa', mountPath: '/data', readOnly: true };
- * ```
- */
-export interface VolumeMount {
-  /** Volume id (`vol_...`) or name. */
-  volume: string;
-  mountPath: string;
-  readOnly?: boolean;
-  /** Mount only this directory of the volume. */
-  subpath?: string;
-}
+export type { VolumeMount } from './volume.js';
 
 /**
  * Options of {@link Machine.create}: what to start, plus connection options. Every field is
@@ -1138,6 +1134,89 @@ export class Machine implements AsyncDisposable {
    */
   downloadUrl(path: string, opts: SignedUrlOptions = {}): Promise<string> {
     return this.files.downloadUrl(path, opts);
+  }
+
+  /**
+   * The machine's volume attachments (the volumes mounted in it now), in the order they were made.
+   *
+   * @example
+   * ```ts
+   * for (const a of await machine.listVolumes()) console.log(a.id, a.volumeName, a.mountPath);
+   * ```
+   */
+  listVolumes(opts: RequestOptions = {}): Promise<VolumeAttachment[]> {
+    return listVolumes(this.#transport, this.id, opts);
+  }
+
+  /**
+   * Mounts a volume (id or name) into the running machine at `mountPath` (created if missing),
+   * read-write unless `readOnly`; `subpath` mounts one directory of it. Also takes one
+   * {@link VolumeMount} object. The mount survives pause, hibernate and resume, and a fork or a
+   * machine started from a snapshot of this one gets it too.
+   *
+   * @example
+   * ```ts
+   * const a = await machine.attachVolume('datasets', '/data', { readOnly: true, subpath: 'v2' });
+   * await machine.attachVolume({ volume: 'cache', mountPath: '/root/.cache' });
+   * ```
+   */
+  attachVolume(mount: VolumeMount, opts?: RequestOptions): Promise<VolumeAttachment>;
+  attachVolume(volume: string, mountPath: string, opts?: AttachVolumeOptions): Promise<VolumeAttachment>;
+  attachVolume(
+    volume: string | VolumeMount,
+    mountPathOrOpts?: string | RequestOptions,
+    opts: AttachVolumeOptions = {},
+  ): Promise<VolumeAttachment> {
+    if (typeof volume !== 'string')
+      return attachVolume(
+        this.#transport,
+        this.id,
+        volume,
+        (mountPathOrOpts as RequestOptions | undefined) ?? {},
+      );
+    const { readOnly, subpath, ...request } = opts;
+    const mount: VolumeMount = { volume, mountPath: String(mountPathOrOpts ?? '') };
+    if (readOnly !== undefined) mount.readOnly = readOnly;
+    if (subpath !== undefined) mount.subpath = subpath;
+    return attachVolume(this.#transport, this.id, mount, request);
+  }
+
+  /**
+   * Unmounts a volume attachment (`vat_...`) from the running machine; the volume keeps its data.
+   *
+   * @example
+   * ```ts
+   * await machine.detachVolume(attachment.id);
+   * ```
+   */
+  detachVolume(attachmentId: string, opts: RequestOptions = {}): Promise<VolumeAttachment> {
+    return detachVolume(this.#transport, this.id, attachmentId, opts);
+  }
+
+  /**
+   * Checks now whether an attachment is mounted as it should be (the right volume and directory
+   * at its path, read-only when asked) and returns the result; `reason` says what is wrong.
+   *
+   * @example
+   * ```ts
+   * const { healthy, reason } = await machine.getVolumeHealth(attachment.id);
+   * ```
+   */
+  getVolumeHealth(attachmentId: string, opts: RequestOptions = {}): Promise<VolumeHealth> {
+    return getVolumeHealth(this.#transport, this.id, attachmentId, opts);
+  }
+
+  /**
+   * Repairs an attachment in place: whatever of the volume is at its path is unmounted and the
+   * volume mounted again as the attachment says. Returns it with a fresh health check.
+   *
+   * @example
+   * ```ts
+   * if (!(await machine.getVolumeHealth(a.id)).healthy) await machine.remountVolume(a.id);
+   * ```
+   */
+  remountVolume(attachmentId: string, opts: RequestOptions = {}): Promise<VolumeAttachment> {
+    return remountVolume(this.#transport, this.id, attachmentId, opts);
   }
 
   /**

@@ -10,6 +10,13 @@ export interface ServerConfig {
   dataDir: string;
   /** Where templates' root filesystems live: `<dir>/<template>/rootfs`. */
   templatesDir: string;
+  /**
+   * Debian packages template builds fetched (apt's lists and .debs), shared by every server using
+   * the same templates directory; set-up can fill it ahead for offline builds.
+   */
+  packageCacheDir: string;
+  /** Template builds use only cached packages, never the network (NULLSPACE_PACKAGES_OFFLINE=1). */
+  packagesOffline: boolean;
   /** Explicit API key; when unset one is generated once and kept in `<dataDir>/api-key`. */
   apiKey?: string;
   /** Most machines alive (not killed) at once; more → 429 resource_exhausted. */
@@ -66,6 +73,7 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 /** Reads the server's configuration from NULLSPACE_* environment variables, with embedded defaults. */
 export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = overrides.dataDir ?? (process.env.NULLSPACE_DATA_DIR || DEFAULT_DATA_DIR);
+  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || join(dataDir, 'templates');
   const level = process.env.NULLSPACE_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level))
     throw new CodedError('invalid_argument', 'NULLSPACE_LOG_LEVEL must be debug, info, warn or error');
@@ -73,7 +81,9 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     host: process.env.NULLSPACE_HOST || '127.0.0.1',
     port: intFromEnv('NULLSPACE_PORT', 7070, 0, 65535),
     dataDir,
-    templatesDir: process.env.NULLSPACE_TEMPLATES_DIR || join(dataDir, 'templates'),
+    templatesDir,
+    packageCacheDir: process.env.NULLSPACE_PACKAGE_CACHE || join(templatesDir, '.packages'),
+    packagesOffline: process.env.NULLSPACE_PACKAGES_OFFLINE === '1',
     maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
     logLevel: level as ServerConfig['logLevel'],
     snapshotsDir: process.env.NULLSPACE_SNAPSHOTS_DIR || join(dataDir, 'snapshots'),

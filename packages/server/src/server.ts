@@ -17,6 +17,8 @@ import { addPreviewRoutes } from './http/preview-routes.js';
 import { Router } from './http/router.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { addSshRoutes } from './http/ssh-routes.js';
+import { addTemplateRoutes } from './http/template-routes.js';
+import { addVolumeRoutes } from './http/volume-routes.js';
 import { Logger } from './log.js';
 import { DnsForwarder, hostResolvers } from './net/dns-forwarder.js';
 import { MachineService } from './services/machine-service.js';
@@ -24,9 +26,15 @@ import { MetricsService } from './services/metrics-service.js';
 import { PreviewService } from './services/preview-service.js';
 import { SshAccessService } from './services/ssh-access.js';
 import { SshCa } from './services/ssh-ca.js';
+import { TemplateService } from './services/template-service.js';
+import { VolumeService } from './services/volume-service.js';
+import { WarmPoolService } from './services/warm-pool-service.js';
 import { MachineStore } from './store/machine-store.js';
 import { PreviewGrantStore } from './store/preview-grant-store.js';
 import { SecretStore } from './store/secret-store.js';
+import { TemplateStore } from './store/template-store.js';
+import { VolumeStore } from './store/volume-store.js';
+import { PackageCache, debianMirror } from './templates/package-cache.js';
 
 export interface RunningServer {
   url: string;
@@ -67,11 +75,27 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const dnsPort = resolvers.length > 0 ? await dns.start() : undefined;
   if (dnsPort === undefined) log.warn('no DNS resolvers: machines get no name service');
   const metrics = new MetricsService({ store, driver, intervalMs: config.metricsIntervalMs, log });
+  const templateStore = new TemplateStore(store.database);
+  const templates = new TemplateService({
+    store: templateStore,
+    templatesDir: config.templatesDir,
+    buildsDir: join(config.dataDir, 'template-builds'),
+    packages: new PackageCache(config.packageCacheDir, () => debianMirror(log), config.packagesOffline),
+    log,
+  });
+  // Volumes are mounted on the host before machines are re-adopted (their mounts are cloned from them).
+  const volumes = new VolumeService({
+    store: new VolumeStore(store.database),
+    volumesDir: join(config.dataDir, 'volumes'),
+    driver,
+    log,
+  });
+  await volumes.init();
   const machines = new MachineService({
     store,
     events,
     driver,
-    templatesDir: config.templatesDir,
+    templates,
     maxMachines: config.maxMachines,
     pauseSpillAfterMs: config.pauseSpillAfterS * 1000,
     snapshotsDir: config.snapshotsDir,
@@ -79,13 +103,35 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     addressPool: parsePool(config.machineNetwork),
     ...(dnsPort !== undefined ? { dnsPort } : {}),
     onCreated: (ms) => metrics.observeCreate(ms),
+    volumes,
     log,
   });
+  volumes.bindMachines(machines);
   await machines.readopt();
+  templates.attach(machines);
+  await templates.recover();
+  const pools = new WarmPoolService({
+    templates: templateStore,
+    resolver: templates,
+    machines,
+    machineStore: store,
+    log,
+  });
+  machines.pools = pools;
+  pools.start();
+  metrics.pools = () => pools.stats();
 
   const router = new Router();
   addMachineRoutes(router, machines);
   addSnapshotRoutes(router, machines);
+  addVolumeRoutes(router, volumes);
+  addTemplateRoutes(router, templates, pools, (templateId) => [
+    ...store
+      .listInStates(['starting', 'running', 'pausing', 'paused', 'hibernating', 'resuming', 'hibernated'])
+      .filter((m) => m.template_id === templateId)
+      .map((m) => (m.warm_pool_id ? `a machine of warm pool ${m.warm_pool_id}` : `machine ${m.id}`)),
+    ...pools.usersOf(templateId),
+  ]);
   addCommandRoutes(router, machines);
   const commandSockets = processSockets(machines, log);
   const eventPolls = addEventRoutes(router, machines, events);
@@ -170,6 +216,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       await ssh.close();
       await dns.close();
       metrics.stop();
+      pools.close();
       clearInterval(pruneGrants);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

@@ -46,6 +46,7 @@ import {
   ssh,
 } from './network.js';
 import { exec, logs, ps, shell, signal } from './process.js';
+import { VOLUME_FLAG_HELP, machineVolume, volumeMountsFrom } from './volume.js';
 
 function machineId(input: CommandInput): string {
   return singleId(input, 'machine id');
@@ -93,6 +94,7 @@ const create: Subcommand = {
   --cwd DIR                default working directory of commands (default: /workspace)
   --env KEY=VALUE          environment variable of every command (repeatable)
   --metadata KEY=VALUE     label to filter lists by (repeatable)
+${VOLUME_FLAG_HELP}
   --warm-pool ID           check a ready machine out of this warm pool
   --warm-pool-mode MODE    prefer (default), require or bypass
   --warm-pool-wait-ms N    how long "require" waits for a ready machine
@@ -112,6 +114,7 @@ ${NETWORK_FLAGS_HELP}`,
     cwd: { type: 'string' },
     env: { type: 'string', multiple: true },
     metadata: { type: 'string', multiple: true },
+    volume: { type: 'string', multiple: true },
     'warm-pool': { type: 'string' },
     'warm-pool-mode': { type: 'string' },
     'warm-pool-wait-ms': { type: 'string' },
@@ -140,6 +143,7 @@ ${NETWORK_FLAGS_HELP}`,
     set('cwd', optionalString(values, 'cwd'));
     set('envs', keyValueMap(values, 'env', command));
     set('metadata', keyValueMap(values, 'metadata', command));
+    set('volumes', volumeMountsFrom(values, command));
     set('warmPool', optionalString(values, 'warm-pool'));
     set('warmPoolMode', oneOf(values, 'warm-pool-mode', ['prefer', 'require', 'bypass'] as const, command));
     set('warmPoolWaitMs', optionalInteger(values, 'warm-pool-wait-ms', command));
@@ -516,6 +520,7 @@ const SUBCOMMANDS: Subcommand[] = [
   snapshot,
   fork,
   timeout,
+  machineVolume,
   network,
   preview,
   ssh,

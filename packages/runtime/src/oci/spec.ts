@@ -12,6 +12,8 @@ export interface MachineOciOptions {
   netnsPath: string;
   cgroupsPath: string;
   vcpus: number;
+  /** `cpu.shares` (see cgroups/cpu-weight.ts); runc's default when left out. */
+  cpuShares?: number;
   memoryMb: number;
   pidsLimit: number;
   /** Host files and directories the agent needs, bind-mounted read-only. */
@@ -148,7 +150,11 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
         // the machine lacks CAP_MKNOD). No host block device is reachable or created.
         devices: [{ allow: false, access: 'rwm' }],
         memory: { limit: o.memoryMb * 1024 * 1024, swap: o.memoryMb * 1024 * 1024 },
-        cpu: { quota: o.vcpus * 100_000, period: 100_000 },
+        cpu: {
+          quota: o.vcpus * 100_000,
+          period: 100_000,
+          ...(o.cpuShares !== undefined ? { shares: o.cpuShares } : {}),
+        },
         pids: { limit: o.pidsLimit },
       },
       seccomp: machineSeccompProfile(),

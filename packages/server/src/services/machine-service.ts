@@ -18,9 +18,12 @@ import {
   type SnapshotInfo,
   type SnapshotKind,
   type TimeoutAction,
+  type WarmPoolCheckout,
+  canonicalTemplateRef,
   checkAutoResume,
   invalidArgument,
   newId,
+  parseCreateMachine,
   pickFields,
 } from '@nullspace/protocol';
 import {
@@ -38,6 +41,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
 import type { MachineRecord, MachineStore } from '../store/machine-store.js';
 import { type SnapshotRecord, SnapshotStore, snapshotInfo } from '../store/snapshot-store.js';
+import { START_TAG, startAndWaitReady } from '../templates/agent-ops.js';
 import {
   DEFAULT_NETWORK,
   DENY_ALL_EGRESS,
@@ -45,6 +49,8 @@ import {
   isBroadening,
   networkInfo,
 } from './network-policy.js';
+import type { ResolvedTemplate, TemplateResolver } from './template-service.js';
+import type { MachineVolumes } from './volume-service.js';
 
 /** States in which a machine holds runtime resources and counts against the host's capacity. */
 const LIVE_STATES: MachineState[] = [
@@ -63,6 +69,19 @@ const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'res
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a snapshot or fork waits for commands in flight before ending their connections. */
 const QUIESCE_WAIT_MS = 10_000;
+
+/** What the machine service asks of warm pools (see WarmPoolService). */
+export interface WarmPoolCheckouts {
+  /**
+   * A ready machine of the pool `spec` names (`machineId`), or none (`prefer`: cold-create with the
+   * pool's template); throws `warm_pool_unavailable` (`require`) or `not_found`.
+   */
+  checkout(
+    spec: CreateMachineSpec,
+  ): Promise<{ machineId?: string; checkout: WarmPoolCheckout; template: string }>;
+  /** How long a hit took in all, from the request to the machine handed over. */
+  recordCheckout(poolId: string, ms: number): void;
+}
 
 /** See {@link MachineService.openAgent}. */
 export interface AgentLease {
@@ -87,7 +106,8 @@ export interface MachineServiceOptions {
   store: MachineStore;
   events: EventLog;
   driver: MachineDriver;
-  templatesDir: string;
+  /** Where templates come from (their layers, env, start command, snapshot). */
+  templates: TemplateResolver;
   /** Where snapshot and hibernation images live: `<dir>/<snapshot id>/`. */
   snapshotsDir: string;
   maxMachines: number;
@@ -101,6 +121,8 @@ export interface MachineServiceOptions {
   dnsPort?: number;
   /** Told how long each create that started a machine took (server metrics). */
   onCreated?: (ms: number) => void;
+  /** Volume attachments of machines (docs/volumes.md); none: creates naming volumes fail. */
+  volumes?: MachineVolumes;
   log: Logger;
 }
 
@@ -139,7 +161,9 @@ export class MachineService {
   }
 
   list(q: ListMachinesQuery): ListMachinesResponse<MachineInfo | Partial<MachineInfo>> {
-    const { items, nextToken } = this.store.list(q);
+    const { items, nextToken } = this.store.list(
+      q.template === undefined ? q : { ...q, template: canonicalTemplateRef(q.template) },
+    );
     const infos = items.map((m) => this.toInfo(m));
     return {
       items: q.fields ? infos.map((i) => pickFields(i, q.fields ?? [])) : infos,
@@ -156,36 +180,228 @@ export class MachineService {
     return this.snapshots.list(filter).map(snapshotInfo);
   }
 
+  /** The stored record of a machine; `machine_not_found` when there is none. */
+  recordOf(id: string): MachineRecord {
+    return this.record(id);
+  }
+
+  /**
+   * Runs `fn` in the machine's operation queue once it is running (or, with `pausedToo`, paused):
+   * never at the same time as a pause, hibernate, snapshot, fork or kill of it (volume attach,
+   * detach and health).
+   */
+  async whileRunning<T>(id: string, fn: () => Promise<T>, o: { pausedToo?: boolean } = {}): Promise<T> {
+    this.record(id);
+    return this.serialized(id, async () => {
+      const m = this.record(id);
+      if (!(o.pausedToo && m.status === 'paused')) this.requireRunning(m);
+      return fn();
+    });
+  }
+
   // ---- create and kill ----------------------------------------------------------------------
 
-  async create(spec: CreateMachineSpec): Promise<MachineInfo> {
-    if (spec.volume_ids !== undefined)
-      throw new CodedError('volume_not_found', `volume ${spec.volume_ids[0]} not found`, {
-        volume: spec.volume_ids[0],
-      });
-    if (spec.warm_pool !== undefined)
-      throw new CodedError('not_found', `warm pool ${spec.warm_pool} not found`, {
-        warm_pool: spec.warm_pool,
-      });
+  async create(request: CreateMachineSpec): Promise<MachineInfo> {
+    let spec = request;
+    // A warm machine has started already: its volumes are attached at checkout. They are checked
+    // before one is taken, so an unknown volume costs the pool nothing.
+    if (spec.volumes !== undefined && spec.warm_pool !== undefined) {
+      if (!this.o.volumes) throw new CodedError('volume_not_found', 'this server has no volumes');
+      this.o.volumes.plan({ requested: spec.volumes });
+    }
     if (spec.snapshot_id !== undefined) return this.createFromSnapshot(spec, spec.snapshot_id);
-    const templateRootfs = this.templateRootfs(spec.template);
+    const requested = Date.now();
+    let checkout: WarmPoolCheckout | null = null;
+    if (spec.warm_pool !== undefined) {
+      const pools = this.pools;
+      if (!pools) throw new CodedError('not_found', `warm pool ${spec.warm_pool} not found`);
+      const taken = await pools.checkout(spec);
+      if (taken.machineId !== undefined)
+        return this.checkedOut(taken.machineId, spec, taken.checkout, requested);
+      checkout = taken.checkout;
+      if (!spec.template_given) spec = { ...spec, template: taken.template };
+    }
+    const template = this.o.templates.resolve(spec.template);
+    if (template.snapshot_id !== null)
+      return this.createFromSnapshot(spec, template.snapshot_id, template, checkout);
+    return this.coldCreate(spec, template, { checkout, requested });
+  }
+
+  /**
+   * A machine of `template` started here: the driver's machine, then the template's start command
+   * until its ready check passes (a machine counts as started only then).
+   */
+  private async coldCreate(
+    spec: CreateMachineSpec,
+    template: ResolvedTemplate,
+    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+  ): Promise<MachineInfo> {
     this.checkCapacity(1);
-    const record = this.newRecord(spec, { template: spec.template });
+    const record = this.newRecord(
+      {
+        ...spec,
+        disk_mb: spec.sized.disk_mb ?? template.disk_mb ?? spec.disk_mb,
+        cwd: spec.cwd_given ? spec.cwd : (template.workdir ?? spec.cwd),
+        envs: { ...template.env, ...spec.envs },
+      },
+      { template: template.ref, template_id: template.id },
+      { warm_pool_id: o.warmPoolId ?? null, warm_pool_checkout: o.checkout ?? null },
+    );
     return this.serialized(record.id, async () => {
       const started = Date.now();
       try {
-        await this.driver.create(this.driverSpec(record, templateRootfs));
+        await this.driver.create(this.driverSpec(record, template.lowerdir));
       } catch (err) {
         throw this.startFailed(record, err);
       }
+      if (template.start && !o.skipStart) {
+        try {
+          await startAndWaitReady(this.agent(record.id), this.networkOf(record).link, template.start, {
+            cwd: record.cwd,
+            envs: { ...record.envs, NULLSPACE_MACHINE_ID: record.id },
+          });
+        } catch (err) {
+          // The machine runs: take it down, so the failed record holds nothing `kill` must free.
+          this.dropAgent(record.id);
+          await this.driver.destroy(record.id).catch(() => undefined);
+          throw this.startFailed(record, err, 'start command');
+        }
+      }
       const info = this.started(record.id, spec.timeout);
-      this.o.onCreated?.(Date.now() - started);
+      if (o.warmPoolId === undefined) this.o.onCreated?.(Date.now() - (o.requested ?? started));
       this.log.info('machine started', {
         machine_id: record.id,
-        template: spec.template,
+        template: template.ref,
+        ...(o.warmPoolId ? { warm_pool_id: o.warmPoolId } : {}),
         ms: Date.now() - started,
       });
       return info;
+    });
+  }
+
+  /** Set by the warm-pool service (the two need each other). */
+  pools: WarmPoolCheckouts | undefined;
+
+  /** A machine for a warm pool: started like any, not listed, no deadline until checked out. */
+  async createPooled(poolId: string, spec: CreateMachineSpec): Promise<MachineInfo> {
+    const template = this.o.templates.resolve(spec.template);
+    if (template.snapshot_id !== null)
+      return this.createFromSnapshot(spec, template.snapshot_id, template, null, poolId);
+    return this.coldCreate(spec, template, { warmPoolId: poolId });
+  }
+
+  /**
+   * A warm machine handed to a create request: from now on a normal machine with the request's
+   * envs, metadata, working directory, timeout and network. Never goes back to a pool.
+   */
+  private async checkedOut(
+    id: string,
+    spec: CreateMachineSpec,
+    checkout: WarmPoolCheckout,
+    requested: number,
+  ): Promise<MachineInfo> {
+    const info = await this.serialized(id, async () => {
+      const m = this.record(id);
+      if (spec.cwd_given && spec.cwd !== m.cwd) {
+        const r = await this.agent(id).run({
+          cmd: 'mkdir',
+          args: ['-p', '--', spec.cwd],
+          shell: false,
+          cwd: '/',
+          envs: {},
+          timeout_ms: 10_000,
+          background: false,
+          stream: false,
+          encoding: 'utf8',
+        });
+        if (r.exit_code !== 0) throw invalidArgument('cwd', `cannot be created: ${r.stderr.trim()}`);
+      }
+      // Waiting in the pool it yielded the CPUs to everyone else's machines; now it is someone's.
+      await this.driver.setCpuPriority(id, 'normal');
+      const now = Date.now();
+      const updated = this.store.update(id, {
+        warm_pool_id: null,
+        warm_pool_checkout: checkout,
+        envs: { ...m.envs, ...spec.envs },
+        metadata: spec.metadata,
+        cwd: spec.cwd_given ? spec.cwd : m.cwd,
+        timeout: spec.timeout,
+        on_timeout: spec.on_timeout,
+        auto_resume: spec.auto_resume,
+        created_at: now,
+        expires_at: now + spec.timeout * 1000,
+      });
+      this.arm(updated);
+      this.event(updated, 'created', { template: updated.template, warm_pool_id: checkout.pool_id });
+      return this.toInfo(updated);
+    });
+    let out = info;
+    try {
+      if (spec.network !== undefined) out = await this.setNetwork(id, spec.network);
+      for (const v of spec.volumes ?? []) await this.o.volumes?.attach(id, v);
+      if (spec.volumes !== undefined) out = this.get(id);
+    } catch (err) {
+      // The caller never learns this machine's id: it must not be left running.
+      await this.kill(id, 'its network or volumes could not be set up at checkout').catch(() => undefined);
+      throw err;
+    }
+    const ms = Date.now() - requested;
+    this.pools?.recordCheckout(checkout.pool_id, ms);
+    this.log.info('machine checked out of a warm pool', {
+      machine_id: id,
+      warm_pool_id: checkout.pool_id,
+      ms,
+    });
+    return out;
+  }
+
+  /** A machine that builds a template: no start command of its base, a long deadline. */
+  async createForBuild(o: {
+    template: string;
+    vcpus: number;
+    memory_mb: number;
+    disk_mb: number;
+    metadata: Record<string, string>;
+  }): Promise<MachineInfo> {
+    const spec = parseCreateMachine({
+      template: o.template,
+      vcpus: o.vcpus,
+      memory_mb: o.memory_mb,
+      disk_mb: o.disk_mb,
+      metadata: o.metadata,
+      timeout: 6 * 3600,
+    });
+    const template = this.o.templates.resolve(spec.template);
+    if (template.snapshot_id !== null)
+      return this.createFromSnapshot(spec, template.snapshot_id, template, null);
+    return this.coldCreate(spec, template, { skipStart: true });
+  }
+
+  /** Live machines that build a template (metadata `nullspace.template_build`), with their build. */
+  buildMachines(): { id: string; build: string }[] {
+    return this.store.listInStates(LIVE_STATES).flatMap((m) => {
+      const build = m.metadata['nullspace.template_build'];
+      return build ? [{ id: m.id, build }] : [];
+    });
+  }
+
+  /** The agent of a running machine, for the server's own work in it (template builds). */
+  agentOf(id: string): AgentClient {
+    this.requireRunning(this.record(id));
+    return this.agent(id);
+  }
+
+  /** The link of a machine (where its ports are reached from the host). */
+  linkOf(id: string): MachineLink {
+    return this.networkOf(this.record(id)).link;
+  }
+
+  /** See {@link MachineDriver.exportChanges}. */
+  async exportChanges(id: string, target: string): Promise<void> {
+    this.record(id);
+    await this.serialized(id, async () => {
+      this.requireRunning(this.record(id));
+      await this.driver.exportChanges(id, target);
     });
   }
 
@@ -201,6 +417,7 @@ export class MachineService {
       try {
         await this.driver.destroy(id);
         await this.dropPauseSnapshots(id);
+        this.o.volumes?.release(id);
       } catch (err) {
         this.log.error('machine teardown failed', { machine_id: id, error: err });
         this.setStatus(id, 'failed', { status_reason: `kill failed: ${publicReason(err)}` });
@@ -342,7 +559,7 @@ export class MachineService {
         if (!snap || snap.status !== 'ready')
           throw new CodedError('internal', `machine ${m.id} has no hibernation image`);
         await this.driver.restore(
-          this.driverSpec(m, this.templateRootfs(m.template)),
+          this.driverSpec(m, this.o.templates.lowerdirOf(m.template_id, m.template)),
           this.snapshotDir(snap.id),
           this.o.transitionTimeoutMs,
         );
@@ -393,6 +610,7 @@ export class MachineService {
       const m = this.requireRunning(this.record(id));
       const snap: SnapshotRecord = { ...this.snapshotBase(m), id: newId('snapshot'), kind: 'reusable' };
       this.snapshots.insert(snap);
+      this.o.volumes?.rememberSnapshot(snap.id, id);
       const dir = this.snapshotDir(snap.id);
       try {
         const { pausedMs } = await this.quiesced(id, () =>
@@ -420,10 +638,15 @@ export class MachineService {
   }
 
   /** Deletes a reusable snapshot (or the pause snapshot of a running machine) and its files. */
-  async deleteSnapshot(snapshotId: string): Promise<SnapshotInfo> {
+  async deleteSnapshot(snapshotId: string, o: { forTemplate?: boolean } = {}): Promise<SnapshotInfo> {
     const snap = this.snapshotRecord(snapshotId);
     return this.serialized(snapshotId, async () => {
       const now = this.snapshotRecord(snapshotId);
+      const user = this.o.templates.snapshotUser(snapshotId);
+      if (user && !o.forTemplate)
+        throw new CodedError('invalid_state', `snapshot ${snapshotId} cannot be deleted: ${user}`, {
+          snapshot_id: snapshotId,
+        });
       if (now.kind === 'pause') {
         const m = this.store.get(now.machine_id);
         if (m && (m.status === 'paused' || m.status === 'hibernated' || TRANSITIONAL.includes(m.status)))
@@ -448,7 +671,7 @@ export class MachineService {
     this.record(id);
     return this.serialized(id, async () => {
       const parent = this.requireRunning(this.record(id));
-      const templateRootfs = this.templateRootfs(parent.template);
+      const templateRootfs = this.o.templates.lowerdirOf(parent.template_id, parent.template);
       const dir = join(this.o.snapshotsDir, `.fork-${newId('snapshot')}`);
       try {
         try {
@@ -481,7 +704,7 @@ export class MachineService {
     }
     const record = this.newRecord(
       { ...parent, on_timeout: parent.on_timeout, timeout: parent.timeout },
-      { template: parent.template, parent_id: parent.id },
+      { template: parent.template, template_id: parent.template_id, parent_id: parent.id },
     );
     try {
       return await this.serialized(record.id, async () => {
@@ -501,7 +724,14 @@ export class MachineService {
     }
   }
 
-  private async createFromSnapshot(spec: CreateMachineSpec, snapshotId: string): Promise<MachineInfo> {
+  private async createFromSnapshot(
+    spec: CreateMachineSpec,
+    snapshotId: string,
+    template?: ResolvedTemplate,
+    checkout: WarmPoolCheckout | null = null,
+    warmPoolId?: string,
+  ): Promise<MachineInfo> {
+    const requested = Date.now();
     const snap = this.snapshots.get(snapshotId);
     if (!snap || snap.kind !== 'reusable' || snap.status !== 'ready')
       throw new CodedError(
@@ -512,8 +742,14 @@ export class MachineService {
         { snapshot_id: snapshotId },
       );
     if (spec.sized.disk_mb !== undefined && spec.sized.disk_mb !== snap.disk_mb)
-      throw invalidArgument('disk_mb', `must be ${snap.disk_mb} (the snapshot's disk) or left out`);
-    const templateRootfs = this.templateRootfs(snap.template);
+      throw invalidArgument(
+        'disk_mb',
+        template
+          ? `must be ${snap.disk_mb} (the built-in disk of snapshot-backed template ${template.ref}) or left out`
+          : `must be ${snap.disk_mb} (the snapshot's disk) or left out`,
+      );
+    // A snapshot-backed template's machines keep its origin (template, build); a snapshot's, its own.
+    const lowerdir = this.o.templates.lowerdirOf(snap.template_id, snap.template);
     this.checkCapacity(1);
     const record = this.newRecord(
       {
@@ -521,25 +757,30 @@ export class MachineService {
         vcpus: spec.sized.vcpus ?? snap.vcpus,
         memory_mb: spec.sized.memory_mb ?? snap.memory_mb,
         disk_mb: snap.disk_mb,
-        cwd: snap.cwd,
-        envs: { ...snap.envs, ...spec.envs },
-        metadata: { ...snap.metadata, ...spec.metadata },
+        cwd: spec.cwd_given && template ? spec.cwd : snap.cwd,
+        envs: { ...template?.env, ...snap.envs, ...spec.envs },
+        metadata: template ? spec.metadata : { ...snap.metadata, ...spec.metadata },
       },
-      { template: snap.template, snapshot_id: snapshotId },
+      template
+        ? { template: template.ref, template_id: template.id }
+        : { template: snap.template, template_id: snap.template_id, snapshot_id: snapshotId },
+      { warm_pool_id: warmPoolId ?? null, warm_pool_checkout: checkout },
     );
     // Queued on the snapshot too, so it cannot be deleted while machines start from it.
     return this.serialized(snapshotId, () =>
       this.serialized(record.id, async () => {
         try {
           await this.driver.createFromSnapshot(
-            this.driverSpec(record, templateRootfs),
+            this.driverSpec(record, lowerdir),
             this.snapshotDir(snapshotId),
             this.o.transitionTimeoutMs,
           );
         } catch (err) {
           throw this.startFailed(record, err);
         }
-        return this.started(record.id, record.timeout);
+        const info = this.started(record.id, record.timeout);
+        if (warmPoolId === undefined) this.o.onCreated?.(Date.now() - requested);
+        return info;
       }),
     );
   }
@@ -920,6 +1161,7 @@ export class MachineService {
       .destroy(m.id)
       .catch((err: unknown) => this.log.error('cleanup failed', { machine_id: m.id, error: err }));
     await this.dropPauseSnapshots(m.id);
+    this.o.volumes?.release(m.id);
     this.log.warn('machine lost across restart', { machine_id: m.id, why });
   }
 
@@ -996,9 +1238,22 @@ export class MachineService {
       | 'timeout'
       | 'on_timeout'
       | 'auto_resume'
-    > & { network?: NetworkSpec | undefined },
-    origin: { template: string; snapshot_id?: string; parent_id?: string },
+    > & { network?: NetworkSpec | undefined; volumes?: CreateMachineSpec['volumes'] },
+    origin: { template: string; template_id: string | null; snapshot_id?: string; parent_id?: string },
+    pool: Pick<MachineRecord, 'warm_pool_id' | 'warm_pool_checkout'> = {
+      warm_pool_id: null,
+      warm_pool_checkout: null,
+    },
   ): MachineRecord {
+    // Its volumes (a snapshot's or fork parent's, then the requested ones) are checked before
+    // anything is stored: an unknown volume fails the create cleanly.
+    if (spec.volumes !== undefined && !this.o.volumes)
+      throw new CodedError('volume_not_found', 'this server has no volumes');
+    const volumes = this.o.volumes?.plan({
+      requested: spec.volumes,
+      snapshotId: origin.snapshot_id,
+      parentId: origin.parent_id,
+    });
     const now = Date.now();
     const record: MachineRecord = {
       id: newId('machine'),
@@ -1024,8 +1279,11 @@ export class MachineService {
       transition_deadline: now + this.o.transitionTimeoutMs,
       network: spec.network ?? DEFAULT_NETWORK,
       net_index: this.allocateNetIndex(),
+      template_id: origin.template_id,
+      ...pool,
     };
     this.store.insert(record);
+    if (volumes) this.o.volumes?.record(record.id, volumes);
     this.event(record, 'created', {
       template: origin.template,
       ...(origin.snapshot_id ? { snapshot_id: origin.snapshot_id } : {}),
@@ -1047,11 +1305,25 @@ export class MachineService {
   }
 
   /** The driver cleaned up after itself; the record stays, in a state `kill` can finish. */
-  private startFailed(record: MachineRecord, err: unknown): CodedError {
+  private startFailed(record: MachineRecord, err: unknown, what?: 'start command'): CodedError {
     this.setStatus(record.id, 'failed', {
-      status_reason: `start failed: ${publicReason(err)}`,
+      status_reason: `start failed: ${what === 'start command' && err instanceof CodedError ? err.message : publicReason(err)}`,
       transition_deadline: null,
     });
+    this.o.volumes?.release(record.id);
+    // A volume that cannot be mounted where asked (a file or symlink at its mount path in the
+    // template): the request's to fix.
+    if (what === undefined && err instanceof CodedError && err.code === 'invalid_argument')
+      return new CodedError('invalid_argument', `machine ${record.id} could not start: ${err.message}`, {
+        ...err.details,
+        machine_id: record.id,
+      });
+    // The template's start command is the user's own: its failure is theirs to see, not `internal`.
+    if (what === 'start command' && err instanceof CodedError && err.code !== 'internal')
+      return new CodedError(err.code, `machine ${record.id}: ${err.message}`, {
+        machine_id: record.id,
+        tag: START_TAG,
+      });
     this.log.error('machine failed to start', { machine_id: record.id, error: err });
     if (err instanceof CodedError && err.code === 'disk_full')
       return new CodedError(
@@ -1194,7 +1466,7 @@ export class MachineService {
   }
 
   private toInfo(m: MachineRecord): MachineInfo {
-    return toInfo(m, this.o.addressPool);
+    return { ...toInfo(m, this.o.addressPool), volumes: this.o.volumes?.attachmentsOf(m.id) ?? [] };
   }
 
   /** What the driver needs to start or restore `m` (a machine older than networks gets a block). */
@@ -1203,10 +1475,13 @@ export class MachineService {
       id: m.id,
       templateRootfs,
       vcpus: m.vcpus,
+      // A warm pool's machine (starting or waiting) gets the CPUs only when nobody else wants them.
+      ...(m.warm_pool_id !== null ? { cpuPriority: 'background' as const } : {}),
       memoryMb: m.memory_mb,
       diskMb: m.disk_mb,
       cwd: m.cwd,
       network: this.networkOf(m),
+      volumes: this.o.volumes?.driverMounts(m.id) ?? [],
     };
   }
 
@@ -1283,13 +1558,6 @@ export class MachineService {
     return Date.now() + this.o.transitionTimeoutMs;
   }
 
-  private templateRootfs(name: string): string {
-    const dir = join(this.o.templatesDir, encodeURIComponent(name), 'rootfs');
-    if (!existsSync(dir))
-      throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
-    return dir;
-  }
-
   private snapshotDir(id: string): string {
     return join(this.o.snapshotsDir, id);
   }
@@ -1299,6 +1567,7 @@ export class MachineService {
       machine_id: m.id,
       status: 'memory',
       template: m.template,
+      template_id: m.template_id,
       vcpus: m.vcpus,
       memory_mb: m.memory_mb,
       disk_mb: m.disk_mb,
@@ -1396,6 +1665,8 @@ export class MachineService {
 
   /** Arms the deadline of a running machine. */
   private arm(m: MachineRecord): void {
+    // A machine waiting in a warm pool has no deadline until a create checks it out.
+    if (m.warm_pool_id !== null) return;
     this.armTimer(m.id, m.expires_at, () => {
       const current = this.store.get(m.id);
       if (!current || current.status !== 'running') return;
@@ -1522,7 +1793,7 @@ function toInfo(m: MachineRecord, pool: AddressPool): MachineInfo {
     expires_at: new Date(m.expires_at).toISOString(),
     created_at: new Date(m.created_at).toISOString(),
     started_at: m.started_at === null ? null : new Date(m.started_at).toISOString(),
-    warm_pool_checkout: null,
+    warm_pool_checkout: m.warm_pool_checkout,
     volumes: [],
     status_reason: m.status_reason,
   };

@@ -34,6 +34,9 @@ export class MetricsService {
   private createSum = 0;
   private createCount = 0;
 
+  /** Warm pools' counts, set once the pools exist. */
+  pools: (() => { id: string; template: string; ready: number; hits: number; misses: number }[]) | undefined;
+
   constructor(private readonly o: MetricsServiceOptions) {}
 
   start(): void {
@@ -99,9 +102,33 @@ export class MetricsService {
       `nullspace_machine_create_seconds_bucket{le="+Inf"} ${this.createCount}`,
       `nullspace_machine_create_seconds_sum ${round(this.createSum)}`,
       `nullspace_machine_create_seconds_count ${this.createCount}`,
+      ...this.poolLines(),
       '',
     ];
     return lines.join('\n');
+  }
+
+  private poolLines(): string[] {
+    const pools = this.pools?.() ?? [];
+    const label = (p: { id: string; template: string }) =>
+      `pool="${p.id}",template="${p.template.replace(/["\\\n]/g, '_')}"`;
+    return [
+      '# HELP nullspace_warm_pool_ready Machines started and waiting in each warm pool.',
+      '# TYPE nullspace_warm_pool_ready gauge',
+      ...pools.map((p) => `nullspace_warm_pool_ready{${label(p)}} ${p.ready}`),
+      '# HELP nullspace_warm_pool_checkouts_total Creates that named a warm pool, by outcome.',
+      '# TYPE nullspace_warm_pool_checkouts_total counter',
+      ...pools.flatMap((p) => [
+        `nullspace_warm_pool_checkouts_total{${label(p)},result="hit"} ${p.hits}`,
+        `nullspace_warm_pool_checkouts_total{${label(p)},result="miss"} ${p.misses}`,
+      ]),
+      '# HELP nullspace_warm_pool_hit_ratio Hits over all checkouts of each warm pool (NaN before the first).',
+      '# TYPE nullspace_warm_pool_hit_ratio gauge',
+      ...pools.map(
+        (p) =>
+          `nullspace_warm_pool_hit_ratio{${label(p)}} ${p.hits + p.misses ? round(p.hits / (p.hits + p.misses)) : 'NaN'}`,
+      ),
+    ];
   }
 
   /** One sample of every running and paused machine; machines gone since lose their samples. */

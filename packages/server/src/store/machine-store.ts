@@ -5,6 +5,7 @@ import {
   type MachineState,
   type NetworkSpec,
   type TimeoutAction,
+  type WarmPoolCheckout,
 } from '@nullspace/protocol';
 import Database from 'better-sqlite3';
 import { prepared } from './prepared.js';
@@ -42,9 +43,17 @@ export interface MachineRecord {
    * restores it at the same address); null for a machine made before it had a network.
    */
   net_index: number | null;
+  /** The template build it runs on (null: the built-in `base`). */
+  template_id: string | null;
+  /** The warm pool holding it, until a create checks it out (then null). */
+  warm_pool_id: string | null;
+  /** How its create was served by a warm pool, if it named one. */
+  warm_pool_checkout: WarmPoolCheckout | null;
 }
 
-interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume' | 'network'> {
+interface Row
+  extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume' | 'network' | 'warm_pool_checkout'> {
+  warm_pool_checkout: string | null;
   envs: string;
   metadata: string;
   auto_resume: number;
@@ -52,7 +61,7 @@ interface Row extends Omit<MachineRecord, 'envs' | 'metadata' | 'auto_resume' | 
 }
 
 /** JSON-encoded columns. */
-const JSON_COLUMNS = new Set(['envs', 'metadata', 'network']);
+const JSON_COLUMNS = new Set(['envs', 'metadata', 'network', 'warm_pool_checkout']);
 
 const MIGRATIONS = [
   `CREATE TABLE machines (
@@ -136,6 +145,44 @@ const MIGRATIONS = [
   // SSH relays: the port each machine's relay listens on and until when, so a restarted server
   // opens them again on the same ports (the ssh command lines it gave out keep working).
   'CREATE TABLE ssh_relays (machine_id TEXT PRIMARY KEY, port INTEGER NOT NULL, until INTEGER NOT NULL);',
+  // Templates: one row per build (a content key names what was built), the name:tag pointers, warm
+  // pools, and on machines and snapshots the build they run on and their warm-pool state.
+  `CREATE TABLE templates (
+     id TEXT PRIMARY KEY,
+     key TEXT NOT NULL,
+     status TEXT NOT NULL,
+     spec TEXT NOT NULL,
+     base_id TEXT,
+     base_recipe TEXT NOT NULL,
+     snapshot_id TEXT,
+     size_bytes INTEGER NOT NULL,
+     error TEXT,
+     created_at INTEGER NOT NULL,
+     finished_at INTEGER
+   );
+   CREATE INDEX templates_by_key ON templates (key);
+   CREATE TABLE template_tags (
+     name TEXT NOT NULL,
+     tag TEXT NOT NULL,
+     template_id TEXT NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (name, tag)
+   );
+   CREATE TABLE warm_pools (
+     id TEXT PRIMARY KEY,
+     template TEXT NOT NULL,
+     vcpus INTEGER NOT NULL,
+     memory_mb INTEGER NOT NULL,
+     disk_mb INTEGER,
+     size INTEGER NOT NULL,
+     hits INTEGER NOT NULL,
+     misses INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   ALTER TABLE machines ADD COLUMN template_id TEXT;
+   ALTER TABLE machines ADD COLUMN warm_pool_id TEXT;
+   ALTER TABLE machines ADD COLUMN warm_pool_checkout TEXT;
+   ALTER TABLE snapshots ADD COLUMN template_id TEXT;`,
 ];
 
 /** Encodes the position after the last row of a page; opaque to clients. */
@@ -190,10 +237,11 @@ export class MachineStore {
       this.db,
       `INSERT INTO machines (id, execution_id, status, status_reason, template, snapshot_id, vcpus, memory_mb,
            disk_mb, cwd, envs, metadata, timeout, on_timeout, auto_resume, expires_at, created_at, started_at, updated_at,
-           paused_at, transition_deadline, network, net_index)
+           paused_at, transition_deadline, network, net_index, template_id, warm_pool_id, warm_pool_checkout)
          VALUES (@id, @execution_id, @status, @status_reason, @template, @snapshot_id, @vcpus, @memory_mb,
            @disk_mb, @cwd, @envs, @metadata, @timeout, @on_timeout, @auto_resume, @expires_at, @created_at,
-           @started_at, @updated_at, @paused_at, @transition_deadline, @network, @net_index)`,
+           @started_at, @updated_at, @paused_at, @transition_deadline, @network, @net_index, @template_id,
+           @warm_pool_id, @warm_pool_checkout)`,
     ).run(toRow(m));
   }
 
@@ -203,7 +251,7 @@ export class MachineStore {
   }
 
   /** Updates the given columns (and updated_at) and returns the new record. */
-  update(id: string, patch: Partial<Omit<MachineRecord, 'id' | 'created_at'>>): MachineRecord {
+  update(id: string, patch: Partial<Omit<MachineRecord, 'id'>>): MachineRecord {
     const entries = Object.entries({ ...patch, updated_at: Date.now() });
     const row: Record<string, unknown> = { id };
     for (const [k, v] of entries) {
@@ -250,6 +298,8 @@ export class MachineStore {
     const states = q.states.length > 0 ? q.states : LISTED_BY_DEFAULT;
     where.push(`status IN (${states.map(() => '?').join(',')})`);
     params.push(...states);
+    // Machines waiting in a warm pool belong to nobody yet (GET /v1/warm_pools shows them).
+    where.push('warm_pool_id IS NULL');
     if (q.template !== undefined) {
       where.push('template = ?');
       params.push(q.template);
@@ -282,6 +332,7 @@ function toRow(m: MachineRecord): Row {
     metadata: JSON.stringify(m.metadata),
     auto_resume: Number(m.auto_resume),
     network: JSON.stringify(m.network),
+    warm_pool_checkout: m.warm_pool_checkout ? JSON.stringify(m.warm_pool_checkout) : null,
   };
 }
 
@@ -292,5 +343,6 @@ function fromRow(r: Row): MachineRecord {
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     auto_resume: r.auto_resume === 1,
     network: JSON.parse(r.network) as NetworkSpec,
+    warm_pool_checkout: r.warm_pool_checkout ? (JSON.parse(r.warm_pool_checkout) as WarmPoolCheckout) : null,
   };
 }

@@ -16,6 +16,8 @@ export interface SnapshotRecord {
   machine_id: string;
   status: SnapshotStatus;
   template: string;
+  /** The template build the machine ran on (null: the built-in `base`). */
+  template_id: string | null;
   vcpus: number;
   memory_mb: number;
   disk_mb: number;
@@ -39,10 +41,10 @@ export class SnapshotStore {
   insert(s: SnapshotRecord): void {
     prepared(
       this.db,
-      `INSERT INTO snapshots (id, kind, machine_id, status, template, vcpus, memory_mb, disk_mb, cwd, envs,
-           metadata, size_bytes, paused_ms, created_at)
-         VALUES (@id, @kind, @machine_id, @status, @template, @vcpus, @memory_mb, @disk_mb, @cwd, @envs,
-           @metadata, @size_bytes, @paused_ms, @created_at)`,
+      `INSERT INTO snapshots (id, kind, machine_id, status, template, template_id, vcpus, memory_mb, disk_mb,
+           cwd, envs, metadata, size_bytes, paused_ms, created_at)
+         VALUES (@id, @kind, @machine_id, @status, @template, @template_id, @vcpus, @memory_mb, @disk_mb,
+           @cwd, @envs, @metadata, @size_bytes, @paused_ms, @created_at)`,
     ).run({ ...s, envs: JSON.stringify(s.envs), metadata: JSON.stringify(s.metadata) });
   }
 

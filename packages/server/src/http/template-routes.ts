@@ -1,0 +1,87 @@
+import {
+  invalidArgument,
+  parseTemplateSpec,
+  parseWarmPoolSpec,
+  rejectUnknownKeys,
+} from '@nullspace/protocol';
+import type { TemplateService } from '../services/template-service.js';
+import type { WarmPoolService } from '../services/warm-pool-service.js';
+import type { Router } from './router.js';
+
+/**
+ * `/v1/templates` (build, list, get, delete, build logs) and `/v1/warm_pools`. A template name has
+ * a `/` and a `:` in it: in a path it is percent-encoded (`team%2Fapp%3Astable`).
+ */
+export function addTemplateRoutes(
+  router: Router,
+  templates: TemplateService,
+  pools: WarmPoolService,
+  usersOf: (templateId: string) => string[],
+): void {
+  router.add('GET', '/v1/templates', async (ctx) => {
+    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
+    return { body: { items: templates.list() } };
+  });
+
+  // 201 with the build to follow; 200 when the same content was built already (nothing to do).
+  router.add('POST', '/v1/templates', async (ctx) => {
+    const started = templates.build(parseTemplateSpec(await ctx.body()));
+    return { status: started.cached ? 200 : 202, body: started };
+  });
+
+  router.add('GET', '/v1/templates/{ref}', async (ctx) => {
+    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
+    return { body: templates.get(ctx.params.ref ?? '') };
+  });
+
+  router.add('DELETE', '/v1/templates/{ref}', async (ctx) => ({
+    body: await templates.delete(ctx.params.ref ?? '', usersOf),
+  }));
+
+  // The build's events as NDJSON: steps (progress), log lines, then `done` or `error`.
+  router.add('GET', '/v1/templates/{ref}/logs', async (ctx) => {
+    const query = Object.fromEntries(ctx.url.searchParams);
+    rejectUnknownKeys(query, ['follow']);
+    if (query.follow !== undefined && query.follow !== 'true' && query.follow !== 'false')
+      throw invalidArgument('follow', 'must be true or false');
+    const follow = query.follow !== 'false';
+    const events = templates.events(ctx.params.ref ?? '', follow);
+    const first = await events.next(); // errors (unknown template) become a JSON error answer
+    const res = ctx.res;
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+      'x-request-id': ctx.requestId,
+    });
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      void events.return(undefined);
+    });
+    if (!first.done) res.write(`${JSON.stringify(first.value)}\n`);
+    if (!first.done && !closed) {
+      for await (const e of events) {
+        if (closed) break;
+        res.write(`${JSON.stringify(e)}\n`);
+      }
+    }
+    res.end();
+    return undefined;
+  });
+
+  router.add('GET', '/v1/warm_pools', async (ctx) => {
+    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
+    return { body: { items: pools.list() } };
+  });
+
+  router.add('POST', '/v1/warm_pools', async (ctx) => ({
+    status: 201,
+    body: pools.create(parseWarmPoolSpec(await ctx.body())),
+  }));
+
+  router.add('GET', '/v1/warm_pools/{id}', async (ctx) => ({ body: pools.get(ctx.params.id ?? '') }));
+
+  router.add('DELETE', '/v1/warm_pools/{id}', async (ctx) => ({
+    body: await pools.delete(ctx.params.id ?? ''),
+  }));
+}

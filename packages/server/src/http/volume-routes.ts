@@ -1,0 +1,54 @@
+import { expectObject, parseCreateVolume, parseVolumeMount, rejectUnknownKeys } from '@nullspace/protocol';
+import type { VolumeService } from '../services/volume-service.js';
+import type { Router } from './router.js';
+
+/** `/v1/volumes` and a machine's `/v1/machines/{id}/volumes` (docs/volumes.md). */
+export function addVolumeRoutes(router: Router, volumes: VolumeService): void {
+  const noQuery = (url: URL) => rejectUnknownKeys(Object.fromEntries(url.searchParams), []);
+  const noBody = (raw: unknown) => {
+    if (raw !== undefined) rejectUnknownKeys(expectObject(raw, 'body'), []);
+  };
+
+  router.add('POST', '/v1/volumes', async (ctx) => ({
+    status: 201,
+    body: await volumes.create(parseCreateVolume(await ctx.body())),
+  }));
+
+  router.add('GET', '/v1/volumes', async (ctx) => {
+    noQuery(ctx.url);
+    return { body: { items: await volumes.list() } };
+  });
+
+  router.add('GET', '/v1/volumes/{vol}', async (ctx) => {
+    noQuery(ctx.url);
+    return { body: await volumes.get(ctx.params.vol ?? '') };
+  });
+
+  router.add('DELETE', '/v1/volumes/{vol}', async (ctx) => ({
+    body: await volumes.delete(ctx.params.vol ?? ''),
+  }));
+
+  router.add('GET', '/v1/machines/{id}/volumes', async (ctx) => {
+    noQuery(ctx.url);
+    return { body: { items: volumes.listAttachments(ctx.params.id ?? '') } };
+  });
+
+  router.add('POST', '/v1/machines/{id}/volumes', async (ctx) => ({
+    status: 201,
+    body: await volumes.attach(ctx.params.id ?? '', parseVolumeMount(await ctx.body())),
+  }));
+
+  router.add('DELETE', '/v1/machines/{id}/volumes/{vat}', async (ctx) => ({
+    body: await volumes.detach(ctx.params.id ?? '', ctx.params.vat ?? ''),
+  }));
+
+  router.add('GET', '/v1/machines/{id}/volumes/{vat}/health', async (ctx) => {
+    noQuery(ctx.url);
+    return { body: await volumes.health(ctx.params.id ?? '', ctx.params.vat ?? '') };
+  });
+
+  router.add('POST', '/v1/machines/{id}/volumes/{vat}/remount', async (ctx) => {
+    noBody(await ctx.body());
+    return { body: await volumes.remount(ctx.params.id ?? '', ctx.params.vat ?? '') };
+  });
+}

@@ -1,0 +1,615 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  BASE_TEMPLATE,
+  CodedError,
+  type ReadyCheck,
+  type TemplateBuildEvent,
+  type TemplateBuildStarted,
+  type TemplateInfo,
+  type TemplateSpec,
+  canonicalTemplateRef,
+  newId,
+  parseTemplateRef,
+} from '@nullspace/protocol';
+import { host } from '@nullspace/runtime';
+import type { Logger } from '../log.js';
+import type { TemplateRecord, TemplateStore } from '../store/template-store.js';
+import { runFollowed, startAndWaitReady, writeMachineFile } from '../templates/agent-ops.js';
+import { type PackageCache, packageNotFound } from '../templates/package-cache.js';
+import type { MachineService } from './machine-service.js';
+
+/** What a machine made from a template needs to know about it (see {@link TemplateService.resolve}). */
+export interface ResolvedTemplate {
+  /** Canonical reference: `base`, or `name:tag`. */
+  ref: string;
+  /** The build (null: the built-in `base` or a template directory made by hand). */
+  id: string | null;
+  /** The overlay's lower directories, top first, `:`-separated. */
+  lowerdir: string;
+  env: Record<string, string>;
+  workdir: string | null;
+  start: { start_cmd: string; ready_check: ReadyCheck | null } | null;
+  /** Built-in disk size (null: the server's default). */
+  disk_mb: number | null;
+  /** Snapshot-backed: machines start from this snapshot (its disk size is fixed). */
+  snapshot_id: string | null;
+}
+
+/** Where a machine's template comes from, for the machine service. */
+export interface TemplateResolver {
+  resolve(ref: string): ResolvedTemplate;
+  /** The lower directories of a machine already made from build `id` (null: by `ref`'s directory). */
+  lowerdirOf(id: string | null, ref: string): string;
+  /** Why the snapshot cannot be deleted (a template starts machines from it), if so. */
+  snapshotUser(snapshotId: string): string | undefined;
+}
+
+export interface TemplateServiceOptions {
+  store: TemplateStore;
+  /** The built-in `base` (and hand-made templates): `<dir>/<name>/rootfs`. */
+  templatesDir: string;
+  /** Built templates: `<dir>/<id>/layer`, `<dir>/<id>/build.log`. */
+  buildsDir: string;
+  packages: PackageCache;
+  log: Logger;
+}
+
+interface BuildRun {
+  events: TemplateBuildEvent[];
+  listeners: Set<(e: TemplateBuildEvent) => void>;
+}
+
+const BUILD_STEP_TIMEOUT_MS = 30 * 60_000;
+/** The metadata key that marks a build machine (its value is the build's id). */
+export const BUILD_METADATA = 'nullspace.template_build';
+/**
+ * Left out of a template layer: caches and per-machine state a template must not carry. Removing a
+ * directory from the layer leaves the base's (empty) one in view.
+ */
+const LAYER_JUNK = [
+  'tmp',
+  'var/tmp',
+  'var/cache/apt/archives',
+  'var/lib/apt/lists',
+  '.nullspace',
+  'root/.bash_history',
+  'etc/ssh/ssh_host_ed25519_key',
+  'etc/ssh/ssh_host_ed25519_key.pub',
+  'etc/ssh/ssh_host_ed25519_key-cert.pub',
+  'etc/ssh/ssh_host_rsa_key',
+  'etc/ssh/ssh_host_rsa_key.pub',
+  'etc/ssh/ssh_host_ecdsa_key',
+  'etc/ssh/ssh_host_ecdsa_key.pub',
+];
+
+/**
+ * Templates: builds from a spec (in a real machine: packages, files, run steps; then either the
+ * machine's filesystem changes become a layer over its base, or, snapshot-backed, the machine with
+ * its start command ready is snapshotted), cached by content, named by `name:tag`, listed, deleted.
+ */
+export class TemplateService implements TemplateResolver {
+  private readonly store: TemplateStore;
+  private readonly log: Logger;
+  private readonly runs = new Map<string, BuildRun>();
+  private machines: MachineService | undefined;
+
+  constructor(private readonly o: TemplateServiceOptions) {
+    this.store = o.store;
+    this.log = o.log.child({ component: 'templates' });
+  }
+
+  /** The machine service builds run their machines with (the two need each other). */
+  attach(machines: MachineService): void {
+    this.machines = machines;
+  }
+
+  // ---- resolving --------------------------------------------------------------------------------
+
+  resolve(ref: string): ResolvedTemplate {
+    const canonical = canonicalTemplateRef(ref);
+    const { name, tag } = parseTemplateRef(canonical);
+    const id = ref === BASE_TEMPLATE ? undefined : this.store.tagged(name, tag);
+    if (id === undefined) {
+      return {
+        ref: ref === BASE_TEMPLATE ? ref : canonical,
+        id: null,
+        lowerdir: this.lowerdirOf(null, ref),
+        env: {},
+        workdir: null,
+        start: null,
+        disk_mb: null,
+        snapshot_id: null,
+      };
+    }
+    const t = this.usable(id, canonical);
+    const chain = this.chain(t);
+    return {
+      ref: canonical,
+      id: t.id,
+      lowerdir: this.lowerdirOf(t.id, canonical),
+      env: Object.assign({}, ...chain.reverse().map((c) => c.spec.env)) as Record<string, string>,
+      workdir: chain.find((c) => c.spec.workdir !== null)?.spec.workdir ?? null,
+      start: t.spec.start_cmd ? { start_cmd: t.spec.start_cmd, ready_check: t.spec.ready_check } : null,
+      disk_mb: t.spec.disk_mb,
+      snapshot_id: t.snapshot_id,
+    };
+  }
+
+  lowerdirOf(id: string | null, ref: string): string {
+    if (id === null) {
+      // The built-in base, or a directory someone put in the templates directory by hand.
+      const dir = join(this.o.templatesDir, encodeURIComponent(ref), 'rootfs');
+      if (!existsSync(dir))
+        throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
+      return dir;
+    }
+    const t = this.store.get(id);
+    if (!t || t.status === 'deleted')
+      throw new CodedError('template_not_found', `template ${ref} (build ${id}) not found`, {
+        template: ref,
+      });
+    const below = this.lowerdirOf(t.base_id, t.spec.base);
+    // A snapshot-backed template's changes are on its snapshot's disk, not in a layer.
+    return t.snapshot_id ? below : `${this.layerDir(t.id)}:${below}`;
+  }
+
+  snapshotUser(snapshotId: string): string | undefined {
+    const t = this.store.list().find((x) => x.snapshot_id === snapshotId);
+    return t ? `template ${this.store.namesOf(t.id)[0] ?? t.id} starts machines from it` : undefined;
+  }
+
+  // ---- queries ----------------------------------------------------------------------------------
+
+  list(): TemplateInfo[] {
+    return this.store.list().map((t) => this.info(t));
+  }
+
+  get(refOrId: string): TemplateInfo {
+    return this.info(this.find(refOrId));
+  }
+
+  /** A build's events so far, then live ones until it ends (`follow`); from its log once finished. */
+  async *events(refOrId: string, follow: boolean): AsyncGenerator<TemplateBuildEvent> {
+    const t = this.find(refOrId);
+    const run = this.runs.get(t.id);
+    if (!run) {
+      const file = this.logFile(t.id);
+      if (existsSync(file)) {
+        for await (const line of createInterface({ input: createReadStream(file) })) {
+          if (line.trim()) yield JSON.parse(line) as TemplateBuildEvent;
+        }
+      } else if (t.status === 'ready')
+        yield { type: 'done', template: this.info(t), at: new Date().toISOString() };
+      return;
+    }
+    const queue: TemplateBuildEvent[] = [...run.events];
+    let wake: (() => void) | undefined;
+    const listener = (e: TemplateBuildEvent) => {
+      queue.push(e);
+      wake?.();
+    };
+    if (follow) run.listeners.add(listener);
+    try {
+      for (;;) {
+        const e = queue.shift();
+        if (e) {
+          yield e;
+          if (e.type === 'done' || e.type === 'error') return;
+          continue;
+        }
+        if (!follow) return;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = undefined;
+      }
+    } finally {
+      run.listeners.delete(listener);
+    }
+  }
+
+  // ---- build ------------------------------------------------------------------------------------
+
+  /**
+   * Starts building `spec` (or finds it built or building: the same content is never built twice)
+   * and points its tags at the build once it is ready.
+   */
+  build(spec: TemplateSpec): TemplateBuildStarted {
+    const base = this.resolve(spec.base);
+    const baseRecipe = this.baseRecipe();
+    const baseKey = base.id
+      ? (this.store.get(base.id) as TemplateRecord).key
+      : spec.base === BASE_TEMPLATE
+        ? `base:${baseRecipe}`
+        : `dir:${spec.base}`;
+    const key = contentKey(spec, baseKey);
+    const existing = this.store.byKey(key);
+    if (existing) {
+      if (existing.status === 'ready') this.tag(spec, existing.id);
+      else this.pendingTags.set(existing.id, [...(this.pendingTags.get(existing.id) ?? []), spec]);
+      return { build_id: existing.id, cached: existing.status === 'ready', template: this.info(existing) };
+    }
+    const record: TemplateRecord = {
+      id: newId('template'),
+      key,
+      status: 'building',
+      spec,
+      base_id: base.id,
+      base_recipe: baseRecipe,
+      snapshot_id: null,
+      size_bytes: 0,
+      error: null,
+      created_at: Date.now(),
+      finished_at: null,
+    };
+    this.store.insert(record);
+    this.pendingTags.set(record.id, [spec]);
+    const run: BuildRun = { events: [], listeners: new Set() };
+    this.runs.set(record.id, run);
+    void this.runBuild(record, run).finally(() => {
+      // Finished builds are read back from their log; keep the run a little for late followers.
+      setTimeout(() => this.runs.delete(record.id), 60_000).unref();
+    });
+    return { build_id: record.id, cached: false, template: this.info(record) };
+  }
+
+  /** Tags asked for while a build of the same content was running (set when it is ready). */
+  private readonly pendingTags = new Map<string, TemplateSpec[]>();
+
+  /**
+   * Deletes `name:tag`; the build goes too when no other tag names it. Refused while a machine
+   * (alive or hibernated), a warm pool or another template uses the build.
+   */
+  async delete(ref: string, users: (id: string) => string[]): Promise<TemplateInfo> {
+    const canonical = canonicalTemplateRef(ref);
+    if (canonical === BASE_TEMPLATE)
+      throw new CodedError('invalid_argument', 'the built-in template base cannot be deleted', {
+        template: ref,
+      });
+    const { name, tag } = parseTemplateRef(canonical);
+    const id = this.store.tagged(name, tag);
+    const t = id ? this.store.get(id) : undefined;
+    if (!t)
+      throw new CodedError('template_not_found', `template ${canonical} not found`, { template: canonical });
+    if (t.status === 'building')
+      throw new CodedError('invalid_state', `template ${canonical} is still building`, {
+        template: canonical,
+      });
+    // Refused while anything uses the build, even when another tag would keep it: a tag is how
+    // people and pools name it, and deleting one under them is a surprise either way.
+    const using = [...users(t.id), ...this.store.children(t.id).map((c) => `template build ${c.id}`)];
+    if (using.length > 0)
+      throw new CodedError(
+        'invalid_state',
+        `template ${canonical} is in use by ${using.slice(0, 5).join(', ')}${using.length > 5 ? ` and ${using.length - 5} more` : ''}`,
+        { template: canonical, used_by: using.slice(0, 20) },
+      );
+    const others = this.store.namesOf(t.id).filter((n) => n !== canonical);
+    this.store.removeTag(name, tag);
+    if (others.length > 0) return this.info(t);
+    await rm(this.buildDir(t.id), { recursive: true, force: true });
+    if (t.snapshot_id)
+      await this.requireMachines()
+        .deleteSnapshot(t.snapshot_id, { forTemplate: true })
+        .catch(() => undefined);
+    this.store.update(t.id, { status: 'deleted' });
+    this.log.info('template deleted', { template: canonical, template_id: t.id });
+    return this.info({ ...t, status: 'deleted' });
+  }
+
+  /**
+   * After a restart: builds that were running when the server stopped failed with it; their files
+   * and their build machines go.
+   */
+  async recover(): Promise<void> {
+    const machines = this.requireMachines();
+    const stopped = new Set<string>();
+    for (const t of this.store.list()) {
+      if (t.status !== 'building') continue;
+      stopped.add(t.id);
+      this.store.update(t.id, {
+        status: 'failed',
+        error: 'the server stopped during the build',
+        finished_at: Date.now(),
+      });
+      await rm(join(this.buildDir(t.id), 'layer'), { recursive: true, force: true });
+    }
+    for (const m of machines.buildMachines()) {
+      if (!stopped.has(m.build)) continue;
+      this.log.info('killing the machine of an interrupted template build', {
+        machine_id: m.id,
+        template_id: m.build,
+      });
+      await machines
+        .kill(m.id, 'its template build was interrupted by a server restart')
+        .catch(() => undefined);
+    }
+  }
+
+  private async runBuild(t: TemplateRecord, run: BuildRun): Promise<void> {
+    const spec = t.spec;
+    const started = Date.now();
+    await mkdir(this.buildDir(t.id), { recursive: true });
+    const steps = [
+      ...(spec.packages.length ? ['fetch packages'] : []),
+      'start a build machine',
+      ...(spec.packages.length ? ['install packages'] : []),
+      ...(spec.files.length ? ['copy files'] : []),
+      ...spec.run.map((r) => `run: ${oneLine(r)}`),
+      ...(spec.snapshot ? ['start command', 'snapshot'] : ['capture the filesystem']),
+    ];
+    let step = 0;
+    const emit = (e: TemplateBuildEvent) => {
+      run.events.push(e);
+      for (const l of run.listeners) l(e);
+      void appendFile(this.logFile(t.id), `${JSON.stringify(e)}\n`).catch(() => undefined);
+    };
+    const at = () => new Date().toISOString();
+    const next = (name: string) => {
+      step++;
+      emit({ type: 'step', step, total: steps.length, name, at: at() });
+    };
+    const log = (line: string) => emit({ type: 'log', step, line, at: at() });
+    const machines = this.requireMachines();
+    let machineId: string | undefined;
+    try {
+      let debs: string[] = [];
+      if (spec.packages.length) {
+        next('fetch packages');
+        debs = await this.o.packages.fetch(spec.packages, this.dpkgStatus(t), log).catch((err: unknown) => {
+          throw packageNotFound(err) ?? err;
+        });
+      }
+      next('start a build machine');
+      const m = await machines.createForBuild({
+        template: spec.base,
+        vcpus: spec.vcpus,
+        memory_mb: spec.memory_mb,
+        disk_mb: spec.disk_mb,
+        metadata: { [BUILD_METADATA]: t.id },
+      });
+      machineId = m.id;
+      log(
+        `machine ${m.id} (${spec.vcpus} vCPU, ${spec.memory_mb} MB, ${spec.disk_mb} MB disk) from ${spec.base}`,
+      );
+      const agent = machines.agentOf(m.id);
+      const resolvedBase = this.resolve(spec.base);
+      const env = { ...resolvedBase.env, ...spec.env };
+      const cwd = spec.workdir ?? resolvedBase.workdir ?? '/';
+      const sh = async (script: string, what: string) => {
+        const p = await runFollowed(agent, script, {
+          cwd: '/',
+          envs: { ...env, DEBIAN_FRONTEND: 'noninteractive' },
+          timeoutMs: BUILD_STEP_TIMEOUT_MS,
+          onLine: log,
+        });
+        if (p.exit_code !== 0)
+          throw new CodedError(
+            'invalid_argument',
+            `${what} failed (${p.timed_out ? 'timed out' : (p.signal ?? `exit ${p.exit_code}`)})`,
+          );
+      };
+      if (spec.packages.length) {
+        next('install packages');
+        if (debs.length === 0) log('every package is installed already');
+        else {
+          await sh('mkdir -p /tmp/nullspace-debs', 'preparing the package install');
+          for (const f of debs)
+            await writeMachineFile(agent, `/tmp/nullspace-debs/${basename(f)}`, readFileSync(f));
+          await sh(
+            'apt-get install -y -q --no-install-recommends /tmp/nullspace-debs/*.deb && rm -rf /tmp/nullspace-debs',
+            'installing the packages',
+          );
+        }
+      }
+      if (spec.files.length) {
+        next('copy files');
+        for (const f of spec.files) {
+          await sh(`mkdir -p ${shq(dirname(f.path))}`, `creating ${dirname(f.path)}`);
+          await writeMachineFile(agent, f.path, Buffer.from(f.content_base64, 'base64'));
+          await sh(`chmod ${f.mode.toString(8)} ${shq(f.path)}`, `chmod of ${f.path}`);
+          log(
+            `${f.path} (${Buffer.byteLength(f.content_base64, 'base64')} bytes, mode ${f.mode.toString(8)})`,
+          );
+        }
+      }
+      for (const [i, r] of spec.run.entries()) {
+        next(`run: ${oneLine(r)}`);
+        await sh(`mkdir -p ${shq(cwd)} && cd ${shq(cwd)} && ${r}`, `run step ${i + 1}`);
+      }
+      if (spec.workdir) await sh(`mkdir -p ${shq(spec.workdir)}`, `creating ${spec.workdir}`);
+      if (spec.snapshot && spec.start_cmd) {
+        next('start command');
+        const ms = await startAndWaitReady(
+          agent,
+          machines.linkOf(m.id),
+          { start_cmd: spec.start_cmd, ready_check: spec.ready_check },
+          { cwd, envs: { ...env, NULLSPACE_MACHINE_ID: m.id } },
+        );
+        log(spec.ready_check ? `ready after ${ms} ms` : 'started (no ready check)');
+        next('snapshot');
+        const snap = await machines.createSnapshot(m.id);
+        this.store.update(t.id, { snapshot_id: snap.id, size_bytes: snap.size_bytes });
+        log(`snapshot ${snap.id} (${mib(snap.size_bytes)} MiB, machine frozen ${snap.paused_ms} ms)`);
+      } else {
+        next('capture the filesystem');
+        const layer = this.layerDir(t.id);
+        await rm(layer, { recursive: true, force: true });
+        await mkdir(layer, { recursive: true });
+        await machines.exportChanges(m.id, layer);
+        for (const junk of LAYER_JUNK) await rm(join(layer, junk), { recursive: true, force: true });
+        const size = await duBytes(layer);
+        this.store.update(t.id, { size_bytes: size });
+        log(`layer of ${mib(size)} MiB`);
+      }
+      await machines.kill(m.id, 'template build finished');
+      machineId = undefined;
+      this.store.update(t.id, { status: 'ready', finished_at: Date.now() });
+      for (const s of this.pendingTags.get(t.id) ?? []) this.tag(s, t.id);
+      this.pendingTags.delete(t.id);
+      const done = this.store.get(t.id) as TemplateRecord;
+      this.log.info('template built', {
+        template_id: t.id,
+        names: this.store.namesOf(t.id),
+        ms: Date.now() - started,
+      });
+      emit({ type: 'done', template: this.info(done), at: at() });
+    } catch (err) {
+      const e =
+        err instanceof CodedError && err.code !== 'internal'
+          ? err
+          : new CodedError(
+              'internal',
+              `template build failed: ${err instanceof Error ? err.message : String(err)}`,
+            );
+      this.log.error('template build failed', { template_id: t.id, error: err });
+      if (machineId) await machines.kill(machineId, 'template build failed').catch(() => undefined);
+      const snapshotId = this.store.get(t.id)?.snapshot_id;
+      if (snapshotId) await machines.deleteSnapshot(snapshotId, { forTemplate: true }).catch(() => undefined);
+      await rm(this.layerDir(t.id), { recursive: true, force: true });
+      this.store.update(t.id, {
+        status: 'failed',
+        error: e.message,
+        finished_at: Date.now(),
+        snapshot_id: null,
+      });
+      this.pendingTags.delete(t.id);
+      emit({ type: 'error', error: { code: e.code, message: e.message }, at: at() });
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  private tag(spec: TemplateSpec, id: string): void {
+    for (const tag of spec.tags) this.store.setTag(spec.name, tag, id);
+  }
+
+  private usable(id: string, ref: string): TemplateRecord {
+    const t = this.store.get(id);
+    if (!t || t.status !== 'ready')
+      throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
+    if (t.base_recipe !== this.baseRecipe())
+      throw new CodedError(
+        'invalid_state',
+        `template ${ref} was built on an older base template; build it again`,
+        { template: ref },
+      );
+    return t;
+  }
+
+  /** `t` and the builds under it, top first. */
+  private chain(t: TemplateRecord): TemplateRecord[] {
+    const out = [t];
+    let base = t.base_id;
+    while (base) {
+      const b = this.store.get(base);
+      if (!b) break;
+      out.push(b);
+      base = b.base_id;
+    }
+    return out;
+  }
+
+  /** The dpkg status file of what `t` is built on (the top-most layer that has one). */
+  private dpkgStatus(t: TemplateRecord): string {
+    const lower = this.lowerdirOf(t.base_id, t.spec.base);
+    for (const dir of lower.split(':')) {
+      const f = join(dir, 'var/lib/dpkg/status');
+      if (existsSync(f)) return f;
+    }
+    throw new CodedError('internal', `no dpkg status file under ${lower}`);
+  }
+
+  private find(refOrId: string): TemplateRecord {
+    if (refOrId.startsWith('tpl_')) {
+      const t = this.store.get(refOrId);
+      if (t && t.status !== 'deleted') return t;
+    } else {
+      const { name, tag } = parseTemplateRef(canonicalTemplateRef(refOrId));
+      const id = this.store.tagged(name, tag);
+      const t = id ? this.store.get(id) : undefined;
+      if (t) return t;
+    }
+    throw new CodedError('template_not_found', `template ${refOrId} not found`, { template: refOrId });
+  }
+
+  private info(t: TemplateRecord): TemplateInfo {
+    return {
+      id: t.id,
+      names: this.store.namesOf(t.id),
+      status: t.status,
+      key: t.key,
+      base: t.spec.base,
+      packages: t.spec.packages,
+      env: Object.keys(t.spec.env),
+      workdir: t.spec.workdir,
+      start_cmd: t.spec.start_cmd,
+      ready_check: t.spec.ready_check,
+      disk_mb: t.spec.disk_mb,
+      vcpus: t.spec.vcpus,
+      memory_mb: t.spec.memory_mb,
+      snapshot_backed: t.spec.snapshot,
+      snapshot_id: t.snapshot_id,
+      size_bytes: t.size_bytes,
+      error: t.error,
+      created_at: new Date(t.created_at).toISOString(),
+      finished_at: t.finished_at ? new Date(t.finished_at).toISOString() : null,
+      build_ms: t.finished_at ? t.finished_at - t.created_at : null,
+    };
+  }
+
+  private baseRecipe(): string {
+    try {
+      return readFileSync(join(this.o.templatesDir, BASE_TEMPLATE, 'recipe'), 'utf8').trim();
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  private requireMachines(): MachineService {
+    if (!this.machines) throw new CodedError('internal', 'template service has no machine service');
+    return this.machines;
+  }
+
+  private buildDir(id: string): string {
+    return join(this.o.buildsDir, id);
+  }
+
+  private layerDir(id: string): string {
+    return join(this.buildDir(id), 'layer');
+  }
+
+  private logFile(id: string): string {
+    return join(this.buildDir(id), 'build.log');
+  }
+}
+
+/** The content key of a build: everything that shapes the result, and what it is built on. */
+function contentKey(spec: TemplateSpec, baseKey: string): string {
+  const { name: _name, tags: _tags, ...shape } = spec;
+  return createHash('sha256')
+    .update(JSON.stringify({ v: 1, ...shape, base: baseKey }))
+    .digest('hex');
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
+}
+
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+async function duBytes(dir: string): Promise<number> {
+  const { stdout } = await host('du', ['-sb', dir], { timeoutMs: 120_000 });
+  return Number.parseInt(stdout, 10) || 0;
+}
