@@ -88,6 +88,9 @@ describeWithServer('warm pools', (ctx) => {
         'echo $N $GREETING; curl -s -o /dev/null -w "%{http_code}" localhost:8000/hostname',
       );
       assert.equal(out.stdout, `${i} pooled\n200`);
+      // Started at the lowest priority while in the pool; every thread is back to normal now.
+      const nice = await m.commands.run('ps -eLo ni= | tr -d " " | sort -u');
+      assert.equal(nice.stdout, '0\n');
     }
     const listed = await Machine.list({ ...c, query: { metadata: { batch: 'five' } } });
     assert.equal(listed.items.length, 5);

@@ -95,7 +95,11 @@ function shellQuote(arg: string): string {
  */
 export async function hostPlan(
   lanes: readonly (readonly Argv[])[],
-  opts: { timeoutMs?: number } = {},
+  opts: {
+    timeoutMs?: number;
+    /** Runs the whole plan at this niceness (19: only when the host's CPUs are otherwise idle). */
+    nice?: number;
+  } = {},
 ): Promise<void> {
   const lines: string[] = ['fail=0'];
   lanes.forEach((lane, i) => {
@@ -111,5 +115,7 @@ export async function hostPlan(
     lines.push(`wait $p${i} || fail=1`);
   });
   lines.push('exit $fail');
-  await host('sh', ['-c', lines.join('\n')], opts);
+  const script = ['sh', '-c', lines.join('\n')];
+  const [file, ...args] = opts.nice === undefined ? script : ['nice', '-n', String(opts.nice), ...script];
+  await host(file as string, args, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
 }

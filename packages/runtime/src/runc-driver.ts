@@ -166,7 +166,7 @@ export class RuncDriver implements MachineDriver {
   async create(spec: DriverMachineSpec): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
     await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], { restore: false }, async () => {
-      await this.runc.run(spec.id, this.dir(spec.id));
+      await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
     });
   }
 
@@ -280,7 +280,7 @@ export class RuncDriver implements MachineDriver {
   }
 
   async setCpuPriority(id: string, priority: CpuPriority): Promise<void> {
-    await setCpuPriority(`${this.cgroupParent}/${id}`, priority);
+    setCpuPriority(`${this.cgroupParent}/${id}`, priority);
   }
 
   private freezer(id: string): Freezer {
@@ -315,7 +315,12 @@ export class RuncDriver implements MachineDriver {
     try {
       // The same address as before: sockets bound to it and open connections come back alive.
       await this.prepareHost(spec, [disk.mountSteps()]);
-      await this.restoreFrom(spec.id, imageDir, { timeoutMs, newAddress: false, volumes: spec.volumes });
+      await this.restoreFrom(spec.id, imageDir, {
+        timeoutMs,
+        newAddress: false,
+        volumes: spec.volumes,
+        ...niceOf(spec),
+      });
       await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
       await this.waitForAgent(spec.id);
       await this.mountVolumes(spec);
@@ -363,7 +368,12 @@ export class RuncDriver implements MachineDriver {
       disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
       { restore: true },
       async () => {
-        await this.restoreFrom(spec.id, snapDir, { timeoutMs, newAddress: true, volumes: spec.volumes });
+        await this.restoreFrom(spec.id, snapDir, {
+          timeoutMs,
+          newAddress: true,
+          volumes: spec.volumes,
+          ...niceOf(spec),
+        });
         await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: true });
         // The restored UTS namespace carries the source's host name; this machine has its own.
         const state = await this.runc.state(spec.id);
@@ -439,7 +449,12 @@ export class RuncDriver implements MachineDriver {
   private async restoreFrom(
     id: string,
     imageDir: string,
-    o: { timeoutMs: number; newAddress: boolean; volumes: readonly DriverVolumeMount[] | undefined },
+    o: {
+      timeoutMs: number;
+      newAddress: boolean;
+      volumes: readonly DriverVolumeMount[] | undefined;
+      nice?: number;
+    },
   ): Promise<void> {
     const dir = this.dir(id);
     const workDir = join(dir, 'criu-restore');
@@ -453,6 +468,7 @@ export class RuncDriver implements MachineDriver {
           timeoutMs: o.timeoutMs,
           tcpEstablished: !o.newAddress,
           onSpawn: (pid) => this.recordOperation(id, pid),
+          ...(o.nice !== undefined ? { nice: o.nice } : {}),
         });
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
@@ -583,7 +599,7 @@ export class RuncDriver implements MachineDriver {
           ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
         ],
       ],
-      { timeoutMs: 120_000 },
+      { timeoutMs: 120_000, ...niceOf(spec) },
     );
   }
 
@@ -711,4 +727,13 @@ async function readMachineFileTail(path: string, maxBytes: number): Promise<stri
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * A warm pool's machine is made by host tools (and runc, whose niceness its processes inherit) at
+ * niceness 19: its start-up runs on CPUs nobody else wants, not against the server's event loop
+ * and the machines in use. A checkout resets its processes (`setCpuPriority`).
+ */
+function niceOf(spec: DriverMachineSpec): { nice?: number } {
+  return spec.cpuPriority === 'background' ? { nice: 19 } : {};
 }

@@ -27,8 +27,8 @@ export class Runc {
   ) {}
 
   /** Starts the container detached and resolves once its init process runs. */
-  run(id: string, bundle: string): Promise<void> {
-    return this.detached(id, bundle, ['run', '--detach', '--bundle', bundle, id], 30_000);
+  run(id: string, bundle: string, o: { nice?: number } = {}): Promise<void> {
+    return this.detached(id, bundle, ['run', '--detach', '--bundle', bundle, id], 30_000, undefined, o.nice);
   }
 
   /**
@@ -41,12 +41,12 @@ export class Runc {
     bundle: string,
     imageDir: string,
     workDir: string,
-    opts: { timeoutMs: number; tcpEstablished: boolean; onSpawn?: (pid: number) => void },
+    opts: { timeoutMs: number; tcpEstablished: boolean; onSpawn?: (pid: number) => void; nice?: number },
   ): Promise<void> {
     const args = ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir];
     if (opts.tcpEstablished) args.push('--tcp-established');
     args.push('--bundle', bundle, id);
-    return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn);
+    return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn, opts.nice);
   }
 
   /**
@@ -93,13 +93,17 @@ export class Runc {
     command: string[],
     timeoutMs: number,
     onSpawn?: (pid: number) => void,
+    /** runc, and so the container's processes, at this niceness (see cgroups/cpu-weight.ts). */
+    nice?: number,
   ): Promise<void> {
     const logFile = join(bundle, 'runc.log');
     rmSync(logFile, { force: true }); // its error lines are read back on failure: this run's only
     return new Promise((resolve, reject) => {
+      const argv = [this.binary, '--root', this.root, '--log', logFile, '--log-format', 'json', ...command];
+      const [file, ...args] = nice === undefined ? argv : ['nice', '-n', String(nice), ...argv];
       const child = spawn(
-        this.binary,
-        ['--root', this.root, '--log', logFile, '--log-format', 'json', ...command],
+        file as string,
+        args,
         // Its own process group, so a timeout ends runc and the CRIU it started together.
         { stdio: 'ignore', detached: true },
       );
