@@ -21,7 +21,7 @@ import { addTemplateRoutes } from './http/template-routes.js';
 import { addVolumeRoutes } from './http/volume-routes.js';
 import { Logger } from './log.js';
 import { DnsForwarder, hostResolvers } from './net/dns-forwarder.js';
-import { MachineService } from './services/machine-service.js';
+import { KEPT_STATES, MachineService } from './services/machine-service.js';
 import { MetricsService } from './services/metrics-service.js';
 import { PreviewService } from './services/preview-service.js';
 import { SshAccessService } from './services/ssh-access.js';
@@ -127,7 +127,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   addVolumeRoutes(router, volumes);
   addTemplateRoutes(router, templates, pools, (templateId) => [
     ...store
-      .listInStates(['starting', 'running', 'pausing', 'paused', 'hibernating', 'resuming', 'hibernated'])
+      .listInStates(KEPT_STATES)
       .filter((m) => m.template_id === templateId)
       .map((m) => (m.warm_pool_id ? `a machine of warm pool ${m.warm_pool_id}` : `machine ${m.id}`)),
     ...pools.usersOf(templateId),

@@ -63,7 +63,7 @@ const LIVE_STATES: MachineState[] = [
   'killing',
 ];
 /** States the server keeps (and re-adopts) across a restart: the live ones and hibernated. */
-const KEPT_STATES: MachineState[] = [...LIVE_STATES, 'hibernated'];
+export const KEPT_STATES: readonly MachineState[] = [...LIVE_STATES, 'hibernated'];
 const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'resuming', 'killing'];
 /** Longest single setTimeout Node accepts; longer deadlines are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import {
   CodedError,
   type CreateVolumeRequest,
-  type MachineState,
   VOLUME_LIMITS,
   type VolumeAttachmentInfo,
   type VolumeHealth,
@@ -23,18 +22,8 @@ import {
   type VolumeStore,
   attachmentInfo,
 } from '../store/volume-store.js';
-
-/** Machine states in which a machine holds on to its volumes (alive, or hibernated). */
-const HOLDING: readonly MachineState[] = [
-  'starting',
-  'running',
-  'pausing',
-  'paused',
-  'hibernating',
-  'hibernated',
-  'resuming',
-  'killing',
-];
+// Machines hold on to their volumes in the states the server keeps: alive, or hibernated.
+import { KEPT_STATES } from './machine-service.js';
 
 /** A volume mount decided for a machine that is about to be created. */
 export interface PlannedMount {
@@ -445,7 +434,7 @@ export class VolumeService implements MachineVolumes {
   /** Whether a machine holds its volumes (alive or hibernated; not killed, failed or unknown). */
   private holds(machineId: string): boolean {
     try {
-      return HOLDING.includes(this.machines.recordOf(machineId).status);
+      return KEPT_STATES.includes(this.machines.recordOf(machineId).status);
     } catch {
       return false;
     }
