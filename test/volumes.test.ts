@@ -185,6 +185,8 @@ describeWithServer('volumes', (ctx) => {
     );
 
     for (const machine of [copy, child.machine, m]) await machine.kill();
+    // Machines killed, the volume is still the snapshot's: deleting it would break the snapshot.
+    await assert.rejects(Volume.delete(volume.id, conn), code('conflict'));
     await api(ctx.server, 'DELETE', `/v1/snapshots/${snap.id}`);
     await Volume.delete(volume.id, conn);
   });

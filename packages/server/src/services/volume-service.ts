@@ -194,6 +194,14 @@ export class VolumeService implements MachineVolumes {
         `volume ${v.name} is attached to ${users.join(', ')}; detach it or kill the machine first`,
         { volume_id: v.id, machine_ids: users },
       );
+    // A reusable snapshot's machines mount it again: deleting it would break every create from it.
+    const snapshots = this.store.snapshotsUsing(v.id);
+    if (snapshots.length > 0)
+      throw new CodedError(
+        'conflict',
+        `volume ${v.name} is mounted by machines started from snapshot ${snapshots.join(', ')}; delete the snapshot first`,
+        { volume_id: v.id, snapshot_ids: snapshots },
+      );
     // From here on no create or attach resolves it (status), and none has since the check above.
     this.store.setStatus(v.id, 'deleting');
     try {

@@ -207,6 +207,17 @@ export class VolumeStore {
     for (const m of mounts) stmt.run(snapshotId, m.volume_id, m.mount_path, Number(m.read_only), m.subpath);
   }
 
+  /** Reusable snapshots (ready) whose machines would mount `volumeId`. */
+  snapshotsUsing(volumeId: string): string[] {
+    return (
+      prepared(
+        this.db,
+        `SELECT DISTINCT sv.snapshot_id AS id FROM snapshot_volumes sv JOIN snapshots s ON s.id = sv.snapshot_id
+           WHERE sv.volume_id = ? AND s.kind = 'reusable' AND s.status = 'ready' ORDER BY sv.snapshot_id`,
+      ).all(volumeId) as { id: string }[]
+    ).map((r) => r.id);
+  }
+
   snapshotVolumes(snapshotId: string): SnapshotVolumeRecord[] {
     return (
       prepared(this.db, 'SELECT * FROM snapshot_volumes WHERE snapshot_id = ? ORDER BY mount_path').all(
