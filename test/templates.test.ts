@@ -208,7 +208,17 @@ describeWithServer('templates', (ctx) => {
 
   it('keeps a template while a warm pool uses it, then deletes it (and its build) once unused', async () => {
     const c = ctx.server.conn;
-    const t = await Template.build({ name: 'team/tiny', run: ['echo tiny > /etc/tiny'] }, c);
+    const t = await Template.build(
+      { name: 'team/tiny', base: 'team/web:stable', workdir: '/opt/tiny', run: ['echo tiny > /etc/tiny'] },
+      c,
+    );
+    // Its own workdir wins over its base's (/srv/app); the base's env comes with it.
+    await using m = await Machine.create({ ...c, template: 'team/tiny' });
+    assert.equal(
+      (await m.commands.run('pwd; echo $GREETING; cat /etc/tiny')).stdout,
+      '/opt/tiny\nhello\ntiny\n',
+    );
+    await m.kill();
     const pool = await WarmPool.create({ ...c, template: 'team/tiny', size: 1 });
     assert.equal(await code(Template.delete('team/tiny', c)), 'invalid_state');
     await WarmPool.delete(pool.id, c);

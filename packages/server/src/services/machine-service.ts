@@ -49,7 +49,7 @@ import {
   isBroadening,
   networkInfo,
 } from './network-policy.js';
-import type { ResolvedTemplate, TemplateResolver } from './template-service.js';
+import { BUILD_METADATA, type ResolvedTemplate, type TemplateResolver } from './template-service.js';
 import type { MachineVolumes } from './volume-service.js';
 
 /** States in which a machine holds runtime resources and counts against the host's capacity. */
@@ -221,10 +221,18 @@ export class MachineService {
       checkout = taken.checkout;
       if (!spec.template_given) spec = { ...spec, template: taken.template };
     }
-    const template = this.o.templates.resolve(spec.template);
+    return this.startFrom(this.o.templates.resolve(spec.template), spec, { checkout, requested });
+  }
+
+  /** A new machine of `template`: restored from its snapshot (snapshot-backed) or started cold. */
+  private startFrom(
+    template: ResolvedTemplate,
+    spec: CreateMachineSpec,
+    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+  ): Promise<MachineInfo> {
     if (template.snapshot_id !== null)
-      return this.createFromSnapshot(spec, template.snapshot_id, template, checkout);
-    return this.coldCreate(spec, template, { checkout, requested });
+      return this.createFromSnapshot(spec, template.snapshot_id, template, o.checkout ?? null, o.warmPoolId);
+    return this.coldCreate(spec, template, o);
   }
 
   /**
@@ -284,10 +292,7 @@ export class MachineService {
 
   /** A machine for a warm pool: started like any, not listed, no deadline until checked out. */
   async createPooled(poolId: string, spec: CreateMachineSpec): Promise<MachineInfo> {
-    const template = this.o.templates.resolve(spec.template);
-    if (template.snapshot_id !== null)
-      return this.createFromSnapshot(spec, template.snapshot_id, template, null, poolId);
-    return this.coldCreate(spec, template, { warmPoolId: poolId });
+    return this.startFrom(this.o.templates.resolve(spec.template), spec, { warmPoolId: poolId });
   }
 
   /**
@@ -355,32 +360,26 @@ export class MachineService {
     return out;
   }
 
-  /** A machine that builds a template: no start command of its base, a long deadline. */
-  async createForBuild(o: {
-    template: string;
-    vcpus: number;
-    memory_mb: number;
-    disk_mb: number;
-    metadata: Record<string, string>;
-  }): Promise<MachineInfo> {
+  /** A machine that builds a template on `base`: no start command of its base, a long deadline. */
+  async createForBuild(
+    base: ResolvedTemplate,
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+  ): Promise<MachineInfo> {
     const spec = parseCreateMachine({
-      template: o.template,
+      template: base.ref,
       vcpus: o.vcpus,
       memory_mb: o.memory_mb,
       disk_mb: o.disk_mb,
-      metadata: o.metadata,
+      metadata: { [BUILD_METADATA]: o.buildId },
       timeout: 6 * 3600,
     });
-    const template = this.o.templates.resolve(spec.template);
-    if (template.snapshot_id !== null)
-      return this.createFromSnapshot(spec, template.snapshot_id, template, null);
-    return this.coldCreate(spec, template, { skipStart: true });
+    return this.startFrom(base, spec, { skipStart: true });
   }
 
   /** Live machines that build a template (metadata `nullspace.template_build`), with their build. */
   buildMachines(): { id: string; build: string }[] {
     return this.store.listInStates(LIVE_STATES).flatMap((m) => {
-      const build = m.metadata['nullspace.template_build'];
+      const build = m.metadata[BUILD_METADATA];
       return build ? [{ id: m.id, build }] : [];
     });
   }
@@ -397,12 +396,8 @@ export class MachineService {
   }
 
   /** See {@link MachineDriver.exportChanges}. */
-  async exportChanges(id: string, target: string): Promise<void> {
-    this.record(id);
-    await this.serialized(id, async () => {
-      this.requireRunning(this.record(id));
-      await this.driver.exportChanges(id, target);
-    });
+  exportChanges(id: string, target: string): Promise<void> {
+    return this.whileRunning(id, () => this.driver.exportChanges(id, target));
   }
 
   /** Destroys the machine. Idempotent; works from every state, `failed` included. */

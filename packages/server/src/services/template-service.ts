@@ -19,7 +19,7 @@ import { host } from '@nullspace/runtime';
 import type { Logger } from '../log.js';
 import type { TemplateRecord, TemplateStore } from '../store/template-store.js';
 import { runFollowed, startAndWaitReady, writeMachineFile } from '../templates/agent-ops.js';
-import { type PackageCache, packageNotFound } from '../templates/package-cache.js';
+import type { PackageCache } from '../templates/package-cache.js';
 import type { MachineService } from './machine-service.js';
 
 /** What a machine made from a template needs to know about it (see {@link TemplateService.resolve}). */
@@ -113,25 +113,32 @@ export class TemplateService implements TemplateResolver {
     const canonical = canonicalTemplateRef(ref);
     const { name, tag } = parseTemplateRef(canonical);
     const id = ref === BASE_TEMPLATE ? undefined : this.store.tagged(name, tag);
-    if (id === undefined) {
-      return {
-        ref: ref === BASE_TEMPLATE ? ref : canonical,
-        id: null,
-        lowerdir: this.lowerdirOf(null, ref),
-        env: {},
-        workdir: null,
-        start: null,
-        disk_mb: null,
-        snapshot_id: null,
-      };
-    }
-    const t = this.usable(id, canonical);
-    const chain = this.chain(t);
+    if (id === undefined) return this.resolveDir(ref === BASE_TEMPLATE ? ref : canonical, ref);
+    return this.resolveBuild(this.usable(id, canonical), canonical);
+  }
+
+  /** The built-in base, or a directory someone put in the templates directory by hand. */
+  private resolveDir(ref: string, dirName: string): ResolvedTemplate {
     return {
-      ref: canonical,
+      ref,
+      id: null,
+      lowerdir: this.baseDir(dirName),
+      env: {},
+      workdir: null,
+      start: null,
+      disk_mb: null,
+      snapshot_id: null,
+    };
+  }
+
+  private resolveBuild(t: TemplateRecord, ref: string): ResolvedTemplate {
+    const chain = this.chain(t, ref);
+    return {
+      ref,
       id: t.id,
-      lowerdir: this.lowerdirOf(t.id, canonical),
-      env: Object.assign({}, ...chain.reverse().map((c) => c.spec.env)) as Record<string, string>,
+      lowerdir: this.layers(chain),
+      // The base's env under the template's; the nearest workdir.
+      env: Object.assign({}, ...[...chain].reverse().map((c) => c.spec.env)) as Record<string, string>,
       workdir: chain.find((c) => c.spec.workdir !== null)?.spec.workdir ?? null,
       start: t.spec.start_cmd ? { start_cmd: t.spec.start_cmd, ready_check: t.spec.ready_check } : null,
       disk_mb: t.spec.disk_mb,
@@ -140,21 +147,33 @@ export class TemplateService implements TemplateResolver {
   }
 
   lowerdirOf(id: string | null, ref: string): string {
-    if (id === null) {
-      // The built-in base, or a directory someone put in the templates directory by hand.
-      const dir = join(this.o.templatesDir, encodeURIComponent(ref), 'rootfs');
-      if (!existsSync(dir))
-        throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
-      return dir;
-    }
+    if (id === null) return this.baseDir(ref);
     const t = this.store.get(id);
     if (!t || t.status === 'deleted')
       throw new CodedError('template_not_found', `template ${ref} (build ${id}) not found`, {
         template: ref,
       });
-    const below = this.lowerdirOf(t.base_id, t.spec.base);
-    // A snapshot-backed template's changes are on its snapshot's disk, not in a layer.
-    return t.snapshot_id ? below : `${this.layerDir(t.id)}:${below}`;
+    return this.layers(this.chain(t, ref));
+  }
+
+  /**
+   * The overlay's lower directories of a chain of builds (top first): each build's layer, then the
+   * directory at the bottom. A snapshot-backed build has no layer: its changes are on its
+   * snapshot's disk.
+   */
+  private layers(chain: TemplateRecord[]): string {
+    const bottom = chain[chain.length - 1] as TemplateRecord;
+    return [
+      ...chain.filter((c) => c.snapshot_id === null).map((c) => this.layerDir(c.id)),
+      this.baseDir(bottom.spec.base),
+    ].join(':');
+  }
+
+  private baseDir(name: string): string {
+    const dir = join(this.o.templatesDir, encodeURIComponent(name), 'rootfs');
+    if (!existsSync(dir))
+      throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
+    return dir;
   }
 
   snapshotUser(snapshotId: string): string | undefined {
@@ -360,26 +379,28 @@ export class TemplateService implements TemplateResolver {
       let debs: string[] = [];
       if (spec.packages.length) {
         next('fetch packages');
-        debs = await this.o.packages.fetch(spec.packages, this.dpkgStatus(t), log).catch((err: unknown) => {
-          throw packageNotFound(err) ?? err;
-        });
+        // PackageCache.fetch already turns a package apt cannot find into invalid_argument.
+        debs = await this.o.packages.fetch(spec.packages, this.dpkgStatus(t), log);
       }
       next('start a build machine');
-      const m = await machines.createForBuild({
-        template: spec.base,
+      // The base build recorded at the request, even if its tag has moved since: the layer made
+      // here goes over exactly that one.
+      const base = t.base_id
+        ? this.resolveBuild(this.usable(t.base_id, spec.base), spec.base)
+        : this.resolveDir(spec.base, spec.base);
+      const m = await machines.createForBuild(base, {
         vcpus: spec.vcpus,
         memory_mb: spec.memory_mb,
         disk_mb: spec.disk_mb,
-        metadata: { [BUILD_METADATA]: t.id },
+        buildId: t.id,
       });
       machineId = m.id;
       log(
         `machine ${m.id} (${spec.vcpus} vCPU, ${spec.memory_mb} MB, ${spec.disk_mb} MB disk) from ${spec.base}`,
       );
       const agent = machines.agentOf(m.id);
-      const resolvedBase = this.resolve(spec.base);
-      const env = { ...resolvedBase.env, ...spec.env };
-      const cwd = spec.workdir ?? resolvedBase.workdir ?? '/';
+      const env = { ...base.env, ...spec.env };
+      const cwd = spec.workdir ?? base.workdir ?? '/';
       const sh = async (script: string, what: string) => {
         const p = await runFollowed(agent, script, {
           cwd: '/',
@@ -501,13 +522,15 @@ export class TemplateService implements TemplateResolver {
     return t;
   }
 
-  /** `t` and the builds under it, top first. */
-  private chain(t: TemplateRecord): TemplateRecord[] {
+  /** `t` and the builds under it, top first (a template's base cannot be deleted under it). */
+  private chain(t: TemplateRecord, ref: string): TemplateRecord[] {
     const out = [t];
-    let base = t.base_id;
-    while (base) {
+    for (let base = t.base_id; base !== null; ) {
       const b = this.store.get(base);
-      if (!b) break;
+      if (!b || b.status === 'deleted')
+        throw new CodedError('template_not_found', `template ${ref}: its base build ${base} is gone`, {
+          template: ref,
+        });
       out.push(b);
       base = b.base_id;
     }

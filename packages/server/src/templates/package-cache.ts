@@ -190,7 +190,7 @@ function packageError(what: string, err: unknown): CodedError {
   });
 }
 
-export function packageNotFound(err: unknown): CodedError | undefined {
+function packageNotFound(err: unknown): CodedError | undefined {
   if (!isNotFound(err)) return undefined;
   return packageError('a package was not found', err);
 }
