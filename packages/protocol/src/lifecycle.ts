@@ -1,12 +1,7 @@
 import type { ErrorBody } from './errors.js';
 import { invalidArgument } from './errors.js';
-import {
-  MACHINE_LIMITS,
-  type MachineInfo,
-  type MachineState,
-  TIMEOUT_ACTIONS,
-  type TimeoutAction,
-} from './machine.js';
+import type { MachineState } from './machine-states.js';
+import { MACHINE_LIMITS, type MachineInfo, TIMEOUT_ACTIONS, type TimeoutAction } from './machine.js';
 import {
   expectObject,
   optionalBoolean,

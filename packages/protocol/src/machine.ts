@@ -1,7 +1,8 @@
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
+import { MACHINE_STATES, type MachineState } from './machine-states.js';
+import { ENV_NAME, METADATA_KEY, TEMPLATE_NAME, canonicalTemplateRef } from './names.js';
 import { type EgressRateLimit, type NetworkSpec, parseNetworkFields, parseNetworkObject } from './network.js';
-import { canonicalTemplateRef } from './templates.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -13,21 +14,6 @@ import {
   rejectUnknownKeys,
 } from './validate.js';
 import { type VolumeAttachmentInfo, type VolumeMountRequest, parseVolumeMounts } from './volumes.js';
-
-/** Every state a machine can be in (API.md §1). */
-export const MACHINE_STATES = [
-  'starting',
-  'running',
-  'pausing',
-  'paused',
-  'hibernating',
-  'hibernated',
-  'resuming',
-  'killing',
-  'killed',
-  'failed',
-] as const;
-export type MachineState = (typeof MACHINE_STATES)[number];
 
 export const TIMEOUT_ACTIONS = ['kill', 'pause', 'hibernate'] as const;
 export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
@@ -145,10 +131,6 @@ export interface CreateMachineSpec {
   /** Set when the request gave a network policy (else the server's default applies). */
   network?: NetworkSpec;
 }
-
-export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*(:[a-z0-9][a-z0-9._-]*)?$/;
-export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-export const METADATA_KEY = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 
 const CREATE_FIELDS = [
   'internet_access',

@@ -1,5 +1,6 @@
 import { invalidArgument } from './errors.js';
-import { ENV_NAME, MACHINE_LIMITS, TEMPLATE_NAME } from './machine.js';
+import { MACHINE_LIMITS } from './machine.js';
+import { BASE_TEMPLATE, ENV_NAME, TEMPLATE_NAME, canonicalTemplateRef, parseTemplateRef } from './names.js';
 import {
   ABSOLUTE_PATH,
   expectObject,
@@ -11,10 +12,8 @@ import {
   rejectUnknownKeys,
 } from './validate.js';
 
-/** The built-in template every other one starts from (a Debian bookworm root filesystem). */
-export const BASE_TEMPLATE = 'base';
-/** The tag a template name without `:tag` means. */
-export const DEFAULT_TAG = 'latest';
+/** The metadata key that marks a template's build machine (its value is the build's id). */
+export const BUILD_METADATA = 'nullspace.template_build';
 /** Debian package names (policy §5.6.1). */
 export const DEBIAN_PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
 
@@ -109,19 +108,6 @@ export type TemplateBuildEvent =
   | { type: 'log'; step: number; line: string; at: string }
   | { type: 'done'; template: TemplateInfo; at: string }
   | { type: 'error'; error: { code: string; message: string }; at: string };
-
-/** Splits `team/app:stable` into name and tag (`latest` when none is given). */
-export function parseTemplateRef(ref: string): { name: string; tag: string } {
-  const i = ref.lastIndexOf(':');
-  return i < 0 ? { name: ref, tag: DEFAULT_TAG } : { name: ref.slice(0, i), tag: ref.slice(i + 1) };
-}
-
-/** The canonical form of a reference: `base`, or `name:tag`. */
-export function canonicalTemplateRef(ref: string): string {
-  if (ref === BASE_TEMPLATE) return ref;
-  const { name, tag } = parseTemplateRef(ref);
-  return `${name}:${tag}`;
-}
 
 const SPEC_FIELDS = [
   'name',

@@ -4,9 +4,12 @@ import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  BUILD_METADATA,
   CodedError,
   type CreateMachineSpec,
   type ForkChildResult,
+  KEPT_STATES,
+  LIVE_STATES,
   type LifecycleEvent,
   type ListMachinesQuery,
   type ListMachinesResponse,
@@ -17,6 +20,7 @@ import {
   type SetTimeoutRequest,
   type SnapshotInfo,
   type SnapshotKind,
+  TRANSITIONAL_STATES,
   type TimeoutAction,
   type WarmPoolCheckout,
   canonicalTemplateRef,
@@ -49,22 +53,9 @@ import {
   isBroadening,
   networkInfo,
 } from './network-policy.js';
-import { BUILD_METADATA, type ResolvedTemplate, type TemplateResolver } from './template-service.js';
+import type { ResolvedTemplate, TemplateResolver } from './template-service.js';
 import type { MachineVolumes } from './volume-service.js';
 
-/** States in which a machine holds runtime resources and counts against the host's capacity. */
-const LIVE_STATES: MachineState[] = [
-  'starting',
-  'running',
-  'pausing',
-  'paused',
-  'hibernating',
-  'resuming',
-  'killing',
-];
-/** States the server keeps (and re-adopts) across a restart: the live ones and hibernated. */
-export const KEPT_STATES: readonly MachineState[] = [...LIVE_STATES, 'hibernated'];
-const TRANSITIONAL: MachineState[] = ['starting', 'pausing', 'hibernating', 'resuming', 'killing'];
 /** Longest single setTimeout Node accepts; longer deadlines are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a snapshot or fork waits for commands in flight before ending their connections. */
@@ -644,7 +635,10 @@ export class MachineService {
         });
       if (now.kind === 'pause') {
         const m = this.store.get(now.machine_id);
-        if (m && (m.status === 'paused' || m.status === 'hibernated' || TRANSITIONAL.includes(m.status)))
+        if (
+          m &&
+          (m.status === 'paused' || m.status === 'hibernated' || TRANSITIONAL_STATES.includes(m.status))
+        )
           throw new CodedError(
             'invalid_state',
             `snapshot ${snapshotId} holds the state of ${m.status} machine ${m.id}; kill the machine instead`,
@@ -1521,7 +1515,7 @@ export class MachineService {
 
   private requireRunning(m: MachineRecord): MachineRecord {
     if (m.status === 'running') return m;
-    if (TRANSITIONAL.includes(m.status))
+    if (TRANSITIONAL_STATES.includes(m.status))
       throw new CodedError('machine_transitioning', `machine ${m.id} is ${m.status}`, {
         machine_id: m.id,
         status: m.status,

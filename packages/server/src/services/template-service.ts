@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   BASE_TEMPLATE,
+  BUILD_METADATA,
   CodedError,
   type ReadyCheck,
   type TemplateBuildEvent,
@@ -64,8 +65,6 @@ interface BuildRun {
 }
 
 const BUILD_STEP_TIMEOUT_MS = 30 * 60_000;
-/** The metadata key that marks a build machine (its value is the build's id). */
-export const BUILD_METADATA = 'nullspace.template_build';
 /**
  * Left out of a template layer: caches and per-machine state a template must not carry. Removing a
  * directory from the layer leaves the base's (empty) one in view.

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   CodedError,
   type CreateVolumeRequest,
+  KEPT_STATES,
   VOLUME_LIMITS,
   type VolumeAttachmentInfo,
   type VolumeHealth,
@@ -23,7 +24,6 @@ import {
   attachmentInfo,
 } from '../store/volume-store.js';
 // Machines hold on to their volumes in the states the server keeps: alive, or hibernated.
-import { KEPT_STATES } from './machine-service.js';
 
 /** A volume mount decided for a machine that is about to be created. */
 export interface PlannedMount {
