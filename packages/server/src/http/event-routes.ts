@@ -12,7 +12,7 @@ import {
 import type { WebSocket } from 'ws';
 import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import type { Router } from './router.js';
 import { PingedWebSocketServer } from './ws-server.js';
 

@@ -20,7 +20,7 @@ import {
   queryInteger,
 } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import type { SecretStore } from '../store/secret-store.js';
 import { callAgent, proxyToAgent } from './agent-proxy.js';
 import { AgentSockets } from './agent-ws-bridge.js';

@@ -10,7 +10,7 @@ import {
   parsePreviewHost,
 } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
-import type { MachineService, PortLease } from '../services/machine-service.js';
+import type { MachineService, PortLease } from '../services/machines/machine-service.js';
 import type { PreviewAccess, PreviewService, PreviewTarget } from '../services/preview-service.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */

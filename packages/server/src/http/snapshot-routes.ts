@@ -1,5 +1,5 @@
 import { optionalEnum, rejectUnknownKeys } from '@nullspace/protocol';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import { parseResumeTimeout } from './machine-routes.js';
 import type { Router } from './router.js';
 
