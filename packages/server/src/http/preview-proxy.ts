@@ -204,7 +204,7 @@ export class PreviewProxy {
  * The request target as the client sent it (no normalisation), without the grant token: the
  * service never sees it.
  */
-function pathWithoutToken(raw: string): string {
+export function pathWithoutToken(raw: string): string {
   const q = raw.indexOf('?');
   if (q < 0) return raw;
   const kept = raw
