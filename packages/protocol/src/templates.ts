@@ -246,7 +246,8 @@ function parseFiles(value: unknown): TemplateFile[] {
     rejectUnknownKeys(f, ['path', 'content', 'content_base64', 'mode'], prefix);
     const path = optionalString(f, 'path', {
       max: 4096,
-      pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))[^\0]*[^/]$/,
+      // The look-ahead runs from the start, so a first segment of . or .. is caught as well.
+      pattern: /^(?!.*\/\.\.?(\/|$))\/[^\0]*[^/]$/,
       patternHelp: 'must be an absolute file path without . or .. segments',
       prefix,
     });
