@@ -100,7 +100,7 @@ describe('configFromEnv', () => {
       unset(variable);
       const fallback = configFromEnv()[key];
       assert.equal(withEnv({ [variable]: '' })[key], fallback);
-      for (const bad of [String(min - 1), String(max + 1), '1.5', 'abc', '12abc'])
+      for (const bad of [String(min - 1), String(max + 1), '1.5', 'abc', '12abc', ' ', '0x10', '1e3', '-0'])
         refused({ [variable]: bad }, variable);
     });
   }
