@@ -37,11 +37,18 @@ class _Stream:
             raise p.unreachable(self.client.config, "stream", f"stream cut: {err}") from err
         if not data:
             self.finished = True
-            if self.resp.will_close:
+            self.closed = True
+            # read1 never marks a response with a content-length as complete; read() does, and
+            # only a complete response leaves the connection reusable.
+            try:
+                self.resp.read()
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                return data
+            if self.resp.will_close or not self.resp.isclosed():
                 self.conn.close()
             else:
                 self.client._checkin(self.conn)
-            self.closed = True
         return data
 
     def close(self) -> None:
