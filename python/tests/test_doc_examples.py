@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import filecmp
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,7 +26,8 @@ import pytest
 from conftest import ROOT, TestServer, sdk_env, venv_python
 
 DOCS = ROOT / "docs" / "product"
-SHARED_SPEC = ROOT.parent / "shared" / "spec"
+# ../shared/spec next to the repository (NULLSPACE_SHARED_SPEC names it elsewhere, e.g. from a worktree).
+SHARED_SPEC = Path(os.environ.get("NULLSPACE_SHARED_SPEC") or ROOT.parent / "shared" / "spec")
 
 # A line that can start or continue an example: a statement, an assignment, a call, a closing
 # bracket, or an indented line. Prose ("Use connect when ...") matches none of these.
