@@ -58,6 +58,12 @@ class TestServer:
         self.proc: Optional[subprocess.Popen] = None
         self.logs: List[str] = []
         self.machine_ids: Set[str] = set()
+        # Machine addresses in a corner of the default pool (10.213.0.0/16) that servers on the
+        # default, which take the lowest free blocks, do not reach: host interfaces are named after
+        # the block, and two servers on one pool can pick the same free block at once (the second
+        # create then fails with "a host error"; see bench/README.md). One /20 of four, at random,
+        # apart from other sessions' servers running this suite too.
+        self.machine_network = f"10.213.{64 + 16 * secrets.randbelow(4)}.0/20"
 
     def start(self, port: int = 0) -> None:
         env = {
@@ -70,6 +76,7 @@ class TestServer:
             # Tests never change the host's own interfaces, and build templates offline.
             "NULLSPACE_UPLINKS": "none",
             "NULLSPACE_PACKAGES_OFFLINE": "1",
+            "NULLSPACE_MACHINE_NETWORK": self.machine_network,
         }
         for attempt in range(5):
             proc = subprocess.Popen(
