@@ -6,7 +6,7 @@ handshake's answer with it (the sync driver's plain requests go through ``http.c
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Tuple, Union
 
 Event = Union[Tuple[str, int, Dict[str, str]], Tuple[str, bytes], Tuple[str]]
 
