@@ -25,6 +25,9 @@ APT_PACKAGES=(
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   python3-protobuf libcap-dev libnl-3-dev libnet1-dev libbsd-dev libnftables-dev libgnutls28-dev
   libdrm-dev uuid-dev xz-utils
+  # the Python SDK's tests: pytest, a venv without site-packages (the SDK is stdlib-only), and
+  # pip with setuptools and wheel to build its wheel offline (--no-build-isolation)
+  python3 python3-pytest python3-venv python3-pip python3-setuptools python3-wheel
 )
 step "Debian packages"
 missing=()

@@ -28,6 +28,20 @@ echo "==> tests"
 node --test --test-concurrency=1 --test-reporter=spec test/dist/*.test.js
 
 echo
+echo "==> Python SDK tests (pytest)"
+# The Debian pytest, against the same kind of real servers; exit code 5 (no tests collected) is
+# a failure like any other non-zero code.
+set +e
+(cd python && /usr/bin/python3 -m pytest -p no:cacheprovider -ra tests)
+py_status=$?
+set -e
+if [ "$py_status" -ne 0 ]; then
+  [ "$py_status" -eq 5 ] && echo "pytest collected no tests" >&2
+  echo "the Python SDK tests failed (pytest exit $py_status)" >&2
+  exit 1
+fi
+
+echo
 echo "==> leftovers after the suite"
 after=$(bash scripts/host-leftovers.sh)
 new=$(comm -13 <(echo "$before" | sort) <(echo "$after" | sort) | sed '/^$/d')

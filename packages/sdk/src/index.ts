@@ -19,6 +19,8 @@ export {
   type RunOnceOptions,
   type VolumeMount,
 } from './machine.js';
+/** The name the product docs use: a sandbox is a machine. */
+export { Machine as Sandbox } from './machine.js';
 export {
   Snapshot,
   type SnapshotInfo,

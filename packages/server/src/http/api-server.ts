@@ -61,8 +61,8 @@ export function createApiServer(o: ApiServerOptions): http.Server {
     const started = process.hrtime.bigint();
     const requestId = newId('request');
     res.setHeader('x-request-id', requestId);
-    const url = new URL(req.url ?? '/', 'http://localhost');
     const preview = o.preview?.route(req);
+    const url = preview ? new URL(req.url ?? '/', 'http://localhost') : apiUrl(req.url);
     res.on('finish', () => {
       o.log.info('request', {
         request_id: requestId,
@@ -79,7 +79,8 @@ export function createApiServer(o: ApiServerOptions): http.Server {
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = newId('request');
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Preview hosts carry the machine's own paths: only API paths have the sandboxes alias.
+    const url = o.preview?.route(req) ? new URL(req.url ?? '/', 'http://localhost') : apiUrl(req.url);
     // Errors before the upgrade are ordinary HTTP responses, written by the same code as any other;
     // the connection ends once the response is flushed.
     const res = new http.ServerResponse(req);
@@ -127,6 +128,18 @@ export function createApiServer(o: ApiServerOptions): http.Server {
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   return server;
+}
+
+/**
+ * The URL of an API request. `/v1/sandboxes/...` is another name of `/v1/machines/...` (the
+ * product docs use both): it is routed, authenticated and answered exactly the same.
+ */
+export function apiUrl(raw: string | undefined): URL {
+  const url = new URL(raw ?? '/', 'http://localhost');
+  const alias = '/v1/sandboxes';
+  if (url.pathname === alias || url.pathname.startsWith(`${alias}/`))
+    url.pathname = `/v1/machines${url.pathname.slice(alias.length)}`;
+  return url;
 }
 
 async function handle(
