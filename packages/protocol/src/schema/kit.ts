@@ -22,6 +22,7 @@ import {
 } from '@sinclair/typebox';
 
 export { Type, type Static, type TSchema, type TObject, type TProperties };
+export type { Kind, OptionalKind, TArray, TNull, TOptional, TRecord, TUnion } from '@sinclair/typebox';
 
 /** Marks the schema of a date-time string, so a client can turn it into a date (type and value). */
 export const DATE_TIME: unique symbol = Symbol.for('nullspace.schema.dateTime');
