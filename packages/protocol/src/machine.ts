@@ -163,7 +163,7 @@ export const EnvsSchema = StringMap({
   keyError: 'environment variable names are letters, digits and _ and do not start with a digit',
   maxEntries: MACHINE_LIMITS.envs.maxEntries,
   maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
-  description: 'Environment variables (KEY: value).',
+  description: 'Environment variables of every command.',
 });
 
 /** The body of `POST /v1/machines`: every field optional, the server fills in its defaults. */
@@ -211,7 +211,7 @@ export const CreateMachineBodySchema = named(
         keyError: 'metadata keys are 1-128 of letters, digits and _ . : / -',
         maxEntries: MACHINE_LIMITS.metadata.maxEntries,
         maxValueLength: MACHINE_LIMITS.metadata.maxValueLength,
-        description: 'Labels to filter lists by (KEY: value).',
+        description: 'Labels to filter lists by.',
       }),
     ),
     network: Type.Optional(NetworkBodySchema),

@@ -8,6 +8,15 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { constants, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
+  CreatePreviewGrantBodySchema,
+  EgressBodySchema,
+  LegacyNetworkBodySchema,
+  ListPreviewGrantsQuerySchema,
+  NetworkBodySchema,
+  SshAccessBodySchema,
+  WaitForPreviewBodySchema,
+} from '@nullspace/protocol';
+import {
   type EgressPolicy,
   Machine,
   type MachineCreateOptions,
@@ -40,30 +49,35 @@ import {
   singleId,
 } from '../args.js';
 import { formatKeyValue, formatTable, formatValue, printJson, relativeTime } from '../output.js';
+import { choices, schemaFlags } from '../schema-flags.js';
 
-const EGRESS_MODES = ['allow_all', 'deny_all', 'custom'] as const satisfies readonly EgressPolicy['mode'][];
+const EGRESS_MODES = choices(EgressBodySchema, 'mode') as readonly EgressPolicy['mode'][];
+
+const EGRESS = schemaFlags(EgressBodySchema, [
+  { field: 'mode', name: 'egress', metavar: 'MODE' },
+  { field: 'allow_cidrs', name: 'allow-cidr', metavar: 'CIDR' },
+  { field: 'deny_cidrs', name: 'deny-cidr', metavar: 'CIDR' },
+  { field: 'rate_limit.kbit_per_sec', name: 'rate-kbit' },
+  { field: 'rate_limit.pps', name: 'rate-pps' },
+  { field: 'rate_limit.burst', name: 'burst' },
+]);
+const NO_INTERNET = schemaFlags(LegacyNetworkBodySchema, [
+  {
+    field: 'internet_access',
+    name: 'no-internet',
+    negate: true,
+    help: 'legacy internet_access=false: deny all, and no allow rule re-opens it',
+  },
+]);
+const MASK = schemaFlags(NetworkBodySchema, [{ field: 'mask_request_host', metavar: 'HOST' }]);
 
 /** The egress flags of `machine create` and `machine network`. */
-export const NETWORK_OPTIONS = {
-  egress: { type: 'string' },
-  'allow-cidr': { type: 'string', multiple: true },
-  'deny-cidr': { type: 'string', multiple: true },
-  'rate-kbit': { type: 'string' },
-  'rate-pps': { type: 'string' },
-  burst: { type: 'string' },
-  'no-internet': { type: 'boolean' },
-  'mask-request-host': { type: 'string' },
-} as const satisfies OptionSpec;
+export const NETWORK_OPTIONS: OptionSpec = { ...EGRESS.options, ...NO_INTERNET.options, ...MASK.options };
 
-export const NETWORK_FLAGS_HELP = `  --egress MODE              outbound traffic: allow_all (public addresses), deny_all or custom
-  --allow-cidr CIDR          with custom: only these IPv4 ranges (repeatable, or comma-separated)
-  --deny-cidr CIDR           with custom: never these ranges; deny wins over allow
-  --rate-kbit N              shape outbound traffic to N kbit/s (best effort)
-  --rate-pps N               ... or to N packets per second
-  --burst N                  burst of the rate limit (kbit with --rate-kbit, packets with --rate-pps)
-  --no-internet              legacy internet_access=false: deny all, and no allow rule re-opens it
-  --mask-request-host HOST   Host header preview requests reach the service with, e.g.
-                             'localhost:\${PORT}' (\${PORT} is the port)`;
+export const NETWORK_FLAGS_HELP = `${EGRESS.help}
+                           (--allow-cidr and --deny-cidr also take comma-separated lists)
+${NO_INTERNET.help}
+${MASK.help}`;
 
 const EGRESS_FLAGS = ['egress', 'allow-cidr', 'deny-cidr', 'rate-kbit', 'rate-pps', 'burst'] as const;
 
@@ -252,6 +266,16 @@ function timeLine(at: Date): string {
   return formatValue('expires_at', at.toISOString());
 }
 
+const PREVIEW_FLAGS = schemaFlags(CreatePreviewGrantBodySchema, [
+  { field: 'expires_in', metavar: 'SECONDS' },
+]);
+const WAIT_FLAGS = schemaFlags(WaitForPreviewBodySchema, [
+  { field: 'timeout_ms', help: 'With --wait: how long to wait for the port to answer' },
+]);
+const GRANTS_FLAGS = schemaFlags(ListPreviewGrantsQuerySchema, [
+  { field: 'port', metavar: 'P', help: 'With --list: only grants of this port' },
+]);
+
 export const preview: Subcommand = {
   name: 'preview',
   summary: 'Make a signed preview URL of a machine port; list or revoke preview grants.',
@@ -263,24 +287,24 @@ Preview hosts are PORT-ID.<preview domain>; on the default domain (*.localhost) 
 them to 127.0.0.1, other clients may need the Host header or curl's --resolve.
 
 Flags:
-  --expires-in SECONDS   lifetime of the grant (default: 3600, at most 604800)
-  --wait                 first wait until something answers on the port (wakes a paused machine
-                         with auto-resume)
-  --timeout-ms N         how long --wait waits (default: 30000)
-  --proxy-target         make a target for a proxy you run instead: an upstream URL without a
-                         secret and the header (with the token) the proxy adds
-  -q, --quiet            print only the URL (with --proxy-target: the header's value)
-  --list                 list the machine's grants (tokens are not shown)
-  --port P               with --list: only grants of this port
-  --revoke GRANT_ID      revoke a grant (pvg_...): its open connections are closed at once`,
+${PREVIEW_FLAGS.help}
+  --wait                   first wait until something answers on the port (wakes a paused machine
+                           with auto-resume)
+${WAIT_FLAGS.help}
+  --proxy-target           make a target for a proxy you run instead: an upstream URL without a
+                           secret and the header (with the token) the proxy adds
+  -q, --quiet              print only the URL (with --proxy-target: the header's value)
+  --list                   list the machine's grants (tokens are not shown)
+${GRANTS_FLAGS.help}
+  --revoke GRANT_ID        revoke a grant (pvg_...): its open connections are closed at once`,
   options: {
-    'expires-in': { type: 'string' },
+    ...PREVIEW_FLAGS.options,
     wait: { type: 'boolean' },
-    'timeout-ms': { type: 'string' },
+    ...WAIT_FLAGS.options,
     'proxy-target': { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     list: { type: 'boolean' },
-    port: { type: 'string' },
+    ...GRANTS_FLAGS.options,
     revoke: { type: 'string' },
   },
   async run(input) {
@@ -514,6 +538,8 @@ function runSsh(args: string[]): Promise<number> {
   });
 }
 
+const SSH_FLAGS = schemaFlags(SshAccessBodySchema, [{ field: 'expires_in_minutes' }]);
+
 export const ssh: Subcommand = {
   name: 'ssh',
   summary: 'Log in to a machine with ssh, using a short-lived certificate for your key.',
@@ -525,12 +551,12 @@ The certificate is saved as ~/.config/nullspace/ssh/ID-cert.pub and the machine'
 several are run as an argv (as with 'machine exec').
 
 Flags:
-  --public-key FILE          public key to sign (default: ~/.ssh/id_ed25519.pub, then ~/.ssh/id_rsa.pub)
-  --expires-in-minutes N     how long the certificate is valid (default: 60, at most 1440)
-  --print                    save the files and print the ssh command instead of running it`,
+  --public-key FILE        public key to sign (default: ~/.ssh/id_ed25519.pub, then ~/.ssh/id_rsa.pub)
+${SSH_FLAGS.help}
+  --print                  save the files and print the ssh command instead of running it`,
   options: {
     'public-key': { type: 'string' },
-    'expires-in-minutes': { type: 'string' },
+    ...SSH_FLAGS.options,
     print: { type: 'boolean' },
   },
   takesDashDash: true,
