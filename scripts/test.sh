@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+echo
+echo "==> unit tests (no root, no machines)"
+# Seconds, and a broken validator fails here rather than after minutes of machines.
+node scripts/test-unit.mjs --test-reporter=spec
+
 # The template tests build with a Debian package and the server set to build offline (tests reach
 # nothing outside the host): fetch it into the package cache now, as set-up (once; cached after).
 node scripts/fetch-packages.mjs jq

@@ -255,10 +255,17 @@ describeWithServer('lifecycle: timeouts', (ctx) => {
     await eventually(async () => (await info(s, p.id)).status === 'paused', 'the pause timeout');
     await eventually(async () => (await info(s, h.id)).status === 'hibernated', 'the hibernate timeout');
     assert.match(String((await info(s, p.id)).status_reason), /timeout/);
-    // Without auto_resume a command is refused; with it, the machine resumes for the command.
-    const pm = await Machine.connect(p.id, s.conn).catch(() => undefined);
-    assert.ok(pm);
-    await Machine.killById(p.id, s.conn);
+    // Without auto_resume a command is refused and the machine stays paused; connect wakes it.
+    await rejects(
+      post(s, `/v1/machines/${p.id}/commands`, { cmd: 'echo', args: ['no'] }),
+      409,
+      'invalid_state',
+    );
+    assert.equal((await info(s, p.id)).status, 'paused');
+    const pm = await Machine.connect(p.id, s.conn);
+    assert.equal((await pm.commands.run('echo awake')).stdout, 'awake\n');
+    await pm.kill();
+    // With auto_resume, the hibernated machine resumes for the command.
     const hm = new URL(`/v1/machines/${h.id}/commands`, s.url);
     const res = await fetch(hm, {
       method: 'POST',

@@ -226,7 +226,11 @@ export const CreateMachineBodySchema = named(
       Type.Union(
         [
           Type.Boolean(),
-          Strict({ width: Type.Integer(), height: Type.Integer(), dpi: Type.Optional(Type.Integer()) }),
+          Strict({
+            width: Type.Optional(Type.Integer()),
+            height: Type.Optional(Type.Integer()),
+            dpi: Type.Optional(Type.Integer()),
+          }),
         ],
         { description: 'A desktop (not available on this server yet: refused unless false).' },
       ),

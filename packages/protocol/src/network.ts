@@ -265,16 +265,11 @@ export function parseNetworkObject(raw: unknown, field: string): NetworkSpec {
 const LEGACY_FIELDS = Object.keys(LEGACY_NETWORK_PROPERTIES) as (keyof typeof LEGACY_NETWORK_PROPERTIES)[];
 
 /**
- * The network fields of a create request (already checked against its schema): `network` with
+ * The network fields of a create request (or of `PUT .../network`): `network` with
  * `egress` and `mask_request_host`, or the legacy `internet_access` / `allow_out` / `deny_out`
  * (not both kinds). Undefined when none is given (the server's default applies).
  */
-export function parseNetworkFields(obj: {
-  network?: unknown;
-  internet_access?: boolean;
-  allow_out?: string[];
-  deny_out?: string[];
-}): NetworkSpec | undefined {
+export function parseNetworkFields(obj: Record<string, unknown>): NetworkSpec | undefined {
   const legacy = LEGACY_FIELDS.filter((k) => obj[k] !== undefined && obj[k] !== null);
   const hasNetwork = obj.network !== undefined && obj.network !== null;
   if (hasNetwork && legacy.length > 0)

@@ -90,8 +90,9 @@ export interface TemplateFile {
 }
 
 export const TemplateFileBodySchema = Strict({
+  // The look-ahead runs from the start, so a first segment of . or .. is caught as well.
   path: Pattern(
-    /^\/(?!.*(^|\/)\.\.?(\/|$))[^\0]*[^/]$/,
+    /^(?!.*\/\.\.?(\/|$))\/[^\0]*[^/]$/,
     'must be an absolute file path without . or .. segments',
     {
       maxLength: 4096,

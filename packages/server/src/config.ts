@@ -61,7 +61,8 @@ export const DEFAULT_DATA_DIR = '/var/lib/nullspace';
 function intFromEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+  // Decimal digits only: Number() would also take " " (as 0), "0x10" and "1e3".
+  const n = /^\d{1,15}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isInteger(n) || n < min || n > max)
     throw new CodedError(
       'invalid_argument',

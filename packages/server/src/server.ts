@@ -23,11 +23,13 @@ import { addTemplateRoutes } from './http/template-routes.js';
 import { addVolumeRoutes } from './http/volume-routes.js';
 import { Logger } from './log.js';
 import { DnsForwarder, hostResolvers } from './net/dns-forwarder.js';
-import { MachineService } from './services/machine-service.js';
-import { MetricsService } from './services/metrics-service.js';
+import { MachineRecords } from './services/machines/machine-records.js';
+import { MachineService } from './services/machines/machine-service.js';
+import { CreateLatency, MetricsService } from './services/metrics-service.js';
 import { PreviewService } from './services/preview-service.js';
 import { SshAccessService } from './services/ssh-access.js';
 import { SshCa } from './services/ssh-ca.js';
+import { TemplateCatalog } from './services/template-catalog.js';
 import { TemplateService } from './services/template-service.js';
 import { VolumeService } from './services/volume-service.js';
 import { WarmPoolService } from './services/warm-pool-service.js';
@@ -76,55 +78,64 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   const dns = new DnsForwarder({ upstreams: resolvers, log });
   const dnsPort = resolvers.length > 0 ? await dns.start() : undefined;
   if (dnsPort === undefined) log.warn('no DNS resolvers: machines get no name service');
-  const metrics = new MetricsService({ store, driver, intervalMs: config.metricsIntervalMs, log });
+  const records = new MachineRecords(store, events);
   const templateStore = new TemplateStore(store.database);
-  const templates = new TemplateService({
+  const catalog = new TemplateCatalog({
     store: templateStore,
     templatesDir: config.templatesDir,
     buildsDir: join(config.dataDir, 'template-builds'),
-    packages: new PackageCache(config.packageCacheDir, () => debianMirror(log), config.packagesOffline),
-    log,
   });
   // Volumes are mounted on the host before machines are re-adopted (their mounts are cloned from them).
   const volumes = new VolumeService({
     store: new VolumeStore(store.database),
     volumesDir: join(config.dataDir, 'volumes'),
     driver,
+    machines: records,
     log,
   });
   await volumes.init();
+  const createLatency = new CreateLatency();
   const machines = new MachineService({
-    store,
-    events,
+    records,
     driver,
-    templates,
+    templates: catalog,
     maxMachines: config.maxMachines,
     pauseSpillAfterMs: config.pauseSpillAfterS * 1000,
     snapshotsDir: config.snapshotsDir,
     transitionTimeoutMs: config.transitionTimeoutMs,
     addressPool: parsePool(config.machineNetwork),
     ...(dnsPort !== undefined ? { dnsPort } : {}),
-    onCreated: (ms) => metrics.observeCreate(ms),
+    onCreated: (ms) => createLatency.observe(ms),
     volumes,
     log,
   });
-  volumes.bindMachines(machines);
   await machines.readopt();
-  templates.attach(machines);
+  const templates = new TemplateService({
+    catalog,
+    machines,
+    packages: new PackageCache(config.packageCacheDir, () => debianMirror(log), config.packagesOffline),
+    log,
+  });
   await templates.recover();
   const pools = new WarmPoolService({
     templates: templateStore,
-    resolver: templates,
+    resolver: catalog,
     machines,
     machineStore: store,
     log,
   });
-  machines.pools = pools;
   pools.start();
-  metrics.pools = () => pools.stats();
+  const metrics = new MetricsService({
+    store,
+    driver,
+    intervalMs: config.metricsIntervalMs,
+    createLatency,
+    pools,
+    log,
+  });
 
   const router = new Router();
-  addMachineRoutes(router, machines);
+  addMachineRoutes(router, machines, pools);
   addSnapshotRoutes(router, machines);
   addVolumeRoutes(router, volumes);
   addTemplateRoutes(router, templates, pools, (templateId) => [

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { CodedError, STREAM_CONTENT_TYPE, encodeEventFrame, isErrorCode } from '@nullspace/protocol';
-import type { AgentLease, MachineService } from '../services/machine-service.js';
+import type { AgentLease, MachineService } from '../services/machines/machine-service.js';
 import type { HandlerResult, RequestContext } from './router.js';
 
 export interface ProxyOptions {

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { CodedError, encodeEventMessage, isErrorCode } from '@nullspace/protocol';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import type { AgentLease, MachineService } from '../services/machine-service.js';
+import type { AgentLease, MachineService } from '../services/machines/machine-service.js';
 import type { UpgradeRoute } from './api-server.js';
 import { PingedWebSocketServer } from './ws-server.js';
 

@@ -17,7 +17,7 @@ import {
   selectorText,
 } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import { proxyToAgent } from './agent-proxy.js';
 import { AgentSockets } from './agent-ws-bridge.js';
 import type { RequestContext, Router } from './router.js';

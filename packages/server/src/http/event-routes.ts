@@ -12,7 +12,7 @@ import {
 import type { WebSocket } from 'ws';
 import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../log.js';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import type { Router } from './router.js';
 import { PingedWebSocketServer } from './ws-server.js';
 
@@ -29,7 +29,7 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
  * Query parameters as JSON values for the protocol's validators: unknown or repeated keys are
  * refused, `live_only` is a boolean (`true`/`false`/`1`/`0`), everything else a non-negative integer.
  */
-function queryValues(params: URLSearchParams, allowed: readonly string[]): Record<string, unknown> {
+export function queryValues(params: URLSearchParams, allowed: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of params) {
     if (!allowed.includes(k))

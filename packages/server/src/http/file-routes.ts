@@ -20,7 +20,7 @@ import {
   queryInteger,
 } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import type { SecretStore } from '../store/secret-store.js';
 import { callAgent, proxyToAgent } from './agent-proxy.js';
 import { AgentSockets } from './agent-ws-bridge.js';
@@ -182,7 +182,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
 
   const signed = async (ctx: RequestContext) => {
     const id = mid(ctx);
-    const { path, op } = verifySigned(ctx, o.secrets, id);
+    const { path, op } = verifySigned(ctx.url.searchParams, o.secrets, id);
     const method = ctx.req.method ?? 'GET';
     if (op === 'read' && method !== 'GET')
       throw new CodedError('permission_denied', 'this signed URL is for reading: use GET');
@@ -212,7 +212,13 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
 
 // ---- signing ----------------------------------------------------------------------------------
 
-function sign(secret: Buffer, machineId: string, op: SignedUrlOp, path: string, expires: number): string {
+export function sign(
+  secret: Buffer,
+  machineId: string,
+  op: SignedUrlOp,
+  path: string,
+  expires: number,
+): string {
   return createHmac('sha256', secret)
     .update(`nullspace-file-url\n${machineId}\n${op}\n${path}\n${expires}`)
     .digest('hex');
@@ -222,15 +228,15 @@ function sign(secret: Buffer, machineId: string, op: SignedUrlOp, path: string, 
  * Checks a signed URL's query against the machine's secret. Everything wrong is the same 403, so
  * a caller learns nothing about what was close; only a valid signature that ran out says so.
  */
-function verifySigned(
-  ctx: RequestContext,
+export function verifySigned(
+  params: URLSearchParams,
   secrets: SecretStore,
   machineId: string,
 ): { path: string; op: SignedUrlOp } {
   const denied = () => new CodedError('permission_denied', 'signed URL is not valid');
   let q: Record<string, string>;
   try {
-    q = fileQuery(ctx.url.searchParams, ['path', 'op', 'expires', 'sig']);
+    q = fileQuery(params, ['path', 'op', 'expires', 'sig']);
   } catch {
     throw denied();
   }

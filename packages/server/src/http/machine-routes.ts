@@ -10,14 +10,17 @@ import {
   pickFields,
   rejectUnknownKeys,
 } from '@nullspace/protocol';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
+import type { WarmPoolService } from '../services/warm-pool-service.js';
 import type { Router } from './router.js';
 
 /** `/v1/machines` routes: parse and validate at the edge, then call the service. */
-export function addMachineRoutes(router: Router, machines: MachineService): void {
+export function addMachineRoutes(router: Router, machines: MachineService, pools: WarmPoolService): void {
   router.on('createMachine', async (ctx) => {
     const spec = parseCreateMachine(await ctx.body());
-    return { status: 201, body: await machines.create(spec) };
+    // A create that names a warm pool is the pools' to serve (checkout, or a cold create).
+    const info = spec.warm_pool === undefined ? await machines.create(spec) : await pools.createMachine(spec);
+    return { status: 201, body: info };
   });
 
   router.on('listMachines', async (ctx) => ({

@@ -10,7 +10,7 @@ import {
   parsePreviewHost,
 } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
-import type { MachineService, PortLease } from '../services/machine-service.js';
+import type { MachineService, PortLease } from '../services/machines/machine-service.js';
 import type { PreviewAccess, PreviewService, PreviewTarget } from '../services/preview-service.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
@@ -202,14 +202,15 @@ export class PreviewProxy {
 
 /**
  * The request target as the client sent it (no normalisation), without the grant token: the
- * service never sees it.
+ * service never sees it. Names are compared decoded (`ns%5Ftoken` too), as the grant check reads
+ * them.
  */
-function pathWithoutToken(raw: string): string {
+export function pathWithoutToken(raw: string): string {
   const q = raw.indexOf('?');
   if (q < 0) return raw;
   const kept = raw
     .slice(q + 1)
     .split('&')
-    .filter((p) => p.split('=')[0] !== PREVIEW_QUERY_PARAM);
+    .filter((p) => new URLSearchParams(p).keys().next().value !== PREVIEW_QUERY_PARAM);
   return raw.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '');
 }

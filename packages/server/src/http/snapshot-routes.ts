@@ -1,5 +1,5 @@
 import { optionalEnum, parseResumeTimeout, rejectUnknownKeys } from '@nullspace/protocol';
-import type { MachineService } from '../services/machine-service.js';
+import type { MachineService } from '../services/machines/machine-service.js';
 import type { Router } from './router.js';
 
 /** `/v1/snapshots` routes. Taking a snapshot is `POST /v1/machines/{id}/snapshots`. */

@@ -13,11 +13,42 @@ const MAX_SAMPLES = 60;
 /** Upper bounds (seconds) of the create-latency histogram's buckets. */
 const CREATE_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** A warm pool's counts, as /metrics shows them. */
+export interface WarmPoolStats {
+  id: string;
+  template: string;
+  ready: number;
+  hits: number;
+  misses: number;
+}
+
+/**
+ * The latency of creates that started a machine (a histogram). The machine service records into
+ * it; the metrics service reads it: neither needs the other.
+ */
+export class CreateLatency {
+  readonly counts = CREATE_BUCKETS.map(() => 0);
+  sum = 0;
+  count = 0;
+
+  /** Counts one create that started a machine, and how long it took. */
+  observe(ms: number): void {
+    const s = ms / 1000;
+    CREATE_BUCKETS.forEach((le, i) => {
+      if (s <= le) this.counts[i] = (this.counts[i] ?? 0) + 1;
+    });
+    this.sum += s;
+    this.count++;
+  }
+}
+
 export interface MetricsServiceOptions {
   store: MachineStore;
   driver: MachineDriver;
   /** How often running and paused machines are sampled. */
   intervalMs: number;
+  createLatency: CreateLatency;
+  pools: { stats(): WarmPoolStats[] };
   log: Logger;
 }
 
@@ -30,12 +61,6 @@ export class MetricsService {
   private readonly samples = new Map<string, MachineMetricsReading[]>();
   private timer: NodeJS.Timeout | undefined;
   private sampling = false;
-  private readonly createCounts = CREATE_BUCKETS.map(() => 0);
-  private createSum = 0;
-  private createCount = 0;
-
-  /** Warm pools' counts, set once the pools exist. */
-  pools: (() => { id: string; template: string; ready: number; hits: number; misses: number }[]) | undefined;
 
   constructor(private readonly o: MetricsServiceOptions) {}
 
@@ -78,16 +103,6 @@ export class MetricsService {
     };
   }
 
-  /** Counts one create that started a machine, and how long it took. */
-  observeCreate(ms: number): void {
-    const s = ms / 1000;
-    CREATE_BUCKETS.forEach((le, i) => {
-      if (s <= le) this.createCounts[i] = (this.createCounts[i] ?? 0) + 1;
-    });
-    this.createSum += s;
-    this.createCount++;
-  }
-
   /** The server's metrics, Prometheus text exposition format 0.0.4. */
   prometheus(): string {
     const lines = [
@@ -97,11 +112,11 @@ export class MetricsService {
       '# HELP nullspace_machine_create_seconds Time from a create request to the machine answering.',
       '# TYPE nullspace_machine_create_seconds histogram',
       ...CREATE_BUCKETS.map(
-        (le, i) => `nullspace_machine_create_seconds_bucket{le="${le}"} ${this.createCounts[i]}`,
+        (le, i) => `nullspace_machine_create_seconds_bucket{le="${le}"} ${this.o.createLatency.counts[i]}`,
       ),
-      `nullspace_machine_create_seconds_bucket{le="+Inf"} ${this.createCount}`,
-      `nullspace_machine_create_seconds_sum ${round(this.createSum)}`,
-      `nullspace_machine_create_seconds_count ${this.createCount}`,
+      `nullspace_machine_create_seconds_bucket{le="+Inf"} ${this.o.createLatency.count}`,
+      `nullspace_machine_create_seconds_sum ${round(this.o.createLatency.sum)}`,
+      `nullspace_machine_create_seconds_count ${this.o.createLatency.count}`,
       ...this.poolLines(),
       '',
     ];
@@ -109,7 +124,7 @@ export class MetricsService {
   }
 
   private poolLines(): string[] {
-    const pools = this.pools?.() ?? [];
+    const pools = this.o.pools.stats();
     const label = (p: { id: string; template: string }) =>
       `pool="${p.id}",template="${p.template.replace(/["\\\n]/g, '_')}"`;
     return [

@@ -24,7 +24,7 @@ import {
   grantInfo,
   hashToken,
 } from '../store/preview-grant-store.js';
-import type { MachineService } from './machine-service.js';
+import type { MachineService } from './machines/machine-service.js';
 
 export interface PreviewServiceOptions {
   machines: MachineService;

@@ -10,7 +10,7 @@ import type Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { SshRelay } from '../net/ssh-relay.js';
 import { prepared } from '../store/prepared.js';
-import type { MachineService } from './machine-service.js';
+import type { MachineService } from './machines/machine-service.js';
 import type { SshCa } from './ssh-ca.js';
 import { SSHD_EXIT, SSHD_PORT, sshdHostCertificateScript, sshdStartScript } from './sshd-bootstrap.js';
 

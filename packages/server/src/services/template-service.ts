@@ -5,9 +5,9 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   BASE_TEMPLATE,
-  BUILD_METADATA,
   CodedError,
-  type ReadyCheck,
+  type MachineInfo,
+  type SnapshotInfo,
   type TemplateBuildEvent,
   type TemplateBuildStarted,
   type TemplateInfo,
@@ -16,45 +16,32 @@ import {
   newId,
   parseTemplateRef,
 } from '@nullspace/protocol';
-import { host } from '@nullspace/runtime';
+import { type AgentClient, type MachineLink, host } from '@nullspace/runtime';
 import type { Logger } from '../log.js';
 import type { TemplateRecord, TemplateStore } from '../store/template-store.js';
 import { runFollowed, startAndWaitReady, writeMachineFile } from '../templates/agent-ops.js';
 import type { PackageCache } from '../templates/package-cache.js';
-import type { MachineService } from './machine-service.js';
+import type { ResolvedTemplate, TemplateCatalog } from './template-catalog.js';
 
-/** What a machine made from a template needs to know about it (see {@link TemplateService.resolve}). */
-export interface ResolvedTemplate {
-  /** Canonical reference: `base`, or `name:tag`. */
-  ref: string;
-  /** The build (null: the built-in `base` or a template directory made by hand). */
-  id: string | null;
-  /** The overlay's lower directories, top first, `:`-separated. */
-  lowerdir: string;
-  env: Record<string, string>;
-  workdir: string | null;
-  start: { start_cmd: string; ready_check: ReadyCheck | null } | null;
-  /** Built-in disk size (null: the server's default). */
-  disk_mb: number | null;
-  /** Snapshot-backed: machines start from this snapshot (its disk size is fixed). */
-  snapshot_id: string | null;
-}
-
-/** Where a machine's template comes from, for the machine service. */
-export interface TemplateResolver {
-  resolve(ref: string): ResolvedTemplate;
-  /** The lower directories of a machine already made from build `id` (null: by `ref`'s directory). */
-  lowerdirOf(id: string | null, ref: string): string;
-  /** Why the snapshot cannot be deleted (a template starts machines from it), if so. */
-  snapshotUser(snapshotId: string): string | undefined;
+/** What template builds ask of the machine service: build machines, and what is done with them. */
+export interface BuildMachines {
+  createForBuild(
+    base: ResolvedTemplate,
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+  ): Promise<MachineInfo>;
+  /** Live machines that build a template, with their build. */
+  buildMachines(): { id: string; build: string }[];
+  agentOf(id: string): AgentClient;
+  linkOf(id: string): MachineLink;
+  createSnapshot(id: string): Promise<SnapshotInfo>;
+  deleteSnapshot(snapshotId: string, o: { forTemplate?: boolean }): Promise<SnapshotInfo>;
+  exportChanges(id: string, target: string): Promise<void>;
+  kill(id: string, reason?: string): Promise<MachineInfo>;
 }
 
 export interface TemplateServiceOptions {
-  store: TemplateStore;
-  /** The built-in `base` (and hand-made templates): `<dir>/<name>/rootfs`. */
-  templatesDir: string;
-  /** Built templates: `<dir>/<id>/layer`, `<dir>/<id>/build.log`. */
-  buildsDir: string;
+  catalog: TemplateCatalog;
+  machines: BuildMachines;
   packages: PackageCache;
   log: Logger;
 }
@@ -86,122 +73,45 @@ const LAYER_JUNK = [
 ];
 
 /**
- * Templates: builds from a spec (in a real machine: packages, files, run steps; then either the
+ * Template builds: from a spec, in a real machine (packages, files, run steps; then either the
  * machine's filesystem changes become a layer over its base, or, snapshot-backed, the machine with
- * its start command ready is snapshotted), cached by content, named by `name:tag`, listed, deleted.
+ * its start command ready is snapshotted), cached by content, named by `name:tag`; their logs;
+ * deleting a template. What templates there are and how they resolve is the catalog's.
  */
-export class TemplateService implements TemplateResolver {
+export class TemplateService {
+  private readonly catalog: TemplateCatalog;
   private readonly store: TemplateStore;
+  private readonly machines: BuildMachines;
   private readonly log: Logger;
   private readonly runs = new Map<string, BuildRun>();
-  private machines: MachineService | undefined;
 
   constructor(private readonly o: TemplateServiceOptions) {
-    this.store = o.store;
+    this.catalog = o.catalog;
+    this.store = o.catalog.store;
+    this.machines = o.machines;
     this.log = o.log.child({ component: 'templates' });
   }
 
-  /** The machine service builds run their machines with (the two need each other). */
-  attach(machines: MachineService): void {
-    this.machines = machines;
-  }
-
-  // ---- resolving --------------------------------------------------------------------------------
-
-  resolve(ref: string): ResolvedTemplate {
-    const canonical = canonicalTemplateRef(ref);
-    const { name, tag } = parseTemplateRef(canonical);
-    const id = ref === BASE_TEMPLATE ? undefined : this.store.tagged(name, tag);
-    if (id === undefined) return this.resolveDir(ref === BASE_TEMPLATE ? ref : canonical, ref);
-    return this.resolveBuild(this.usable(id, canonical), canonical);
-  }
-
-  /** The built-in base, or a directory someone put in the templates directory by hand. */
-  private resolveDir(ref: string, dirName: string): ResolvedTemplate {
-    return {
-      ref,
-      id: null,
-      lowerdir: this.baseDir(dirName),
-      env: {},
-      workdir: null,
-      start: null,
-      disk_mb: null,
-      snapshot_id: null,
-    };
-  }
-
-  private resolveBuild(t: TemplateRecord, ref: string): ResolvedTemplate {
-    const chain = this.chain(t, ref);
-    return {
-      ref,
-      id: t.id,
-      lowerdir: this.layers(chain),
-      // The base's env under the template's; the nearest workdir.
-      env: Object.assign({}, ...[...chain].reverse().map((c) => c.spec.env)) as Record<string, string>,
-      workdir: chain.find((c) => c.spec.workdir !== null)?.spec.workdir ?? null,
-      start: t.spec.start_cmd ? { start_cmd: t.spec.start_cmd, ready_check: t.spec.ready_check } : null,
-      disk_mb: t.spec.disk_mb,
-      snapshot_id: t.snapshot_id,
-    };
-  }
-
-  lowerdirOf(id: string | null, ref: string): string {
-    if (id === null) return this.baseDir(ref);
-    const t = this.store.get(id);
-    if (!t || t.status === 'deleted')
-      throw new CodedError('template_not_found', `template ${ref} (build ${id}) not found`, {
-        template: ref,
-      });
-    return this.layers(this.chain(t, ref));
-  }
-
-  /**
-   * The overlay's lower directories of a chain of builds (top first): each build's layer, then the
-   * directory at the bottom. A snapshot-backed build has no layer: its changes are on its
-   * snapshot's disk.
-   */
-  private layers(chain: TemplateRecord[]): string {
-    const bottom = chain[chain.length - 1] as TemplateRecord;
-    return [
-      ...chain.filter((c) => c.snapshot_id === null).map((c) => this.layerDir(c.id)),
-      this.baseDir(bottom.spec.base),
-    ].join(':');
-  }
-
-  private baseDir(name: string): string {
-    const dir = join(this.o.templatesDir, encodeURIComponent(name), 'rootfs');
-    if (!existsSync(dir))
-      throw new CodedError('template_not_found', `template ${name} not found`, { template: name });
-    return dir;
-  }
-
-  snapshotUser(snapshotId: string): string | undefined {
-    const t = this.store.list().find((x) => x.snapshot_id === snapshotId);
-    return t ? `template ${this.store.namesOf(t.id)[0] ?? t.id} starts machines from it` : undefined;
-  }
-
-  // ---- queries ----------------------------------------------------------------------------------
-
   list(): TemplateInfo[] {
-    return this.store.list().map((t) => this.info(t));
+    return this.catalog.list();
   }
 
   get(refOrId: string): TemplateInfo {
-    return this.info(this.find(refOrId));
+    return this.catalog.get(refOrId);
   }
 
   /** A build's events so far, then live ones until it ends (`follow`); from its log once finished. */
   async *events(refOrId: string, follow: boolean): AsyncGenerator<TemplateBuildEvent> {
-    const t = this.find(refOrId);
+    const t = this.catalog.find(refOrId);
     const run = this.runs.get(t.id);
     if (!run) {
-      const file = this.logFile(t.id);
+      const file = this.catalog.logFile(t.id);
       if (existsSync(file)) {
         for await (const line of createInterface({ input: createReadStream(file) })) {
           if (line.trim()) yield JSON.parse(line) as TemplateBuildEvent;
         }
       } else if (t.status === 'ready')
-        yield { type: 'done', template: this.info(t), at: new Date().toISOString() };
+        yield { type: 'done', template: this.catalog.info(t), at: new Date().toISOString() };
       return;
     }
     const queue: TemplateBuildEvent[] = [...run.events];
@@ -237,8 +147,8 @@ export class TemplateService implements TemplateResolver {
    * and points its tags at the build once it is ready.
    */
   build(spec: TemplateSpec): TemplateBuildStarted {
-    const base = this.resolve(spec.base);
-    const baseRecipe = this.baseRecipe();
+    const base = this.catalog.resolve(spec.base);
+    const baseRecipe = this.catalog.baseRecipe();
     const baseKey = base.id
       ? (this.store.get(base.id) as TemplateRecord).key
       : spec.base === BASE_TEMPLATE
@@ -249,7 +159,11 @@ export class TemplateService implements TemplateResolver {
     if (existing) {
       if (existing.status === 'ready') this.tag(spec, existing.id);
       else this.pendingTags.set(existing.id, [...(this.pendingTags.get(existing.id) ?? []), spec]);
-      return { build_id: existing.id, cached: existing.status === 'ready', template: this.info(existing) };
+      return {
+        build_id: existing.id,
+        cached: existing.status === 'ready',
+        template: this.catalog.info(existing),
+      };
     }
     const record: TemplateRecord = {
       id: newId('template'),
@@ -272,7 +186,7 @@ export class TemplateService implements TemplateResolver {
       // Finished builds are read back from their log; keep the run a little for late followers.
       setTimeout(() => this.runs.delete(record.id), 60_000).unref();
     });
-    return { build_id: record.id, cached: false, template: this.info(record) };
+    return { build_id: record.id, cached: false, template: this.catalog.info(record) };
   }
 
   /** Tags asked for while a build of the same content was running (set when it is ready). */
@@ -308,15 +222,13 @@ export class TemplateService implements TemplateResolver {
       );
     const others = this.store.namesOf(t.id).filter((n) => n !== canonical);
     this.store.removeTag(name, tag);
-    if (others.length > 0) return this.info(t);
-    await rm(this.buildDir(t.id), { recursive: true, force: true });
+    if (others.length > 0) return this.catalog.info(t);
+    await rm(this.catalog.buildDir(t.id), { recursive: true, force: true });
     if (t.snapshot_id)
-      await this.requireMachines()
-        .deleteSnapshot(t.snapshot_id, { forTemplate: true })
-        .catch(() => undefined);
+      await this.machines.deleteSnapshot(t.snapshot_id, { forTemplate: true }).catch(() => undefined);
     this.store.update(t.id, { status: 'deleted' });
     this.log.info('template deleted', { template: canonical, template_id: t.id });
-    return this.info({ ...t, status: 'deleted' });
+    return this.catalog.info({ ...t, status: 'deleted' });
   }
 
   /**
@@ -324,7 +236,7 @@ export class TemplateService implements TemplateResolver {
    * and their build machines go.
    */
   async recover(): Promise<void> {
-    const machines = this.requireMachines();
+    const machines = this.machines;
     const stopped = new Set<string>();
     for (const t of this.store.list()) {
       if (t.status !== 'building') continue;
@@ -334,7 +246,7 @@ export class TemplateService implements TemplateResolver {
         error: 'the server stopped during the build',
         finished_at: Date.now(),
       });
-      await rm(join(this.buildDir(t.id), 'layer'), { recursive: true, force: true });
+      await rm(join(this.catalog.buildDir(t.id), 'layer'), { recursive: true, force: true });
     }
     for (const m of machines.buildMachines()) {
       if (!stopped.has(m.build)) continue;
@@ -351,7 +263,7 @@ export class TemplateService implements TemplateResolver {
   private async runBuild(t: TemplateRecord, run: BuildRun): Promise<void> {
     const spec = t.spec;
     const started = Date.now();
-    await mkdir(this.buildDir(t.id), { recursive: true });
+    await mkdir(this.catalog.buildDir(t.id), { recursive: true });
     const steps = [
       ...(spec.packages.length ? ['fetch packages'] : []),
       'start a build machine',
@@ -364,7 +276,7 @@ export class TemplateService implements TemplateResolver {
     const emit = (e: TemplateBuildEvent) => {
       run.events.push(e);
       for (const l of run.listeners) l(e);
-      void appendFile(this.logFile(t.id), `${JSON.stringify(e)}\n`).catch(() => undefined);
+      void appendFile(this.catalog.logFile(t.id), `${JSON.stringify(e)}\n`).catch(() => undefined);
     };
     const at = () => new Date().toISOString();
     const next = (name: string) => {
@@ -372,21 +284,21 @@ export class TemplateService implements TemplateResolver {
       emit({ type: 'step', step, total: steps.length, name, at: at() });
     };
     const log = (line: string) => emit({ type: 'log', step, line, at: at() });
-    const machines = this.requireMachines();
+    const machines = this.machines;
     let machineId: string | undefined;
     try {
       let debs: string[] = [];
       if (spec.packages.length) {
         next('fetch packages');
         // PackageCache.fetch already turns a package apt cannot find into invalid_argument.
-        debs = await this.o.packages.fetch(spec.packages, this.dpkgStatus(t), log);
+        debs = await this.o.packages.fetch(spec.packages, this.catalog.dpkgStatus(t), log);
       }
       next('start a build machine');
       // The base build recorded at the request, even if its tag has moved since: the layer made
       // here goes over exactly that one.
       const base = t.base_id
-        ? this.resolveBuild(this.usable(t.base_id, spec.base), spec.base)
-        : this.resolveDir(spec.base, spec.base);
+        ? this.catalog.resolveBuild(this.catalog.usable(t.base_id, spec.base), spec.base)
+        : this.catalog.resolveDir(spec.base, spec.base);
       const m = await machines.createForBuild(base, {
         vcpus: spec.vcpus,
         memory_mb: spec.memory_mb,
@@ -457,7 +369,7 @@ export class TemplateService implements TemplateResolver {
         log(`snapshot ${snap.id} (${mib(snap.size_bytes)} MiB, machine frozen ${snap.paused_ms} ms)`);
       } else {
         next('capture the filesystem');
-        const layer = this.layerDir(t.id);
+        const layer = this.catalog.layerDir(t.id);
         await rm(layer, { recursive: true, force: true });
         await mkdir(layer, { recursive: true });
         await machines.exportChanges(m.id, layer);
@@ -477,7 +389,7 @@ export class TemplateService implements TemplateResolver {
         names: this.store.namesOf(t.id),
         ms: Date.now() - started,
       });
-      emit({ type: 'done', template: this.info(done), at: at() });
+      emit({ type: 'done', template: this.catalog.info(done), at: at() });
     } catch (err) {
       const e =
         err instanceof CodedError && err.code !== 'internal'
@@ -490,7 +402,7 @@ export class TemplateService implements TemplateResolver {
       if (machineId) await machines.kill(machineId, 'template build failed').catch(() => undefined);
       const snapshotId = this.store.get(t.id)?.snapshot_id;
       if (snapshotId) await machines.deleteSnapshot(snapshotId, { forTemplate: true }).catch(() => undefined);
-      await rm(this.layerDir(t.id), { recursive: true, force: true });
+      await rm(this.catalog.layerDir(t.id), { recursive: true, force: true });
       this.store.update(t.id, {
         status: 'failed',
         error: e.message,
@@ -506,107 +418,6 @@ export class TemplateService implements TemplateResolver {
 
   private tag(spec: TemplateSpec, id: string): void {
     for (const tag of spec.tags) this.store.setTag(spec.name, tag, id);
-  }
-
-  private usable(id: string, ref: string): TemplateRecord {
-    const t = this.store.get(id);
-    if (!t || t.status !== 'ready')
-      throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
-    if (t.base_recipe !== this.baseRecipe())
-      throw new CodedError(
-        'invalid_state',
-        `template ${ref} was built on an older base template; build it again`,
-        { template: ref },
-      );
-    return t;
-  }
-
-  /** `t` and the builds under it, top first (a template's base cannot be deleted under it). */
-  private chain(t: TemplateRecord, ref: string): TemplateRecord[] {
-    const out = [t];
-    for (let base = t.base_id; base !== null; ) {
-      const b = this.store.get(base);
-      if (!b || b.status === 'deleted')
-        throw new CodedError('template_not_found', `template ${ref}: its base build ${base} is gone`, {
-          template: ref,
-        });
-      out.push(b);
-      base = b.base_id;
-    }
-    return out;
-  }
-
-  /** The dpkg status file of what `t` is built on (the top-most layer that has one). */
-  private dpkgStatus(t: TemplateRecord): string {
-    const lower = this.lowerdirOf(t.base_id, t.spec.base);
-    for (const dir of lower.split(':')) {
-      const f = join(dir, 'var/lib/dpkg/status');
-      if (existsSync(f)) return f;
-    }
-    throw new CodedError('internal', `no dpkg status file under ${lower}`);
-  }
-
-  private find(refOrId: string): TemplateRecord {
-    if (refOrId.startsWith('tpl_')) {
-      const t = this.store.get(refOrId);
-      if (t && t.status !== 'deleted') return t;
-    } else {
-      const { name, tag } = parseTemplateRef(canonicalTemplateRef(refOrId));
-      const id = this.store.tagged(name, tag);
-      const t = id ? this.store.get(id) : undefined;
-      if (t) return t;
-    }
-    throw new CodedError('template_not_found', `template ${refOrId} not found`, { template: refOrId });
-  }
-
-  private info(t: TemplateRecord): TemplateInfo {
-    return {
-      id: t.id,
-      names: this.store.namesOf(t.id),
-      status: t.status,
-      key: t.key,
-      base: t.spec.base,
-      packages: t.spec.packages,
-      env: Object.keys(t.spec.env),
-      workdir: t.spec.workdir,
-      start_cmd: t.spec.start_cmd,
-      ready_check: t.spec.ready_check,
-      disk_mb: t.spec.disk_mb,
-      vcpus: t.spec.vcpus,
-      memory_mb: t.spec.memory_mb,
-      snapshot_backed: t.spec.snapshot,
-      snapshot_id: t.snapshot_id,
-      size_bytes: t.size_bytes,
-      error: t.error,
-      created_at: new Date(t.created_at).toISOString(),
-      finished_at: t.finished_at ? new Date(t.finished_at).toISOString() : null,
-      build_ms: t.finished_at ? t.finished_at - t.created_at : null,
-    };
-  }
-
-  private baseRecipe(): string {
-    try {
-      return readFileSync(join(this.o.templatesDir, BASE_TEMPLATE, 'recipe'), 'utf8').trim();
-    } catch {
-      return 'unknown';
-    }
-  }
-
-  private requireMachines(): MachineService {
-    if (!this.machines) throw new CodedError('internal', 'template service has no machine service');
-    return this.machines;
-  }
-
-  private buildDir(id: string): string {
-    return join(this.o.buildsDir, id);
-  }
-
-  private layerDir(id: string): string {
-    return join(this.buildDir(id), 'layer');
-  }
-
-  private logFile(id: string): string {
-    return join(this.buildDir(id), 'build.log');
   }
 }
 

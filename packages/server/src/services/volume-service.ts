@@ -62,10 +62,10 @@ export interface MachineVolumes {
   attach(machineId: string, req: VolumeMountRequest): Promise<VolumeAttachmentInfo>;
 }
 
-/** What the volume service asks of the machine service. */
+/** What the volume service asks of the machines' records (see MachineRecords). */
 export interface VolumeMachines {
   /** The machine's record; `machine_not_found` when there is none. */
-  recordOf(id: string): MachineRecord;
+  get(id: string): MachineRecord;
   /**
    * Runs `fn` in the machine's operation queue once it is running (`machine_transitioning` /
    * `invalid_state` otherwise; `pausedToo` also accepts a paused machine).
@@ -78,6 +78,8 @@ export interface VolumeServiceOptions {
   /** `<dir>/<volume id>/` holds each volume's image and host mount. */
   volumesDir: string;
   driver: MachineDriver;
+  /** The machines' records and queues: attach, detach and health run in a machine's queue. */
+  machines: VolumeMachines;
   log: Logger;
 }
 
@@ -90,21 +92,12 @@ export interface VolumeServiceOptions {
 export class VolumeService implements MachineVolumes {
   private readonly store: VolumeStore;
   private readonly log: Logger;
-  private machinesRef: VolumeMachines | undefined;
+  private readonly machines: VolumeMachines;
 
   constructor(private readonly o: VolumeServiceOptions) {
     this.store = o.store;
+    this.machines = o.machines;
     this.log = o.log.child({ component: 'volumes' });
-  }
-
-  /** Set once the machine service exists (each needs the other). */
-  bindMachines(machines: VolumeMachines): void {
-    this.machinesRef = machines;
-  }
-
-  private get machines(): VolumeMachines {
-    if (!this.machinesRef) throw new CodedError('internal', 'volume service used before it was bound');
-    return this.machinesRef;
   }
 
   /**
@@ -220,13 +213,13 @@ export class VolumeService implements MachineVolumes {
   // ---- attachments of a machine -------------------------------------------------------------
 
   listAttachments(machineId: string): VolumeAttachmentInfo[] {
-    this.machines.recordOf(machineId);
+    this.machines.get(machineId);
     return this.attachmentsOf(machineId);
   }
 
   /** Mounts a volume into a running machine. */
   async attach(machineId: string, req: VolumeMountRequest): Promise<VolumeAttachmentInfo> {
-    this.machines.recordOf(machineId);
+    this.machines.get(machineId);
     return this.machines.whileRunning(machineId, async () => {
       const current = this.store.attachedTo(machineId);
       if (current.length >= VOLUME_LIMITS.perMachine)
@@ -382,7 +375,7 @@ export class VolumeService implements MachineVolumes {
   }
 
   private attachmentOf(machineId: string, attachmentId: string): AttachmentRecord {
-    this.machines.recordOf(machineId);
+    this.machines.get(machineId);
     const a = this.store.attachment(attachmentId);
     if (!a || a.machine_id !== machineId || a.status !== 'attached')
       throw new CodedError('not_found', `machine ${machineId} has no volume attachment ${attachmentId}`, {
@@ -442,7 +435,7 @@ export class VolumeService implements MachineVolumes {
   /** Whether a machine holds its volumes (alive or hibernated; not killed, failed or unknown). */
   private holds(machineId: string): boolean {
     try {
-      return KEPT_STATES.includes(this.machines.recordOf(machineId).status);
+      return KEPT_STATES.includes(this.machines.get(machineId).status);
     } catch {
       return false;
     }

@@ -1,6 +1,7 @@
 import {
   CodedError,
   type CreateMachineSpec,
+  type MachineInfo,
   type WarmPoolCheckout,
   type WarmPoolInfo,
   type WarmPoolSpec,
@@ -11,8 +12,15 @@ import {
 import type { Logger } from '../log.js';
 import type { MachineStore } from '../store/machine-store.js';
 import type { TemplateStore, WarmPoolRecord } from '../store/template-store.js';
-import type { MachineService, WarmPoolCheckouts } from './machine-service.js';
-import type { TemplateResolver } from './template-service.js';
+import type { MachineService } from './machines/machine-service.js';
+import type { WarmPoolStats } from './metrics-service.js';
+import type { TemplateResolver } from './template-catalog.js';
+
+/** What the warm pools ask of the machine service. */
+export type PoolMachines = Pick<
+  MachineService,
+  'create' | 'createPooled' | 'handOver' | 'kill' | 'planVolumes'
+>;
 
 /** Recent checkout times kept per pool for its p50/p95. */
 const LATENCY_SAMPLES = 200;
@@ -40,7 +48,7 @@ interface Pool {
  * ordinary machine (never returned); the pool starts a replacement at once. Pools and their waiting
  * machines are in the store, so a restarted server finds them again.
  */
-export class WarmPoolService implements WarmPoolCheckouts {
+export class WarmPoolService {
   private readonly pools = new Map<string, Pool>();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -50,7 +58,7 @@ export class WarmPoolService implements WarmPoolCheckouts {
     private readonly o: {
       templates: TemplateStore;
       resolver: TemplateResolver;
-      machines: MachineService;
+      machines: PoolMachines;
       machineStore: MachineStore;
       /** Starts of pool machines at once per pool (the host has few cores). */
       concurrency?: number;
@@ -139,7 +147,7 @@ export class WarmPoolService implements WarmPoolCheckouts {
   }
 
   /** Hit rate and sizes per pool, for /metrics. */
-  stats(): { id: string; template: string; ready: number; hits: number; misses: number }[] {
+  stats(): WarmPoolStats[] {
     return [...this.pools.values()].map((p) => ({
       id: p.rec.id,
       template: p.rec.template,
@@ -149,7 +157,36 @@ export class WarmPoolService implements WarmPoolCheckouts {
     }));
   }
 
-  async checkout(
+  /**
+   * A create that names a warm pool: a ready machine of the pool handed over (a hit), or a cold
+   * create with the pool's template (`prefer` and `bypass`); `require` fails with
+   * `warm_pool_unavailable` when none is ready in time. A create from a snapshot never checks out.
+   */
+  async createMachine(spec: CreateMachineSpec): Promise<MachineInfo> {
+    const { machines } = this.o;
+    // A warm machine has started already: its volumes are attached at handover. They are checked
+    // before one is taken, so an unknown volume costs the pool nothing.
+    if (spec.volumes !== undefined) machines.planVolumes(spec.volumes);
+    if (spec.snapshot_id !== undefined) return machines.create(spec);
+    const requested = Date.now();
+    const taken = await this.checkout(spec);
+    if (taken.machineId === undefined)
+      return machines.create(spec.template_given ? spec : { ...spec, template: taken.template }, {
+        checkout: taken.checkout,
+        requested,
+      });
+    const info = await machines.handOver(taken.machineId, spec, taken.checkout);
+    const ms = Date.now() - requested;
+    this.recordCheckout(taken.checkout.pool_id, ms);
+    this.log.info('machine checked out of a warm pool', {
+      machine_id: info.id,
+      warm_pool_id: taken.checkout.pool_id,
+      ms,
+    });
+    return info;
+  }
+
+  private async checkout(
     spec: CreateMachineSpec,
   ): Promise<{ machineId?: string; checkout: WarmPoolCheckout; template: string }> {
     const started = Date.now();
@@ -180,7 +217,7 @@ export class WarmPoolService implements WarmPoolCheckouts {
   }
 
   /** Records how long a hit took in all (the machine service's part included). */
-  recordCheckout(poolId: string, ms: number): void {
+  private recordCheckout(poolId: string, ms: number): void {
     const pool = this.pools.get(poolId);
     if (!pool) return;
     pool.latencies.push(ms);

@@ -1,0 +1,405 @@
+import {
+  BUILD_METADATA,
+  CodedError,
+  type CreateMachineSpec,
+  LIVE_STATES,
+  type NetworkSpec,
+  type WarmPoolCheckout,
+  invalidArgument,
+  newId,
+  parseCreateMachine,
+} from '@nullspace/protocol';
+import type { MachineDriver } from '@nullspace/runtime';
+import type { Logger } from '../../log.js';
+import type { MachineRecord } from '../../store/machine-store.js';
+import { startAndWaitReady } from '../../templates/agent-ops.js';
+import { DEFAULT_NETWORK } from '../network-policy.js';
+import type { ResolvedTemplate, TemplateResolver } from '../template-catalog.js';
+import type { MachineVolumes } from '../volume-service.js';
+import type { AgentConnections } from './agent-connections.js';
+import type { Deadlines } from './deadlines.js';
+import { startError, startFailedReason } from './failures.js';
+import { driverSpec } from './machine-info.js';
+import type { MachineNetworks } from './machine-networks.js';
+import type { MachineRecords } from './machine-records.js';
+import type { MachineTransitions } from './machine-transitions.js';
+import type { SnapshotImages } from './snapshot-images.js';
+
+export interface MachineCreatorOptions {
+  driver: MachineDriver;
+  templates: TemplateResolver;
+  volumes: MachineVolumes | undefined;
+  maxMachines: number;
+  transitionTimeoutMs: number;
+  /** Told how long each create that started a machine took (server metrics). */
+  onCreated: ((ms: number) => void) | undefined;
+  log: Logger;
+}
+
+/** What a new machine is made of: sizes, place, environment, deadline, network and volumes. */
+type NewMachine = Pick<
+  CreateMachineSpec,
+  'vcpus' | 'memory_mb' | 'disk_mb' | 'cwd' | 'envs' | 'metadata' | 'timeout' | 'on_timeout' | 'auto_resume'
+> & { network?: NetworkSpec | undefined; volumes?: CreateMachineSpec['volumes'] };
+
+/** Where a new machine comes from, as its record and its `created` event say. */
+interface Origin {
+  template: string;
+  template_id: string | null;
+  snapshot_id?: string;
+  parent_id?: string;
+}
+
+/**
+ * Making machines: cold from a template (then its start command until the ready check passes),
+ * restored from a reusable snapshot or a snapshot-backed template, for a warm pool (and handed
+ * over at checkout), for a template build, and the records of fork children. A machine counts as
+ * started only once its agent (and start command) answer; one that cannot start is left `failed`
+ * holding nothing, which `kill` finishes.
+ */
+export class MachineCreator {
+  constructor(
+    private readonly records: MachineRecords,
+    private readonly parts: {
+      images: SnapshotImages;
+      agents: AgentConnections;
+      networks: MachineNetworks;
+      deadlines: Deadlines;
+      transitions: MachineTransitions;
+    },
+    private readonly o: MachineCreatorOptions,
+  ) {}
+
+  /** A machine from `spec`'s snapshot or template (`checkout`: a warm pool missed first). */
+  create(
+    spec: CreateMachineSpec,
+    o: { checkout?: WarmPoolCheckout; requested?: number } = {},
+  ): Promise<MachineRecord> {
+    if (spec.snapshot_id !== undefined) return this.fromSnapshot(spec, spec.snapshot_id);
+    return this.startFrom(this.o.templates.resolve(spec.template), spec, {
+      checkout: o.checkout ?? null,
+      requested: o.requested ?? Date.now(),
+    });
+  }
+
+  /** A machine for a warm pool: started like any, not listed, no deadline until checked out. */
+  createPooled(poolId: string, spec: CreateMachineSpec): Promise<MachineRecord> {
+    return this.startFrom(this.o.templates.resolve(spec.template), spec, { warmPoolId: poolId });
+  }
+
+  /** A machine that builds a template on `base`: no start command of its base, a long deadline. */
+  createForBuild(
+    base: ResolvedTemplate,
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+  ): Promise<MachineRecord> {
+    const spec = parseCreateMachine({
+      template: base.ref,
+      vcpus: o.vcpus,
+      memory_mb: o.memory_mb,
+      disk_mb: o.disk_mb,
+      metadata: { [BUILD_METADATA]: o.buildId },
+      timeout: 6 * 3600,
+    });
+    return this.startFrom(base, spec, { skipStart: true });
+  }
+
+  /** Live machines that build a template (metadata `nullspace.template_build`), with their build. */
+  buildMachines(): { id: string; build: string }[] {
+    return this.records.store.listInStates(LIVE_STATES).flatMap((m) => {
+      const build = m.metadata[BUILD_METADATA];
+      return build ? [{ id: m.id, build }] : [];
+    });
+  }
+
+  /**
+   * A warm machine handed to a create request: from now on a normal machine with the request's
+   * envs, metadata, working directory, timeout, network and volumes. Never goes back to a pool; if
+   * it cannot be set up it is killed (the caller never learns its id).
+   */
+  async handOver(id: string, spec: CreateMachineSpec, checkout: WarmPoolCheckout): Promise<MachineRecord> {
+    const { agents, deadlines, networks, transitions } = this.parts;
+    let out = await this.records.serialized(id, async () => {
+      const m = this.records.get(id);
+      if (spec.cwd_given && spec.cwd !== m.cwd) {
+        const r = await agents.client(id).run({
+          cmd: 'mkdir',
+          args: ['-p', '--', spec.cwd],
+          shell: false,
+          cwd: '/',
+          envs: {},
+          timeout_ms: 10_000,
+          background: false,
+          stream: false,
+          encoding: 'utf8',
+        });
+        if (r.exit_code !== 0) throw invalidArgument('cwd', `cannot be created: ${r.stderr.trim()}`);
+      }
+      // Waiting in the pool it yielded the CPUs to everyone else's machines; now it is someone's.
+      await this.o.driver.setCpuPriority(id, 'normal');
+      const now = Date.now();
+      const updated = this.records.update(id, {
+        warm_pool_id: null,
+        warm_pool_checkout: checkout,
+        envs: { ...m.envs, ...spec.envs },
+        metadata: spec.metadata,
+        cwd: spec.cwd_given ? spec.cwd : m.cwd,
+        timeout: spec.timeout,
+        on_timeout: spec.on_timeout,
+        auto_resume: spec.auto_resume,
+        created_at: now,
+        expires_at: now + spec.timeout * 1000,
+      });
+      deadlines.arm(updated);
+      this.records.event(updated, 'created', { template: updated.template, warm_pool_id: checkout.pool_id });
+      return updated;
+    });
+    try {
+      if (spec.network !== undefined) out = await networks.set(id, spec.network);
+      for (const v of spec.volumes ?? []) await this.o.volumes?.attach(id, v);
+      if (spec.volumes !== undefined) out = this.records.get(id);
+    } catch (err) {
+      await transitions
+        .kill(id, 'its network or volumes could not be set up at checkout')
+        .catch(() => undefined);
+      throw err;
+    }
+    return out;
+  }
+
+  /** A new machine of `template`: restored from its snapshot (snapshot-backed) or started cold. */
+  private startFrom(
+    template: ResolvedTemplate,
+    spec: CreateMachineSpec,
+    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+  ): Promise<MachineRecord> {
+    if (template.snapshot_id !== null)
+      return this.fromSnapshot(spec, template.snapshot_id, template, o.checkout ?? null, o.warmPoolId);
+    return this.coldCreate(spec, template, o);
+  }
+
+  /**
+   * A machine of `template` started here: the driver's machine, then the template's start command
+   * until its ready check passes (a machine counts as started only then).
+   */
+  private async coldCreate(
+    spec: CreateMachineSpec,
+    template: ResolvedTemplate,
+    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+  ): Promise<MachineRecord> {
+    this.checkCapacity(1);
+    const record = this.newRecord(
+      {
+        ...spec,
+        disk_mb: spec.sized.disk_mb ?? template.disk_mb ?? spec.disk_mb,
+        cwd: spec.cwd_given ? spec.cwd : (template.workdir ?? spec.cwd),
+        envs: { ...template.env, ...spec.envs },
+      },
+      { template: template.ref, template_id: template.id },
+      { warm_pool_id: o.warmPoolId ?? null, warm_pool_checkout: o.checkout ?? null },
+    );
+    return this.records.serialized(record.id, async () => {
+      const started = Date.now();
+      try {
+        await this.o.driver.create(this.specOf(record, template.lowerdir));
+      } catch (err) {
+        throw this.failStart(record, err);
+      }
+      if (template.start && !o.skipStart) {
+        try {
+          await startAndWaitReady(
+            this.parts.agents.client(record.id),
+            this.parts.networks.networkOf(record).link,
+            template.start,
+            { cwd: record.cwd, envs: { ...record.envs, NULLSPACE_MACHINE_ID: record.id } },
+          );
+        } catch (err) {
+          // The machine runs: take it down, so the failed record holds nothing `kill` must free.
+          this.parts.agents.drop(record.id);
+          await this.o.driver.destroy(record.id).catch(() => undefined);
+          throw this.failStart(record, err, 'start command');
+        }
+      }
+      const running = this.started(record.id, spec.timeout);
+      if (o.warmPoolId === undefined) this.o.onCreated?.(Date.now() - (o.requested ?? started));
+      this.o.log.info('machine started', {
+        machine_id: record.id,
+        template: template.ref,
+        ...(o.warmPoolId ? { warm_pool_id: o.warmPoolId } : {}),
+        ms: Date.now() - started,
+      });
+      return running;
+    });
+  }
+
+  /**
+   * A machine restored from reusable snapshot `snapshotId`, or from the snapshot of a
+   * snapshot-backed `template` (its machines keep the template as their origin).
+   */
+  private async fromSnapshot(
+    spec: CreateMachineSpec,
+    snapshotId: string,
+    template?: ResolvedTemplate,
+    checkout: WarmPoolCheckout | null = null,
+    warmPoolId?: string,
+  ): Promise<MachineRecord> {
+    const requested = Date.now();
+    const snap = this.parts.images.store.get(snapshotId);
+    if (!snap || snap.kind !== 'reusable' || snap.status !== 'ready')
+      throw new CodedError(
+        'snapshot_not_found',
+        snap?.kind === 'pause'
+          ? `snapshot ${snapshotId} is a pause snapshot: resume its machine instead`
+          : `snapshot ${snapshotId} not found`,
+        { snapshot_id: snapshotId },
+      );
+    if (spec.sized.disk_mb !== undefined && spec.sized.disk_mb !== snap.disk_mb)
+      throw invalidArgument(
+        'disk_mb',
+        template
+          ? `must be ${snap.disk_mb} (the built-in disk of snapshot-backed template ${template.ref}) or left out`
+          : `must be ${snap.disk_mb} (the snapshot's disk) or left out`,
+      );
+    const lowerdir = this.o.templates.lowerdirOf(snap.template_id, snap.template);
+    this.checkCapacity(1);
+    const record = this.newRecord(
+      {
+        ...spec,
+        vcpus: spec.sized.vcpus ?? snap.vcpus,
+        memory_mb: spec.sized.memory_mb ?? snap.memory_mb,
+        disk_mb: snap.disk_mb,
+        cwd: spec.cwd_given && template ? spec.cwd : snap.cwd,
+        envs: { ...template?.env, ...snap.envs, ...spec.envs },
+        metadata: template ? spec.metadata : { ...snap.metadata, ...spec.metadata },
+      },
+      template
+        ? { template: template.ref, template_id: template.id }
+        : { template: snap.template, template_id: snap.template_id, snapshot_id: snapshotId },
+      { warm_pool_id: warmPoolId ?? null, warm_pool_checkout: checkout },
+    );
+    // Queued on the snapshot too, so it cannot be deleted while machines start from it.
+    return this.records.serialized(snapshotId, () =>
+      this.records.serialized(record.id, async () => {
+        try {
+          await this.o.driver.createFromSnapshot(
+            this.specOf(record, lowerdir),
+            this.parts.images.dirOf(snapshotId),
+            this.o.transitionTimeoutMs,
+          );
+        } catch (err) {
+          throw this.failStart(record, err);
+        }
+        const running = this.started(record.id, record.timeout);
+        if (warmPoolId === undefined) this.o.onCreated?.(Date.now() - requested);
+        return running;
+      }),
+    );
+  }
+
+  /** What the driver needs to start `m` on the template's `templateRootfs`. */
+  specOf(m: MachineRecord, templateRootfs: string) {
+    return driverSpec(
+      m,
+      templateRootfs,
+      this.parts.networks.networkOf(m),
+      this.o.volumes?.driverMounts(m.id) ?? [],
+    );
+  }
+
+  /** Refuses when `n` more machines would exceed the server's capacity. */
+  checkCapacity(n: number): void {
+    if (this.records.store.countInStates(LIVE_STATES) + n > this.o.maxMachines)
+      throw new CodedError(
+        'resource_exhausted',
+        `this server runs at most ${this.o.maxMachines} machines at once`,
+        {
+          max_machines: this.o.maxMachines,
+        },
+      );
+  }
+
+  /**
+   * Stores a new machine (`starting`) with its address block and volume attachments. Its volumes
+   * (a snapshot's or fork parent's, then the requested ones) are checked before anything is
+   * stored: an unknown volume fails the create cleanly.
+   */
+  newRecord(
+    spec: NewMachine,
+    origin: Origin,
+    pool: Pick<MachineRecord, 'warm_pool_id' | 'warm_pool_checkout'> = {
+      warm_pool_id: null,
+      warm_pool_checkout: null,
+    },
+  ): MachineRecord {
+    if (spec.volumes !== undefined && !this.o.volumes)
+      throw new CodedError('volume_not_found', 'this server has no volumes');
+    const volumes = this.o.volumes?.plan({
+      requested: spec.volumes,
+      snapshotId: origin.snapshot_id,
+      parentId: origin.parent_id,
+    });
+    const now = Date.now();
+    const record: MachineRecord = {
+      id: newId('machine'),
+      execution_id: newId('execution'),
+      status: 'starting',
+      status_reason: null,
+      template: origin.template,
+      snapshot_id: null,
+      vcpus: spec.vcpus,
+      memory_mb: spec.memory_mb,
+      disk_mb: spec.disk_mb,
+      cwd: spec.cwd,
+      envs: spec.envs,
+      metadata: spec.metadata,
+      timeout: spec.timeout,
+      on_timeout: spec.on_timeout,
+      auto_resume: spec.auto_resume,
+      expires_at: now + spec.timeout * 1000,
+      created_at: now,
+      started_at: null,
+      updated_at: now,
+      paused_at: null,
+      transition_deadline: now + this.o.transitionTimeoutMs,
+      network: spec.network ?? DEFAULT_NETWORK,
+      net_index: this.parts.networks.allocateIndex(),
+      template_id: origin.template_id,
+      ...pool,
+    };
+    this.records.store.insert(record);
+    if (volumes) this.o.volumes?.record(record.id, volumes);
+    this.records.event(record, 'created', {
+      template: origin.template,
+      ...(origin.snapshot_id ? { snapshot_id: origin.snapshot_id } : {}),
+      ...(origin.parent_id ? { parent_id: origin.parent_id } : {}),
+    });
+    return record;
+  }
+
+  /** Marks a started machine running with its deadline armed. */
+  started(id: string, timeout: number): MachineRecord {
+    const startedAt = Date.now();
+    const updated = this.records.setStatus(id, 'running', {
+      started_at: startedAt,
+      expires_at: startedAt + timeout * 1000,
+      transition_deadline: null,
+    });
+    this.parts.deadlines.arm(updated);
+    return updated;
+  }
+
+  /**
+   * A machine that could not start: `failed` (the driver cleaned up after itself, so the record
+   * holds nothing `kill` must free), its volume attachments ended; returns the caller's error.
+   */
+  failStart(record: MachineRecord, err: unknown, what?: 'start command'): CodedError {
+    this.records.setStatus(record.id, 'failed', {
+      status_reason: startFailedReason(err, what),
+      transition_deadline: null,
+    });
+    this.o.volumes?.release(record.id);
+    const e = startError(record.id, err, what);
+    if (e.code === 'internal' || e.code === 'disk_full')
+      this.o.log.error('machine failed to start', { machine_id: record.id, error: err });
+    return e;
+  }
+}

@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { CodedError, KEPT_STATES, type NetworkSpec } from '@nullspace/protocol';
+import { type AddressPool, type DriverNetwork, type MachineDriver, hostIfOf } from '@nullspace/runtime';
+import type { Logger } from '../../log.js';
+import type { MachineRecord } from '../../store/machine-store.js';
+import { DENY_ALL_EGRESS, driverNetwork, isBroadening, networkInfo } from '../network-policy.js';
+import { transitionError } from './failures.js';
+import type { MachineRecords } from './machine-records.js';
+
+export interface MachineNetworksOptions {
+  driver: MachineDriver;
+  /** Where machines' addresses come from (one block per machine). */
+  addressPool: AddressPool;
+  /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
+  dnsPort?: number | undefined;
+  log: Logger;
+}
+
+/**
+ * Each machine's link to the host (an address block of the pool, held while the machine is kept)
+ * and its egress policy: set at create, replaced on request (tightening fails closed), put in force
+ * again when a restarted server re-adopts the machine.
+ */
+export class MachineNetworks {
+  constructor(
+    private readonly records: MachineRecords,
+    private readonly o: MachineNetworksOptions,
+  ) {}
+
+  /** The link and policy of `m`; a machine made before machines had networks gets a block now. */
+  networkOf(m: MachineRecord): DriverNetwork {
+    const netIndex = m.net_index ?? this.records.update(m.id, { net_index: this.allocateIndex() }).net_index;
+    const network = driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
+    if (this.o.dnsPort !== undefined) network.link.dnsPort = this.o.dnsPort;
+    return network;
+  }
+
+  /**
+   * The lowest block of the address pool no machine of this server holds (alive or hibernated)
+   * and whose host interface does not exist (another server on this host may use the same pool).
+   */
+  allocateIndex(): number {
+    const held = this.records.store.netIndexesInStates(KEPT_STATES);
+    for (let i = 0; i < this.o.addressPool.size; i++) {
+      if (held.has(i)) continue;
+      if (existsSync(`/sys/class/net/${hostIfOf(this.o.addressPool, i)}`)) continue;
+      return i;
+    }
+    throw new CodedError(
+      'resource_exhausted',
+      `the machine address pool ${this.o.addressPool.cidr} is full`,
+      { pool: this.o.addressPool.cidr },
+    );
+  }
+
+  /**
+   * Replaces the egress policy. On a running or paused machine it is in force when this returns
+   * (new connections follow it; open ones go on). If it cannot be applied: a broadening leaves the
+   * old policy in force; anything else leaves the machine denying all egress (stored, so info and
+   * a later resume say and do the same), and the caller gets the error. A hibernated machine gets
+   * it at resume.
+   */
+  async set(id: string, network: NetworkSpec): Promise<MachineRecord> {
+    this.records.get(id);
+    return this.records.serialized(id, async () => {
+      const m = this.records.get(id);
+      this.records.admit('set_network', m);
+      if (m.status !== 'hibernated') {
+        try {
+          await this.o.driver.setEgress(id, this.networkOf({ ...m, network }));
+        } catch (err) {
+          if (isBroadening(m.network.egress, network.egress)) {
+            this.o.log.error('network failed', { machine_id: id, error: err });
+            throw transitionError(id, 'network', err, this.records.get(id).status);
+          }
+          const denied: NetworkSpec = { ...network, egress: DENY_ALL_EGRESS };
+          const reason = 'the new network policy could not be applied: the machine now denies all egress';
+          await this.o.driver.blockEgress(id, this.networkOf({ ...m, network: denied }));
+          const updated = this.records.update(id, { network: denied, status_reason: reason });
+          this.records.event(updated, 'network_set', { egress: DENY_ALL_EGRESS }, reason);
+          this.o.log.error('network policy failed; machine left denying', { machine_id: id, error: err });
+          throw new CodedError(
+            'internal',
+            `machine ${id}: ${reason} (status_reason; the server log has the cause)`,
+            { machine_id: id, status: m.status, egress: 'deny_all' },
+            { cause: err },
+          );
+        }
+      }
+      const updated = this.records.update(id, { network });
+      this.records.event(updated, 'network_set', { egress: networkInfo(network, null).egress });
+      this.o.log.info('network policy set', { machine_id: id, mode: network.egress.mode });
+      return updated;
+    });
+  }
+
+  /**
+   * Puts a re-adopted machine's stored policy in force again: its table outlived the last server,
+   * but a crash between applying a policy and storing it would leave the two apart.
+   */
+  async reapply(m: MachineRecord): Promise<void> {
+    if (m.net_index === null) return;
+    const network = this.networkOf(m);
+    await this.o.driver.setEgress(m.id, network).catch(async (err: unknown) => {
+      this.o.log.error('re-applying the network policy failed; blocking egress', {
+        machine_id: m.id,
+        error: err,
+      });
+      await this.o.driver.blockEgress(m.id, network);
+    });
+  }
+}

@@ -1,0 +1,151 @@
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KEPT_STATES } from '@nullspace/protocol';
+import type { MachineDriver } from '@nullspace/runtime';
+import type { Logger } from '../../log.js';
+import type { MachineRecord } from '../../store/machine-store.js';
+import type { MachineVolumes } from '../volume-service.js';
+import type { Deadlines } from './deadlines.js';
+import type { MachineNetworks } from './machine-networks.js';
+import type { MachineRecords } from './machine-records.js';
+import type { MachineTransitions } from './machine-transitions.js';
+import type { SnapshotImages } from './snapshot-images.js';
+
+/**
+ * What a (re)started server does with the machines of the last one: those the store says are kept
+ * and the runtime still holds are adopted (deadlines re-armed, network policy in force again); a
+ * transition a crash interrupted is settled from what the runtime shows (back to running/paused,
+ * forward to hibernated when the image is complete, else failed); half-done kills are finished;
+ * runtime and snapshot leftovers nobody owns are removed.
+ */
+export class Readoption {
+  constructor(
+    private readonly records: MachineRecords,
+    private readonly parts: {
+      images: SnapshotImages;
+      networks: MachineNetworks;
+      deadlines: Deadlines;
+      transitions: MachineTransitions;
+    },
+    private readonly o: { driver: MachineDriver; volumes: MachineVolumes | undefined; log: Logger },
+  ) {}
+
+  async readopt(): Promise<void> {
+    const { images } = this.parts;
+    await mkdir(images.dir, { recursive: true });
+    const known = new Set<string>();
+    for (const m of this.records.store.listInStates(KEPT_STATES)) {
+      known.add(m.id);
+      try {
+        await this.readoptOne(m);
+      } catch (err) {
+        this.o.log.error('re-adoption failed', { machine_id: m.id, error: err });
+      }
+    }
+    for (const id of await this.o.driver.list()) {
+      const m = this.records.store.get(id);
+      if (!known.has(id) && (!m || !KEPT_STATES.includes(m.status))) {
+        this.o.log.warn('removing runtime leftovers of a machine not alive in the store', { machine_id: id });
+        await this.o.driver
+          .destroy(id)
+          .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: id, error: err }));
+      }
+    }
+    const keep = images.store.idsWithImages();
+    for (const name of await readdir(images.dir)) {
+      if (!keep.has(name)) {
+        this.o.log.warn('removing a snapshot directory nobody owns', { name });
+        await rm(join(images.dir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async readoptOne(m: MachineRecord): Promise<void> {
+    const { images, networks, deadlines, transitions } = this.parts;
+    if (m.status === 'killing') {
+      await transitions.kill(m.id, m.status_reason ?? 'killed by request').catch(() => undefined);
+      return;
+    }
+    const pauseSnap = m.snapshot_id ? images.store.get(m.snapshot_id) : undefined;
+    await this.o.driver.settle(
+      m.id,
+      m.status === 'hibernating' && pauseSnap ? images.dirOf(pauseSnap.id) : undefined,
+    );
+    if (m.status === 'hibernated' || m.status === 'hibernating') {
+      if (pauseSnap && this.o.driver.isImageComplete(images.dirOf(pauseSnap.id))) {
+        if (m.status === 'hibernating') {
+          await images.markReady(pauseSnap.id);
+          this.records.setStatus(m.id, 'hibernated', {
+            transition_deadline: null,
+            paused_at: m.paused_at ?? Date.now(),
+          });
+        }
+        this.o.log.info('hibernated machine kept', { machine_id: m.id });
+        return;
+      }
+      if (m.status === 'hibernated') {
+        await this.lose(m, 'its hibernation image is missing');
+        return;
+      }
+    }
+    const state = await this.o.driver.inspect(m.id);
+    const was = m.status;
+    if (
+      state === 'running' &&
+      (was === 'running' || was === 'hibernating' || was === 'resuming' || was === 'pausing')
+    ) {
+      if (pauseSnap?.status === 'memory') images.store.update(pauseSnap.id, { status: 'deleted' });
+      const running =
+        was === 'running'
+          ? m
+          : this.records.setStatus(m.id, 'running', {
+              transition_deadline: null,
+              status_reason: `${was} interrupted by a server restart`,
+            });
+      deadlines.arm(running);
+      await networks.reapply(running);
+      this.o.log.info('machine re-adopted', {
+        machine_id: m.id,
+        was,
+        expires_at: new Date(running.expires_at).toISOString(),
+      });
+      return;
+    }
+    if (state === 'paused' && (was === 'paused' || was === 'pausing' || was === 'hibernating')) {
+      let paused = m;
+      if (was !== 'paused') {
+        const snap =
+          m.snapshot_id && images.store.get(m.snapshot_id)?.status === 'memory'
+            ? undefined
+            : images.insert(m, 'pause');
+        paused = this.records.setStatus(m.id, 'paused', {
+          transition_deadline: null,
+          paused_at: m.paused_at ?? Date.now(),
+          ...(snap ? { snapshot_id: snap.id } : {}),
+        });
+      }
+      deadlines.armSpill(paused);
+      await networks.reapply(paused);
+      this.o.log.info('paused machine re-adopted', { machine_id: m.id, was });
+      return;
+    }
+    if (state === 'paused' && (was === 'running' || was === 'resuming')) {
+      // Frozen by a checkpoint a crash interrupted, or half resumed: finish thawing it.
+      await this.o.driver.unpause(m.id);
+      const running = this.records.setStatus(m.id, 'running', { transition_deadline: null, paused_at: null });
+      deadlines.arm(running);
+      return;
+    }
+    await this.lose(m, `runtime state was ${state} at server start while ${was}`);
+  }
+
+  private async lose(m: MachineRecord, why: string): Promise<void> {
+    this.records.setStatus(m.id, 'failed', { status_reason: `lost: ${why}`, transition_deadline: null });
+    await this.o.driver
+      .destroy(m.id)
+      .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: m.id, error: err }));
+    await this.parts.images.dropPauseSnapshots(m.id);
+    this.o.volumes?.release(m.id);
+    this.o.log.warn('machine lost across restart', { machine_id: m.id, why });
+  }
+}
