@@ -44,15 +44,9 @@ import { choices, schemaFlags } from '../schema-flags.js';
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
-import {
-  NETWORK_FLAGS_HELP,
-  NETWORK_OPTIONS,
-  createNetworkOptions,
-  network,
-  preview,
-  ssh,
-} from './network.js';
+import { NETWORK_FLAGS_HELP, NETWORK_OPTIONS, createNetworkOptions, network, preview } from './network.js';
 import { exec, logs, ps, shell, signal } from './process.js';
+import { ssh } from './ssh.js';
 import { VOLUME_FLAG_HELP, machineVolume, volumeMountsFrom } from './volume.js';
 
 function machineId(input: CommandInput): string {
