@@ -15,7 +15,9 @@ const ALLOWED: Record<string, string[]> = {
   agent: ['protocol'],
   sdk: ['protocol'],
   server: ['protocol', 'runtime', 'agent'],
-  cli: ['sdk', 'server'],
+  // The CLI drives machines through the SDK only; from protocol it reads the contract's schemas
+  // (its flags' help is derived from them).
+  cli: ['sdk', 'server', 'protocol'],
 };
 
 function sources(dir: string): string[] {

@@ -1,16 +1,9 @@
 import { invalidArgument } from './errors.js';
-import { optionalEnvs } from './machine.js';
-import type { StreamControl } from './stream.js';
-import {
-  ABSOLUTE_PATH,
-  expectObject,
-  optionalBoolean,
-  optionalEnum,
-  optionalInteger,
-  optionalString,
-  optionalStringArray,
-  rejectUnknownKeys,
-} from './validate.js';
+import { EnvsSchema } from './machine.js';
+import { check, queryValues } from './schema/check.js';
+import { DateTime, Nullable, Pattern, type Static, Strict, StringEnum, Type, named } from './schema/kit.js';
+import { STREAM_CONTENT_TYPE, type StreamControl } from './stream.js';
+import { ABSOLUTE_PATH, expectObject, rejectUnknownKeys } from './validate.js';
 
 export const COMMAND_LIMITS = {
   timeout_ms: { min: 1, max: 24 * 3600 * 1000, default: 60_000 },
@@ -50,6 +43,66 @@ export const SIGNALS = [
 ] as const;
 export type SignalName = (typeof SIGNALS)[number];
 
+const TAG_ERROR = 'must start with a letter and hold at most 64 of A-Z a-z 0-9 _ . -';
+const CWD = Pattern(ABSOLUTE_PATH, 'must be an absolute path', {
+  maxLength: 4096,
+  description: "Working directory (default: the machine's cwd).",
+});
+const ARGS = Type.Array(Type.String({ maxLength: 128 * 1024 }), {
+  maxItems: 4096,
+  description: 'Arguments, passed as an argv (no shell parses them).',
+});
+
+/** The body of `POST /v1/machines/{id}/commands`. */
+export const RunCommandBodySchema = named(
+  'RunCommandRequest',
+  Strict({
+    cmd: Type.String({
+      minLength: 1,
+      maxLength: 128 * 1024,
+      description: 'The program (with args), or a shell command line (with shell).',
+    }),
+    args: Type.Optional(ARGS),
+    shell: Type.Optional(
+      Type.Boolean({ default: false, description: 'Run cmd with bash -c (not with args).' }),
+    ),
+    cwd: Type.Optional(CWD),
+    envs: Type.Optional(EnvsSchema),
+    timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: COMMAND_LIMITS.timeout_ms.max,
+        default: COMMAND_LIMITS.timeout_ms.default,
+        description: 'Kill the command after this long; 0 = never (background and streams only).',
+      }),
+    ),
+    stdin: Type.Optional(
+      Type.String({
+        maxLength: COMMAND_LIMITS.maxStdinBytes,
+        description: 'Written to stdin, which is then closed.',
+      }),
+    ),
+    background: Type.Optional(
+      Type.Boolean({ default: false, description: 'Answer `{pid, ...}` at once; the process runs on.' }),
+    ),
+    tag: Type.Optional(
+      Pattern(TAG, TAG_ERROR, { description: 'A name another client can find the process by.' }),
+    ),
+    stream: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: `Answer with a frame stream (${STREAM_CONTENT_TYPE}) of output as it comes, then the exit.`,
+      }),
+    ),
+    encoding: Type.Optional(
+      StringEnum(['utf8', 'base64'] as const, {
+        default: 'utf8',
+        description: 'How stdout/stderr of a foreground result are encoded.',
+      }),
+    ),
+  }),
+);
+
 /** A validated `POST /v1/machines/{id}/commands` body. */
 export interface RunCommandRequest {
   cmd: string;
@@ -70,108 +123,97 @@ export interface RunCommandRequest {
 }
 
 /** One process started through the API (a command or a terminal), as `list` shows it. */
-export interface ProcessInfo {
-  pid: number;
-  tag: string | null;
-  kind: 'command' | 'pty';
-  cmd: string;
-  args: string[];
-  cwd: string;
-  running: boolean;
-  exit_code: number | null;
-  signal: string | null;
-  timed_out: boolean;
-  started_at: string;
-  ended_at: string | null;
-  /** Output bytes written so far (stdout and stderr together): the offset a re-attach resumes at. */
-  output_bytes: number;
-  stdin_open: boolean;
-}
+export const ProcessInfoSchema = named(
+  'ProcessInfo',
+  Type.Object({
+    pid: Type.Integer(),
+    tag: Nullable(Type.String()),
+    kind: StringEnum(['command', 'pty'] as const),
+    cmd: Type.String(),
+    args: Type.Array(Type.String()),
+    cwd: Type.String(),
+    running: Type.Boolean(),
+    exit_code: Nullable(Type.Integer()),
+    signal: Nullable(Type.String()),
+    timed_out: Type.Boolean(),
+    started_at: DateTime(),
+    ended_at: Nullable(DateTime()),
+    output_bytes: Type.Integer({
+      description: 'Output bytes written so far (stdout and stderr together): where a re-attach resumes.',
+    }),
+    stdin_open: Type.Boolean(),
+  }),
+);
+export type ProcessInfo = Static<typeof ProcessInfoSchema>;
+
+export const ListProcessesResponseSchema = Type.Object({ processes: Type.Array(ProcessInfoSchema) });
 
 /** `GET .../commands/{pid}/logs`: the retained output from `offset` on. */
-export interface ProcessLogs {
-  process: ProcessInfo;
-  /** Where this answer starts; larger than the requested offset when older output was dropped. */
-  offset: number;
-  next_offset: number;
-  /** Output before `offset` was dropped (retention is bounded): `dropped_bytes` of it. */
-  truncated: boolean;
-  dropped_bytes: number;
-  encoding: 'utf8' | 'base64';
-  stdout: string;
-  stderr: string;
-}
+export const ProcessLogsSchema = named(
+  'ProcessLogs',
+  Type.Object({
+    process: ProcessInfoSchema,
+    offset: Type.Integer({
+      description: 'Where this answer starts (later than asked when older output was dropped).',
+    }),
+    next_offset: Type.Integer(),
+    truncated: Type.Boolean({ description: 'Output before `offset` was dropped (retention is bounded).' }),
+    dropped_bytes: Type.Integer(),
+    encoding: StringEnum(['utf8', 'base64'] as const),
+    stdout: Type.String(),
+    stderr: Type.String(),
+  }),
+);
+export type ProcessLogs = Static<typeof ProcessLogsSchema>;
 
-export interface RunCommandResult {
-  pid: number;
-  exit_code: number | null;
-  /** Name of the signal that ended the process, if one did. */
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  timed_out: boolean;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  duration_ms: number;
-}
+export const RunCommandResultSchema = named(
+  'CommandResult',
+  Type.Object({
+    pid: Type.Integer(),
+    exit_code: Nullable(Type.Integer()),
+    signal: Nullable(Type.String(), {
+      description: 'Name of the signal that ended the process, if one did.',
+    }),
+    stdout: Type.String(),
+    stderr: Type.String(),
+    timed_out: Type.Boolean(),
+    stdout_truncated: Type.Boolean(),
+    stderr_truncated: Type.Boolean(),
+    duration_ms: Type.Integer(),
+  }),
+);
+export type RunCommandResult = Static<typeof RunCommandResultSchema>;
 
-const FIELDS = [
-  'cmd',
-  'args',
-  'shell',
-  'cwd',
-  'envs',
-  'timeout_ms',
-  'stdin',
-  'background',
-  'tag',
-  'stream',
-  'encoding',
-] as const;
+/** `POST .../stdin` (and a terminal's `input`): the bytes the process got. */
+export const StdinResultSchema = Type.Object({ pid: Type.Integer(), bytes: Type.Integer() });
 
 export function parseRunCommand(body: unknown): RunCommandRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, FIELDS);
-  const background = optionalBoolean(obj, 'background') ?? false;
-  const stream = optionalBoolean(obj, 'stream') ?? false;
+  const b = check(RunCommandBodySchema, body);
+  const background = b.background ?? false;
+  const stream = b.stream ?? false;
   if (background && stream)
     throw invalidArgument('stream', 'cannot be combined with background: true (attach to the pid instead)');
-  const tag = optionalString(obj, 'tag', {
-    pattern: TAG,
-    patternHelp: 'must start with a letter and hold at most 64 of A-Z a-z 0-9 _ . -',
-  });
-  const encoding = optionalEnum(obj, 'encoding', ['utf8', 'base64'] as const) ?? 'utf8';
-  const cmd = optionalString(obj, 'cmd', { max: 128 * 1024 });
-  if (cmd === undefined || cmd === '') throw invalidArgument('cmd', 'is required');
-  const shell = optionalBoolean(obj, 'shell') ?? false;
-  const args = optionalStringArray(obj, 'args', { maxItems: 4096, maxLength: 128 * 1024 }) ?? [];
+  const shell = b.shell ?? false;
+  const args = b.args ?? [];
   if (shell && args.length > 0) throw invalidArgument('args', 'cannot be combined with shell: true');
   const req: RunCommandRequest = {
-    cmd,
+    cmd: b.cmd,
     args,
     shell,
-    envs: optionalEnvs(obj),
-    timeout_ms:
-      optionalInteger(obj, 'timeout_ms', 0, COMMAND_LIMITS.timeout_ms.max) ??
-      (background ? 0 : COMMAND_LIMITS.timeout_ms.default),
+    envs: b.envs ?? {},
+    timeout_ms: b.timeout_ms ?? (background ? 0 : COMMAND_LIMITS.timeout_ms.default),
     background,
     stream,
-    encoding,
+    encoding: b.encoding ?? 'utf8',
   };
   if (req.timeout_ms === 0 && !background && !stream)
     throw invalidArgument(
       'timeout_ms',
       'must be at least 1 for a foreground command (0 = none is for background)',
     );
-  if (tag !== undefined) req.tag = tag;
-  const cwd = optionalString(obj, 'cwd', {
-    max: 4096,
-    pattern: ABSOLUTE_PATH,
-    patternHelp: 'must be an absolute path',
-  });
-  if (cwd !== undefined) req.cwd = cwd;
-  const stdin = optionalString(obj, 'stdin', { max: COMMAND_LIMITS.maxStdinBytes });
-  if (stdin !== undefined) req.stdin = stdin;
+  if (b.tag !== undefined) req.tag = b.tag;
+  if (b.cwd !== undefined) req.cwd = b.cwd;
+  if (b.stdin !== undefined) req.stdin = b.stdin;
   return req;
 }
 
@@ -200,10 +242,21 @@ export function parseSignalName(raw: unknown, field = 'signal'): SignalName {
   return name;
 }
 
+export const SignalBodySchema = named(
+  'SignalRequest',
+  Strict({
+    signal: Type.Optional(
+      Type.String({
+        default: 'SIGTERM',
+        description: `A signal name: ${SIGNALS.join(', ')} (SIG optional).`,
+      }),
+    ),
+  }),
+);
+
 export function parseSignalBody(body: unknown): { signal: SignalName } {
-  const obj = body === undefined ? {} : expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['signal']);
-  return { signal: obj.signal === undefined ? 'SIGTERM' : parseSignalName(obj.signal) };
+  const b = check(SignalBodySchema, body === undefined ? {} : body);
+  return { signal: b.signal === undefined ? 'SIGTERM' : parseSignalName(b.signal) };
 }
 
 export interface LogsQuery {
@@ -212,34 +265,37 @@ export interface LogsQuery {
   encoding: 'utf8' | 'base64';
 }
 
+export const LogsQuerySchema = Type.Object({
+  offset: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      default: 0,
+      description: 'Output offset to start at.',
+    }),
+  ),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: COMMAND_LIMITS.maxLogsBytes, default: COMMAND_LIMITS.maxLogsBytes }),
+  ),
+  encoding: Type.Optional(StringEnum(['utf8', 'base64'] as const, { default: 'utf8' })),
+});
+
 export function parseLogsQuery(q: URLSearchParams): LogsQuery {
-  const obj = Object.fromEntries(q);
-  rejectUnknownKeys(obj, ['offset', 'limit', 'encoding']);
-  const int = (key: string, min: number, max: number, dflt: number): number => {
-    const v = obj[key];
-    if (v === undefined) return dflt;
-    if (!/^[0-9]{1,16}$/.test(v)) throw invalidArgument(key, 'must be a non-negative integer');
-    const n = Number(v);
-    if (n < min || n > max) throw invalidArgument(key, `must be between ${min} and ${max}`);
-    return n;
-  };
-  const encoding = obj.encoding ?? 'utf8';
-  if (encoding !== 'utf8' && encoding !== 'base64')
-    throw invalidArgument('encoding', 'must be utf8 or base64');
+  const b = check(LogsQuerySchema, queryValues(q, LogsQuerySchema));
   return {
-    offset: int('offset', 0, Number.MAX_SAFE_INTEGER, 0),
-    limit: int('limit', 1, COMMAND_LIMITS.maxLogsBytes, COMMAND_LIMITS.maxLogsBytes),
-    encoding,
+    offset: b.offset ?? 0,
+    limit: b.limit ?? COMMAND_LIMITS.maxLogsBytes,
+    encoding: b.encoding ?? 'utf8',
   };
 }
 
+/** `?offset=` of a process WebSocket: where to resume (output bytes). */
+export const OffsetQuerySchema = Type.Object({
+  offset: Type.Optional(Type.Integer({ minimum: 0, description: 'Output offset to resume at (default 0).' })),
+});
+
 export function parseOffsetQuery(q: URLSearchParams): { offset: number | undefined } {
-  const obj = Object.fromEntries(q);
-  rejectUnknownKeys(obj, ['offset']);
-  const v = obj.offset;
-  if (v === undefined) return { offset: undefined };
-  if (!/^[0-9]{1,16}$/.test(v)) throw invalidArgument('offset', 'must be a non-negative integer');
-  return { offset: Number(v) };
+  return { offset: check(OffsetQuerySchema, queryValues(q, OffsetQuerySchema)).offset };
 }
 
 export const PTY_LIMITS = {
@@ -257,40 +313,54 @@ export interface PtyCreateRequest {
   tag?: string;
 }
 
+const COLS = Type.Integer({
+  minimum: PTY_LIMITS.cols.min,
+  maximum: PTY_LIMITS.cols.max,
+  default: PTY_LIMITS.cols.default,
+});
+const ROWS = Type.Integer({
+  minimum: PTY_LIMITS.rows.min,
+  maximum: PTY_LIMITS.rows.max,
+  default: PTY_LIMITS.rows.default,
+});
+
+export const PtyCreateBodySchema = named(
+  'PtyCreateRequest',
+  Strict({
+    cols: Type.Optional(COLS),
+    rows: Type.Optional(ROWS),
+    cmd: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description: "Program to run (default: the machine's login shell).",
+      }),
+    ),
+    args: Type.Optional(ARGS),
+    cwd: Type.Optional(CWD),
+    envs: Type.Optional(EnvsSchema),
+    tag: Type.Optional(Pattern(TAG, TAG_ERROR)),
+  }),
+);
+
 export function parsePtyCreate(body: unknown): PtyCreateRequest {
-  const obj = body === undefined ? {} : expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['cols', 'rows', 'cmd', 'args', 'cwd', 'envs', 'tag']);
+  const b = check(PtyCreateBodySchema, body === undefined ? {} : body);
   const req: PtyCreateRequest = {
-    cols: optionalInteger(obj, 'cols', PTY_LIMITS.cols.min, PTY_LIMITS.cols.max) ?? PTY_LIMITS.cols.default,
-    rows: optionalInteger(obj, 'rows', PTY_LIMITS.rows.min, PTY_LIMITS.rows.max) ?? PTY_LIMITS.rows.default,
-    args: optionalStringArray(obj, 'args', { maxItems: 4096, maxLength: 128 * 1024 }) ?? [],
-    envs: optionalEnvs(obj),
+    cols: b.cols ?? PTY_LIMITS.cols.default,
+    rows: b.rows ?? PTY_LIMITS.rows.default,
+    args: b.args ?? [],
+    envs: b.envs ?? {},
   };
-  const cmd = optionalString(obj, 'cmd', { max: 4096 });
-  if (cmd === '') throw invalidArgument('cmd', 'must not be empty');
-  if (cmd !== undefined) req.cmd = cmd;
-  const cwd = optionalString(obj, 'cwd', {
-    max: 4096,
-    pattern: ABSOLUTE_PATH,
-    patternHelp: 'must be an absolute path',
-  });
-  if (cwd !== undefined) req.cwd = cwd;
-  const tag = optionalString(obj, 'tag', {
-    pattern: TAG,
-    patternHelp: 'must start with a letter and hold at most 64 of A-Z a-z 0-9 _ . -',
-  });
-  if (tag !== undefined) req.tag = tag;
+  if (b.cmd !== undefined) req.cmd = b.cmd;
+  if (b.cwd !== undefined) req.cwd = b.cwd;
+  if (b.tag !== undefined) req.tag = b.tag;
   return req;
 }
 
+export const ResizeBodySchema = named('ResizeRequest', Strict({ cols: COLS, rows: ROWS }));
+
 export function parseResize(body: unknown): { cols: number; rows: number } {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['cols', 'rows']);
-  const cols = optionalInteger(obj, 'cols', PTY_LIMITS.cols.min, PTY_LIMITS.cols.max);
-  const rows = optionalInteger(obj, 'rows', PTY_LIMITS.rows.min, PTY_LIMITS.rows.max);
-  if (cols === undefined) throw invalidArgument('cols', 'is required');
-  if (rows === undefined) throw invalidArgument('rows', 'is required');
-  return { cols, rows };
+  return check(ResizeBodySchema, body);
 }
 
 /** Checks a client's WebSocket control message (kind 0) before it is passed on. */

@@ -1,3 +1,5 @@
+import { FreeMap, type Static, StringEnum, Type, named } from './schema/kit.js';
+
 /**
  * Stable error codes of the Nullspace API. Every code has exactly one HTTP status; the
  * `satisfies` clause makes the compiler refuse a code without one.
@@ -37,14 +39,22 @@ export function statusOf(code: ErrorCode): number {
 }
 
 /** The JSON body of every error response. */
-export interface ErrorBody {
-  error: {
-    code: ErrorCode;
-    message: string;
-    details?: Record<string, unknown>;
-    request_id?: string;
-  };
-}
+export const ErrorBodySchema = named(
+  'Error',
+  Type.Object({
+    error: Type.Object({
+      code: StringEnum(Object.keys(ERROR_STATUS) as ErrorCode[], {
+        description: 'Stable code; each has one HTTP status (docs/errors.md).',
+      }),
+      message: Type.String(),
+      details: Type.Optional(
+        FreeMap({ description: 'e.g. `field` (invalid_argument), `machine_id`, `retry_after`.' }),
+      ),
+      request_id: Type.Optional(Type.String({ description: 'The `x-request-id` of the request.' })),
+    }),
+  }),
+);
+export type ErrorBody = Static<typeof ErrorBodySchema>;
 
 /**
  * An error that carries a stable code. Thrown at the boundary where a failure is understood

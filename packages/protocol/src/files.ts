@@ -1,13 +1,7 @@
 import { invalidArgument } from './errors.js';
-import {
-  expectObject,
-  optionalBoolean,
-  optionalEnum,
-  optionalInteger,
-  optionalString,
-  optionalStringArray,
-  rejectUnknownKeys,
-} from './validate.js';
+import { check } from './schema/check.js';
+import { DateTime, Nullable, type Static, Strict, StringEnum, Type, named } from './schema/kit.js';
+import { optionalInteger } from './validate.js';
 
 /**
  * The `files` namespace of a machine: wire types and the validation done at the API edge. The
@@ -70,47 +64,63 @@ export function parseFilePath(value: unknown, field = 'path'): string {
   return `/${segments.join('/')}`;
 }
 
-// ---- entries --------------------------------------------------------------------------------
+// ---- entries and answers -------------------------------------------------------------------
 
-export type FileType = 'file' | 'dir' | 'symlink' | 'other';
+export const FILE_TYPES = ['file', 'dir', 'symlink', 'other'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
 
 /** One file, directory or link as `list`, `stat`, `write`, `mkdir` and `move` answer it. */
-export interface FileEntry {
-  /** Last path segment (`/` for the root). */
-  name: string;
-  /** Absolute path in the machine. */
-  path: string;
-  /** What the path itself is: a symlink is `symlink` (it is not followed). */
-  type: FileType;
-  /** Bytes (of the link itself for a symlink). */
-  size: number;
-  /** Permission bits as octal, e.g. `"644"`, `"755"`, `"1777"`. */
-  mode: string;
-  /** Last modification, ISO 8601. */
-  mtime: string;
-  /** Where a symlink points, as written in the link. */
-  symlink_target?: string;
-}
+export const FileEntrySchema = named(
+  'FileEntry',
+  Type.Object({
+    name: Type.String({ description: 'Last path segment (`/` for the root).' }),
+    path: Type.String({ description: 'Absolute path in the machine.' }),
+    type: StringEnum(FILE_TYPES, {
+      description: 'What the path itself is: a symlink is `symlink` (not followed).',
+    }),
+    size: Type.Integer({ description: 'Bytes (of the link itself for a symlink).' }),
+    mode: Type.String({ description: 'Permission bits as octal, e.g. `"644"`.' }),
+    mtime: DateTime({ description: 'Last modification.' }),
+    symlink_target: Type.Optional(
+      Type.String({ description: 'Where a symlink points, as written in the link.' }),
+    ),
+  }),
+);
+export type FileEntry = Static<typeof FileEntrySchema>;
 
-export interface ListFilesResponse {
-  entries: FileEntry[];
-  /** More than `FILE_LIMITS.maxListEntries` entries: the rest was left out. */
-  truncated: boolean;
-}
+export const ListFilesResponseSchema = named(
+  'FileList',
+  Type.Object({
+    entries: Type.Array(FileEntrySchema),
+    truncated: Type.Boolean({ description: 'More than 100 000 entries: the rest was left out.' }),
+  }),
+);
+export type ListFilesResponse = Static<typeof ListFilesResponseSchema>;
 
-export interface ExistsResponse {
-  exists: boolean;
-  /** What the path is, when it exists (a symlink is reported as `symlink`, not followed). */
-  type: FileType | null;
-}
+export const ExistsResponseSchema = Type.Object({
+  exists: Type.Boolean(),
+  type: Nullable(StringEnum(FILE_TYPES), { description: 'What the path is, when it exists.' }),
+});
+export type ExistsResponse = Static<typeof ExistsResponseSchema>;
 
 /** `write` (PUT) answers with the entry written. */
 export type WriteFileResponse = FileEntry;
 
-export interface RemoveFileResponse {
-  path: string;
-  removed: true;
-}
+export const RemoveFileResponseSchema = Type.Object({ path: Type.String(), removed: Type.Literal(true) });
+export type RemoveFileResponse = Static<typeof RemoveFileResponseSchema>;
+
+export const MakeDirBodySchema = named(
+  'MakeDirRequest',
+  Strict({
+    path: Type.String({ description: 'Absolute path in the machine.' }),
+    parents: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: 'Create missing parents, and accept an existing directory.',
+      }),
+    ),
+  }),
+);
 
 export interface MakeDirRequest {
   path: string;
@@ -118,11 +128,25 @@ export interface MakeDirRequest {
   parents: boolean;
 }
 
-export interface MakeDirResponse {
-  entry: FileEntry;
-  /** False when the directory was already there (with `parents`). */
-  created: boolean;
-}
+export const MakeDirResponseSchema = Type.Object({
+  entry: FileEntrySchema,
+  created: Type.Boolean({ description: 'False when the directory was already there (with `parents`).' }),
+});
+export type MakeDirResponse = Static<typeof MakeDirResponseSchema>;
+
+export const MoveBodySchema = named(
+  'MoveRequest',
+  Strict({
+    from: Type.String(),
+    to: Type.String({ description: 'Missing parents are created.' }),
+    overwrite: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'Replace an existing `to` (never a non-empty directory).',
+      }),
+    ),
+  }),
+);
 
 export interface MoveRequest {
   from: string;
@@ -140,6 +164,41 @@ export interface FileSelection {
   exclude: string[];
 }
 
+const GLOBS = (description: string) =>
+  Type.Optional(
+    Type.Array(Type.String({ maxLength: FILE_LIMITS.globs.maxLength }), {
+      maxItems: FILE_LIMITS.globs.maxItems,
+      description,
+    }),
+  );
+const PATTERN = Type.String({
+  minLength: 1,
+  maxLength: FILE_LIMITS.search.maxPatternLength,
+  description: 'A literal string, or a JavaScript regular expression with `regex`.',
+});
+const MATCHING = {
+  regex: Type.Optional(Type.Boolean({ default: false, description: '`pattern` is a regular expression.' })),
+  case_sensitive: Type.Optional(Type.Boolean({ default: true })),
+  include: GLOBS('Globs a file must match (any); relative to path; `*.ts` matches at any depth.'),
+  exclude: GLOBS('Globs of files or whole directories to skip.'),
+};
+
+export const SearchBodySchema = named(
+  'SearchRequest',
+  Strict({
+    path: Type.String({ description: 'Directory to search under.' }),
+    pattern: PATTERN,
+    ...MATCHING,
+    max_results: Type.Optional(
+      Type.Integer({
+        minimum: FILE_LIMITS.search.max_results.min,
+        maximum: FILE_LIMITS.search.max_results.max,
+        default: FILE_LIMITS.search.max_results.default,
+      }),
+    ),
+  }),
+);
+
 export interface SearchRequest extends FileSelection {
   pattern: string;
   /** `pattern` is a JavaScript regular expression (else a literal string). */
@@ -148,23 +207,42 @@ export interface SearchRequest extends FileSelection {
   max_results: number;
 }
 
-export interface SearchMatch {
-  path: string;
-  /** 1-based line number. */
-  line: number;
-  /** 1-based column (in UTF-16 code units of the line) where the match starts. */
-  column: number;
-  /** The whole line (cut at `FILE_LIMITS.search.maxLineText` characters). */
-  text: string;
-}
+export const SearchMatchSchema = Type.Object({
+  path: Type.String(),
+  line: Type.Integer({ description: '1-based line number.' }),
+  column: Type.Integer({ description: '1-based column (in UTF-16 code units of the line).' }),
+  text: Type.String({ description: 'The whole line (cut at 1000 characters).' }),
+});
+export type SearchMatch = Static<typeof SearchMatchSchema>;
 
-export interface SearchResponse {
-  matches: SearchMatch[];
-  /** `max_results` was reached: there may be more matches. */
-  truncated: boolean;
-  /** Text files read (binary files, files over 10 MiB and non-regular files are not counted). */
-  files_scanned: number;
-}
+export const SearchResponseSchema = named(
+  'SearchResult',
+  Type.Object({
+    matches: Type.Array(SearchMatchSchema),
+    truncated: Type.Boolean({ description: '`max_results` was reached: there may be more matches.' }),
+    files_scanned: Type.Integer(),
+  }),
+);
+export type SearchResponse = Static<typeof SearchResponseSchema>;
+
+export const ReplaceBodySchema = named(
+  'ReplaceRequest',
+  Strict({
+    paths: Type.Optional(
+      Type.Array(Type.String({ maxLength: FILE_LIMITS.maxPathLength }), {
+        maxItems: FILE_LIMITS.replace.maxPaths,
+        description: 'Exactly these files (not with path, include, exclude).',
+      }),
+    ),
+    path: Type.Optional(Type.String({ description: 'Every text file under this directory.' })),
+    pattern: PATTERN,
+    replacement: Type.String({
+      maxLength: FILE_LIMITS.replace.maxReplacementLength,
+      description: 'With regex, `$1`, `$<name>` and `$&` refer to the match. May be "".',
+    }),
+    ...MATCHING,
+  }),
+);
 
 export interface ReplaceRequest {
   /** Exactly these files; or, without it, every file of the selection below. */
@@ -179,14 +257,25 @@ export interface ReplaceRequest {
   case_sensitive: boolean;
 }
 
-export interface ReplaceResponse {
-  /** Files that changed, with how many replacements each. */
-  files: { path: string; replacements: number }[];
-  total_replacements: number;
-  files_changed: number;
-}
+export const ReplaceResponseSchema = named(
+  'ReplaceResult',
+  Type.Object({
+    files: Type.Array(Type.Object({ path: Type.String(), replacements: Type.Integer() })),
+    total_replacements: Type.Integer(),
+    files_changed: Type.Integer(),
+  }),
+);
+export type ReplaceResponse = Static<typeof ReplaceResponseSchema>;
 
 // ---- watch ------------------------------------------------------------------------------------
+
+export const WatchBodySchema = named(
+  'WatchRequest',
+  Strict({
+    path: Type.String({ description: 'Directory to watch.' }),
+    recursive: Type.Optional(Type.Boolean({ default: false, description: 'Follow subdirectories too.' })),
+  }),
+);
 
 export interface WatchRequest {
   path: string;
@@ -194,35 +283,43 @@ export interface WatchRequest {
   recursive: boolean;
 }
 
-export interface WatchInfo {
-  watch_id: string;
-  path: string;
-  recursive: boolean;
-}
+export const WatchInfoSchema = named(
+  'WatchInfo',
+  Type.Object({ watch_id: Type.String(), path: Type.String(), recursive: Type.Boolean() }),
+);
+export type WatchInfo = Static<typeof WatchInfoSchema>;
 
-export type WatchEventType = 'create' | 'write' | 'remove' | 'rename';
+export const WATCH_EVENT_TYPES = ['create', 'write', 'remove', 'rename'] as const;
+export type WatchEventType = (typeof WATCH_EVENT_TYPES)[number];
 
 /**
  * One change under a watched directory. Ids increase by one per watch, so `after=<id>` resumes
  * exactly. `rename` has `from` and `to` (and `path` = `to`).
  */
-export interface WatchEvent {
-  id: number;
-  type: WatchEventType;
-  path: string;
-  /** What the path is (for `remove`, what it was). */
-  is_dir: boolean;
-  from?: string;
-  to?: string;
-  /** When the agent saw it, ISO 8601. */
-  at: string;
-}
+export const WatchEventSchema = named(
+  'WatchEvent',
+  Type.Object({
+    id: Type.Integer(),
+    type: StringEnum(WATCH_EVENT_TYPES),
+    path: Type.String(),
+    is_dir: Type.Boolean({ description: 'What the path is (for `remove`, what it was).' }),
+    from: Type.Optional(Type.String()),
+    to: Type.Optional(Type.String()),
+    at: DateTime({ description: 'When the agent saw it.' }),
+  }),
+);
+export type WatchEvent = Static<typeof WatchEventSchema>;
 
-export interface WatchEventsPage {
-  events: WatchEvent[];
-  /** Pass as `after` to continue: the id of the last event returned (or `after` when none). */
-  last_event_id: number;
-}
+export const WatchEventsPageSchema = named(
+  'WatchEventsPage',
+  Type.Object({
+    events: Type.Array(WatchEventSchema),
+    last_event_id: Type.Integer({
+      description: 'Pass as `after` to continue: the id of the last event returned (or `after` when none).',
+    }),
+  }),
+);
+export type WatchEventsPage = Static<typeof WatchEventsPageSchema>;
 
 /** Watch ids: `fwt_` + 20 lower-case base32 characters, made by the agent. */
 export const WATCH_ID = /^fwt_[a-z2-7]{20}$/;
@@ -236,6 +333,24 @@ export function parseWatchId(raw: string): string {
 
 export type SignedUrlOp = 'read' | 'write';
 
+export const SignedUrlBodySchema = named(
+  'SignedUrlRequest',
+  Strict({
+    path: Type.String(),
+    op: StringEnum(['read', 'write'] as const, {
+      description: 'read (GET the URL) or write (PUT or POST to it).',
+    }),
+    expires_in: Type.Optional(
+      Type.Integer({
+        minimum: FILE_LIMITS.signedUrl.expires_in.min,
+        maximum: FILE_LIMITS.signedUrl.expires_in.max,
+        default: FILE_LIMITS.signedUrl.expires_in.default,
+        description: 'Seconds from now.',
+      }),
+    ),
+  }),
+);
+
 export interface SignedUrlRequest {
   path: string;
   op: SignedUrlOp;
@@ -243,15 +358,61 @@ export interface SignedUrlRequest {
   expires_in: number;
 }
 
-export interface SignedUrlResponse {
-  /** Usable without an API key: GET it (read), or PUT/POST the bytes to it (write). */
-  url: string;
-  op: SignedUrlOp;
-  path: string;
-  /** ISO 8601. */
-  expires_at: string;
-  method: 'GET' | 'PUT';
-}
+export const SignedUrlResponseSchema = named(
+  'SignedUrl',
+  Type.Object({
+    url: Type.String({
+      description: 'Usable without an API key: GET it (read), or PUT/POST the bytes to it (write).',
+    }),
+    op: StringEnum(['read', 'write'] as const),
+    path: Type.String(),
+    expires_at: DateTime(),
+    method: StringEnum(['GET', 'PUT'] as const),
+  }),
+);
+export type SignedUrlResponse = Static<typeof SignedUrlResponseSchema>;
+
+// ---- queries ----------------------------------------------------------------------------------
+
+const PATH_PARAM = Type.String({ description: 'Absolute path in the machine (no `..`).' });
+export const PathQuerySchema = Type.Object({ path: PATH_PARAM });
+export const ListFilesQuerySchema = Type.Object({
+  path: PATH_PARAM,
+  depth: Type.Optional(
+    Type.Integer({
+      minimum: FILE_LIMITS.depth.min,
+      maximum: FILE_LIMITS.depth.max,
+      default: FILE_LIMITS.depth.default,
+      description: "Levels to list: 1 = the directory's own entries.",
+    }),
+  ),
+});
+const AFTER = Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Events after this id.' }));
+export const WatchEventsQuerySchema = Type.Object({
+  after: AFTER,
+  wait_ms: Type.Optional(
+    Type.Integer({
+      minimum: FILE_LIMITS.watch.wait_ms.min,
+      maximum: FILE_LIMITS.watch.wait_ms.max,
+      default: FILE_LIMITS.watch.wait_ms.default,
+      description: 'With nothing after `after`, wait this long for one (long poll).',
+    }),
+  ),
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: FILE_LIMITS.watch.limit.min,
+      maximum: FILE_LIMITS.watch.limit.max,
+      default: 1000,
+    }),
+  ),
+});
+export const WatchWsQuerySchema = Type.Object({ after: AFTER });
+export const SignedFileQuerySchema = Type.Object({
+  path: Type.String(),
+  op: StringEnum(['read', 'write'] as const),
+  expires: Type.Integer({ description: 'Unix time the URL stops working.' }),
+  sig: Type.String({ description: 'HMAC-SHA256 of the rest, hex.' }),
+});
 
 // ---- agent routes -----------------------------------------------------------------------------
 
@@ -300,13 +461,7 @@ export function queryInteger(
   return optionalInteger({ [key]: Number(raw) }, key, limits.min, limits.max) ?? limits.default;
 }
 
-function globs(obj: Record<string, unknown>, key: string): string[] {
-  return optionalStringArray(obj, key, FILE_LIMITS.globs) ?? [];
-}
-
-function pattern(obj: Record<string, unknown>, regex: boolean, caseSensitive: boolean): string {
-  const value = optionalString(obj, 'pattern', { max: FILE_LIMITS.search.maxPatternLength });
-  if (value === undefined || value === '') throw invalidArgument('pattern', 'is required');
+function patternOf(value: string, regex: boolean, caseSensitive: boolean): string {
   if (regex) {
     try {
       new RegExp(value, caseSensitive ? 'g' : 'gi');
@@ -318,95 +473,70 @@ function pattern(obj: Record<string, unknown>, regex: boolean, caseSensitive: bo
 }
 
 export function parseMakeDir(body: unknown): MakeDirRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['path', 'parents']);
-  return { path: parseFilePath(obj.path), parents: optionalBoolean(obj, 'parents') ?? true };
+  const b = check(MakeDirBodySchema, body);
+  return { path: parseFilePath(b.path), parents: b.parents ?? true };
 }
 
 export function parseMove(body: unknown): MoveRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['from', 'to', 'overwrite']);
-  const from = parseFilePath(obj.from, 'from');
-  const to = parseFilePath(obj.to, 'to');
+  const b = check(MoveBodySchema, body);
+  const from = parseFilePath(b.from, 'from');
+  const to = parseFilePath(b.to, 'to');
   if (from === '/') throw invalidArgument('from', 'cannot be the root directory');
   if (to === from || to.startsWith(`${from}/`))
     throw invalidArgument('to', 'cannot be the source itself or inside it');
-  return { from, to, overwrite: optionalBoolean(obj, 'overwrite') ?? false };
+  return { from, to, overwrite: b.overwrite ?? false };
 }
 
 export function parseSearch(body: unknown): SearchRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['path', 'pattern', 'regex', 'case_sensitive', 'include', 'exclude', 'max_results']);
-  const regex = optionalBoolean(obj, 'regex') ?? false;
-  const caseSensitive = optionalBoolean(obj, 'case_sensitive') ?? true;
-  const limits = FILE_LIMITS.search.max_results;
+  const b = check(SearchBodySchema, body);
+  const regex = b.regex ?? false;
+  const caseSensitive = b.case_sensitive ?? true;
   return {
-    path: parseFilePath(obj.path),
-    pattern: pattern(obj, regex, caseSensitive),
+    path: parseFilePath(b.path),
+    pattern: patternOf(b.pattern, regex, caseSensitive),
     regex,
     case_sensitive: caseSensitive,
-    include: globs(obj, 'include'),
-    exclude: globs(obj, 'exclude'),
-    max_results: optionalInteger(obj, 'max_results', limits.min, limits.max) ?? limits.default,
+    include: b.include ?? [],
+    exclude: b.exclude ?? [],
+    max_results: b.max_results ?? FILE_LIMITS.search.max_results.default,
   };
 }
 
 export function parseReplace(body: unknown): ReplaceRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, [
-    'paths',
-    'path',
-    'include',
-    'exclude',
-    'pattern',
-    'replacement',
-    'regex',
-    'case_sensitive',
-  ]);
-  const regex = optionalBoolean(obj, 'regex') ?? false;
-  const caseSensitive = optionalBoolean(obj, 'case_sensitive') ?? true;
-  const replacement = optionalString(obj, 'replacement', { max: FILE_LIMITS.replace.maxReplacementLength });
-  if (replacement === undefined) throw invalidArgument('replacement', 'is required (may be "")');
+  const b = check(ReplaceBodySchema, body);
+  const regex = b.regex ?? false;
+  const caseSensitive = b.case_sensitive ?? true;
   const req: ReplaceRequest = {
-    include: globs(obj, 'include'),
-    exclude: globs(obj, 'exclude'),
-    pattern: pattern(obj, regex, caseSensitive),
-    replacement,
+    include: b.include ?? [],
+    exclude: b.exclude ?? [],
+    pattern: patternOf(b.pattern, regex, caseSensitive),
+    replacement: b.replacement,
     regex,
     case_sensitive: caseSensitive,
   };
-  if (obj.paths !== undefined && obj.paths !== null) {
-    if (obj.path !== undefined && obj.path !== null)
+  if (b.paths !== undefined) {
+    if (b.path !== undefined)
       throw invalidArgument('paths', 'give either paths or path (with include/exclude), not both');
     if (req.include.length > 0 || req.exclude.length > 0)
       throw invalidArgument('paths', 'cannot be combined with include/exclude (they apply to path)');
-    const paths = optionalStringArray(obj, 'paths', {
-      maxItems: FILE_LIMITS.replace.maxPaths,
-      maxLength: FILE_LIMITS.maxPathLength,
-    });
-    if (!paths || paths.length === 0) throw invalidArgument('paths', 'must name at least one file');
-    req.paths = [...new Set(paths.map((p, i) => parseFilePath(p, `paths[${i}]`)))];
+    if (b.paths.length === 0) throw invalidArgument('paths', 'must name at least one file');
+    req.paths = [...new Set(b.paths.map((p, i) => parseFilePath(p, `paths[${i}]`)))];
   } else {
-    req.path = parseFilePath(obj.path);
+    req.path = parseFilePath(b.path);
   }
   return req;
 }
 
 export function parseWatch(body: unknown): WatchRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['path', 'recursive']);
-  return { path: parseFilePath(obj.path), recursive: optionalBoolean(obj, 'recursive') ?? false };
+  const b = check(WatchBodySchema, body);
+  return { path: parseFilePath(b.path), recursive: b.recursive ?? false };
 }
 
 export function parseSignedUrl(body: unknown): SignedUrlRequest {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['path', 'op', 'expires_in']);
-  const op = optionalEnum(obj, 'op', ['read', 'write'] as const);
-  if (op === undefined) throw invalidArgument('op', 'is required: read or write');
-  const limits = FILE_LIMITS.signedUrl.expires_in;
+  const b = check(SignedUrlBodySchema, body);
   return {
-    path: parseFilePath(obj.path),
-    op,
-    expires_in: optionalInteger(obj, 'expires_in', limits.min, limits.max) ?? limits.default,
+    path: parseFilePath(b.path),
+    op: b.op,
+    expires_in: b.expires_in ?? FILE_LIMITS.signedUrl.expires_in.default,
   };
 }

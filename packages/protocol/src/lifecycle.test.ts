@@ -1,7 +1,7 @@
 /** Fork and set-timeout bodies, and the auto-resume rule they share with create. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkAutoResume, parseFork, parseSetTimeout } from './index.js';
+import { checkAutoResume, parseFork, parseResumeTimeout, parseSetTimeout } from './index.js';
 import { assertInvalid } from './test-support.js';
 
 describe('parseFork', () => {
@@ -54,5 +54,18 @@ describe('checkAutoResume', () => {
     checkAutoResume('kill', false);
     checkAutoResume('pause', true);
     checkAutoResume('hibernate', true);
+  });
+});
+
+describe('parseResumeTimeout', () => {
+  it('absent means the machine keeps its timeout; else 1 s to 7 days', () => {
+    assert.equal(parseResumeTimeout(undefined), undefined);
+    assert.equal(parseResumeTimeout({}), undefined);
+    assert.equal(parseResumeTimeout({ timeout: 1 }), 1);
+    assert.equal(parseResumeTimeout({ timeout: 604800 }), 604800);
+    for (const bad of [0, 604801, 2.5, '60'])
+      assertInvalid(() => parseResumeTimeout({ timeout: bad }), 'timeout');
+    assertInvalid(() => parseResumeTimeout({ timeout: 60, on_timeout: 'pause' }), 'on_timeout');
+    assertInvalid(() => parseResumeTimeout([]), 'body');
   });
 });

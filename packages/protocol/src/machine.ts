@@ -1,22 +1,38 @@
 import { invalidArgument } from './errors.js';
-import { ID_PREFIX, isId } from './ids.js';
+import { ID_PREFIX } from './ids.js';
 import { MACHINE_STATES, type MachineState } from './machine-states.js';
-import { ENV_NAME, METADATA_KEY, TEMPLATE_NAME, canonicalTemplateRef } from './names.js';
-import { type EgressRateLimit, type NetworkSpec, parseNetworkFields, parseNetworkObject } from './network.js';
+import { BASE_TEMPLATE, ENV_NAME, METADATA_KEY, TEMPLATE_NAME, canonicalTemplateRef } from './names.js';
 import {
-  ABSOLUTE_PATH,
-  expectObject,
-  optionalBoolean,
-  optionalEnum,
-  optionalInteger,
-  optionalString,
-  optionalStringMap,
-  rejectUnknownKeys,
-} from './validate.js';
-import { type VolumeAttachmentInfo, type VolumeMountRequest, parseVolumeMounts } from './volumes.js';
+  LEGACY_NETWORK_PROPERTIES,
+  NetworkBodySchema,
+  NetworkInfoSchema,
+  type NetworkSpec,
+  parseNetworkFields,
+} from './network.js';
+import { check } from './schema/check.js';
+import {
+  DateTime,
+  Nullable,
+  Pattern,
+  type Static,
+  Strict,
+  StringEnum,
+  StringMap,
+  Type,
+  named,
+} from './schema/kit.js';
+import { ABSOLUTE_PATH } from './validate.js';
+import {
+  VOLUME_LIMITS,
+  VolumeAttachmentInfoSchema,
+  VolumeMountBodySchema,
+  type VolumeMountRequest,
+  parseVolumeMounts,
+} from './volumes.js';
 
 export const TIMEOUT_ACTIONS = ['kill', 'pause', 'hibernate'] as const;
 export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
+export const WARM_POOL_MODES = ['prefer', 'require', 'bypass'] as const;
 
 export const MACHINE_LIMITS = {
   vcpus: { min: 1, max: 64, default: 1 },
@@ -29,53 +45,59 @@ export const MACHINE_LIMITS = {
   metadata: { maxEntries: 64, maxValueLength: 1024 },
 } as const;
 
-export interface EgressPolicy {
-  mode: 'allow_all' | 'deny_all' | 'custom';
-  allow_cidrs: string[];
-  deny_cidrs: string[];
-  rate_limit: EgressRateLimit | null;
-}
+export type { EgressPolicy, NetworkInfo } from './network.js';
 
-/** `network` in machine info: the policy in force, and the machine's address on its link. */
-export interface NetworkInfo {
-  egress: EgressPolicy;
-  /** False when the legacy `internet_access: false` locked the machine to deny-all. */
-  internet_access: boolean;
-  mask_request_host: string | null;
-  /** The machine's IPv4 address on its private link to the host (null until it first starts). */
-  address: string | null;
-}
+const TEMPLATE_NAME_ERROR = 'must be a template name such as "base" or "team/app:stable"';
 
-export interface WarmPoolCheckout {
-  pool_id: string;
-  waited_ms: number;
-  hit: boolean;
-}
+/** What happened at create time when a warm pool was asked for. */
+export const WarmPoolCheckoutSchema = named(
+  'WarmPoolCheckout',
+  Type.Object({ pool_id: Type.String(), waited_ms: Type.Integer(), hit: Type.Boolean() }),
+);
+export type WarmPoolCheckout = Static<typeof WarmPoolCheckoutSchema>;
 
 /** Machine info as returned by the API (snake_case on the wire). */
-export interface MachineInfo {
-  id: string;
-  execution_id: string;
-  status: MachineState;
-  template: string;
-  snapshot_id: string | null;
-  vcpus: number;
-  memory_mb: number;
-  disk_mb: number;
-  cwd: string;
-  /** Names only: values are never returned. */
-  envs: string[];
-  metadata: Record<string, string>;
-  network: NetworkInfo;
-  timeout: number;
-  on_timeout: TimeoutAction;
-  auto_resume: boolean;
-  expires_at: string;
-  created_at: string;
-  started_at: string | null;
-  warm_pool_checkout: WarmPoolCheckout | null;
-  volumes: VolumeAttachmentInfo[];
-  status_reason?: string | null;
+export const MachineInfoSchema = named(
+  'MachineInfo',
+  Type.Object({
+    id: Type.String({ description: 'The machine id (`mch_...`), stable across pause and resume.' }),
+    execution_id: Type.String({ description: 'The current incarnation; a resume starts a new one.' }),
+    status: StringEnum(MACHINE_STATES),
+    template: Type.String(),
+    snapshot_id: Nullable(Type.String(), {
+      description: "The machine's latest pause snapshot (set by pause and hibernate).",
+    }),
+    vcpus: Type.Integer(),
+    memory_mb: Type.Integer(),
+    disk_mb: Type.Integer(),
+    cwd: Type.String({ description: 'Default working directory of commands.' }),
+    envs: Type.Array(Type.String(), {
+      description: "Names of the machine's environment variables; values are never returned.",
+    }),
+    metadata: FreeStringMap(),
+    network: NetworkInfoSchema,
+    timeout: Type.Integer({
+      description: 'Seconds from create (or the last timeout change) until on_timeout applies.',
+    }),
+    on_timeout: StringEnum(TIMEOUT_ACTIONS),
+    auto_resume: Type.Boolean(),
+    expires_at: DateTime(),
+    created_at: DateTime(),
+    started_at: Nullable(DateTime()),
+    warm_pool_checkout: Nullable(WarmPoolCheckoutSchema),
+    volumes: Type.Array(VolumeAttachmentInfoSchema, {
+      description: 'The volumes mounted in the machine now.',
+    }),
+    status_reason: Type.Optional(
+      Nullable(Type.String(), { description: 'Why the machine is in its state.' }),
+    ),
+  }),
+);
+export type MachineInfo = Static<typeof MachineInfoSchema>;
+
+/** Labels and such: string values under keys the user chose, read back as given. */
+function FreeStringMap() {
+  return Type.Record(Type.String(), Type.String());
 }
 
 export const MACHINE_INFO_FIELDS = [
@@ -132,28 +154,105 @@ export interface CreateMachineSpec {
   network?: NetworkSpec;
 }
 
-const CREATE_FIELDS = [
-  'internet_access',
-  'allow_out',
-  'deny_out',
-  'template',
-  'snapshot_id',
-  'vcpus',
-  'memory_mb',
-  'disk_mb',
-  'timeout',
-  'on_timeout',
-  'auto_resume',
-  'cwd',
-  'envs',
-  'metadata',
-  'network',
-  'volumes',
-  'desktop',
-  'warm_pool',
-  'warm_pool_mode',
-  'warm_pool_wait_ms',
-] as const;
+const LIMIT = (l: { min: number; max: number; default: number }, description: string) =>
+  Type.Optional(Type.Integer({ minimum: l.min, maximum: l.max, default: l.default, description }));
+
+/** Environment variables: names as in a shell, values up to the machine limits. */
+export const EnvsSchema = StringMap({
+  key: ENV_NAME,
+  keyError: 'environment variable names are letters, digits and _ and do not start with a digit',
+  maxEntries: MACHINE_LIMITS.envs.maxEntries,
+  maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
+  description: 'Environment variables of every command.',
+});
+
+/** The body of `POST /v1/machines`: every field optional, the server fills in its defaults. */
+export const CreateMachineBodySchema = named(
+  'CreateMachineRequest',
+  Strict({
+    template: Type.Optional(
+      Pattern(TEMPLATE_NAME, TEMPLATE_NAME_ERROR, {
+        maxLength: 128,
+        default: BASE_TEMPLATE,
+        description: 'Template to start from, e.g. `base` or `team/app:stable`; not with snapshot_id.',
+      }),
+    ),
+    snapshot_id: Type.Optional(
+      Pattern(/^snap_[a-z2-7]{20}$/, `must be a snapshot id (${ID_PREFIX.snapshot}...)`, {
+        maxLength: 64,
+        description: 'Start from a reusable snapshot (`snap_...`) instead of a template.',
+      }),
+    ),
+    vcpus: LIMIT(MACHINE_LIMITS.vcpus, 'Virtual CPUs.'),
+    memory_mb: LIMIT(MACHINE_LIMITS.memory_mb, 'Memory in MB.'),
+    disk_mb: LIMIT(MACHINE_LIMITS.disk_mb, 'Disk in MB.'),
+    timeout: LIMIT(MACHINE_LIMITS.timeout, 'Seconds until on_timeout applies.'),
+    on_timeout: Type.Optional(
+      StringEnum(TIMEOUT_ACTIONS, { default: 'kill', description: 'What happens at the timeout.' }),
+    ),
+    auto_resume: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Resume on a command or preview traffic while paused (needs on_timeout pause or hibernate).',
+      }),
+    ),
+    cwd: Type.Optional(
+      Pattern(ABSOLUTE_PATH, 'must be an absolute path', {
+        maxLength: 4096,
+        default: MACHINE_LIMITS.cwd.default,
+        description: 'Default working directory of commands.',
+      }),
+    ),
+    envs: Type.Optional(EnvsSchema),
+    metadata: Type.Optional(
+      StringMap({
+        key: METADATA_KEY,
+        keyError: 'metadata keys are 1-128 of letters, digits and _ . : / -',
+        maxEntries: MACHINE_LIMITS.metadata.maxEntries,
+        maxValueLength: MACHINE_LIMITS.metadata.maxValueLength,
+        description: 'Labels to filter lists by.',
+      }),
+    ),
+    network: Type.Optional(NetworkBodySchema),
+    ...LEGACY_NETWORK_PROPERTIES,
+    volumes: Type.Optional(
+      Type.Array(VolumeMountBodySchema, {
+        maxItems: VOLUME_LIMITS.perMachine,
+        description: 'Volumes to mount.',
+      }),
+    ),
+    desktop: Type.Optional(
+      Type.Union(
+        [
+          Type.Boolean(),
+          Strict({
+            width: Type.Optional(Type.Integer()),
+            height: Type.Optional(Type.Integer()),
+            dpi: Type.Optional(Type.Integer()),
+          }),
+        ],
+        { description: 'A desktop (not available on this server yet: refused unless false).' },
+      ),
+    ),
+    warm_pool: Type.Optional(
+      Pattern(/^twp_[a-z2-7]{20}$/, `must be a warm pool id (${ID_PREFIX.warmPool}...)`, {
+        maxLength: 64,
+        description: 'Warm pool id (`twp_...`) to check a ready machine out of.',
+      }),
+    ),
+    warm_pool_mode: Type.Optional(
+      StringEnum(WARM_POOL_MODES, {
+        default: 'prefer',
+        description: 'prefer (pool or cold create), require (pool or warm_pool_unavailable), bypass.',
+      }),
+    ),
+    warm_pool_wait_ms: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 60000, default: 0, description: 'How long require waits, in ms.' }),
+    ),
+  }),
+);
+export type CreateMachineBody = Static<typeof CreateMachineBodySchema>;
 
 /** Features of the contract this server does not offer yet: refused loudly, never ignored. */
 export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {
@@ -161,105 +260,49 @@ export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {
 };
 
 export function parseCreateMachine(body: unknown): CreateMachineSpec {
-  const obj = body === undefined || body === null ? {} : expectObject(body, 'body');
-  rejectUnknownKeys(obj, CREATE_FIELDS);
+  const raw = body === undefined || body === null ? {} : body;
+  const b = check(CreateMachineBodySchema, raw);
   for (const [field, why] of Object.entries(UNSUPPORTED_CREATE_FIELDS)) {
-    if (obj[field] !== undefined && obj[field] !== null && obj[field] !== false)
-      throw invalidArgument(field, why);
+    const v = (b as Record<string, unknown>)[field];
+    if (v !== undefined && v !== false) throw invalidArgument(field, why);
   }
-  const network = parseNetworkFields(obj);
-  const template = optionalString(obj, 'template', {
-    max: 128,
-    pattern: TEMPLATE_NAME,
-    patternHelp: 'must be a template name such as "base" or "team/app:stable"',
-  });
-  const snapshotId = optionalString(obj, 'snapshot_id', { max: 64 });
-  if (snapshotId !== undefined && !isId('snapshot', snapshotId))
-    throw invalidArgument('snapshot_id', `must be a snapshot id (${ID_PREFIX.snapshot}...)`);
-  const onTimeout = optionalEnum(obj, 'on_timeout', TIMEOUT_ACTIONS) ?? 'kill';
-  const autoResume = optionalBoolean(obj, 'auto_resume') ?? false;
+  const network = parseNetworkFields(b);
+  const onTimeout = b.on_timeout ?? 'kill';
+  const autoResume = b.auto_resume ?? false;
   if (autoResume && onTimeout === 'kill')
     throw invalidArgument('auto_resume', 'is only valid with on_timeout "pause" or "hibernate"');
-  const cwd =
-    optionalString(obj, 'cwd', {
-      max: 4096,
-      pattern: ABSOLUTE_PATH,
-      patternHelp: 'must be an absolute path',
-    }) ?? MACHINE_LIMITS.cwd.default;
-  const envs = optionalEnvs(obj);
-  const metadata =
-    optionalStringMap(obj, 'metadata', {
-      maxEntries: MACHINE_LIMITS.metadata.maxEntries,
-      keyPattern: METADATA_KEY,
-      keyHelp: 'metadata keys are 1-128 of letters, digits and _ . : / -',
-      maxValueLength: MACHINE_LIMITS.metadata.maxValueLength,
-    }) ?? {};
-  const volumes = parseVolumeMounts(obj.volumes);
-  const warmPool = optionalString(obj, 'warm_pool', { max: 64 });
-  if (warmPool !== undefined && !isId('warmPool', warmPool))
-    throw invalidArgument('warm_pool', `must be a warm pool id (${ID_PREFIX.warmPool}...)`);
+  const volumes = parseVolumeMounts(b.volumes);
   const sized: CreateMachineSpec['sized'] = {};
-  const vcpus = optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max);
-  const memoryMb = optionalInteger(
-    obj,
-    'memory_mb',
-    MACHINE_LIMITS.memory_mb.min,
-    MACHINE_LIMITS.memory_mb.max,
-  );
-  const diskMb = optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max);
-  if (vcpus !== undefined) sized.vcpus = vcpus;
-  if (memoryMb !== undefined) sized.memory_mb = memoryMb;
-  if (diskMb !== undefined) sized.disk_mb = diskMb;
+  if (b.vcpus !== undefined) sized.vcpus = b.vcpus;
+  if (b.memory_mb !== undefined) sized.memory_mb = b.memory_mb;
+  if (b.disk_mb !== undefined) sized.disk_mb = b.disk_mb;
   const spec: CreateMachineSpec = {
-    template: template === undefined ? 'base' : canonicalTemplateRef(template),
-    template_given: template !== undefined,
-    cwd_given: obj.cwd !== undefined && obj.cwd !== null,
-    vcpus: vcpus ?? MACHINE_LIMITS.vcpus.default,
-    memory_mb: memoryMb ?? MACHINE_LIMITS.memory_mb.default,
-    disk_mb: diskMb ?? MACHINE_LIMITS.disk_mb.default,
+    template: b.template === undefined ? BASE_TEMPLATE : canonicalTemplateRef(b.template),
+    template_given: b.template !== undefined,
+    cwd_given: b.cwd !== undefined,
+    vcpus: b.vcpus ?? MACHINE_LIMITS.vcpus.default,
+    memory_mb: b.memory_mb ?? MACHINE_LIMITS.memory_mb.default,
+    disk_mb: b.disk_mb ?? MACHINE_LIMITS.disk_mb.default,
     sized,
-    timeout:
-      optionalInteger(obj, 'timeout', MACHINE_LIMITS.timeout.min, MACHINE_LIMITS.timeout.max) ??
-      MACHINE_LIMITS.timeout.default,
+    timeout: b.timeout ?? MACHINE_LIMITS.timeout.default,
     on_timeout: onTimeout,
     auto_resume: autoResume,
-    cwd,
-    envs,
-    metadata,
-    warm_pool_mode: optionalEnum(obj, 'warm_pool_mode', ['prefer', 'require', 'bypass'] as const) ?? 'prefer',
-    warm_pool_wait_ms: optionalInteger(obj, 'warm_pool_wait_ms', 0, 60000) ?? 0,
+    cwd: b.cwd ?? MACHINE_LIMITS.cwd.default,
+    envs: b.envs ?? {},
+    metadata: b.metadata ?? {},
+    warm_pool_mode: b.warm_pool_mode ?? 'prefer',
+    warm_pool_wait_ms: b.warm_pool_wait_ms ?? 0,
   };
-  if (snapshotId !== undefined) {
-    if (template !== undefined)
+  if (b.snapshot_id !== undefined) {
+    if (b.template !== undefined)
       throw invalidArgument('snapshot_id', 'give either template or snapshot_id, not both');
-    spec.snapshot_id = snapshotId;
+    spec.snapshot_id = b.snapshot_id;
   }
   if (volumes.length > 0) spec.volumes = volumes;
-  if (warmPool !== undefined) spec.warm_pool = warmPool;
+  if (b.warm_pool !== undefined) spec.warm_pool = b.warm_pool;
   if (network !== undefined) spec.network = network;
   return spec;
 }
-
-/**
- * The body of `PUT /v1/machines/{id}/network`: the `network` object of create (`egress`,
- * `mask_request_host`), or the legacy `internet_access` / `allow_out` / `deny_out`.
- */
-export function parseSetNetwork(body: unknown): NetworkSpec {
-  const obj = expectObject(body, 'body');
-  const given = (k: string) => obj[k] !== undefined && obj[k] !== null;
-  const legacy = LEGACY_NETWORK_FIELDS.filter(given);
-  if (legacy.length === 0) {
-    // Replacing the policy with nothing named would open the machine: say what to give instead.
-    if (!given('egress'))
-      throw invalidArgument('egress', 'is required (or the legacy internet_access, allow_out, deny_out)');
-    return parseNetworkObject(obj, '');
-  }
-  rejectUnknownKeys(obj, LEGACY_NETWORK_FIELDS, '');
-  // Only legacy fields are left here; they cannot name a rate limit or a Host rewrite.
-  return parseNetworkFields(obj) as NetworkSpec;
-}
-
-const LEGACY_NETWORK_FIELDS = ['internet_access', 'allow_out', 'deny_out'];
 
 /** A validated list query. */
 export interface ListMachinesQuery {
@@ -272,6 +315,41 @@ export interface ListMachinesQuery {
 }
 
 export const LIST_LIMIT = { default: 100, max: 1000 } as const;
+
+/**
+ * The query of `GET /v1/machines` as the OpenAPI document describes it. `metadata.KEY=VALUE`
+ * filters (repeatable, all must match) have keys of the user's choosing, so
+ * {@link parseListMachinesQuery} reads them by their prefix.
+ */
+export const ListMachinesQuerySchema = Type.Object({
+  state: Type.Optional(
+    Type.Array(StringEnum(MACHINE_STATES), {
+      description: 'Only machines in these states (repeatable or comma-separated; default: all but killed).',
+    }),
+  ),
+  template: Type.Optional(
+    Pattern(TEMPLATE_NAME, 'must be a template name', { description: 'Only machines of this template.' }),
+  ),
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: LIST_LIMIT.max,
+      default: LIST_LIMIT.default,
+      description: 'Machines per page.',
+    }),
+  ),
+  next_token: Type.Optional(Type.String({ description: 'Continue from a previous page.' })),
+  fields: Type.Optional(
+    Type.String({
+      description: `Compact rows with only these fields, comma-separated: ${MACHINE_INFO_FIELDS.join(', ')}.`,
+    }),
+  ),
+});
+
+/** `?fields=` of `GET /v1/machines/{id}`. */
+export const FieldsQuerySchema = Type.Object({
+  fields: Type.Optional(Type.String({ description: 'Only these fields, comma-separated.' })),
+});
 
 /** Parses `GET /v1/machines` query parameters. */
 export function parseListMachinesQuery(params: URLSearchParams): ListMachinesQuery {
@@ -331,14 +409,13 @@ export interface ListMachinesResponse<T = MachineInfo> {
   has_next: boolean;
 }
 
+export const ListMachinesResponseSchema = Type.Object({
+  items: Type.Array(MachineInfoSchema, { description: 'Machine info, or compact rows with `fields`.' }),
+  next_token: Nullable(Type.String()),
+  has_next: Type.Boolean(),
+});
+
 /** An `envs` object (names as in a shell, values up to the machine limits); `{}` when absent. */
 export function optionalEnvs(obj: Record<string, unknown>): Record<string, string> {
-  return (
-    optionalStringMap(obj, 'envs', {
-      maxEntries: MACHINE_LIMITS.envs.maxEntries,
-      keyPattern: ENV_NAME,
-      keyHelp: 'environment variable names are letters, digits and _ and do not start with a digit',
-      maxValueLength: MACHINE_LIMITS.envs.maxValueLength,
-    }) ?? {}
-  );
+  return obj.envs === undefined || obj.envs === null ? {} : check(EnvsSchema, obj.envs, 'envs');
 }

@@ -1,5 +1,7 @@
 import { invalidArgument } from './errors.js';
-import { expectObject, optionalInteger, rejectUnknownKeys } from './validate.js';
+import { check } from './schema/check.js';
+import { DateTime, Nullable, type Static, Strict, StringEnum, Type, named } from './schema/kit.js';
+import { expectObject } from './validate.js';
 
 /**
  * Preview URLs: port P of machine M is served at `http(s)://P-M.<preview domain>/`. Access needs a
@@ -22,54 +24,116 @@ export const PREVIEW_LIMITS = {
 
 export type PreviewGrantKind = 'url' | 'proxy';
 
+const GRANT = {
+  id: Type.String({ description: '`pvg_...`' }),
+  machine_id: Type.String(),
+  port: Type.Integer(),
+  kind: StringEnum(['url', 'proxy'] as const, {
+    description: 'url: a preview URL (query, cookie or header); proxy: a proxy target header token.',
+  }),
+  token_hint: Type.String({
+    description: "The token's first characters, enough to tell grants apart (`nspv_abcd***`).",
+  }),
+  created_at: DateTime(),
+  expires_at: DateTime(),
+  revoked_at: Nullable(DateTime()),
+};
+
 /** A grant as listed (its token is shown once, when it is made). */
-export interface PreviewGrantInfo {
-  id: string;
-  machine_id: string;
-  port: number;
-  kind: PreviewGrantKind;
-  /** The token's first characters, enough to tell grants apart (`nspv_abcd***`). */
-  token_hint: string;
-  created_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-}
+export const PreviewGrantInfoSchema = named('PreviewGrant', Type.Object(GRANT));
+export type PreviewGrantInfo = Static<typeof PreviewGrantInfoSchema>;
+
+export const ListPreviewGrantsResponseSchema = Type.Object({ items: Type.Array(PreviewGrantInfoSchema) });
 
 /** `create_signed_preview_url` and `get_host_info`: a new grant with its URLs. */
-export interface PreviewUrlInfo extends PreviewGrantInfo {
-  /** `P-M.<domain>` (with the domain's port, if it has one). */
-  host: string;
-  token: string;
-  /** The signed HTTP URL (token in the query). */
-  url: string;
-  /** The signed WebSocket URL. */
-  websocket_url: string;
-}
+export const PreviewUrlInfoSchema = named(
+  'PreviewUrl',
+  Type.Object({
+    ...GRANT,
+    host: Type.String({ description: "`P-M.<domain>` (with the domain's port, if it has one)." }),
+    token: Type.String(),
+    url: Type.String({ description: 'The signed HTTP URL (token in the query).' }),
+    websocket_url: Type.String({ description: 'The signed WebSocket URL.' }),
+  }),
+);
+export type PreviewUrlInfo = Static<typeof PreviewUrlInfoSchema>;
 
 /** `create_preview_proxy_target`: a marker-only URL and the header a customer proxy adds. */
-export interface PreviewProxyTargetInfo extends PreviewGrantInfo {
-  /** The upstream URL, with no secret in it. */
-  upstream_url: string;
-  websocket_upstream_url: string;
-  headers: Record<string, string>;
-}
+export const PreviewProxyTargetInfoSchema = named(
+  'PreviewProxyTarget',
+  Type.Object({
+    ...GRANT,
+    upstream_url: Type.String({ description: 'The upstream URL, with no secret in it.' }),
+    websocket_upstream_url: Type.String(),
+    headers: Type.Record(Type.String(), Type.String(), {
+      description: 'Headers the proxy adds (with the token).',
+    }),
+  }),
+);
+export type PreviewProxyTargetInfo = Static<typeof PreviewProxyTargetInfoSchema>;
 
-export interface PreviewRevocation {
-  id: string;
-  machine_id: string;
-  port: number;
-  revoked: true;
-  revoked_at: string;
-  /** Open HTTP and WebSocket connections of the grant that were closed. */
-  closed_connections: number;
-}
+export const PreviewRevocationSchema = named(
+  'PreviewRevocation',
+  Type.Object({
+    id: Type.String(),
+    machine_id: Type.String(),
+    port: Type.Integer(),
+    revoked: Type.Literal(true),
+    revoked_at: DateTime(),
+    closed_connections: Type.Integer({
+      description: 'Open HTTP and WebSocket connections of the grant that were closed.',
+    }),
+  }),
+);
+export type PreviewRevocation = Static<typeof PreviewRevocationSchema>;
 
-export interface PreviewReadiness {
-  machine_id: string;
-  port: number;
-  ready: true;
-  waited_ms: number;
-}
+export const PreviewReadinessSchema = named(
+  'PreviewReadiness',
+  Type.Object({
+    machine_id: Type.String(),
+    port: Type.Integer(),
+    ready: Type.Literal(true),
+    waited_ms: Type.Integer(),
+  }),
+);
+export type PreviewReadiness = Static<typeof PreviewReadinessSchema>;
+
+const PORT = Type.Integer({ minimum: 1, maximum: 65535, description: 'TCP port in the machine.' });
+
+/** Body of `POST /v1/machines/{id}/preview_urls` (and `preview_proxy_targets`). */
+export const CreatePreviewGrantBodySchema = named(
+  'CreatePreviewGrantRequest',
+  Strict({
+    port: PORT,
+    expires_in: Type.Optional(
+      Type.Integer({
+        minimum: PREVIEW_LIMITS.expiresIn.min,
+        maximum: PREVIEW_LIMITS.expiresIn.max,
+        default: PREVIEW_LIMITS.expiresIn.default,
+        description: 'Seconds the grant lives.',
+      }),
+    ),
+  }),
+);
+
+/** Body of `POST /v1/machines/{id}/ports/{port}/wait`. */
+export const WaitForPreviewBodySchema = named(
+  'WaitForPreviewRequest',
+  Strict({
+    timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: PREVIEW_LIMITS.waitTimeoutMs.min,
+        maximum: PREVIEW_LIMITS.waitTimeoutMs.max,
+        default: PREVIEW_LIMITS.waitTimeoutMs.default,
+        description: 'How long to wait for the port to answer.',
+      }),
+    ),
+  }),
+);
+
+export const ListPreviewGrantsQuerySchema = Type.Object({
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Only grants of this port.' })),
+});
 
 export function parsePort(raw: unknown, field = 'port'): number {
   const n = typeof raw === 'string' && /^\d{1,5}$/.test(raw) ? Number(raw) : raw;
@@ -81,18 +145,16 @@ export function parsePort(raw: unknown, field = 'port'): number {
 /** Body of `POST /v1/machines/{id}/preview_urls` (and `preview_proxy_targets`). */
 export function parseCreatePreviewGrant(body: unknown): { port: number; expires_in: number } {
   const obj = expectObject(body ?? {}, 'body');
-  rejectUnknownKeys(obj, ['port', 'expires_in']);
   if (obj.port === undefined) throw invalidArgument('port', 'is required');
-  const { min, max, default: def } = PREVIEW_LIMITS.expiresIn;
-  return { port: parsePort(obj.port), expires_in: optionalInteger(obj, 'expires_in', min, max) ?? def };
+  // A port given as text ("8080") is accepted, as in a path.
+  const b = check(CreatePreviewGrantBodySchema, { ...obj, port: parsePort(obj.port) });
+  return { port: b.port, expires_in: b.expires_in ?? PREVIEW_LIMITS.expiresIn.default };
 }
 
 /** Body of `POST /v1/machines/{id}/ports/{port}/wait`. */
 export function parseWaitForPreview(body: unknown): { timeout_ms: number } {
-  const obj = expectObject(body ?? {}, 'body');
-  rejectUnknownKeys(obj, ['timeout_ms']);
-  const { min, max, default: def } = PREVIEW_LIMITS.waitTimeoutMs;
-  return { timeout_ms: optionalInteger(obj, 'timeout_ms', min, max) ?? def };
+  const b = check(WaitForPreviewBodySchema, body ?? {});
+  return { timeout_ms: b.timeout_ms ?? PREVIEW_LIMITS.waitTimeoutMs.default };
 }
 
 const HOST_LABEL = /^(\d{1,5})-(mch_[a-z2-7]{20})$/;

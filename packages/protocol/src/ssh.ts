@@ -1,5 +1,7 @@
 import { invalidArgument } from './errors.js';
-import { expectObject, optionalInteger, rejectUnknownKeys } from './validate.js';
+import { check } from './schema/check.js';
+import { DateTime, type Static, Strict, Type, named } from './schema/kit.js';
+import { expectObject } from './validate.js';
 
 /**
  * SSH access to a machine: wire types and the validation done at the API edge. The server signs
@@ -26,6 +28,25 @@ export const SSH_PUBLIC_KEY_TYPES = [
 ] as const;
 export type SshPublicKeyType = (typeof SSH_PUBLIC_KEY_TYPES)[number];
 
+/** The body of `POST /v1/machines/{id}/ssh_access`. */
+export const SshAccessBodySchema = named(
+  'SshAccessRequest',
+  Strict({
+    public_key: Type.String({
+      maxLength: SSH_LIMITS.maxPublicKeyLength,
+      description: 'One OpenSSH public key line (`type base64 [comment]`); never the private key.',
+    }),
+    expires_in_minutes: Type.Optional(
+      Type.Integer({
+        minimum: SSH_LIMITS.expires_in_minutes.min,
+        maximum: SSH_LIMITS.expires_in_minutes.max,
+        default: SSH_LIMITS.expires_in_minutes.default,
+        description: 'How long the certificate is valid.',
+      }),
+    ),
+  }),
+);
+
 /** A validated `POST /v1/machines/{id}/ssh_access` body. */
 export interface SshAccessRequest {
   /** One OpenSSH public key line, normalised: `type base64 [comment]`, trimmed. */
@@ -35,32 +56,30 @@ export interface SshAccessRequest {
 }
 
 /** What `POST /v1/machines/{id}/ssh_access` answers: everything a plain `ssh` client needs. */
-export interface SshAccessInfo {
-  machine_id: string;
-  /** The user the certificate logs in as (its principal). */
-  user: string;
-  /** Where the relay listens: give this to `ssh` as the host. */
-  host: string;
-  port: number;
-  /** The OpenSSH user certificate (the text of a `-cert.pub` file), one line. */
-  certificate: string;
-  /** The certificate's key id: sshd logs it with every login it allows. */
-  certificate_id: string;
-  /** ISO 8601. Starts a minute before the request, so a client whose clock is a little behind is not refused. */
-  valid_after: string;
-  /**
-   * ISO 8601. The sshd refuses the certificate from then on; the machine's relay closes (with the
-   * sessions through it) when the newest certificate issued for the machine expires.
-   */
-  expires_at: string;
-  /**
-   * One known_hosts line that trusts the server's CA for this machine's host certificate:
-   * `@cert-authority <machine_id> <CA public key>` (see {@link sshKnownHostsLine}).
-   */
-  known_hosts: string;
-  /** A ready `ssh` command line (it expects the certificate and known_hosts line in the files it names). */
-  command: string;
-}
+export const SshAccessInfoSchema = named(
+  'SshAccess',
+  Type.Object({
+    machine_id: Type.String(),
+    user: Type.String({ description: 'The user the certificate logs in as (its principal).' }),
+    host: Type.String({ description: 'Where the relay listens: give this to `ssh` as the host.' }),
+    port: Type.Integer(),
+    certificate: Type.String({
+      description: 'The OpenSSH user certificate (the text of a `-cert.pub` file), one line.',
+    }),
+    certificate_id: Type.String({
+      description: "The certificate's key id: sshd logs it with every login it allows.",
+    }),
+    valid_after: DateTime({
+      description: 'A minute before the request, for clients whose clock is a little behind.',
+    }),
+    expires_at: DateTime({ description: 'The sshd refuses the certificate from then on.' }),
+    known_hosts: Type.String({
+      description: "One known_hosts line that trusts the server's CA for this machine's host certificate.",
+    }),
+    command: Type.String({ description: 'A ready `ssh` command line.' }),
+  }),
+);
+export type SshAccessInfo = Static<typeof SshAccessInfoSchema>;
 
 const PRIVATE_KEY_MARKERS = [/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/, /^PuTTY-User-Key-File-/m];
 const KEY_TYPE_TOKEN = /^[a-z0-9][a-z0-9.@-]{0,63}$/;
@@ -120,11 +139,12 @@ function embeddedKeyType(blob: Buffer): string | undefined {
 
 export function parseSshAccess(body: unknown): SshAccessRequest {
   const obj = expectObject(body ?? {}, 'body');
-  rejectUnknownKeys(obj, ['public_key', 'expires_in_minutes']);
-  const limits = SSH_LIMITS.expires_in_minutes;
+  // The key is checked first, and by its own parser: its errors never echo the value.
+  const publicKey = parseSshPublicKey(obj.public_key);
+  const b = check(SshAccessBodySchema, obj);
   return {
-    public_key: parseSshPublicKey(obj.public_key),
-    expires_in_minutes: optionalInteger(obj, 'expires_in_minutes', limits.min, limits.max) ?? limits.default,
+    public_key: publicKey,
+    expires_in_minutes: b.expires_in_minutes ?? SSH_LIMITS.expires_in_minutes.default,
   };
 }
 

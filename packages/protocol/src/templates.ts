@@ -1,16 +1,22 @@
 import { invalidArgument } from './errors.js';
 import { MACHINE_LIMITS } from './machine.js';
 import { BASE_TEMPLATE, ENV_NAME, TEMPLATE_NAME, canonicalTemplateRef, parseTemplateRef } from './names.js';
+import { check } from './schema/check.js';
 import {
-  ABSOLUTE_PATH,
-  expectObject,
-  optionalBoolean,
-  optionalInteger,
-  optionalString,
-  optionalStringArray,
-  optionalStringMap,
-  rejectUnknownKeys,
-} from './validate.js';
+  DateTime,
+  Nullable,
+  Pattern,
+  type Static,
+  Strict,
+  StringEnum,
+  StringMap,
+  Type,
+  named,
+} from './schema/kit.js';
+import { ABSOLUTE_PATH } from './validate.js';
+
+/** A tag of a template build: 1-64 of a-z 0-9 . _ - (starting with a letter or digit). */
+const TAG = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** The metadata key that marks a template's build machine (its value is the build's id). */
 export const BUILD_METADATA = 'nullspace.template_build';
@@ -28,15 +34,53 @@ export const TEMPLATE_LIMITS = {
   stepTimeoutMs: 30 * 60_000,
 } as const;
 
-/** How a machine's start command is known to be up. One of `port`, `command`. */
-export interface ReadyCheck {
-  /** TCP port in the machine that accepts connections once ready; with `http_path`, answers HTTP < 500. */
-  port?: number;
-  http_path?: string;
-  /** A shell command in the machine that exits 0 once ready. */
-  command?: string;
-  timeout_ms: number;
-}
+const TEMPLATE_NAME_ERROR = 'must be a template name such as "team/app" or "team/app:stable"';
+const SIZE = (l: { min: number; max: number; default: number }, description: string) =>
+  Type.Optional(Type.Integer({ minimum: l.min, maximum: l.max, default: l.default, description }));
+
+/** How a machine's start command is known to be up: `port` (optionally with `http_path`) or `command`. */
+export const ReadyCheckBodySchema = named(
+  'ReadyCheckRequest',
+  Strict({
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description: 'TCP port that accepts connections once ready.',
+      }),
+    ),
+    http_path: Type.Optional(
+      Pattern(/^\/[\x21-\x7e]*$/, 'must be a path starting with /', {
+        maxLength: 2048,
+        description: 'With port: this path must answer HTTP below 500.',
+      }),
+    ),
+    command: Type.Optional(
+      Type.String({
+        maxLength: TEMPLATE_LIMITS.runLength,
+        description: 'A shell command that exits 0 once ready.',
+      }),
+    ),
+    timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: TEMPLATE_LIMITS.readyTimeoutMs.min,
+        maximum: TEMPLATE_LIMITS.readyTimeoutMs.max,
+        default: TEMPLATE_LIMITS.readyTimeoutMs.default,
+      }),
+    ),
+  }),
+);
+
+export const ReadyCheckSchema = named(
+  'ReadyCheck',
+  Type.Object({
+    port: Type.Optional(Type.Integer()),
+    http_path: Type.Optional(Type.String()),
+    command: Type.Optional(Type.String()),
+    timeout_ms: Type.Integer(),
+  }),
+);
+export type ReadyCheck = Static<typeof ReadyCheckSchema>;
 
 export interface TemplateFile {
   path: string;
@@ -44,6 +88,99 @@ export interface TemplateFile {
   content_base64: string;
   mode: number;
 }
+
+export const TemplateFileBodySchema = Strict({
+  // The look-ahead runs from the start, so a first segment of . or .. is caught as well.
+  path: Pattern(
+    /^(?!.*\/\.\.?(\/|$))\/[^\0]*[^/]$/,
+    'must be an absolute file path without . or .. segments',
+    {
+      maxLength: 4096,
+    },
+  ),
+  content: Type.Optional(Type.String({ description: 'Text (UTF-8); or give content_base64.' })),
+  content_base64: Type.Optional(
+    Pattern(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64', { description: 'Bytes, base64.' }),
+  ),
+  mode: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 0o7777, default: 0o644, description: 'Permission bits.' }),
+  ),
+});
+
+/** The body of `POST /v1/templates`: only `name` is required. */
+export const TemplateSpecBodySchema = named(
+  'TemplateBuildRequest',
+  Strict({
+    name: Pattern(TEMPLATE_NAME, TEMPLATE_NAME_ERROR, {
+      maxLength: 128,
+      description: '`name` or `name:tag` (tag `latest` when left out).',
+    }),
+    tags: Type.Optional(
+      Type.Array(
+        Pattern(TAG, 'must be 1-64 of a-z 0-9 . _ - (starting with a letter or digit)', { maxLength: 64 }),
+        { maxItems: 16, description: 'More tags for the same build.' },
+      ),
+    ),
+    base: Type.Optional(
+      Pattern(TEMPLATE_NAME, 'must be a template name such as "base" or "team/app:stable"', {
+        maxLength: 128,
+        default: BASE_TEMPLATE,
+        description: 'The template to start from.',
+      }),
+    ),
+    packages: Type.Optional(
+      Type.Array(Pattern(DEBIAN_PACKAGE, 'must be a Debian package name', { maxLength: 128 }), {
+        maxItems: TEMPLATE_LIMITS.packages,
+        description: 'Debian (bookworm) packages to install.',
+      }),
+    ),
+    files: Type.Optional(
+      Type.Array(TemplateFileBodySchema, {
+        maxItems: TEMPLATE_LIMITS.files,
+        description: 'Files put into the template.',
+      }),
+    ),
+    run: Type.Optional(
+      Type.Array(Type.String({ maxLength: TEMPLATE_LIMITS.runLength }), {
+        maxItems: TEMPLATE_LIMITS.run,
+        description: 'Shell commands run in order (bash, as root, in workdir); one failing fails the build.',
+      }),
+    ),
+    env: Type.Optional(
+      StringMap({
+        key: ENV_NAME,
+        keyError: 'environment variable names are letters, digits and _ (not starting with a digit)',
+        maxEntries: 100,
+        maxValueLength: 32 * 1024,
+        description: 'Environment of the run steps and of every process in its machines.',
+      }),
+    ),
+    workdir: Type.Optional(
+      Pattern(ABSOLUTE_PATH, 'must be an absolute path', {
+        maxLength: 4096,
+        description: 'Default working directory of its machines.',
+      }),
+    ),
+    start_cmd: Type.Optional(
+      Type.String({
+        maxLength: TEMPLATE_LIMITS.runLength,
+        description:
+          'Started in every machine made from it (tag `start`); a create returns once it is ready.',
+      }),
+    ),
+    ready_check: Type.Optional(ReadyCheckBodySchema),
+    disk_mb: SIZE(MACHINE_LIMITS.disk_mb, 'Disk of its machines, in MB.'),
+    vcpus: SIZE(MACHINE_LIMITS.vcpus, 'Size of the build machine (and of a snapshot-backed template).'),
+    memory_mb: SIZE(MACHINE_LIMITS.memory_mb, 'Memory of the build machine, in MB.'),
+    snapshot: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Capture the machine with the start command ready: machines start from that memory state.',
+      }),
+    ),
+  }),
+);
 
 /** A validated template spec (what `POST /v1/templates` builds). */
 export interface TemplateSpec {
@@ -67,205 +204,135 @@ export interface TemplateSpec {
   snapshot: boolean;
 }
 
-export type TemplateStatus = 'building' | 'ready' | 'failed' | 'deleted';
+export const TEMPLATE_STATUSES = ['building', 'ready', 'failed', 'deleted'] as const;
+export type TemplateStatus = (typeof TEMPLATE_STATUSES)[number];
 
-export interface TemplateInfo {
-  id: string;
-  /** Every `name:tag` that points at this build. */
-  names: string[];
-  status: TemplateStatus;
-  /** Content hash of the spec and its base: an unchanged spec is not built again. */
-  key: string;
-  base: string;
-  packages: string[];
-  env: string[];
-  workdir: string | null;
-  start_cmd: string | null;
-  ready_check: ReadyCheck | null;
-  disk_mb: number;
-  vcpus: number;
-  memory_mb: number;
-  snapshot_backed: boolean;
-  snapshot_id: string | null;
-  size_bytes: number;
-  error: string | null;
-  created_at: string;
-  finished_at: string | null;
-  /** Milliseconds the build took (null while building). */
-  build_ms: number | null;
-}
+export const TemplateInfoSchema = named(
+  'TemplateInfo',
+  Type.Object({
+    id: Type.String({ description: '`tpl_...`' }),
+    names: Type.Array(Type.String(), { description: 'Every `name:tag` that points at this build.' }),
+    status: StringEnum(TEMPLATE_STATUSES),
+    key: Type.String({
+      description: 'Content hash of the spec and its base: an unchanged spec is not built again.',
+    }),
+    base: Type.String(),
+    packages: Type.Array(Type.String()),
+    env: Type.Array(Type.String(), { description: "Names of the template's environment variables." }),
+    workdir: Nullable(Type.String()),
+    start_cmd: Nullable(Type.String()),
+    ready_check: Nullable(ReadyCheckSchema),
+    disk_mb: Type.Integer(),
+    vcpus: Type.Integer(),
+    memory_mb: Type.Integer(),
+    snapshot_backed: Type.Boolean(),
+    snapshot_id: Nullable(Type.String()),
+    size_bytes: Type.Integer(),
+    error: Nullable(Type.String()),
+    created_at: DateTime(),
+    finished_at: Nullable(DateTime()),
+    build_ms: Nullable(Type.Integer(), { description: 'Milliseconds the build took (null while building).' }),
+  }),
+);
+export type TemplateInfo = Static<typeof TemplateInfoSchema>;
+
+export const ListTemplatesResponseSchema = Type.Object({ items: Type.Array(TemplateInfoSchema) });
 
 /** `POST /v1/templates` answers with the build to follow (`cached`: it was there already). */
-export interface TemplateBuildStarted {
-  build_id: string;
-  cached: boolean;
-  template: TemplateInfo;
-}
+export const TemplateBuildStartedSchema = named(
+  'TemplateBuildStarted',
+  Type.Object({ build_id: Type.String(), cached: Type.Boolean(), template: TemplateInfoSchema }),
+);
+export type TemplateBuildStarted = Static<typeof TemplateBuildStartedSchema>;
 
-/** One line of `GET /v1/templates/builds/{id}/logs` (NDJSON). */
-export type TemplateBuildEvent =
-  | { type: 'step'; step: number; total: number; name: string; at: string }
-  | { type: 'log'; step: number; line: string; at: string }
-  | { type: 'done'; template: TemplateInfo; at: string }
-  | { type: 'error'; error: { code: string; message: string }; at: string };
+/** One line of `GET /v1/templates/{ref}/logs` (NDJSON). */
+export const TemplateBuildEventSchema = named(
+  'TemplateBuildEvent',
+  Type.Union([
+    Type.Object({
+      type: Type.Literal('step'),
+      step: Type.Integer(),
+      total: Type.Integer(),
+      name: Type.String(),
+      at: DateTime(),
+    }),
+    Type.Object({ type: Type.Literal('log'), step: Type.Integer(), line: Type.String(), at: DateTime() }),
+    Type.Object({ type: Type.Literal('done'), template: TemplateInfoSchema, at: DateTime() }),
+    Type.Object({
+      type: Type.Literal('error'),
+      error: Type.Object({ code: Type.String(), message: Type.String() }),
+      at: DateTime(),
+    }),
+  ]),
+);
+export type TemplateBuildEvent = Static<typeof TemplateBuildEventSchema>;
 
-const SPEC_FIELDS = [
-  'name',
-  'tags',
-  'base',
-  'packages',
-  'files',
-  'run',
-  'env',
-  'workdir',
-  'start_cmd',
-  'ready_check',
-  'disk_mb',
-  'vcpus',
-  'memory_mb',
-  'snapshot',
-] as const;
-
-const TAG = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const TemplateLogsQuerySchema = Type.Object({
+  follow: Type.Optional(Type.Boolean({ default: true, description: 'Keep streaming until the build ends.' })),
+});
 
 export function parseTemplateSpec(body: unknown): TemplateSpec {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, SPEC_FIELDS);
-  const ref = optionalString(obj, 'name', {
-    max: 128,
-    pattern: TEMPLATE_NAME,
-    patternHelp: 'must be a template name such as "team/app" or "team/app:stable"',
-  });
-  if (ref === undefined) throw invalidArgument('name', 'is required');
-  const { name, tag } = parseTemplateRef(ref);
+  const b = check(TemplateSpecBodySchema, body);
+  const { name, tag } = parseTemplateRef(b.name);
   if (name === BASE_TEMPLATE) throw invalidArgument('name', '"base" is the built-in template');
-  const extraTags = optionalStringArray(obj, 'tags', { maxItems: 16, maxLength: 64 }) ?? [];
-  extraTags.forEach((t, i) => {
-    if (!TAG.test(t))
-      throw invalidArgument(`tags[${i}]`, 'must be 1-64 of a-z 0-9 . _ - (starting with a letter or digit)');
-  });
-  const base = optionalString(obj, 'base', {
-    max: 128,
-    pattern: TEMPLATE_NAME,
-    patternHelp: 'must be a template name such as "base" or "team/app:stable"',
-  });
-  const packages =
-    optionalStringArray(obj, 'packages', { maxItems: TEMPLATE_LIMITS.packages, maxLength: 128 }) ?? [];
-  packages.forEach((p, i) => {
-    if (!DEBIAN_PACKAGE.test(p)) throw invalidArgument(`packages[${i}]`, 'must be a Debian package name');
-  });
-  const run =
-    optionalStringArray(obj, 'run', {
-      maxItems: TEMPLATE_LIMITS.run,
-      maxLength: TEMPLATE_LIMITS.runLength,
-    }) ?? [];
+  const run = b.run ?? [];
   run.forEach((r, i) => {
     if (r.trim() === '') throw invalidArgument(`run[${i}]`, 'must not be empty');
   });
-  const env =
-    optionalStringMap(obj, 'env', {
-      maxEntries: 100,
-      keyPattern: ENV_NAME,
-      keyHelp: 'environment variable names are letters, digits and _ (not starting with a digit)',
-      maxValueLength: 32 * 1024,
-    }) ?? {};
-  const workdir =
-    optionalString(obj, 'workdir', {
-      max: 4096,
-      pattern: ABSOLUTE_PATH,
-      patternHelp: 'must be an absolute path',
-    }) ?? null;
-  const startCmd = optionalString(obj, 'start_cmd', { max: TEMPLATE_LIMITS.runLength }) ?? null;
+  const startCmd = b.start_cmd ?? null;
   if (startCmd !== null && startCmd.trim() === '') throw invalidArgument('start_cmd', 'must not be empty');
-  const readyCheck = parseReadyCheck(obj.ready_check);
+  const readyCheck = b.ready_check === undefined ? null : readyCheckSpec(b.ready_check);
   if (readyCheck && startCmd === null)
     throw invalidArgument('ready_check', 'needs a start_cmd (what would become ready?)');
-  const snapshot = optionalBoolean(obj, 'snapshot') ?? false;
+  const snapshot = b.snapshot ?? false;
   if (snapshot && startCmd === null)
     throw invalidArgument('snapshot', 'needs a start_cmd (the snapshot captures it running)');
-  const tags = [...new Set([tag, ...extraTags])];
   return {
     name,
-    tags,
-    base: base === undefined ? BASE_TEMPLATE : canonicalTemplateRef(base),
-    packages: [...new Set(packages)].sort(),
-    files: parseFiles(obj.files),
+    tags: [...new Set([tag, ...(b.tags ?? [])])],
+    base: b.base === undefined ? BASE_TEMPLATE : canonicalTemplateRef(b.base),
+    packages: [...new Set(b.packages ?? [])].sort(),
+    files: filesSpec(b.files ?? []),
     run,
-    env,
-    workdir,
+    env: b.env ?? {},
+    workdir: b.workdir ?? null,
     start_cmd: startCmd,
     ready_check: readyCheck,
-    disk_mb:
-      optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max) ??
-      MACHINE_LIMITS.disk_mb.default,
-    vcpus:
-      optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ??
-      MACHINE_LIMITS.vcpus.default,
-    memory_mb:
-      optionalInteger(obj, 'memory_mb', MACHINE_LIMITS.memory_mb.min, MACHINE_LIMITS.memory_mb.max) ??
-      MACHINE_LIMITS.memory_mb.default,
+    disk_mb: b.disk_mb ?? MACHINE_LIMITS.disk_mb.default,
+    vcpus: b.vcpus ?? MACHINE_LIMITS.vcpus.default,
+    memory_mb: b.memory_mb ?? MACHINE_LIMITS.memory_mb.default,
     snapshot,
   };
 }
 
-function parseReadyCheck(value: unknown): ReadyCheck | null {
-  if (value === undefined || value === null) return null;
-  const obj = expectObject(value, 'ready_check');
-  const prefix = 'ready_check.';
-  rejectUnknownKeys(obj, ['port', 'http_path', 'command', 'timeout_ms'], prefix);
-  const port = optionalInteger(obj, 'port', 1, 65535, prefix);
-  const httpPath = optionalString(obj, 'http_path', {
-    max: 2048,
-    pattern: /^\/[\x21-\x7e]*$/,
-    patternHelp: 'must be a path starting with /',
-    prefix,
-  });
-  const command = optionalString(obj, 'command', { max: TEMPLATE_LIMITS.runLength, prefix });
-  if ((port === undefined) === (command === undefined))
+function readyCheckSpec(r: Static<typeof ReadyCheckBodySchema>): ReadyCheck {
+  if ((r.port === undefined) === (r.command === undefined))
     throw invalidArgument('ready_check', 'give exactly one of port or command');
-  if (httpPath !== undefined && port === undefined)
-    throw invalidArgument(`${prefix}http_path`, 'needs a port');
-  const { min, max, default: def } = TEMPLATE_LIMITS.readyTimeoutMs;
-  const check: ReadyCheck = { timeout_ms: optionalInteger(obj, 'timeout_ms', min, max, prefix) ?? def };
-  if (port !== undefined) check.port = port;
-  if (httpPath !== undefined) check.http_path = httpPath;
-  if (command !== undefined) check.command = command;
+  if (r.http_path !== undefined && r.port === undefined)
+    throw invalidArgument('ready_check.http_path', 'needs a port');
+  const check: ReadyCheck = { timeout_ms: r.timeout_ms ?? TEMPLATE_LIMITS.readyTimeoutMs.default };
+  if (r.port !== undefined) check.port = r.port;
+  if (r.http_path !== undefined) check.http_path = r.http_path;
+  if (r.command !== undefined) check.command = r.command;
   return check;
 }
 
-function parseFiles(value: unknown): TemplateFile[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw invalidArgument('files', 'must be an array');
-  if (value.length > TEMPLATE_LIMITS.files)
-    throw invalidArgument('files', `must have at most ${TEMPLATE_LIMITS.files} items`);
+function filesSpec(files: Static<typeof TemplateFileBodySchema>[]): TemplateFile[] {
   let total = 0;
   const seen = new Set<string>();
-  return value.map((item, i) => {
-    const prefix = `files[${i}].`;
-    const f = expectObject(item, `files[${i}]`);
-    rejectUnknownKeys(f, ['path', 'content', 'content_base64', 'mode'], prefix);
-    const path = optionalString(f, 'path', {
-      max: 4096,
-      // The look-ahead runs from the start, so a first segment of . or .. is caught as well.
-      pattern: /^(?!.*\/\.\.?(\/|$))\/[^\0]*[^/]$/,
-      patternHelp: 'must be an absolute file path without . or .. segments',
-      prefix,
-    });
-    if (path === undefined) throw invalidArgument(`${prefix}path`, 'is required');
-    if (seen.has(path)) throw invalidArgument(`${prefix}path`, 'is given twice');
-    seen.add(path);
-    const text = optionalString(f, 'content', { prefix });
-    const b64 = optionalString(f, 'content_base64', { prefix });
-    if ((text === undefined) === (b64 === undefined))
+  return files.map((f, i) => {
+    if (seen.has(f.path)) throw invalidArgument(`files[${i}].path`, 'is given twice');
+    seen.add(f.path);
+    if ((f.content === undefined) === (f.content_base64 === undefined))
       throw invalidArgument(`files[${i}]`, 'give exactly one of content or content_base64');
-    if (b64 !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(b64))
-      throw invalidArgument(`${prefix}content_base64`, 'must be base64');
-    const bytes = text !== undefined ? Buffer.from(text, 'utf8') : Buffer.from(b64 ?? '', 'base64');
+    const bytes =
+      f.content !== undefined
+        ? Buffer.from(f.content, 'utf8')
+        : Buffer.from(f.content_base64 ?? '', 'base64');
     total += bytes.length;
     if (total > TEMPLATE_LIMITS.filesBytes)
       throw invalidArgument('files', `contents must be at most ${TEMPLATE_LIMITS.filesBytes} bytes together`);
-    const mode = optionalInteger(f, 'mode', 0, 0o7777, prefix) ?? 0o644;
-    return { path, content_base64: bytes.toString('base64'), mode };
+    return { path: f.path, content_base64: bytes.toString('base64'), mode: f.mode ?? 0o644 };
   });
 }
 
@@ -281,47 +348,70 @@ export interface WarmPoolSpec {
   size: number;
 }
 
-export interface WarmPoolInfo {
-  id: string;
-  template: string;
-  vcpus: number;
-  memory_mb: number;
-  disk_mb: number | null;
-  size: number;
-  /** Started and waiting for a checkout. */
-  ready: number;
-  /** Being started (refill). */
-  starting: number;
-  hits: number;
-  misses: number;
-  /** hits / (hits + misses); null before the first checkout. */
-  hit_rate: number | null;
-  /** Server-side time of recent hits, from the request to a machine answering. */
-  checkout_ms: { p50: number | null; p95: number | null; samples: number };
-  /** The last start failure (the pool retries with a back-off), if any. */
-  last_error: string | null;
-  created_at: string;
-}
+export const WarmPoolSpecBodySchema = named(
+  'WarmPoolRequest',
+  Strict({
+    template: Type.Optional(
+      Pattern(TEMPLATE_NAME, 'must be a template name such as "base" or "team/app:stable"', {
+        maxLength: 128,
+        default: BASE_TEMPLATE,
+        description: 'Template of its machines.',
+      }),
+    ),
+    vcpus: SIZE(MACHINE_LIMITS.vcpus, 'Virtual CPUs of its machines.'),
+    memory_mb: SIZE(MACHINE_LIMITS.memory_mb, 'Memory of its machines, in MB.'),
+    disk_mb: Type.Optional(
+      Type.Integer({
+        minimum: MACHINE_LIMITS.disk_mb.min,
+        maximum: MACHINE_LIMITS.disk_mb.max,
+        description: "Disk of its machines, in MB (default: the template's).",
+      }),
+    ),
+    size: Type.Integer({
+      minimum: WARM_POOL_LIMITS.size.min,
+      maximum: WARM_POOL_LIMITS.size.max,
+      description: 'Machines kept ready.',
+    }),
+  }),
+);
+
+export const WarmPoolInfoSchema = named(
+  'WarmPoolInfo',
+  Type.Object({
+    id: Type.String({ description: '`twp_...`' }),
+    template: Type.String(),
+    vcpus: Type.Integer(),
+    memory_mb: Type.Integer(),
+    disk_mb: Nullable(Type.Integer()),
+    size: Type.Integer(),
+    ready: Type.Integer({ description: 'Started and waiting for a checkout.' }),
+    starting: Type.Integer({ description: 'Being started (refill).' }),
+    hits: Type.Integer(),
+    misses: Type.Integer(),
+    hit_rate: Nullable(Type.Number(), {
+      description: 'hits / (hits + misses); null before the first checkout.',
+    }),
+    checkout_ms: Type.Object(
+      { p50: Nullable(Type.Number()), p95: Nullable(Type.Number()), samples: Type.Integer() },
+      { description: 'Server-side time of recent hits, from the request to a machine answering.' },
+    ),
+    last_error: Nullable(Type.String(), {
+      description: 'The last start failure (the pool retries), if any.',
+    }),
+    created_at: DateTime(),
+  }),
+);
+export type WarmPoolInfo = Static<typeof WarmPoolInfoSchema>;
+
+export const ListWarmPoolsResponseSchema = Type.Object({ items: Type.Array(WarmPoolInfoSchema) });
 
 export function parseWarmPoolSpec(body: unknown): WarmPoolSpec {
-  const obj = expectObject(body, 'body');
-  rejectUnknownKeys(obj, ['template', 'vcpus', 'memory_mb', 'disk_mb', 'size']);
-  const template = optionalString(obj, 'template', {
-    max: 128,
-    pattern: TEMPLATE_NAME,
-    patternHelp: 'must be a template name such as "base" or "team/app:stable"',
-  });
-  const size = optionalInteger(obj, 'size', WARM_POOL_LIMITS.size.min, WARM_POOL_LIMITS.size.max);
-  if (size === undefined) throw invalidArgument('size', 'is required');
+  const b = check(WarmPoolSpecBodySchema, body);
   return {
-    template: canonicalTemplateRef(template ?? BASE_TEMPLATE),
-    vcpus:
-      optionalInteger(obj, 'vcpus', MACHINE_LIMITS.vcpus.min, MACHINE_LIMITS.vcpus.max) ??
-      MACHINE_LIMITS.vcpus.default,
-    memory_mb:
-      optionalInteger(obj, 'memory_mb', MACHINE_LIMITS.memory_mb.min, MACHINE_LIMITS.memory_mb.max) ??
-      MACHINE_LIMITS.memory_mb.default,
-    disk_mb: optionalInteger(obj, 'disk_mb', MACHINE_LIMITS.disk_mb.min, MACHINE_LIMITS.disk_mb.max) ?? null,
-    size,
+    template: canonicalTemplateRef(b.template ?? BASE_TEMPLATE),
+    vcpus: b.vcpus ?? MACHINE_LIMITS.vcpus.default,
+    memory_mb: b.memory_mb ?? MACHINE_LIMITS.memory_mb.default,
+    disk_mb: b.disk_mb ?? null,
+    size: b.size,
   };
 }

@@ -5,13 +5,8 @@
  */
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX, isId } from './ids.js';
-import {
-  expectObject,
-  optionalBoolean,
-  optionalInteger,
-  optionalString,
-  rejectUnknownKeys,
-} from './validate.js';
+import { check } from './schema/check.js';
+import { DateTime, Nullable, Pattern, type Static, Strict, Type, named } from './schema/kit.js';
 
 export const VOLUME_LIMITS = {
   // mkfs.xfs (6.1) refuses file systems under 300 MB.
@@ -37,61 +32,128 @@ const PATH_COMPONENT = /^[A-Za-z0-9@+=,~_.-]{1,255}$/;
 /** Machine paths a volume may not be mounted on or under: the kernel's, and the agent's (AGENT_PATHS). */
 const RESERVED_MOUNT_ROOTS = ['/proc', '/sys', '/dev', '/.nullspace'];
 
-/** A volume as the API returns it. */
-export interface VolumeInfo {
-  id: string;
-  name: string;
-  size_mb: number;
-  /** Bytes in use on the volume's filesystem (its own metadata included). */
-  used_bytes: number;
-  created_at: string;
-  /** Where it is mounted now: one entry per machine attachment. */
-  attachments: VolumeAttachmentRef[];
-}
+// ---- schemas ----------------------------------------------------------------------------------
+
+/** A volume mount of a create request, or the body of `POST /v1/machines/{id}/volumes`. */
+export const VolumeMountBodySchema = named(
+  'VolumeMountRequest',
+  Strict(
+    {
+      volume: Type.String({ minLength: 1, maxLength: 64, description: 'Volume id (`vol_...`) or name.' }),
+      mount_path: Type.String({
+        maxLength: VOLUME_LIMITS.pathLength,
+        description:
+          'Absolute path in the machine; created if missing. Not `/`, nor under /proc, /sys, /dev.',
+      }),
+      read_only: Type.Optional(Type.Boolean({ default: false, description: 'Mount read-only.' })),
+      subpath: Type.Optional(
+        Type.String({
+          maxLength: VOLUME_LIMITS.pathLength,
+          description: 'Mount only this directory of the volume (created if missing; no `..`).',
+        }),
+      ),
+    },
+    { description: 'A volume to mount into a machine.' },
+  ),
+);
+
+/** The body of `POST /v1/volumes`. */
+export const CreateVolumeBodySchema = named(
+  'CreateVolumeRequest',
+  Strict({
+    name: Pattern(
+      VOLUME_NAME,
+      'must be 1-63 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
+      {
+        maxLength: 63,
+        description: 'Unique name: 1-63 of a-z, 0-9, `.`, `_`, `-`.',
+      },
+    ),
+    size_mb: Type.Optional(
+      Type.Integer({
+        minimum: VOLUME_LIMITS.size_mb.min,
+        maximum: VOLUME_LIMITS.size_mb.max,
+        default: VOLUME_LIMITS.size_mb.default,
+        description: 'Size of its filesystem in MB (sparse: it costs what is written).',
+      }),
+    ),
+  }),
+);
 
 /** An attachment as a volume lists it. */
-export interface VolumeAttachmentRef {
-  id: string;
-  machine_id: string;
-  mount_path: string;
-  read_only: boolean;
-  subpath: string | null;
-}
+export const VolumeAttachmentRefSchema = named(
+  'VolumeAttachmentRef',
+  Type.Object({
+    id: Type.String({ description: '`vat_...`' }),
+    machine_id: Type.String(),
+    mount_path: Type.String(),
+    read_only: Type.Boolean(),
+    subpath: Nullable(Type.String()),
+  }),
+);
+export type VolumeAttachmentRef = Static<typeof VolumeAttachmentRefSchema>;
 
-/** One volume mounted into one machine (`machine info.volumes`, `GET .../volumes`). */
-export interface VolumeAttachmentInfo {
-  /** `vat_...` */
-  id: string;
-  volume_id: string;
-  volume_name: string;
-  machine_id: string;
-  mount_path: string;
-  read_only: boolean;
-  /** The directory of the volume that is mounted (null: the whole volume). */
-  subpath: string | null;
-  created_at: string;
-  /** The last health check (null until the first one). */
-  health: VolumeHealth | null;
-}
+/** A volume as the API returns it. */
+export const VolumeInfoSchema = named(
+  'VolumeInfo',
+  Type.Object({
+    id: Type.String({ description: '`vol_...`' }),
+    name: Type.String(),
+    size_mb: Type.Integer(),
+    used_bytes: Type.Integer({
+      description: "Bytes in use on the volume's filesystem (its own metadata included).",
+    }),
+    created_at: DateTime(),
+    attachments: Type.Array(VolumeAttachmentRefSchema, {
+      description: 'Where it is mounted now: one entry per machine attachment.',
+    }),
+  }),
+);
+export type VolumeInfo = Static<typeof VolumeInfoSchema>;
 
 /** `GET .../volumes/{vat}/health`: whether the mount in the machine is what the attachment says. */
-export interface VolumeHealth {
-  attachment_id: string;
-  healthy: boolean;
-  /** Why it is unhealthy (null when healthy). */
-  reason: string | null;
-  checked_at: string;
-  /** What is mounted at `mount_path` in the machine now (null: nothing of the volume). */
-  observed: { read_only: boolean; subpath: string | null } | null;
-}
+export const VolumeHealthSchema = named(
+  'VolumeHealth',
+  Type.Object({
+    attachment_id: Type.String(),
+    healthy: Type.Boolean(),
+    reason: Nullable(Type.String(), { description: 'Why it is unhealthy (null when healthy).' }),
+    checked_at: DateTime(),
+    observed: Nullable(Type.Object({ read_only: Type.Boolean(), subpath: Nullable(Type.String()) }), {
+      description: 'What is mounted at `mount_path` in the machine now (null: nothing of the volume).',
+    }),
+  }),
+);
+export type VolumeHealth = Static<typeof VolumeHealthSchema>;
 
-export interface ListVolumesResponse {
-  items: VolumeInfo[];
-}
+/** One volume mounted into one machine (`machine info.volumes`, `GET .../volumes`). */
+export const VolumeAttachmentInfoSchema = named(
+  'VolumeAttachment',
+  Type.Object({
+    id: Type.String({ description: '`vat_...`' }),
+    volume_id: Type.String(),
+    volume_name: Type.String(),
+    machine_id: Type.String(),
+    mount_path: Type.String(),
+    read_only: Type.Boolean(),
+    subpath: Nullable(Type.String(), {
+      description: 'The directory of the volume that is mounted (null: the whole volume).',
+    }),
+    created_at: DateTime(),
+    health: Nullable(VolumeHealthSchema, {
+      description: 'The last health check (null until the first one).',
+    }),
+  }),
+);
+export type VolumeAttachmentInfo = Static<typeof VolumeAttachmentInfoSchema>;
 
-export interface ListVolumeAttachmentsResponse {
-  items: VolumeAttachmentInfo[];
-}
+export const ListVolumesResponseSchema = Type.Object({ items: Type.Array(VolumeInfoSchema) });
+export type ListVolumesResponse = Static<typeof ListVolumesResponseSchema>;
+
+export const ListVolumeAttachmentsResponseSchema = Type.Object({
+  items: Type.Array(VolumeAttachmentInfoSchema),
+});
+export type ListVolumeAttachmentsResponse = Static<typeof ListVolumeAttachmentsResponseSchema>;
 
 /** A validated `POST /v1/volumes` body. */
 export interface CreateVolumeRequest {
@@ -110,20 +172,10 @@ export interface VolumeMountRequest {
 }
 
 export function parseCreateVolume(body: unknown): CreateVolumeRequest {
-  const obj = expectObject(body ?? {}, 'body');
-  rejectUnknownKeys(obj, ['name', 'size_mb']);
-  const name = optionalString(obj, 'name', {
-    max: 63,
-    pattern: VOLUME_NAME,
-    patternHelp: 'must be 1-63 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
-  });
-  if (name === undefined) throw invalidArgument('name', 'is required');
-  if (name.startsWith(ID_PREFIX.volume))
+  const b = check(CreateVolumeBodySchema, body ?? {});
+  if (b.name.startsWith(ID_PREFIX.volume))
     throw invalidArgument('name', `must not start with "${ID_PREFIX.volume}"`);
-  const size =
-    optionalInteger(obj, 'size_mb', VOLUME_LIMITS.size_mb.min, VOLUME_LIMITS.size_mb.max) ??
-    VOLUME_LIMITS.size_mb.default;
-  return { name, size_mb: size };
+  return { name: b.name, size_mb: b.size_mb ?? VOLUME_LIMITS.size_mb.default };
 }
 
 /** Whether `ref` (a route's `{vol}` or a mount's `volume`) is an id rather than a name. */
@@ -175,28 +227,17 @@ function checkComponents(field: string, parts: string[]): void {
 
 /** One `{volume, mount_path, read_only?, subpath?}` object; `prefix` names it in errors. */
 export function parseVolumeMount(value: unknown, prefix = ''): VolumeMountRequest {
-  const mount = expectObject(value, prefix === '' ? 'body' : prefix.replace(/\.$/, ''));
-  rejectUnknownKeys(mount, ['volume', 'mount_path', 'read_only', 'subpath'], prefix);
-  const volume = optionalString(mount, 'volume', { max: 64, prefix });
-  if (volume === undefined || volume === '') throw invalidArgument(`${prefix}volume`, 'is required');
-  const mountPath = optionalString(mount, 'mount_path', { max: VOLUME_LIMITS.pathLength, prefix });
-  if (mountPath === undefined) throw invalidArgument(`${prefix}mount_path`, 'is required');
-  checkMountPath(`${prefix}mount_path`, mountPath);
-  const readOnly = optionalBoolean(mount, 'read_only', prefix) ?? false;
-  const subpath = normaliseSubpath(
-    `${prefix}subpath`,
-    optionalString(mount, 'subpath', { max: VOLUME_LIMITS.pathLength, prefix }),
-  );
-  return { volume, mount_path: mountPath, read_only: readOnly, subpath };
+  const mount = check(VolumeMountBodySchema, value, prefix.replace(/\.$/, ''));
+  checkMountPath(`${prefix}mount_path`, mount.mount_path);
+  const subpath = normaliseSubpath(`${prefix}subpath`, mount.subpath);
+  return { volume: mount.volume, mount_path: mount.mount_path, read_only: mount.read_only ?? false, subpath };
 }
 
 /** The `volumes` array of a create request: at most VOLUME_LIMITS.perMachine, paths apart. */
 export function parseVolumeMounts(value: unknown): VolumeMountRequest[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw invalidArgument('volumes', 'must be an array');
-  if (value.length > VOLUME_LIMITS.perMachine)
-    throw invalidArgument('volumes', `must have at most ${VOLUME_LIMITS.perMachine} items`);
-  const mounts = value.map((item, i) => parseVolumeMount(item, `volumes[${i}].`));
+  const list = check(Type.Array(Type.Unknown(), { maxItems: VOLUME_LIMITS.perMachine }), value, 'volumes');
+  const mounts = list.map((item, i) => parseVolumeMount(item, `volumes[${i}].`));
   mounts.forEach((m, i) => {
     const clash = mounts.findIndex((o, j) => j !== i && mountPathsOverlap(o.mount_path, m.mount_path));
     if (clash !== -1)

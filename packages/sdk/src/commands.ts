@@ -1,12 +1,17 @@
 import {
   FrameDecoder,
+  ProcessInfoSchema,
+  ProcessLogsSchema,
+  RunCommandBodySchema,
   type RunCommandResult,
+  RunCommandResultSchema,
   type ProcessInfo as WireProcessInfo,
   type ProcessLogs as WireProcessLogs,
 } from '@nullspace/protocol';
 import { UnavailableError } from './errors.js';
 import { Attachment, type ExitEvent, type OutputCallbacks, StreamState } from './process-stream.js';
 import type { RequestOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, requestBody, toWire } from './wire.js';
 
 /**
  * Options of {@link Commands.run}.
@@ -72,21 +77,7 @@ export interface BackgroundRunOptions extends Omit<CommandRunOptions, 'encoding'
  * if (result.exitCode !== 0) console.error(result.stderr);
  * ```
  */
-export interface CommandResult {
-  pid: number;
-  /** Exit code, or `null` when a signal ended the process. */
-  exitCode: number | null;
-  /** Name of the signal that ended the process (e.g. `SIGKILL`), if one did. */
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  /** The command ran past `timeoutMs` and was killed. */
-  timedOut: boolean;
-  /** Output beyond the server's limit (16 MiB per stream) was dropped. */
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  durationMs: number;
-}
+export interface CommandResult extends FromWire<typeof RunCommandResultSchema> {}
 
 /**
  * Converts a wire command result to the SDK's camelCase.
@@ -97,17 +88,7 @@ export interface CommandResult {
  * ```
  */
 export function commandResultFromWire(wire: RunCommandResult): CommandResult {
-  return {
-    pid: wire.pid,
-    exitCode: wire.exit_code,
-    signal: wire.signal,
-    stdout: wire.stdout,
-    stderr: wire.stderr,
-    timedOut: wire.timed_out,
-    stdoutTruncated: wire.stdout_truncated,
-    stderrTruncated: wire.stderr_truncated,
-    durationMs: wire.duration_ms,
-  };
+  return fromWire(RunCommandResultSchema, wire);
 }
 
 /**
@@ -119,17 +100,7 @@ export function commandResultFromWire(wire: RunCommandResult): CommandResult {
  * ```
  */
 export function commandResultToWire(result: CommandResult): RunCommandResult {
-  return {
-    pid: result.pid,
-    exit_code: result.exitCode,
-    signal: result.signal,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    timed_out: result.timedOut,
-    stdout_truncated: result.stdoutTruncated,
-    stderr_truncated: result.stderrTruncated,
-    duration_ms: result.durationMs,
-  };
+  return toWire(RunCommandResultSchema, result);
 }
 
 /**
@@ -140,41 +111,10 @@ export function commandResultToWire(result: CommandResult): RunCommandResult {
  * for (const p of await machine.commands.list()) console.log(p.pid, p.tag, p.running);
  * ```
  */
-export interface ProcessInfo {
-  pid: number;
-  tag: string | null;
-  kind: 'command' | 'pty';
-  cmd: string;
-  args: string[];
-  cwd: string;
-  running: boolean;
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  startedAt: Date;
-  endedAt: Date | null;
-  /** Output bytes written so far (stdout and stderr together). */
-  outputBytes: number;
-  stdinOpen: boolean;
-}
+export interface ProcessInfo extends FromWire<typeof ProcessInfoSchema> {}
 
 function processInfoFromWire(w: WireProcessInfo): ProcessInfo {
-  return {
-    pid: w.pid,
-    tag: w.tag,
-    kind: w.kind,
-    cmd: w.cmd,
-    args: w.args,
-    cwd: w.cwd,
-    running: w.running,
-    exitCode: w.exit_code,
-    signal: w.signal,
-    timedOut: w.timed_out,
-    startedAt: new Date(w.started_at),
-    endedAt: w.ended_at === null ? null : new Date(w.ended_at),
-    outputBytes: w.output_bytes,
-    stdinOpen: w.stdin_open,
-  };
+  return fromWire(ProcessInfoSchema, w);
 }
 
 /**
@@ -188,15 +128,7 @@ function processInfoFromWire(w: WireProcessInfo): ProcessInfo {
  * process.stdout.write(logs.stdout);
  * ```
  */
-export interface ProcessLogs {
-  process: ProcessInfo;
-  offset: number;
-  nextOffset: number;
-  truncated: boolean;
-  droppedBytes: number;
-  stdout: string;
-  stderr: string;
-}
+export interface ProcessLogs extends Omit<FromWire<typeof ProcessLogsSchema>, 'encoding'> {}
 
 /** A pid or a tag. */
 export type ProcessRef = number | string;
@@ -363,17 +295,16 @@ export class Commands {
     opts: CommandRunOptions | BackgroundRunOptions = {},
   ): Promise<CommandResult | CommandHandle> {
     const background = 'background' in opts && opts.background === true;
-    const body = {
+    // `encoding` is the SDK's (text or base64 of what streamed), not the wire's: it stays behind.
+    const { encoding: _, ...wireOpts } = opts as CommandRunOptions;
+    const body = requestBody(RunCommandBodySchema, {
+      ...wireOpts,
       cmd,
-      args: opts.args,
       shell: opts.shell ?? opts.args === undefined,
-      cwd: opts.cwd,
-      envs: opts.envs,
-      timeout_ms: opts.timeoutMs,
       // A run that is not in the background has no handle to write stdin with: it gets `stdin`, then EOF.
       stdin: background ? opts.stdin : (opts.stdin ?? ''),
-      ...(background ? { background: true, tag: (opts as BackgroundRunOptions).tag } : { stream: true }),
-    };
+      ...(background ? { background: true } : { stream: true }),
+    });
     if (background) {
       const info = await this.#transport.request<WireProcessInfo>({
         method: 'POST',
@@ -488,15 +419,9 @@ export class Commands {
       query,
       timeoutMs: opts.requestTimeoutMs,
     });
-    return {
-      process: processInfoFromWire(w.process),
-      offset: w.offset,
-      nextOffset: w.next_offset,
-      truncated: w.truncated,
-      droppedBytes: w.dropped_bytes,
-      stdout: w.stdout,
-      stderr: w.stderr,
-    };
+    // The SDK reads logs as text: the encoding the server used says nothing more.
+    const { encoding: _, ...logs } = fromWire(ProcessLogsSchema, w);
+    return logs;
   }
 
   async sendStdin(ref: ProcessRef, data: string | Uint8Array, opts: RequestOptions = {}): Promise<void> {

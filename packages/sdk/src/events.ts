@@ -1,13 +1,13 @@
-import type {
-  LifecycleEventType,
-  LifecycleWsMessage,
-  MachineState,
-  LifecycleEvent as WireEvent,
-  LifecycleEventsPage as WirePage,
+import {
+  LifecycleEventSchema,
+  type LifecycleWsMessage,
+  type LifecycleEvent as WireEvent,
+  type LifecycleEventsPage as WirePage,
 } from '@nullspace/protocol';
 import WebSocket from 'ws';
 import { InvalidArgumentError, type NullspaceError, UnavailableError, errorFromCode } from './errors.js';
 import type { RequestOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, toWire } from './wire.js';
 
 /**
  * One lifecycle event of a machine: a state change, its creation, a timeout, a snapshot or a fork.
@@ -17,19 +17,7 @@ import type { RequestOptions, Transport } from './transport.js';
  * for await (const e of machine.streamEvents()) console.log(e.id, e.type, e.previousStatus, '→', e.status);
  * ```
  */
-export interface LifecycleEvent {
-  /** Strictly increasing across the server; pass the last one you handled as `afterEventId`. */
-  id: number;
-  machineId: string;
-  executionId: string;
-  type: LifecycleEventType;
-  /** The machine's status right after the event. */
-  status: MachineState;
-  previousStatus: MachineState | null;
-  reason: string | null;
-  data: Record<string, unknown>;
-  at: Date;
-}
+export interface LifecycleEvent extends FromWire<typeof LifecycleEventSchema> {}
 
 /**
  * Options of {@link Machine.streamEvents}.
@@ -58,17 +46,7 @@ export interface StreamEventsOptions {
  * ```
  */
 export function lifecycleEventFromWire(e: WireEvent): LifecycleEvent {
-  return {
-    id: e.id,
-    machineId: e.machine_id,
-    executionId: e.execution_id,
-    type: e.type,
-    status: e.status,
-    previousStatus: e.previous_status,
-    reason: e.reason,
-    data: e.data,
-    at: new Date(e.at),
-  };
+  return fromWire(LifecycleEventSchema, e);
 }
 
 /**
@@ -80,17 +58,7 @@ export function lifecycleEventFromWire(e: WireEvent): LifecycleEvent {
  * ```
  */
 export function lifecycleEventToWire(e: LifecycleEvent): WireEvent {
-  return {
-    id: e.id,
-    machine_id: e.machineId,
-    execution_id: e.executionId,
-    type: e.type,
-    status: e.status,
-    previous_status: e.previousStatus,
-    reason: e.reason,
-    data: e.data,
-    at: e.at.toISOString(),
-  };
+  return toWire(LifecycleEventSchema, e);
 }
 
 /**

@@ -1,21 +1,28 @@
-import type {
-  ExistsResponse,
-  FileType,
-  ListFilesResponse,
-  MakeDirResponse,
-  ReplaceResponse,
-  SearchResponse,
-  SignedUrlOp,
-  SignedUrlResponse,
-  WatchEventType,
-  WatchEventsPage,
-  WatchInfo,
-  FileEntry as WireFileEntry,
-  WatchEvent as WireWatchEvent,
+import {
+  type ExistsResponse,
+  FileEntrySchema,
+  type ListFilesResponse,
+  type MakeDirResponse,
+  type ReplaceBodySchema,
+  type ReplaceResponse,
+  ReplaceResponseSchema,
+  type SearchBodySchema,
+  type SearchMatchSchema,
+  type SearchResponse,
+  SearchResponseSchema,
+  type SignedUrlOp,
+  type SignedUrlResponse,
+  SignedUrlResponseSchema,
+  WatchEventSchema,
+  type WatchEventsPage,
+  type WatchInfo,
+  type FileEntry as WireFileEntry,
+  type WatchEvent as WireWatchEvent,
 } from '@nullspace/protocol';
 import WebSocket from 'ws';
 import { type NullspaceError, UnavailableError, errorFromCode } from './errors.js';
 import type { RequestOptions, Transport } from './transport.js';
+import { type FromWire, fromWire } from './wire.js';
 
 /**
  * One file, directory or symlink in a machine.
@@ -26,19 +33,7 @@ import type { RequestOptions, Transport } from './transport.js';
  * console.log(entry.type, entry.size, entry.mode, entry.mtime.toISOString());
  * ```
  */
-export interface FileEntry {
-  name: string;
-  /** Absolute path in the machine. */
-  path: string;
-  /** What the path itself is: a symlink is `symlink` (not followed). */
-  type: FileType;
-  size: number;
-  /** Permission bits in octal, e.g. `"644"`. */
-  mode: string;
-  mtime: Date;
-  /** Where a symlink points. */
-  symlinkTarget?: string;
-}
+export interface FileEntry extends FromWire<typeof FileEntrySchema> {}
 
 /**
  * Converts a wire entry (snake_case, ISO time) to the SDK's.
@@ -49,16 +44,7 @@ export interface FileEntry {
  * ```
  */
 export function fileEntryFromWire(w: WireFileEntry): FileEntry {
-  const e: FileEntry = {
-    name: w.name,
-    path: w.path,
-    type: w.type,
-    size: w.size,
-    mode: w.mode,
-    mtime: new Date(w.mtime),
-  };
-  if (w.symlink_target !== undefined) e.symlinkTarget = w.symlink_target;
-  return e;
+  return fromWire(FileEntrySchema, w);
 }
 
 /**
@@ -102,15 +88,7 @@ export interface ReadOptions<F extends 'text' | 'bytes' | 'stream' = 'text' | 'b
  * for (const m of (await machine.files.search('/workspace', 'TODO')).matches) console.log(`${m.path}:${m.line}:${m.column}: ${m.text}`);
  * ```
  */
-export interface SearchMatch {
-  path: string;
-  /** 1-based. */
-  line: number;
-  /** 1-based. */
-  column: number;
-  /** The whole line (cut at 1000 characters). */
-  text: string;
-}
+export interface SearchMatch extends FromWire<typeof SearchMatchSchema> {}
 
 /**
  * What {@link Files.search} found.
@@ -120,12 +98,7 @@ export interface SearchMatch {
  * const { matches, truncated, filesScanned } = await machine.files.search('/workspace', 'TODO');
  * ```
  */
-export interface SearchResult {
-  matches: SearchMatch[];
-  /** `maxResults` was reached: there may be more. */
-  truncated: boolean;
-  filesScanned: number;
-}
+export interface SearchResult extends FromWire<typeof SearchResponseSchema> {}
 
 /**
  * Options of {@link Files.search}.
@@ -135,18 +108,9 @@ export interface SearchResult {
  * await machine.files.search('/workspace', 'fetch\\(', { regex: true, include: ['*.ts'], exclude: ['node_modules'] });
  * ```
  */
-export interface SearchOptions extends RequestOptions {
-  /** `pattern` is a JavaScript regular expression (default: a literal string). */
-  regex?: boolean;
-  /** Default true. */
-  caseSensitive?: boolean;
-  /** Globs relative to the path; one without `/` matches a file name at any depth. */
-  include?: string[];
-  /** Globs of files or whole directories to skip. */
-  exclude?: string[];
-  /** 1 to 10 000 (default 1000). */
-  maxResults?: number;
-}
+export interface SearchOptions
+  extends Omit<FromWire<typeof SearchBodySchema>, 'path' | 'pattern'>,
+    RequestOptions {}
 
 /**
  * Options of {@link Files.replace}: which files (`paths`, or `path` with globs) and how to match.
@@ -156,17 +120,9 @@ export interface SearchOptions extends RequestOptions {
  * await machine.files.replace('http://', 'https://', { path: '/workspace', include: ['*.md'] });
  * ```
  */
-export interface ReplaceOptions extends RequestOptions {
-  /** Exactly these files. */
-  paths?: string[];
-  /** Every text file under this directory (narrowed by `include`/`exclude`). */
-  path?: string;
-  include?: string[];
-  exclude?: string[];
-  /** With `regex`, the replacement may use `$1`, `$<name>`, `$&`. */
-  regex?: boolean;
-  caseSensitive?: boolean;
-}
+export interface ReplaceOptions
+  extends Omit<FromWire<typeof ReplaceBodySchema>, 'pattern' | 'replacement'>,
+    RequestOptions {}
 
 /**
  * What {@link Files.replace} changed.
@@ -176,11 +132,7 @@ export interface ReplaceOptions extends RequestOptions {
  * const { filesChanged, totalReplacements } = await machine.files.replace('foo', 'bar', { path: '/workspace' });
  * ```
  */
-export interface ReplaceResult {
-  files: { path: string; replacements: number }[];
-  totalReplacements: number;
-  filesChanged: number;
-}
+export interface ReplaceResult extends FromWire<typeof ReplaceResponseSchema> {}
 
 /**
  * One change seen by a watch. `rename` has `from` and `to` (`path` is `to`).
@@ -190,16 +142,7 @@ export interface ReplaceResult {
  * await machine.files.watch('/workspace', { onEvent: (e) => console.log(e.id, e.type, e.path) });
  * ```
  */
-export interface WatchEvent {
-  /** Increases by one per watch: resume after it. */
-  id: number;
-  type: WatchEventType;
-  path: string;
-  isDir: boolean;
-  from?: string;
-  to?: string;
-  at: Date;
-}
+export interface WatchEvent extends FromWire<typeof WatchEventSchema> {}
 
 /**
  * Converts a wire watch event to the SDK's.
@@ -210,10 +153,7 @@ export interface WatchEvent {
  * ```
  */
 export function watchEventFromWire(w: WireWatchEvent): WatchEvent {
-  const e: WatchEvent = { id: w.id, type: w.type, path: w.path, isDir: w.is_dir, at: new Date(w.at) };
-  if (w.from !== undefined) e.from = w.from;
-  if (w.to !== undefined) e.to = w.to;
-  return e;
+  return fromWire(WatchEventSchema, w);
 }
 
 /**
@@ -257,14 +197,7 @@ export interface WatchHandle {
  * const { url, expiresAt } = await machine.files.signedUrl('/workspace/report.pdf', { op: 'read', expiresIn: 600 });
  * ```
  */
-export interface SignedFileUrl {
-  url: string;
-  op: SignedUrlOp;
-  path: string;
-  expiresAt: Date;
-  /** `GET` to read; `PUT` (or `POST`) the bytes to write. */
-  method: 'GET' | 'PUT';
-}
+export interface SignedFileUrl extends FromWire<typeof SignedUrlResponseSchema> {}
 
 /**
  * Options of {@link Files.uploadUrl} and {@link Files.downloadUrl}.
@@ -548,7 +481,7 @@ export class Files {
       },
       timeoutMs: opts.requestTimeoutMs ?? 300_000,
     });
-    return { matches: wire.matches, truncated: wire.truncated, filesScanned: wire.files_scanned };
+    return fromWire(SearchResponseSchema, wire);
   }
 
   /**
@@ -578,11 +511,7 @@ export class Files {
       body,
       timeoutMs: opts.requestTimeoutMs ?? 300_000,
     });
-    return {
-      files: wire.files,
-      totalReplacements: wire.total_replacements,
-      filesChanged: wire.files_changed,
-    };
+    return fromWire(ReplaceResponseSchema, wire);
   }
 
   /**
@@ -795,13 +724,7 @@ export class Files {
       body: { path, op: opts.op, ...(opts.expiresIn === undefined ? {} : { expires_in: opts.expiresIn }) },
       ...timeoutOf(opts),
     });
-    return {
-      url: wire.url,
-      op: wire.op,
-      path: wire.path,
-      expiresAt: new Date(wire.expires_at),
-      method: wire.method,
-    };
+    return fromWire(SignedUrlResponseSchema, wire);
   }
 
   /**

@@ -1,11 +1,18 @@
-import type {
-  MachineInfoField,
-  MachineState,
-  TimeoutAction,
-  MachineInfo as WireMachineInfo,
+import {
+  type EgressBodySchema,
+  type EgressPolicySchema,
+  type EgressRateLimitSchema,
+  type LegacyNetworkBodySchema,
+  MACHINE_INFO_FIELDS,
+  type MachineInfoField,
+  MachineInfoSchema,
+  type NetworkBodySchema,
+  NetworkInfoSchema,
+  type WarmPoolCheckoutSchema,
+  type MachineInfo as WireMachineInfo,
 } from '@nullspace/protocol';
 import { InvalidArgumentError } from './errors.js';
-import { type VolumeAttachment, volumeAttachmentFromWire, volumeAttachmentToWire } from './volume.js';
+import { type FromWire, camelCase, fromWire, toWire } from './wire.js';
 
 /**
  * Best-effort shaping of a machine's outbound traffic: one of `kbitPerSec` or `pps`, with an
@@ -16,11 +23,7 @@ import { type VolumeAttachment, volumeAttachmentFromWire, volumeAttachmentToWire
  * const rateLimit: EgressRateLimit = { kbitPerSec: 10_000, burst: 256 };
  * ```
  */
-export interface EgressRateLimit {
-  kbitPerSec?: number;
-  pps?: number;
-  burst?: number;
-}
+export interface EgressRateLimit extends FromWire<typeof EgressRateLimitSchema> {}
 
 /**
  * An outbound network policy, camelCase. On the wire this is `network.egress` with snake_case
@@ -32,13 +35,7 @@ export interface EgressRateLimit {
  * const egress: EgressPolicy = { mode: 'custom', allowCidrs: ['10.0.0.0/8'], denyCidrs: ['10.1.0.0/16'] };
  * ```
  */
-export interface EgressPolicy {
-  mode: 'allow_all' | 'deny_all' | 'custom';
-  allowCidrs?: string[];
-  denyCidrs?: string[];
-  /** Best-effort shaping: set one of `kbitPerSec` or `pps`, with an optional `burst`. */
-  rateLimit?: EgressRateLimit;
-}
+export interface EgressPolicy extends FromWire<typeof EgressBodySchema> {}
 
 /**
  * A machine's network settings, as given to `Machine.create({ network })` and
@@ -49,14 +46,7 @@ export interface EgressPolicy {
  * const network: NetworkPolicy = { egress: { mode: 'deny_all' }, maskRequestHost: 'localhost:${PORT}' };
  * ```
  */
-export interface NetworkPolicy {
-  egress?: EgressPolicy;
-  /**
-   * The Host header preview requests reach the machine's service with, `${PORT}` standing for
-   * the port (e.g. `localhost:${PORT}`), for dev servers that only answer their own host name.
-   */
-  maskRequestHost?: string;
-}
+export interface NetworkPolicy extends FromWire<typeof NetworkBodySchema> {}
 
 /**
  * The legacy network fields (`internet_access`, `allow_out`, `deny_out` on the wire), accepted by
@@ -69,14 +59,7 @@ export interface NetworkPolicy {
  * await machine.setNetwork({ allowOut: ['203.0.113.0/24'], denyOut: ['203.0.113.7'] });
  * ```
  */
-export interface LegacyNetworkPolicy {
-  /** `false`: deny all egress, fail closed, whatever `allowOut` says. */
-  internetAccess?: boolean;
-  /** IPv4 CIDRs the machine may reach (the policy becomes `custom`). */
-  allowOut?: string[];
-  /** IPv4 CIDRs the machine may not reach. */
-  denyOut?: string[];
-}
+export interface LegacyNetworkPolicy extends FromWire<typeof LegacyNetworkBodySchema> {}
 
 /**
  * The egress policy in force, as machine info reports it: every field present.
@@ -87,13 +70,7 @@ export interface LegacyNetworkPolicy {
  * console.log(egress.mode, egress.allowCidrs, egress.rateLimit?.kbitPerSec ?? 'unlimited');
  * ```
  */
-export interface EgressInfo {
-  mode: 'allow_all' | 'deny_all' | 'custom';
-  /** Canonical CIDRs (`10.1.2.3/8` comes back as `10.0.0.0/8`; a bare address as a `/32`). */
-  allowCidrs: string[];
-  denyCidrs: string[];
-  rateLimit: EgressRateLimit | null;
-}
+export interface EgressInfo extends FromWire<typeof EgressPolicySchema> {}
 
 /**
  * `network` of {@link MachineInfo}: the policy in force and the machine's address.
@@ -104,14 +81,7 @@ export interface EgressInfo {
  * console.log(network.egress.mode, network.internetAccess, network.address); // "allow_all" true "10.213.0.2"
  * ```
  */
-export interface NetworkInfo {
-  egress: EgressInfo;
-  /** `false` when the legacy `internetAccess: false` locked the machine to deny-all. */
-  internetAccess: boolean;
-  maskRequestHost: string | null;
-  /** The machine's IPv4 address on its private link to the host; `null` until it first starts. */
-  address: string | null;
-}
+export interface NetworkInfo extends FromWire<typeof NetworkInfoSchema> {}
 
 /**
  * What happened at create time when a warm pool was asked for.
@@ -122,11 +92,7 @@ export interface NetworkInfo {
  * if (warmPoolCheckout?.hit) console.log(`from pool ${warmPoolCheckout.poolId}`);
  * ```
  */
-export interface WarmPoolCheckout {
-  poolId: string;
-  waitedMs: number;
-  hit: boolean;
-}
+export interface WarmPoolCheckout extends FromWire<typeof WarmPoolCheckoutSchema> {}
 
 /**
  * Everything the server says about a machine, camelCase. Timestamps are `Date` objects.
@@ -138,40 +104,7 @@ export interface WarmPoolCheckout {
  * console.log(info.status, info.memoryMb, info.expiresAt.toISOString(), info.metadata.project);
  * ```
  */
-export interface MachineInfo {
-  id: string;
-  /** The current incarnation; a resume starts a new execution with a new id. */
-  executionId: string;
-  status: MachineState;
-  template: string;
-  /**
-   * The machine's latest `pause` snapshot, set by pause and hibernate (a resume uses it up; the id
-   * stays here). `null` until the machine is first paused, also for a machine created from a
-   * reusable snapshot.
-   */
-  snapshotId: string | null;
-  vcpus: number;
-  memoryMb: number;
-  diskMb: number;
-  /** Default working directory of commands. */
-  cwd: string;
-  /** Names of the machine's environment variables; values are never returned. */
-  envs: string[];
-  metadata: Record<string, string>;
-  network: NetworkInfo;
-  /** Seconds from create (or the last timeout change) until `onTimeout` applies. */
-  timeout: number;
-  onTimeout: TimeoutAction;
-  autoResume: boolean;
-  expiresAt: Date;
-  createdAt: Date;
-  startedAt: Date | null;
-  warmPoolCheckout: WarmPoolCheckout | null;
-  /** The volumes mounted in the machine now (see `machine.listVolumes()`). */
-  volumes: VolumeAttachment[];
-  /** Why the machine is in its state, e.g. the reason it `failed`. */
-  statusReason?: string | null;
-}
+export interface MachineInfo extends FromWire<typeof MachineInfoSchema> {}
 
 /**
  * The name of a field of {@link MachineInfo}, as accepted by `fields` options.
@@ -183,41 +116,6 @@ export interface MachineInfo {
  */
 export type MachineInfoKey = keyof MachineInfo;
 
-// One table between SDK and wire names. `satisfies` makes a missing SDK key an error, and
-// `AllWireFieldsMapped` makes a wire field without an SDK key an error.
-const WIRE_NAME = {
-  id: 'id',
-  executionId: 'execution_id',
-  status: 'status',
-  template: 'template',
-  snapshotId: 'snapshot_id',
-  vcpus: 'vcpus',
-  memoryMb: 'memory_mb',
-  diskMb: 'disk_mb',
-  cwd: 'cwd',
-  envs: 'envs',
-  metadata: 'metadata',
-  network: 'network',
-  timeout: 'timeout',
-  onTimeout: 'on_timeout',
-  autoResume: 'auto_resume',
-  expiresAt: 'expires_at',
-  createdAt: 'created_at',
-  startedAt: 'started_at',
-  warmPoolCheckout: 'warm_pool_checkout',
-  volumes: 'volumes',
-  statusReason: 'status_reason',
-} as const satisfies Record<MachineInfoKey, MachineInfoField>;
-type AllWireFieldsMapped = Exclude<MachineInfoField, (typeof WIRE_NAME)[MachineInfoKey]> extends never
-  ? true
-  : never;
-const allWireFieldsMapped: AllWireFieldsMapped = true;
-void allWireFieldsMapped;
-
-const SDK_NAME = new Map<string, MachineInfoKey>(
-  Object.entries(WIRE_NAME).map(([sdk, wire]) => [wire, sdk as MachineInfoKey]),
-);
-
 /**
  * Every field name of {@link MachineInfo}, in the order the API documents them.
  *
@@ -226,7 +124,7 @@ const SDK_NAME = new Map<string, MachineInfoKey>(
  * MACHINE_INFO_KEYS.includes('memoryMb'); // true
  * ```
  */
-export const MACHINE_INFO_KEYS = Object.keys(WIRE_NAME) as readonly MachineInfoKey[];
+export const MACHINE_INFO_KEYS = MACHINE_INFO_FIELDS.map(camelCase) as readonly MachineInfoKey[];
 
 /**
  * Wire field names for SDK field names, for the `fields` query parameter.
@@ -238,7 +136,7 @@ export const MACHINE_INFO_KEYS = Object.keys(WIRE_NAME) as readonly MachineInfoK
  */
 export function wireFieldNames(fields: readonly MachineInfoKey[]): MachineInfoField[] {
   return fields.map((f) => {
-    const wire = (WIRE_NAME as Record<string, MachineInfoField>)[f];
+    const wire = MACHINE_INFO_FIELDS.find((w) => camelCase(w) === f);
     if (wire === undefined)
       throw new InvalidArgumentError('invalid_argument', `fields: unknown field "${f}"`, {
         details: { field: 'fields' },
@@ -246,44 +144,6 @@ export function wireFieldNames(fields: readonly MachineInfoKey[]): MachineInfoFi
     return wire;
   });
 }
-
-function camelCase(key: string): string {
-  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function snakeCase(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function toDate(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? value : date;
-}
-
-function fromDate(value: unknown): unknown {
-  return value instanceof Date ? value.toISOString() : value;
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Renames the keys of a policy object one level at a time; values are kept as they are. */
-function renameKeys(value: unknown, rename: (key: string) => string, nested: readonly string[]): unknown {
-  if (!isObject(value)) return value;
-  const out: Json = {};
-  for (const [key, v] of Object.entries(value)) {
-    const name = rename(key);
-    out[name] = nested.includes(name) || nested.includes(key) ? renameKeys(v, rename, nested) : v;
-  }
-  return out;
-}
-
-// Objects inside `network` whose own keys are renamed too (CIDR lists and numbers are values).
-const NETWORK_NESTED = ['egress', 'rate_limit', 'rateLimit'];
 
 /**
  * Converts machine info's `network` object from the wire's snake_case to the SDK's camelCase.
@@ -295,7 +155,7 @@ const NETWORK_NESTED = ['egress', 'rate_limit', 'rateLimit'];
  * ```
  */
 export function networkFromWire(value: unknown): NetworkInfo {
-  return renameKeys(value, camelCase, NETWORK_NESTED) as NetworkInfo;
+  return fromWire(NetworkInfoSchema, value);
 }
 
 /**
@@ -308,41 +168,7 @@ export function networkFromWire(value: unknown): NetworkInfo {
  * ```
  */
 export function networkToWire(value: NetworkPolicy | NetworkInfo): Record<string, unknown> {
-  return renameKeys(value, snakeCase, NETWORK_NESTED) as Record<string, unknown>;
-}
-
-function valueFromWire(key: MachineInfoKey | undefined, value: unknown): unknown {
-  switch (key) {
-    case 'expiresAt':
-    case 'createdAt':
-    case 'startedAt':
-      return toDate(value);
-    case 'network':
-      return networkFromWire(value);
-    case 'warmPoolCheckout':
-      return renameKeys(value, camelCase, []);
-    case 'volumes':
-      return Array.isArray(value) ? value.map(volumeAttachmentFromWire) : value;
-    default:
-      return value;
-  }
-}
-
-function valueToWire(key: string, value: unknown): unknown {
-  switch (key) {
-    case 'expiresAt':
-    case 'createdAt':
-    case 'startedAt':
-      return fromDate(value);
-    case 'network':
-      return isObject(value) ? networkToWire(value as unknown as NetworkInfo) : value;
-    case 'warmPoolCheckout':
-      return renameKeys(value, snakeCase, []);
-    case 'volumes':
-      return Array.isArray(value) ? value.map(volumeAttachmentToWire) : value;
-    default:
-      return value;
-  }
+  return toWire(NetworkInfoSchema, value) as Record<string, unknown>;
 }
 
 /**
@@ -358,12 +184,7 @@ function valueToWire(key: string, value: unknown): unknown {
 export function machineInfoFromWire<T = MachineInfo>(
   wire: Partial<WireMachineInfo> | Record<string, unknown>,
 ): T {
-  const out: Json = {};
-  for (const [wireKey, value] of Object.entries(wire)) {
-    const key = SDK_NAME.get(wireKey);
-    out[key ?? camelCase(wireKey)] = valueFromWire(key, value);
-  }
-  return out as T;
+  return fromWire(MachineInfoSchema, wire) as T;
 }
 
 /**
@@ -379,10 +200,5 @@ export function machineInfoFromWire<T = MachineInfo>(
 export function machineInfoToWire(info: MachineInfo): WireMachineInfo;
 export function machineInfoToWire(info: Partial<MachineInfo>): Partial<WireMachineInfo>;
 export function machineInfoToWire(info: Partial<MachineInfo>): Partial<WireMachineInfo> {
-  const out: Json = {};
-  for (const [key, value] of Object.entries(info)) {
-    const wireKey = (WIRE_NAME as Record<string, string>)[key] ?? snakeCase(key);
-    out[wireKey] = valueToWire(key, value);
-  }
-  return out as Partial<WireMachineInfo>;
+  return toWire(MachineInfoSchema, info);
 }

@@ -1,12 +1,14 @@
 import './dispose.js';
 import {
+  CreateMachineBodySchema,
+  type ForkBodySchema,
   type ForkChildResult,
   type ForkResponse,
   type ListMachinesResponse,
   MACHINE_LIMITS,
   type MachineState,
-  type SetTimeoutRequest,
-  type TimeoutAction,
+  type ResumeBodySchema,
+  SetTimeoutBodySchema,
   type MachineInfo as WireMachineInfo,
   type MachineMetrics as WireMachineMetrics,
   type SnapshotInfo as WireSnapshotInfo,
@@ -29,7 +31,6 @@ import {
   type MachineInfoKey,
   type NetworkPolicy,
   machineInfoFromWire,
-  networkToWire,
   wireFieldNames,
 } from './machine-info.js';
 import { type MachineMetrics, machineMetricsFromWire } from './metrics.js';
@@ -68,6 +69,7 @@ import {
   listVolumes,
   remountVolume,
 } from './volume.js';
+import { type FromWire, requestBody } from './wire.js';
 
 export type { VolumeMount } from './volume.js';
 
@@ -87,52 +89,9 @@ export type { VolumeMount } from './volume.js';
  * };
  * ```
  */
-export interface MachineCreateOptions extends ConnectionOptions {
-  /** Template name, e.g. `base` or `team/app:stable`. Give this or `snapshotId`, not both. */
-  template?: string;
-  /** Start from a reusable snapshot (`snap_...`) instead of a template. */
-  snapshotId?: string;
-  vcpus?: number;
-  memoryMb?: number;
-  diskMb?: number;
-  /** Seconds until `onTimeout` applies (default 300). */
-  timeout?: number;
-  /** What happens at the timeout: `kill` (default), `pause` or `hibernate`. */
-  onTimeout?: TimeoutAction;
-  /**
-   * Resume the machine when a command (or preview traffic) reaches it while paused or
-   * hibernated; only valid with `onTimeout` `pause` or `hibernate`.
-   */
-  autoResume?: boolean;
-  /** Default working directory of commands (default `/workspace`). */
-  cwd?: string;
-  /** Environment variables of every command in the machine. Keys are sent as given. */
-  envs?: Record<string, string>;
-  /** Your labels, filterable in `Machine.list`. Keys are sent as given. */
-  metadata?: Record<string, string>;
-  /**
-   * Egress policy and preview Host rewriting. Default: egress `allow_all` (public addresses only;
-   * private ranges, the host and other machines stay closed). Give this or the legacy
-   * `internetAccess` / `allowOut` / `denyOut`, not both.
-   */
-  network?: NetworkPolicy;
-  /**
-   * Legacy: `false` denies all egress, fail closed; no allow rule (and no `allowOut`) re-opens it.
-   * Prefer `network: { egress: { mode: 'deny_all' } }`.
-   */
-  internetAccess?: boolean;
-  /** Legacy: IPv4 CIDRs the machine may reach (a `custom` policy). Prefer `network.egress.allowCidrs`. */
-  allowOut?: string[];
-  /** Legacy: IPv4 CIDRs the machine may not reach. Prefer `network.egress.denyCidrs`. */
-  denyOut?: string[];
-  volumes?: VolumeMount[];
-  /** Warm pool id (`twp_...`) to check a ready machine out of. */
-  warmPool?: string;
-  /** `prefer` (default: pool or cold create), `require` (pool or `warm_pool_unavailable`), `bypass`. */
-  warmPoolMode?: 'prefer' | 'require' | 'bypass';
-  /** How long `require` waits for a ready machine, in milliseconds. */
-  warmPoolWaitMs?: number;
-}
+export interface MachineCreateOptions
+  extends Omit<FromWire<typeof CreateMachineBodySchema>, 'desktop'>,
+    ConnectionOptions {}
 
 /**
  * Options of {@link Machine.connect} and {@link Machine.resume}.
@@ -142,13 +101,7 @@ export interface MachineCreateOptions extends ConnectionOptions {
  * const machine = await Machine.connect('mch_aaaaaaaaaaaaaaaaaaaa', { timeout: 900 });
  * ```
  */
-export interface MachineConnectOptions extends ConnectionOptions {
-  /**
-   * New timeout in seconds, applied from now. Without it, a running machine keeps its deadline
-   * and a resumed one gets its own `timeout` again, counted from the resume.
-   */
-  timeout?: number;
-}
+export interface MachineConnectOptions extends FromWire<typeof ResumeBodySchema>, ConnectionOptions {}
 
 /**
  * Options of {@link Machine.fork}.
@@ -158,10 +111,7 @@ export interface MachineConnectOptions extends ConnectionOptions {
  * const children = await machine.fork({ count: 3, requestTimeoutMs: 120_000 });
  * ```
  */
-export interface MachineForkOptions extends RequestOptions {
-  /** How many children to start, 1 to 16 (default 1). */
-  count?: number;
-}
+export interface MachineForkOptions extends FromWire<typeof ForkBodySchema>, RequestOptions {}
 
 /**
  * A child {@link Machine.fork} started: a handle on it (same connection as the parent's) and its
@@ -216,15 +166,9 @@ export type ForkChild = ForkedMachine | ForkFailure;
  * await machine.setTimeout(3600, { onTimeout: 'hibernate', autoResume: true });
  * ```
  */
-export interface MachineSetTimeoutOptions extends RequestOptions {
-  /** What happens at the new deadline: `kill`, `pause` or `hibernate`. */
-  onTimeout?: TimeoutAction;
-  /**
-   * Resume a paused or hibernated machine when a command (or preview traffic) reaches it; only
-   * valid when the timeout action is `pause` or `hibernate`, else `InvalidArgumentError`.
-   */
-  autoResume?: boolean;
-}
+export interface MachineSetTimeoutOptions
+  extends Omit<FromWire<typeof SetTimeoutBodySchema>, 'timeout'>,
+    RequestOptions {}
 
 /**
  * Filters of {@link Machine.list}; all given filters must match.
@@ -317,36 +261,6 @@ function forkChildFromWire(child: ForkChildResult, connection: ConnectionOptions
     };
   }
   return { machine: new Machine(child.id, connection), info: machineInfoFromWire(child) };
-}
-
-function createBody(opts: MachineCreateOptions): Record<string, unknown> {
-  // JSON.stringify drops the undefined fields, so the server applies its own defaults.
-  return {
-    template: opts.template,
-    snapshot_id: opts.snapshotId,
-    vcpus: opts.vcpus,
-    memory_mb: opts.memoryMb,
-    disk_mb: opts.diskMb,
-    timeout: opts.timeout,
-    on_timeout: opts.onTimeout,
-    auto_resume: opts.autoResume,
-    cwd: opts.cwd,
-    envs: opts.envs,
-    metadata: opts.metadata,
-    network: opts.network === undefined ? undefined : networkToWire(opts.network),
-    internet_access: opts.internetAccess,
-    allow_out: opts.allowOut,
-    deny_out: opts.denyOut,
-    volumes: opts.volumes?.map((v) => ({
-      volume: v.volume,
-      mount_path: v.mountPath,
-      read_only: v.readOnly,
-      subpath: v.subpath,
-    })),
-    warm_pool: opts.warmPool,
-    warm_pool_mode: opts.warmPoolMode,
-    warm_pool_wait_ms: opts.warmPoolWaitMs,
-  };
 }
 
 function listQuery(opts: MachineListOptions, nextToken: string | undefined): URLSearchParams {
@@ -473,7 +387,7 @@ export class Machine implements AsyncDisposable {
     const wire = await transport.request<WireMachineInfo>({
       method: 'POST',
       path: '/v1/machines',
-      body: createBody(opts),
+      body: requestBody(CreateMachineBodySchema, opts),
       timeoutMs: transport.requestTimeoutMs === 0 ? 0 : transport.requestTimeoutMs + wait,
     });
     return new Machine(wire.id, connection);
@@ -892,9 +806,7 @@ export class Machine implements AsyncDisposable {
    * ```
    */
   async setTimeout(timeout: number, opts: MachineSetTimeoutOptions = {}): Promise<MachineInfo> {
-    const body: SetTimeoutRequest = { timeout };
-    if (opts.onTimeout !== undefined) body.on_timeout = opts.onTimeout;
-    if (opts.autoResume !== undefined) body.auto_resume = opts.autoResume;
+    const body = requestBody(SetTimeoutBodySchema, { ...opts, timeout });
     const wire = await this.#transport.request<WireMachineInfo>({
       method: 'POST',
       path: `${machinePath(this.id)}/timeout`,

@@ -5,8 +5,17 @@
  * the helpers around them (redaction, the `ssh` command line).
  */
 import {
+  CreatePreviewGrantBodySchema,
+  LegacyNetworkBodySchema,
   PREVIEW_LIMITS,
-  type PreviewGrantKind,
+  PreviewGrantInfoSchema,
+  PreviewProxyTargetInfoSchema,
+  PreviewReadinessSchema,
+  PreviewRevocationSchema,
+  PreviewUrlInfoSchema,
+  SshAccessBodySchema,
+  SshAccessInfoSchema,
+  WaitForPreviewBodySchema,
   type MachineInfo as WireMachineInfo,
   type PreviewGrantInfo as WirePreviewGrant,
   type PreviewProxyTargetInfo as WirePreviewProxyTarget,
@@ -27,6 +36,7 @@ import {
   networkToWire,
 } from './machine-info.js';
 import type { RequestOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, requestBody, toWire } from './wire.js';
 
 /**
  * A preview grant: a signed, revocable permission to reach one port of one machine. Listing
@@ -39,19 +49,7 @@ import type { RequestOptions, Transport } from './transport.js';
  * }
  * ```
  */
-export interface PreviewGrant {
-  /** `pvg_...` */
-  id: string;
-  machineId: string;
-  port: number;
-  /** `url`: a preview URL (query, cookie or header); `proxy`: a proxy target's header token. */
-  kind: PreviewGrantKind;
-  /** The token's first characters, enough to tell grants apart: `nspv_abcd***`. */
-  tokenHint: string;
-  createdAt: Date;
-  expiresAt: Date;
-  revokedAt: Date | null;
-}
+export interface PreviewGrant extends FromWire<typeof PreviewGrantInfoSchema> {}
 
 /**
  * A new preview grant with its URLs: what {@link Machine.getPreviewUrl},
@@ -65,16 +63,7 @@ export interface PreviewGrant {
  * console.log(preview.url, preview.websocketUrl, preview.id, preview.expiresAt);
  * ```
  */
-export interface PreviewUrl extends PreviewGrant {
-  /** `PORT-MACHINE.<preview domain>`, with the domain's port if it has one. */
-  host: string;
-  /** The grant's token (`nspv_...`): also accepted in the `x-nullspace-preview-token` header. */
-  token: string;
-  /** The signed HTTP URL. */
-  url: string;
-  /** The signed WebSocket URL. */
-  websocketUrl: string;
-}
+export interface PreviewUrl extends FromWire<typeof PreviewUrlInfoSchema> {}
 
 /**
  * A target for a preview proxy you run: URLs with no secret in them, and the header (with the
@@ -86,12 +75,7 @@ export interface PreviewUrl extends PreviewGrant {
  * await fetch(target.upstreamUrl, { headers: target.headers });
  * ```
  */
-export interface PreviewProxyTarget extends PreviewGrant {
-  upstreamUrl: string;
-  websocketUpstreamUrl: string;
-  /** `{ 'x-nullspace-preview-proxy-token': 'nspv_...' }` */
-  headers: Record<string, string>;
-}
+export interface PreviewProxyTarget extends FromWire<typeof PreviewProxyTargetInfoSchema> {}
 
 /**
  * What {@link Machine.revokePreviewUrl} did. A revoked grant lets nothing in from then on, and
@@ -102,15 +86,7 @@ export interface PreviewProxyTarget extends PreviewGrant {
  * const { revokedAt, closedConnections } = await machine.revokePreviewUrl('pvg_aaaaaaaaaaaaaaaaaaaa');
  * ```
  */
-export interface PreviewRevocation {
-  id: string;
-  machineId: string;
-  port: number;
-  revoked: true;
-  revokedAt: Date;
-  /** Open connections of the grant that the revocation closed. */
-  closedConnections: number;
-}
+export interface PreviewRevocation extends FromWire<typeof PreviewRevocationSchema> {}
 
 /**
  * What {@link Machine.waitForPreview} saw: the port accepts connections.
@@ -120,13 +96,7 @@ export interface PreviewRevocation {
  * const { waitedMs } = await machine.waitForPreview(3000, { timeoutMs: 60_000 });
  * ```
  */
-export interface PreviewReadiness {
-  machineId: string;
-  port: number;
-  ready: true;
-  /** How long the server waited for the port to answer (a paused machine was woken first). */
-  waitedMs: number;
-}
+export interface PreviewReadiness extends FromWire<typeof PreviewReadinessSchema> {}
 
 /**
  * Short-lived SSH access to a machine ({@link Machine.createSshAccess}): an OpenSSH user
@@ -139,28 +109,7 @@ export interface PreviewReadiness {
  * console.log(access.user, access.host, access.port, access.expiresAt);
  * ```
  */
-export interface SshAccess {
-  machineId: string;
-  /** The user the certificate logs in as. */
-  user: string;
-  /** Where the server's relay for this machine listens: give these to `ssh`. */
-  host: string;
-  port: number;
-  /** The OpenSSH user certificate, one line (the text of a `-cert.pub` file). */
-  certificate: string;
-  /** The certificate's key id: the machine's sshd logs it with every login. */
-  certificateId: string;
-  validAfter: Date;
-  /**
-   * From then on the certificate is refused, and (a second later) the relay closes with the sessions
-   * through it, unless a newer certificate for the machine is still valid.
-   */
-  expiresAt: Date;
-  /** A known_hosts line (`@cert-authority MACHINE_ID KEY`) that trusts the machine's host certificate. */
-  knownHosts: string;
-  /** The server's ready `ssh` command; it expects the certificate and known_hosts line in the files it names. */
-  command: string;
-}
+export interface SshAccess extends FromWire<typeof SshAccessInfoSchema> {}
 
 /**
  * Options of {@link Machine.getPreviewUrl}, {@link Machine.createSignedPreviewUrl},
@@ -172,10 +121,9 @@ export interface SshAccess {
  * const preview = await machine.createSignedPreviewUrl(8080, { expiresIn: 15 * 60 });
  * ```
  */
-export interface PreviewUrlOptions extends RequestOptions {
-  /** Seconds the grant lives: 1 to 604 800 (7 days). Default 3600. */
-  expiresIn?: number;
-}
+export interface PreviewUrlOptions
+  extends Omit<FromWire<typeof CreatePreviewGrantBodySchema>, 'port'>,
+    RequestOptions {}
 
 /**
  * Options of {@link Machine.listPreviewUrls}.
@@ -198,13 +146,7 @@ export interface ListPreviewUrlsOptions extends RequestOptions {
  * await machine.waitForPreview(3000, { timeoutMs: 120_000 });
  * ```
  */
-export interface WaitForPreviewOptions extends RequestOptions {
-  /**
-   * How long the server waits for the port to answer: 100 to 300 000 ms, default 30 000. The
-   * HTTP request is given this much on top of its own timeout.
-   */
-  timeoutMs?: number;
-}
+export interface WaitForPreviewOptions extends FromWire<typeof WaitForPreviewBodySchema>, RequestOptions {}
 
 /**
  * Options of {@link Machine.createSshAccess}.
@@ -214,12 +156,7 @@ export interface WaitForPreviewOptions extends RequestOptions {
  * const opts: SshAccessOptions = { publicKey: 'ssh-ed25519 AAAAC3Nz... me@laptop', expiresInMinutes: 30 };
  * ```
  */
-export interface SshAccessOptions extends RequestOptions {
-  /** One OpenSSH public key line (the `.pub` file). Never the private key: the server refuses it. */
-  publicKey: string;
-  /** Minutes the certificate is valid: 1 to 1440. Default 60. */
-  expiresInMinutes?: number;
-}
+export interface SshAccessOptions extends FromWire<typeof SshAccessBodySchema>, RequestOptions {}
 
 /**
  * Where the files {@link sshCommandLine} and {@link sshArgs} name are.
@@ -254,16 +191,7 @@ export interface SshFiles {
  * ```
  */
 export function previewGrantFromWire(w: WirePreviewGrant): PreviewGrant {
-  return {
-    id: w.id,
-    machineId: w.machine_id,
-    port: w.port,
-    kind: w.kind,
-    tokenHint: w.token_hint,
-    createdAt: new Date(w.created_at),
-    expiresAt: new Date(w.expires_at),
-    revokedAt: w.revoked_at === null ? null : new Date(w.revoked_at),
-  };
+  return fromWire(PreviewGrantInfoSchema, w);
 }
 
 /**
@@ -275,16 +203,7 @@ export function previewGrantFromWire(w: WirePreviewGrant): PreviewGrant {
  * ```
  */
 export function previewGrantToWire(g: PreviewGrant): WirePreviewGrant {
-  return {
-    id: g.id,
-    machine_id: g.machineId,
-    port: g.port,
-    kind: g.kind,
-    token_hint: g.tokenHint,
-    created_at: g.createdAt.toISOString(),
-    expires_at: g.expiresAt.toISOString(),
-    revoked_at: g.revokedAt === null ? null : g.revokedAt.toISOString(),
-  };
+  return toWire(PreviewGrantInfoSchema, g);
 }
 
 /**
@@ -297,13 +216,7 @@ export function previewGrantToWire(g: PreviewGrant): WirePreviewGrant {
  * ```
  */
 export function previewUrlFromWire(w: WirePreviewUrl): PreviewUrl {
-  return {
-    ...previewGrantFromWire(w),
-    host: w.host,
-    token: w.token,
-    url: w.url,
-    websocketUrl: w.websocket_url,
-  };
+  return fromWire(PreviewUrlInfoSchema, w);
 }
 
 /**
@@ -315,13 +228,7 @@ export function previewUrlFromWire(w: WirePreviewUrl): PreviewUrl {
  * ```
  */
 export function previewUrlToWire(p: PreviewUrl): WirePreviewUrl {
-  return {
-    ...previewGrantToWire(p),
-    host: p.host,
-    token: p.token,
-    url: p.url,
-    websocket_url: p.websocketUrl,
-  };
+  return toWire(PreviewUrlInfoSchema, p);
 }
 
 /**
@@ -334,12 +241,7 @@ export function previewUrlToWire(p: PreviewUrl): WirePreviewUrl {
  * ```
  */
 export function previewProxyTargetFromWire(w: WirePreviewProxyTarget): PreviewProxyTarget {
-  return {
-    ...previewGrantFromWire(w),
-    upstreamUrl: w.upstream_url,
-    websocketUpstreamUrl: w.websocket_upstream_url,
-    headers: { ...w.headers },
-  };
+  return fromWire(PreviewProxyTargetInfoSchema, w);
 }
 
 /**
@@ -351,12 +253,7 @@ export function previewProxyTargetFromWire(w: WirePreviewProxyTarget): PreviewPr
  * ```
  */
 export function previewProxyTargetToWire(t: PreviewProxyTarget): WirePreviewProxyTarget {
-  return {
-    ...previewGrantToWire(t),
-    upstream_url: t.upstreamUrl,
-    websocket_upstream_url: t.websocketUpstreamUrl,
-    headers: { ...t.headers },
-  };
+  return toWire(PreviewProxyTargetInfoSchema, t);
 }
 
 /**
@@ -368,14 +265,7 @@ export function previewProxyTargetToWire(t: PreviewProxyTarget): WirePreviewProx
  * ```
  */
 export function previewRevocationToWire(r: PreviewRevocation): WirePreviewRevocation {
-  return {
-    id: r.id,
-    machine_id: r.machineId,
-    port: r.port,
-    revoked: true,
-    revoked_at: r.revokedAt.toISOString(),
-    closed_connections: r.closedConnections,
-  };
+  return toWire(PreviewRevocationSchema, r);
 }
 
 /**
@@ -387,7 +277,7 @@ export function previewRevocationToWire(r: PreviewRevocation): WirePreviewRevoca
  * ```
  */
 export function previewReadinessToWire(r: PreviewReadiness): WirePreviewReadiness {
-  return { machine_id: r.machineId, port: r.port, ready: true, waited_ms: r.waitedMs };
+  return toWire(PreviewReadinessSchema, r);
 }
 
 /**
@@ -400,18 +290,7 @@ export function previewReadinessToWire(r: PreviewReadiness): WirePreviewReadines
  * ```
  */
 export function sshAccessFromWire(w: WireSshAccess): SshAccess {
-  return {
-    machineId: w.machine_id,
-    user: w.user,
-    host: w.host,
-    port: w.port,
-    certificate: w.certificate,
-    certificateId: w.certificate_id,
-    validAfter: new Date(w.valid_after),
-    expiresAt: new Date(w.expires_at),
-    knownHosts: w.known_hosts,
-    command: w.command,
-  };
+  return fromWire(SshAccessInfoSchema, w);
 }
 
 /**
@@ -423,18 +302,7 @@ export function sshAccessFromWire(w: WireSshAccess): SshAccess {
  * ```
  */
 export function sshAccessToWire(a: SshAccess): WireSshAccess {
-  return {
-    machine_id: a.machineId,
-    user: a.user,
-    host: a.host,
-    port: a.port,
-    certificate: a.certificate,
-    certificate_id: a.certificateId,
-    valid_after: a.validAfter.toISOString(),
-    expires_at: a.expiresAt.toISOString(),
-    known_hosts: a.knownHosts,
-    command: a.command,
-  };
+  return toWire(SshAccessInfoSchema, a);
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -545,8 +413,7 @@ function setNetworkBody(network: NetworkPolicy | LegacyNetworkPolicy): Record<st
       { details: { field: legacy[0] } },
     );
   if (legacy.length === 0) return networkToWire(network as NetworkPolicy);
-  const l = network as LegacyNetworkPolicy;
-  return { internet_access: l.internetAccess, allow_out: l.allowOut, deny_out: l.denyOut };
+  return requestBody(LegacyNetworkBodySchema, network);
 }
 
 export async function setNetwork(
@@ -587,7 +454,7 @@ export async function createPreviewUrl(
   const wire = await transport.request<WirePreviewUrl>({
     method: 'POST',
     path: `${machinePath(machineId)}/preview_urls`,
-    body: { port, expires_in: opts.expiresIn },
+    body: requestBody(CreatePreviewGrantBodySchema, { ...opts, port }),
     ...perCall(opts),
   });
   return previewUrlFromWire(wire);
@@ -618,14 +485,7 @@ export async function revokePreviewUrl(
     path: `${machinePath(machineId)}/preview_urls/${encodeURIComponent(grantId)}`,
     ...perCall(opts),
   });
-  return {
-    id: w.id,
-    machineId: w.machine_id,
-    port: w.port,
-    revoked: true,
-    revokedAt: new Date(w.revoked_at),
-    closedConnections: w.closed_connections,
-  };
+  return fromWire(PreviewRevocationSchema, w);
 }
 
 export async function waitForPreview(
@@ -641,10 +501,10 @@ export async function waitForPreview(
   const w = await transport.request<WirePreviewReadiness>({
     method: 'POST',
     path: `${machinePath(machineId)}/ports/${encodeURIComponent(String(port))}/wait`,
-    body: { timeout_ms: opts.timeoutMs },
+    body: requestBody(WaitForPreviewBodySchema, opts),
     timeoutMs: base === 0 ? 0 : base + wait,
   });
-  return { machineId: w.machine_id, port: w.port, ready: true, waitedMs: w.waited_ms };
+  return fromWire(PreviewReadinessSchema, w);
 }
 
 export async function createPreviewProxyTarget(
@@ -656,7 +516,7 @@ export async function createPreviewProxyTarget(
   const wire = await transport.request<WirePreviewProxyTarget>({
     method: 'POST',
     path: `${machinePath(machineId)}/preview_proxy_targets`,
-    body: { port, expires_in: opts.expiresIn },
+    body: requestBody(CreatePreviewGrantBodySchema, { ...opts, port }),
     ...perCall(opts),
   });
   return previewProxyTargetFromWire(wire);
@@ -670,7 +530,7 @@ export async function createSshAccess(
   const wire = await transport.request<WireSshAccess>({
     method: 'POST',
     path: `${machinePath(machineId)}/ssh_access`,
-    body: { public_key: opts.publicKey, expires_in_minutes: opts.expiresInMinutes },
+    body: requestBody(SshAccessBodySchema, opts),
     ...perCall(opts),
   });
   return sshAccessFromWire(wire);

@@ -1,6 +1,7 @@
-import { FRAME, type ProcessInfo as WireProcessInfo } from '@nullspace/protocol';
+import { FRAME, PtyCreateBodySchema, type ProcessInfo as WireProcessInfo } from '@nullspace/protocol';
 import { Attachment, type ExitEvent, StreamState } from './process-stream.js';
 import type { RequestOptions, Transport } from './transport.js';
+import { type FromWire, requestBody } from './wire.js';
 
 /**
  * Options of {@link Pty.create}.
@@ -10,15 +11,7 @@ import type { RequestOptions, Transport } from './transport.js';
  * const opts: PtyCreateOptions = { cols: 120, rows: 40, onData: (b) => process.stdout.write(b) };
  * ```
  */
-export interface PtyCreateOptions extends RequestOptions {
-  cols?: number;
-  rows?: number;
-  /** Program to run (default: the machine's shell as a login shell). */
-  cmd?: string;
-  args?: string[];
-  cwd?: string;
-  envs?: Record<string, string>;
-  tag?: string;
+export interface PtyCreateOptions extends FromWire<typeof PtyCreateBodySchema>, RequestOptions {
   /** Terminal output, as exact bytes. */
   onData?: (bytes: Buffer) => void;
 }
@@ -115,15 +108,7 @@ export class Pty {
     const info = await this.#transport.request<WireProcessInfo>({
       method: 'POST',
       path: this.#base,
-      body: {
-        cols: opts.cols,
-        rows: opts.rows,
-        cmd: opts.cmd,
-        args: opts.args,
-        cwd: opts.cwd,
-        envs: opts.envs,
-        tag: opts.tag,
-      },
+      body: requestBody(PtyCreateBodySchema, opts),
       timeoutMs: opts.requestTimeoutMs,
     });
     const handle = this.#attach(info.pid, opts.onData);

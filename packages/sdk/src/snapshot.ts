@@ -1,9 +1,11 @@
-import type {
-  ListSnapshotsResponse,
-  SnapshotKind,
-  SnapshotInfo as WireSnapshotInfo,
+import {
+  type ListSnapshotsResponse,
+  SnapshotInfoSchema,
+  type SnapshotKind,
+  type SnapshotInfo as WireSnapshotInfo,
 } from '@nullspace/protocol';
 import { type ConnectionOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, toWire } from './wire.js';
 
 /**
  * Everything the server says about a snapshot, camelCase; `createdAt` is a `Date`.
@@ -19,22 +21,7 @@ import { type ConnectionOptions, Transport } from './transport.js';
  * console.log(snapshot.id, snapshot.kind, snapshot.sizeBytes, snapshot.pausedMs, snapshot.createdAt.toISOString());
  * ```
  */
-export interface SnapshotInfo {
-  /** `snap_...` */
-  id: string;
-  kind: SnapshotKind;
-  /** The machine it was taken of. */
-  machineId: string;
-  template: string;
-  vcpus: number;
-  memoryMb: number;
-  diskMb: number;
-  /** Bytes on the host's disk (memory image + filesystem); 0 while a pause snapshot is in memory only. */
-  sizeBytes: number;
-  /** How long the source machine was frozen to take it (reusable snapshots), else `null`. */
-  pausedMs: number | null;
-  createdAt: Date;
-}
+export interface SnapshotInfo extends FromWire<typeof SnapshotInfoSchema> {}
 
 /**
  * Converts snapshot info from the wire's snake_case to the SDK's camelCase.
@@ -46,18 +33,7 @@ export interface SnapshotInfo {
  * ```
  */
 export function snapshotInfoFromWire(wire: WireSnapshotInfo): SnapshotInfo {
-  return {
-    id: wire.id,
-    kind: wire.kind,
-    machineId: wire.machine_id,
-    template: wire.template,
-    vcpus: wire.vcpus,
-    memoryMb: wire.memory_mb,
-    diskMb: wire.disk_mb,
-    sizeBytes: wire.size_bytes,
-    pausedMs: wire.paused_ms,
-    createdAt: new Date(wire.created_at),
-  };
+  return fromWire(SnapshotInfoSchema, wire);
 }
 
 /**
@@ -69,18 +45,7 @@ export function snapshotInfoFromWire(wire: WireSnapshotInfo): SnapshotInfo {
  * ```
  */
 export function snapshotInfoToWire(info: SnapshotInfo): WireSnapshotInfo {
-  return {
-    id: info.id,
-    kind: info.kind,
-    machine_id: info.machineId,
-    template: info.template,
-    vcpus: info.vcpus,
-    memory_mb: info.memoryMb,
-    disk_mb: info.diskMb,
-    size_bytes: info.sizeBytes,
-    paused_ms: info.pausedMs,
-    created_at: info.createdAt.toISOString(),
-  };
+  return toWire(SnapshotInfoSchema, info);
 }
 
 /**

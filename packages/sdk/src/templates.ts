@@ -1,13 +1,18 @@
 import { createInterface } from 'node:readline';
-import type {
-  ReadyCheck,
-  TemplateBuildEvent,
-  TemplateBuildStarted,
-  TemplateInfo as WireTemplateInfo,
-  WarmPoolInfo as WireWarmPoolInfo,
+import {
+  type ReadyCheckBodySchema,
+  type TemplateBuildEvent,
+  type TemplateBuildStarted,
+  TemplateInfoSchema,
+  TemplateSpecBodySchema,
+  WarmPoolInfoSchema,
+  WarmPoolSpecBodySchema,
+  type TemplateInfo as WireTemplateInfo,
+  type WarmPoolInfo as WireWarmPoolInfo,
 } from '@nullspace/protocol';
 import { errorFromCode } from './errors.js';
 import { type ConnectionOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, requestBody } from './wire.js';
 
 /**
  * A template build as the server describes it, camelCase; times are `Date`s.
@@ -18,40 +23,10 @@ import { type ConnectionOptions, Transport } from './transport.js';
  * console.log(t.id, t.names, t.status, t.sizeBytes);
  * ```
  */
-export interface TemplateInfo {
-  /** `tpl_...` */
-  id: string;
-  /** Every `name:tag` pointing at this build. */
-  names: string[];
-  status: 'building' | 'ready' | 'failed' | 'deleted';
-  /** Content hash of the spec and its base. */
-  key: string;
-  base: string;
-  packages: string[];
-  /** Names of the template's environment variables. */
-  env: string[];
-  workdir: string | null;
-  startCmd: string | null;
-  readyCheck: ReadyCheckOptions | null;
-  diskMb: number;
-  vcpus: number;
-  memoryMb: number;
-  snapshotBacked: boolean;
-  snapshotId: string | null;
-  sizeBytes: number;
-  error: string | null;
-  createdAt: Date;
-  finishedAt: Date | null;
-  buildMs: number | null;
-}
+export interface TemplateInfo extends FromWire<typeof TemplateInfoSchema> {}
 
 /** How a template's start command is known to be ready: a port (optionally an HTTP path) or a command. */
-export interface ReadyCheckOptions {
-  port?: number;
-  httpPath?: string;
-  command?: string;
-  timeoutMs?: number;
-}
+export interface ReadyCheckOptions extends FromWire<typeof ReadyCheckBodySchema> {}
 
 /** A file put into the template: text `content` or bytes. */
 export interface TemplateFileSpec {
@@ -76,31 +51,8 @@ export interface TemplateFileSpec {
  * };
  * ```
  */
-export interface TemplateBuildSpec {
-  /** `name` or `name:tag` (tag `latest` when left out). */
-  name: string;
-  /** More tags for the same build. */
-  tags?: string[];
-  /** The template to start from (default `base`). */
-  base?: string;
-  /** Debian (bookworm) packages to install. */
-  packages?: string[];
+export interface TemplateBuildSpec extends Omit<FromWire<typeof TemplateSpecBodySchema>, 'files'> {
   files?: TemplateFileSpec[];
-  /** Shell commands run in order (bash, as root, in `workdir`); one failing fails the build. */
-  run?: string[];
-  /** Environment of the run steps and of every process in machines made from the template. */
-  env?: Record<string, string>;
-  /** Default working directory of machines made from the template. */
-  workdir?: string;
-  /** Started in every machine made from the template (tag `start`); a create returns once it is ready. */
-  startCmd?: string;
-  readyCheck?: ReadyCheckOptions;
-  diskMb?: number;
-  /** Size of the build machine (and of a snapshot-backed template's machines). */
-  vcpus?: number;
-  memoryMb?: number;
-  /** Capture the machine with the start command ready: machines start from that memory state. */
-  snapshot?: boolean;
 }
 
 /** A build step starting (`step` of `total`). */
@@ -126,61 +78,20 @@ export interface TemplateBuildResult {
 }
 
 export function templateInfoFromWire(w: WireTemplateInfo): TemplateInfo {
-  return {
-    id: w.id,
-    names: w.names,
-    status: w.status,
-    key: w.key,
-    base: w.base,
-    packages: w.packages,
-    env: w.env,
-    workdir: w.workdir,
-    startCmd: w.start_cmd,
-    readyCheck: w.ready_check ? readyCheckFromWire(w.ready_check) : null,
-    diskMb: w.disk_mb,
-    vcpus: w.vcpus,
-    memoryMb: w.memory_mb,
-    snapshotBacked: w.snapshot_backed,
-    snapshotId: w.snapshot_id,
-    sizeBytes: w.size_bytes,
-    error: w.error,
-    createdAt: new Date(w.created_at),
-    finishedAt: w.finished_at ? new Date(w.finished_at) : null,
-    buildMs: w.build_ms,
-  };
-}
-
-function readyCheckFromWire(r: ReadyCheck): ReadyCheckOptions {
-  return {
-    ...(r.port !== undefined ? { port: r.port } : {}),
-    ...(r.http_path !== undefined ? { httpPath: r.http_path } : {}),
-    ...(r.command !== undefined ? { command: r.command } : {}),
-    timeoutMs: r.timeout_ms,
-  };
+  return fromWire(TemplateInfoSchema, w);
 }
 
 /** The body of `POST /v1/templates` for `spec`. */
 export function templateSpecToWire(spec: TemplateBuildSpec): Record<string, unknown> {
-  const r = spec.readyCheck;
+  // A file's content is text or bytes in the SDK, `content` or `content_base64` on the wire.
+  const files = spec.files?.map((f) =>
+    typeof f.content === 'string'
+      ? { path: f.path, content: f.content, mode: f.mode }
+      : { path: f.path, content_base64: Buffer.from(f.content).toString('base64'), mode: f.mode },
+  );
   return {
-    name: spec.name,
-    tags: spec.tags,
-    base: spec.base,
-    packages: spec.packages,
-    files: spec.files?.map((f) =>
-      typeof f.content === 'string'
-        ? { path: f.path, content: f.content, mode: f.mode }
-        : { path: f.path, content_base64: Buffer.from(f.content).toString('base64'), mode: f.mode },
-    ),
-    run: spec.run,
-    env: spec.env,
-    workdir: spec.workdir,
-    start_cmd: spec.startCmd,
-    ready_check: r && { port: r.port, http_path: r.httpPath, command: r.command, timeout_ms: r.timeoutMs },
-    disk_mb: spec.diskMb,
-    vcpus: spec.vcpus,
-    memory_mb: spec.memoryMb,
-    snapshot: spec.snapshot,
+    ...requestBody(TemplateSpecBodySchema, { ...spec, files: undefined }),
+    ...(files ? { files } : {}),
   };
 }
 
@@ -276,56 +187,13 @@ export const Template = {
 } as const;
 
 /** A warm pool as the server describes it, camelCase. */
-export interface WarmPoolInfo {
-  /** `twp_...` */
-  id: string;
-  template: string;
-  vcpus: number;
-  memoryMb: number;
-  diskMb: number | null;
-  size: number;
-  /** Started and waiting for a checkout. */
-  ready: number;
-  /** Being started (refill). */
-  starting: number;
-  hits: number;
-  misses: number;
-  /** hits / (hits + misses); null before the first checkout. */
-  hitRate: number | null;
-  /** Server-side checkout time of recent hits, in milliseconds. */
-  checkoutMs: { p50: number | null; p95: number | null; samples: number };
-  lastError: string | null;
-  createdAt: Date;
-}
+export interface WarmPoolInfo extends FromWire<typeof WarmPoolInfoSchema> {}
 
 /** Options of {@link WarmPool.create}. */
-export interface WarmPoolCreateOptions extends ConnectionOptions {
-  /** Template of the pool's machines (default `base`). */
-  template?: string;
-  /** Machines kept ready. */
-  size: number;
-  vcpus?: number;
-  memoryMb?: number;
-  diskMb?: number;
-}
+export interface WarmPoolCreateOptions extends FromWire<typeof WarmPoolSpecBodySchema>, ConnectionOptions {}
 
 export function warmPoolInfoFromWire(w: WireWarmPoolInfo): WarmPoolInfo {
-  return {
-    id: w.id,
-    template: w.template,
-    vcpus: w.vcpus,
-    memoryMb: w.memory_mb,
-    diskMb: w.disk_mb,
-    size: w.size,
-    ready: w.ready,
-    starting: w.starting,
-    hits: w.hits,
-    misses: w.misses,
-    hitRate: w.hit_rate,
-    checkoutMs: w.checkout_ms,
-    lastError: w.last_error,
-    createdAt: new Date(w.created_at),
-  };
+  return fromWire(WarmPoolInfoSchema, w);
 }
 
 /**
@@ -342,12 +210,11 @@ export function warmPoolInfoFromWire(w: WireWarmPoolInfo): WarmPoolInfo {
  */
 export const WarmPool = {
   async create(opts: WarmPoolCreateOptions): Promise<WarmPoolInfo> {
-    const { template, size, vcpus, memoryMb, diskMb, ...connection } = opts;
     return warmPoolInfoFromWire(
-      await new Transport(connection).request<WireWarmPoolInfo>({
+      await new Transport(opts).request<WireWarmPoolInfo>({
         method: 'POST',
         path: '/v1/warm_pools',
-        body: { template, size, vcpus, memory_mb: memoryMb, disk_mb: diskMb },
+        body: requestBody(WarmPoolSpecBodySchema, opts),
       }),
     );
   },

@@ -18,6 +18,12 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 const SDK_USER_AGENT = 'nullspace-sdk-ts/0.1.0';
 
+// One pool of connections per scheme for every Transport of the process: calls reuse connections
+// (an idle one does not keep the process alive, and is dropped before the server's keep-alive
+// timeout, which the server announces).
+const HTTP_AGENT = new http.Agent({ keepAlive: true });
+const HTTPS_AGENT = new https.Agent({ keepAlive: true });
+
 /**
  * How to reach the API. Accepted by every static `Machine` call and by the `Machine` constructor.
  *
@@ -75,7 +81,8 @@ function envValue(name: string): string | undefined {
 
 /**
  * The one HTTP client every namespace of the SDK shares: resolves the connection options, sends
- * JSON, applies request timeouts and turns every failure into a typed {@link NullspaceError}.
+ * JSON and bytes over `node:http(s)` with keep-alive, applies request timeouts and turns every
+ * failure into a typed {@link NullspaceError}.
  * Internal: use `Machine` instead.
  *
  * @internal
@@ -126,53 +133,48 @@ export class Transport {
     return headers;
   }
 
-  /** Sends one request and returns its parsed JSON body; throws a typed error for any failure. */
+  /**
+   * Sends one request and returns its parsed JSON body; throws a typed error for any failure.
+   * `timeoutMs` bounds the whole exchange, the answer's body included.
+   */
   async request<T>(req: TransportRequest): Promise<T> {
-    const query = req.query?.toString() ?? '';
-    const url = this.apiUrl + req.path + (query === '' ? '' : `?${query}`);
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': SDK_USER_AGENT };
-    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
-    if (req.body !== undefined) headers['content-type'] = 'application/json';
     const timeoutMs = req.timeoutMs ?? this.requestTimeoutMs;
-    const init: RequestInit = { method: req.method, headers };
-    if (req.body !== undefined) init.body = JSON.stringify(req.body);
-    if (timeoutMs > 0) init.signal = AbortSignal.timeout(timeoutMs);
-
-    let response: Response;
+    const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+    const res = await this.raw({
+      method: req.method,
+      path: req.path,
+      ...(req.query === undefined ? {} : { query: req.query }),
+      ...(req.body === undefined ? {} : { json: req.body }),
+      headers: { accept: 'application/json' },
+      timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
     let text: string;
     try {
-      response = await fetch(url, init);
-      text = await response.text();
+      text = await res.text();
     } catch (err) {
-      throw this.#networkError(err, req.method, url, timeoutMs);
+      throw this.#networkError(signal?.aborted ? signal.reason : err, req.method, res.url, timeoutMs);
     }
-    const requestId = response.headers.get('x-request-id') ?? undefined;
-    if (response.ok) {
-      if (text === '') return undefined as T;
-      try {
-        return JSON.parse(text) as T;
-      } catch {
-        throw errorFromCode(
-          'internal',
-          `${req.method} ${url}: the server answered ${response.status} with a body that is not JSON`,
-          {
-            status: response.status,
-            ...(requestId === undefined ? {} : { requestId }),
-          },
-        );
-      }
+    if (text === '') return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      const requestId = res.headers.get('x-request-id') ?? undefined;
+      throw errorFromCode(
+        'internal',
+        `${req.method} ${res.url}: the server answered ${res.status} with a body that is not JSON`,
+        { status: res.status, ...(requestId === undefined ? {} : { requestId }) },
+      );
     }
-    throw this.#responseError(response, text, req.method, url, requestId);
   }
 
   /**
-   * Sends one request whose body or answer is not JSON (a stream of bytes or frames) and returns
-   * the response once its headers arrived; any error status becomes a typed error. `timeoutMs`
-   * bounds the wait for the headers only: a stream may then last as long as it needs.
-   *
-   * Made with `node:http` rather than `fetch`: bytes stay Node buffers end to end (no web-stream
-   * conversion per chunk), which is a quarter of the throughput of a streamed command and several
-   * milliseconds of a 1 MiB file (bench/README.md, "Inside a machine").
+   * Sends one request and returns the response once its headers arrived; any error status
+   * becomes a typed error. `timeoutMs` bounds the wait for the headers only: a stream may then
+   * last as long as it needs (`signal` ends it). The one HTTP client of the SDK: `node:http(s)`
+   * with keep-alive agents, so connections are reused and bytes stay Node buffers end to end (no
+   * web-stream conversion per chunk, which cost a quarter of the throughput of a streamed command;
+   * bench/README.md, "Inside a machine").
    */
   raw(req: {
     method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -201,7 +203,7 @@ export class Transport {
     else if (stream === undefined) headers['content-length'] = 0;
     const timeoutMs = req.timeoutMs ?? this.requestTimeoutMs;
     const target = new URL(url);
-    const client = target.protocol === 'https:' ? https : http;
+    const secure = target.protocol === 'https:';
     return new Promise<RawResponse>((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown) => {
@@ -210,7 +212,11 @@ export class Transport {
         clearTimeout(timer);
         reject(err);
       };
-      const request = client.request(target, { method: req.method, headers });
+      const request = (secure ? https : http).request(target, {
+        method: req.method,
+        headers,
+        agent: secure ? HTTPS_AGENT : HTTP_AGENT,
+      });
       const timer =
         timeoutMs > 0
           ? setTimeout(() => {
@@ -229,29 +235,14 @@ export class Transport {
       request.on('response', (res) => {
         clearTimeout(timer);
         const status = res.statusCode ?? 500;
-        const response = new RawResponse(res, status, req.signal, onAbort);
+        const response = new RawResponse(res, status, url, req.signal, onAbort);
         if (status >= 200 && status < 300) {
           settled = true;
           resolve(response);
           return;
         }
         response.text().then(
-          (text) => {
-            const wire = new Response(null, {
-              status,
-              statusText: res.statusMessage ?? '',
-              headers: response.headers,
-            });
-            fail(
-              this.#responseError(
-                wire,
-                text,
-                req.method,
-                url,
-                response.headers.get('x-request-id') ?? undefined,
-              ),
-            );
-          },
+          (text) => fail(this.#responseError(response, res.statusMessage ?? '', text, req.method, url)),
           (err: unknown) => fail(this.#networkError(err, req.method, url, timeoutMs)),
         );
       });
@@ -263,13 +254,8 @@ export class Transport {
     });
   }
 
-  #responseError(
-    response: Response,
-    text: string,
-    method: string,
-    url: string,
-    requestId: string | undefined,
-  ) {
+  #responseError(response: RawResponse, statusText: string, text: string, method: string, url: string) {
+    const requestId = response.headers.get('x-request-id') ?? undefined;
     const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
     const base = {
       status: response.status,
@@ -285,7 +271,7 @@ export class Transport {
       });
     }
     // Not our error shape: a proxy in between, or not a Nullspace server at this URL.
-    const reason = response.statusText === '' ? '' : ` ${response.statusText}`;
+    const reason = statusText === '' ? '' : ` ${statusText}`;
     return errorFromCode(
       undefined,
       `${method} ${url}: HTTP ${response.status}${reason} (not a Nullspace error response)`,
@@ -319,10 +305,10 @@ export class Transport {
   }
 }
 
-/** The short system reason behind a failed fetch, e.g. `ECONNREFUSED`. */
+/** The short system reason behind a failed request, e.g. `ECONNREFUSED`. */
 function networkReason(err: unknown): string {
   let current: unknown = err;
-  // fetch wraps the socket error as `cause`; happy-eyeballs wraps several in an AggregateError.
+  // A wrapped socket error is the `cause`; happy-eyeballs wraps several in an AggregateError.
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') return code;
@@ -377,6 +363,8 @@ export class RawResponse {
   constructor(
     readonly stream: http.IncomingMessage,
     readonly status: number,
+    /** The URL the request went to. */
+    readonly url: string,
     signal?: AbortSignal,
     onAbort?: () => void,
   ) {

@@ -4,14 +4,21 @@
  * (`machine.attachVolume(...)`). This module holds the types, the wire conversions and the
  * requests behind the `Machine` volume methods.
  */
-import type {
-  ListVolumeAttachmentsResponse,
-  ListVolumesResponse,
-  VolumeAttachmentInfo as WireVolumeAttachment,
-  VolumeHealth as WireVolumeHealth,
-  VolumeInfo as WireVolumeInfo,
+import {
+  type CreateVolumeBodySchema,
+  type ListVolumeAttachmentsResponse,
+  type ListVolumesResponse,
+  VolumeAttachmentInfoSchema,
+  type VolumeAttachmentRefSchema,
+  VolumeHealthSchema,
+  VolumeInfoSchema,
+  VolumeMountBodySchema,
+  type VolumeAttachmentInfo as WireVolumeAttachment,
+  type VolumeHealth as WireVolumeHealth,
+  type VolumeInfo as WireVolumeInfo,
 } from '@nullspace/protocol';
 import { type ConnectionOptions, type RequestOptions, Transport } from './transport.js';
+import { type FromWire, fromWire, requestBody, toWire } from './wire.js';
 
 /**
  * A volume to mount into a machine: at create (`Machine.create({ volumes: [...] })`) or with
@@ -22,16 +29,7 @@ import { type ConnectionOptions, type RequestOptions, Transport } from './transp
  * const mount: VolumeMount = { volume: 'datasets', mountPath: '/data', readOnly: true, subpath: 'v2' };
  * ```
  */
-export interface VolumeMount {
-  /** Volume id (`vol_...`) or name. */
-  volume: string;
-  /** Absolute path in the machine; created if missing. Not `/`, nor under /proc, /sys, /dev. */
-  mountPath: string;
-  /** Mount read-only: writes fail with EROFS, and the machine cannot remount it read-write. */
-  readOnly?: boolean;
-  /** Mount only this directory of the volume (created if missing; no `..`). */
-  subpath?: string;
-}
+export interface VolumeMount extends FromWire<typeof VolumeMountBodySchema> {}
 
 /**
  * Where a volume is mounted, as {@link VolumeInfo.attachments} lists it.
@@ -41,14 +39,7 @@ export interface VolumeMount {
  * for (const a of (await Volume.get('datasets')).attachments) console.log(a.machineId, a.mountPath);
  * ```
  */
-export interface VolumeAttachmentRef {
-  /** `vat_...` */
-  id: string;
-  machineId: string;
-  mountPath: string;
-  readOnly: boolean;
-  subpath: string | null;
-}
+export interface VolumeAttachmentRef extends FromWire<typeof VolumeAttachmentRefSchema> {}
 
 /**
  * A volume's info, camelCase; `createdAt` is a `Date`.
@@ -59,19 +50,7 @@ export interface VolumeAttachmentRef {
  * console.log(info.id, info.sizeMb, info.usedBytes, info.attachments.length);
  * ```
  */
-export interface VolumeInfo {
-  /** `vol_...` */
-  id: string;
-  /** Unique on the server. */
-  name: string;
-  /** The filesystem's size: writing past it fails with ENOSPC in the machine. */
-  sizeMb: number;
-  /** Bytes in use on the volume's filesystem (its own metadata included). */
-  usedBytes: number;
-  createdAt: Date;
-  /** The machines it is mounted in now. */
-  attachments: VolumeAttachmentRef[];
-}
+export interface VolumeInfo extends FromWire<typeof VolumeInfoSchema> {}
 
 /**
  * The last health check of an attachment ({@link Machine.getVolumeHealth}).
@@ -82,15 +61,7 @@ export interface VolumeInfo {
  * if (!h.healthy) console.warn(h.reason); // e.g. "nothing is mounted at /data"
  * ```
  */
-export interface VolumeHealth {
-  attachmentId: string;
-  healthy: boolean;
-  /** Why not (null when healthy). */
-  reason: string | null;
-  checkedAt: Date;
-  /** What of the volume is mounted at the mount path now (null: nothing of it). */
-  observed: { readOnly: boolean; subpath: string | null } | null;
-}
+export interface VolumeHealth extends FromWire<typeof VolumeHealthSchema> {}
 
 /**
  * One volume mounted into one machine: `machine.listVolumes()`, `getInfo().volumes`.
@@ -101,19 +72,7 @@ export interface VolumeHealth {
  * console.log(attachment.id, attachment.volumeName, attachment.mountPath, attachment.readOnly);
  * ```
  */
-export interface VolumeAttachment {
-  /** `vat_...` */
-  id: string;
-  volumeId: string;
-  volumeName: string;
-  machineId: string;
-  mountPath: string;
-  readOnly: boolean;
-  subpath: string | null;
-  createdAt: Date;
-  /** The last health check, or null before the first. */
-  health: VolumeHealth | null;
-}
+export interface VolumeAttachment extends FromWire<typeof VolumeAttachmentInfoSchema> {}
 
 /**
  * Options of {@link Volume.create}, plus connection options.
@@ -123,10 +82,9 @@ export interface VolumeAttachment {
  * const opts: VolumeCreateOptions = { sizeMb: 4096 };
  * ```
  */
-export interface VolumeCreateOptions extends ConnectionOptions {
-  /** Size in MB, 300 to 1048576 (default 1024). The image is sparse: it costs what is written. */
-  sizeMb?: number;
-}
+export interface VolumeCreateOptions
+  extends Omit<FromWire<typeof CreateVolumeBodySchema>, 'name'>,
+    ConnectionOptions {}
 
 /**
  * Options of `machine.attachVolume(volume, mountPath, opts)`.
@@ -150,13 +108,7 @@ export interface AttachVolumeOptions extends RequestOptions {
  * ```
  */
 export function volumeHealthFromWire(w: WireVolumeHealth): VolumeHealth {
-  return {
-    attachmentId: w.attachment_id,
-    healthy: w.healthy,
-    reason: w.reason,
-    checkedAt: new Date(w.checked_at),
-    observed: w.observed ? { readOnly: w.observed.read_only, subpath: w.observed.subpath } : null,
-  };
+  return fromWire(VolumeHealthSchema, w);
 }
 
 /**
@@ -168,13 +120,7 @@ export function volumeHealthFromWire(w: WireVolumeHealth): VolumeHealth {
  * ```
  */
 export function volumeHealthToWire(h: VolumeHealth): WireVolumeHealth {
-  return {
-    attachment_id: h.attachmentId,
-    healthy: h.healthy,
-    reason: h.reason,
-    checked_at: h.checkedAt.toISOString(),
-    observed: h.observed ? { read_only: h.observed.readOnly, subpath: h.observed.subpath } : null,
-  };
+  return toWire(VolumeHealthSchema, h);
 }
 
 /**
@@ -186,17 +132,7 @@ export function volumeHealthToWire(h: VolumeHealth): WireVolumeHealth {
  * ```
  */
 export function volumeAttachmentFromWire(w: WireVolumeAttachment): VolumeAttachment {
-  return {
-    id: w.id,
-    volumeId: w.volume_id,
-    volumeName: w.volume_name,
-    machineId: w.machine_id,
-    mountPath: w.mount_path,
-    readOnly: w.read_only,
-    subpath: w.subpath,
-    createdAt: new Date(w.created_at),
-    health: w.health ? volumeHealthFromWire(w.health) : null,
-  };
+  return fromWire(VolumeAttachmentInfoSchema, w);
 }
 
 /**
@@ -208,17 +144,7 @@ export function volumeAttachmentFromWire(w: WireVolumeAttachment): VolumeAttachm
  * ```
  */
 export function volumeAttachmentToWire(a: VolumeAttachment): WireVolumeAttachment {
-  return {
-    id: a.id,
-    volume_id: a.volumeId,
-    volume_name: a.volumeName,
-    machine_id: a.machineId,
-    mount_path: a.mountPath,
-    read_only: a.readOnly,
-    subpath: a.subpath,
-    created_at: a.createdAt.toISOString(),
-    health: a.health ? volumeHealthToWire(a.health) : null,
-  };
+  return toWire(VolumeAttachmentInfoSchema, a);
 }
 
 /**
@@ -230,20 +156,7 @@ export function volumeAttachmentToWire(a: VolumeAttachment): WireVolumeAttachmen
  * ```
  */
 export function volumeInfoFromWire(w: WireVolumeInfo): VolumeInfo {
-  return {
-    id: w.id,
-    name: w.name,
-    sizeMb: w.size_mb,
-    usedBytes: w.used_bytes,
-    createdAt: new Date(w.created_at),
-    attachments: w.attachments.map((a) => ({
-      id: a.id,
-      machineId: a.machine_id,
-      mountPath: a.mount_path,
-      readOnly: a.read_only,
-      subpath: a.subpath,
-    })),
-  };
+  return fromWire(VolumeInfoSchema, w);
 }
 
 /**
@@ -255,20 +168,7 @@ export function volumeInfoFromWire(w: WireVolumeInfo): VolumeInfo {
  * ```
  */
 export function volumeInfoToWire(v: VolumeInfo): WireVolumeInfo {
-  return {
-    id: v.id,
-    name: v.name,
-    size_mb: v.sizeMb,
-    used_bytes: v.usedBytes,
-    created_at: v.createdAt.toISOString(),
-    attachments: v.attachments.map((a) => ({
-      id: a.id,
-      machine_id: a.machineId,
-      mount_path: a.mountPath,
-      read_only: a.readOnly,
-      subpath: a.subpath,
-    })),
-  };
+  return toWire(VolumeInfoSchema, v);
 }
 
 function volumePath(ref: string): string {
@@ -446,12 +346,7 @@ export async function attachVolume(
   const wire = await transport.request<WireVolumeAttachment>({
     method: 'POST',
     path: attachmentsPath(machineId),
-    body: {
-      volume: mount.volume,
-      mount_path: mount.mountPath,
-      read_only: mount.readOnly,
-      subpath: mount.subpath,
-    },
+    body: requestBody(VolumeMountBodySchema, mount),
     ...perCall(opts),
   });
   return volumeAttachmentFromWire(wire);

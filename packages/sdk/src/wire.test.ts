@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { CreateMachineBodySchema, LifecycleEventSchema, SnapshotInfoSchema } from '@nullspace/protocol';
 import type {
   LifecycleEvent,
   MachineInfo,
@@ -39,6 +40,8 @@ import {
   volumeInfoFromWire,
   volumeInfoToWire,
 } from './index.js';
+import type { MachineCreateOptions } from './machine.js';
+import { fromWire, requestBody, toWire } from './wire.js';
 
 const T1 = '2025-01-01T10:00:00.000Z';
 const T2 = '2025-01-01T10:05:00.123Z';
@@ -264,5 +267,50 @@ describe('the other answers', () => {
     };
     assert.deepEqual(sshAccessToWire(sshAccessFromWire(ssh)), ssh);
     assertCamel(sshAccessFromWire(ssh));
+  });
+});
+
+describe('the schema-driven converter', () => {
+  it('keeps a field the SDK does not know yet, under its camelCase name, its value untouched', () => {
+    assert.deepEqual(machineInfoFromWire({ id: 'mch_a', future_field: { a_b: 1 } }), {
+      id: 'mch_a',
+      futureField: { a_b: 1 },
+    });
+  });
+
+  it("leaves an event's data as the server wrote it, nested objects too", () => {
+    const data = { child_ids: ['mch_b'], nested_value: { snake_key: 1 } };
+    assert.deepEqual(fromWire(LifecycleEventSchema, { data }).data, data);
+  });
+
+  it('request bodies: only the fields the schema names, renamed all the way down', () => {
+    const opts: MachineCreateOptions = {
+      apiUrl: 'http://127.0.0.1:1',
+      requestTimeoutMs: 5,
+      memoryMb: 1024,
+      envs: { MY_VAR: 'a' },
+      network: { egress: { mode: 'custom', allowCidrs: ['1.1.1.1'], rateLimit: { kbitPerSec: 8 } } },
+      volumes: [{ volume: 'data', mountPath: '/data', readOnly: true }],
+      warmPoolMode: 'bypass',
+    };
+    assert.deepEqual(requestBody(CreateMachineBodySchema, opts), {
+      memory_mb: 1024,
+      envs: { MY_VAR: 'a' },
+      network: { egress: { mode: 'custom', allow_cidrs: ['1.1.1.1'], rate_limit: { kbit_per_sec: 8 } } },
+      volumes: [{ volume: 'data', mount_path: '/data', read_only: true }],
+      warm_pool_mode: 'bypass',
+    });
+  });
+
+  it('request bodies: a misspelt nested key is sent on (snake_case), for the server to refuse by name', () => {
+    const typo = { network: { egress: { mode: 'deny_all', allowCidr: ['x'] } } };
+    assert.deepEqual(requestBody(CreateMachineBodySchema, typo), {
+      network: { egress: { mode: 'deny_all', allow_cidr: ['x'] } },
+    });
+  });
+
+  it('dates out as ISO strings, and an invalid date-time string in stays a string', () => {
+    assert.deepEqual(toWire(SnapshotInfoSchema, { createdAt: new Date(T1) }), { created_at: T1 });
+    assert.deepEqual(fromWire(SnapshotInfoSchema, { created_at: 'not a date' }), { createdAt: 'not a date' });
   });
 });

@@ -16,6 +16,7 @@ import { addMetricsRoutes } from './http/metrics-routes.js';
 import { PreviewProxy } from './http/preview-proxy.js';
 import { addPreviewRoutes } from './http/preview-routes.js';
 import { Router } from './http/router.js';
+import { addServerRoutes } from './http/server-routes.js';
 import { addSnapshotRoutes } from './http/snapshot-routes.js';
 import { addSshRoutes } from './http/ssh-routes.js';
 import { addTemplateRoutes } from './http/template-routes.js';
@@ -179,6 +180,10 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addSshRoutes(router, ssh);
+  addServerRoutes(router);
+  // Every route of the table has its handler, or the server does not start.
+  const unhandled = router.missing();
+  if (unhandled.length > 0) throw new Error(`routes without a handler: ${unhandled.join(', ')}`);
   await ssh.reopen();
   const previewProxy = new PreviewProxy({
     previews,

@@ -1,5 +1,7 @@
+import { LifecycleWsQuerySchema } from '@nullspace/protocol';
 import { type LifecycleEvent, Machine, lifecycleEventToWire } from '@nullspace/sdk';
 import { type Subcommand, UsageError, flag, optionalString } from '../args.js';
+import { schemaFlags } from '../schema-flags.js';
 
 /** One event per line: JSON (the API's shape) for scripts, else id, time, what changed, reason, data. */
 function line(e: LifecycleEvent, json: boolean): string {
@@ -14,6 +16,11 @@ function line(e: LifecycleEvent, json: boolean): string {
 /** Largest page the polling route gives. */
 const PAGE = 1000;
 
+const EVENT_FLAGS = schemaFlags(LifecycleWsQuerySchema, [
+  { field: 'after_event_id', name: 'after' },
+  { field: 'live_only', help: 'With --follow: skip the replay, only events from now on' },
+]);
+
 /** `nullspace machine events ID [--after N] [--follow] [--live-only]`. */
 export const events: Subcommand = {
   name: 'events',
@@ -23,13 +30,11 @@ export const events: Subcommand = {
 line (the API's shape).
 
 Flags:
-  --after N      only events after event id N
-  -f, --follow   keep streaming new events until interrupted (reconnects by itself)
-  --live-only    with --follow: skip the past, show only new events`,
+${EVENT_FLAGS.help}
+  -f, --follow             keep streaming new events until interrupted (reconnects by itself)`,
   options: {
-    after: { type: 'string' },
+    ...EVENT_FLAGS.options,
     follow: { type: 'boolean', short: 'f' },
-    'live-only': { type: 'boolean' },
   },
   async run(input) {
     const { values, command } = input;

@@ -3,6 +3,13 @@ import { basename, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import {
+  ListFilesQuerySchema,
+  MoveBodySchema,
+  SearchBodySchema,
+  SignedUrlBodySchema,
+  WatchBodySchema,
+} from '@nullspace/protocol';
 import { type FileEntry, Machine, type SearchResult, type WatchEvent } from '@nullspace/sdk';
 import {
   type CommandInput,
@@ -13,6 +20,7 @@ import {
   stringList,
 } from '../args.js';
 import { formatBytes, formatKeyValue, formatTable, printJson } from '../output.js';
+import { schemaFlags } from '../schema-flags.js';
 
 /** `mch_...:/path`: a path in a machine. Anything else is local (`-` is stdin or stdout). */
 const REMOTE = /^([A-Za-z0-9_]+):(\/.*)$/;
@@ -125,6 +133,31 @@ function args(input: CommandInput, count: number, names: string): string[] {
   return rest;
 }
 
+/** Each operation's flags, from the fields they set. */
+const FILE_FLAGS = [
+  schemaFlags(ListFilesQuerySchema, [
+    { field: 'depth', help: 'ls: levels to list, 1 = the directory itself' },
+  ]),
+  schemaFlags(MoveBodySchema, [{ field: 'overwrite', help: 'mv: replace an existing target' }]),
+  schemaFlags(SearchBodySchema, [
+    { field: 'regex', help: 'search: PATTERN is a regular expression' },
+    {
+      field: 'case_sensitive',
+      name: 'ignore-case',
+      short: 'i',
+      negate: true,
+      help: 'search: case-insensitive',
+    },
+    { field: 'include', metavar: 'GLOB', help: 'search: only files matching (*.ts matches at any depth)' },
+    { field: 'exclude', metavar: 'GLOB', help: 'search: skip files or directories matching' },
+    { field: 'max_results', help: 'search: stop after N matches' },
+  ]),
+  schemaFlags(SignedUrlBodySchema, [
+    { field: 'expires_in', metavar: 'S', help: 'url: seconds until the URL expires' },
+  ]),
+  schemaFlags(WatchBodySchema, [{ field: 'recursive', short: 'r', help: 'watch: subdirectories too' }]),
+].reduce((all, f) => ({ options: { ...all.options, ...f.options }, help: `${all.help}\n${f.help}` }));
+
 /** `nullspace machine files ID OP PATH...`. */
 export const files: Subcommand = {
   name: 'files',
@@ -142,27 +175,11 @@ export const files: Subcommand = {
   watch PATH [--recursive]      print changes until interrupted
 
 Flags:
-  --depth N            ls: levels to descend (1-32)
-  --overwrite          mv: replace an existing target
-  --regex              search: PATTERN is a regular expression
-  -i, --ignore-case    search: case-insensitive
-  --include GLOB       search: only files matching (repeatable; *.ts matches at any depth)
-  --exclude GLOB       search: skip files or directories matching (repeatable)
-  --max-results N      search: stop after N matches (default 1000)
-  --write              url: a URL to upload to (curl -T FILE URL) instead of download from
-  --expires-in S       url: seconds until the URL expires (default 3600, at most 7 days)
-  -r, --recursive      watch: subdirectories too`,
+${FILE_FLAGS.help}
+  --write                  url: a URL to upload to (curl -T FILE URL) instead of download from`,
   options: {
-    depth: { type: 'string' },
-    overwrite: { type: 'boolean' },
-    regex: { type: 'boolean' },
-    'ignore-case': { type: 'boolean', short: 'i' },
-    include: { type: 'string', multiple: true },
-    exclude: { type: 'string', multiple: true },
-    'max-results': { type: 'string' },
+    ...FILE_FLAGS.options,
     write: { type: 'boolean' },
-    'expires-in': { type: 'string' },
-    recursive: { type: 'boolean', short: 'r' },
   },
   async run(input) {
     const { command, values } = input;

@@ -1,4 +1,11 @@
 import {
+  CreateMachineBodySchema,
+  ForkBodySchema,
+  ListMachinesQuerySchema,
+  ResumeBodySchema,
+  SetTimeoutBodySchema,
+} from '@nullspace/protocol';
+import {
   MACHINE_INFO_KEYS,
   MACHINE_STATES,
   Machine,
@@ -8,7 +15,6 @@ import {
   type MachineSetTimeoutOptions,
   type MachineState,
   type NullspaceError,
-  TIMEOUT_ACTIONS,
   machineInfoToWire,
   snapshotInfoToWire,
 } from '@nullspace/sdk';
@@ -34,18 +40,13 @@ import {
   formatSnapshot,
   printJson,
 } from '../output.js';
+import { choices, schemaFlags } from '../schema-flags.js';
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
-import {
-  NETWORK_FLAGS_HELP,
-  NETWORK_OPTIONS,
-  createNetworkOptions,
-  network,
-  preview,
-  ssh,
-} from './network.js';
+import { NETWORK_FLAGS_HELP, NETWORK_OPTIONS, createNetworkOptions, network, preview } from './network.js';
 import { exec, logs, ps, shell, signal } from './process.js';
+import { ssh } from './ssh.js';
 import { VOLUME_FLAG_HELP, machineVolume, volumeMountsFrom } from './volume.js';
 
 function machineId(input: CommandInput): string {
@@ -78,46 +79,45 @@ function printMachine(info: Partial<MachineInfo>, json: boolean): void {
   else process.stdout.write(formatMachine(wire));
 }
 
+const CREATE_FLAGS = schemaFlags(CreateMachineBodySchema, [
+  { field: 'template', metavar: 'NAME' },
+  { field: 'snapshot_id', name: 'snapshot', metavar: 'ID' },
+  { field: 'vcpus' },
+  { field: 'memory_mb' },
+  { field: 'disk_mb' },
+  { field: 'timeout', metavar: 'SECONDS' },
+  { field: 'on_timeout', metavar: 'ACTION' },
+  { field: 'auto_resume' },
+  { field: 'cwd', metavar: 'DIR' },
+  { field: 'envs', name: 'env', metavar: 'KEY=VALUE' },
+  { field: 'metadata', metavar: 'KEY=VALUE' },
+]);
+const WARM_POOL_FLAGS = schemaFlags(CreateMachineBodySchema, [
+  { field: 'warm_pool', metavar: 'ID' },
+  { field: 'warm_pool_mode', metavar: 'MODE' },
+  { field: 'warm_pool_wait_ms', metavar: 'MS' },
+]);
+const TIMEOUT_ACTIONS = choices(CreateMachineBodySchema, 'on_timeout') as readonly MachineInfo['onTimeout'][];
+const WARM_POOL_MODES = choices(CreateMachineBodySchema, 'warm_pool_mode') as readonly NonNullable<
+  MachineCreateOptions['warmPoolMode']
+>[];
+
 const create: Subcommand = {
   name: 'create',
   summary: 'Create a machine and print its info.',
   usage: 'nullspace machine create [flags]',
   flags: `Flags:
-  --template NAME          template to start from (default: base)
-  --snapshot ID            start from a reusable snapshot instead of a template
-  --vcpus N                virtual CPUs (default: 1)
-  --memory-mb N            memory in MB (default: 512)
-  --disk-mb N              disk in MB (default: 2048)
-  --timeout SECONDS        lifetime before --on-timeout applies (default: 300)
-  --on-timeout ACTION      kill (default), pause or hibernate
-  --auto-resume            wake on preview traffic (needs --on-timeout pause|hibernate)
-  --cwd DIR                default working directory of commands (default: /workspace)
-  --env KEY=VALUE          environment variable of every command (repeatable)
-  --metadata KEY=VALUE     label to filter lists by (repeatable)
+${CREATE_FLAGS.help}
 ${VOLUME_FLAG_HELP}
-  --warm-pool ID           check a ready machine out of this warm pool
-  --warm-pool-mode MODE    prefer (default), require or bypass
-  --warm-pool-wait-ms N    how long "require" waits for a ready machine
+${WARM_POOL_FLAGS.help}
   -q, --quiet              print only the machine id
 
 Network (default: egress allow_all, public addresses only; see 'nullspace machine network'):
 ${NETWORK_FLAGS_HELP}`,
   options: {
-    template: { type: 'string' },
-    snapshot: { type: 'string' },
-    vcpus: { type: 'string' },
-    'memory-mb': { type: 'string' },
-    'disk-mb': { type: 'string' },
-    timeout: { type: 'string' },
-    'on-timeout': { type: 'string' },
-    'auto-resume': { type: 'boolean' },
-    cwd: { type: 'string' },
-    env: { type: 'string', multiple: true },
-    metadata: { type: 'string', multiple: true },
+    ...CREATE_FLAGS.options,
     volume: { type: 'string', multiple: true },
-    'warm-pool': { type: 'string' },
-    'warm-pool-mode': { type: 'string' },
-    'warm-pool-wait-ms': { type: 'string' },
+    ...WARM_POOL_FLAGS.options,
     quiet: { type: 'boolean', short: 'q' },
     ...NETWORK_OPTIONS,
   },
@@ -145,7 +145,7 @@ ${NETWORK_FLAGS_HELP}`,
     set('metadata', keyValueMap(values, 'metadata', command));
     set('volumes', volumeMountsFrom(values, command));
     set('warmPool', optionalString(values, 'warm-pool'));
-    set('warmPoolMode', oneOf(values, 'warm-pool-mode', ['prefer', 'require', 'bypass'] as const, command));
+    set('warmPoolMode', oneOf(values, 'warm-pool-mode', WARM_POOL_MODES, command));
     set('warmPoolWaitMs', optionalInteger(values, 'warm-pool-wait-ms', command));
 
     const machine = await Machine.create(opts);
@@ -230,27 +230,28 @@ const metrics: Subcommand = {
   },
 };
 
+const LIST_FLAGS = schemaFlags(ListMachinesQuerySchema, [
+  { field: 'state', metavar: 'STATE' },
+  { field: 'template', metavar: 'NAME' },
+  { field: 'limit' },
+  { field: 'next_token', metavar: 'TOKEN' },
+  { field: 'fields', metavar: 'LIST', help: 'Only these fields, comma-separated, e.g. id,status,expires_at' },
+]);
+
 const list: Subcommand = {
   name: 'list',
   summary: 'List machines, newest first.',
   usage: 'nullspace machine list [flags]',
   flags: `Flags:
-  --state STATE          only machines in this state (repeatable, or comma-separated)
-  --template NAME        only machines of this template
-  --metadata KEY=VALUE   only machines with this label (repeatable; all must match)
-  --limit N              machines per page (default: 100, at most 1000)
-  --next-token TOKEN     continue from a previous page
-  --all                  follow every page
-  --fields LIST          only these fields, comma-separated
-  -q, --quiet            print only machine ids`,
+${LIST_FLAGS.help}
+  --metadata KEY=VALUE     only machines with this label (repeatable; all must match)
+  --all                    follow every page
+  -q, --quiet              print only machine ids`,
   options: {
-    state: { type: 'string', multiple: true },
-    template: { type: 'string' },
-    metadata: { type: 'string', multiple: true },
-    limit: { type: 'string' },
-    'next-token': { type: 'string' },
-    all: { type: 'boolean' },
+    ...LIST_FLAGS.options,
     fields: { type: 'string', multiple: true },
+    metadata: { type: 'string', multiple: true },
+    all: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(input) {
@@ -302,13 +303,15 @@ const list: Subcommand = {
   },
 };
 
+const RESUME_FLAGS = schemaFlags(ResumeBodySchema, [{ field: 'timeout', metavar: 'SECONDS' }]);
+
 const connect: Subcommand = {
   name: 'connect',
   summary: 'Resume a machine if it is paused or hibernated, and print its info.',
   usage: 'nullspace machine connect ID [--timeout SECONDS]',
   flags: `Flags:
-  --timeout SECONDS   new lifetime, counted from now`,
-  options: { timeout: { type: 'string' } },
+${RESUME_FLAGS.help}`,
+  options: RESUME_FLAGS.options,
   async run(input) {
     const id = machineId(input);
     const timeout = optionalInteger(input.values, 'timeout', input.command);
@@ -381,8 +384,8 @@ const resume: Subcommand = {
 keeps its id and gets a new execution id. Resuming a running machine changes nothing.
 
 Flags:
-  --timeout SECONDS   new lifetime, counted from now (default: the machine's timeout)`,
-  options: { timeout: { type: 'string' } },
+${RESUME_FLAGS.help}`,
+  options: RESUME_FLAGS.options,
   async run(input) {
     const id = singleId(input, 'machine or snapshot id');
     const timeout = optionalInteger(input.values, 'timeout', input.command);
@@ -419,6 +422,8 @@ Flags:
   },
 };
 
+const FORK_FLAGS = schemaFlags(ForkBodySchema, [{ field: 'count' }]);
+
 const fork: Subcommand = {
   name: 'fork',
   summary: 'Branch a running machine into new machines with its memory and files.',
@@ -428,8 +433,8 @@ const fork: Subcommand = {
 The machine itself keeps running.
 
 Flags:
-  --count N   how many children (default: 1, at most 16)`,
-  options: { count: { type: 'string' } },
+${FORK_FLAGS.help}`,
+  options: FORK_FLAGS.options,
   async run(input) {
     const id = machineId(input);
     const count = optionalInteger(input.values, 'count', input.command);
@@ -464,6 +469,11 @@ function errorToWire(err: NullspaceError): Record<string, unknown> {
   };
 }
 
+const TIMEOUT_FLAGS = schemaFlags(SetTimeoutBodySchema, [
+  { field: 'on_timeout', metavar: 'ACTION' },
+  { field: 'auto_resume' },
+]);
+
 const timeout: Subcommand = {
   name: 'timeout',
   summary: "Set a machine's deadline to SECONDS from now, and what happens then.",
@@ -471,13 +481,10 @@ const timeout: Subcommand = {
   flags: `Flags left out keep the machine's current setting.
 
 Flags:
-  --on-timeout ACTION   kill, pause or hibernate
-  --auto-resume         resume the machine when a command reaches it after a pause or hibernate
-                        (needs the action pause or hibernate)
-  --no-auto-resume      turn auto-resume off`,
+${TIMEOUT_FLAGS.help}
+  --no-auto-resume         turn auto-resume off`,
   options: {
-    'on-timeout': { type: 'string' },
-    'auto-resume': { type: 'boolean' },
+    ...TIMEOUT_FLAGS.options,
     'no-auto-resume': { type: 'boolean' },
   },
   async run(input) {

@@ -1,12 +1,16 @@
 /**
- * Networking commands: `machine network` (egress policy), `machine preview` (signed preview URLs,
- * grants, proxy targets) and `machine ssh`; plus the network flags `machine create` shares.
+ * Networking commands: `machine network` (egress policy) and `machine preview` (signed preview
+ * URLs, grants, proxy targets); plus the network flags `machine create` shares. `machine ssh` is in
+ * ssh.ts.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { constants, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import {
+  CreatePreviewGrantBodySchema,
+  EgressBodySchema,
+  LegacyNetworkBodySchema,
+  ListPreviewGrantsQuerySchema,
+  NetworkBodySchema,
+  WaitForPreviewBodySchema,
+} from '@nullspace/protocol';
 import {
   type EgressPolicy,
   Machine,
@@ -14,17 +18,12 @@ import {
   type NetworkInfo,
   type NetworkPolicy,
   type PreviewGrant,
-  type SshAccess,
-  type SshFiles,
   machineInfoToWire,
   previewGrantToWire,
   previewProxyTargetToWire,
   previewReadinessToWire,
   previewRevocationToWire,
   previewUrlToWire,
-  sshAccessToWire,
-  sshArgs,
-  sshCommandLine,
 } from '@nullspace/sdk';
 import {
   type CommandInput,
@@ -40,30 +39,35 @@ import {
   singleId,
 } from '../args.js';
 import { formatKeyValue, formatTable, formatValue, printJson, relativeTime } from '../output.js';
+import { choices, schemaFlags } from '../schema-flags.js';
 
-const EGRESS_MODES = ['allow_all', 'deny_all', 'custom'] as const satisfies readonly EgressPolicy['mode'][];
+const EGRESS_MODES = choices(EgressBodySchema, 'mode') as readonly EgressPolicy['mode'][];
+
+const EGRESS = schemaFlags(EgressBodySchema, [
+  { field: 'mode', name: 'egress', metavar: 'MODE' },
+  { field: 'allow_cidrs', name: 'allow-cidr', metavar: 'CIDR' },
+  { field: 'deny_cidrs', name: 'deny-cidr', metavar: 'CIDR' },
+  { field: 'rate_limit.kbit_per_sec', name: 'rate-kbit' },
+  { field: 'rate_limit.pps', name: 'rate-pps' },
+  { field: 'rate_limit.burst', name: 'burst' },
+]);
+const NO_INTERNET = schemaFlags(LegacyNetworkBodySchema, [
+  {
+    field: 'internet_access',
+    name: 'no-internet',
+    negate: true,
+    help: 'legacy internet_access=false: deny all, and no allow rule re-opens it',
+  },
+]);
+const MASK = schemaFlags(NetworkBodySchema, [{ field: 'mask_request_host', metavar: 'HOST' }]);
 
 /** The egress flags of `machine create` and `machine network`. */
-export const NETWORK_OPTIONS = {
-  egress: { type: 'string' },
-  'allow-cidr': { type: 'string', multiple: true },
-  'deny-cidr': { type: 'string', multiple: true },
-  'rate-kbit': { type: 'string' },
-  'rate-pps': { type: 'string' },
-  burst: { type: 'string' },
-  'no-internet': { type: 'boolean' },
-  'mask-request-host': { type: 'string' },
-} as const satisfies OptionSpec;
+export const NETWORK_OPTIONS: OptionSpec = { ...EGRESS.options, ...NO_INTERNET.options, ...MASK.options };
 
-export const NETWORK_FLAGS_HELP = `  --egress MODE              outbound traffic: allow_all (public addresses), deny_all or custom
-  --allow-cidr CIDR          with custom: only these IPv4 ranges (repeatable, or comma-separated)
-  --deny-cidr CIDR           with custom: never these ranges; deny wins over allow
-  --rate-kbit N              shape outbound traffic to N kbit/s (best effort)
-  --rate-pps N               ... or to N packets per second
-  --burst N                  burst of the rate limit (kbit with --rate-kbit, packets with --rate-pps)
-  --no-internet              legacy internet_access=false: deny all, and no allow rule re-opens it
-  --mask-request-host HOST   Host header preview requests reach the service with, e.g.
-                             'localhost:\${PORT}' (\${PORT} is the port)`;
+export const NETWORK_FLAGS_HELP = `${EGRESS.help}
+                           (--allow-cidr and --deny-cidr also take comma-separated lists)
+${NO_INTERNET.help}
+${MASK.help}`;
 
 const EGRESS_FLAGS = ['egress', 'allow-cidr', 'deny-cidr', 'rate-kbit', 'rate-pps', 'burst'] as const;
 
@@ -252,6 +256,16 @@ function timeLine(at: Date): string {
   return formatValue('expires_at', at.toISOString());
 }
 
+const PREVIEW_FLAGS = schemaFlags(CreatePreviewGrantBodySchema, [
+  { field: 'expires_in', metavar: 'SECONDS' },
+]);
+const WAIT_FLAGS = schemaFlags(WaitForPreviewBodySchema, [
+  { field: 'timeout_ms', help: 'With --wait: how long to wait for the port to answer' },
+]);
+const GRANTS_FLAGS = schemaFlags(ListPreviewGrantsQuerySchema, [
+  { field: 'port', metavar: 'P', help: 'With --list: only grants of this port' },
+]);
+
 export const preview: Subcommand = {
   name: 'preview',
   summary: 'Make a signed preview URL of a machine port; list or revoke preview grants.',
@@ -263,24 +277,24 @@ Preview hosts are PORT-ID.<preview domain>; on the default domain (*.localhost) 
 them to 127.0.0.1, other clients may need the Host header or curl's --resolve.
 
 Flags:
-  --expires-in SECONDS   lifetime of the grant (default: 3600, at most 604800)
-  --wait                 first wait until something answers on the port (wakes a paused machine
-                         with auto-resume)
-  --timeout-ms N         how long --wait waits (default: 30000)
-  --proxy-target         make a target for a proxy you run instead: an upstream URL without a
-                         secret and the header (with the token) the proxy adds
-  -q, --quiet            print only the URL (with --proxy-target: the header's value)
-  --list                 list the machine's grants (tokens are not shown)
-  --port P               with --list: only grants of this port
-  --revoke GRANT_ID      revoke a grant (pvg_...): its open connections are closed at once`,
+${PREVIEW_FLAGS.help}
+  --wait                   first wait until something answers on the port (wakes a paused machine
+                           with auto-resume)
+${WAIT_FLAGS.help}
+  --proxy-target           make a target for a proxy you run instead: an upstream URL without a
+                           secret and the header (with the token) the proxy adds
+  -q, --quiet              print only the URL (with --proxy-target: the header's value)
+  --list                   list the machine's grants (tokens are not shown)
+${GRANTS_FLAGS.help}
+  --revoke GRANT_ID        revoke a grant (pvg_...): its open connections are closed at once`,
   options: {
-    'expires-in': { type: 'string' },
+    ...PREVIEW_FLAGS.options,
     wait: { type: 'boolean' },
-    'timeout-ms': { type: 'string' },
+    ...WAIT_FLAGS.options,
     'proxy-target': { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     list: { type: 'boolean' },
-    port: { type: 'string' },
+    ...GRANTS_FLAGS.options,
     revoke: { type: 'string' },
   },
   async run(input) {
@@ -396,186 +410,3 @@ async function listGrants(
   );
   return 0;
 }
-
-// ---- ssh ----------------------------------------------------------------------------------------
-
-const DEFAULT_PUBLIC_KEYS = ['id_ed25519.pub', 'id_rsa.pub'];
-
-/** `~/.config/nullspace` (or `$XDG_CONFIG_HOME/nullspace`). */
-function configDir(): string {
-  const xdg = process.env.XDG_CONFIG_HOME;
-  return join(xdg?.startsWith('/') ? xdg : join(homedir(), '.config'), 'nullspace');
-}
-
-/** The public key file to use: the flag's, else the first default that exists. */
-function publicKeyFile(values: OptionValues): string {
-  const explicit = optionalString(values, 'public-key');
-  if (explicit !== undefined) return explicit;
-  const dir = join(homedir(), '.ssh');
-  const found = DEFAULT_PUBLIC_KEYS.map((name) => join(dir, name)).find((f) => existsSync(f));
-  if (found === undefined)
-    throw new Error(
-      `no SSH public key found (looked for ${DEFAULT_PUBLIC_KEYS.map((n) => join(dir, n)).join(' and ')}); ` +
-        "make one with 'ssh-keygen -t ed25519' or give --public-key FILE",
-    );
-  return found;
-}
-
-/** Reads a public key file, refusing a private key before it can leave this computer. */
-function readPublicKey(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(
-      `cannot read the public key ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
-  if (/PRIVATE KEY-----|^PuTTY-User-Key-File-/m.test(text))
-    throw new Error(
-      `${file} is a private key: give the public key (${file.endsWith('.pub') ? file : `${file}.pub`}); ` +
-        'the private key never leaves your computer',
-    );
-  return text.trim();
-}
-
-/**
- * Where the certificate goes: a file per machine in the config directory, not next to the key as
- * `<key>-cert.pub` — ssh offers a certificate found there to every host it connects to, which
- * would show each of them the machine's id and the certificate's key id. The server's ready
- * command names the same file.
- */
-function certificateFileFor(access: SshAccess): string {
-  return join(configDir(), 'ssh', `${access.machineId}-cert.pub`);
-}
-
-/** Writes a file whole or not at all (a temporary file renamed over it). */
-async function writeFileAtomic(file: string, text: string, mode: number): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, file);
-}
-
-/**
- * Puts `line` into a known_hosts file, replacing the line for the same host pattern (with the same
- * marker): one line per machine, however often access is renewed.
- */
-async function upsertKnownHosts(file: string, line: string): Promise<void> {
-  const keyOf = (l: string) => {
-    const parts = l.trim().split(/\s+/);
-    return parts[0]?.startsWith('@') ? `${parts[0]} ${parts[1] ?? ''}` : (parts[0] ?? '');
-  };
-  const key = keyOf(line);
-  const old = await readFile(file, 'utf8').catch(() => '');
-  const kept = old.split('\n').filter((l) => l.trim() !== '' && keyOf(l) !== key);
-  await writeFileAtomic(file, `${[...kept, line.trim()].join('\n')}\n`, 0o644);
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Runs ssh with this terminal and returns its exit status (128 + N for signal N, like a shell). */
-function runSsh(args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ssh', args, { stdio: 'inherit' });
-    // Ctrl-C reaches ssh directly (same terminal); this process must outlive it to report its status.
-    const ignore = () => {};
-    const forward = (sig: NodeJS.Signals) => child.kill(sig);
-    process.on('SIGINT', ignore);
-    process.on('SIGTERM', forward);
-    process.on('SIGHUP', forward);
-    const done = () => {
-      process.off('SIGINT', ignore);
-      process.off('SIGTERM', forward);
-      process.off('SIGHUP', forward);
-    };
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      done();
-      reject(
-        err.code === 'ENOENT'
-          ? new Error(
-              'ssh is not installed (the OpenSSH client); use --print to see the command it would run',
-            )
-          : err,
-      );
-    });
-    child.once('exit', (code, signal) => {
-      done();
-      if (code !== null) resolve(code);
-      else
-        resolve(
-          128 +
-            (signal === null ? 0 : ((constants.signals as Record<string, number | undefined>)[signal] ?? 0)),
-        );
-    });
-  });
-}
-
-export const ssh: Subcommand = {
-  name: 'ssh',
-  summary: 'Log in to a machine with ssh, using a short-lived certificate for your key.',
-  usage: 'nullspace machine ssh ID [flags] [-- COMMAND...]',
-  flags: `Sends your public key (never the private key) to the server, which signs it into an OpenSSH
-certificate for this machine, then runs ssh through the server's relay (exit status: ssh's).
-The certificate is saved as ~/.config/nullspace/ssh/ID-cert.pub and the machine's host CA line in
-~/.config/nullspace/known_hosts; the host key is checked strictly. After --, the remote command: one argument is a shell command line,
-several are run as an argv (as with 'machine exec').
-
-Flags:
-  --public-key FILE          public key to sign (default: ~/.ssh/id_ed25519.pub, then ~/.ssh/id_rsa.pub)
-  --expires-in-minutes N     how long the certificate is valid (default: 60, at most 1440)
-  --print                    save the files and print the ssh command instead of running it`,
-  options: {
-    'public-key': { type: 'string' },
-    'expires-in-minutes': { type: 'string' },
-    print: { type: 'boolean' },
-  },
-  takesDashDash: true,
-  async run(input) {
-    const { values, command } = input;
-    const id = singleId(input, 'machine id');
-    const expiresInMinutes = optionalInteger(values, 'expires-in-minutes', command);
-    const keyFile = publicKeyFile(values);
-    const publicKey = readPublicKey(keyFile);
-    const access = await new Machine(id, input.connection).createSshAccess({
-      publicKey,
-      ...(expiresInMinutes === undefined ? {} : { expiresInMinutes }),
-    });
-    const certFile = certificateFileFor(access);
-    await writeFileAtomic(certFile, `${access.certificate}\n`, 0o644);
-    const knownHostsFile = join(configDir(), 'known_hosts');
-    await upsertKnownHosts(knownHostsFile, access.knownHosts);
-    const identity = keyFile.endsWith('.pub') ? keyFile.slice(0, -4) : undefined;
-    const files: SshFiles = {
-      certificateFile: certFile,
-      knownHostsFile,
-      ...(identity !== undefined && existsSync(identity) ? { identityFile: identity } : {}),
-    };
-    // As in `machine exec`: one argument is a shell command line, several are an argv (quoted
-    // here, because ssh joins its arguments with spaces for the remote shell).
-    const args = input.afterDashDash ?? [];
-    const remote = args.length > 1 ? [args.map(shellWord).join(' ')] : args;
-    const line = [sshCommandLine(access, files), ...remote.map(shellWord)].join(' ');
-    if (input.json) {
-      printJson({
-        ...sshAccessToWire(access),
-        certificate_file: files.certificateFile,
-        known_hosts_file: knownHostsFile,
-        identity_file: files.identityFile ?? null,
-        ssh_command: line,
-      });
-      return 0;
-    }
-    if (flag(values, 'print')) {
-      process.stdout.write(`${line}\n`);
-      process.stderr.write(
-        `certificate ${access.certificateId} valid until ${access.expiresAt.toISOString()} (${relativeTime(access.expiresAt.toISOString())})\n`,
-      );
-      return 0;
-    }
-    return runSsh([...sshArgs(access, files), ...remote]);
-  },
-};

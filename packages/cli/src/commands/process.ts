@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { PtyCreateBodySchema, RunCommandBodySchema } from '@nullspace/protocol';
 import {
   type CommandHandle,
   type CommandResult,
@@ -8,6 +9,7 @@ import {
 } from '@nullspace/sdk';
 import { type Subcommand, UsageError, flag, keyValueMap, optionalInteger, optionalString } from '../args.js';
 import { formatTable, printJson, relativeTime } from '../output.js';
+import { schemaFlags } from '../schema-flags.js';
 
 /** The exit status a shell would report: the code, 128 + signal number, or 124 on timeout. */
 export function exitStatusOf(result: CommandResult): number {
@@ -58,6 +60,14 @@ async function pumpStdin(handle: CommandHandle): Promise<void> {
   await handle.closeStdin();
 }
 
+const EXEC_FLAGS = schemaFlags(RunCommandBodySchema, [
+  { field: 'cwd', metavar: 'DIR' },
+  { field: 'envs', name: 'env', metavar: 'KEY=VALUE' },
+  { field: 'timeout_ms', metavar: 'MS' },
+  { field: 'background' },
+  { field: 'tag', metavar: 'NAME' },
+]);
+
 export const exec: Subcommand = {
   name: 'exec',
   summary: 'Run a command in a machine, streaming its output; exits with its exit status.',
@@ -68,19 +78,11 @@ ended it, 124 when it ran past --timeout-ms. With --background the pid is printe
 the command runs on (see 'machine logs' and 'machine ps').
 
 Flags:
-  --cwd DIR            working directory (default: the machine's)
-  --env KEY=VALUE      environment variable (repeatable)
-  --timeout-ms N       kill the command after N milliseconds (default: 60000; background: none)
-  --stdin              stream this program's standard input to the command
-  --background         start it and print its pid; it keeps running
-  --tag NAME           name a background command, to find it again by name`,
+${EXEC_FLAGS.help}
+  --stdin                  stream this program's standard input to the command`,
   options: {
-    cwd: { type: 'string' },
-    env: { type: 'string', multiple: true },
-    'timeout-ms': { type: 'string' },
+    ...EXEC_FLAGS.options,
     stdin: { type: 'boolean' },
-    background: { type: 'boolean' },
-    tag: { type: 'string' },
   },
   takesDashDash: true,
   flagHint: 'put the command after --, as in: nullspace machine exec ID -- ls -la',
@@ -220,6 +222,11 @@ export const signal: Subcommand = {
   },
 };
 
+const SHELL_FLAGS = schemaFlags(PtyCreateBodySchema, [
+  { field: 'cwd', metavar: 'DIR' },
+  { field: 'envs', name: 'env', metavar: 'KEY=VALUE' },
+]);
+
 export const shell: Subcommand = {
   name: 'shell',
   summary: 'Open an interactive terminal in a machine (raw mode; the size follows the window).',
@@ -227,9 +234,8 @@ export const shell: Subcommand = {
   flags: `Runs the machine's login shell, or CMD. Exits with its exit status.
 
 Flags:
-  --cwd DIR            working directory (default: the machine's)
-  --env KEY=VALUE      environment variable (repeatable)`,
-  options: { cwd: { type: 'string' }, env: { type: 'string', multiple: true } },
+${SHELL_FLAGS.help}`,
+  options: SHELL_FLAGS.options,
   takesDashDash: true,
   async run(input) {
     const [id] = input.positionals;

@@ -1,3 +1,4 @@
+import { ListSnapshotsQuerySchema } from '@nullspace/protocol';
 import { Snapshot, type SnapshotKind, type SnapshotListOptions, snapshotInfoToWire } from '@nullspace/sdk';
 import {
   type CommandInput,
@@ -11,8 +12,13 @@ import {
   singleId,
 } from '../args.js';
 import { formatSnapshot, formatSnapshotTable, printJson } from '../output.js';
+import { choices, schemaFlags } from '../schema-flags.js';
 
-const SNAPSHOT_KINDS: readonly SnapshotKind[] = ['pause', 'reusable'];
+const SNAPSHOT_KINDS = choices(ListSnapshotsQuerySchema, 'kind') as readonly SnapshotKind[];
+const LIST_FLAGS = schemaFlags(ListSnapshotsQuerySchema, [
+  { field: 'machine_id', name: 'machine', metavar: 'ID' },
+  { field: 'kind', metavar: 'KIND' },
+]);
 
 function snapshotId(input: CommandInput): string {
   return singleId(input, 'snapshot id');
@@ -23,12 +29,12 @@ const list: Subcommand = {
   summary: 'List snapshots, newest first.',
   usage: 'nullspace snapshot list [flags]',
   flags: `Flags:
-  --machine ID    only snapshots taken of this machine
-  --kind KIND     only pause snapshots (made by pause/hibernate) or reusable ones (machine snapshot)
-  -q, --quiet     print only snapshot ids`,
+${LIST_FLAGS.help}
+  -q, --quiet              print only snapshot ids
+
+Kinds: pause (made by pause and hibernate), reusable (made by machine snapshot).`,
   options: {
-    machine: { type: 'string' },
-    kind: { type: 'string' },
+    ...LIST_FLAGS.options,
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(input) {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { TemplateSpecBodySchema, WarmPoolSpecBodySchema } from '@nullspace/protocol';
 import {
   Template,
   type TemplateBuildSpec,
@@ -21,6 +22,7 @@ import {
   stringList,
 } from '../args.js';
 import { formatBytes, formatKeyValue, formatTable, printJson, relativeTime } from '../output.js';
+import { schemaFlags } from '../schema-flags.js';
 
 /** `--file LOCAL:REMOTE[:MODE]` → a file spec read from the local path. */
 function fileFlag(value: string, command: string): NonNullable<TemplateBuildSpec['files']>[number] {
@@ -76,48 +78,43 @@ function formatTemplate(t: TemplateInfo): string {
   ]);
 }
 
+const BUILD_FLAGS = schemaFlags(TemplateSpecBodySchema, [
+  { field: 'base', metavar: 'TEMPLATE' },
+  { field: 'packages', name: 'package', metavar: 'NAME' },
+  { field: 'run', metavar: 'CMD' },
+  { field: 'env', metavar: 'KEY=VALUE' },
+  { field: 'workdir', metavar: 'PATH' },
+  { field: 'start_cmd', name: 'start', metavar: 'CMD' },
+  { field: 'ready_check.port', name: 'ready-port', metavar: 'PORT' },
+  { field: 'ready_check.http_path', name: 'ready-path', metavar: 'PATH' },
+  { field: 'ready_check.command', name: 'ready-cmd', metavar: 'CMD' },
+  {
+    field: 'ready_check.timeout_ms',
+    name: 'ready-timeout-ms',
+    help: 'How long a machine may take to get ready',
+  },
+  { field: 'disk_mb' },
+  { field: 'vcpus' },
+  { field: 'memory_mb' },
+  { field: 'snapshot' },
+  { field: 'tags', name: 'tag', metavar: 'TAG' },
+]);
+
 const build: Subcommand = {
   name: 'build',
   summary: 'Build a template from a spec (a JSON file, flags, or both; flags win).',
   usage: 'nullspace template build NAME[:TAG] [flags]',
   flags: `Flags:
   -f, --spec FILE          a JSON spec as POST /v1/templates takes it (docs/templates.md)
-  --base TEMPLATE          start from this template (default base)
-  --package NAME           a Debian package to install (repeatable)
   --file LOCAL:/PATH[:MODE] copy a local file in (repeatable; MODE in octal, e.g. 755)
-  --run CMD                a shell step, run in order (repeatable)
-  --env KEY=VALUE          environment of the steps and of the template's machines (repeatable)
-  --workdir PATH           default working directory of the template's machines
-  --start CMD              start command of every machine made from it
-  --ready-port PORT        ready once PORT accepts connections
-  --ready-path PATH        ... and answers GET PATH with a status below 500
-  --ready-cmd CMD          ready once CMD exits 0
-  --ready-timeout-ms N     how long a machine may take to get ready (default 60000)
-  --disk-mb N              built-in disk size
-  --vcpus N, --memory-mb N size of the build machine
-  --snapshot               capture the machine with its start command ready (snapshot-backed)
-  --tag TAG                another tag for the same build (repeatable)
+${BUILD_FLAGS.help}
   -q, --quiet              print only the template id
 
 Shows each step and the build's output as it runs; a spec built before returns at once.`,
   options: {
     spec: { type: 'string', short: 'f' },
-    base: { type: 'string' },
-    package: { type: 'string', multiple: true },
     file: { type: 'string', multiple: true },
-    run: { type: 'string', multiple: true },
-    env: { type: 'string', multiple: true },
-    workdir: { type: 'string' },
-    start: { type: 'string' },
-    'ready-port': { type: 'string' },
-    'ready-path': { type: 'string' },
-    'ready-cmd': { type: 'string' },
-    'ready-timeout-ms': { type: 'string' },
-    'disk-mb': { type: 'string' },
-    vcpus: { type: 'string' },
-    'memory-mb': { type: 'string' },
-    snapshot: { type: 'boolean' },
-    tag: { type: 'string', multiple: true },
+    ...BUILD_FLAGS.options,
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(input) {
@@ -323,21 +320,23 @@ function poolRow(p: WarmPoolInfo): string[] {
 
 const POOL_COLUMNS = ['ID', 'TEMPLATE', 'READY', 'STARTING', 'HIT RATE', 'CHECKOUT P50/P95'];
 
+const POOL_FLAGS = schemaFlags(WarmPoolSpecBodySchema, [
+  { field: 'size', help: 'Machines kept ready (required)' },
+  { field: 'template', metavar: 'NAME' },
+  { field: 'vcpus' },
+  { field: 'memory_mb' },
+  { field: 'disk_mb' },
+]);
+
 const poolCreate: Subcommand = {
   name: 'create',
   summary: 'Create a warm pool: SIZE machines of a template kept started.',
   usage: 'nullspace pool create --size N [--template NAME[:TAG]] [--vcpus N] [--memory-mb N] [--disk-mb N]',
   flags: `Flags:
-  --size N          machines kept ready (required)
-  --template NAME   template of its machines (default base)
-  --vcpus N, --memory-mb N, --disk-mb N   their size
-  -q, --quiet       print only the pool id`,
+${POOL_FLAGS.help}
+  -q, --quiet              print only the pool id`,
   options: {
-    size: { type: 'string' },
-    template: { type: 'string' },
-    vcpus: { type: 'string' },
-    'memory-mb': { type: 'string' },
-    'disk-mb': { type: 'string' },
+    ...POOL_FLAGS.options,
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(input) {

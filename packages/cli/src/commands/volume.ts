@@ -2,6 +2,7 @@
  * Volume commands: `nullspace volume create|list|get|delete`, `nullspace machine volume
  * list|attach|detach|health|remount`, and the `--volume` flag of `machine create`.
  */
+import { CreateVolumeBodySchema, VolumeMountBodySchema } from '@nullspace/protocol';
 import {
   Machine,
   Volume,
@@ -25,6 +26,7 @@ import {
   stringList,
 } from '../args.js';
 import { formatBytes, formatKeyValue, formatTable, printJson, relativeTime } from '../output.js';
+import { schemaFlags } from '../schema-flags.js';
 
 function attachmentLine(a: {
   id: string;
@@ -57,6 +59,8 @@ function printVolume(v: VolumeInfo, json: boolean): void {
   );
 }
 
+const SIZE_FLAGS = schemaFlags(CreateVolumeBodySchema, [{ field: 'size_mb' }]);
+
 const create: Subcommand = {
   name: 'create',
   summary: 'Create a volume and print its info.',
@@ -64,10 +68,11 @@ const create: Subcommand = {
   flags: `NAME is unique: 1-63 of a-z, 0-9, ".", "_" and "-".
 
 Flags:
-  --size-mb N    size of its filesystem in MB, 300 to 1048576 (default: 1024); writes past it
-                 fail with "No space left on device". Sparse: it costs what is written.
-  -q, --quiet    print only the volume id`,
-  options: { 'size-mb': { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+${SIZE_FLAGS.help}
+  -q, --quiet              print only the volume id
+
+Writes past the size fail with "No space left on device".`,
+  options: { ...SIZE_FLAGS.options, quiet: { type: 'boolean', short: 'q' } },
   async run(input) {
     const name = singleId(input, 'volume name');
     const sizeMb = optionalInteger(input.values, 'size-mb', input.command);
@@ -163,6 +168,11 @@ function printAttachment(a: VolumeAttachment, json: boolean): void {
 
 const ACTIONS = ['list', 'attach', 'detach', 'health', 'remount'] as const;
 
+const ATTACH_FLAGS = schemaFlags(VolumeMountBodySchema, [
+  { field: 'read_only' },
+  { field: 'subpath', metavar: 'DIR' },
+]);
+
 export const machineVolume: Subcommand = {
   name: 'volume',
   summary: "List, attach, detach, check and remount a running machine's volumes.",
@@ -174,13 +184,12 @@ export const machineVolume: Subcommand = {
   health ID ATTACHMENT_ID            check the mount now; exits 1 when it is unhealthy
   remount ID ATTACHMENT_ID           unmount whatever of the volume is there and mount it again
 
-Flags:
-  --read-only       attach: mount read-only (the machine cannot write to it or remount it)
-  --subpath DIR     attach: mount only this directory of the volume (created if missing)
-  -q, --quiet       list, attach: print only attachment ids`,
+Flags (attach):
+${ATTACH_FLAGS.help}
+
+  -q, --quiet              list, attach: print only attachment ids`,
   options: {
-    'read-only': { type: 'boolean' },
-    subpath: { type: 'string' },
+    ...ATTACH_FLAGS.options,
     quiet: { type: 'boolean', short: 'q' },
   },
   async run(input) {

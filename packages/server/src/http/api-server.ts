@@ -149,22 +149,17 @@ async function handle(
   url: URL,
   requestId: string,
 ): Promise<void> {
-  if (url.pathname === '/healthz' && req.method === 'GET') {
-    sendJson(res, 200, { ok: true });
-    return;
-  }
-  // `/v1/signed/...` carries its own permission (an HMAC the route checks) instead of the key.
-  // `/metrics` needs the key too (Prometheus sends it as a bearer token).
-  if (
-    (url.pathname.startsWith('/v1/') || url.pathname === '/v1' || url.pathname === '/metrics') &&
-    !url.pathname.startsWith('/v1/signed/')
-  ) {
-    if (!keyMatches(presentedKey(req), o.apiKey))
-      throw new CodedError(
-        'unauthenticated',
-        'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
-      );
-  }
+  // The route table says which routes are public (`none`) or carry their own permission (`signed`,
+  // an HMAC the route checks); every other path under /v1, and /metrics (Prometheus sends the key
+  // as a bearer token), needs the API key, also when it names no route (401 before 404).
+  const found = o.router.find(req.method ?? 'GET', url.pathname);
+  const auth = found.route?.spec.auth ?? 'key';
+  const guarded = url.pathname.startsWith('/v1/') || url.pathname === '/v1' || url.pathname === '/metrics';
+  if (guarded && auth === 'key' && !keyMatches(presentedKey(req), o.apiKey))
+    throw new CodedError(
+      'unauthenticated',
+      'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
+    );
   const { handler, params } = o.router.match(req.method ?? 'GET', url.pathname);
   const ctx: RequestContext = { req, res, url, params, requestId, body: () => readJsonBody(req) };
   const result = await handler(ctx);

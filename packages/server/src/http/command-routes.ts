@@ -40,7 +40,7 @@ export function addCommandRoutes(router: Router, machines: MachineService): void
   const agentProc = (ctx: RequestContext, suffix = '') =>
     `${AGENT_ROUTES.process(selectorText(parseProcessSelector(ctx.params.pid ?? '')))}${suffix}`;
 
-  router.add('POST', '/v1/machines/{id}/commands', async (ctx) => {
+  router.on('runCommand', async (ctx) => {
     const req = parseRunCommand(await ctx.body());
     const foreground = !req.background && !req.stream;
     return proxyToAgent(ctx, machines, id(ctx), {
@@ -65,17 +65,22 @@ export function addCommandRoutes(router: Router, machines: MachineService): void
     });
   });
 
-  router.add('GET', '/v1/machines/{id}/commands', async (ctx) => {
+  router.on('listCommands', async (ctx) => {
     noQuery(ctx);
     return proxyToAgent(ctx, machines, id(ctx), { method: 'GET', path: AGENT_ROUTES.processes });
   });
 
+  const ids = {
+    commands: ['getCommand', 'commandLogs', 'commandStdin', 'signalCommand', 'killCommand', 'attachCommand'],
+    pty: ['getPty', 'ptyLogs', 'ptyInput', 'signalPty', 'killPty', 'attachPty'],
+  } as const;
   for (const base of ['commands', 'pty'] as const) {
-    router.add('GET', `/v1/machines/{id}/${base}/{pid}`, async (ctx) => {
+    const [get, logs, input, signal, kill] = ids[base];
+    router.on(get, async (ctx) => {
       noQuery(ctx);
       return proxyToAgent(ctx, machines, id(ctx), { method: 'GET', path: agentProc(ctx) });
     });
-    router.add('GET', `/v1/machines/{id}/${base}/{pid}/logs`, async (ctx) => {
+    router.on(logs, async (ctx) => {
       const q = parseLogsQuery(ctx.url.searchParams);
       const query = new URLSearchParams({
         offset: String(q.offset),
@@ -85,24 +90,20 @@ export function addCommandRoutes(router: Router, machines: MachineService): void
       return proxyToAgent(ctx, machines, id(ctx), { method: 'GET', path: agentProc(ctx, `/logs?${query}`) });
     });
     // Bytes for the process's stdin (a terminal's input), streamed as they come.
-    router.add(
-      'POST',
-      `/v1/machines/{id}/${base}/{pid}/${base === 'pty' ? 'input' : 'stdin'}`,
-      async (ctx) => {
-        noQuery(ctx);
-        return proxyToAgent(ctx, machines, id(ctx), {
-          method: 'POST',
-          path: agentProc(ctx, '/stdin'),
-          body: 'request',
-        });
-      },
-    );
-    router.add('POST', `/v1/machines/{id}/${base}/{pid}/signal`, async (ctx) => {
+    router.on(input, async (ctx) => {
+      noQuery(ctx);
+      return proxyToAgent(ctx, machines, id(ctx), {
+        method: 'POST',
+        path: agentProc(ctx, '/stdin'),
+        body: 'request',
+      });
+    });
+    router.on(signal, async (ctx) => {
       const body = parseSignalBody(await ctx.body());
       return proxyToAgent(ctx, machines, id(ctx), { method: 'POST', path: agentProc(ctx, '/signal'), body });
     });
     // Kill: SIGKILL to the process and everything it started.
-    router.add('DELETE', `/v1/machines/{id}/${base}/{pid}`, async (ctx) => {
+    router.on(kill, async (ctx) => {
       noQuery(ctx);
       return proxyToAgent(ctx, machines, id(ctx), {
         method: 'POST',
@@ -112,13 +113,13 @@ export function addCommandRoutes(router: Router, machines: MachineService): void
     });
   }
 
-  router.add('POST', '/v1/machines/{id}/commands/{pid}/close_stdin', async (ctx) => {
+  router.on('closeStdin', async (ctx) => {
     const raw = await ctx.body();
     if (raw !== undefined) rejectUnknownKeys(raw as Record<string, unknown>, []);
     return proxyToAgent(ctx, machines, id(ctx), { method: 'POST', path: agentProc(ctx, '/close_stdin') });
   });
 
-  router.add('POST', '/v1/machines/{id}/pty', async (ctx) => {
+  router.on('createPty', async (ctx) => {
     const req = parsePtyCreate(await ctx.body());
     return proxyToAgent(ctx, machines, id(ctx), {
       method: 'POST',
@@ -135,14 +136,14 @@ export function addCommandRoutes(router: Router, machines: MachineService): void
     });
   });
 
-  router.add('POST', '/v1/machines/{id}/pty/{pid}/resize', async (ctx) => {
+  router.on('resizePty', async (ctx) => {
     const body = parseResize(await ctx.body());
     return proxyToAgent(ctx, machines, id(ctx), { method: 'POST', path: agentProc(ctx, '/resize'), body });
   });
 
   // A plain GET on a WebSocket route is told how to use it.
   for (const base of ['commands', 'pty'] as const)
-    router.add('GET', `/v1/machines/{id}/${base}/{pid}/ws`, async () => {
+    router.on(ids[base][5], async () => {
       throw invalidArgument('upgrade', 'this route is a WebSocket: connect with Upgrade: websocket');
     });
 }

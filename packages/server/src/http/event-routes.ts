@@ -78,7 +78,7 @@ export interface EventPolls {
 export function addEventRoutes(router: Router, machines: MachineService, events: EventLog): EventPolls {
   const waiting = new Set<() => void>();
 
-  router.add('GET', '/v1/machines/{id}/lifecycle/events', async (ctx) => {
+  router.on('listEvents', async (ctx) => {
     const id = ctx.params.id ?? '';
     const q = queryValues(ctx.url.searchParams, ['after_event_id', 'limit', 'wait_ms']);
     const limit =
@@ -126,7 +126,7 @@ export function addEventRoutes(router: Router, machines: MachineService, events:
     return { body: read() };
   });
 
-  router.add('GET', '/v1/machines/{id}/lifecycle/ws', async () => {
+  router.on('streamEvents', async () => {
     throw new CodedError(
       'invalid_argument',
       'this route is a WebSocket: send the request with "Connection: Upgrade" and "Upgrade: websocket"',

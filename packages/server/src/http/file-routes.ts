@@ -62,13 +62,12 @@ function pathQuery(
  * under `/v1/signed/files/{id}`, which need no API key: the HMAC in the URL is the permission.
  */
 export function addFileRoutes(router: Router, machines: MachineService, o: FileRoutesOptions): FileRoutes {
-  const base = '/v1/machines/{id}/files';
   const mid = (ctx: RequestContext) => ctx.params.id ?? '';
   // Secrets of machines killed while the server was away (or before this was done) go too.
   o.secrets.forgetDead();
 
   // Bytes: a download or upload may take long, so it is a `long` lease (cut by a checkpoint).
-  router.add('GET', base, async (ctx) => {
+  router.on('readFile', async (ctx) => {
     const { path } = pathQuery(ctx);
     return proxyToAgent(ctx, machines, mid(ctx), {
       method: 'GET',
@@ -76,7 +75,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
       long: true,
     });
   });
-  router.add('PUT', base, async (ctx) => {
+  router.on('writeFile', async (ctx) => {
     const { path } = pathQuery(ctx);
     // Never through ctx.body(): the bytes are piped to the agent as they arrive.
     return proxyToAgent(ctx, machines, mid(ctx), {
@@ -86,31 +85,31 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
       long: true,
     });
   });
-  router.add('DELETE', base, async (ctx) => {
+  router.on('removeFile', async (ctx) => {
     const { path } = pathQuery(ctx);
     return callAgent(ctx, machines, mid(ctx), 'DELETE', agentPath(R.file, { path }));
   });
 
-  router.add('GET', `${base}/list`, async (ctx) => {
+  router.on('listFiles', async (ctx) => {
     const { path, q } = pathQuery(ctx, ['depth']);
     const depth = queryInteger(q, 'depth', FILE_LIMITS.depth);
     return callAgent(ctx, machines, mid(ctx), 'GET', agentPath(R.list, { path, depth }));
   });
-  router.add('GET', `${base}/stat`, async (ctx) => {
+  router.on('statFile', async (ctx) => {
     const { path } = pathQuery(ctx);
     return callAgent(ctx, machines, mid(ctx), 'GET', agentPath(R.stat, { path }));
   });
-  router.add('GET', `${base}/exists`, async (ctx) => {
+  router.on('fileExists', async (ctx) => {
     const { path } = pathQuery(ctx);
     return callAgent(ctx, machines, mid(ctx), 'GET', agentPath(R.exists, { path }));
   });
-  router.add('POST', `${base}/mkdir`, async (ctx) =>
+  router.on('makeDir', async (ctx) =>
     callAgent(ctx, machines, mid(ctx), 'POST', R.mkdir, parseMakeDir(await ctx.body())),
   );
-  router.add('POST', `${base}/move`, async (ctx) =>
+  router.on('moveFile', async (ctx) =>
     callAgent(ctx, machines, mid(ctx), 'POST', R.move, parseMove(await ctx.body())),
   );
-  router.add('POST', `${base}/search`, async (ctx) => {
+  router.on('searchFiles', async (ctx) => {
     const req = parseSearch(await ctx.body());
     return proxyToAgent(ctx, machines, mid(ctx), {
       method: 'POST',
@@ -119,7 +118,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
       timeoutMs: 300_000,
     });
   });
-  router.add('POST', `${base}/replace`, async (ctx) => {
+  router.on('replaceInFiles', async (ctx) => {
     const req = parseReplace(await ctx.body());
     return proxyToAgent(ctx, machines, mid(ctx), {
       method: 'POST',
@@ -129,10 +128,10 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
     });
   });
 
-  router.add('POST', `${base}/watches`, async (ctx) =>
+  router.on('createWatch', async (ctx) =>
     callAgent(ctx, machines, mid(ctx), 'POST', R.watches, parseWatch(await ctx.body())),
   );
-  router.add('GET', `${base}/watches/{wid}/events`, async (ctx) => {
+  router.on('watchEvents', async (ctx) => {
     const wid = parseWatchId(ctx.params.wid ?? '');
     const q = fileQuery(ctx.url.searchParams, ['after', 'wait_ms', 'limit']);
     const query = {
@@ -147,12 +146,12 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
       long: true,
     });
   });
-  router.add('DELETE', `${base}/watches/{wid}`, async (ctx) => {
+  router.on('deleteWatch', async (ctx) => {
     const wid = parseWatchId(ctx.params.wid ?? '');
     fileQuery(ctx.url.searchParams, []);
     return callAgent(ctx, machines, mid(ctx), 'DELETE', R.watch(wid));
   });
-  router.add('GET', `${base}/watches/{wid}/ws`, async () => {
+  router.on('streamWatch', async () => {
     throw new CodedError(
       'invalid_argument',
       'this route is a WebSocket: send the request with "Connection: Upgrade" and "Upgrade: websocket"',
@@ -161,7 +160,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
 
   // ---- signed URLs ----------------------------------------------------------------------------
 
-  router.add('POST', `${base}/signed_url`, async (ctx) => {
+  router.on('signedUrl', async (ctx) => {
     const req = parseSignedUrl(await ctx.body());
     const id = mid(ctx);
     const status = machines.get(id).status; // 404 machine_not_found
@@ -205,7 +204,7 @@ export function addFileRoutes(router: Router, machines: MachineService, o: FileR
       long: true,
     });
   };
-  for (const method of ['GET', 'PUT', 'POST']) router.add(method, '/v1/signed/files/{id}', signed);
+  router.on('signedRead', signed).on('signedWrite', signed).on('signedPost', signed);
 
   const sockets = fileWatchSockets(machines, o.log);
   return { sockets, close: () => sockets.close() };

@@ -10,12 +10,12 @@ import type { Router } from './router.js';
 
 /** Preview grants and helpers: `/v1/machines/{id}/preview_urls`, `/ports/{port}/...`, proxy targets. */
 export function addPreviewRoutes(router: Router, previews: PreviewService): void {
-  router.add('POST', '/v1/machines/{id}/preview_urls', async (ctx) => {
+  router.on('createPreviewUrl', async (ctx) => {
     const { port, expires_in } = parseCreatePreviewGrant(await ctx.body());
     return { status: 201, body: previews.createUrl(ctx.params.id ?? '', port, expires_in) };
   });
 
-  router.add('GET', '/v1/machines/{id}/preview_urls', async (ctx) => {
+  router.on('listPreviewUrls', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), ['port']);
     const port = ctx.url.searchParams.get('port');
     return {
@@ -23,24 +23,24 @@ export function addPreviewRoutes(router: Router, previews: PreviewService): void
     };
   });
 
-  router.add('DELETE', '/v1/machines/{id}/preview_urls/{grant}', async (ctx) => ({
+  router.on('revokePreviewUrl', async (ctx) => ({
     body: previews.revoke(ctx.params.id ?? '', ctx.params.grant ?? ''),
   }));
 
   // get_host_info: a fresh grant with the default lifetime, and its URLs.
-  router.add('GET', '/v1/machines/{id}/ports/{port}/host', async (ctx) => {
+  router.on('getHostInfo', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
     const port = parsePort(ctx.params.port);
     return { body: previews.createUrl(ctx.params.id ?? '', port, PREVIEW_LIMITS.expiresIn.default) };
   });
 
-  router.add('POST', '/v1/machines/{id}/ports/{port}/wait', async (ctx) => {
+  router.on('waitForPreview', async (ctx) => {
     const port = parsePort(ctx.params.port);
     const { timeout_ms } = parseWaitForPreview(await ctx.body());
     return { body: await previews.waitFor(ctx.params.id ?? '', port, timeout_ms) };
   });
 
-  router.add('POST', '/v1/machines/{id}/preview_proxy_targets', async (ctx) => {
+  router.on('createPreviewProxyTarget', async (ctx) => {
     const { port, expires_in } = parseCreatePreviewGrant(await ctx.body());
     return { status: 201, body: previews.createProxyTarget(ctx.params.id ?? '', port, expires_in) };
   });

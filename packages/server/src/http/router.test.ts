@@ -1,7 +1,7 @@
-/** The router: method and path to a handler, `{param}` segments, 404 versus 405. */
+/** The router: route ids of the table to handlers, `{param}` segments, 404 versus 405. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CodedError, type ErrorCode } from '@nullspace/protocol';
+import { CodedError, type ErrorCode, ROUTES, type RouteId } from '@nullspace/protocol';
 import { type Handler, Router } from './router.js';
 
 const names = new Map<Handler, string>();
@@ -27,11 +27,11 @@ function refused(fn: () => unknown, code: ErrorCode, field?: string): void {
 
 describe('Router', () => {
   const router = new Router()
-    .add('GET', '/v1/machines', handler('list'))
-    .add('POST', '/v1/machines', handler('create'))
-    .add('GET', '/v1/machines/{id}', handler('get'))
-    .add('DELETE', '/v1/machines/{id}', handler('kill'))
-    .add('GET', '/v1/machines/{id}/commands/{pid}/logs', handler('logs'));
+    .on('listMachines', handler('list'))
+    .on('createMachine', handler('create'))
+    .on('getMachine', handler('get'))
+    .on('killMachine', handler('kill'))
+    .on('commandLogs', handler('logs'));
 
   it('picks the handler by method and path', () => {
     assert.equal(routeName(router, 'GET', '/v1/machines'), 'list');
@@ -68,10 +68,35 @@ describe('Router', () => {
     refused(() => router.match('GET', '/v1/machines/mch_a/commands//logs'), 'not_found');
   });
 
-  it('the first route added wins when two match', () => {
+  it('knows only the routes of the table, each once, and lists those without a handler', () => {
+    assert.throws(() => router.on('listMachines', handler('again')), /has a handler already/);
+    const missing = router.missing();
+    assert.equal(missing.length, Object.keys(ROUTES).length - 5);
+    for (const id of [
+      'listMachines',
+      'createMachine',
+      'getMachine',
+      'killMachine',
+      'commandLogs',
+    ] as RouteId[])
+      assert.ok(!missing.includes(id), id);
+    assert.deepEqual(router.known(), [
+      'GET /v1/machines',
+      'POST /v1/machines',
+      'GET /v1/machines/{id}',
+      'DELETE /v1/machines/{id}',
+      'GET /v1/machines/{id}/commands/{pid}/logs',
+    ]);
+  });
+
+  it("says each route's authentication, from the table", () => {
     const r = new Router()
-      .add('GET', '/v1/x/{id}', handler('param'))
-      .add('GET', '/v1/x/special', handler('fixed'));
-    assert.equal(routeName(r, 'GET', '/v1/x/special'), 'param');
+      .on('openapi', handler('doc'))
+      .on('signedRead', handler('signed'))
+      .on('getMachine', handler('get'));
+    assert.equal(r.find('GET', '/v1/openapi.json').route?.spec.auth, 'none');
+    assert.equal(r.find('GET', '/v1/signed/files/mch_a').route?.spec.auth, 'signed');
+    assert.equal(r.find('GET', '/v1/machines/mch_a').route?.spec.auth, undefined);
+    assert.deepEqual(r.find('PUT', '/v1/openapi.json'), { route: undefined, error: 'method_not_allowed' });
   });
 });

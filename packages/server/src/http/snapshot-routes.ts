@@ -1,11 +1,10 @@
-import { optionalEnum, rejectUnknownKeys } from '@nullspace/protocol';
+import { optionalEnum, parseResumeTimeout, rejectUnknownKeys } from '@nullspace/protocol';
 import type { MachineService } from '../services/machines/machine-service.js';
-import { parseResumeTimeout } from './machine-routes.js';
 import type { Router } from './router.js';
 
 /** `/v1/snapshots` routes. Taking a snapshot is `POST /v1/machines/{id}/snapshots`. */
 export function addSnapshotRoutes(router: Router, machines: MachineService): void {
-  router.add('GET', '/v1/snapshots', async (ctx) => {
+  router.on('listSnapshots', async (ctx) => {
     const query = Object.fromEntries(ctx.url.searchParams);
     rejectUnknownKeys(query, ['machine_id', 'kind']);
     const kind = optionalEnum(query, 'kind', ['pause', 'reusable'] as const);
@@ -20,15 +19,15 @@ export function addSnapshotRoutes(router: Router, machines: MachineService): voi
     };
   });
 
-  router.add('GET', '/v1/snapshots/{id}', async (ctx) => ({
+  router.on('getSnapshot', async (ctx) => ({
     body: machines.getSnapshot(ctx.params.id ?? ''),
   }));
 
-  router.add('DELETE', '/v1/snapshots/{id}', async (ctx) => ({
+  router.on('deleteSnapshot', async (ctx) => ({
     body: await machines.deleteSnapshot(ctx.params.id ?? ''),
   }));
 
-  router.add('POST', '/v1/snapshots/{id}/resume', async (ctx) => ({
+  router.on('resumeSnapshot', async (ctx) => ({
     body: await machines.resumeSnapshot(ctx.params.id ?? '', parseResumeTimeout(await ctx.body())),
   }));
 }

@@ -4,7 +4,7 @@ import type { Router } from './router.js';
 
 /** `POST /v1/machines/{id}/ssh_access`: a short-lived certificate and the relay to use it on. */
 export function addSshRoutes(router: Router, ssh: SshAccessService): void {
-  router.add('POST', '/v1/machines/{id}/ssh_access', async (ctx) => ({
+  router.on('createSshAccess', async (ctx) => ({
     status: 201,
     body: await ssh.create(ctx.params.id ?? '', parseSshAccess(await ctx.body())),
   }));

@@ -18,28 +18,28 @@ export function addTemplateRoutes(
   pools: WarmPoolService,
   usersOf: (templateId: string) => string[],
 ): void {
-  router.add('GET', '/v1/templates', async (ctx) => {
+  router.on('listTemplates', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
     return { body: { items: templates.list() } };
   });
 
   // 201 with the build to follow; 200 when the same content was built already (nothing to do).
-  router.add('POST', '/v1/templates', async (ctx) => {
+  router.on('buildTemplate', async (ctx) => {
     const started = templates.build(parseTemplateSpec(await ctx.body()));
     return { status: started.cached ? 200 : 202, body: started };
   });
 
-  router.add('GET', '/v1/templates/{ref}', async (ctx) => {
+  router.on('getTemplate', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
     return { body: templates.get(ctx.params.ref ?? '') };
   });
 
-  router.add('DELETE', '/v1/templates/{ref}', async (ctx) => ({
+  router.on('deleteTemplate', async (ctx) => ({
     body: await templates.delete(ctx.params.ref ?? '', usersOf),
   }));
 
   // The build's events as NDJSON: steps (progress), log lines, then `done` or `error`.
-  router.add('GET', '/v1/templates/{ref}/logs', async (ctx) => {
+  router.on('templateLogs', async (ctx) => {
     const query = Object.fromEntries(ctx.url.searchParams);
     rejectUnknownKeys(query, ['follow']);
     if (query.follow !== undefined && query.follow !== 'true' && query.follow !== 'false')
@@ -69,19 +69,19 @@ export function addTemplateRoutes(
     return undefined;
   });
 
-  router.add('GET', '/v1/warm_pools', async (ctx) => {
+  router.on('listWarmPools', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
     return { body: { items: pools.list() } };
   });
 
-  router.add('POST', '/v1/warm_pools', async (ctx) => ({
+  router.on('createWarmPool', async (ctx) => ({
     status: 201,
     body: pools.create(parseWarmPoolSpec(await ctx.body())),
   }));
 
-  router.add('GET', '/v1/warm_pools/{id}', async (ctx) => ({ body: pools.get(ctx.params.id ?? '') }));
+  router.on('getWarmPool', async (ctx) => ({ body: pools.get(ctx.params.id ?? '') }));
 
-  router.add('DELETE', '/v1/warm_pools/{id}', async (ctx) => ({
+  router.on('deleteWarmPool', async (ctx) => ({
     body: await pools.delete(ctx.params.id ?? ''),
   }));
 }

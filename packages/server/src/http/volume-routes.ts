@@ -9,45 +9,45 @@ export function addVolumeRoutes(router: Router, volumes: VolumeService): void {
     if (raw !== undefined) rejectUnknownKeys(expectObject(raw, 'body'), []);
   };
 
-  router.add('POST', '/v1/volumes', async (ctx) => ({
+  router.on('createVolume', async (ctx) => ({
     status: 201,
     body: await volumes.create(parseCreateVolume(await ctx.body())),
   }));
 
-  router.add('GET', '/v1/volumes', async (ctx) => {
+  router.on('listVolumes', async (ctx) => {
     noQuery(ctx.url);
     return { body: { items: await volumes.list() } };
   });
 
-  router.add('GET', '/v1/volumes/{vol}', async (ctx) => {
+  router.on('getVolume', async (ctx) => {
     noQuery(ctx.url);
     return { body: await volumes.get(ctx.params.vol ?? '') };
   });
 
-  router.add('DELETE', '/v1/volumes/{vol}', async (ctx) => ({
+  router.on('deleteVolume', async (ctx) => ({
     body: await volumes.delete(ctx.params.vol ?? ''),
   }));
 
-  router.add('GET', '/v1/machines/{id}/volumes', async (ctx) => {
+  router.on('listMachineVolumes', async (ctx) => {
     noQuery(ctx.url);
     return { body: { items: volumes.listAttachments(ctx.params.id ?? '') } };
   });
 
-  router.add('POST', '/v1/machines/{id}/volumes', async (ctx) => ({
+  router.on('attachVolume', async (ctx) => ({
     status: 201,
     body: await volumes.attach(ctx.params.id ?? '', parseVolumeMount(await ctx.body())),
   }));
 
-  router.add('DELETE', '/v1/machines/{id}/volumes/{vat}', async (ctx) => ({
+  router.on('detachVolume', async (ctx) => ({
     body: await volumes.detach(ctx.params.id ?? '', ctx.params.vat ?? ''),
   }));
 
-  router.add('GET', '/v1/machines/{id}/volumes/{vat}/health', async (ctx) => {
+  router.on('volumeHealth', async (ctx) => {
     noQuery(ctx.url);
     return { body: await volumes.health(ctx.params.id ?? '', ctx.params.vat ?? '') };
   });
 
-  router.add('POST', '/v1/machines/{id}/volumes/{vat}/remount', async (ctx) => {
+  router.on('remountVolume', async (ctx) => {
     noBody(await ctx.body());
     return { body: await volumes.remount(ctx.params.id ?? '', ctx.params.vat ?? '') };
   });
