@@ -79,6 +79,29 @@ def test_build_with_progress_then_cached_followed_listed_used_and_deleted(server
         Template.get(name)
 
 
+def test_async_build_with_coroutine_callbacks(server: TestServer) -> None:
+    name = fresh_name()
+    steps: List[int] = []
+    logs: List[str] = []
+
+    async def on_progress(p: Dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        steps.append(p["step"])
+
+    async def main() -> Any:
+        built = await AsyncTemplate.build(name, run=["echo async-build-log"], on_progress=on_progress, on_log=logs.append)
+        listed = [t.id for t in await AsyncTemplate.list()]
+        got = await AsyncTemplate.get(name)
+        deleted = await AsyncTemplate.delete(name)
+        return built, listed, got, deleted
+
+    built, listed, got, deleted = asyncio.run(main())
+    assert built.cached is False and built.template.id in listed
+    assert got.id == deleted.id == built.template.id
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 3
+    assert "async-build-log" in logs
+
+
 def test_a_failing_build_raises_with_its_output(server: TestServer) -> None:
     name = fresh_name()
     logs: List[str] = []
