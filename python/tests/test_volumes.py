@@ -86,8 +86,9 @@ def test_mounted_at_create_then_attached_checked_repaired_and_detached(server: T
         [at_create] = m.get_info().volumes
         assert (at_create.volume_id, at_create.mount_path, at_create.read_only) == (volume.id, "/data", False)
         assert m.commands.run("mkdir -p /data/projects/a && echo kept > /data/projects/a/file").exit_code == 0
-        # A volume lists its attachments as the wire's plain dicts.
-        assert [a["machine_id"] for a in Volume.get(volume.id).attachments] == [m.id]
+        # A volume's attachments are models, like a machine's.
+        [listed] = Volume.get(volume.id).attachments
+        assert (listed.id, listed.machine_id, listed.mount_path, listed.read_only) == (at_create.id, m.id, "/data", False)
 
         sub = m.attach_volume(volume.name, "/mnt/sub", subpath="projects/a")
         assert sub.id.startswith("vat_") and sub.subpath == "projects/a"
