@@ -7,19 +7,22 @@ from datetime import datetime
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from ._base import Model, _extra
+from .machines import VolumeAttachment
 
 
 @dataclass
 class VolumeInfo(Model):
-    """A volume: durable storage outside every machine (``vol_...``)."""
+    """A volume: durable storage outside every machine (``vol_...``); ``attachments`` say where it
+    is mounted now (``id``, ``machine_id``, ``mount_path``, ``read_only``, ``subpath``)."""
 
+    _nested: ClassVar[Dict[str, Any]] = {"attachments": [VolumeAttachment]}
     _times: ClassVar[Tuple[str, ...]] = ("created_at",)
     id: Optional[str] = None
     name: Optional[str] = None
     size_mb: Optional[int] = None
     used_bytes: Optional[int] = None
     created_at: Optional[datetime] = None
-    attachments: Optional[List[Dict[str, Any]]] = None
+    attachments: Optional[List[VolumeAttachment]] = None
     extra: Dict[str, Any] = _extra()
 
 
