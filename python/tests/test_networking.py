@@ -58,7 +58,7 @@ def web(server: TestServer, shared_machine: Machine) -> Machine:
     """The shared machine serving ``PAGE`` on port 8000."""
     shared_machine.files.write("/srv/www/index.html", PAGE)
     shared_machine.commands.run(f"python3 -m http.server {PORT} --directory /srv/www", background=True, tag="web")
-    ready = shared_machine.wait_for_preview(PORT, timeout=30)
+    ready = shared_machine.wait_for_preview(PORT)  # the default wait (30 s)
     assert (ready.ready, ready.port, ready.machine_id) == (True, PORT, shared_machine.id)
     return shared_machine
 
@@ -158,6 +158,8 @@ def test_ssh_access_through_the_relay(server: TestServer, shared_machine: Machin
     assert access.expires_at > access.valid_after
     assert access.command.startswith(f"ssh -p {access.port} ") and access.command.endswith(f"root@{access.host}")
     assert f"HostKeyAlias={shared_machine.id}" in access.command
+    default = shared_machine.create_ssh_access(public_key=(tmp_path / "id_ed25519.pub").read_text())
+    assert default.certificate_id != access.certificate_id and default.expires_at > access.expires_at
     with pytest.raises(InvalidArgumentError) as bad:
         shared_machine.create_ssh_access(public_key="ssh-ed25519 nope")
     assert bad.value.code == "invalid_argument"

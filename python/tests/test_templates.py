@@ -60,6 +60,7 @@ def test_build_with_progress_then_cached_followed_listed_used_and_deleted(server
     events = list(Template.follow(first.template.id))
     assert [e["name"] for e in events if e["type"] == "step"] == names
     assert events[-1]["type"] == "done" and events[-1]["template"]["id"] == first.template.id
+    assert list(Template.follow(name, follow=False)) == events
 
     async def follow_async() -> List[str]:
         return [e["type"] async for e in AsyncTemplate.follow(name)]
