@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
 
 import pytest
 
@@ -275,9 +275,8 @@ def server() -> Any:
         srv.teardown()
 
 
-@pytest.fixture
-def machine(server: TestServer) -> Any:
-    """A running machine for one test, killed after it."""
+def _a_machine(server: TestServer) -> Iterator[Any]:
+    """A running machine, killed when the generator is closed."""
     from nullspace import Machine
 
     m = Machine.create(template="base")
@@ -291,21 +290,17 @@ def machine(server: TestServer) -> Any:
             pass
 
 
+@pytest.fixture
+def machine(server: TestServer) -> Iterator[Any]:
+    """A running machine for one test, killed after it."""
+    yield from _a_machine(server)
+
+
 @pytest.fixture(scope="module")
-def shared_machine(server: TestServer) -> Any:
+def shared_machine(server: TestServer) -> Iterator[Any]:
     """One running machine for the tests of a module that leave its lifecycle alone (each test
     works in paths of its own), killed after them: fewer creates, tests still independent."""
-    from nullspace import Machine
-
-    m = Machine.create(template="base")
-    server.machine_ids.add(m.id)
-    try:
-        yield m
-    finally:
-        try:
-            m.kill()
-        except Exception:  # the teardown's leftovers check tells
-            pass
+    yield from _a_machine(server)
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 60.0, every: float = 0.1) -> Any:
