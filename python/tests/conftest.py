@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
 
 import pytest
 
@@ -275,9 +275,8 @@ def server() -> Any:
         srv.teardown()
 
 
-@pytest.fixture
-def machine(server: TestServer) -> Any:
-    """A running machine for one test, killed after it."""
+def _a_machine(server: TestServer) -> Iterator[Any]:
+    """A running machine, killed when the generator is closed."""
     from nullspace import Machine
 
     m = Machine.create(template="base")
@@ -289,6 +288,32 @@ def machine(server: TestServer) -> Any:
             m.kill()
         except Exception:  # the test may have killed it; the teardown's leftovers check tells
             pass
+
+
+@pytest.fixture
+def machine(server: TestServer) -> Iterator[Any]:
+    """A running machine for one test, killed after it."""
+    yield from _a_machine(server)
+
+
+@pytest.fixture(scope="module")
+def shared_machine(server: TestServer) -> Iterator[Any]:
+    """One running machine for the tests of a module that leave its lifecycle alone (each test
+    works in paths of its own), killed after them: fewer creates, tests still independent."""
+    yield from _a_machine(server)
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 60.0, every: float = 0.1) -> Any:
+    """Polls ``check`` until it returns something truthy and returns that; fails naming ``what``
+    after ``timeout`` seconds (a guard against a hang, not a measure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
 
 
 def venv_python(tmp_root: str) -> str:

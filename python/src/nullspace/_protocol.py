@@ -1,7 +1,7 @@
 """The protocol, without I/O: connection settings, the shape of requests and responses, the
 "effects" an operation asks its driver to perform, error mapping, and the process stream format.
 
-Every SDK operation (``_ops*.py``) is a generator written once against this module: it yields
+Every SDK operation (``_ops/``) is a generator written once against this module: it yields
 effects (``Call`` a request, ``Open`` a streamed response, ``WsOpen`` a WebSocket, ``Sleep`` ...)
 and gets their results sent back. The sync driver (``_sync.py``: http.client and sockets) and the
 async driver (``_async.py``: asyncio streams) are the only code that touches the network, so the

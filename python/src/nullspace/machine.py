@@ -1,4 +1,4 @@
-"""The public classes, sync and async, made from the operations in ``_ops.py``.
+"""The public classes, sync and async, made from the operations in ``_ops``.
 
 Each sync class (``Machine``, ``Commands`` ...) and its async twin (``AsyncMachine``,
 ``AsyncCommands`` ...) get their methods from the same operation class: a sync method runs the
@@ -497,7 +497,8 @@ class AsyncSnapshot:
     """The async twin of :class:`Snapshot`."""
 
 
-_install(_ops.MachineOps, Machine, AsyncMachine)
+for _machine_ops in _ops.MACHINE_OPS:
+    _install(_machine_ops, Machine, AsyncMachine)
 _install(_ops.CommandsOps, Commands, AsyncCommands)
 _install(_ops.CommandHandleOps, CommandHandle, AsyncCommandHandle)
 _install(_ops.PtyOps, Pty, AsyncPty)
