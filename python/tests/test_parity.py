@@ -61,12 +61,18 @@ const protocol = await import(process.argv[2]);
 const names = process.argv.slice(3);
 const members = (o) => Object.getOwnPropertyNames(o).filter((n) => n !== 'constructor' && n !== 'prototype' &&
   n !== 'length' && n !== 'name' && !n.startsWith('_'));
+// Inherited members count (Machine gets its networking and volume helpers from MachineHandle).
+const chain = (o, stop) => {
+  const seen = new Set();
+  for (let p = o; p && p !== stop; p = Object.getPrototypeOf(p)) for (const n of members(p)) seen.add(n);
+  return [...seen];
+};
 const out = { classes: {}, errors: protocol.ERROR_STATUS };
 for (const name of names) {
   const v = sdk[name];
   if (v === undefined) { out.classes[name] = null; continue; }
   out.classes[name] = typeof v === 'function'
-    ? { static: members(v), instance: members(v.prototype) }
+    ? { static: chain(v, Function.prototype), instance: chain(v.prototype, Object.prototype) }
     : { static: Object.keys(v), instance: [] };
 }
 console.log(JSON.stringify(out));

@@ -29,10 +29,10 @@ export {
   snapshotInfoToWire,
 } from './snapshot.js';
 export { MachinePaginator } from './paginator.js';
+export { Files } from './files.js';
 export {
   type FileEntry,
   type FileWatchPoller,
-  Files,
   type ReadOptions,
   type ReplaceOptions,
   type ReplaceResult,
@@ -47,7 +47,7 @@ export {
   type WriteData,
   fileEntryFromWire,
   watchEventFromWire,
-} from './files.js';
+} from './files-types.js';
 export {
   type BackgroundRunOptions,
   CommandHandle,
@@ -63,15 +63,14 @@ export {
 export type { OutputCallbacks } from './process-stream.js';
 export { Pty, type PtyCreateOptions, PtyHandle } from './pty.js';
 // git helpers (`machine.git`)
+export { Git, GitConfig } from './git.js';
 export {
-  Git,
   type GitAddTarget,
   type GitBranch,
   type GitBranches,
   type GitCloneOptions,
   type GitCommitOptions,
   type GitCommitResult,
-  GitConfig,
   type GitConfigOptions,
   type GitCreateBranchOptions,
   type GitCredentials,
@@ -84,7 +83,7 @@ export {
   type GitPullOptions,
   type GitPushOptions,
   type GitStatus,
-} from './git.js';
+} from './git-types.js';
 export {
   type EgressInfo,
   type EgressPolicy,
