@@ -16,4 +16,3 @@ export const MACHINE_FILES = {
   criuDump: 'criu-dump',
   criuRestore: 'criu-restore',
 } as const;
-
