@@ -262,7 +262,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     id,
     init,
     pids,
-    operation: dirs && machineDir !== undefined ? await operation(machineDir, dirs) : null,
+    operation: dirs && machineDir !== undefined ? await operation(machineDir, id, dirs) : null,
     cgroups: cgroups.sort((a, b) => b.length - a.length),
     runcState: runcDir !== undefined && existsSync(runcDir) ? runcDir : null,
     mounts,
@@ -347,15 +347,24 @@ async function nsInit(pids: readonly number[]): Promise<number | null> {
   return null;
 }
 
-/** The runc checkpoint/restore recorded in the machine dir, if that process still runs. */
-async function operation(machineDir: string, dirs: RuntimeDirs): Promise<number | null> {
+/**
+ * The runc checkpoint/restore recorded in the machine dir, if that process still runs: its command
+ * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
+ * machine (the pid of a finished one may since be another process's, even another runc's).
+ */
+async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Promise<number | null> {
   const pid = Number.parseInt(
     await readFile(join(machineDir, MACHINE_FILES.operationPid), 'utf8').catch(() => ''),
     10,
   );
   if (!(pid > 0)) return null;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmdline.includes(dirs.runcRoot) ? pid : null;
+  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  if (args[args.length - 1] === '') args.pop();
+  const ours =
+    args.includes(dirs.runcRoot) &&
+    (args.includes('checkpoint') || args.includes('restore')) &&
+    args[args.length - 1] === id;
+  return ours ? pid : null;
 }
 
 /**
