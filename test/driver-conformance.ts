@@ -453,8 +453,11 @@ export function driverConformance(
       assert.equal((await sh(c.id, 'test -e /workspace/mine')).exit_code, 1, 'c does not see b’s files');
       assert.equal((await sh(a.id, 'test -e /workspace/mine')).exit_code, 1, 'nor does a');
       assert.equal(await askMemoryHolder(a.id, pid), secret, 'a runs on');
-      // A paused machine stays paused.
+      // A paused machine stays paused. The agent closes its end of the drained connection just
+      // after answering; frozen before that, CRIU fails ("Unix socket … not found"). Asking the
+      // runtime for the state first leaves it that moment, as snapshot does for a running machine.
       await quiesce(a.id);
+      assert.equal(await driver.inspect(a.id), 'running');
       await driver.pause(a.id);
       await driver.snapshot(a.id, image('snapshot-paused'), CHECKPOINT_TIMEOUT_MS);
       assert.equal(await driver.inspect(a.id), 'paused', 'left paused');
