@@ -268,7 +268,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     mounts,
     loops,
     netns: view.netns.has(netnsName(id)) ? netnsName(id) : null,
-    links: await links(id, view, machineDir),
+    links: links(id, view),
     nftTables: view.nftTables.has(tableOf(id)) ? [tableOf(id)] : [],
     dir: machineDir !== undefined && existsSync(machineDir) ? machineDir : null,
   };
@@ -368,18 +368,12 @@ async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Pro
 }
 
 /**
- * The host ends of the machine's veths: those whose alias is its id, and (made before links had
- * aliases) the one its `link` file names while its network namespace exists: with the namespace
- * gone, that name may already be another machine's (names follow address blocks).
+ * The host ends of the machine's veths: those whose alias is its id. Never by the name its `link`
+ * file gives: that name is its address block's, and a create that found the name taken (another
+ * server's machine on the same pool) wrote the file all the same.
  */
-async function links(id: string, view: HostView, machineDir: string | undefined): Promise<string[]> {
-  const out = new Set<string>();
-  for (const [name, alias] of view.links) if (alias === id) out.add(name);
-  if (machineDir !== undefined) {
-    const named = (await readFile(join(machineDir, MACHINE_FILES.link), 'utf8').catch(() => '')).trim();
-    if (named && view.links.get(named) === '' && view.netns.has(netnsName(id))) out.add(named);
-  }
-  return [...out].sort();
+function links(id: string, view: HostView): string[] {
+  return [...view.links].flatMap(([name, alias]) => (alias === id ? [name] : [])).sort();
 }
 
 /** A runtime's host volumes: their mounts and loop devices, owned by the volume id. */
