@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +21,7 @@ import {
   type DriverMachineSpec,
   type DriverVolumeMount,
   type MachineDriver,
+  host,
   linkFor,
   parsePool,
 } from '@nullspace/runtime';
@@ -57,7 +58,7 @@ export interface DriverFixture {
 /** The suite's tests, by the name a driver's skip list uses. */
 const TESTS = {
   lifecycle: 'creates a machine whose agent runs commands, then destroys it without a trace, twice',
-  failedCreate: 'cleans up after a create that fails half-way',
+  failedCreate: 'cleans up after a create that fails half-way, leaving alone what is not its own',
   pause: 'pauses (the agent stops answering) and unpauses, both idempotent; destroys a paused machine',
   usage: 'reports usage and changes CPU priority',
   egress: 'puts egress policies in force against a stand-in internet, and blocks egress',
@@ -280,6 +281,30 @@ export function driverConformance(
       assert.deepEqual(await f.leftovers(s.id), []);
       assert.deepEqual(await f.files(s.id), []);
       assert.ok(!(await driver.list()).includes(s.id));
+      // Its host interface's name taken (by another server's machine on the same pool): the create
+      // fails, and its cleanup leaves that interface alone.
+      const taken = spec();
+      await host('ip', [
+        'link',
+        'add',
+        taken.network.link.hostIf,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `${taken.network.link.hostIf}x`,
+      ]);
+      try {
+        await assert.rejects(driver.create(taken));
+        assert.ok(
+          existsSync(`/sys/class/net/${taken.network.link.hostIf}`),
+          'the other interface is still there',
+        );
+        assert.deepEqual(await f.leftovers(taken.id), []);
+        assert.deepEqual(await f.files(taken.id), []);
+      } finally {
+        await host('ip', ['link', 'del', taken.network.link.hostIf]).catch(() => undefined);
+      }
     });
 
     test('pause', async () => {
