@@ -10,7 +10,6 @@ export {
   type RuntimeDirs,
   describeResources,
   inventory,
-  isEmpty,
   machineIds,
   machineResources,
   resourcesOf,

@@ -124,11 +124,6 @@ export async function machineIds(dirs: RuntimeDirs): Promise<string[]> {
   return [...(await scopeIds(dirs, await readHostView()))].sort();
 }
 
-/** Whether the machine holds nothing on the host. */
-export function isEmpty(m: MachineResources): boolean {
-  return resourcesOf(m).length === 0;
-}
-
 /** The machine's resources as inventory entries. */
 export function resourcesOf(m: MachineResources): HostResource[] {
   const owner = m.id;
@@ -231,15 +226,18 @@ function machineIdsIn(path: string): string[] {
   return path.split('/').filter((s) => MACHINE_ID.test(s));
 }
 
-/** Where a machine's files are in a scope, and whether `path` is one of them. */
-function locator(scope: Scope, id: string): { dirs: string[]; owns(path: string): boolean } {
-  if (scope === 'host') return { dirs: [], owns: (p) => p.split('/').includes(id) };
+/**
+ * Whether `path` is one of the machine's files: in a runtime scope, under its directory or its
+ * runc state directory; host-wide, any path with its id as a component.
+ */
+function owner(scope: Scope, id: string): (path: string) => boolean {
+  if (scope === 'host') return (p) => p.split('/').includes(id);
   const dirs = [join(scope.machinesDir, id), join(scope.runcRoot, id)];
-  return { dirs, owns: (p) => dirs.some((d) => isUnder(p, d)) };
+  return (p) => dirs.some((d) => isUnder(p, d));
 }
 
 async function collect(scope: Scope, id: string, view: HostView): Promise<MachineResources> {
-  const where = locator(scope, id);
+  const owns = owner(scope, id);
   const dirs = scope === 'host' ? undefined : scope;
   const machineDir = dirs && join(dirs.machinesDir, id);
   const runcDir = dirs && join(dirs.runcRoot, id);
@@ -253,10 +251,10 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
   const init = (runcDir !== undefined ? await runcInit(runcDir) : null) ?? (await nsInit(pids));
 
   const mounts: MachineMount[] = view.mounts
-    .filter((m) => m.fstype !== 'nsfs' && where.owns(m.path))
+    .filter((m) => m.fstype !== 'nsfs' && owns(m.path))
     .map((m) => ({ path: m.path, fstype: m.fstype, role: mountRole(m.path, id) }))
     .sort((a, b) => b.path.length - a.path.length);
-  const loops = view.loops.filter((l) => where.owns(l.backingFile));
+  const loops = view.loops.filter((l) => owns(l.backingFile));
 
   return {
     id,
