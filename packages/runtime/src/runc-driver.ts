@@ -1,3 +1,4 @@
+// Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import {
   constants,
