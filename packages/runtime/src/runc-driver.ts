@@ -76,6 +76,17 @@ function hostnameOf(id: string): string {
   return id.replace('_', '-');
 }
 
+/**
+ * CRIU found a Unix socket whose peer is not in the dump: in a machine, a connection to its agent
+ * that was being closed at the freeze (the agent closes its end a moment after its last answer;
+ * see AgentClient.drain). Running on for a moment, the agent finishes closing it, and a second
+ * checkpoint goes through; a connection that stays (to something outside) fails that one too.
+ */
+function isClosingSocket(err: unknown): boolean {
+  return err instanceof CodedError && /Unix socket \d+ not found/.test(err.message);
+}
+const CLOSING_SOCKET_PAUSE_MS = 50;
+
 /** Host tools report a full disk in their own words; callers get `disk_full`. */
 function diskFullOr(err: unknown): unknown {
   if (err instanceof CodedError && err.code === 'internal' && /No space left on device/.test(err.message))
@@ -288,18 +299,21 @@ export class RuncDriver implements MachineDriver {
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
-    try {
-      // Without --leave-running the processes end once the dump is complete and runc removes the
-      // container and its cgroups; if CRIU fails, it lets them run on.
-      await this.checkpointInto(id, partial, false, timeoutMs);
-    } catch (err) {
-      // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
-      // else: the machine was left running.
-      if (!(await this.isFinishedHibernate(id, partial))) {
+    for (let attempt = 1; ; attempt++) {
+      await rm(partial, { recursive: true, force: true });
+      await mkdir(partial, { recursive: true });
+      try {
+        // Without --leave-running the processes end once the dump is complete and runc removes the
+        // container and its cgroups; if CRIU fails, it lets them run on.
+        await this.checkpointInto(id, partial, false, timeoutMs);
+        break;
+      } catch (err) {
+        // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
+        // else: the machine was left running.
+        if (await this.isFinishedHibernate(id, partial)) break;
         await rm(partial, { recursive: true, force: true });
-        throw err;
+        if (attempt > 1 || !isClosingSocket(err)) throw err;
+        await sleep(CLOSING_SOCKET_PAUSE_MS);
       }
     }
     await rename(partial, imageDir);
@@ -337,24 +351,29 @@ export class RuncDriver implements MachineDriver {
       throw new CodedError('internal', `machine ${id} is not running (runc: ${state?.status ?? 'missing'})`);
     const wasPaused = state.status === 'paused';
     const partial = `${snapDir}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
     const disk = new DiskImage(dir);
-    const frozenAt = Date.now();
     let pausedMs = 0;
-    try {
-      // Memory and disk from the same instant: everything stays frozen while both are taken.
-      if (!wasPaused) await this.pause(id);
-      try {
-        await this.checkpointInto(id, partial, true, timeoutMs);
-        await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
-      } finally {
-        if (!wasPaused) await this.unpause(id);
-        pausedMs = Date.now() - frozenAt;
-      }
-    } catch (err) {
+    for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
-      throw diskFullOr(err);
+      await mkdir(partial, { recursive: true });
+      const frozenAt = Date.now();
+      try {
+        // Memory and disk from the same instant: everything stays frozen while both are taken.
+        if (!wasPaused) await this.pause(id);
+        try {
+          await this.checkpointInto(id, partial, true, timeoutMs);
+          await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
+        } finally {
+          if (!wasPaused) await this.unpause(id);
+          pausedMs = Date.now() - frozenAt;
+        }
+        break;
+      } catch (err) {
+        await rm(partial, { recursive: true, force: true });
+        // A paused machine's agent cannot finish closing anything: no second try.
+        if (attempt > 1 || wasPaused || !isClosingSocket(err)) throw diskFullOr(err);
+        await sleep(CLOSING_SOCKET_PAUSE_MS);
+      }
     }
     await rename(partial, snapDir);
     return { pausedMs };
