@@ -77,13 +77,19 @@ async function readLoops(): Promise<LoopDevice[]> {
   const out: LoopDevice[] = [];
   await Promise.all(
     names.map(async (name) => {
-      const file = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
-      // A deleted backing file reads `PATH (deleted)`.
-      if (file.trim())
-        out.push({ device: `/dev/${name}`, backingFile: file.trim().replace(/ \(deleted\)$/, '') });
+      const file = await backingFileOf(`/dev/${name}`);
+      if (file) out.push({ device: `/dev/${name}`, backingFile: file });
     }),
   );
   return out.sort((a, b) => a.device.localeCompare(b.device));
+}
+
+/** The file loop device `device` (`/dev/loopN`) is bound to now; empty if none. */
+export async function backingFileOf(device: string): Promise<string> {
+  const name = device.slice('/dev/'.length);
+  const file = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
+  // A deleted backing file reads `PATH (deleted)`.
+  return file.trim().replace(/ \(deleted\)$/, '');
 }
 
 async function readLinks(): Promise<Map<string, string>> {

@@ -11,6 +11,7 @@ import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
 import { Runc } from '../runc/runc.js';
 import { DiskImage } from '../storage/disk-image.js';
+import { backingFileOf } from './host-view.js';
 import {
   type MachineResources,
   type RuntimeDirs,
@@ -19,6 +20,9 @@ import {
   resourcesOf,
   runcInitOf,
 } from './inventory.js';
+
+/** How often (every 50 ms) teardown looks for the disk's loop device to be freed after the unmount. */
+const LOOP_RELEASE_TRIES = 60;
 
 /** How long the processes of a machine may take to end once killed (a bomb of thousands: ~0.1 s). */
 const PROCESSES_END_TIMEOUT_MS = 10_000;
@@ -57,11 +61,18 @@ export async function tearDownMachine(
   const disk = new DiskImage(machineDir);
   await unmountOverlay(join(machineDir, MACHINE_FILES.rootfs));
   await disk.unmount();
-  // Unmounting the disk frees its loop device (autoclear); one still attached was set up by a
-  // mount that then failed, or by hand.
-  for (const loop of m.loops)
-    if (existsSync(`/sys/block/${loop.device.slice('/dev/'.length)}/loop`))
-      await host('losetup', ['-d', loop.device]).catch(() => undefined);
+  // Unmounting the disk frees its loop device (autoclear) once the last mount of its filesystem is
+  // gone, and a copy of the mount in a mount namespace being made elsewhere on the host (a container
+  // start copies every mount) holds it a moment longer: seen once in a full test run. One still
+  // attached after that was set up by a mount that then failed, or by hand.
+  const attached = async () => {
+    const still = await Promise.all(
+      m.loops.map(async (l) => ((await backingFileOf(l.device)) === l.backingFile ? [l] : [])),
+    );
+    return still.flat();
+  };
+  for (let i = 0; i < LOOP_RELEASE_TRIES && (await attached()).length > 0; i++) await sleep(50);
+  for (const loop of await attached()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
   // The host end of the veth goes before the namespace, while the namespace holds its peer: a
   // name freed here may be another machine's next (host interfaces are named by address block).
   for (const link of m.links) await deleteLinkIfPresent(link);
