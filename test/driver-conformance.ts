@@ -9,6 +9,7 @@
  * machine it made is destroyed and the fixture's inventory must show nothing of it left.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,7 +64,8 @@ const TESTS = {
   usage: 'reports usage and changes CPU priority',
   egress: 'puts egress policies in force against a stand-in internet, and blocks egress',
   volumes: 'attaches, checks, detaches and remounts a volume',
-  hibernate: 'hibernates to an image and restores with a process and its memory intact',
+  hibernate:
+    'hibernates to an image (nothing left but files, even beside a copy of its mounts elsewhere) and restores with a process and its memory intact',
   snapshot: 'snapshots a running and a paused machine and starts two independent machines from one snapshot',
   exportChanges: "exports a machine's changes (files and whiteouts), leaving it as it was",
   settle: 'settles: leaves a running or hibernated machine as it is when nothing was in progress',
@@ -438,11 +440,21 @@ export function driverConformance(
       const pid = await startMemoryHolder(s.id, secret);
       await out(s.id, 'echo on-disk > /workspace/file');
       const dir = image('hibernate');
-      await quiesce(s.id);
-      await driver.hibernate(s.id, dir, CHECKPOINT_TIMEOUT_MS);
-      assert.equal(driver.isImageComplete(dir), true);
-      assert.equal(await driver.inspect(s.id), 'missing');
-      assert.deepEqual(await f.leftovers(s.id), [], 'a hibernated machine holds only files');
+      // A process elsewhere on the host with a private copy of every mount of this moment (what
+      // `ip netns exec`, a container start or a CRIU restore make): it must not keep anything of
+      // the machine once hibernated.
+      const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '600'], {
+        stdio: 'ignore',
+      });
+      try {
+        await quiesce(s.id);
+        await driver.hibernate(s.id, dir, CHECKPOINT_TIMEOUT_MS);
+        assert.equal(driver.isImageComplete(dir), true);
+        assert.equal(await driver.inspect(s.id), 'missing');
+        assert.deepEqual(await f.leftovers(s.id), [], 'a hibernated machine holds only files');
+      } finally {
+        holder.kill('SIGKILL');
+      }
       assert.notDeepEqual(await f.files(s.id), [], 'its disk is kept');
       assert.ok((await driver.list()).includes(s.id));
       await driver.restore(s, dir, CHECKPOINT_TIMEOUT_MS);

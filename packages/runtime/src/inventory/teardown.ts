@@ -21,8 +21,8 @@ import {
   runcInitOf,
 } from './inventory.js';
 
-/** How often (every 50 ms) teardown looks for the disk's loop device to be freed after the unmount. */
-const LOOP_RELEASE_TRIES = 60;
+/** How often (every 10 ms) teardown looks for the disk's loop device to be freed after the unmount. */
+const LOOP_RELEASE_TRIES = 100;
 
 /** How long the processes of a machine may take to end once killed (a bomb of thousands: ~0.1 s). */
 const PROCESSES_END_TIMEOUT_MS = 10_000;
@@ -61,18 +61,24 @@ export async function tearDownMachine(
   const disk = new DiskImage(machineDir);
   await unmountOverlay(join(machineDir, MACHINE_FILES.rootfs));
   await disk.unmount();
-  // Unmounting the disk frees its loop device (autoclear) once the last mount of its filesystem is
-  // gone, and a copy of the mount in a mount namespace being made elsewhere on the host (a container
-  // start copies every mount) holds it a moment longer: seen once in a full test run. One still
-  // attached after that was set up by a mount that then failed, or by hand.
-  const attached = async () => {
+  // Where host mounts are private (this host), a process that made a mount namespace while the
+  // machine ran (`ip netns exec`, a container start, a CRIU restore — another server's too) holds
+  // a copy of its mounts, and so its disk's filesystem and loop device, until it ends. Removing a
+  // mount point detaches the copies on it in every namespace: unmountOverlay removes the root's,
+  // this the disk's (a restore makes it again). Without it, a hibernated machine's loop device
+  // stayed attached (seen in full test runs beside other servers).
+  await rmdir(disk.mountPoint).catch(() => undefined);
+  // The loop device then goes (autoclear) once its filesystem is released, which may take a
+  // moment; one still bound to the disk image after that is detached (or, if still in use
+  // somewhere, marked to be once free).
+  const bound = async () => {
     const still = await Promise.all(
       m.loops.map(async (l) => ((await backingFileOf(l.device)) === l.backingFile ? [l] : [])),
     );
     return still.flat();
   };
-  for (let i = 0; i < LOOP_RELEASE_TRIES && (await attached()).length > 0; i++) await sleep(50);
-  for (const loop of await attached()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
+  for (let i = 0; i < LOOP_RELEASE_TRIES && (await bound()).length > 0; i++) await sleep(10);
+  for (const loop of await bound()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
   // The host end of the veth goes before the namespace, while the namespace holds its peer: a
   // name freed here may be another machine's next (host interfaces are named by address block).
   for (const link of m.links) await deleteLinkIfPresent(link);
@@ -84,8 +90,11 @@ export async function tearDownMachine(
     // mounted (a volume's files). Refuse; the check below names it and a later destroy tries again.
     if ((await mountsUnder(machineDir)).length === 0) await rm(machineDir, { recursive: true, force: true });
   }
+  // Not a failure: a loop device whose filesystem is no longer mounted here, but still used in
+  // another mount namespace (a process working in a copy of the disk's mount); the kernel frees it
+  // when that ends. Leak checks still see it.
   const left = resourcesOf(await machineResources(dirs, id)).filter(
-    (r) => !(o.keepFiles && r.kind === 'machine-dir'),
+    (r) => !(o.keepFiles && r.kind === 'machine-dir') && r.kind !== 'loop-device',
   );
   if (left.length > 0)
     throw new CodedError(
