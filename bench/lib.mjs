@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mountsUnder } from '@nullspace/runtime';
+import { describeResources, inventory, machineIds, mountsUnder, tearDownMachine } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 
 export const TEMPLATE = 'base';
@@ -646,7 +646,7 @@ export async function stopServerAndMachines(S, note) {
 
 /**
  * The last step of a cleanup, once the server is stopped: the runtime's leftovers (cleanUpRuntime,
- * with `extraRoots`), then the processes (processLeaks: the server's, the run's children, any
+ * with `extraRoots`, from the runtime's inventory), then the processes (processLeaks: the server's, the run's children, any
  * carrying `mark`). Resolves with `{ leaks, checked }`; nothing to do before the temp dir is made.
  */
 export async function cleanUpRun(S, note, { mark, extraRoots = [] } = {}) {
@@ -658,57 +658,76 @@ export async function cleanUpRun(S, note, { mark, extraRoots = [] } = {}) {
 
 /**
  * Removes what the runtime may have left, then checks that nothing is: once the server is stopped.
- * Runc roots: the server's (`<dataDir>/runc`, ids `S.machineIds`, plus every machine directory in
- * `<dataDir>/machines`: a machine caught mid-create by a signal included), then `extraRoots`, each
- * `{ root, ids, machines }`. Containers found in a root join its ids. The ids of a root with
- * `machines` (the server's always) have a network namespace `ns-<id>` and cgroups
- * `nullspace/<id>`; the others are plain runc containers, with cgroups `<id>`.
+ * Machine roots: the server's (`<dataDir>/machines` + `<dataDir>/runc` + `<dataDir>/volumes`, ids
+ * `S.machineIds`), then each of `extraRoots` with `machinesDir` (`{ root, machinesDir, ids }`, a
+ * runc root and the machine directories beside it); their machines are torn down from the
+ * runtime's inventory, as the driver's destroy does, and checked with it. `extraRoots` without
+ * `machinesDir` hold plain runc containers (cgroups `<id>`): deleted with runc, checked with
+ * `runc list` and their cgroups.
  *
- * Deletes every container in those roots, the network namespaces, then the mounts under the temp
- * dir (deepest first: overlays before the disks under them); removes the temp dir unless something
- * is still mounted in it. Returns the leaks (one line each: a runc container, a mount or loop
- * device under the temp dir, the temp dir, a netns or cgroup of an id) and how many ids it checked.
+ * Then the mounts under the temp dir (deepest first); the temp dir is removed unless something is
+ * still mounted in it. Returns the leaks (one line each: whatever the inventory still finds, a
+ * runc container, a mount or loop device under the temp dir, the temp dir, a plain container's
+ * cgroup) and how many ids it checked.
  */
 async function cleanUpRuntime(S, note, extraRoots = []) {
-  const machinesDir = join(S.dataDir, 'machines');
-  if (existsSync(machinesDir)) for (const id of readdirSync(machinesDir)) S.machineIds.add(id);
-  const roots = [{ root: join(S.dataDir, 'runc'), ids: S.machineIds, machines: true }, ...extraRoots];
-  for (const { root, ids } of roots) {
+  const server = {
+    dirs: {
+      machinesDir: join(S.dataDir, 'machines'),
+      runcRoot: join(S.dataDir, 'runc'),
+      volumesDir: join(S.dataDir, 'volumes'),
+    },
+    ids: S.machineIds,
+  };
+  const machineRoots = [
+    server,
+    ...extraRoots
+      .filter((r) => r.machinesDir)
+      .map((r) => ({ dirs: { machinesDir: r.machinesDir, runcRoot: r.root }, ids: r.ids })),
+  ];
+  const plainRoots = extraRoots.filter((r) => !r.machinesDir);
+  for (const { dirs, ids } of machineRoots) {
+    for (const id of await machineIds(dirs)) ids.add(id);
+    for (const id of ids)
+      await tearDownMachine(dirs, id, { keepFiles: false }).catch(note(`tear down ${id}`));
+  }
+  for (const { root, ids } of plainRoots) {
     for (const id of await runcList(root).catch(() => [])) {
       ids.add(id);
       await sh('runc', ['--root', root, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
     }
-  }
-  const machineIds = roots.filter((r) => r.machines).flatMap((r) => [...r.ids]);
-  for (const id of machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`))
-      await sh('ip', ['netns', 'delete', `ns-${id}`]).catch(note(`netns ns-${id}`));
   }
   for (const m of await mountsUnder(S.tmp)) {
     await sh('umount', [m]).catch(() => sh('umount', ['-l', m]).catch(note(`umount ${m}`)));
   }
 
   const leaks = [];
-  for (const { root } of roots) {
-    for (const id of await runcList(root).catch(() => []))
-      leaks.push(`runc container ${id}${roots.length > 1 ? ` (root ${root})` : ''}`);
+  const listed = new Set();
+  for (const { dirs, ids } of machineRoots) {
+    const found = await inventory(dirs, { ids });
+    for (const r of found) if (r.kind === 'mount') listed.add(r.path);
+    for (const r of found) if (r.kind === 'loop-device') listed.add(r.backingFile);
+    leaks.push(...describeResources(found));
+  }
+  for (const { root } of plainRoots) {
+    for (const id of await runcList(root).catch(() => [])) leaks.push(`runc container ${id} (root ${root})`);
   }
   const mounts = await mountsUnder(S.tmp);
-  leaks.push(...mounts.map((m) => `mount ${m}`));
-  const loops = (await sh('losetup', ['-a']).catch(() => ''))
+  leaks.push(...mounts.filter((m) => !listed.has(m)).map((m) => `mount ${m}`));
+  const loops = (
+    await sh('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(() => '')
+  )
     .split('\n')
-    .filter((l) => l.includes(`${S.tmp}/`));
-  leaks.push(...loops.map((l) => `loop device ${l}`));
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([, file]) => file?.startsWith(`${S.tmp}/`) && !listed.has(file));
+  leaks.push(...loops.map(([dev, file]) => `loop device ${dev} on ${file}`));
   if (mounts.length === 0) await rm(S.tmp, { recursive: true, force: true }).catch(note(`rm ${S.tmp}`));
   if (existsSync(S.tmp)) leaks.push(`temp dir ${S.tmp}`);
-  for (const id of machineIds) {
-    if (existsSync(`/run/netns/ns-${id}`)) leaks.push(`netns /run/netns/ns-${id}`);
-    leaks.push(...cgroupDirsFor(`${MACHINE_CGROUP_PARENT}/${id}`).map((d) => `cgroup ${d}`));
-  }
-  for (const { ids } of roots.filter((r) => !r.machines)) {
+  for (const { ids } of plainRoots) {
     for (const id of ids) leaks.push(...cgroupDirsFor(id).map((d) => `cgroup ${d}`));
   }
-  return { leaks, checked: roots.reduce((sum, r) => sum + r.ids.size, 0) };
+  const checked = [...machineRoots, ...plainRoots].reduce((sum, r) => sum + r.ids.size, 0);
+  return { leaks, checked };
 }
 
 // ---- the server in its own process, and its API ---------------------------------------------------

@@ -131,7 +131,7 @@ async function cleanup(note) {
   const roots = runcRoots();
   return cleanUpRun(S, note, {
     extraRoots: [
-      { root: roots.replica, ids: S.replicaIds, machines: true },
+      { root: roots.replica, machinesDir: join(S.tmp, 'r'), ids: S.replicaIds },
       { root: roots.raw, ids: S.rawIds },
     ],
   });

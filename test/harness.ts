@@ -11,8 +11,15 @@ import { join, resolve } from 'node:path';
 import { after, before, describe } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { MACHINE_STATES } from '@nullspace/protocol';
-import { NETNS_DIR, host, mountsUnder, netnsName, tableOf } from '@nullspace/runtime';
+import { MACHINE_STATES, isId } from '@nullspace/protocol';
+import {
+  type RuntimeDirs,
+  describeResources,
+  host,
+  inventory,
+  mountsUnder,
+  tearDownMachine,
+} from '@nullspace/runtime';
 import { type ConnectionOptions, Machine } from '@nullspace/sdk';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -154,51 +161,38 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
 /** Every state but `killed`: what teardown must kill. */
 const ALIVE = MACHINE_STATES.filter((s) => s !== 'killed');
 
-const CGROUP_ROOTS = ['/sys/fs/cgroup', ...cgroupV1Roots()];
-function cgroupV1Roots(): string[] {
-  try {
-    return readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
-  } catch {
-    return [];
-  }
+/** A test server's runtime directories (see startServer): what the inventory looks at. */
+export function runtimeDirsOf(dataDir: string): RuntimeDirs {
+  return {
+    machinesDir: join(dataDir, 'machines'),
+    runcRoot: join(dataDir, 'runc'),
+    volumesDir: join(dataDir, 'volumes'),
+  };
 }
 
-/** Everything of these machines still on the host: containers, mounts, namespaces, cgroups. */
+/**
+ * Everything of these machines (and of the data dir's machines and volumes) still on the host,
+ * from the runtime's inventory, plus any other mount under the data dir and snapshot files left in
+ * it.
+ */
 export async function leftovers(dataDir: string, ids: Iterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for (const m of await mountsUnder(dataDir)) out.push(`mount ${m}`);
-  const runcRoot = join(dataDir, 'runc');
-  if (existsSync(runcRoot)) {
-    const { stdout } = await host('runc', ['--root', runcRoot, 'list', '--quiet']);
-    for (const id of stdout.split('\n').filter(Boolean)) out.push(`runc container ${id}`);
-  }
-  for (const id of ids) {
-    if (existsSync(join(NETNS_DIR, netnsName(id)))) out.push(`netns ${netnsName(id)}`);
-    for (const root of CGROUP_ROOTS) {
-      const cg = join(root, 'nullspace', id);
-      if (existsSync(cg)) out.push(`cgroup ${cg}`);
-    }
-    if (existsSync(join(dataDir, 'machines', id))) out.push(`machine dir ${id}`);
-  }
+  const found = await inventory(runtimeDirsOf(dataDir), { ids });
+  const out = describeResources(found);
+  const listed = new Set(found.flatMap((r) => (r.kind === 'mount' ? [r.path] : [])));
+  for (const m of await mountsUnder(dataDir)) if (!listed.has(m)) out.push(`mount ${m}`);
   const snapshotsDir = join(dataDir, 'snapshots');
   if (existsSync(snapshotsDir))
     for (const name of readdirSync(snapshotsDir)) out.push(`snapshot files ${join(snapshotsDir, name)}`);
-  const tables = (await host('nft', ['list', 'tables', 'ip'])).stdout;
-  for (const id of ids)
-    if (tables.includes(`table ip ${tableOf(id)}\n`)) out.push(`nft table ${tableOf(id)}`);
-  const loops = await host('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']);
-  for (const f of loops.stdout.split('\n').map((l) => l.trim()))
-    if (f.startsWith(dataDir)) out.push(`loop device on ${f}`);
   return out;
 }
 
+/** Tears down what the inventory finds (as the driver's destroy does), then any mount left. */
 async function forceClean(dataDir: string, ids: Iterable<string>): Promise<void> {
-  const runcRoot = join(dataDir, 'runc');
-  for (const id of ids) {
-    await host('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
-    await host('ip', ['netns', 'delete', netnsName(id)]).catch(() => undefined);
-    await host('nft', ['delete', 'table', 'ip', tableOf(id)]).catch(() => undefined);
-  }
+  const dirs = runtimeDirsOf(dataDir);
+  const owners = new Set((await inventory(dirs, { ids })).map((r) => r.owner));
+  for (const id of owners)
+    if (id !== null && isId('machine', id))
+      await tearDownMachine(dirs, id, { keepFiles: false }).catch(() => undefined);
   for (const m of await mountsUnder(dataDir)) await host('umount', ['-l', m]).catch(() => undefined);
 }
 

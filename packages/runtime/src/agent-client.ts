@@ -35,7 +35,9 @@ export class AgentClient {
   /**
    * A health check on a connection the agent itself closes after answering. Before a checkpoint:
    * once it answers, the agent has also handled the closing of every earlier connection (events
-   * are handled in order), so it holds no socket connected to the host.
+   * are handled in order), so it holds no socket connected to the host — but for this one, which
+   * it closes a moment after answering: a machine frozen within that moment cannot be checkpointed
+   * (CRIU: "Unix socket … not found").
    */
   async drain(timeoutMs = 5000): Promise<void> {
     await this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs, { connection: 'close' });

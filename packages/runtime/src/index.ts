@@ -2,6 +2,19 @@ export * from './driver.js';
 export * from './agent-client.js';
 export * from './runc-driver.js';
 export * from './mounts.js';
+export {
+  DEFAULT_CGROUP_PARENT,
+  type HostResource,
+  type HostResourceKind,
+  type MachineResources,
+  type RuntimeDirs,
+  describeResources,
+  inventory,
+  machineIds,
+  machineResources,
+  resourcesOf,
+} from './inventory/inventory.js';
+export { tearDownMachine } from './inventory/teardown.js';
 export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';

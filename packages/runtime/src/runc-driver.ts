@@ -1,3 +1,4 @@
+// Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import {
   constants,
@@ -6,7 +7,6 @@ import {
   mkdir,
   open,
   readFile,
-  readdir,
   rename,
   rm,
   statfs,
@@ -18,7 +18,6 @@ import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import { CPU_SHARES, type CpuPriority, setCpuPriority } from './cgroups/cpu-weight.js';
 import { Freezer } from './cgroups/freezer.js';
-import { reapCgroup } from './cgroups/reap.js';
 import { cgroupUsage, readNumber } from './cgroups/usage.js';
 import type {
   DriverMachineSpec,
@@ -30,21 +29,20 @@ import type {
   MachineDriver,
 } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
-import { mountsUnder } from './mounts.js';
-import { tableOf } from './net/addresses.js';
+import { type RuntimeDirs, machineIds } from './inventory/inventory.js';
+import { tearDownMachine } from './inventory/teardown.js';
+import { MACHINE_FILES } from './machine-dir.js';
 import {
   applyEgress,
   cutLink,
-  deleteEgressTable,
-  deleteLinkIfPresent,
   denyAll,
   linkSetUpSteps,
   settleRestoredNetns,
   writeLinkFiles,
 } from './net/link.js';
-import { createNetnsSteps, deleteNetns, netnsName, netnsPath } from './netns/netns.js';
+import { createNetnsSteps, netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
-import { mountOverlaySteps, unmountOverlay } from './rootfs/overlay.js';
+import { mountOverlaySteps } from './rootfs/overlay.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
 import * as volumes from './volumes/machine-volumes.js';
@@ -71,16 +69,23 @@ const AGENT_LOG = 'agent.log';
 /** In an image directory: CRIU's files, and (snapshots only) a copy of the disk image. */
 const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
-/** In a machine dir: pid of the runc checkpoint/restore in progress (survives a server crash). */
-const OPERATION_PID_FILE = 'operation.pid';
 /** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
 const CRIU_CONFIG = 'criu.conf';
-/** In a machine dir: the name of the host end of its veth (for teardown from the id alone). */
-const LINK_FILE = 'link';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
 }
+
+/**
+ * CRIU found a Unix socket whose peer is not in the dump: in a machine, a connection to its agent
+ * that was being closed at the freeze (the agent closes its end a moment after its last answer;
+ * see AgentClient.drain). Running on for a moment, the agent finishes closing it, and a second
+ * checkpoint goes through; a connection that stays (to something outside) fails that one too.
+ */
+function isClosingSocket(err: unknown): boolean {
+  return err instanceof CodedError && /Unix socket \d+ not found/.test(err.message);
+}
+const CLOSING_SOCKET_PAUSE_MS = 50;
 
 /** Host tools report a full disk in their own words; callers get `disk_full`. */
 function diskFullOr(err: unknown): unknown {
@@ -99,10 +104,12 @@ function diskFullOr(err: unknown): unknown {
  *   - `<machinesDir>/<id>/disk.img` + `disk/`: the writable disk (DiskImage)
  *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
  *   - `/run/netns/ns-<id>`: the network namespace, with the machine's end of its veth (net/link.ts)
+ *   - the host end of the veth, `nsv…`, its alias the machine id
  *   - nftables table `ns_<id>` in the host's namespace: its egress policy
- *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created and removed by runc
+ *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc, holding its processes
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
- * `destroy` tears all of it down in reverse order and tolerates any part being already gone.
+ * `destroy` tears down whatever of it the inventory (inventory/) finds, processes first, and
+ * checks that nothing is left; `list` is the inventory's machine ids.
  */
 export class RuncDriver implements MachineDriver {
   readonly name = 'runc';
@@ -113,6 +120,8 @@ export class RuncDriver implements MachineDriver {
   private readonly pidsLimit: number;
   private readonly readyTimeoutMs: number;
   private nofileLimit = 16_384;
+  /** Where its machines are, for the inventory. */
+  private readonly dirs: RuntimeDirs;
 
   constructor(private readonly o: RuncDriverOptions) {
     this.runc = new Runc(o.runcRoot);
@@ -121,6 +130,7 @@ export class RuncDriver implements MachineDriver {
     this.cgroupParent = o.cgroupParent ?? '/nullspace';
     this.pidsLimit = o.pidsLimit ?? 4096;
     this.readyTimeoutMs = o.agentReadyTimeoutMs ?? 20_000;
+    this.dirs = { machinesDir: o.machinesDir, runcRoot: o.runcRoot, cgroupParent: this.cgroupParent };
   }
 
   async init(): Promise<void> {
@@ -189,7 +199,7 @@ export class RuncDriver implements MachineDriver {
 
   async usage(id: string): Promise<DriverMachineUsage> {
     const dir = this.dir(id);
-    const hostIf = (await readFile(join(dir, LINK_FILE), 'utf8').catch(() => '')).trim();
+    const hostIf = (await readFile(join(dir, MACHINE_FILES.link), 'utf8').catch(() => '')).trim();
     // The host end of the veth counts the other way round: what it received, the machine sent.
     const stat = (name: string) =>
       hostIf ? readNumber(`/sys/class/net/${hostIf}/statistics/${name}`).catch(() => 0) : Promise.resolve(0);
@@ -289,18 +299,21 @@ export class RuncDriver implements MachineDriver {
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
-    try {
-      // Without --leave-running the processes end once the dump is complete and runc removes the
-      // container and its cgroups; if CRIU fails, it lets them run on.
-      await this.checkpointInto(id, partial, false, timeoutMs);
-    } catch (err) {
-      // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
-      // else: the machine was left running.
-      if (!(await this.isFinishedHibernate(id, partial))) {
+    for (let attempt = 1; ; attempt++) {
+      await rm(partial, { recursive: true, force: true });
+      await mkdir(partial, { recursive: true });
+      try {
+        // Without --leave-running the processes end once the dump is complete and runc removes the
+        // container and its cgroups; if CRIU fails, it lets them run on.
+        await this.checkpointInto(id, partial, false, timeoutMs);
+        break;
+      } catch (err) {
+        // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
+        // else: the machine was left running.
+        if (await this.isFinishedHibernate(id, partial)) break;
         await rm(partial, { recursive: true, force: true });
-        throw err;
+        if (attempt > 1 || !isClosingSocket(err)) throw err;
+        await sleep(CLOSING_SOCKET_PAUSE_MS);
       }
     }
     await rename(partial, imageDir);
@@ -338,24 +351,29 @@ export class RuncDriver implements MachineDriver {
       throw new CodedError('internal', `machine ${id} is not running (runc: ${state?.status ?? 'missing'})`);
     const wasPaused = state.status === 'paused';
     const partial = `${snapDir}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
     const disk = new DiskImage(dir);
-    const frozenAt = Date.now();
     let pausedMs = 0;
-    try {
-      // Memory and disk from the same instant: everything stays frozen while both are taken.
-      if (!wasPaused) await this.pause(id);
-      try {
-        await this.checkpointInto(id, partial, true, timeoutMs);
-        await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
-      } finally {
-        if (!wasPaused) await this.unpause(id);
-        pausedMs = Date.now() - frozenAt;
-      }
-    } catch (err) {
+    for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
-      throw diskFullOr(err);
+      await mkdir(partial, { recursive: true });
+      const frozenAt = Date.now();
+      try {
+        // Memory and disk from the same instant: everything stays frozen while both are taken.
+        if (!wasPaused) await this.pause(id);
+        try {
+          await this.checkpointInto(id, partial, true, timeoutMs);
+          await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
+        } finally {
+          if (!wasPaused) await this.unpause(id);
+          pausedMs = Date.now() - frozenAt;
+        }
+        break;
+      } catch (err) {
+        await rm(partial, { recursive: true, force: true });
+        // A paused machine's agent cannot finish closing anything: no second try.
+        if (attempt > 1 || wasPaused || !isClosingSocket(err)) throw diskFullOr(err);
+        await sleep(CLOSING_SOCKET_PAUSE_MS);
+      }
     }
     await rename(partial, snapDir);
     return { pausedMs };
@@ -384,7 +402,7 @@ export class RuncDriver implements MachineDriver {
   }
 
   async settle(id: string, imageDir?: string): Promise<void> {
-    const pidFile = join(this.dir(id), OPERATION_PID_FILE);
+    const pidFile = join(this.dir(id), MACHINE_FILES.operationPid);
     const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
     if (pid > 0) {
       const deadline = Date.now() + 300_000;
@@ -422,7 +440,7 @@ export class RuncDriver implements MachineDriver {
     leaveRunning: boolean,
     timeoutMs: number,
   ): Promise<void> {
-    const workDir = join(this.dir(id), 'criu-dump');
+    const workDir = join(this.dir(id), MACHINE_FILES.criuDump);
     // Volumes are mounts runc does not know of: declared external (see volumes/machine-volumes.ts).
     const config = join(this.dir(id), CRIU_CONFIG);
     const mounted = await volumes.readVolumeRecord(this.dir(id));
@@ -457,7 +475,7 @@ export class RuncDriver implements MachineDriver {
     },
   ): Promise<void> {
     const dir = this.dir(id);
-    const workDir = join(dir, 'criu-restore');
+    const workDir = join(dir, MACHINE_FILES.criuRestore);
     const config = join(dir, CRIU_CONFIG);
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
@@ -484,7 +502,7 @@ export class RuncDriver implements MachineDriver {
   /** Notes the pid of a runc checkpoint/restore, so a restarted server can wait for it (settle). */
   private recordOperation(id: string, pid: number): void {
     try {
-      writeFileSync(join(this.dir(id), OPERATION_PID_FILE), String(pid));
+      writeFileSync(join(this.dir(id), MACHINE_FILES.operationPid), String(pid));
     } catch {
       // the machine dir is gone: nothing to settle later
     }
@@ -494,19 +512,12 @@ export class RuncDriver implements MachineDriver {
     return existsSync(join(dir, IMAGE_MEMORY, 'inventory.img'));
   }
 
+  /**
+   * Tears down everything the inventory finds for the machine, its processes first (see
+   * inventory/teardown.ts), and fails naming whatever is still there afterwards.
+   */
   async destroy(id: string): Promise<void> {
-    const dir = this.dir(id);
-    await this.release(id);
-    await new DiskImage(dir).destroy();
-    // A recursive delete crosses mount points: through a mount still here (a volume staged for a
-    // restore) it would delete a volume's files. Refuse; a later kill tries again.
-    const left = await mountsUnder(dir);
-    if (left.length > 0)
-      throw new CodedError(
-        'internal',
-        `machine ${id}: still mounted under its directory: ${left.join(', ')}`,
-      );
-    await rm(dir, { recursive: true, force: true });
+    await tearDownMachine(this.dirs, id, { keepFiles: false });
   }
 
   /**
@@ -514,33 +525,7 @@ export class RuncDriver implements MachineDriver {
    * keeping the files (disk image, config) for a restore. Idempotent.
    */
   private async release(id: string): Promise<void> {
-    const dir = this.dir(id);
-    // A CRIU killed at its deadline cannot clean up: its cgroup yard (`criu-*/.criu.cgyard.*`) and
-    // runc's `criu-root` — a bind mount of the machine's root filesystem — stay mounted. They go
-    // first: `runc delete` removes the container's state directory recursively, and through a
-    // still-mounted criu-root it deleted the machine's whole filesystem (found by a killed
-    // restore: every top-level directory became a whiteout on the machine's disk).
-    // Volumes staged for a restore: through them, a recursive delete would delete volumes' files.
-    for (const root of [
-      join(this.runc.root, id),
-      join(dir, 'criu-restore'),
-      join(dir, 'criu-dump'),
-      join(dir, volumes.STAGE_DIR),
-    ])
-      for (const m of await mountsUnder(root)) await host('umount', ['-l', m]).catch(() => undefined);
-    await this.runc.destroy(id);
-    // What runc does not know of: the processes a killed CRIU restore left in the machine's cgroups.
-    await reapCgroup(`${this.cgroupParent}/${id}`);
-    await unmountOverlay(join(dir, 'rootfs'));
-    await new DiskImage(dir).unmount();
-    // The host end of the veth goes first, while the namespace holds its peer and so its name is
-    // certainly this machine's: deleted after the namespace, the name could already be another
-    // server's new machine (host interfaces are named by address block; found by the pool bench).
-    // Deleting it also keeps it from staying behind when something still holds the namespace.
-    const link = await readFile(join(dir, LINK_FILE), 'utf8').catch(() => '');
-    if (link.trim()) await deleteLinkIfPresent(link.trim());
-    await deleteNetns(netnsName(id));
-    await deleteEgressTable(tableOf(id));
+    await tearDownMachine(this.dirs, id, { keepFiles: true });
   }
 
   /**
@@ -582,7 +567,7 @@ export class RuncDriver implements MachineDriver {
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
     const files = await writeLinkFiles(dir, spec.network.link, spec.network.egress);
-    await writeFile(join(dir, LINK_FILE), spec.network.link.hostIf);
+    await writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf);
     await hostPlan(
       [
         [
@@ -591,12 +576,15 @@ export class RuncDriver implements MachineDriver {
             lower: spec.templateRootfs,
             upper: disk.upper,
             work: disk.work,
-            target: join(dir, 'rootfs'),
+            target: join(dir, MACHINE_FILES.rootfs),
           }),
         ],
         [
           ...createNetnsSteps(netns),
-          ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
+          ...linkSetUpSteps(netns, spec.network.link, files, {
+            owner: spec.id,
+            nonlocalBind: o.newAddress === true,
+          }),
         ],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
@@ -608,7 +596,7 @@ export class RuncDriver implements MachineDriver {
     return buildMachineOciSpec({
       machineId: spec.id,
       hostname: hostnameOf(spec.id),
-      rootfs: join(dir, 'rootfs'),
+      rootfs: join(dir, MACHINE_FILES.rootfs),
       netnsPath: netnsPath(netnsName(spec.id)),
       cgroupsPath: `${this.cgroupParent}/${spec.id}`,
       vcpus: spec.vcpus,
@@ -663,10 +651,9 @@ export class RuncDriver implements MachineDriver {
     return 'stopped';
   }
 
+  /** The ids the inventory finds in this driver's directories. */
   async list(): Promise<string[]> {
-    const ids = new Set<string>((await this.runc.list()).map((s) => s.id));
-    if (existsSync(this.o.machinesDir)) for (const id of await readdir(this.o.machinesDir)) ids.add(id);
-    return [...ids];
+    return machineIds(this.dirs);
   }
 
   private dir(id: string): string {

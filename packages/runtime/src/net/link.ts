@@ -46,6 +46,8 @@ export async function writeLinkFiles(dir: string, link: MachineLink, policy: Egr
  * untouched). The egress table is loaded first, so the machine never reaches anything unruled
  * (docs/research/network.md: without its table a machine reached host listeners).
  *
+ * The host end's alias is `owner`, the machine's id (see inventory/inventory.ts).
+ *
  * In the machine's namespace: `route_localnet` on eth0 and the preview redirect (preview
  * connections reach services listening on 127.0.0.1 only), and, for a restore into a new address
  * (`nonlocalBind`), `ip_nonlocal_bind` so CRIU can recreate sockets bound to the old one.
@@ -54,7 +56,7 @@ export function linkSetUpSteps(
   netns: string,
   link: MachineLink,
   files: LinkFiles,
-  o: { nonlocalBind?: boolean } = {},
+  o: { owner: string; nonlocalBind?: boolean },
 ): Argv[] {
   const peer = `${link.hostIf}p`;
   const cidr = (addr: string) => `${addr}/${link.prefix}`;
@@ -66,6 +68,9 @@ export function linkSetUpSteps(
   return [
     ['nft', '-f', files.egress],
     ['ip', 'link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', peer],
+    // Its alias names the machine: the inventory attributes the link by it, also once the machine's
+    // directory or namespace is gone.
+    ['ip', 'link', 'set', link.hostIf, 'alias', o.owner],
     ['ip', 'link', 'set', peer, 'netns', netns],
     ['ip', '-n', netns, 'link', 'set', peer, 'name', 'eth0'],
     ['ip', 'addr', 'add', cidr(link.hostAddr), 'dev', link.hostIf],

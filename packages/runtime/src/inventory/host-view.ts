@@ -1,0 +1,134 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { host } from '../exec.js';
+import { NETNS_DIR } from '../netns/netns.js';
+
+/**
+ * What the host shows of the kernel resources machines use, read once: mounts, loop devices,
+ * network namespaces, host links (with their alias), nftables tables and cgroup hierarchies. The
+ * inventory (inventory.ts) attributes these to machines; reading them once per inventory keeps a
+ * destroy to one `nft` process and a handful of file reads.
+ */
+export interface HostView {
+  mounts: MountInfo[];
+  loops: LoopDevice[];
+  /** Names bound under /run/netns. */
+  netns: Set<string>;
+  /** Host interfaces named like machines' links (`nsv…`), with their alias (the machine id). */
+  links: Map<string, string>;
+  /** Tables of the `ip` family. */
+  nftTables: Set<string>;
+  /** The root of every cgroup hierarchy: cgroup2 alone, or each v1 controller and cgroup2 (hybrid). */
+  cgroupRoots: string[];
+}
+
+export interface MountInfo {
+  path: string;
+  /** `major:minor` of the filesystem. */
+  device: string;
+  fstype: string;
+  source: string;
+}
+
+export interface LoopDevice {
+  device: string;
+  backingFile: string;
+}
+
+/** Prefix of the host end of every machine's veth (net/addresses.ts `hostIfOf`). */
+export const LINK_PREFIX = 'nsv';
+
+export async function readHostView(): Promise<HostView> {
+  const [mounts, loops, netns, links, nftTables] = await Promise.all([
+    readMounts(),
+    readLoops(),
+    readdir(NETNS_DIR).catch(() => [] as string[]),
+    readLinks(),
+    readNftTables(),
+  ]);
+  return { mounts, loops, netns: new Set(netns), links, nftTables, cgroupRoots: cgroupRoots(mounts) };
+}
+
+/** Decodes the octal escapes (`\040` for space ...) the kernel uses in mountinfo. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+}
+
+async function readMounts(): Promise<MountInfo[]> {
+  const out: MountInfo[] = [];
+  for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    // id parent major:minor root mountpoint options [optional fields...] - fstype source superopts
+    const [left, right] = line.split(' - ');
+    const f = left?.split(' ');
+    const r = right?.split(' ');
+    if (!f?.[4] || !r?.[0]) continue;
+    out.push({
+      path: unescapeMountPath(f[4]),
+      device: f[2] ?? '',
+      fstype: r[0],
+      source: unescapeMountPath(r[1] ?? ''),
+    });
+  }
+  return out;
+}
+
+/** Attached loop devices and their backing files, from sysfs (no losetup process). */
+async function readLoops(): Promise<LoopDevice[]> {
+  const names = (await readdir('/sys/block').catch(() => [] as string[])).filter((n) => n.startsWith('loop'));
+  const out: LoopDevice[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      const file = await backingFileOf(`/dev/${name}`);
+      if (file) out.push({ device: `/dev/${name}`, backingFile: file });
+    }),
+  );
+  return out.sort((a, b) => a.device.localeCompare(b.device));
+}
+
+/** The file loop device `device` (`/dev/loopN`) is bound to now; empty if none. */
+export async function backingFileOf(device: string): Promise<string> {
+  const name = device.slice('/dev/'.length);
+  const file = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
+  // A deleted backing file reads `PATH (deleted)`.
+  return file.trim().replace(/ \(deleted\)$/, '');
+}
+
+async function readLinks(): Promise<Map<string, string>> {
+  const names = (await readdir('/sys/class/net').catch(() => [] as string[])).filter((n) =>
+    n.startsWith(LINK_PREFIX),
+  );
+  const out = new Map<string, string>();
+  await Promise.all(
+    names.map(async (name) => {
+      const alias = await readFile(`/sys/class/net/${name}/ifalias`, 'utf8').catch(() => '');
+      out.set(name, alias.trim());
+    }),
+  );
+  return out;
+}
+
+async function readNftTables(): Promise<Set<string>> {
+  const { stdout } = await host('nft', ['list', 'tables', 'ip']).catch(() => ({ stdout: '' }));
+  const out = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^table ip (\S+)$/.exec(line.trim());
+    if (m?.[1]) out.add(m[1]);
+  }
+  return out;
+}
+
+/**
+ * One mount point per cgroup hierarchy (a hierarchy mounted twice counts once): cgroup2 alone on a
+ * pure v2 host; each v1 controller and cgroup2 (at `/sys/fs/cgroup/unified`) on a hybrid one.
+ */
+function cgroupRoots(mounts: readonly MountInfo[]): string[] {
+  const byDevice = new Map<string, string>();
+  for (const m of mounts)
+    if ((m.fstype === 'cgroup' || m.fstype === 'cgroup2') && !byDevice.has(m.device))
+      byDevice.set(m.device, m.path);
+  return [...byDevice.values()];
+}
+
+/** Whether `path` is `dir` or below it. */
+export function isUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir}/`);
+}

@@ -1,0 +1,423 @@
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AGENT_PATHS } from '@nullspace/protocol';
+import { MACHINE_FILES } from '../machine-dir.js';
+import { tableOf } from '../net/addresses.js';
+import { netnsName } from '../netns/netns.js';
+import { STAGE_DIR } from '../volumes/machine-volumes.js';
+import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } from './host-view.js';
+
+/**
+ * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
+ * devices, /run/netns, links, nftables, cgroups, /proc, runc's state) and says which machine owns
+ * each thing. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
+ * `RuncDriver.list` (what the server's re-adoption sweeps) is its machine ids, and the test
+ * harness, the benches and `scripts/host-leftovers.sh` report leaks with it.
+ *
+ * Two scopes: one runtime's directories ({@link RuntimeDirs}: one data dir's machines, and its
+ * volumes), or the whole host (`'host'`: every machine of every server, found by the names
+ * machines give their resources).
+ */
+
+/** The directories one runtime (one RuncDriver, one server's data dir) keeps its machines in. */
+export interface RuntimeDirs {
+  /** `<data dir>/machines`: one directory per machine. */
+  machinesDir: string;
+  /** `<data dir>/runc`: runc's state, one directory per container. */
+  runcRoot: string;
+  /** cgroup parent of machines (`<parent>/<id>` in every hierarchy); default {@link DEFAULT_CGROUP_PARENT}. */
+  cgroupParent?: string;
+  /** `<data dir>/volumes`: host volumes (their mounts and loop devices are listed too). */
+  volumesDir?: string;
+}
+
+export const DEFAULT_CGROUP_PARENT = '/nullspace';
+
+/**
+ * What a mount is for: `rootfs` (the overlay), `disk` (the disk image's loop mount),
+ * `volume-stage` (a volume staged for a restore), `criu` (what a killed CRIU left: its cgroup yard,
+ * runc's criu-root), `volume` (a host volume's mount), `other` (anything else in a machine's dirs).
+ */
+export type MountRole = 'rootfs' | 'disk' | 'volume-stage' | 'criu' | 'volume' | 'other';
+
+/**
+ * `init`: pid 1 of the machine (ending it ends its whole pid namespace); `member`: any other
+ * process in its cgroups; `agent`: a process running the machine agent outside every machine
+ * cgroup (host-wide only); `operation`: a runc checkpoint/restore still running on it.
+ */
+export type ProcessRole = 'init' | 'member' | 'agent' | 'operation';
+
+/** One thing on the host and who owns it (a machine id, a volume id, or null: unknown). */
+export type HostResource =
+  | { kind: 'process'; owner: string | null; pid: number; role: ProcessRole }
+  | { kind: 'cgroup'; owner: string; path: string }
+  | { kind: 'runc-container'; owner: string; root: string }
+  | { kind: 'mount'; owner: string | null; path: string; fstype: string; role: MountRole }
+  | { kind: 'loop-device'; owner: string | null; device: string; backingFile: string }
+  | { kind: 'netns'; owner: string; name: string }
+  | { kind: 'link'; owner: string | null; name: string }
+  | { kind: 'nft-table'; owner: string; name: string }
+  | { kind: 'machine-dir'; owner: string; path: string };
+
+export type HostResourceKind = HostResource['kind'];
+
+export interface MachineMount {
+  path: string;
+  fstype: string;
+  role: MountRole;
+}
+
+/** Everything one machine holds on the host now, as teardown needs it. */
+export interface MachineResources {
+  id: string;
+  /** Its init (pid 1 of its pid namespace) on the host, while it runs. */
+  init: number | null;
+  /** Every process in its cgroups, init included. */
+  pids: number[];
+  /** A runc checkpoint/restore (the process group leader) still running on it. */
+  operation: number | null;
+  /** Its cgroup directories in every hierarchy, deepest first. */
+  cgroups: string[];
+  /** runc's state directory of its container (runtime scope only). */
+  runcState: string | null;
+  /** Mounts in its directories, deepest first (the order they come off in). */
+  mounts: MachineMount[];
+  /** Loop devices backed by its files (its disk image). */
+  loops: LoopDevice[];
+  netns: string | null;
+  /** Host ends of its veths. */
+  links: string[];
+  nftTables: string[];
+  /** Its directory (runtime scope only). */
+  dir: string | null;
+}
+
+type Scope = RuntimeDirs | 'host';
+
+/**
+ * What the host holds for one machine (`machineId`), or for every machine of the scope (plus, in
+ * a runtime scope, the machines named in `ids` even if their directories are gone, and its host
+ * volumes; host-wide, links nobody owns and agent processes outside machine cgroups).
+ */
+export async function inventory(
+  scope: Scope,
+  o: { machineId?: string; ids?: Iterable<string> } = {},
+): Promise<HostResource[]> {
+  const view = await readHostView();
+  if (o.machineId !== undefined) return resourcesOf(await collect(scope, o.machineId, view));
+  const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
+  const machines = await Promise.all([...ids].sort().map((id) => collect(scope, id, view)));
+  const out = machines.flatMap(resourcesOf);
+  if (scope === 'host') out.push(...(await hostStrays(view, machines)));
+  else if (scope.volumesDir !== undefined) out.push(...volumeResources(scope.volumesDir, view));
+  return out;
+}
+
+/** What one machine of a runtime holds on the host (what `destroy` tears down). */
+export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
+  return collect(dirs, id, await readHostView());
+}
+
+/** Every machine id a runtime holds anything for: directories, runc containers, mounts. */
+export async function machineIds(dirs: RuntimeDirs): Promise<string[]> {
+  return [...(await scopeIds(dirs, await readHostView()))].sort();
+}
+
+/** The machine's resources as inventory entries. */
+export function resourcesOf(m: MachineResources): HostResource[] {
+  const owner = m.id;
+  return [
+    ...(m.operation !== null
+      ? [{ kind: 'process', owner, pid: m.operation, role: 'operation' } as const]
+      : []),
+    ...m.pids.map(
+      (pid) => ({ kind: 'process', owner, pid, role: pid === m.init ? 'init' : 'member' }) as const,
+    ),
+    ...m.cgroups.map((path) => ({ kind: 'cgroup', owner, path }) as const),
+    ...(m.runcState !== null ? [{ kind: 'runc-container', owner, root: m.runcState } as const] : []),
+    ...m.mounts.map((mt) => ({ kind: 'mount', owner, ...mt }) as const),
+    ...m.loops.map((l) => ({ kind: 'loop-device', owner, ...l }) as const),
+    ...(m.netns !== null ? [{ kind: 'netns', owner, name: m.netns } as const] : []),
+    ...m.links.map((name) => ({ kind: 'link', owner, name }) as const),
+    ...m.nftTables.map((name) => ({ kind: 'nft-table', owner, name }) as const),
+    ...(m.dir !== null ? [{ kind: 'machine-dir', owner, path: m.dir } as const] : []),
+  ];
+}
+
+/**
+ * One line per resource, stable from one reading to the next (so two readings can be diffed): a
+ * machine's processes other than its init are one line, whatever their number.
+ */
+export function describeResources(resources: readonly HostResource[]): string[] {
+  const out: string[] = [];
+  const membersOf = new Set<string>();
+  const of = (owner: string | null) => (owner === null ? 'owner unknown' : owner);
+  for (const r of resources) {
+    switch (r.kind) {
+      case 'process':
+        if (r.role === 'member') {
+          const key = of(r.owner);
+          if (!membersOf.has(key)) out.push(`processes of ${key} in its cgroups`);
+          membersOf.add(key);
+        } else out.push(`process ${r.pid}: ${r.role} of ${of(r.owner)}`);
+        break;
+      case 'cgroup':
+        out.push(`cgroup ${r.path}`);
+        break;
+      case 'runc-container':
+        out.push(`runc container ${r.root}`);
+        break;
+      case 'mount':
+        out.push(`mount ${r.path} (${r.fstype}, ${r.role} of ${of(r.owner)})`);
+        break;
+      case 'loop-device':
+        out.push(`loop device ${r.device} on ${r.backingFile}`);
+        break;
+      case 'netns':
+        out.push(`netns ${r.name}`);
+        break;
+      case 'link':
+        out.push(`link ${r.name} (${of(r.owner)})`);
+        break;
+      case 'nft-table':
+        out.push(`nft table ${r.name}`);
+        break;
+      case 'machine-dir':
+        out.push(`machine dir ${r.path}`);
+        break;
+    }
+  }
+  return out;
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+
+/** The ids a scope holds anything for, from the names machines give their resources. */
+async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
+  const ids = new Set<string>();
+  if (scope !== 'host') {
+    for (const dir of [scope.machinesDir, scope.runcRoot]) {
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => []))
+        if (e.isDirectory()) ids.add(e.name);
+      for (const m of view.mounts) {
+        const first = isUnder(m.path, dir) ? m.path.slice(dir.length + 1).split('/')[0] : undefined;
+        if (first) ids.add(first);
+      }
+    }
+    return ids;
+  }
+  // Host-wide: everything under the machines' cgroup parent is a machine, and machine ids name
+  // their namespaces, tables, links (alias), mounts and disk images.
+  for (const root of view.cgroupRoots)
+    for (const e of await readdir(join(root, DEFAULT_CGROUP_PARENT), { withFileTypes: true }).catch(() => []))
+      if (e.isDirectory()) ids.add(e.name);
+  for (const name of view.netns) if (name.startsWith('ns-mch_')) ids.add(name.slice(3));
+  for (const name of view.nftTables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const alias of view.links.values()) if (alias) ids.add(alias);
+  for (const m of view.mounts) for (const id of machineIdsIn(m.path)) ids.add(id);
+  for (const l of view.loops) for (const id of machineIdsIn(l.backingFile)) ids.add(id);
+  return ids;
+}
+
+const MACHINE_ID = /^mch_[a-z2-7]{20}$/;
+
+function machineIdsIn(path: string): string[] {
+  return path.split('/').filter((s) => MACHINE_ID.test(s));
+}
+
+/**
+ * Whether `path` is one of the machine's files: in a runtime scope, under its directory or its
+ * runc state directory; host-wide, any path with its id as a component.
+ */
+function owner(scope: Scope, id: string): (path: string) => boolean {
+  if (scope === 'host') return (p) => p.split('/').includes(id);
+  const dirs = [join(scope.machinesDir, id), join(scope.runcRoot, id)];
+  return (p) => dirs.some((d) => isUnder(p, d));
+}
+
+async function collect(scope: Scope, id: string, view: HostView): Promise<MachineResources> {
+  const owns = owner(scope, id);
+  const dirs = scope === 'host' ? undefined : scope;
+  const machineDir = dirs && join(dirs.machinesDir, id);
+  const runcDir = dirs && join(dirs.runcRoot, id);
+  const parent = dirs?.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+
+  const cgroups = (
+    await Promise.all(view.cgroupRoots.map((root) => cgroupTree(join(root, parent, id))))
+  ).flat();
+  const pids = [...new Set((await Promise.all(cgroups.map(readProcs))).flat())].sort((a, b) => a - b);
+  // runc's record first: with a fork bomb inside, it is one file instead of a scan of thousands.
+  const init = (runcDir !== undefined ? await runcInit(runcDir) : null) ?? (await nsInit(pids));
+
+  const mounts: MachineMount[] = view.mounts
+    .filter((m) => m.fstype !== 'nsfs' && owns(m.path))
+    .map((m) => ({ path: m.path, fstype: m.fstype, role: mountRole(m.path, id) }))
+    .sort((a, b) => b.path.length - a.path.length);
+  const loops = view.loops.filter((l) => owns(l.backingFile));
+
+  return {
+    id,
+    init,
+    pids,
+    operation: dirs && machineDir !== undefined ? await operation(machineDir, id, dirs) : null,
+    cgroups: cgroups.sort((a, b) => b.length - a.length),
+    runcState: runcDir !== undefined && existsSync(runcDir) ? runcDir : null,
+    mounts,
+    loops,
+    netns: view.netns.has(netnsName(id)) ? netnsName(id) : null,
+    links: links(id, view),
+    nftTables: view.nftTables.has(tableOf(id)) ? [tableOf(id)] : [],
+    dir: machineDir !== undefined && existsSync(machineDir) ? machineDir : null,
+  };
+}
+
+function mountRole(path: string, id: string): MountRole {
+  const parts = path.split('/');
+  const rest = parts.slice(parts.indexOf(id) + 1);
+  const first = rest[0];
+  if (first === undefined) return 'other';
+  if (first === MACHINE_FILES.rootfs && rest.length === 1) return 'rootfs';
+  if (first === MACHINE_FILES.disk && rest.length === 1) return 'disk';
+  if (first === STAGE_DIR) return 'volume-stage';
+  if (first === MACHINE_FILES.criuDump || first === MACHINE_FILES.criuRestore || first === 'criu-root')
+    return 'criu';
+  return 'other';
+}
+
+/** A cgroup directory and every one below it, if it exists. */
+async function cgroupTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+  if (entries === undefined) return [];
+  const below = await Promise.all(
+    entries.filter((e) => e.isDirectory()).map((e) => cgroupTree(join(dir, e.name))),
+  );
+  return [dir, ...below.flat()];
+}
+
+async function readProcs(cgroupDir: string): Promise<number[]> {
+  const text = await readFile(join(cgroupDir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((p) => Number(p));
+}
+
+/**
+ * The machine's init from runc's state (one file), if that very process still runs (its start
+ * time matches: a pid is reused once the process is gone).
+ */
+export async function runcInitOf(dirs: RuntimeDirs, id: string): Promise<number | null> {
+  return runcInit(join(dirs.runcRoot, id));
+}
+
+async function runcInit(runcDir: string): Promise<number | null> {
+  const text = await readFile(join(runcDir, 'state.json'), 'utf8').catch(() => '');
+  if (!text) return null;
+  try {
+    const state = JSON.parse(text) as { init_process_pid?: unknown; init_process_start?: unknown };
+    const pid = Number(state.init_process_pid);
+    if (!(pid > 0)) return null;
+    return (await startTime(pid)) === Number(state.init_process_start) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
+async function startTime(pid: number): Promise<number | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (!stat) return undefined;
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+/**
+ * The process among `pids` that is pid 1 of its own pid namespace (the last NSpid field is 1):
+ * the init of a machine runc has no state for (a half-finished restore). Tried lowest pid first,
+ * where an init usually is.
+ */
+async function nsInit(pids: readonly number[]): Promise<number | null> {
+  for (const pid of pids) {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const nspid = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+    if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1') return pid;
+  }
+  return null;
+}
+
+/**
+ * The runc checkpoint/restore recorded in the machine dir, if that process still runs: its command
+ * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
+ * machine (the pid of a finished one may since be another process's, even another runc's).
+ */
+async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Promise<number | null> {
+  const pid = Number.parseInt(
+    await readFile(join(machineDir, MACHINE_FILES.operationPid), 'utf8').catch(() => ''),
+    10,
+  );
+  if (!(pid > 0)) return null;
+  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  if (args[args.length - 1] === '') args.pop();
+  const ours =
+    args.includes(dirs.runcRoot) &&
+    (args.includes('checkpoint') || args.includes('restore')) &&
+    args[args.length - 1] === id;
+  return ours ? pid : null;
+}
+
+/**
+ * The host ends of the machine's veths: those whose alias is its id. Never by the name its `link`
+ * file gives: that name is its address block's, and a create that found the name taken (another
+ * server's machine on the same pool) wrote the file all the same.
+ */
+function links(id: string, view: HostView): string[] {
+  return [...view.links].flatMap(([name, alias]) => (alias === id ? [name] : [])).sort();
+}
+
+/** A runtime's host volumes: their mounts and loop devices, owned by the volume id. */
+function volumeResources(volumesDir: string, view: HostView): HostResource[] {
+  const owner = (p: string) => p.slice(volumesDir.length + 1).split('/')[0] ?? null;
+  return [
+    ...view.mounts
+      .filter((m) => isUnder(m.path, volumesDir))
+      .map(
+        (m) =>
+          ({ kind: 'mount', owner: owner(m.path), path: m.path, fstype: m.fstype, role: 'volume' }) as const,
+      ),
+    ...view.loops
+      .filter((l) => isUnder(l.backingFile, volumesDir))
+      .map((l) => ({ kind: 'loop-device', owner: owner(l.backingFile), ...l }) as const),
+  ];
+}
+
+const AGENT_SCRIPT = `${AGENT_PATHS.homeDir}/agent.mjs`;
+
+/** The volume image's mount point and file: `…/volumes/vol_…/mnt`, `…/volumes/vol_…/volume.img`. */
+const VOLUME_PATH = /\/(vol_[a-z2-7]{20})\/(mnt|volume\.img)$/;
+
+/**
+ * Host-wide only: links named like machines' that no machine owns, agent processes outside every
+ * machine cgroup, and every server's host volumes.
+ */
+async function hostStrays(view: HostView, machines: readonly MachineResources[]): Promise<HostResource[]> {
+  const out: HostResource[] = [];
+  const owned = new Set(machines.flatMap((m) => m.links));
+  for (const name of view.links.keys())
+    if (name.startsWith(LINK_PREFIX) && !owned.has(name)) out.push({ kind: 'link', owner: null, name });
+  const inMachines = new Set(machines.flatMap((m) => m.pids));
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(entry);
+    if (!(pid > 0) || inMachines.has(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(AGENT_SCRIPT)) out.push({ kind: 'process', owner: null, pid, role: 'agent' });
+  }
+  for (const m of view.mounts) {
+    const v = VOLUME_PATH.exec(m.path);
+    if (v?.[1]) out.push({ kind: 'mount', owner: v[1], path: m.path, fstype: m.fstype, role: 'volume' });
+  }
+  for (const l of view.loops) {
+    const v = VOLUME_PATH.exec(l.backingFile);
+    if (v?.[1]) out.push({ kind: 'loop-device', owner: v[1], ...l });
+  }
+  return out;
+}

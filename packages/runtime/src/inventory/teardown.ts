@@ -1,0 +1,202 @@
+import { existsSync } from 'node:fs';
+import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CodedError } from '@nullspace/protocol';
+import { host } from '../exec.js';
+import { MACHINE_FILES } from '../machine-dir.js';
+import { mountsUnder } from '../mounts.js';
+import { deleteEgressTable, deleteLinkIfPresent } from '../net/link.js';
+import { deleteNetns } from '../netns/netns.js';
+import { unmountOverlay } from '../rootfs/overlay.js';
+import { Runc } from '../runc/runc.js';
+import { DiskImage } from '../storage/disk-image.js';
+import { backingFileOf } from './host-view.js';
+import {
+  type MachineResources,
+  type RuntimeDirs,
+  describeResources,
+  machineResources,
+  resourcesOf,
+  runcInitOf,
+} from './inventory.js';
+
+/** How often (every 10 ms) teardown looks for the disk's loop device to be freed after the unmount. */
+const LOOP_RELEASE_TRIES = 100;
+
+/** How long the processes of a machine may take to end once killed (a bomb of thousands: ~0.1 s). */
+const PROCESSES_END_TIMEOUT_MS = 10_000;
+
+/**
+ * Tears down everything the inventory finds for machine `id`, whatever state it is in (running,
+ * paused, half-created, half-restored, or left by a crashed server), then reads the inventory
+ * again and throws if anything is left. `keepFiles`: its disk image and directory stay (a
+ * hibernated machine is restored from them); else they go too. Idempotent.
+ *
+ * Its processes end first: its init is killed (the kernel then kills every process of its pid
+ * namespace, however fast they fork), then whatever is left in its cgroups, and frozen cgroups are
+ * thawed (a frozen task dies only once thawed). Only then do mounts, runc's container, cgroups, the
+ * network namespace, link and egress table go.
+ */
+export async function tearDownMachine(
+  dirs: RuntimeDirs,
+  id: string,
+  o: { keepFiles: boolean },
+): Promise<void> {
+  const m = await machineResources(dirs, id);
+  await endProcesses(m);
+  // Mounts other than its root filesystem and disk, deepest first, before runc deletes its state
+  // directory: what a CRIU killed at its deadline could not clean up (its cgroup yard, and runc's
+  // criu-root — a bind mount of the machine's root filesystem, through which `runc delete`'s
+  // recursive removal deleted the machine's whole filesystem once), and volumes staged for a
+  // restore (through those, a recursive delete would delete volumes' files).
+  for (const mount of m.mounts)
+    if (mount.role !== 'rootfs' && mount.role !== 'disk')
+      await host('umount', ['-l', mount.path]).catch(() => undefined);
+  if (m.runcState !== null) await new Runc(dirs.runcRoot).destroy(id);
+  // runc removes the cgroups of a container it knows; these are of one it did not (a restore
+  // killed half-way) or of one whose removal it left unfinished.
+  await removeCgroups(m.cgroups);
+  const machineDir = join(dirs.machinesDir, id);
+  const disk = new DiskImage(machineDir);
+  await unmountOverlay(join(machineDir, MACHINE_FILES.rootfs));
+  await disk.unmount();
+  // Where host mounts are private (this host), a process that made a mount namespace while the
+  // machine ran (`ip netns exec`, a container start, a CRIU restore — another server's too) holds
+  // a copy of its mounts, and so its disk's filesystem and loop device, until it ends. Removing a
+  // mount point detaches the copies on it in every namespace: unmountOverlay removes the root's,
+  // this the disk's (a restore makes it again). Without it, a hibernated machine's loop device
+  // stayed attached (seen in full test runs beside other servers).
+  await rmdir(disk.mountPoint).catch(() => undefined);
+  // The loop device then goes (autoclear) once its filesystem is released, which may take a
+  // moment; one still bound to the disk image after that is detached (or, if still in use
+  // somewhere, marked to be once free).
+  const bound = async () => {
+    const still = await Promise.all(
+      m.loops.map(async (l) => ((await backingFileOf(l.device)) === l.backingFile ? [l] : [])),
+    );
+    return still.flat();
+  };
+  for (let i = 0; i < LOOP_RELEASE_TRIES && (await bound()).length > 0; i++) await sleep(10);
+  for (const loop of await bound()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
+  // The host end of the veth goes before the namespace, while the namespace holds its peer: a
+  // name freed here may be another machine's next (host interfaces are named by address block).
+  for (const link of m.links) await deleteLinkIfPresent(link);
+  if (m.netns !== null) await deleteNetns(m.netns);
+  for (const table of m.nftTables) await deleteEgressTable(table);
+  if (!o.keepFiles && m.dir !== null) {
+    await disk.destroy();
+    // A recursive delete crosses mount points: through a mount still here it would delete what is
+    // mounted (a volume's files). Refuse; the check below names it and a later destroy tries again.
+    if ((await mountsUnder(machineDir)).length === 0) await rm(machineDir, { recursive: true, force: true });
+  }
+  // Not a failure: a loop device whose filesystem is no longer mounted here, but still used in
+  // another mount namespace (a process working in a copy of the disk's mount); the kernel frees it
+  // when that ends. Leak checks still see it.
+  const left = resourcesOf(await machineResources(dirs, id)).filter(
+    (r) => !(o.keepFiles && r.kind === 'machine-dir') && r.kind !== 'loop-device',
+  );
+  if (left.length > 0)
+    throw new CodedError(
+      'internal',
+      `machine ${id}: still on the host after teardown: ${describeResources(left).join('; ')}`,
+    );
+}
+
+/**
+ * Ends every process of the machine: its init (with it, its pid namespace), a checkpoint/restore
+ * runc still runs on it, and everything in its cgroups (`cgroup.kill` where the kernel has it,
+ * else a SIGKILL to each). Frozen cgroups are thawed after the signals are sent: the signals are
+ * then pending and a thawed bomb cannot fork past them. Resolves once its cgroups are empty.
+ */
+export async function endProcesses(m: MachineResources): Promise<void> {
+  if (m.pids.length > 0) await liftCpuLimits(m.cgroups);
+  if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
+  if (m.init !== null) signal(m.init);
+  const killAll = async (pids: readonly number[]) => {
+    let viaCgroup = false;
+    for (const dir of m.cgroups) {
+      if (!existsSync(join(dir, 'cgroup.kill'))) continue;
+      viaCgroup =
+        (await writeFile(join(dir, 'cgroup.kill'), '1').then(
+          () => true,
+          () => false,
+        )) || viaCgroup;
+    }
+    if (!viaCgroup) for (const pid of pids) signal(pid);
+    await thaw(m.cgroups);
+  };
+  await killAll(m.pids);
+  const deadline = Date.now() + PROCESSES_END_TIMEOUT_MS;
+  for (let round = 1; ; round++) {
+    const left = await procsOf(m.cgroups);
+    if (left.length === 0) return;
+    if (Date.now() > deadline)
+      throw new CodedError(
+        'internal',
+        `machine ${m.id}: ${left.length} processes did not end in ${PROCESSES_END_TIMEOUT_MS} ms (pids ${left.slice(0, 10).join(' ')})`,
+      );
+    // Again now and then: a process that was being created when its cgroup was listed.
+    if (round % 20 === 0) await killAll(left);
+    await sleep(Math.min(round, 10));
+  }
+}
+
+function signal(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+/**
+ * A killed process still runs its exit in its cgroup, under the machine's CPU quota and weight:
+ * thousands of them (a fork bomb) took ~0.7 s to end within one vCPU. Lifted, they end at the
+ * host's full speed.
+ */
+async function liftCpuLimits(cgroups: readonly string[]): Promise<void> {
+  const limits: [string, string][] = [
+    ['cpu.cfs_quota_us', '-1'],
+    ['cpu.shares', '1024'],
+    ['cpu.max', 'max'],
+    ['cpu.weight', '100'],
+  ];
+  for (const dir of cgroups)
+    for (const [file, value] of limits)
+      if (existsSync(join(dir, file))) await writeFile(join(dir, file), value).catch(() => undefined);
+}
+
+async function thaw(cgroups: readonly string[]): Promise<void> {
+  for (const dir of cgroups) {
+    if (existsSync(join(dir, 'freezer.state')))
+      await writeFile(join(dir, 'freezer.state'), 'THAWED').catch(() => undefined);
+    if (existsSync(join(dir, 'cgroup.freeze')))
+      await writeFile(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
+  }
+}
+
+async function procsOf(cgroups: readonly string[]): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const dir of cgroups) {
+    const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const p of text.split('\n')) if (p) pids.add(Number(p));
+  }
+  return [...pids];
+}
+
+/** Removes empty cgroup directories, deepest first (a moment after its last task, one may be busy). */
+async function removeCgroups(cgroups: readonly string[]): Promise<void> {
+  for (const dir of cgroups) {
+    for (let attempt = 0; existsSync(dir) && attempt < 50; attempt++) {
+      if (
+        await rmdir(dir).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await sleep(10);
+    }
+  }
+}

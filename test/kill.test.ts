@@ -1,0 +1,71 @@
+/**
+ * Kill works at once whatever runs inside a machine: the runtime ends the machine's init first (its
+ * pid namespace, and every process in it, goes with it), and a frozen machine's processes die once
+ * thawed. Checked through the real server over HTTP, with the runtime's inventory of the host.
+ */
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { it } from 'node:test';
+import { describeResources, inventory } from '@nullspace/runtime';
+import { Machine } from '@nullspace/sdk';
+import { type TestServer, describeWithServer, eventually, runtimeDirsOf } from './harness.js';
+
+/** DELETE /v1/machines/{id} once; its status, body and how long it took. */
+async function deleteOnce(
+  server: TestServer,
+  id: string,
+): Promise<{ status: number; body: string; ms: number }> {
+  const t0 = performance.now();
+  const res = await fetch(`${server.url}/v1/machines/${id}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${server.apiKey}` },
+  });
+  const body = await res.text();
+  return { status: res.status, body, ms: performance.now() - t0 };
+}
+
+/** How many processes the inventory finds for the machine. */
+async function processCount(server: TestServer, id: string): Promise<number> {
+  const found = await inventory(runtimeDirsOf(server.dataDir), { machineId: id });
+  return found.filter((r) => r.kind === 'process').length;
+}
+
+async function leftOnHost(server: TestServer, id: string): Promise<string[]> {
+  return describeResources(await inventory(runtimeDirsOf(server.dataDir), { machineId: id }));
+}
+
+describeWithServer('kill', (ctx) => {
+  it('kills a machine running a fork bomb at the first DELETE, and nothing of it is left', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    await m.commands.run(':(){ :|:& };:', { background: true });
+    const processes = await eventually(async () => {
+      const n = await processCount(ctx.server, m.id);
+      return n >= 2000 && n;
+    }, 'the fork bomb to reach 2,000 processes');
+    const r = await deleteOnce(ctx.server, m.id);
+    console.log(
+      `# DELETE of a machine running a fork bomb (${processes} processes): ${r.status} in ${r.ms.toFixed(0)} ms`,
+    );
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
+    assert.deepEqual(await leftOnHost(ctx.server, m.id), []);
+  });
+
+  it('kills a paused machine with hundreds of processes at the first DELETE, and nothing of it is left', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    const started = await m.commands.run('for i in $(seq 300); do sleep 3600 & done; echo started', {
+      timeoutMs: 60_000,
+    });
+    assert.equal(started.stdout.trim(), 'started', started.stderr);
+    const processes = await processCount(ctx.server, m.id);
+    assert.ok(processes > 300, `${processes} processes`);
+    await m.pause();
+    const r = await deleteOnce(ctx.server, m.id);
+    console.log(
+      `# DELETE of a paused machine (${processes} processes): ${r.status} in ${r.ms.toFixed(0)} ms`,
+    );
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
+    assert.deepEqual(await leftOnHost(ctx.server, m.id), []);
+  });
+});
