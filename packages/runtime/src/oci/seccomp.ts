@@ -1,4 +1,4 @@
-// Over 600 lines: the allowlist is one table of system calls, each with the reason it is allowed or left out.
+// Over 600 lines: the allowlist is one table of system calls, grouped by purpose, each group with why it is allowed or refused.
 /**
  * The seccomp filter of a machine: an allowlist that refuses every system call it does not name.
  *
