@@ -205,3 +205,5 @@ export {
   templateSpecToWire,
   warmPoolInfoFromWire,
 } from './templates.js';
+// the wire's shape of any SDK value, from its schema in @nullspace/protocol
+export { toWire } from './wire.js';

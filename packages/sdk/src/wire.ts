@@ -128,7 +128,18 @@ export function fromWire<S extends TSchema>(schema: S, value: unknown): FromWire
   return convert(schema as unknown as Node, value, 'in') as FromWire<S>;
 }
 
-/** An SDK value back in the wire's shape (what the HTTP API answers; what `--json` prints). */
+/**
+ * An SDK value back in the wire's shape, given the schema protocol describes it with (what the
+ * HTTP API answers; what the CLI's `--json` prints): keys snake_case again, `Date`s as ISO
+ * strings, user-keyed maps untouched.
+ *
+ * @example
+ * ```ts
+ * import { ProcessInfoSchema } from '@nullspace/protocol';
+ * const [p] = await machine.commands.list();
+ * console.log(JSON.stringify(toWire(ProcessInfoSchema, p))); // {"pid":17,"exit_code":0,...}
+ * ```
+ */
 export function toWire<S extends TSchema>(schema: S, value: unknown): Static<S> {
   return convert(schema as unknown as Node, value, 'out') as Static<S>;
 }

@@ -4,13 +4,16 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
+  FileEntrySchema,
   ListFilesQuerySchema,
   MoveBodySchema,
   SearchBodySchema,
+  SearchResponseSchema,
   SignedUrlBodySchema,
   WatchBodySchema,
+  WatchEventSchema,
 } from '@nullspace/protocol';
-import { type FileEntry, Machine, type SearchResult, type WatchEvent } from '@nullspace/sdk';
+import { type FileEntry, Machine, toWire } from '@nullspace/sdk';
 import {
   type CommandInput,
   type Subcommand,
@@ -24,33 +27,6 @@ import { schemaFlags } from '../schema-flags.js';
 
 /** `mch_...:/path`: a path in a machine. Anything else is local (`-` is stdin or stdout). */
 const REMOTE = /^([A-Za-z0-9_]+):(\/.*)$/;
-
-function entryToWire(e: FileEntry): Record<string, unknown> {
-  return {
-    name: e.name,
-    path: e.path,
-    type: e.type,
-    size: e.size,
-    mode: e.mode,
-    mtime: e.mtime.toISOString(),
-    ...(e.symlinkTarget === undefined ? {} : { symlink_target: e.symlinkTarget }),
-  };
-}
-
-function watchEventToWire(e: WatchEvent): Record<string, unknown> {
-  return {
-    id: e.id,
-    type: e.type,
-    path: e.path,
-    is_dir: e.isDir,
-    ...(e.from === undefined ? {} : { from: e.from, to: e.to }),
-    at: e.at.toISOString(),
-  };
-}
-
-function searchToWire(r: SearchResult): Record<string, unknown> {
-  return { matches: r.matches, truncated: r.truncated, files_scanned: r.filesScanned };
-}
 
 function nameOf(e: FileEntry): string {
   if (e.type === 'dir') return `${e.path}/`;
@@ -120,7 +96,7 @@ Examples:
     }
     const machine = new Machine(id as string, input.connection);
     const entry = await machine.files.write(path, src === '-' ? process.stdin : createReadStream(src));
-    if (input.json) printJson(entryToWire(entry));
+    if (input.json) printJson(toWire(FileEntrySchema, entry));
     return 0;
   },
 };
@@ -194,7 +170,7 @@ ${FILE_FLAGS.help}
         const depth = optionalInteger(values, 'depth', command);
         const { entries, truncated } = await f.list(path as string, depth === undefined ? {} : { depth });
         if (input.json) {
-          printJson({ entries: entries.map(entryToWire), truncated });
+          printJson({ entries: entries.map((e) => toWire(FileEntrySchema, e)), truncated });
           return 0;
         }
         process.stdout.write(
@@ -230,13 +206,13 @@ ${FILE_FLAGS.help}
       case 'mv': {
         const [from, to] = args(input, 2, 'FROM TO');
         const entry = await f.move(from as string, to as string, { overwrite: flag(values, 'overwrite') });
-        if (input.json) printJson(entryToWire(entry));
+        if (input.json) printJson(toWire(FileEntrySchema, entry));
         return 0;
       }
       case 'stat': {
         const [path] = args(input, 1, 'PATH');
         const e = await f.stat(path as string);
-        if (input.json) printJson(entryToWire(e));
+        if (input.json) printJson(toWire(FileEntrySchema, e));
         else
           process.stdout.write(
             formatKeyValue([
@@ -261,7 +237,7 @@ ${FILE_FLAGS.help}
           ...(maxResults === undefined ? {} : { maxResults }),
         });
         if (input.json) {
-          printJson(searchToWire(r));
+          printJson(toWire(SearchResponseSchema, r));
           return 0;
         }
         for (const m of r.matches) process.stdout.write(`${m.path}:${m.line}:${m.column}: ${m.text}\n`);
@@ -295,7 +271,7 @@ ${FILE_FLAGS.help}
         const handle = await f.watch(path as string, {
           recursive: flag(values, 'recursive'),
           onEvent: (e) => {
-            if (input.json) process.stdout.write(`${JSON.stringify(watchEventToWire(e))}\n`);
+            if (input.json) process.stdout.write(`${JSON.stringify(toWire(WatchEventSchema, e))}\n`);
             else
               process.stdout.write(
                 `${String(e.id).padStart(6)}  ${e.at.toISOString()}  ${e.type.padEnd(6)}  ${

@@ -1,11 +1,12 @@
 import { constants } from 'node:os';
-import { PtyCreateBodySchema, RunCommandBodySchema } from '@nullspace/protocol';
+import { ProcessInfoSchema, PtyCreateBodySchema, RunCommandBodySchema } from '@nullspace/protocol';
 import {
   type CommandHandle,
   type CommandResult,
   Machine,
   type ProcessInfo,
   commandResultToWire,
+  toWire,
 } from '@nullspace/sdk';
 import { type Subcommand, UsageError, flag, keyValueMap, optionalInteger, optionalString } from '../args.js';
 import { formatTable, printJson, relativeTime } from '../output.js';
@@ -19,25 +20,6 @@ export function exitStatusOf(result: CommandResult): number {
     return 128 + (number ?? 0);
   }
   return result.exitCode ?? 1;
-}
-
-function processToWire(p: ProcessInfo): Record<string, unknown> {
-  return {
-    pid: p.pid,
-    tag: p.tag,
-    kind: p.kind,
-    cmd: p.cmd,
-    args: p.args,
-    cwd: p.cwd,
-    running: p.running,
-    exit_code: p.exitCode,
-    signal: p.signal,
-    timed_out: p.timedOut,
-    started_at: p.startedAt.toISOString(),
-    ended_at: p.endedAt?.toISOString() ?? null,
-    output_bytes: p.outputBytes,
-    stdin_open: p.stdinOpen,
-  };
 }
 
 function stateOf(p: ProcessInfo): string {
@@ -147,7 +129,7 @@ export const ps: Subcommand = {
     const [id] = input.positionals;
     if (id === undefined) throw new UsageError('missing machine id', input.command);
     const list = await new Machine(id, input.connection).commands.list();
-    if (input.json) printJson({ processes: list.map(processToWire) });
+    if (input.json) printJson({ processes: list.map((p) => toWire(ProcessInfoSchema, p)) });
     else
       process.stdout.write(
         formatTable(
@@ -188,7 +170,7 @@ export const logs: Subcommand = {
     const l = await machine.commands.logs(target);
     if (input.json) {
       printJson({
-        process: processToWire(l.process),
+        process: toWire(ProcessInfoSchema, l.process),
         offset: l.offset,
         next_offset: l.nextOffset,
         truncated: l.truncated,
