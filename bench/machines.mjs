@@ -5,12 +5,13 @@
  * Run as root from the repository root: `node bench/machines.mjs [--iterations N]`. See bench/README.md.
  */
 import { execFile, spawn } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient } from '@nullspace/runtime';
+import { AgentClient, TEARDOWN_CHANNEL, TEARDOWN_STEPS, tearDownMachine } from '@nullspace/runtime';
 import { startServer } from '@nullspace/server';
 import {
   CGROUP_V2,
@@ -187,6 +188,35 @@ function instrumentDriver(driver) {
   return marks;
 }
 
+/**
+ * Listens on the runtime's teardown channel (TEARDOWN_CHANNEL): the server runs in this process, so
+ * the tearDownMachine of each kill reports its steps (TEARDOWN_STEPS) here, each timed by the
+ * runtime itself. `take(id, timed)` checks that machine `id`'s teardown reported every step, adds
+ * them to `series` (step → ms) if `timed` (not a warm-up) and forgets them; `stop()` stops listening.
+ */
+function listenToTeardowns() {
+  const byMachine = new Map();
+  const series = Object.fromEntries(TEARDOWN_STEPS.map((step) => [step, []]));
+  const onStep = ({ machineId, step, ms }) => {
+    const steps = byMachine.get(machineId) ?? new Map();
+    byMachine.set(machineId, steps);
+    steps.set(step, ms);
+  };
+  subscribe(TEARDOWN_CHANNEL, onStep);
+  return {
+    series,
+    take(id, timed) {
+      const steps = byMachine.get(id);
+      byMachine.delete(id);
+      const missing = TEARDOWN_STEPS.filter((step) => !steps?.has(step));
+      if (missing.length > 0)
+        throw new Error(`kill of ${id}: the runtime reported no teardown step ${missing.join(', ')}`);
+      if (timed) for (const step of TEARDOWN_STEPS) series[step].push(steps.get(step));
+    },
+    stop: () => unsubscribe(TEARDOWN_CHANNEL, onStep),
+  };
+}
+
 // ---- baselines ----------------------------------------------------------------------------------
 
 /** A default `runc spec` bundle (terminal off) running /bin/true on the template, read-only root. */
@@ -318,16 +348,9 @@ async function replicaOnce(template, lower, diskMb, n) {
       client.close();
     }
   });
-  const down = {};
-  const teardown = async (name, fn) => {
-    [down[name]] = await timed(fn);
-  };
-  await teardown('runc delete --force', () => sh('runc', ['--root', root, 'delete', '--force', id]));
-  await teardown('umount overlay', () => sh('umount', [rootfs]));
-  await teardown('umount disk (loop autoclear)', () => sh('umount', [disk]));
-  await teardown('ip netns delete', () => sh('ip', ['netns', 'delete', netns]));
-  await teardown('rm machine dir', () => rm(dir, { recursive: true, force: true }));
-  return { up: t, down };
+  // Torn down as a kill does it; the steps are timed on the server's own kills (listenToTeardowns).
+  await tearDownMachine({ machinesDir: join(S.tmp, 'r'), runcRoot: root }, id, { keepFiles: false });
+  return t;
 }
 
 // ---- the benchmark ------------------------------------------------------------------------------
@@ -350,6 +373,7 @@ async function bench(opts, templatesDir) {
   const r = { create: [], kill: [], raw: [], fork: [], run: [], execFile: [] };
   const phases = { pre: [], prep: [], runc: [], agent: [], state: [], post: [] };
   let configTemplate;
+  const teardowns = listenToTeardowns();
   for (let i = -warmup; i < n; i++) {
     checkInterrupted();
     for (const key of Object.keys(marks ?? {})) delete marks[key];
@@ -361,6 +385,7 @@ async function bench(opts, templatesDir) {
       configTemplate = { id: machine.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
     }
     const [killMs] = await timed(() => killMachine(machine));
+    teardowns.take(machine.id, i >= 0);
     const rawMs = await rawRuncOnce(rawBundle, i + warmup);
     const [forkMs] = await timed(() => spawnWait('/bin/true', []));
     if (i < 0) continue;
@@ -377,6 +402,7 @@ async function bench(opts, templatesDir) {
       phases.post.push(t1 - marks.driverEnd);
     }
   }
+  teardowns.stop();
 
   // (b) commands.run('true') on one machine, interleaved with execFile('true') on the host.
   progress(`commands.run('true') ×${runIterations} (+${warmup} warm-up), interleaved with execFile('true')`);
@@ -398,16 +424,14 @@ async function bench(opts, templatesDir) {
 
   // Breakdown, part 2: the driver's steps as host commands.
   progress(`create breakdown: host-command replica ×${n} (+${warmup} warm-up)`);
-  const replica = { up: {}, down: {} };
+  const replica = {};
   for (let i = -warmup; i < n; i++) {
     checkInterrupted();
     const one = await replicaOnce(configTemplate, lower, diskMb, i + warmup);
     if (i < 0) continue;
-    for (const part of ['up', 'down']) {
-      for (const [name, ms] of Object.entries(one[part])) {
-        replica[part][name] ??= [];
-        replica[part][name].push(ms);
-      }
+    for (const [name, ms] of Object.entries(one)) {
+      replica[name] ??= [];
+      replica[name].push(ms);
     }
   }
 
@@ -438,10 +462,10 @@ async function bench(opts, templatesDir) {
     nodeRss: nodeRss / MiB,
     nodeSemiRss: nodeSemiRss / MiB,
   };
-  return { r, phases: marks ? phases : undefined, replica, mem, k };
+  return { r, phases: marks ? phases : undefined, replica, teardown: teardowns.series, mem, k };
 }
 
-function report({ r, phases, replica, mem, k }) {
+function report({ r, phases, replica, teardown, mem, k }) {
   const s = statsOf(r);
   console.log('\nLatency (ms; p50/p95 nearest-rank; target applies to p50)');
   printLatencyTable('figure', [
@@ -502,10 +526,10 @@ function report({ r, phases, replica, mem, k }) {
   }
 
   console.log(
-    '\nWhere create goes, step by step (host commands run by the bench, replicating RuncDriver.create/destroy;\n' +
+    '\nWhere create goes, step by step (host commands run by the bench, replicating RuncDriver.create;\n' +
       "the machine's generated config.json; steps sequential here, disk ‖ netns in the driver; ms)",
   );
-  const stepTable = (title, entries, totalLabel) => {
+  const stepTable = (title, entries, totalLabel, more = []) => {
     const totals = entries[0][1].map((_, i) => entries.reduce((sum, [, xs]) => sum + xs[i], 0));
     const st = stats(totals);
     printTable(
@@ -513,13 +537,29 @@ function report({ r, phases, replica, mem, k }) {
       [
         ...breakdownRows(entries, st.mean),
         [totalLabel, ...[st.p50, st.p95, st.min, st.max, st.mean].map((x) => fmt(x)), '100%'],
+        ...more,
       ],
       'lrrrrrr',
     );
   };
-  stepTable('create step', Object.entries(replica.up), 'sum of create steps');
-  console.log('');
-  stepTable('teardown step (what kill does)', Object.entries(replica.down), 'sum of teardown steps');
+  stepTable('create step', Object.entries(replica), 'sum of create steps');
+
+  console.log(
+    "\nWhere kill goes, step by step (the runtime's tearDownMachine in each kill above, run by the server;\n" +
+      'each step timed by the runtime, reported on its diagnostics channel; ms)',
+  );
+  stepTable(
+    'teardown step (what kill does)',
+    TEARDOWN_STEPS.map((step) => [step, teardown[step]]),
+    'sum of teardown steps',
+    [
+      [
+        'kill (SDK), for comparison',
+        ...[s.kill.p50, s.kill.p95, s.kill.min, s.kill.max, s.kill.mean].map((x) => fmt(x)),
+        '',
+      ],
+    ],
+  );
 
   console.log(`\nMemory per idle machine (${k} machines, ${IDLE_WAIT_MS / 1000} s idle; MiB)`);
   printTable(
