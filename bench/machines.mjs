@@ -6,11 +6,11 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentClient } from '@nullspace/runtime';
+import { AgentClient, TEARDOWN_STEPS, tearDownMachine } from '@nullspace/runtime';
 import { startServer } from '@nullspace/server';
 import {
   CGROUP_V2,
@@ -48,6 +48,7 @@ import {
   toolVersion,
   verdict,
 } from './lib.mjs';
+import { instrumentDriver, listenToTeardowns } from './machines/server-timing.mjs';
 
 const TARGETS = { createP50Ms: 150, runP50Ms: 10, idleMiB: 40 };
 const IDLE_WAIT_MS = 2000;
@@ -141,51 +142,6 @@ async function cleanup(note) {
 
 const createMachine = () => createMachineViaSdk(S);
 const killMachine = (machine) => killMachineViaSdk(S, machine);
-
-/**
- * Times the phases of the server's own RuncDriver.create by wrapping, on this one instance, its
- * `create`, `runc.run` and `waitForAgent` (TypeScript-private members: plain properties at run
- * time). Nothing in the runtime package changes. Returns undefined if those members are not there.
- */
-function instrumentDriver(driver) {
-  if (
-    typeof driver?.create !== 'function' ||
-    typeof driver.runc?.run !== 'function' ||
-    typeof driver.waitForAgent !== 'function'
-  )
-    return undefined;
-  const marks = {};
-  const wrap = (obj, name, start, end) => {
-    const original = obj[name].bind(obj);
-    obj[name] = async (...args) => {
-      marks[start] = performance.now();
-      try {
-        return await original(...args);
-      } finally {
-        marks[end] = performance.now();
-      }
-    };
-  };
-  wrap(driver, 'create', 'driverStart', 'driverEnd');
-  wrap(driver.runc, 'run', 'runcStart', 'runcEnd');
-  wrap(driver, 'waitForAgent', 'agentStart', 'agentEnd');
-  // The wait checks `runc state` every 250 ms for liveness: time spent there, during the wait.
-  if (typeof driver.runc.state === 'function') {
-    const state = driver.runc.state.bind(driver.runc);
-    driver.runc.state = async (...args) => {
-      const t0 = performance.now();
-      try {
-        return await state(...args);
-      } finally {
-        if (marks.agentStart !== undefined && marks.agentEnd === undefined) {
-          marks.stateMs = (marks.stateMs ?? 0) + performance.now() - t0;
-          marks.stateCalls = (marks.stateCalls ?? 0) + 1;
-        }
-      }
-    };
-  }
-  return marks;
-}
 
 // ---- baselines ----------------------------------------------------------------------------------
 
@@ -318,16 +274,9 @@ async function replicaOnce(template, lower, diskMb, n) {
       client.close();
     }
   });
-  const down = {};
-  const teardown = async (name, fn) => {
-    [down[name]] = await timed(fn);
-  };
-  await teardown('runc delete --force', () => sh('runc', ['--root', root, 'delete', '--force', id]));
-  await teardown('umount overlay', () => sh('umount', [rootfs]));
-  await teardown('umount disk (loop autoclear)', () => sh('umount', [disk]));
-  await teardown('ip netns delete', () => sh('ip', ['netns', 'delete', netns]));
-  await teardown('rm machine dir', () => rm(dir, { recursive: true, force: true }));
-  return { up: t, down };
+  // Torn down as a kill does it; the steps are timed on the server's own kills (listenToTeardowns).
+  await tearDownMachine({ machinesDir: join(S.tmp, 'r'), runcRoot: root }, id, { keepFiles: false });
+  return t;
 }
 
 // ---- the benchmark ------------------------------------------------------------------------------
@@ -350,6 +299,7 @@ async function bench(opts, templatesDir) {
   const r = { create: [], kill: [], raw: [], fork: [], run: [], execFile: [] };
   const phases = { pre: [], prep: [], runc: [], agent: [], state: [], post: [] };
   let configTemplate;
+  const teardowns = listenToTeardowns();
   for (let i = -warmup; i < n; i++) {
     checkInterrupted();
     for (const key of Object.keys(marks ?? {})) delete marks[key];
@@ -361,6 +311,7 @@ async function bench(opts, templatesDir) {
       configTemplate = { id: machine.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
     }
     const [killMs] = await timed(() => killMachine(machine));
+    teardowns.take(machine.id, i >= 0);
     const rawMs = await rawRuncOnce(rawBundle, i + warmup);
     const [forkMs] = await timed(() => spawnWait('/bin/true', []));
     if (i < 0) continue;
@@ -377,6 +328,7 @@ async function bench(opts, templatesDir) {
       phases.post.push(t1 - marks.driverEnd);
     }
   }
+  teardowns.stop();
 
   // (b) commands.run('true') on one machine, interleaved with execFile('true') on the host.
   progress(`commands.run('true') ×${runIterations} (+${warmup} warm-up), interleaved with execFile('true')`);
@@ -398,16 +350,14 @@ async function bench(opts, templatesDir) {
 
   // Breakdown, part 2: the driver's steps as host commands.
   progress(`create breakdown: host-command replica ×${n} (+${warmup} warm-up)`);
-  const replica = { up: {}, down: {} };
+  const replica = {};
   for (let i = -warmup; i < n; i++) {
     checkInterrupted();
     const one = await replicaOnce(configTemplate, lower, diskMb, i + warmup);
     if (i < 0) continue;
-    for (const part of ['up', 'down']) {
-      for (const [name, ms] of Object.entries(one[part])) {
-        replica[part][name] ??= [];
-        replica[part][name].push(ms);
-      }
+    for (const [name, ms] of Object.entries(one)) {
+      replica[name] ??= [];
+      replica[name].push(ms);
     }
   }
 
@@ -438,10 +388,10 @@ async function bench(opts, templatesDir) {
     nodeRss: nodeRss / MiB,
     nodeSemiRss: nodeSemiRss / MiB,
   };
-  return { r, phases: marks ? phases : undefined, replica, mem, k };
+  return { r, phases: marks ? phases : undefined, replica, teardown: teardowns.series, mem, k };
 }
 
-function report({ r, phases, replica, mem, k }) {
+function report({ r, phases, replica, teardown, mem, k }) {
   const s = statsOf(r);
   console.log('\nLatency (ms; p50/p95 nearest-rank; target applies to p50)');
   printLatencyTable('figure', [
@@ -502,10 +452,10 @@ function report({ r, phases, replica, mem, k }) {
   }
 
   console.log(
-    '\nWhere create goes, step by step (host commands run by the bench, replicating RuncDriver.create/destroy;\n' +
+    '\nWhere create goes, step by step (host commands run by the bench, replicating RuncDriver.create;\n' +
       "the machine's generated config.json; steps sequential here, disk ‖ netns in the driver; ms)",
   );
-  const stepTable = (title, entries, totalLabel) => {
+  const stepTable = (title, entries, totalLabel, more = []) => {
     const totals = entries[0][1].map((_, i) => entries.reduce((sum, [, xs]) => sum + xs[i], 0));
     const st = stats(totals);
     printTable(
@@ -513,13 +463,29 @@ function report({ r, phases, replica, mem, k }) {
       [
         ...breakdownRows(entries, st.mean),
         [totalLabel, ...[st.p50, st.p95, st.min, st.max, st.mean].map((x) => fmt(x)), '100%'],
+        ...more,
       ],
       'lrrrrrr',
     );
   };
-  stepTable('create step', Object.entries(replica.up), 'sum of create steps');
-  console.log('');
-  stepTable('teardown step (what kill does)', Object.entries(replica.down), 'sum of teardown steps');
+  stepTable('create step', Object.entries(replica), 'sum of create steps');
+
+  console.log(
+    "\nWhere kill goes, step by step (the runtime's tearDownMachine in each kill above, run by the server;\n" +
+      'each step timed by the runtime, reported on its diagnostics channel; ms)',
+  );
+  stepTable(
+    'teardown step (what kill does)',
+    TEARDOWN_STEPS.map((step) => [step, teardown[step]]),
+    'sum of teardown steps',
+    [
+      [
+        'kill (SDK), for comparison',
+        ...[s.kill.p50, s.kill.p95, s.kill.min, s.kill.max, s.kill.mean].map((x) => fmt(x)),
+        '',
+      ],
+    ],
+  );
 
   console.log(`\nMemory per idle machine (${k} machines, ${IDLE_WAIT_MS / 1000} s idle; MiB)`);
   printTable(

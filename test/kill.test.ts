@@ -1,12 +1,21 @@
 /**
  * Kill works at once whatever runs inside a machine: the runtime ends the machine's init first (its
  * pid namespace, and every process in it, goes with it), and a frozen machine's processes die once
- * thawed. Checked through the real server over HTTP, with the runtime's inventory of the host.
+ * thawed. Checked through the real server over HTTP, with the runtime's inventory of the host; and
+ * the runtime reports each step of a teardown on its diagnostics channel.
  */
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { it } from 'node:test';
-import { describeResources, inventory } from '@nullspace/runtime';
+import {
+  TEARDOWN_CHANNEL,
+  TEARDOWN_STEPS,
+  type TeardownStepTiming,
+  describeResources,
+  inventory,
+  tearDownMachine,
+} from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { type TestServer, describeWithServer, eventually, runtimeDirsOf } from './harness.js';
 
@@ -67,5 +76,33 @@ describeWithServer('kill', (ctx) => {
     assert.equal(r.status, 200, r.body);
     assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
     assert.deepEqual(await leftOnHost(ctx.server, m.id), []);
+  });
+
+  it('reports every step of a teardown, in order, on the runtime diagnostics channel', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    const steps: TeardownStepTiming[] = [];
+    const onStep = (message: unknown) => {
+      const timing = message as TeardownStepTiming;
+      if (timing.machineId === m.id) steps.push(timing);
+    };
+    subscribe(TEARDOWN_CHANNEL, onStep);
+    try {
+      // The server's kill runs this in its own process; here it runs in the test's, where the
+      // channel is subscribed to.
+      await tearDownMachine(runtimeDirsOf(ctx.server.dataDir), m.id, { keepFiles: false });
+    } finally {
+      unsubscribe(TEARDOWN_CHANNEL, onStep);
+    }
+    console.log(`# teardown steps (ms): ${steps.map((s) => `${s.step} ${s.ms.toFixed(1)}`).join('; ')}`);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      [...TEARDOWN_STEPS],
+    );
+    for (const s of steps) assert.ok(Number.isFinite(s.ms), `${s.step}: ${s.ms}`);
+    assert.deepEqual(await leftOnHost(ctx.server, m.id), []);
+    // The server's own kill then finds nothing left to tear down.
+    const r = await deleteOnce(ctx.server, m.id);
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
   });
 });

@@ -14,7 +14,13 @@ export {
   machineResources,
   resourcesOf,
 } from './inventory/inventory.js';
-export { tearDownMachine } from './inventory/teardown.js';
+export {
+  TEARDOWN_CHANNEL,
+  TEARDOWN_STEPS,
+  type TeardownStep,
+  type TeardownStepTiming,
+  tearDownMachine,
+} from './inventory/teardown.js';
 export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';

@@ -1,6 +1,8 @@
+import { channel } from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
 import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
@@ -28,6 +30,63 @@ const LOOP_RELEASE_TRIES = 100;
 const PROCESSES_END_TIMEOUT_MS = 10_000;
 
 /**
+ * The steps of {@link tearDownMachine}, in the order it runs them. Each one is reported on
+ * {@link TEARDOWN_CHANNEL} every time, also when it has nothing to do for this machine.
+ */
+export const TEARDOWN_STEPS = [
+  'read the inventory',
+  'lift CPU limits, kill init',
+  'cgroup.kill (or SIGKILL each), thaw',
+  'wait until its cgroups are empty',
+  'unmount CRIU and volume leftovers',
+  'runc delete',
+  'remove cgroups',
+  'unmount overlay',
+  'unmount disk, remove its mount point',
+  'free loop device',
+  'delete link',
+  'delete netns',
+  'delete nft table',
+  'remove disk image and directory',
+  'check nothing is left',
+] as const;
+
+export type TeardownStep = (typeof TEARDOWN_STEPS)[number];
+
+/** One message on {@link TEARDOWN_CHANNEL}: a step of one machine's teardown, done, and its time. */
+export interface TeardownStepTiming {
+  machineId: string;
+  step: TeardownStep;
+  ms: number;
+}
+
+/**
+ * The `node:diagnostics_channel` on which {@link tearDownMachine} publishes a
+ * {@link TeardownStepTiming} after each step that succeeds (a teardown that throws stops
+ * reporting at its failed step). Steps are timed only while the channel has a subscriber: the
+ * benches subscribe to show where a kill's time goes.
+ */
+export const TEARDOWN_CHANNEL = 'nullspace:runtime:teardown-step';
+
+const stepChannel = channel(TEARDOWN_CHANNEL);
+
+/** Runs one step of a teardown; timed and reported while someone listens. */
+type RunStep = <T>(step: TeardownStep, fn: () => Promise<T>) => Promise<T>;
+
+const untimed: RunStep = (_step, fn) => fn();
+
+function stepsOf(machineId: string): RunStep {
+  return async (step, fn) => {
+    if (!stepChannel.hasSubscribers) return fn();
+    const t0 = performance.now();
+    const result = await fn();
+    const timing: TeardownStepTiming = { machineId, step, ms: performance.now() - t0 };
+    stepChannel.publish(timing);
+    return result;
+  };
+}
+
+/**
  * Tears down everything the inventory finds for machine `id`, whatever state it is in (running,
  * paused, half-created, half-restored, or left by a crashed server), then reads the inventory
  * again and throws if anything is left. `keepFiles`: its disk image and directory stay (a
@@ -36,71 +95,90 @@ const PROCESSES_END_TIMEOUT_MS = 10_000;
  * Its processes end first: its init is killed (the kernel then kills every process of its pid
  * namespace, however fast they fork), then whatever is left in its cgroups, and frozen cgroups are
  * thawed (a frozen task dies only once thawed). Only then do mounts, runc's container, cgroups, the
- * network namespace, link and egress table go.
+ * network namespace, link and egress table go. The steps, in order, are {@link TEARDOWN_STEPS};
+ * each is reported on {@link TEARDOWN_CHANNEL} while it has a subscriber.
  */
 export async function tearDownMachine(
   dirs: RuntimeDirs,
   id: string,
   o: { keepFiles: boolean },
 ): Promise<void> {
-  const m = await machineResources(dirs, id);
-  await endProcesses(m);
+  const step = stepsOf(id);
+  const m = await step('read the inventory', () => machineResources(dirs, id));
+  await endProcesses(m, step);
   // Mounts other than its root filesystem and disk, deepest first, before runc deletes its state
   // directory: what a CRIU killed at its deadline could not clean up (its cgroup yard, and runc's
   // criu-root — a bind mount of the machine's root filesystem, through which `runc delete`'s
   // recursive removal deleted the machine's whole filesystem once), and volumes staged for a
   // restore (through those, a recursive delete would delete volumes' files).
-  for (const mount of m.mounts)
-    if (mount.role !== 'rootfs' && mount.role !== 'disk')
-      await host('umount', ['-l', mount.path]).catch(() => undefined);
-  if (m.runcState !== null) await new Runc(dirs.runcRoot).destroy(id);
+  await step('unmount CRIU and volume leftovers', async () => {
+    for (const mount of m.mounts)
+      if (mount.role !== 'rootfs' && mount.role !== 'disk')
+        await host('umount', ['-l', mount.path]).catch(() => undefined);
+  });
+  await step('runc delete', async () => {
+    if (m.runcState !== null) await new Runc(dirs.runcRoot).destroy(id);
+  });
   // runc removes the cgroups of a container it knows; these are of one it did not (a restore
   // killed half-way) or of one whose removal it left unfinished.
-  await removeCgroups(m.cgroups);
+  await step('remove cgroups', () => removeCgroups(m.cgroups));
   const machineDir = join(dirs.machinesDir, id);
   const disk = new DiskImage(machineDir);
-  await unmountOverlay(join(machineDir, MACHINE_FILES.rootfs));
-  await disk.unmount();
-  // Where host mounts are private (this host), a process that made a mount namespace while the
-  // machine ran (`ip netns exec`, a container start, a CRIU restore — another server's too) holds
-  // a copy of its mounts, and so its disk's filesystem and loop device, until it ends. Removing a
-  // mount point detaches the copies on it in every namespace: unmountOverlay removes the root's,
-  // this the disk's (a restore makes it again). Without it, a hibernated machine's loop device
-  // stayed attached (seen in full test runs beside other servers).
-  await rmdir(disk.mountPoint).catch(() => undefined);
+  await step('unmount overlay', () => unmountOverlay(join(machineDir, MACHINE_FILES.rootfs)));
+  await step('unmount disk, remove its mount point', async () => {
+    await disk.unmount();
+    // Where host mounts are private (this host), a process that made a mount namespace while the
+    // machine ran (`ip netns exec`, a container start, a CRIU restore — another server's too)
+    // holds a copy of its mounts, and so its disk's filesystem and loop device, until it ends.
+    // Removing a mount point detaches the copies on it in every namespace: unmountOverlay removes
+    // the root's, this the disk's (a restore makes it again). Without it, a hibernated machine's
+    // loop device stayed attached (seen in full test runs beside other servers).
+    await rmdir(disk.mountPoint).catch(() => undefined);
+  });
   // The loop device then goes (autoclear) once its filesystem is released, which may take a
   // moment; one still bound to the disk image after that is detached (or, if still in use
   // somewhere, marked to be once free).
-  const bound = async () => {
-    const still = await Promise.all(
-      m.loops.map(async (l) => ((await backingFileOf(l.device)) === l.backingFile ? [l] : [])),
-    );
-    return still.flat();
-  };
-  for (let i = 0; i < LOOP_RELEASE_TRIES && (await bound()).length > 0; i++) await sleep(10);
-  for (const loop of await bound()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
+  await step('free loop device', async () => {
+    const bound = async () => {
+      const still = await Promise.all(
+        m.loops.map(async (l) => ((await backingFileOf(l.device)) === l.backingFile ? [l] : [])),
+      );
+      return still.flat();
+    };
+    for (let i = 0; i < LOOP_RELEASE_TRIES && (await bound()).length > 0; i++) await sleep(10);
+    for (const loop of await bound()) await host('losetup', ['-d', loop.device]).catch(() => undefined);
+  });
   // The host end of the veth goes before the namespace, while the namespace holds its peer: a
   // name freed here may be another machine's next (host interfaces are named by address block).
-  for (const link of m.links) await deleteLinkIfPresent(link);
-  if (m.netns !== null) await deleteNetns(m.netns);
-  for (const table of m.nftTables) await deleteEgressTable(table);
-  if (!o.keepFiles && m.dir !== null) {
+  await step('delete link', async () => {
+    for (const link of m.links) await deleteLinkIfPresent(link);
+  });
+  await step('delete netns', async () => {
+    if (m.netns !== null) await deleteNetns(m.netns);
+  });
+  await step('delete nft table', async () => {
+    for (const table of m.nftTables) await deleteEgressTable(table);
+  });
+  await step('remove disk image and directory', async () => {
+    if (o.keepFiles || m.dir === null) return;
     await disk.destroy();
     // A recursive delete crosses mount points: through a mount still here it would delete what is
     // mounted (a volume's files). Refuse; the check below names it and a later destroy tries again.
     if ((await mountsUnder(machineDir)).length === 0) await rm(machineDir, { recursive: true, force: true });
-  }
+  });
   // Not a failure: a loop device whose filesystem is no longer mounted here, but still used in
   // another mount namespace (a process working in a copy of the disk's mount); the kernel frees it
   // when that ends. Leak checks still see it.
-  const left = resourcesOf(await machineResources(dirs, id)).filter(
-    (r) => !(o.keepFiles && r.kind === 'machine-dir') && r.kind !== 'loop-device',
-  );
-  if (left.length > 0)
-    throw new CodedError(
-      'internal',
-      `machine ${id}: still on the host after teardown: ${describeResources(left).join('; ')}`,
+  await step('check nothing is left', async () => {
+    const left = resourcesOf(await machineResources(dirs, id)).filter(
+      (r) => !(o.keepFiles && r.kind === 'machine-dir') && r.kind !== 'loop-device',
     );
+    if (left.length > 0)
+      throw new CodedError(
+        'internal',
+        `machine ${id}: still on the host after teardown: ${describeResources(left).join('; ')}`,
+      );
+  });
 }
 
 /**
@@ -108,11 +186,14 @@ export async function tearDownMachine(
  * runc still runs on it, and everything in its cgroups (`cgroup.kill` where the kernel has it,
  * else a SIGKILL to each). Frozen cgroups are thawed after the signals are sent: the signals are
  * then pending and a thawed bomb cannot fork past them. Resolves once its cgroups are empty.
+ * `step` runs (and times) its three steps: see tearDownMachine.
  */
-export async function endProcesses(m: MachineResources): Promise<void> {
-  if (m.pids.length > 0) await liftCpuLimits(m.cgroups);
-  if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
-  if (m.init !== null) signal(m.init);
+export async function endProcesses(m: MachineResources, step: RunStep = untimed): Promise<void> {
+  await step('lift CPU limits, kill init', async () => {
+    if (m.pids.length > 0) await liftCpuLimits(m.cgroups);
+    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
+    if (m.init !== null) signal(m.init);
+  });
   const killAll = async (pids: readonly number[]) => {
     let viaCgroup = false;
     for (const dir of m.cgroups) {
@@ -126,20 +207,22 @@ export async function endProcesses(m: MachineResources): Promise<void> {
     if (!viaCgroup) for (const pid of pids) signal(pid);
     await thaw(m.cgroups);
   };
-  await killAll(m.pids);
-  const deadline = Date.now() + PROCESSES_END_TIMEOUT_MS;
-  for (let round = 1; ; round++) {
-    const left = await procsOf(m.cgroups);
-    if (left.length === 0) return;
-    if (Date.now() > deadline)
-      throw new CodedError(
-        'internal',
-        `machine ${m.id}: ${left.length} processes did not end in ${PROCESSES_END_TIMEOUT_MS} ms (pids ${left.slice(0, 10).join(' ')})`,
-      );
-    // Again now and then: a process that was being created when its cgroup was listed.
-    if (round % 20 === 0) await killAll(left);
-    await sleep(Math.min(round, 10));
-  }
+  await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.pids));
+  await step('wait until its cgroups are empty', async () => {
+    const deadline = Date.now() + PROCESSES_END_TIMEOUT_MS;
+    for (let round = 1; ; round++) {
+      const left = await procsOf(m.cgroups);
+      if (left.length === 0) return;
+      if (Date.now() > deadline)
+        throw new CodedError(
+          'internal',
+          `machine ${m.id}: ${left.length} processes did not end in ${PROCESSES_END_TIMEOUT_MS} ms (pids ${left.slice(0, 10).join(' ')})`,
+        );
+      // Again now and then: a process that was being created when its cgroup was listed.
+      if (round % 20 === 0) await killAll(left);
+      await sleep(Math.min(round, 10));
+    }
+  });
 }
 
 function signal(pid: number): void {
