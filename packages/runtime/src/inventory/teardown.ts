@@ -20,7 +20,6 @@ import {
   describeResources,
   machineResources,
   resourcesOf,
-  runcInitOf,
 } from './inventory.js';
 
 /** How often (every 10 ms) teardown looks for the disk's loop device to be freed after the unmount. */
@@ -95,7 +94,7 @@ function stepsOf(machineId: string): RunStep {
  * Its processes end first: its init is killed (the kernel then kills every process of its pid
  * namespace, however fast they fork), then whatever is left in its cgroups, and frozen cgroups are
  * thawed (a frozen task dies only once thawed). Only then do mounts, runc's container, cgroups, the
- * network namespace, link and egress table go. The steps, in order, are {@link TEARDOWN_STEPS};
+ * link, network namespace and egress table go. The steps, in order, are {@link TEARDOWN_STEPS};
  * each is reported on {@link TEARDOWN_CHANNEL} while it has a subscriber.
  */
 export async function tearDownMachine(
