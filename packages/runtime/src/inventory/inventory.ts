@@ -307,10 +307,6 @@ async function readProcs(cgroupDir: string): Promise<number[]> {
  * The machine's init from runc's state (one file), if that very process still runs (its start
  * time matches: a pid is reused once the process is gone).
  */
-export async function runcInitOf(dirs: RuntimeDirs, id: string): Promise<number | null> {
-  return runcInit(join(dirs.runcRoot, id));
-}
-
 async function runcInit(runcDir: string): Promise<number | null> {
   const text = await readFile(join(runcDir, 'state.json'), 'utf8').catch(() => '');
   if (!text) return null;
