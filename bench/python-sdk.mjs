@@ -14,19 +14,43 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { mountsUnder } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
-import { DEFAULT_TEMPLATES_DIR, REPO_ROOT, fmt, printTable, progress, stats } from './lib.mjs';
+import {
+  DEFAULT_TEMPLATES_DIR,
+  REPO_ROOT,
+  fmt,
+  parseIntOptions,
+  printTable,
+  progress,
+  stats,
+} from './lib.mjs';
 
 const run = promisify(execFile);
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const ROUNDS = arg('rounds', 3);
+const USAGE = `usage: node bench/python-sdk.mjs [options]   (as root, from the repository root)
+  --rounds N   rounds; in each, every client takes its turn (default 3)
+  --n N        sequential create → run("true") → kill cycles per client per round (default 5)
+  --runs N     commands.run("true") calls per client per round on one warm machine (default 100)
+  -h, --help   this text`;
+let opts;
+try {
+  opts = parseIntOptions(process.argv.slice(2), {
+    rounds: ['rounds', 3, 1],
+    n: ['n', 5, 1],
+    runs: ['runs', 100, 1],
+  });
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const ROUNDS = opts.rounds;
 /** Sequential cycles per client per round. */
-const N = arg('n', 5);
+const N = opts.n;
 const CONCURRENCY = 20;
 /** `commands.run("true")` calls per client per round on the warm machine. */
-const RUNS = arg('runs', 100);
+const RUNS = opts.runs;
 const PY = '/usr/bin/python3';
 
 const dataDir = mkdtempSync('/tmp/nst-');
