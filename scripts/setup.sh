@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent host set-up for Nullspace: Debian packages, CRIU built from Debian's source,
-# node modules (native ones built here), the TypeScript build, and the `base` template.
+# node modules (native ones built here), the TypeScript build, the `base` template and the templates
+# shipped with Nullspace (templates/).
 # A second run only checks and takes seconds. Needs root on Debian 12 (bookworm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,10 @@ echo "built"
 
 step "template base"
 bash scripts/build-base-template.sh
+
+step "shipped templates"
+# templates/<name>/template.json, built beside base (layer, ready snapshot); unchanged ones are kept.
+node scripts/build-templates.mjs
 
 echo
 echo "setup done in $(( $(date +%s) - t0 ))s ($here)"

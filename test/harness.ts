@@ -128,8 +128,11 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
           }
           // Templates (their layers, a snapshot-backed one's snapshot), top of a chain first.
           for (let round = 0; round < 10; round++) {
-            const t = (await api(server, 'GET', '/v1/templates')) as { items: { names: string[] }[] };
-            const names = t.items.flatMap((i) => i.names);
+            const t = (await api(server, 'GET', '/v1/templates')) as {
+              items: { names: string[]; shipped: boolean }[];
+            };
+            // Shipped templates (base, code-interpreter …) belong to the host, not to the test.
+            const names = t.items.filter((i) => !i.shipped).flatMap((i) => i.names);
             if (names.length === 0) break;
             for (const n of names)
               await api(server, 'DELETE', `/v1/templates/${encodeURIComponent(n)}`).catch(() => undefined);

@@ -210,13 +210,16 @@ export type TemplateStatus = (typeof TEMPLATE_STATUSES)[number];
 export const TemplateInfoSchema = named(
   'TemplateInfo',
   Type.Object({
-    id: Type.String({ description: '`tpl_...`' }),
+    id: Type.String({
+      description:
+        '`tpl_...`; for a template shipped with the server (`base`, `code-interpreter` …), its name.',
+    }),
     names: Type.Array(Type.String(), { description: 'Every `name:tag` that points at this build.' }),
     status: StringEnum(TEMPLATE_STATUSES),
     key: Type.String({
       description: 'Content hash of the spec and its base: an unchanged spec is not built again.',
     }),
-    base: Type.String(),
+    base: Nullable(Type.String(), { description: 'What it is built on (null for `base` itself).' }),
     packages: Type.Array(Type.String()),
     env: Type.Array(Type.String(), { description: "Names of the template's environment variables." }),
     workdir: Nullable(Type.String()),
@@ -232,6 +235,10 @@ export const TemplateInfoSchema = named(
     created_at: DateTime(),
     finished_at: Nullable(DateTime()),
     build_ms: Nullable(Type.Integer(), { description: 'Milliseconds the build took (null while building).' }),
+    shipped: Type.Boolean({
+      description: 'Shipped with the server and built by its set-up (cannot be deleted or built over).',
+    }),
+    purpose: Nullable(Type.String(), { description: "A shipped template's one-line purpose." }),
   }),
 );
 export type TemplateInfo = Static<typeof TemplateInfoSchema>;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { TemplateSpecBodySchema, WarmPoolSpecBodySchema } from '@nullspace/protocol';
+import { TemplateInfoSchema, TemplateSpecBodySchema, WarmPoolSpecBodySchema } from '@nullspace/protocol';
 import {
   Template,
   type TemplateBuildSpec,
@@ -7,6 +7,7 @@ import {
   WarmPool,
   type WarmPoolCreateOptions,
   type WarmPoolInfo,
+  toWire,
 } from '@nullspace/sdk';
 import {
   type CommandInput,
@@ -38,37 +39,13 @@ function fileFlag(value: string, command: string): NonNullable<TemplateBuildSpec
   return { path: m[2], content, ...(m[3] ? { mode: Number.parseInt(m[3], 8) } : {}) };
 }
 
-function templateWire(t: TemplateInfo): Record<string, unknown> {
-  return {
-    id: t.id,
-    names: t.names,
-    status: t.status,
-    key: t.key,
-    base: t.base,
-    packages: t.packages,
-    env: t.env,
-    workdir: t.workdir,
-    start_cmd: t.startCmd,
-    ready_check: t.readyCheck,
-    disk_mb: t.diskMb,
-    vcpus: t.vcpus,
-    memory_mb: t.memoryMb,
-    snapshot_backed: t.snapshotBacked,
-    snapshot_id: t.snapshotId,
-    size_bytes: t.sizeBytes,
-    error: t.error,
-    created_at: t.createdAt.toISOString(),
-    finished_at: t.finishedAt?.toISOString() ?? null,
-    build_ms: t.buildMs,
-  };
-}
-
 function formatTemplate(t: TemplateInfo): string {
   return formatKeyValue([
     ['id', t.id],
     ['names', t.names.join(', ') || '-'],
     ['status', t.error ? `${t.status} (${t.error})` : t.status],
-    ['base', t.base],
+    ['base', t.base ?? '-'],
+    ...(t.purpose ? [['purpose', t.purpose] as [string, string]] : []),
     ['packages', t.packages.join(' ') || '-'],
     ['start', t.startCmd ?? '-'],
     ['snapshot', t.snapshotBacked ? (t.snapshotId ?? 'yes') : 'no'],
@@ -175,7 +152,7 @@ Shows each step and the build's output as it runs; a spec built before returns a
         if (!quiet) process.stderr.write(`    ${line}\n`);
       },
     });
-    if (input.json) printJson({ cached, template: templateWire(template) });
+    if (input.json) printJson({ cached, template: toWire(TemplateInfoSchema, template) });
     else if (flag(values, 'quiet')) process.stdout.write(`${template.id}\n`);
     else
       process.stdout.write(
@@ -189,13 +166,13 @@ Shows each step and the build's output as it runs; a spec built before returns a
 
 const list: Subcommand = {
   name: 'list',
-  summary: 'List template builds, newest first.',
+  summary: 'List templates: those shipped with the server, then builds, newest first.',
   usage: 'nullspace template list',
   flags: '',
   options: {},
   async run(input) {
     const rows = await Template.list(input.connection);
-    if (input.json) printJson({ items: rows.map(templateWire) });
+    if (input.json) printJson({ items: rows.map((t) => toWire(TemplateInfoSchema, t)) });
     else
       process.stdout.write(
         formatTable(
@@ -204,7 +181,7 @@ const list: Subcommand = {
             t.id,
             t.names.join(',') || '-',
             t.status,
-            t.base,
+            t.base ?? '-',
             formatBytes(t.sizeBytes),
             relativeTime(t.createdAt.toISOString()),
           ]),
@@ -222,7 +199,7 @@ const get: Subcommand = {
   options: {},
   async run(input) {
     const t = await Template.get(singleId(input, 'template'), input.connection);
-    if (input.json) printJson(templateWire(t));
+    if (input.json) printJson(toWire(TemplateInfoSchema, t));
     else process.stdout.write(formatTemplate(t));
     return 0;
   },
@@ -263,7 +240,7 @@ const remove: Subcommand = {
   async run(input) {
     const ref = singleId(input, 'template');
     const t = await Template.delete(ref, input.connection);
-    if (input.json) printJson(templateWire(t));
+    if (input.json) printJson(toWire(TemplateInfoSchema, t));
     else process.stdout.write(`${ref} deleted${t.status === 'deleted' ? ` (build ${t.id} removed)` : ''}\n`);
     return 0;
   },

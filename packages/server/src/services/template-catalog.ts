@@ -1,14 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BASE_TEMPLATE,
   CodedError,
+  MACHINE_LIMITS,
   type ReadyCheck,
   type TemplateInfo,
   canonicalTemplateRef,
   parseTemplateRef,
 } from '@nullspace/protocol';
 import type { TemplateRecord, TemplateStore } from '../store/template-store.js';
+import { type ShippedSnapshotFile, type ShippedTemplate, ShippedTemplates } from './shipped-templates.js';
 
 /** What a machine made from a template needs to know about it (see {@link TemplateCatalog.resolve}). */
 export interface ResolvedTemplate {
@@ -25,6 +27,11 @@ export interface ResolvedTemplate {
   disk_mb: number | null;
   /** Snapshot-backed: machines start from this snapshot (its disk size is fixed). */
   snapshot_id: string | null;
+  /**
+   * A shipped template's ready snapshot (in the templates directory, shared by every server):
+   * machines are restored from it, and start cold when the restore fails.
+   */
+  ready_snapshot: { dir: string; machine: ShippedSnapshotFile } | null;
 }
 
 /** Where a machine's template comes from, for the machine service. */
@@ -38,7 +45,10 @@ export interface TemplateResolver {
 
 export interface TemplateCatalogOptions {
   store: TemplateStore;
-  /** The built-in `base` (and hand-made templates): `<dir>/<name>/rootfs`. */
+  /**
+   * The built-in `base` (`<dir>/base/rootfs`), the templates shipped with the server
+   * (`<dir>/<name>/template.json`, see shipped-templates.ts) and hand-made ones (`<dir>/<name>/rootfs`).
+   */
   templatesDir: string;
   /** Built templates: `<dir>/<id>/layer`, `<dir>/<id>/build.log`. */
   buildsDir: string;
@@ -51,21 +61,32 @@ export interface TemplateCatalogOptions {
  */
 export class TemplateCatalog implements TemplateResolver {
   readonly store: TemplateStore;
+  /** The templates shipped with the server (built by the set-up into the templates directory). */
+  readonly shipped: ShippedTemplates;
 
   constructor(private readonly o: TemplateCatalogOptions) {
     this.store = o.store;
+    this.shipped = new ShippedTemplates(o.templatesDir);
   }
 
   resolve(ref: string): ResolvedTemplate {
     const canonical = canonicalTemplateRef(ref);
     const { name, tag } = parseTemplateRef(canonical);
     const id = ref === BASE_TEMPLATE ? undefined : this.store.tagged(name, tag);
-    if (id === undefined) return this.resolveDir(ref === BASE_TEMPLATE ? ref : canonical, ref);
+    if (id === undefined) return this.resolveUnbuilt(ref);
     return this.resolveBuild(this.usable(id, canonical), canonical);
   }
 
+  /** A template that is not a build of this server: `base`, a shipped one, or a hand-made directory. */
+  resolveUnbuilt(ref: string): ResolvedTemplate {
+    if (ref === BASE_TEMPLATE) return this.resolveDir(ref, ref);
+    const shipped = this.shipped.find(ref);
+    if (shipped) return this.resolveShipped(shipped);
+    return this.resolveDir(canonicalTemplateRef(ref), ref);
+  }
+
   /** The built-in base, or a directory someone put in the templates directory by hand. */
-  resolveDir(ref: string, dirName: string): ResolvedTemplate {
+  private resolveDir(ref: string, dirName: string): ResolvedTemplate {
     return {
       ref,
       id: null,
@@ -75,6 +96,27 @@ export class TemplateCatalog implements TemplateResolver {
       start: null,
       disk_mb: null,
       snapshot_id: null,
+      ready_snapshot: null,
+    };
+  }
+
+  private resolveShipped(t: ShippedTemplate): ResolvedTemplate {
+    if (t.base_recipe !== this.baseRecipe())
+      throw new CodedError(
+        'invalid_state',
+        `template ${t.name} was built on an older base template; run scripts/setup.sh to build it again`,
+        { template: t.name },
+      );
+    return {
+      ref: t.name,
+      id: null,
+      lowerdir: t.lowerdir,
+      env: t.env,
+      workdir: t.workdir,
+      start: t.start_cmd ? { start_cmd: t.start_cmd, ready_check: t.ready_check } : null,
+      disk_mb: t.disk_mb,
+      snapshot_id: null,
+      ready_snapshot: t.snapshotDir && t.snapshot ? { dir: t.snapshotDir, machine: t.snapshot } : null,
     };
   }
 
@@ -90,11 +132,12 @@ export class TemplateCatalog implements TemplateResolver {
       start: t.spec.start_cmd ? { start_cmd: t.spec.start_cmd, ready_check: t.spec.ready_check } : null,
       disk_mb: t.spec.disk_mb,
       snapshot_id: t.snapshot_id,
+      ready_snapshot: null,
     };
   }
 
   lowerdirOf(id: string | null, ref: string): string {
-    if (id === null) return this.baseDir(ref);
+    if (id === null) return this.shipped.find(ref)?.lowerdir ?? this.baseDir(ref);
     const t = this.store.get(id);
     if (!t || t.status === 'deleted')
       throw new CodedError('template_not_found', `template ${ref} (build ${id}) not found`, {
@@ -112,7 +155,7 @@ export class TemplateCatalog implements TemplateResolver {
     const bottom = chain[chain.length - 1] as TemplateRecord;
     return [
       ...chain.filter((c) => c.snapshot_id === null).map((c) => this.layerDir(c.id)),
-      this.baseDir(bottom.spec.base),
+      this.lowerdirOf(null, bottom.spec.base),
     ].join(':');
   }
 
@@ -130,11 +173,22 @@ export class TemplateCatalog implements TemplateResolver {
 
   // ---- queries ----------------------------------------------------------------------------------
 
+  /** The templates shipped with the server (`base` first), then this server's builds. */
   list(): TemplateInfo[] {
-    return this.store.list().map((t) => this.info(t));
+    const shipped = this.shipped.names().map((n) => this.shippedInfo(this.shipped.get(n)));
+    const base = existsSync(join(this.o.templatesDir, BASE_TEMPLATE, 'rootfs')) ? [this.baseInfo()] : [];
+    return [...base, ...shipped, ...this.store.list().map((t) => this.info(t))];
   }
 
   get(refOrId: string): TemplateInfo {
+    if (refOrId === BASE_TEMPLATE) {
+      this.baseDir(BASE_TEMPLATE);
+      return this.baseInfo();
+    }
+    if (!refOrId.startsWith('tpl_') && this.store.tagged(...refParts(refOrId)) === undefined) {
+      const shipped = this.shipped.find(refOrId);
+      if (shipped) return this.shippedInfo(shipped);
+    }
     return this.info(this.find(refOrId));
   }
 
@@ -211,6 +265,65 @@ export class TemplateCatalog implements TemplateResolver {
       created_at: new Date(t.created_at).toISOString(),
       finished_at: t.finished_at ? new Date(t.finished_at).toISOString() : null,
       build_ms: t.finished_at ? t.finished_at - t.created_at : null,
+      shipped: false,
+      purpose: null,
+    };
+  }
+
+  private shippedInfo(t: ShippedTemplate): TemplateInfo {
+    return {
+      id: t.name,
+      names: [t.name],
+      status: t.recipe === null ? 'building' : 'ready',
+      key: t.recipe ?? '',
+      base: BASE_TEMPLATE,
+      packages: t.packages,
+      env: Object.keys(t.env),
+      workdir: t.workdir,
+      start_cmd: t.start_cmd,
+      ready_check: t.ready_check,
+      disk_mb: t.disk_mb,
+      vcpus: t.vcpus,
+      memory_mb: t.memory_mb,
+      snapshot_backed: t.snapshotDir !== null,
+      snapshot_id: null,
+      size_bytes: t.size_bytes,
+      error: null,
+      created_at: t.built_at,
+      finished_at: t.built_at,
+      build_ms: null,
+      shipped: true,
+      purpose: t.purpose,
+    };
+  }
+
+  private baseInfo(): TemplateInfo {
+    const recipe = join(this.o.templatesDir, BASE_TEMPLATE, 'recipe');
+    const built = existsSync(recipe) ? statSync(recipe).mtime.toISOString() : new Date(0).toISOString();
+    return {
+      id: BASE_TEMPLATE,
+      names: [BASE_TEMPLATE],
+      status: 'ready',
+      key: this.baseRecipe(),
+      base: null,
+      packages: [],
+      env: [],
+      workdir: null,
+      start_cmd: null,
+      ready_check: null,
+      disk_mb: MACHINE_LIMITS.disk_mb.default,
+      vcpus: MACHINE_LIMITS.vcpus.default,
+      memory_mb: MACHINE_LIMITS.memory_mb.default,
+      snapshot_backed: false,
+      snapshot_id: null,
+      size_bytes: 0,
+      error: null,
+      created_at: built,
+      finished_at: built,
+      build_ms: null,
+      shipped: true,
+      purpose:
+        'Debian bookworm with bash, coreutils, python3, git, curl, procps and openssh-server: every template starts from it',
     };
   }
 
@@ -235,4 +348,10 @@ export class TemplateCatalog implements TemplateResolver {
   logFile(id: string): string {
     return join(this.buildDir(id), 'build.log');
   }
+}
+
+/** `name` and `tag` of a reference, as the store's `tagged` takes them. */
+function refParts(ref: string): [string, string] {
+  const { name, tag } = parseTemplateRef(canonicalTemplateRef(ref));
+  return [name, tag];
 }

@@ -146,14 +146,26 @@ export class TemplateService {
    * Starts building `spec` (or finds it built or building: the same content is never built twice)
    * and points its tags at the build once it is ready.
    */
-  build(spec: TemplateSpec): TemplateBuildStarted {
+  build(request: TemplateSpec): TemplateBuildStarted {
+    // A shipped base is named by its plain name, like `base` (`code-interpreter`, not `…:latest`).
+    const shippedName = this.catalog.shipped.find(request.base)?.name;
+    const spec = shippedName === undefined ? request : { ...request, base: shippedName };
+    if (this.catalog.shipped.has(spec.name))
+      throw new CodedError(
+        'invalid_argument',
+        `name: "${spec.name}" is a template shipped with the server; build yours under another name (or on it: base "${spec.name}")`,
+        { field: 'name' },
+      );
     const base = this.catalog.resolve(spec.base);
     const baseRecipe = this.catalog.baseRecipe();
+    const shippedBase = base.id ? undefined : this.catalog.shipped.find(spec.base);
     const baseKey = base.id
       ? (this.store.get(base.id) as TemplateRecord).key
       : spec.base === BASE_TEMPLATE
         ? `base:${baseRecipe}`
-        : `dir:${spec.base}`;
+        : shippedBase
+          ? `shipped:${shippedBase.recipe}`
+          : `dir:${spec.base}`;
     const key = contentKey(spec, baseKey);
     const existing = this.store.byKey(key);
     if (existing) {
@@ -198,10 +210,12 @@ export class TemplateService {
    */
   async delete(ref: string, users: (id: string) => string[]): Promise<TemplateInfo> {
     const canonical = canonicalTemplateRef(ref);
-    if (canonical === BASE_TEMPLATE)
-      throw new CodedError('invalid_argument', 'the built-in template base cannot be deleted', {
-        template: ref,
-      });
+    if (canonical === BASE_TEMPLATE || this.catalog.shipped.has(ref))
+      throw new CodedError(
+        'invalid_argument',
+        `template ${ref} is shipped with the server and cannot be deleted`,
+        { template: ref },
+      );
     const { name, tag } = parseTemplateRef(canonical);
     const id = this.store.tagged(name, tag);
     const t = id ? this.store.get(id) : undefined;
@@ -298,7 +312,7 @@ export class TemplateService {
       // here goes over exactly that one.
       const base = t.base_id
         ? this.catalog.resolveBuild(this.catalog.usable(t.base_id, spec.base), spec.base)
-        : this.catalog.resolveDir(spec.base, spec.base);
+        : this.catalog.resolveUnbuilt(spec.base);
       const m = await machines.createForBuild(base, {
         vcpus: spec.vcpus,
         memory_mb: spec.memory_mb,

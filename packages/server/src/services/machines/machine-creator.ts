@@ -42,6 +42,28 @@ type NewMachine = Pick<
   'vcpus' | 'memory_mb' | 'disk_mb' | 'cwd' | 'envs' | 'metadata' | 'timeout' | 'on_timeout' | 'auto_resume'
 > & { network?: NetworkSpec | undefined; volumes?: CreateMachineSpec['volumes'] };
 
+/** How a create was asked for (see {@link MachineCreator.create} and the warm pools). */
+interface StartOptions {
+  checkout?: WarmPoolCheckout | null;
+  requested?: number;
+  warmPoolId?: string;
+  /** A build machine: its base's start command does not run. */
+  skipStart?: boolean;
+}
+
+/** Where a restored machine comes from. */
+interface RestoreSource {
+  /** The reusable snapshot (its queue keeps it from being deleted meanwhile); null: a shipped template's. */
+  snapshotId: string | null;
+  /** Its image directory (CRIU's images and the disk). */
+  dir: string;
+  /** The machine it was taken of. */
+  machine: Pick<MachineRecord, 'vcpus' | 'memory_mb' | 'disk_mb' | 'cwd' | 'envs' | 'metadata'>;
+  origin: Origin;
+  /** The overlay's lower directories its disk goes over. */
+  lowerdir: string;
+}
+
 /** Where a new machine comes from, as its record and its `created` event say. */
 interface Origin {
   template: string;
@@ -166,14 +188,39 @@ export class MachineCreator {
     return out;
   }
 
-  /** A new machine of `template`: restored from its snapshot (snapshot-backed) or started cold. */
+  /**
+   * A new machine of `template`: restored from its snapshot (snapshot-backed, or a shipped
+   * template's ready snapshot) or started cold.
+   */
   private startFrom(
     template: ResolvedTemplate,
     spec: CreateMachineSpec,
-    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+    o: StartOptions,
   ): Promise<MachineRecord> {
     if (template.snapshot_id !== null)
       return this.fromSnapshot(spec, template.snapshot_id, template, o.checkout ?? null, o.warmPoolId);
+    const ready = template.ready_snapshot;
+    if (ready !== null && !o.skipStart) {
+      // Its disk is the snapshot's: a machine asking for another size starts cold instead.
+      if (spec.sized.disk_mb === undefined || spec.sized.disk_mb === ready.machine.disk_mb)
+        return this.restore(
+          spec,
+          {
+            snapshotId: null,
+            dir: ready.dir,
+            machine: { ...ready.machine, metadata: {} },
+            origin: { template: template.ref, template_id: null },
+            lowerdir: template.lowerdir,
+          },
+          template,
+          { ...o, coldFallback: true },
+        );
+      this.o.log.info('starting a shipped template cold: its ready snapshot has another disk size', {
+        template: template.ref,
+        disk_mb: spec.sized.disk_mb,
+        snapshot_disk_mb: ready.machine.disk_mb,
+      });
+    }
     return this.coldCreate(spec, template, o);
   }
 
@@ -184,7 +231,7 @@ export class MachineCreator {
   private async coldCreate(
     spec: CreateMachineSpec,
     template: ResolvedTemplate,
-    o: { checkout?: WarmPoolCheckout | null; requested?: number; warmPoolId?: string; skipStart?: boolean },
+    o: StartOptions,
   ): Promise<MachineRecord> {
     this.checkCapacity(1);
     const record = this.newRecord(
@@ -199,36 +246,55 @@ export class MachineCreator {
     );
     return this.records.serialized(record.id, async () => {
       const started = Date.now();
-      try {
-        await this.o.driver.create(this.specOf(record, template.lowerdir));
-      } catch (err) {
-        throw this.failStart(record, err);
-      }
-      if (template.start && !o.skipStart) {
-        try {
-          await startAndWaitReady(
-            this.parts.agents.client(record.id),
-            this.parts.networks.networkOf(record).link,
-            template.start,
-            { cwd: record.cwd, envs: { ...record.envs, NULLSPACE_MACHINE_ID: record.id } },
-          );
-        } catch (err) {
-          // The machine runs: take it down, so the failed record holds nothing `kill` must free.
-          this.parts.agents.drop(record.id);
-          await this.o.driver.destroy(record.id).catch(() => undefined);
-          throw this.failStart(record, err, 'start command');
-        }
-      }
-      const running = this.started(record.id, spec.timeout);
-      if (o.warmPoolId === undefined) this.o.onCreated?.(Date.now() - (o.requested ?? started));
-      this.o.log.info('machine started', {
-        machine_id: record.id,
-        template: template.ref,
-        ...(o.warmPoolId ? { warm_pool_id: o.warmPoolId } : {}),
-        ms: Date.now() - started,
-      });
-      return running;
+      await this.boot(record, template, o.skipStart === true);
+      return this.startedBy(record, template, o, started);
     });
+  }
+
+  /**
+   * Starts `record`'s machine cold: the driver's machine, then the template's start command until
+   * its ready check passes. On failure the record is `failed`, holding nothing.
+   */
+  private async boot(record: MachineRecord, template: ResolvedTemplate, skipStart: boolean): Promise<void> {
+    try {
+      await this.o.driver.create(this.specOf(record, template.lowerdir));
+    } catch (err) {
+      throw this.failStart(record, err);
+    }
+    if (!template.start || skipStart) return;
+    try {
+      await startAndWaitReady(
+        this.parts.agents.client(record.id),
+        this.parts.networks.networkOf(record).link,
+        template.start,
+        { cwd: record.cwd, envs: { ...record.envs, NULLSPACE_MACHINE_ID: record.id } },
+      );
+    } catch (err) {
+      // The machine runs: take it down, so the failed record holds nothing `kill` must free.
+      this.parts.agents.drop(record.id);
+      await this.o.driver.destroy(record.id).catch(() => undefined);
+      throw this.failStart(record, err, 'start command');
+    }
+  }
+
+  /** Marks a machine running once it has started, counts its create and logs it. */
+  private startedBy(
+    record: MachineRecord,
+    template: ResolvedTemplate | undefined,
+    o: StartOptions,
+    started: number,
+    how?: string,
+  ): MachineRecord {
+    const running = this.started(record.id, record.timeout);
+    if (o.warmPoolId === undefined) this.o.onCreated?.(Date.now() - (o.requested ?? started));
+    this.o.log.info('machine started', {
+      machine_id: record.id,
+      template: template?.ref ?? record.template,
+      ...(how ? { from: how } : {}),
+      ...(o.warmPoolId ? { warm_pool_id: o.warmPoolId } : {}),
+      ms: Date.now() - started,
+    });
+    return running;
   }
 
   /**
@@ -242,7 +308,6 @@ export class MachineCreator {
     checkout: WarmPoolCheckout | null = null,
     warmPoolId?: string,
   ): Promise<MachineRecord> {
-    const requested = Date.now();
     const snap = this.parts.images.store.get(snapshotId);
     if (!snap || snap.kind !== 'reusable' || snap.status !== 'ready')
       throw new CodedError(
@@ -259,7 +324,35 @@ export class MachineCreator {
           ? `must be ${snap.disk_mb} (the built-in disk of snapshot-backed template ${template.ref}) or left out`
           : `must be ${snap.disk_mb} (the snapshot's disk) or left out`,
       );
-    const lowerdir = this.o.templates.lowerdirOf(snap.template_id, snap.template);
+    return this.restore(
+      spec,
+      {
+        snapshotId,
+        dir: this.parts.images.dirOf(snapshotId),
+        machine: snap,
+        origin: template
+          ? { template: template.ref, template_id: template.id }
+          : { template: snap.template, template_id: snap.template_id, snapshot_id: snapshotId },
+        lowerdir: this.o.templates.lowerdirOf(snap.template_id, snap.template),
+      },
+      template,
+      { checkout, ...(warmPoolId !== undefined ? { warmPoolId } : {}) },
+    );
+  }
+
+  /**
+   * A new machine restored from `source`. With `coldFallback` (a shipped template's ready
+   * snapshot, which a kernel or CRIU upgrade can make unusable), a failed restore starts the
+   * machine cold instead, and says so in the log.
+   */
+  private async restore(
+    spec: CreateMachineSpec,
+    source: RestoreSource,
+    template: ResolvedTemplate | undefined,
+    o: StartOptions & { coldFallback?: boolean },
+  ): Promise<MachineRecord> {
+    const requested = o.requested ?? Date.now();
+    const snap = source.machine;
     this.checkCapacity(1);
     const record = this.newRecord(
       {
@@ -271,28 +364,32 @@ export class MachineCreator {
         envs: { ...template?.env, ...snap.envs, ...spec.envs },
         metadata: template ? spec.metadata : { ...snap.metadata, ...spec.metadata },
       },
-      template
-        ? { template: template.ref, template_id: template.id }
-        : { template: snap.template, template_id: snap.template_id, snapshot_id: snapshotId },
-      { warm_pool_id: warmPoolId ?? null, warm_pool_checkout: checkout },
+      source.origin,
+      { warm_pool_id: o.warmPoolId ?? null, warm_pool_checkout: o.checkout ?? null },
     );
-    // Queued on the snapshot too, so it cannot be deleted while machines start from it.
-    return this.records.serialized(snapshotId, () =>
-      this.records.serialized(record.id, async () => {
-        try {
-          await this.o.driver.createFromSnapshot(
-            this.specOf(record, lowerdir),
-            this.parts.images.dirOf(snapshotId),
-            this.o.transitionTimeoutMs,
-          );
-        } catch (err) {
-          throw this.failStart(record, err);
-        }
-        const running = this.started(record.id, record.timeout);
-        if (warmPoolId === undefined) this.o.onCreated?.(Date.now() - requested);
-        return running;
-      }),
-    );
+    const start = async () => {
+      try {
+        await this.o.driver.createFromSnapshot(
+          this.specOf(record, source.lowerdir),
+          source.dir,
+          this.o.transitionTimeoutMs,
+        );
+      } catch (err) {
+        if (!(o.coldFallback && template)) throw this.failStart(record, err);
+        this.o.log.warn('restoring a ready snapshot failed; starting the machine cold', {
+          machine_id: record.id,
+          template: template.ref,
+          error: err,
+        });
+        await this.boot(record, template, false);
+        return this.startedBy(record, template, { ...o, requested }, requested, 'cold start');
+      }
+      return this.startedBy(record, template, { ...o, requested }, requested, 'snapshot');
+    };
+    // A reusable snapshot's machines queue on it too, so it cannot be deleted while they start.
+    return source.snapshotId === null
+      ? this.records.serialized(record.id, start)
+      : this.records.serialized(source.snapshotId, () => this.records.serialized(record.id, start));
   }
 
   /** What the driver needs to start `m` on the template's `templateRootfs`. */
