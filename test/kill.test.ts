@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { it } from 'node:test';
+import { after, it } from 'node:test';
 import {
   TEARDOWN_CHANNEL,
   TEARDOWN_STEPS,
@@ -16,6 +18,7 @@ import {
   inventory,
   tearDownMachine,
 } from '@nullspace/runtime';
+import { host } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { type TestServer, describeWithServer, eventually, runtimeDirsOf } from './harness.js';
 
@@ -106,3 +109,41 @@ describeWithServer('kill', (ctx) => {
     assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
   });
 });
+
+/**
+ * An `nft` in front of the real one that fails every listing of all tables, as nft does on a busy
+ * host (a dump interrupted, or timed out behind other machines' transactions); everything else
+ * (loading, deleting, asking for one table) passes. Seen in CI: a teardown that read such a failure
+ * as "no tables" left the table behind, and its rules then applied to the next machine given the
+ * same link name.
+ */
+const failingListDir = mkdtempSync('/tmp/nst-nft-list-');
+writeFileSync(
+  join(failingListDir, 'nft'),
+  `#!/bin/sh
+[ "$1 $2" = "list tables" ] && { echo "netlink: Error: Interrupted system call" >&2; exit 1; }
+exec /usr/sbin/nft "$@"
+`,
+);
+chmodSync(join(failingListDir, 'nft'), 0o755);
+
+describeWithServer(
+  'kill: the egress table goes, whatever a listing of the host says',
+  (ctx) => {
+    after(() => rmSync(failingListDir, { recursive: true, force: true }));
+
+    it('concurrent kills delete every machine table even when listing the tables fails', async () => {
+      const made = await Promise.all(Array.from({ length: 4 }, () => Machine.create(ctx.server.conn)));
+      const tablesOf = async () => (await host('nft', ['list', 'tables', 'ip'])).stdout;
+      for (const m of made) assert.ok((await tablesOf()).includes(`table ip ns_${m.id}\n`), m.id);
+      await Promise.all(made.map((m) => m.kill()));
+      const tables = await tablesOf();
+      assert.deepEqual(
+        made.filter((m) => tables.includes(`table ip ns_${m.id}\n`)).map((m) => m.id),
+        [],
+        'tables left behind',
+      );
+    });
+  },
+  { PATH: `${failingListDir}:${process.env.PATH ?? ''}` },
+);

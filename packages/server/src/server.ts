@@ -250,7 +250,15 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
 
 /** `nullspace serve`: start with the environment's configuration and stop cleanly on a signal. */
 export async function runServe(): Promise<void> {
-  const running = await startServer();
+  let running: RunningServer;
+  try {
+    running = await startServer();
+  } catch (err) {
+    // What start-up had already opened (the DNS forwarder's sockets ...) would keep a server that
+    // never listens alive, and its caller waiting: say why, and end.
+    process.stderr.write(`nullspace: the server could not start: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  }
   process.stdout.write(
     `\nNullspace is listening on ${running.url}\n` +
       `  export NULLSPACE_API_URL=${running.url}\n` +

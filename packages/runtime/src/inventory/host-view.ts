@@ -1,5 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { host } from '../exec.js';
+import { hasEgressTable } from '../net/link.js';
 import { NETNS_DIR } from '../netns/netns.js';
 
 /**
@@ -37,13 +39,25 @@ export interface LoopDevice {
 /** Prefix of the host end of every machine's veth (net/addresses.ts `hostIfOf`). */
 export const LINK_PREFIX = 'nsv';
 
-export async function readHostView(): Promise<HostView> {
+/** Which nftables tables a view reads: all of the `ip` family, one machine's only, or none. */
+export type NftScope = 'all' | 'none' | { table: string };
+
+/**
+ * Reads the host's view. `nft`: for one machine's view only its table is looked up, and a view
+ * that needs no tables lists none: listing every table costs in proportion to every machine's
+ * rules and, on a busy host, is what slows down or fails first.
+ */
+export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
   const [mounts, loops, netns, links, nftTables] = await Promise.all([
     readMounts(),
     readLoops(),
     readdir(NETNS_DIR).catch(() => [] as string[]),
     readLinks(),
-    readNftTables(),
+    nft === 'all'
+      ? readNftTables()
+      : nft === 'none'
+        ? new Set<string>()
+        : hasEgressTable(nft.table).then((has) => new Set(has ? [nft.table] : [])),
   ]);
   return { mounts, loops, netns: new Set(netns), links, nftTables, cgroupRoots: cgroupRoots(mounts) };
 }
@@ -106,8 +120,18 @@ async function readLinks(): Promise<Map<string, string>> {
   return out;
 }
 
+/** Every table of the `ip` family. A failing `nft` is retried, then thrown: never read as "none". */
 async function readNftTables(): Promise<Set<string>> {
-  const { stdout } = await host('nft', ['list', 'tables', 'ip']).catch(() => ({ stdout: '' }));
+  let stdout = '';
+  for (let i = 1; ; i++) {
+    try {
+      ({ stdout } = await host('nft', ['list', 'tables', 'ip']));
+      break;
+    } catch (err) {
+      if (i >= 3) throw err;
+      await sleep(20 * i);
+    }
+  }
   const out = new Set<string>();
   for (const line of stdout.split('\n')) {
     const m = /^table ip (\S+)$/.exec(line.trim());

@@ -104,8 +104,11 @@ export async function inventory(
   scope: Scope,
   o: { machineId?: string; ids?: Iterable<string> } = {},
 ): Promise<HostResource[]> {
+  if (o.machineId !== undefined)
+    return resourcesOf(
+      await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) })),
+    );
   const view = await readHostView();
-  if (o.machineId !== undefined) return resourcesOf(await collect(scope, o.machineId, view));
   const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
   const machines = await Promise.all([...ids].sort().map((id) => collect(scope, id, view)));
   const out = machines.flatMap(resourcesOf);
@@ -116,12 +119,13 @@ export async function inventory(
 
 /** What one machine of a runtime holds on the host (what `destroy` tears down). */
 export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readHostView());
+  return collect(dirs, id, await readHostView({ table: tableOf(id) }));
 }
 
 /** Every machine id a runtime holds anything for: directories, runc containers, mounts. */
 export async function machineIds(dirs: RuntimeDirs): Promise<string[]> {
-  return [...(await scopeIds(dirs, await readHostView()))].sort();
+  // A runtime's machines are found by its directories and mounts: no table needs listing.
+  return [...(await scopeIds(dirs, await readHostView('none')))].sort();
 }
 
 /** The machine's resources as inventory entries. */

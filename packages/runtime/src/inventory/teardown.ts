@@ -8,6 +8,7 @@ import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
 import { MACHINE_FILES } from '../machine-dir.js';
 import { mountsUnder } from '../mounts.js';
+import { tableOf } from '../net/addresses.js';
 import { deleteEgressTable, deleteLinkIfPresent } from '../net/link.js';
 import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
@@ -155,8 +156,9 @@ export async function tearDownMachine(
   await step('delete netns', async () => {
     if (m.netns !== null) await deleteNetns(m.netns);
   });
+  // By name, listed or not: a table left behind would rule the next machine given this link name.
   await step('delete nft table', async () => {
-    for (const table of m.nftTables) await deleteEgressTable(table);
+    for (const table of new Set([...m.nftTables, tableOf(id)])) await deleteEgressTable(table);
   });
   await step('remove disk image and directory', async () => {
     if (o.keepFiles || m.dir === null) return;

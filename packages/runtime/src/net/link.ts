@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EgressSpec } from '@nullspace/protocol';
 import { type Argv, host } from '../exec.js';
 import { netnsPath } from '../netns/netns.js';
@@ -131,9 +132,43 @@ export async function cutLink(link: MachineLink): Promise<void> {
   await host('ip', ['link', 'set', link.hostIf, 'down']);
 }
 
-/** Deletes a machine's host table (its veth goes with its namespace). Idempotent. */
+/** nft's answer for a table that does not exist (ENOENT). */
+const NO_SUCH_TABLE = /No such file or directory/;
+
+/** How often an `nft` call on one table is tried before its error counts (a busy netlink socket). */
+const NFT_TRIES = 3;
+
+/**
+ * Deletes a machine's host table (its veth goes with its namespace), by name: whether or not a
+ * listing saw it, so a table is never left because a listing failed. Idempotent: a table that is
+ * not there is done. Any other failure is retried, then thrown (a leftover table would apply its
+ * rules to the next machine given the same link name).
+ */
 export async function deleteEgressTable(table: string): Promise<void> {
-  await host('nft', ['delete', 'table', 'ip', table]).catch(() => undefined);
+  for (let i = 1; ; i++) {
+    try {
+      await host('nft', ['delete', 'table', 'ip', table]);
+      return;
+    } catch (err) {
+      if (NO_SUCH_TABLE.test((err as Error).message)) return;
+      if (i >= NFT_TRIES) throw err;
+      await sleep(20 * i);
+    }
+  }
+}
+
+/** Whether the host has table `table` of the `ip` family: one table asked for, not a listing of all. */
+export async function hasEgressTable(table: string): Promise<boolean> {
+  for (let i = 1; ; i++) {
+    try {
+      await host('nft', ['list', 'table', 'ip', table]);
+      return true;
+    } catch (err) {
+      if (NO_SUCH_TABLE.test((err as Error).message)) return false;
+      if (i >= NFT_TRIES) throw err;
+      await sleep(20 * i);
+    }
+  }
 }
 
 /**
