@@ -13,8 +13,13 @@ import {
 
 /** Where the API is when neither the options nor `NULLSPACE_API_URL` say. */
 export const DEFAULT_API_URL = 'http://127.0.0.1:7070';
-/** How long one HTTP request may take unless `requestTimeoutMs` says otherwise. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * How long one HTTP request may take unless `requestTimeoutMs` says otherwise: longer than the
+ * server's own deadline for a transition (`NULLSPACE_TRANSITION_TIMEOUT_MS`, 120 s), so that a slow
+ * create, kill or resume ends with the server's answer (a coded error, the machine in a defined
+ * state) rather than with the client giving up first and learning nothing.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 150_000;
 
 const SDK_USER_AGENT = 'nullspace-sdk-ts/0.1.0';
 

@@ -22,8 +22,10 @@ from urllib.parse import quote, urlencode, urlsplit
 from .errors import InvalidArgumentError, NullspaceError, error_from_code
 
 DEFAULT_API_URL = "http://127.0.0.1:7070"
-#: Seconds one HTTP request may take unless ``request_timeout`` says otherwise.
-DEFAULT_REQUEST_TIMEOUT = 60.0
+#: Seconds one HTTP request may take unless ``request_timeout`` says otherwise: longer than the
+#: server's own deadline for a transition (120 s), so a slow create, kill or resume ends with the
+#: server's coded answer rather than with the client giving up first.
+DEFAULT_REQUEST_TIMEOUT = 150.0
 #: Seconds of silence after which a stream (HTTP frames or WebSocket) counts as dead: the server
 #: sends a keepalive frame every 15 s and pings every socket every 20 s.
 STREAM_IDLE_TIMEOUT = 45.0
