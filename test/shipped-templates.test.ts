@@ -153,3 +153,29 @@ describe('shipped templates', { skip }, () => {
     assert.equal(info.status, 'ready');
   });
 });
+
+/**
+ * A server given a new, empty data directory and no NULLSPACE_TEMPLATES_DIR (as a user starting
+ * `NULLSPACE_DATA_DIR=/new/dir nullspace serve` would) finds `base` in the set-up's templates
+ * directory instead of answering `template_not_found`.
+ */
+describe('a server on a new data directory', { skip }, () => {
+  const setUpTemplates = '/var/lib/nullspace/templates';
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ NULLSPACE_TEMPLATES_DIR: '' });
+  });
+  after(async () => {
+    await server?.teardown();
+  });
+
+  it("starts base machines from the set-up's templates, and says so in its log", async () => {
+    assert.equal(TEMPLATES_DIR, setUpTemplates, 'the set-up builds base in its default directory');
+    const list = (await api(server, 'GET', '/v1/templates')) as { items: { names: string[] }[] };
+    assert.ok(list.items.some((t) => t.names.includes('base')));
+    await using m = await Machine.create({ ...server.conn, template: 'base' });
+    assert.equal((await m.commands.run('cat /etc/debian_version')).exitCode, 0);
+    assert.match(server.logs(), /templates come from the set-up's directory/);
+    assert.match(server.logs(), /\/var\/lib\/nullspace\/templates/);
+  });
+});

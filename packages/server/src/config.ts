@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
@@ -71,10 +72,28 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
   return n;
 }
 
+/** Whether `dir` holds a built `base` template (what scripts/build-base-template.sh leaves). */
+export function hasBaseTemplate(dir: string): boolean {
+  return existsSync(join(dir, 'base', 'recipe')) && existsSync(join(dir, 'base', 'rootfs', 'bin', 'bash'));
+}
+
+/**
+ * Where templates live when NULLSPACE_TEMPLATES_DIR is unset: `<data dir>/templates` if it holds
+ * `base`; else the set-up's (`/var/lib/nullspace/templates`, what `scripts/setup.sh` builds) if that
+ * does, so a server given a new, empty data directory starts machines at once; else
+ * `<data dir>/templates`, where the server builds `base` on its first start (server.ts).
+ */
+export function defaultTemplatesDir(dataDir: string): string {
+  const own = join(dataDir, 'templates');
+  const setUp = join(DEFAULT_DATA_DIR, 'templates');
+  if (hasBaseTemplate(own) || !hasBaseTemplate(setUp)) return own;
+  return setUp;
+}
+
 /** Reads the server's configuration from NULLSPACE_* environment variables, with embedded defaults. */
 export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = overrides.dataDir ?? (process.env.NULLSPACE_DATA_DIR || DEFAULT_DATA_DIR);
-  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || join(dataDir, 'templates');
+  const templatesDir = process.env.NULLSPACE_TEMPLATES_DIR || defaultTemplatesDir(dataDir);
   const level = process.env.NULLSPACE_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level))
     throw new CodedError('invalid_argument', 'NULLSPACE_LOG_LEVEL must be debug, info, warn or error');

@@ -38,6 +38,7 @@ import { PreviewGrantStore } from './store/preview-grant-store.js';
 import { SecretStore } from './store/secret-store.js';
 import { TemplateStore } from './store/template-store.js';
 import { VolumeStore } from './store/volume-store.js';
+import { ensureBaseTemplate } from './templates/base-template.js';
 import { PackageCache, debianMirror } from './templates/package-cache.js';
 
 export interface RunningServer {
@@ -63,6 +64,11 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   // when set-up (or an older version) created it with looser permissions.
   chmodSync(config.dataDir, 0o700);
   const { key: apiKey, generated } = loadOrCreateApiKey(config.dataDir, config.apiKey);
+  if (!process.env.NULLSPACE_TEMPLATES_DIR && config.templatesDir !== join(config.dataDir, 'templates'))
+    log.info("templates come from the set-up's directory (NULLSPACE_TEMPLATES_DIR unset)", {
+      templates_dir: config.templatesDir,
+    });
+  await ensureBaseTemplate(config.templatesDir, log);
 
   const driver = new RuncDriver({
     machinesDir: join(config.dataDir, 'machines'),
