@@ -3,10 +3,17 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { REFUSED_SYSCALLS_FOR_TESTS } from '@nullspace/runtime';
 import { Machine, type NullspaceError } from '@nullspace/sdk';
-import { TEMPLATES_DIR, describeWithServer, eventually } from './harness.js';
+import {
+  TEMPLATES_DIR,
+  type TestServer,
+  api,
+  describeWithServer,
+  eventually,
+  startTestServer,
+} from './harness.js';
 
 describeWithServer('machines', (ctx) => {
   it('creates a machine, runs python3 --version in it, and kills it', async () => {
@@ -260,6 +267,50 @@ describeWithServer('machines', (ctx) => {
       assert.equal(new Set(made.map((m) => m.id)).size, 20);
       const outs = await Promise.all(made.map((m) => m.commands.run('hostname')));
       outs.forEach((r, i) => assert.equal(r.stdout.trim(), made[i]!.id.replace('_', '-')));
+    } finally {
+      await Promise.all(made.map((m) => m.kill()));
+    }
+  });
+});
+
+/**
+ * Two servers on one host, each with its own data directory and the same address pool (the
+ * default): address blocks are claimed host-wide, so concurrent creates on both all succeed and
+ * no two machines share an address, a hibernated machine keeps its block while the other server
+ * creates, and resumes on it.
+ */
+describe('two servers on one host', () => {
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    [a, b] = await Promise.all([startTestServer(), startTestServer()]);
+  });
+  after(async () => {
+    await Promise.all([a?.teardown(), b?.teardown()]);
+  });
+
+  const addressOf = async (s: TestServer, id: string) =>
+    ((await api(s, 'GET', `/v1/machines/${id}`)) as { network: { address: string } }).network.address;
+
+  it('never hand out the same address, however their creates interleave', async () => {
+    const made = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => Machine.create({ ...(i % 2 ? a : b).conn, memoryMb: 128 })),
+    );
+    try {
+      const addresses = await Promise.all(made.map((m, i) => addressOf(i % 2 ? a : b, m.id)));
+      assert.equal(new Set(addresses).size, 16, addresses.join(' '));
+      const hibernated = made[0]!;
+      const kept = addresses[0]!;
+      await hibernated.hibernate();
+      const more = await Promise.all(
+        Array.from({ length: 4 }, () => Machine.create({ ...a.conn, memoryMb: 128 })),
+      );
+      made.push(...more);
+      const moreAddresses = await Promise.all(more.map((m) => addressOf(a, m.id)));
+      assert.ok(!moreAddresses.includes(kept), `${kept} was handed out again: ${moreAddresses.join(' ')}`);
+      const resumed = await Machine.connect(hibernated.id, b.conn);
+      assert.equal(await addressOf(b, resumed.id), kept);
+      assert.equal((await resumed.commands.run('true')).exitCode, 0);
     } finally {
       await Promise.all(made.map((m) => m.kill()));
     }

@@ -35,6 +35,7 @@ export {
   parsePool,
   tableOf,
 } from './net/addresses.js';
+export { ADDRESS_CLAIMS_DIR, claimBlock, releaseBlock } from './net/address-claims.js';
 export { connectToMachinePort } from './net/port-connect.js';
 export { VolumeImage } from './storage/volume-image.js';
 export { VOLUME_HELPER_PATH, volumeHelper } from './volumes/machine-volumes.js';

@@ -110,6 +110,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     snapshotsDir: config.snapshotsDir,
     transitionTimeoutMs: config.transitionTimeoutMs,
     addressPool: parsePool(config.machineNetwork),
+    machinesDir: join(config.dataDir, 'machines'),
     ...(dnsPort !== undefined ? { dnsPort } : {}),
     onCreated: (ms) => createLatency.observe(ms),
     volumes,

@@ -50,7 +50,7 @@ export function parsePool(cidr: string): AddressPool {
 }
 
 /** First address of block `index` of the pool. */
-function blockOf(pool: AddressPool, index: number): number {
+export function blockOf(pool: AddressPool, index: number): number {
   if (!Number.isInteger(index) || index < 0 || index >= pool.size)
     throw new CodedError('internal', `address block ${index} is outside the pool ${pool.cidr}`);
   return (pool.base + index * 2 ** BLOCK_BITS) >>> 0;

@@ -435,8 +435,9 @@ export class MachineCreator {
       parentId: origin.parent_id,
     });
     const now = Date.now();
+    const id = newId('machine');
     const record: MachineRecord = {
-      id: newId('machine'),
+      id,
       execution_id: newId('execution'),
       status: 'starting',
       status_reason: null,
@@ -458,7 +459,7 @@ export class MachineCreator {
       paused_at: null,
       transition_deadline: now + this.o.transitionTimeoutMs,
       network: spec.network ?? DEFAULT_NETWORK,
-      net_index: this.parts.networks.allocateIndex(),
+      net_index: this.parts.networks.allocateIndex(id),
       template_id: origin.template_id,
       ...pool,
     };

@@ -1,6 +1,14 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CodedError, KEPT_STATES, type NetworkSpec } from '@nullspace/protocol';
-import { type AddressPool, type DriverNetwork, type MachineDriver, hostIfOf } from '@nullspace/runtime';
+import {
+  type AddressPool,
+  type DriverNetwork,
+  type MachineDriver,
+  claimBlock,
+  hostIfOf,
+  releaseBlock,
+} from '@nullspace/runtime';
 import type { Logger } from '../../log.js';
 import type { MachineRecord } from '../../store/machine-store.js';
 import { DENY_ALL_EGRESS, driverNetwork, isBroadening, networkInfo } from '../network-policy.js';
@@ -11,6 +19,10 @@ export interface MachineNetworksOptions {
   driver: MachineDriver;
   /** Where machines' addresses come from (one block per machine). */
   addressPool: AddressPool;
+  /** The machines' directories: a block's host-wide claim names the directory of its machine. */
+  machinesDir: string;
+  /** Where the host-wide claims on address blocks are kept (default: runtime ADDRESS_CLAIMS_DIR). */
+  claimsDir?: string;
   /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
   dnsPort?: number | undefined;
   log: Logger;
@@ -29,21 +41,30 @@ export class MachineNetworks {
 
   /** The link and policy of `m`; a machine made before machines had networks gets a block now. */
   networkOf(m: MachineRecord): DriverNetwork {
-    const netIndex = m.net_index ?? this.records.update(m.id, { net_index: this.allocateIndex() }).net_index;
+    // A kept machine holds its block's claim (again, after a reboot emptied the claims).
+    if (m.net_index !== null && !this.claim(m.net_index, m.id))
+      this.o.log.warn("another server claims this machine's address block", {
+        machine_id: m.id,
+        net_index: m.net_index,
+      });
+    const netIndex =
+      m.net_index ?? this.records.update(m.id, { net_index: this.allocateIndex(m.id) }).net_index;
     const network = driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
     if (this.o.dnsPort !== undefined) network.link.dnsPort = this.o.dnsPort;
     return network;
   }
 
   /**
-   * The lowest block of the address pool no machine of this server holds (alive or hibernated)
-   * and whose host interface does not exist (another server on this host may use the same pool).
+   * The lowest block of the address pool no machine of this server holds (alive or hibernated),
+   * whose host interface does not exist, and that machine `id` could claim host-wide (another server
+   * on this host may use the same pool: runtime net/address-claims.ts).
    */
-  allocateIndex(): number {
+  allocateIndex(id: string): number {
     const held = this.records.store.netIndexesInStates(KEPT_STATES);
     for (let i = 0; i < this.o.addressPool.size; i++) {
       if (held.has(i)) continue;
       if (existsSync(`/sys/class/net/${hostIfOf(this.o.addressPool, i)}`)) continue;
+      if (!this.claim(i, id)) continue;
       return i;
     }
     throw new CodedError(
@@ -51,6 +72,16 @@ export class MachineNetworks {
       `the machine address pool ${this.o.addressPool.cidr} is full`,
       { pool: this.o.addressPool.cidr },
     );
+  }
+
+  /** Gives up the host-wide claim on a killed machine's block. */
+  release(m: MachineRecord): void {
+    if (m.net_index !== null)
+      releaseBlock(this.o.addressPool, m.net_index, join(this.o.machinesDir, m.id), this.o.claimsDir);
+  }
+
+  private claim(index: number, id: string): boolean {
+    return claimBlock(this.o.addressPool, index, join(this.o.machinesDir, id), this.o.claimsDir);
   }
 
   /**

@@ -52,6 +52,8 @@ export interface MachineServiceOptions {
   transitionTimeoutMs: number;
   /** Where machines' addresses come from (one block per machine). */
   addressPool: AddressPool;
+  /** The machines' directories (the driver's): host-wide address claims name them. */
+  machinesDir: string;
   /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
   dnsPort?: number;
   /** Told how long each create that started a machine took (server metrics). */
@@ -93,6 +95,7 @@ export class MachineService {
     this.networks = new MachineNetworks(records, {
       driver,
       addressPool: o.addressPool,
+      machinesDir: o.machinesDir,
       dnsPort: o.dnsPort,
       log,
     });

@@ -52,6 +52,7 @@ export class MachineTransitions {
         await this.o.driver.destroy(id);
         await this.parts.images.dropPauseSnapshots(id);
         this.o.volumes?.release(id);
+        this.parts.networks.release(m);
       } catch (err) {
         this.o.log.error('machine teardown failed', { machine_id: id, error: err });
         this.records.setStatus(id, 'failed', { status_reason: `kill failed: ${publicReason(err)}` });
