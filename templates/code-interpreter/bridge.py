@@ -62,8 +62,9 @@ class BridgeError(Exception):
         self.message = message
 
 
-def now_ms():
-    return int(time.time() * 1000)
+def iso(t=None):
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
 def new_id(prefix):
@@ -165,10 +166,10 @@ class Artifacts:
                     "mime_type": mimetypes.guess_type(rel)[0] or "application/octet-stream",
                     "size": st.st_size,
                     "execution_id": self.owner.get(rel),
-                    "created_at": int(st.st_mtime * 1000),
+                    "created_at": iso(st.st_mtime),
                 }
             )
-        out.sort(key=lambda a: (a["created_at"], a["name"]))
+        out.sort(key=lambda a: a["name"])
         return out
 
     def get(self, artifact_id):
@@ -194,7 +195,7 @@ class Context:
         self.default = default
         self.lock = asyncio.Lock()
         self.execution_count = 0
-        self.created_at = now_ms()
+        self.created_at = iso()
         self.seeded_for = None  # the generation this context's random state was last seeded for
         self.pending = []  # silent code to run before the next run (after an install)
 
@@ -680,7 +681,7 @@ class Bridge:
         if context_id:
             ctx = self.contexts.get(context_id)
             if ctx is None:
-                raise BridgeError("not_found", f"no context {context_id}")
+                raise BridgeError("invalid_argument", f"context: no context {context_id} in this machine")
             if language and language != ctx.language:
                 raise BridgeError(
                     "invalid_argument", f"context {context_id} runs {ctx.language}, not {language}"
