@@ -534,7 +534,7 @@ class BashContext(Context):
         if timed_out:
             ex.emit({"type": "error", **timeout_error(timeout, [])})
         elif not all(t.result() for t in tasks):
-            rc = self.proc.returncode if self.proc else None
+            rc = await self.proc.wait() if self.proc else None
             await self.stop()
             ex.emit(
                 {

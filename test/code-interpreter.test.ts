@@ -1,0 +1,351 @@
+/**
+ * The code interpreter in real machines of the `code-interpreter` template, through the real SDK
+ * over HTTP (bad input over raw HTTP): state across runs and contexts, live streams, errors as
+ * data, charts as PNG and artifacts, timeouts, JavaScript and bash, an offline wheel install,
+ * state through pause, hibernate, fork and snapshots with fresh random numbers in each copy,
+ * re-attach, parallel contexts, and a kernel that dies.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { Machine } from '@nullspace/sdk';
+import { TEMPLATES_DIR, api, describeWithServer } from './harness.js';
+
+const TEMPLATE = 'code-interpreter';
+const built = existsSync(join(TEMPLATES_DIR, TEMPLATE, 'template.json'));
+if (!built && process.env.CI) throw new Error(`code interpreter: no ${TEMPLATE} template; run scripts/setup.sh`);
+
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+async function expectCode(p: Promise<unknown>, status: number, code: string, field?: RegExp): Promise<void> {
+  await assert.rejects(p, (err: { status?: number; code?: string; message?: string }) => {
+    assert.equal(err.status, status, err.message);
+    assert.equal(err.code, code, err.message);
+    if (field) assert.match(err.message ?? '', field);
+    return true;
+  });
+}
+
+describeWithServer('code interpreter', (ctx) => {
+  if (!built) {
+    it(`skipped: no ${TEMPLATE} template in ${TEMPLATES_DIR} (scripts/setup.sh builds it)`, { skip: true });
+    return;
+  }
+  let m: Machine;
+  before(async () => {
+    m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE, memoryMb: 1024 });
+  });
+  after(async () => {
+    await m?.kill();
+  });
+
+  it('keeps variables across runs; the value is the main result', async () => {
+    const first = await m.codeInterpreter.run('x = 6 * 7');
+    assert.equal(first.error, undefined);
+    assert.equal(first.results.length, 0);
+    const second = await m.codeInterpreter.run('x');
+    assert.equal(second.text, '42');
+    assert.equal(second.contextId, 'default-python');
+    assert.ok((second.executionCount ?? 0) > (first.executionCount ?? 0));
+    assert.match(second.id, /^cex_[0-9a-f]{16}$/);
+  });
+
+  it('keeps two contexts apart', async () => {
+    const a = await m.codeInterpreter.createContext({ language: 'python' });
+    const b = await m.codeInterpreter.createContext();
+    await m.codeInterpreter.run('v = "a"', { context: a });
+    await m.codeInterpreter.run('v = "b"', { context: b.id });
+    assert.equal((await m.codeInterpreter.run('v', { context: a })).text, "'a'");
+    assert.equal((await m.codeInterpreter.run('v', { context: b })).text, "'b'");
+    const listed = (await m.codeInterpreter.listContexts()).map((c) => c.id);
+    assert.ok(listed.includes(a.id) && listed.includes(b.id) && listed.includes('default-python'));
+    assert.ok(a.createdAt instanceof Date);
+    await m.codeInterpreter.deleteContext(a);
+    await m.codeInterpreter.deleteContext(b);
+    assert.ok(!(await m.codeInterpreter.listContexts()).some((c) => c.id === a.id));
+  });
+
+  it('streams stdout and stderr apart, live: the first line arrives before the run ends', async () => {
+    const order: string[] = [];
+    const ex = await m.codeInterpreter.run(
+      [
+        'import os, sys, time',
+        'print("first", flush=True)',
+        'print("oops", file=sys.stderr, flush=True)',
+        // The run goes on only once the client has seen the first line (it writes this file then).
+        'while not os.path.exists("/tmp/seen-first"): time.sleep(0.01)',
+        'print("second")',
+      ].join('\n'),
+      {
+        timeoutMs: 60_000,
+        onStdout: (t) => {
+          order.push(`out:${t.trim()}`);
+          if (t.includes('first')) void m.files.write('/tmp/seen-first', 'yes');
+        },
+        onStderr: (t) => order.push(`err:${t.trim()}`),
+      },
+    );
+    assert.equal(ex.error, undefined, 'the run ended by itself (it saw the file the client wrote)');
+    assert.deepEqual(ex.logs.stdout.join(''), 'first\nsecond\n');
+    assert.deepEqual(ex.logs.stderr.join(''), 'oops\n');
+    assert.ok(order.indexOf('out:first') < order.indexOf('out:second'));
+  });
+
+  it('reports 1/0 as ZeroDivisionError in error, and the next run works', async () => {
+    const ex = await m.codeInterpreter.run('1/0');
+    assert.equal(ex.error?.name, 'ZeroDivisionError');
+    assert.match(ex.error?.value ?? '', /division by zero/);
+    assert.ok((ex.error?.traceback.length ?? 0) > 0);
+    assert.equal((await m.codeInterpreter.run('2 + 2')).text, '4');
+  });
+
+  it('returns a matplotlib chart as PNG bytes and as an artifact', async () => {
+    const ex = await m.codeInterpreter.run(
+      'import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title("squares")\nplt.show()',
+    );
+    assert.equal(ex.error, undefined, ex.error?.value);
+    const chart = ex.results.find((r) => r.png !== undefined);
+    assert.ok(chart, 'a result carries a PNG');
+    const bytes = Buffer.from(chart.png ?? '', 'base64');
+    assert.deepEqual(bytes.subarray(0, 8), PNG);
+    const artifacts = await m.codeInterpreter.listArtifacts();
+    const art = artifacts.find((a) => a.executionId === ex.id && a.mimeType === 'image/png');
+    assert.ok(art, `an artifact of run ${ex.id}: ${JSON.stringify(artifacts)}`);
+    assert.deepEqual(chart.artifactIds, [art.id]);
+    assert.equal(art.size, bytes.length);
+    assert.deepEqual(await m.codeInterpreter.downloadArtifact(art), bytes);
+    // A file the code writes under the artifacts directory is one too, downloadable by signed URL.
+    const csv = await m.codeInterpreter.run(
+      'import os\nopen(os.path.join(os.environ["NULLSPACE_ARTIFACTS_DIR"], "table.csv"), "w").write("a,b\\n1,2\\n")',
+    );
+    const table = (await m.codeInterpreter.listArtifacts()).find((a) => a.name === 'table.csv');
+    assert.equal(table?.executionId, csv.id);
+    assert.equal(table?.mimeType, 'text/csv');
+    const url = await m.codeInterpreter.artifactUrl(table);
+    assert.equal(await (await fetch(url)).text(), 'a,b\n1,2\n');
+  });
+
+  it('interrupts a run past its timeout with a TimeoutError and keeps the context', async () => {
+    await m.codeInterpreter.run('kept = "still here"');
+    const ex = await m.codeInterpreter.run('import time\nwhile True: time.sleep(0.05)', { timeoutMs: 1000 });
+    assert.equal(ex.error?.name, 'TimeoutError');
+    assert.equal((await m.codeInterpreter.run('kept')).text, "'still here'");
+  });
+
+  it('runs JavaScript in a context of its own, with state, results, errors and timeouts', async () => {
+    const js = await m.codeInterpreter.createContext({ language: 'javascript' });
+    assert.equal(js.language, 'javascript');
+    await m.codeInterpreter.run('let n = 40; const add = (a, b) => a + b;', { context: js });
+    const ex = await m.codeInterpreter.run('console.log("hi from js"); add(n, 2)', { context: js });
+    assert.equal(ex.text, '42');
+    assert.equal(ex.logs.stdout.join(''), 'hi from js\n');
+    const awaited = await m.codeInterpreter.run('await new Promise((r) => setTimeout(r, 10)); n', {
+      context: js,
+    });
+    assert.equal(awaited.error, undefined, awaited.error?.value);
+    const err = await m.codeInterpreter.run('null.x', { context: js });
+    assert.equal(err.error?.name, 'TypeError');
+    const loop = await m.codeInterpreter.run('while (true) {}', { context: js, timeoutMs: 500 });
+    assert.equal(loop.error?.name, 'TimeoutError');
+    assert.equal((await m.codeInterpreter.run('n', { context: js })).text, '40');
+    // The default javascript context, by language alone.
+    assert.equal((await m.codeInterpreter.run('1 + 1', { language: 'javascript' })).text, '2');
+  });
+
+  it('runs bash in a persistent shell with its exit status', async () => {
+    const sh = await m.codeInterpreter.createContext({ language: 'bash', cwd: '/tmp' });
+    await m.codeInterpreter.run('export GREETING=hello; cd /etc', { context: sh });
+    const ex = await m.codeInterpreter.run('echo "$GREETING from $(pwd)"; echo to-stderr >&2', { context: sh });
+    assert.equal(ex.logs.stdout.join(''), 'hello from /etc\n');
+    assert.equal(ex.logs.stderr.join(''), 'to-stderr\n');
+    assert.equal(ex.exitCode, 0);
+    assert.equal(ex.error, undefined);
+    const failed = await m.codeInterpreter.run('printf no-newline; false', { context: sh });
+    assert.equal(failed.exitCode, 1);
+    assert.equal(failed.error?.name, 'ExitStatus');
+    assert.equal(failed.logs.stdout.join(''), 'no-newline');
+    const slow = await m.codeInterpreter.run('sleep 30', { context: sh, timeoutMs: 500 });
+    assert.equal(slow.error?.name, 'TimeoutError');
+    assert.equal((await m.codeInterpreter.run('echo $GREETING', { context: sh })).logs.stdout.join(''), 'hello\n');
+  });
+
+  it('installs a local wheel offline into the venv, then imports it', async () => {
+    const build = await m.commands.run(
+      [
+        'set -e; rm -rf /tmp/nspkg && mkdir -p /tmp/nspkg/nsdemo',
+        'echo "def answer(): return 42" > /tmp/nspkg/nsdemo/__init__.py',
+        'printf "from setuptools import setup\\nsetup(name=\\"nsdemo\\", version=\\"1.0\\", packages=[\\"nsdemo\\"])\\n" > /tmp/nspkg/setup.py',
+        '/opt/nullspace/venv/bin/python -m pip wheel --no-deps --no-index --no-build-isolation -q -w /tmp/nspkg/dist /tmp/nspkg',
+        'ls /tmp/nspkg/dist',
+      ].join('\n'),
+      { timeoutMs: 120_000 },
+    );
+    assert.equal(build.exitCode, 0, build.stderr);
+    const wheel = `/tmp/nspkg/dist/${build.stdout.trim()}`;
+    assert.match(wheel, /nsdemo-1\.0-py3-none-any\.whl$/);
+    const missing = await m.codeInterpreter.run('import nsdemo');
+    assert.equal(missing.error?.name, 'ModuleNotFoundError');
+    let log = '';
+    const done = await m.codeInterpreter.install([wheel], { noIndex: true, onStdout: (t) => (log += t) });
+    assert.match(log + done.stdout, /Successfully installed nsdemo-1\.0/);
+    assert.equal((await m.codeInterpreter.run('import nsdemo; nsdemo.answer()')).text, '42');
+    // A failure carries pip's own message.
+    await assert.rejects(m.codeInterpreter.install(['/tmp/nspkg/none.whl'], { noIndex: true }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'install_failed');
+      assert.match(err.message, /none\.whl/);
+      return true;
+    });
+  });
+
+  it('re-attaches to a running execution and gets the rest', async () => {
+    const abort = new AbortController();
+    let id = '';
+    const partial = await m.codeInterpreter.run(
+      'import os, time\nprint("one", flush=True)\nwhile not os.path.exists("/tmp/go-on"): time.sleep(0.01)\nprint("two")\n"done"',
+      {
+        onStart: (s) => {
+          id = s.executionId;
+        },
+        onStdout: (t) => {
+          if (t.includes('one')) abort.abort();
+        },
+        signal: abort.signal,
+      },
+    );
+    assert.equal(partial.done, false);
+    assert.equal(partial.id, id);
+    await m.files.write('/tmp/go-on', '1');
+    const rest = await m.codeInterpreter.attach(id, { after: partial.eventCount });
+    assert.equal(rest.done, true);
+    assert.equal(rest.logs.stdout.join(''), 'two\n');
+    assert.equal(rest.text, "'done'");
+    // From the start, everything.
+    const all = await m.codeInterpreter.attach(id);
+    assert.equal(all.logs.stdout.join(''), 'one\ntwo\n');
+  });
+
+  it('runs 4 contexts in parallel (each waits for all the others to start)', async () => {
+    const contexts = await Promise.all([0, 1, 2, 3].map(() => m.codeInterpreter.createContext()));
+    await m.commands.run('rm -rf /tmp/barrier && mkdir /tmp/barrier');
+    const runs = await Promise.all(
+      contexts.map((c, i) =>
+        m.codeInterpreter.run(
+          `import os, time\nopen("/tmp/barrier/${i}", "w").close()\nwhile len(os.listdir("/tmp/barrier")) < 4: time.sleep(0.01)\n${i}`,
+          { context: c, timeoutMs: 60_000 },
+        ),
+      ),
+    );
+    assert.deepEqual(
+      runs.map((r) => r.error?.name ?? r.text),
+      ['0', '1', '2', '3'],
+    );
+    for (const c of contexts) await m.codeInterpreter.deleteContext(c);
+  });
+
+  it('refuses bad input with 400 and a code', async () => {
+    const base = `/v1/machines/${m.id}/code`;
+    await expectCode(api(ctx.server, 'POST', `${base}/run`, { code: '1', language: 'cobol' }), 400, 'invalid_argument', /language/);
+    await expectCode(
+      api(ctx.server, 'POST', `${base}/run`, { code: '1', context: 'ctx_0000000000000000' }),
+      400,
+      'invalid_argument',
+      /context/,
+    );
+    await expectCode(api(ctx.server, 'POST', `${base}/run`, { code: '1', context: 'nope' }), 400, 'invalid_argument', /context/);
+    await expectCode(
+      api(ctx.server, 'POST', `${base}/run`, { code: 'x'.repeat(1024 * 1024 + 1) }),
+      400,
+      'invalid_argument',
+      /code/,
+    );
+    await expectCode(api(ctx.server, 'POST', `${base}/contexts`, { language: 'ruby' }), 400, 'invalid_argument');
+    await expectCode(api(ctx.server, 'DELETE', `${base}/contexts/ctx_0000000000000000`), 404, 'not_found');
+    await expectCode(api(ctx.server, 'GET', `${base}/executions/cex_0000000000000000`), 404, 'not_found');
+    await expectCode(api(ctx.server, 'GET', `${base}/artifacts/art_00000000000000000000`), 404, 'not_found');
+    await expectCode(api(ctx.server, 'POST', `${base}/install`, { packages: [] }), 400, 'invalid_argument');
+  });
+
+  it('reports a kernel that dies and restarts it on the next run', async () => {
+    const c = await m.codeInterpreter.createContext();
+    await m.codeInterpreter.run('lost = 1', { context: c });
+    const died = await m.codeInterpreter.run('import os; os._exit(1)', { context: c });
+    assert.equal(died.error?.name, 'KernelDied');
+    const next = await m.codeInterpreter.run('1 + 1', { context: c });
+    assert.equal(next.text, '2');
+    assert.match(next.logs.stderr.join(''), /restarted/);
+    assert.equal((await m.codeInterpreter.run('lost', { context: c })).error?.name, 'NameError');
+    await m.codeInterpreter.deleteContext(c);
+  });
+
+  it('refuses a machine whose template has no code interpreter', async () => {
+    await using plain = await Machine.create(ctx.server.conn);
+    await expectCode(api(ctx.server, 'POST', `/v1/machines/${plain.id}/code/run`, { code: '1' }), 409, 'invalid_state', /code-interpreter/);
+  });
+});
+
+describeWithServer('code interpreter state across the lifecycle', (ctx) => {
+  if (!built) {
+    it(`skipped: no ${TEMPLATE} template in ${TEMPLATES_DIR} (scripts/setup.sh builds it)`, { skip: true });
+    return;
+  }
+  const draw = 'import random; random.random()';
+
+  it('two machines from the template draw different random numbers', async () => {
+    await using a = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    await using b = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    const [x, y] = await Promise.all([a.codeInterpreter.run(draw), b.codeInterpreter.run(draw)]);
+    assert.ok(x.text && y.text);
+    assert.notEqual(x.text, y.text);
+    const np = 'import numpy; numpy.random.rand()';
+    const [p, q] = await Promise.all([a.codeInterpreter.run(np), b.codeInterpreter.run(np)]);
+    assert.notEqual(p.text, q.text);
+  });
+
+  it('keeps state through pause/resume and hibernate/connect', async () => {
+    await using m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    await m.codeInterpreter.run('import numpy as np\nstate = np.arange(5)');
+    const js = await m.codeInterpreter.createContext({ language: 'javascript' });
+    await m.codeInterpreter.run('var kept = "js state"', { context: js });
+    await m.pause();
+    await Machine.connect(m.id, ctx.server.conn);
+    assert.equal((await m.codeInterpreter.run('int(state.sum())')).text, '10');
+    await m.hibernate();
+    await Machine.connect(m.id, ctx.server.conn);
+    assert.equal((await m.codeInterpreter.run('state.tolist()')).text, '[0, 1, 2, 3, 4]');
+    assert.equal((await m.codeInterpreter.run('kept', { context: js })).text, "'js state'");
+  });
+
+  it("appears in a fork's children, which draw different numbers", async () => {
+    await using m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    await m.codeInterpreter.run('import random\nforked = "from the parent"');
+    const sh = await m.codeInterpreter.createContext({ language: 'bash' });
+    await m.codeInterpreter.run('X=parent-shell', { context: sh });
+    const children = await m.fork({ count: 2 });
+    const [c1, c2] = children.map((c) => {
+      if (c.error) throw c.error;
+      return c.machine;
+    });
+    assert.ok(c1 && c2);
+    try {
+      for (const c of [c1, c2]) {
+        assert.equal((await c.codeInterpreter.run('forked')).text, "'from the parent'");
+        assert.equal((await c.codeInterpreter.run('echo $X', { context: sh })).logs.stdout.join(''), 'parent-shell\n');
+      }
+      const [x, y] = await Promise.all([c1.codeInterpreter.run(draw), c2.codeInterpreter.run(draw)]);
+      assert.notEqual(x.text, y.text);
+    } finally {
+      await c1.kill();
+      await c2.kill();
+    }
+  });
+
+  it('appears in a machine created from a snapshot', async () => {
+    await using m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    await m.codeInterpreter.run('saved = {"k": [1, 2]}');
+    const snap = await m.createSnapshot();
+    await using copy = await Machine.create({ ...ctx.server.conn, snapshotId: snap.id });
+    assert.equal((await copy.codeInterpreter.run('saved["k"][1]')).text, '2');
+    await api(ctx.server, 'DELETE', `/v1/snapshots/${snap.id}`).catch(() => undefined);
+  });
+});
