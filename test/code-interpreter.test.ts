@@ -14,7 +14,8 @@ import { TEMPLATES_DIR, api, describeWithServer } from './harness.js';
 
 const TEMPLATE = 'code-interpreter';
 const built = existsSync(join(TEMPLATES_DIR, TEMPLATE, 'template.json'));
-if (!built && process.env.CI) throw new Error(`code interpreter: no ${TEMPLATE} template; run scripts/setup.sh`);
+if (!built && process.env.CI)
+  throw new Error(`code interpreter: no ${TEMPLATE} template; run scripts/setup.sh`);
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -156,7 +157,9 @@ describeWithServer('code interpreter', (ctx) => {
   it('runs bash in a persistent shell with its exit status', async () => {
     const sh = await m.codeInterpreter.createContext({ language: 'bash', cwd: '/tmp' });
     await m.codeInterpreter.run('export GREETING=hello; cd /etc', { context: sh });
-    const ex = await m.codeInterpreter.run('echo "$GREETING from $(pwd)"; echo to-stderr >&2', { context: sh });
+    const ex = await m.codeInterpreter.run('echo "$GREETING from $(pwd)"; echo to-stderr >&2', {
+      context: sh,
+    });
     assert.equal(ex.logs.stdout.join(''), 'hello from /etc\n');
     assert.equal(ex.logs.stderr.join(''), 'to-stderr\n');
     assert.equal(ex.exitCode, 0);
@@ -167,7 +170,10 @@ describeWithServer('code interpreter', (ctx) => {
     assert.equal(failed.logs.stdout.join(''), 'no-newline');
     const slow = await m.codeInterpreter.run('sleep 30', { context: sh, timeoutMs: 500 });
     assert.equal(slow.error?.name, 'TimeoutError');
-    assert.equal((await m.codeInterpreter.run('echo $GREETING', { context: sh })).logs.stdout.join(''), 'hello\n');
+    assert.equal(
+      (await m.codeInterpreter.run('echo $GREETING', { context: sh })).logs.stdout.join(''),
+      'hello\n',
+    );
   });
 
   it('installs a local wheel offline into the venv, then imports it', async () => {
@@ -186,16 +192,23 @@ describeWithServer('code interpreter', (ctx) => {
     assert.match(wheel, /nsdemo-1\.0-py3-none-any\.whl$/);
     const missing = await m.codeInterpreter.run('import nsdemo');
     assert.equal(missing.error?.name, 'ModuleNotFoundError');
-    let log = '';
-    const done = await m.codeInterpreter.install([wheel], { noIndex: true, onStdout: (t) => (log += t) });
-    assert.match(log + done.stdout, /Successfully installed nsdemo-1\.0/);
+    const streamed: string[] = [];
+    const done = await m.codeInterpreter.install([wheel], {
+      noIndex: true,
+      onStdout: (t) => streamed.push(t),
+    });
+    assert.equal(streamed.join(''), done.stdout, 'the log came as it was written');
+    assert.match(done.stdout, /Successfully installed nsdemo-1\.0/);
     assert.equal((await m.codeInterpreter.run('import nsdemo; nsdemo.answer()')).text, '42');
     // A failure carries pip's own message.
-    await assert.rejects(m.codeInterpreter.install(['/tmp/nspkg/none.whl'], { noIndex: true }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'install_failed');
-      assert.match(err.message, /none\.whl/);
-      return true;
-    });
+    await assert.rejects(
+      m.codeInterpreter.install(['/tmp/nspkg/none.whl'], { noIndex: true }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'install_failed');
+        assert.match(err.message, /none\.whl/);
+        return true;
+      },
+    );
   });
 
   it('re-attaches to a running execution and gets the rest', async () => {
@@ -245,21 +258,35 @@ describeWithServer('code interpreter', (ctx) => {
 
   it('refuses bad input with 400 and a code', async () => {
     const base = `/v1/machines/${m.id}/code`;
-    await expectCode(api(ctx.server, 'POST', `${base}/run`, { code: '1', language: 'cobol' }), 400, 'invalid_argument', /language/);
+    await expectCode(
+      api(ctx.server, 'POST', `${base}/run`, { code: '1', language: 'cobol' }),
+      400,
+      'invalid_argument',
+      /language/,
+    );
     await expectCode(
       api(ctx.server, 'POST', `${base}/run`, { code: '1', context: 'ctx_0000000000000000' }),
       400,
       'invalid_argument',
       /context/,
     );
-    await expectCode(api(ctx.server, 'POST', `${base}/run`, { code: '1', context: 'nope' }), 400, 'invalid_argument', /context/);
+    await expectCode(
+      api(ctx.server, 'POST', `${base}/run`, { code: '1', context: 'nope' }),
+      400,
+      'invalid_argument',
+      /context/,
+    );
     await expectCode(
       api(ctx.server, 'POST', `${base}/run`, { code: 'x'.repeat(1024 * 1024 + 1) }),
       400,
       'invalid_argument',
       /code/,
     );
-    await expectCode(api(ctx.server, 'POST', `${base}/contexts`, { language: 'ruby' }), 400, 'invalid_argument');
+    await expectCode(
+      api(ctx.server, 'POST', `${base}/contexts`, { language: 'ruby' }),
+      400,
+      'invalid_argument',
+    );
     await expectCode(api(ctx.server, 'DELETE', `${base}/contexts/ctx_0000000000000000`), 404, 'not_found');
     await expectCode(api(ctx.server, 'GET', `${base}/executions/cex_0000000000000000`), 404, 'not_found');
     await expectCode(api(ctx.server, 'GET', `${base}/artifacts/art_00000000000000000000`), 404, 'not_found');
@@ -280,7 +307,12 @@ describeWithServer('code interpreter', (ctx) => {
 
   it('refuses a machine whose template has no code interpreter', async () => {
     await using plain = await Machine.create(ctx.server.conn);
-    await expectCode(api(ctx.server, 'POST', `/v1/machines/${plain.id}/code/run`, { code: '1' }), 409, 'invalid_state', /code-interpreter/);
+    await expectCode(
+      api(ctx.server, 'POST', `/v1/machines/${plain.id}/code/run`, { code: '1' }),
+      409,
+      'invalid_state',
+      /code-interpreter/,
+    );
   });
 });
 
@@ -330,7 +362,10 @@ describeWithServer('code interpreter state across the lifecycle', (ctx) => {
     try {
       for (const c of [c1, c2]) {
         assert.equal((await c.codeInterpreter.run('forked')).text, "'from the parent'");
-        assert.equal((await c.codeInterpreter.run('echo $X', { context: sh })).logs.stdout.join(''), 'parent-shell\n');
+        assert.equal(
+          (await c.codeInterpreter.run('echo $X', { context: sh })).logs.stdout.join(''),
+          'parent-shell\n',
+        );
       }
       const [x, y] = await Promise.all([c1.codeInterpreter.run(draw), c2.codeInterpreter.run(draw)]);
       assert.notEqual(x.text, y.text);

@@ -25,7 +25,10 @@ interface Opened {
   lines: AsyncGenerator<string>;
 }
 
-async function* splitLines(socket: net.Socket, first: { resolve(l: string | null): void }): AsyncGenerator<string> {
+async function* splitLines(
+  socket: net.Socket,
+  first: { resolve(l: string | null): void },
+): AsyncGenerator<string> {
   let buf = '';
   let firstDone = false;
   for await (const chunk of socket) {
@@ -168,7 +171,11 @@ async function call(op: string, body: Record<string, unknown> = {}): Promise<unk
 }
 
 export function addCodeRoutes(router: AgentRouter): void {
-  const stream = async (r: Parameters<Parameters<AgentRouter['add']>[2]>[0], op: string, body: Record<string, unknown>) => {
+  const stream = async (
+    r: Parameters<Parameters<AgentRouter['add']>[2]>[0],
+    op: string,
+    body: Record<string, unknown>,
+  ) => {
     const o = await openBridge(op, body);
     r.res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-store' });
     r.res.on('close', () => o.socket.destroy());
@@ -183,11 +190,15 @@ export function addCodeRoutes(router: AgentRouter): void {
     call('create_context', (await json()) as Record<string, unknown>),
   );
   router.add('GET', '/v1/code/contexts', async () => call('list_contexts'));
-  router.add('DELETE', '/v1/code/contexts/{ctx}', async ({ params }) => call('delete_context', { id: params.ctx }));
+  router.add('DELETE', '/v1/code/contexts/{ctx}', async ({ params }) =>
+    call('delete_context', { id: params.ctx }),
+  );
   router.add('POST', '/v1/code/contexts/{ctx}/restart', async ({ params }) =>
     call('restart_context', { id: params.ctx }),
   );
-  router.add('POST', '/v1/code/run', async (r) => stream(r, 'run', (await r.json()) as Record<string, unknown>));
+  router.add('POST', '/v1/code/run', async (r) =>
+    stream(r, 'run', (await r.json()) as Record<string, unknown>),
+  );
   router.add('GET', '/v1/code/executions/{exe}', async (r) =>
     stream(r, 'attach', { execution_id: r.params.exe, after: Number(r.url.searchParams.get('after') ?? 0) }),
   );
@@ -196,11 +207,17 @@ export function addCodeRoutes(router: AgentRouter): void {
   );
   router.add('GET', '/v1/code/artifacts', async () => call('list_artifacts'));
   router.add('GET', '/v1/code/artifacts/{art}', async ({ params, res }) => {
-    const a = (await call('get_artifact', { id: params.art })) as { path: string; mime_type: string; size: number };
+    const a = (await call('get_artifact', { id: params.art })) as {
+      path: string;
+      mime_type: string;
+      size: number;
+    };
     const file = createReadStream(a.path);
     await new Promise<void>((resolve, reject) => {
       file.once('open', () => resolve());
-      file.once('error', (err) => reject(new CodedError('not_found', `artifact ${params.art}: ${err.message}`)));
+      file.once('error', (err) =>
+        reject(new CodedError('not_found', `artifact ${params.art}: ${err.message}`)),
+      );
     });
     res.writeHead(200, { 'content-type': a.mime_type, 'content-length': a.size });
     file.pipe(res);

@@ -122,7 +122,9 @@ export const CodeResultSchema = named(
     latex: TEXT('text/latex'),
     javascript: TEXT('application/javascript'),
     extra: Type.Optional(
-      Type.Record(Type.String(), Type.Unknown(), { description: 'Other MIME types, as the kernel sent them.' }),
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'Other MIME types, as the kernel sent them.',
+      }),
     ),
     artifact_ids: Type.Optional(
       Type.Array(Type.String(), { description: 'The artifacts its images and PDFs were saved as.' }),
@@ -171,7 +173,11 @@ export type CodeEvent = Static<typeof CodeEventSchema>;
 
 export const AttachCodeQuerySchema = Type.Object({
   after: Type.Optional(
-    Type.Integer({ minimum: 0, default: 0, description: 'Events already received: the stream resumes after them.' }),
+    Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: 'Events already received: the stream resumes after them.',
+    }),
   ),
 });
 
@@ -197,7 +203,10 @@ export const InstallCodeBodySchema = named(
       }),
     ),
     no_index: Type.Optional(
-      Type.Boolean({ default: false, description: 'python: do not reach a package index (local files only).' }),
+      Type.Boolean({
+        default: false,
+        description: 'python: do not reach a package index (local files only).',
+      }),
     ),
   }),
 );
@@ -230,7 +239,9 @@ export const CodeArtifactSchema = named(
   Type.Object({
     id: Type.String({ description: '`art_…`' }),
     name: Type.String({ description: 'Its path under the artifacts directory.' }),
-    path: Type.String({ description: 'Its absolute path in the machine (for the files API and signed URLs).' }),
+    path: Type.String({
+      description: 'Its absolute path in the machine (for the files API and signed URLs).',
+    }),
     mime_type: Type.String(),
     size: Type.Integer(),
     execution_id: Nullable(Type.String(), { description: 'The run that made it, when known.' }),

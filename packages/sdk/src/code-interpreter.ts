@@ -9,8 +9,8 @@ import {
   type InstallEvent,
 } from '@nullspace/protocol';
 import { NullspaceError } from './errors.js';
-import type { Files } from './files.js';
 import type { SignedUrlOptions } from './files-types.js';
+import type { Files } from './files.js';
 import type { RawResponse, RequestOptions, Transport } from './transport.js';
 import { type FromWire, fromWire, requestBody } from './wire.js';
 
@@ -394,8 +394,13 @@ export class CodeInterpreter {
         ended = true;
       }
     }
-    if (failure) throw new InstallError(failure.message, { exitCode: failure.exitCode, log: stdout + stderr });
-    if (!ended) throw new InstallError('the install was cut off before it ended', { exitCode: null, log: stdout + stderr });
+    if (failure)
+      throw new InstallError(failure.message, { exitCode: failure.exitCode, log: stdout + stderr });
+    if (!ended)
+      throw new InstallError('the install was cut off before it ended', {
+        exitCode: null,
+        log: stdout + stderr,
+      });
     return { stdout, stderr, durationMs };
   }
 

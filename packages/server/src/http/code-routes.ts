@@ -106,6 +106,10 @@ export function addCodeRoutes(router: Router, machines: MachineService): void {
   router.on('downloadCodeArtifact', async (ctx) => {
     noQuery(ctx);
     const art = parseCodeArtifactId(ctx.params.artifact ?? '');
-    return proxyToAgent(ctx, machines, id(ctx), { method: 'GET', path: `/v1/code/artifacts/${art}`, long: true });
+    return proxyToAgent(ctx, machines, id(ctx), {
+      method: 'GET',
+      path: `/v1/code/artifacts/${art}`,
+      long: true,
+    });
   });
 }
