@@ -1,9 +1,9 @@
+import { Console } from 'node:console';
 // One JavaScript context of the code interpreter: a `vm` context kept for the life of this
 // process. Requests come as JSON lines on stdin ({id, code, timeout_ms} or {reseed}); events go
 // as JSON lines to the pipe named by NULLSPACE_EVENTS_FD: stdout, stderr, result, error, end.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { Console } from 'node:console';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
@@ -111,7 +111,10 @@ async function run({ id, code, timeout_ms }) {
       const limit =
         timeout_ms > 0
           ? new Promise((_, reject) => {
-              timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' })), timeout_ms);
+              timer = setTimeout(
+                () => reject(Object.assign(new Error('timed out'), { code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' })),
+                timeout_ms,
+              );
             })
           : null;
       try {
