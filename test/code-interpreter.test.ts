@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, it } from 'node:test';
+import { before, it } from 'node:test';
 import { Machine } from '@nullspace/sdk';
 import { TEMPLATES_DIR, api, describeWithServer } from './harness.js';
 
@@ -33,12 +33,10 @@ describeWithServer('code interpreter', (ctx) => {
     it(`skipped: no ${TEMPLATE} template in ${TEMPLATES_DIR} (scripts/setup.sh builds it)`, { skip: true });
     return;
   }
+  // One machine for these tests (the server's teardown kills it).
   let m: Machine;
   before(async () => {
     m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE, memoryMb: 1024 });
-  });
-  after(async () => {
-    await m?.kill();
   });
 
   it('keeps variables across runs; the value is the main result', async () => {

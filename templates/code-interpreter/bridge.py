@@ -313,7 +313,8 @@ class PythonContext(Context):
                 msg = await kc.get_iopub_msg(timeout=0.2)
             except queue.Empty:
                 if not await self.alive():
-                    code_ = self.km.provisioner.exit_code if self.km and self.km.provisioner else None
+                    proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+                    code_ = proc.poll() if proc is not None else None
                     self.died = code_
                     ex.emit(
                         {
