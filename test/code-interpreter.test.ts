@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, it } from 'node:test';
 import { Machine } from '@nullspace/sdk';
-import { TEMPLATES_DIR, api, describeWithServer } from './harness.js';
+import { TEMPLATES_DIR, api, cli, describeWithServer } from './harness.js';
 
 const TEMPLATE = 'code-interpreter';
 const built = existsSync(join(TEMPLATES_DIR, TEMPLATE, 'template.json'));
@@ -301,6 +301,29 @@ describeWithServer('code interpreter', (ctx) => {
     assert.match(next.logs.stderr.join(''), /restarted/);
     assert.equal((await m.codeInterpreter.run('lost', { context: c })).error?.name, 'NameError');
     await m.codeInterpreter.deleteContext(c);
+  });
+
+  it('runs code from the CLI: an argument, stdin, --json, exit 1 on error, and a --repl', async () => {
+    const s = ctx.server;
+    const arg = await cli(s, ['machine', 'code', m.id, 'cli_value = 7\nprint("printed")\ncli_value * 6']);
+    assert.equal(arg.code, 0, arg.stderr);
+    assert.equal(arg.stdout, 'printed\nOut: 42\n');
+    const fromStdin = await cli(s, ['machine', 'code', m.id], 'print(cli_value)');
+    assert.equal(fromStdin.stdout, '7\n');
+    const failed = await cli(s, ['machine', 'code', m.id, '1/0']);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /ZeroDivisionError/);
+    const json = await cli(s, ['machine', 'code', m.id, '--language', 'bash', '--json', 'echo hi']);
+    assert.equal(json.code, 0, json.stderr);
+    const parsed = JSON.parse(json.stdout) as { stdout: string; exit_code: number; context_id: string };
+    assert.equal(parsed.stdout, 'hi\n');
+    assert.equal(parsed.exit_code, 0);
+    assert.equal(parsed.context_id, 'default-bash');
+    const repl = await cli(s, ['machine', 'code', m.id, '--repl'], 'def f(x):\n    return x + 1\n\nf(cli_value)\n');
+    assert.equal(repl.code, 0, repl.stderr);
+    assert.match(repl.stdout, /Out: 8/);
+    const bad = await cli(s, ['machine', 'code', m.id, '--language', 'cobol', '1']);
+    assert.equal(bad.code, 2);
   });
 
   it('refuses a machine whose template has no code interpreter', async () => {
