@@ -36,7 +36,9 @@ function printError(ex: Execution): void {
   const tb = ex.error.traceback.join('\n');
   // ipykernel's tracebacks carry terminal colours; keep them for a terminal only.
   const text = process.stderr.isTTY ? tb : tb.replace(ANSI_COLOUR, '');
-  process.stderr.write(`${text || `${ex.error.name}: ${ex.error.value}`}\n`);
+  // A traceback that does not end with the error (a timeout's is the interrupted code's) gets it.
+  const last = `${ex.error.name}: ${ex.error.value}`;
+  process.stderr.write(text.includes(ex.error.name) ? `${text}\n` : `${text ? `${text}\n` : ''}${last}\n`);
 }
 
 function toJson(ex: Execution): Record<string, unknown> {
@@ -107,6 +109,7 @@ Flags:
 async function repl(machine: Machine, opts: RunCodeOptions): Promise<number> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
   const prompt = (more: boolean) => {
+    if (!process.stdin.isTTY) return; // code piped in: no prompts in the output
     rl.setPrompt(more ? '... ' : `${opts.language ?? 'python'}> `);
     rl.prompt();
   };
@@ -134,6 +137,6 @@ async function repl(machine: Machine, opts: RunCodeOptions): Promise<number> {
     printError(ex);
     failed = ex.error !== undefined;
   }
-  process.stdout.write('\n');
+  if (process.stdin.isTTY) process.stdout.write('\n');
   return failed ? 1 : 0;
 }
