@@ -319,11 +319,33 @@ describeWithServer('code interpreter', (ctx) => {
     assert.equal(parsed.stdout, 'hi\n');
     assert.equal(parsed.exit_code, 0);
     assert.equal(parsed.context_id, 'default-bash');
-    const repl = await cli(s, ['machine', 'code', m.id, '--repl'], 'def f(x):\n    return x + 1\n\nf(cli_value)\n');
+    const repl = await cli(
+      s,
+      ['machine', 'code', m.id, '--repl'],
+      'def f(x):\n    return x + 1\n\nf(cli_value)\n',
+    );
     assert.equal(repl.code, 0, repl.stderr);
     assert.match(repl.stdout, /Out: 8/);
     const bad = await cli(s, ['machine', 'code', m.id, '--language', 'cobol', '1']);
     assert.equal(bad.code, 2);
+  });
+
+  it('lists code-interpreter and agent as shipped templates; an agent machine has its tools', async () => {
+    const { items } = (await api(ctx.server, 'GET', '/v1/templates')) as {
+      items: { name: string; shipped: boolean; purpose: string | null }[];
+    };
+    for (const name of [TEMPLATE, 'agent']) {
+      const t = items.find((i) => i.name === name);
+      assert.ok(t?.shipped, `${name} is listed as shipped`);
+      assert.ok((t?.purpose ?? '').length > 0, `${name} has a purpose`);
+    }
+    if (!existsSync(join(TEMPLATES_DIR, 'agent', 'template.json'))) return;
+    await using a = await Machine.create({ ...ctx.server.conn, template: 'agent' });
+    const r = await a.commands.run(
+      'for t in git gcc make node npm python3 pip3 rg jq unzip curl ssh less ps; do command -v $t >/dev/null || echo "missing $t"; done; python3 -m venv /tmp/v && echo venv-ok',
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(r.stdout, 'venv-ok\n', r.stderr);
   });
 
   it('refuses a machine whose template has no code interpreter', async () => {
@@ -345,9 +367,18 @@ describeWithServer('code interpreter state across the lifecycle', (ctx) => {
   const draw = 'import random; random.random()';
 
   it('two machines from the template draw different random numbers', async () => {
-    await using a = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    await using a = await Machine.create({
+      ...ctx.server.conn,
+      template: TEMPLATE,
+      envs: { GREETING: 'hi' },
+    });
     await using b = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
     const [x, y] = await Promise.all([a.codeInterpreter.run(draw), b.codeInterpreter.run(draw)]);
+    // The kernel was started in the template's snapshot: it has this machine's envs all the same.
+    const env = await a.codeInterpreter.run(
+      'import os; (os.environ["GREETING"], os.environ["NULLSPACE_MACHINE_ID"])',
+    );
+    assert.equal(env.text, `('hi', '${a.id}')`);
     assert.ok(x.text && y.text);
     assert.notEqual(x.text, y.text);
     const np = 'import numpy; numpy.random.rand()';
@@ -383,6 +414,8 @@ describeWithServer('code interpreter state across the lifecycle', (ctx) => {
     try {
       for (const c of [c1, c2]) {
         assert.equal((await c.codeInterpreter.run('forked')).text, "'from the parent'");
+        const id = await c.codeInterpreter.run('echo $NULLSPACE_MACHINE_ID', { context: sh });
+        assert.equal(id.logs.stdout.join(''), `${c.id}\n`, "a child's contexts know its own id");
         assert.equal(
           (await c.codeInterpreter.run('echo $X', { context: sh })).logs.stdout.join(''),
           'parent-shell\n',

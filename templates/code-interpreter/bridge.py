@@ -21,6 +21,7 @@ import mimetypes
 import os
 import queue
 import secrets
+import shlex
 import shutil
 import signal
 import sys
@@ -217,9 +218,11 @@ class Context:
         e["VIRTUAL_ENV"] = VENV
         return e
 
-    async def ensure_seeded(self, generation):
+    async def ensure_seeded(self, generation, envs):
+        """After a restore into another machine or execution: fresh random state, and the
+        machine's envs (its id among them) as they are now."""
         if generation and self.seeded_for != generation:
-            await self.reseed()
+            await self.reseed(envs or {})
             self.seeded_for = generation
 
 
@@ -284,9 +287,10 @@ class PythonContext(Context):
             ):
                 return
 
-    async def reseed(self):
+    async def reseed(self, envs):
         await self.silent(
             "import random as _ns_r, os as _ns_o, sys as _ns_s\n"
+            f"_ns_o.environ.update(__import__('json').loads({json.dumps(envs)!r}))\n"
             "_ns_r.seed(_ns_o.urandom(32))\n"
             "if 'numpy' in _ns_s.modules:\n"
             "    _ns_n = _ns_s.modules['numpy']\n"
@@ -446,9 +450,10 @@ class BashContext(Context):
     async def alive(self):
         return self.proc is not None and self.proc.returncode is None
 
-    async def reseed(self):
+    async def reseed(self, envs):
         # $RANDOM of a restored shell would repeat its twin's sequence.
-        self.proc.stdin.write(f"RANDOM={int.from_bytes(os.urandom(2), 'little')}\n".encode())
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in envs.items())
+        self.proc.stdin.write(f"{exports}RANDOM={int.from_bytes(os.urandom(2), 'little')}\n".encode())
         await self.proc.stdin.drain()
 
     async def run(self, ex, code, timeout):
@@ -616,8 +621,8 @@ class JavascriptContext(Context):
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
         await self.proc.stdin.drain()
 
-    async def reseed(self):
-        await self.send({"reseed": secrets.token_hex(16)})
+    async def reseed(self, envs):
+        await self.send({"reseed": secrets.token_hex(16), "envs": envs})
 
     async def run(self, ex, code, timeout):
         rid = secrets.token_hex(6)
@@ -665,6 +670,7 @@ class Bridge:
         self.contexts = {}
         self.executions = {}
         self.generation = None
+        self.machine_envs = {}
         self.default_cwd = os.environ.get("NULLSPACE_CODE_CWD", "/workspace")
 
     async def create_context(self, language, cwd=None, envs=None, default=False):
@@ -691,7 +697,7 @@ class Bridge:
         language = language or "python"
         ctx = self.contexts.get(f"default-{language}")
         if ctx is None:
-            ctx = await self.create_context(language, default=True)
+            ctx = await self.create_context(language, envs=self.machine_envs, default=True)
         return ctx
 
     def get(self, cid):
@@ -701,6 +707,9 @@ class Bridge:
         return ctx
 
     async def run(self, req):
+        if req.get("generation"):
+            self.generation = req["generation"]
+            self.machine_envs = req.get("machine_envs") or {}
         ctx = await self.context_for(req.get("language"), req.get("context"))
         ex = Execution(ctx)
         self.executions[ex.id] = ex
@@ -710,9 +719,6 @@ class Bridge:
         return ex
 
     async def execute(self, ctx, ex, req):
-        gen = req.get("generation")
-        if gen:
-            self.generation = gen
         async with ctx.lock:
             t0 = time.monotonic()
             started = time.time()
@@ -726,7 +732,7 @@ class Bridge:
                     ctx.seeded_for = self.generation
                     if restarted:
                         ex.emit({"type": "stderr", "text": "[the kernel had died: restarted, its state is lost]\n"})
-                await ctx.ensure_seeded(self.generation)
+                await ctx.ensure_seeded(self.generation, self.machine_envs)
                 count = await ctx.run(ex, req["code"], req.get("timeout") or 0)
                 if count is not None:
                     ctx.execution_count = count

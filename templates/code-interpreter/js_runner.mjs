@@ -147,6 +147,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const msg = JSON.parse(line);
   if (msg.reseed) {
     seed(msg.reseed);
+    Object.assign(process.env, msg.envs ?? {});
     return;
   }
   chain = chain.then(() => run(msg));

@@ -72,7 +72,12 @@ export function addCodeRoutes(router: Router, machines: MachineService): void {
       path: '/v1/code/run',
       // The generation changes when the machine's memory was restored into another machine or
       // execution (fork, snapshot, resume): the bridge then reseeds every context's random state.
-      body: (m: Machine) => ({ ...req, generation: `${m.id}/${m.execution_id}` }),
+      // With it, the machine's envs as they are now (its id among them) for the contexts.
+      body: (m: Machine) => ({
+        ...req,
+        generation: `${m.id}/${m.execution_id}`,
+        machine_envs: { ...m.envs, NULLSPACE_MACHINE_ID: m.id },
+      }),
       long: true,
     });
   });
