@@ -332,10 +332,10 @@ describeWithServer('code interpreter', (ctx) => {
 
   it('lists code-interpreter and agent as shipped templates; an agent machine has its tools', async () => {
     const { items } = (await api(ctx.server, 'GET', '/v1/templates')) as {
-      items: { name: string; shipped: boolean; purpose: string | null }[];
+      items: { id: string; shipped: boolean; purpose: string | null }[];
     };
     for (const name of [TEMPLATE, 'agent']) {
-      const t = items.find((i) => i.name === name);
+      const t = items.find((i) => i.id === name);
       assert.ok(t?.shipped, `${name} is listed as shipped`);
       assert.ok((t?.purpose ?? '').length > 0, `${name} has a purpose`);
     }
