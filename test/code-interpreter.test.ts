@@ -139,10 +139,20 @@ describeWithServer('code interpreter', (ctx) => {
     const ex = await m.codeInterpreter.run('console.log("hi from js"); add(n, 2)', { context: js });
     assert.equal(ex.text, '42');
     assert.equal(ex.logs.stdout.join(''), 'hi from js\n');
-    const awaited = await m.codeInterpreter.run('await new Promise((r) => setTimeout(r, 10)); n', {
-      context: js,
-    });
+    // Top-level await: a declaration stays for the next run, the last expression is the value.
+    const awaited = await m.codeInterpreter.run(
+      'const later = await new Promise((r) => setTimeout(() => r(n + 1), 10))',
+      {
+        context: js,
+      },
+    );
     assert.equal(awaited.error, undefined, awaited.error?.value);
+    assert.equal(awaited.results.length, 0);
+    assert.equal((await m.codeInterpreter.run('later', { context: js })).text, '41');
+    assert.equal(
+      (await m.codeInterpreter.run('await Promise.resolve(later * 2)', { context: js })).text,
+      '82',
+    );
     const err = await m.codeInterpreter.run('null.x', { context: js });
     assert.equal(err.error?.name, 'TypeError');
     const loop = await m.codeInterpreter.run('while (true) {}', { context: js, timeoutMs: 500 });

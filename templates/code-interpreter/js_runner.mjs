@@ -90,20 +90,38 @@ function resultOf(value) {
   return out;
 }
 
+/**
+ * A cell with a top-level `await` as the body of an async function, made to behave like a cell:
+ * a declaration at the start of a line (`const x = …`) becomes an assignment to a global, so the
+ * next cell sees it, and the last line, when it is an expression, is returned as the value.
+ */
+function asyncCell(code, filename) {
+  const declaration = /^(\s*)(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=/gm;
+  const globals = code.replace(declaration, '$1globalThis.$2 =');
+  const lines = globals.trimEnd().split('\n');
+  const last = (lines.pop() ?? '').replace(/;\s*$/, '');
+  const lastOfCode = code.trimEnd().split('\n').pop() ?? '';
+  try {
+    // An assignment shows nothing, as in a notebook.
+    if (new RegExp(declaration.source).test(lastOfCode)) throw new Error('a declaration');
+    return new vm.Script(`(async () => {\n${lines.join('\n')}\nreturn (${last}\n);\n})()`, { filename });
+  } catch {
+    return new vm.Script(`(async () => {\n${globals}\n})()`, { filename });
+  }
+}
+
 let count = 0;
 async function run({ id, code, timeout_ms }) {
   current = id;
   count += 1;
   try {
     let script;
-    let wrapped = false;
     try {
       script = new vm.Script(code, { filename: `cell${count}.js` });
     } catch (err) {
-      // Top-level await: run it as the body of an async function (its last value is not returned).
+      // Top-level await: run it as the body of an async function.
       if (!(err instanceof SyntaxError) || !/await/.test(code)) throw err;
-      script = new vm.Script(`(async () => {\n${code}\n})()`, { filename: `cell${count}.js` });
-      wrapped = true;
+      script = asyncCell(code, `cell${count}.js`);
     }
     let value = script.runInContext(context, timeout_ms > 0 ? { timeout: timeout_ms } : {});
     if (value && typeof value.then === 'function') {
@@ -122,7 +140,6 @@ async function run({ id, code, timeout_ms }) {
       } finally {
         clearTimeout(timer);
       }
-      if (wrapped) value = undefined;
     }
     if (value !== undefined) send({ id, type: 'result', ...resultOf(value) });
   } catch (err) {
