@@ -180,7 +180,11 @@ export function addCodeRoutes(router: AgentRouter): void {
     r.res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-store' });
     r.res.on('close', () => o.socket.destroy());
     for await (const line of o.lines) {
-      if (!r.res.write(`${line}\n`)) await new Promise((ok) => r.res.once('drain', ok));
+      if (!r.res.write(`${line}\n`))
+        await new Promise((ok) => {
+          r.res.once('drain', ok);
+          r.res.once('close', ok);
+        });
     }
     r.res.end();
     return RESPONDED;
