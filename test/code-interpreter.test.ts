@@ -246,6 +246,20 @@ describeWithServer('code interpreter', (ctx) => {
     assert.equal(all.logs.stdout.join(''), 'one\ntwo\n');
   });
 
+  it('queues runs on one context in order', async () => {
+    await m.codeInterpreter.run('order = []');
+    let second: Promise<unknown> | undefined;
+    const first = m.codeInterpreter.run('import time\ntime.sleep(0.3)\norder.append("first")', {
+      // Sent while the first one runs: it waits for it.
+      onStart: () => {
+        second = m.codeInterpreter.run('order.append("second")');
+      },
+    });
+    await first;
+    await second;
+    assert.equal((await m.codeInterpreter.run('order')).text, "['first', 'second']");
+  });
+
   it('runs 4 contexts in parallel (each waits for all the others to start)', async () => {
     const contexts = await Promise.all([0, 1, 2, 3].map(() => m.codeInterpreter.createContext()));
     await m.commands.run('rm -rf /tmp/barrier && mkdir /tmp/barrier');
@@ -437,6 +451,30 @@ describeWithServer('code interpreter state across the lifecycle', (ctx) => {
       await c1.kill();
       await c2.kill();
     }
+  });
+
+  it('goes on through a hibernation that cut its stream; re-attached, the rest comes', async () => {
+    await using m = await Machine.create({ ...ctx.server.conn, template: TEMPLATE });
+    let seen: () => void = () => {};
+    const before = new Promise<void>((r) => {
+      seen = r;
+    });
+    const streaming = m.codeInterpreter.run(
+      'import os, time\nprint("before", flush=True)\nwhile not os.path.exists("/tmp/go"): time.sleep(0.01)\nprint("after")\n"done"',
+      { timeoutMs: 0, onStdout: (t) => t.includes('before') && seen() },
+    );
+    await before;
+    await m.hibernate();
+    const partial = await streaming;
+    assert.equal(partial.done, false);
+    assert.ok(partial.interrupted, 'the stream said why it ended');
+    assert.deepEqual(partial.logs.stdout, ['before\n']);
+    await Machine.connect(m.id, ctx.server.conn);
+    await m.files.write('/tmp/go', '1');
+    const rest = await m.codeInterpreter.attach(partial.id, { after: partial.eventCount });
+    assert.equal(rest.done, true);
+    assert.deepEqual(rest.logs.stdout, ['after\n']);
+    assert.equal(rest.text, "'done'");
   });
 
   it('appears in a machine created from a snapshot', async () => {
