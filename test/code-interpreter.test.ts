@@ -219,6 +219,18 @@ describeWithServer('code interpreter', (ctx) => {
     );
   });
 
+  it('installs a local npm package offline for JavaScript, then requires it', async () => {
+    await m.files.write(
+      '/tmp/nsjs/package.json',
+      JSON.stringify({ name: 'nsjs', version: '1.0.0', main: 'index.js' }),
+    );
+    await m.files.write('/tmp/nsjs/index.js', 'exports.answer = () => 42;\n');
+    const done = await m.codeInterpreter.install(['/tmp/nsjs'], { language: 'javascript' });
+    assert.match(done.stdout + done.stderr, /added 1 package/);
+    const ex = await m.codeInterpreter.run('require("nsjs").answer()', { language: 'javascript' });
+    assert.equal(ex.text, '42', ex.error?.value);
+  });
+
   it('re-attaches to a running execution and gets the rest', async () => {
     const abort = new AbortController();
     let id = '';
