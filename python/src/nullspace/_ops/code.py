@@ -24,8 +24,8 @@ def _context_id(context: ContextRef) -> str:
 
 
 def _lines(stream: Any) -> Gen:
-    """The JSON lines of an open NDJSON stream, as a generator of effects yielding (via return of
-    each step) — used with ``yield from`` by the operations below."""
+    """Reads an open NDJSON stream until at least one whole line came (or it ended); returns
+    ``(events, ended)``. Used with ``yield from``: the reads are effects the driver performs."""
     buf = b""
     out: List[Dict[str, Any]] = []
     while True:
