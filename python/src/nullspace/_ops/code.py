@@ -23,30 +23,38 @@ def _context_id(context: ContextRef) -> str:
     return context if isinstance(context, str) else context.id
 
 
-def _lines(stream: Any) -> Gen:
-    """Reads an open NDJSON stream until at least one whole line came (or it ended); returns
-    ``(events, ended)``. Used with ``yield from``: the reads are effects the driver performs."""
-    buf = b""
-    out: List[Dict[str, Any]] = []
-    while True:
-        data = yield Read(stream)
-        if not data:
-            break
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        out.extend(json.loads(line) for line in lines if line.strip())
-        if out:
-            return out, False
-    if buf.strip():
-        out.append(json.loads(buf))
-    return out, True
+class _Lines:
+    """The JSON lines of an open NDJSON stream, a batch at a time; a line split across reads is
+    kept until its end comes. ``next()`` is used with ``yield from`` (its reads are effects the
+    driver performs) and returns the next whole lines, or ``[]`` once the stream ended."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.buf = b""
+        self.ended = False
+
+    def next(self) -> Gen:
+        while not self.ended:
+            if b"\n" in self.buf:
+                *lines, self.buf = self.buf.split(b"\n")
+                batch = [json.loads(line) for line in lines if line.strip()]
+                if batch:
+                    return batch
+            data = yield Read(self.stream)
+            if not data:
+                self.ended = True
+                rest, self.buf = self.buf, b""
+                return [json.loads(rest)] if rest.strip() else []
+            self.buf += data
+        return []
 
 
 def _follow(stream: Any, ex: Execution, callbacks: Dict[str, Optional[Callable[..., Any]]]) -> Gen:
     if isinstance(stream, p.Response):
         p.raise_for_status(stream)
-    while True:
-        events, ended = yield from _lines(stream)
+    lines = _Lines(stream)
+    while not lines.ended:
+        events = yield from lines.next()
         for ev in events:
             ex.event_count += 1
             t = ev.get("type")
@@ -76,8 +84,7 @@ def _follow(stream: Any, ex: Execution, callbacks: Dict[str, Optional[Callable[.
             elif t == "interrupted":
                 ex.event_count -= 1
                 ex.interrupted = ev.get("reason")
-        if ended:
-            return ex
+    return ex
 
 
 class CodeInterpreterOps:
@@ -229,8 +236,9 @@ class CodeInterpreterOps:
         result = InstallResult()
         failure: Optional[Dict[str, Any]] = None
         ended = False
-        while True:
-            events, done = yield from _lines(stream)
+        lines = _Lines(stream)
+        while not lines.ended:
+            events = yield from lines.next()
             for ev in events:
                 t = ev.get("type")
                 if t in ("stdout", "stderr"):
@@ -243,8 +251,6 @@ class CodeInterpreterOps:
                 elif t == "end":
                     result.duration_ms = ev.get("duration_ms", 0)
                     ended = True
-            if done:
-                break
         if failure is not None:
             raise InstallError(failure.get("value", "install failed"), exit_code=failure.get("exit_code"), log=result.stdout + result.stderr)
         if not ended:
