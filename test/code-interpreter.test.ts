@@ -65,6 +65,22 @@ describeWithServer('code interpreter', (ctx) => {
     assert.ok(!(await m.codeInterpreter.listContexts()).some((c) => c.id === a.id));
   });
 
+  it('starts a default context once for runs that come at once', async () => {
+    const runs = await Promise.all(
+      [1, 2, 3].map((i) => m.codeInterpreter.run(`echo ${i}`, { language: 'bash' })),
+    );
+    assert.deepEqual(
+      runs.map((r) => r.logs.stdout.join('')),
+      ['1\n', '2\n', '3\n'],
+    );
+    assert.deepEqual(
+      (await m.codeInterpreter.listContexts()).filter((c) => c.language === 'bash').map((c) => c.id),
+      ['default-bash'],
+    );
+    const shells = await m.commands.run("pgrep -fc '^bash --noprofile --norc$'");
+    assert.equal(shells.stdout.trim(), '1', 'one shell, none left over');
+  });
+
   it('streams stdout and stderr apart, live: the first line arrives before the run ends', async () => {
     const order: string[] = [];
     const ex = await m.codeInterpreter.run(

@@ -671,6 +671,7 @@ class Bridge:
         self.executions = {}
         self.generation = None
         self.machine_envs = {}
+        self.starting = {}  # language -> the start of its default context, while it starts
         self.default_cwd = os.environ.get("NULLSPACE_CODE_CWD", "/workspace")
 
     async def create_context(self, language, cwd=None, envs=None, default=False):
@@ -697,7 +698,13 @@ class Bridge:
         language = language or "python"
         ctx = self.contexts.get(f"default-{language}")
         if ctx is None:
-            ctx = await self.create_context(language, envs=self.machine_envs, default=True)
+            # Runs that come at once for a default context not started yet wait for one start.
+            starting = self.starting.get(language)
+            if starting is None:
+                starting = asyncio.ensure_future(self.create_context(language, envs=self.machine_envs, default=True))
+                self.starting[language] = starting
+                starting.add_done_callback(lambda _f: self.starting.pop(language, None))
+            ctx = await asyncio.shield(starting)
         return ctx
 
     def get(self, cid):
