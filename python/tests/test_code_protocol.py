@@ -42,10 +42,14 @@ def drive(chunks: List[bytes], callbacks: Any) -> Any:
 def test_lines_split_anywhere_make_the_same_execution() -> None:
     body = "".join(json.dumps(e) + "\n" for e in EVENTS).encode()
     for size in (1, 3, 7, len(body)):
-        seen: List[str] = []
-        ex = drive([body[i : i + size] for i in range(0, len(body), size)], {"on_stdout": seen.append})
+        seen: List[Any] = []
+        ex = drive(
+            [body[i : i + size] for i in range(0, len(body), size)],
+            {"on_stdout": seen.append, "on_start": seen.append},
+        )
         assert ex.id == "cex_0123456789abcdef" and ex.context_id == "default-python"
-        assert ex.logs.stdout == ["hello\n"] and seen == ["hello\n"]
+        assert ex.logs.stdout == ["hello\n"]
+        assert seen == [{"execution_id": "cex_0123456789abcdef", "context_id": "default-python"}, "hello\n"]
         assert ex.text == "42" and ex.results[0].artifact_ids == ["art_1"]
         assert ex.error.name == "ValueError" and ex.error.traceback == ["tb"]
         assert (ex.execution_count, ex.done, ex.event_count) == (2, True, 5)

@@ -60,6 +60,9 @@ def _follow(stream: Any, ex: Execution, callbacks: Dict[str, Optional[Callable[.
             t = ev.get("type")
             if t == "start":
                 ex.id, ex.context_id, ex.language = ev["execution_id"], ev["context_id"], ev["language"]
+                cb = callbacks.get("on_start")
+                if cb is not None:
+                    yield p.Callback(cb, ({"execution_id": ex.id, "context_id": ex.context_id},))
             elif t in ("stdout", "stderr"):
                 getattr(ex.logs, t).append(ev["text"])
                 cb = callbacks.get(f"on_{t}")
@@ -102,11 +105,13 @@ class CodeInterpreterOps:
         on_stderr: Optional[Callable[[str], Any]] = None,
         on_result: Optional[Callable[[CodeResult], Any]] = None,
         on_error: Optional[Callable[[ExecutionError], Any]] = None,
+        on_start: Optional[Callable[[Dict[str, str]], Any]] = None,
     ) -> Gen:
         """Runs code in a context (default: the language's default context) and returns its
-        :class:`Execution`. Callbacks get output and results as they come. The code's own errors
-        are in ``execution.error``, never raised. ``timeout`` (seconds, default 300; 0: none):
-        past it the run is interrupted and ends with a ``TimeoutError``; the context is kept.
+        :class:`Execution`. Callbacks get output and results as they come (``on_start`` the
+        execution id, for :meth:`attach`). The code's own errors are in ``execution.error``, never
+        raised. ``timeout`` (seconds, default 300; 0: none): past it the run is interrupted and
+        ends with a ``TimeoutError``; the context is kept.
 
         Example::
 
@@ -120,7 +125,13 @@ class CodeInterpreterOps:
         ex = yield from _follow(
             stream,
             Execution(),
-            {"on_stdout": on_stdout, "on_stderr": on_stderr, "on_result": on_result, "on_error": on_error},
+            {
+                "on_stdout": on_stdout,
+                "on_stderr": on_stderr,
+                "on_result": on_result,
+                "on_error": on_error,
+                "on_start": on_start,
+            },
         )
         return ex
 
