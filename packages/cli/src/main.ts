@@ -16,7 +16,7 @@ Commands:
   serve      run the server in the foreground
   machine    create, inspect and drive machines (create, get, list, connect, kill, pause,
              hibernate, resume, snapshot, fork, timeout, volume, network, preview, ssh, events,
-             exec, ps, logs, signal, shell, cp, files, git)
+             exec, ps, logs, signal, shell, cp, files, git, code)
   snapshot   list, inspect and delete snapshots (list, get, delete)
   volume     durable storage machines mount (create, list, get, delete)
   template   build, list, inspect and delete templates (build, list, get, logs, delete)

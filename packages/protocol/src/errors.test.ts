@@ -22,6 +22,7 @@ describe('error codes', () => {
       events_expired: 410,
       payload_too_large: 413,
       git_error: 422,
+      install_failed: 422,
       resource_exhausted: 429,
       internal: 500,
       unavailable: 503,

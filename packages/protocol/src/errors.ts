@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   events_expired: 410,
   payload_too_large: 413,
   git_error: 422, // raised by the SDK's git helpers (a git command in a machine failed); see docs/git.md
+  install_failed: 422, // raised by the SDKs' code_interpreter.install (pip or npm failed); see docs/code-interpreter.md
   resource_exhausted: 429,
   internal: 500,
   unavailable: 503,

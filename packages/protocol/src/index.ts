@@ -15,6 +15,7 @@ export * from './ssh.js';
 export * from './metrics.js';
 export * from './volumes.js';
 export * from './templates.js';
+export * from './code.js';
 export * from './routes.js';
 export * from './openapi.js';
 export * from './schema/kit.js';

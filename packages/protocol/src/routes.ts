@@ -4,6 +4,7 @@
  * it (`openapi.ts`), and the SDK and the CLI name paths through it. Handlers live in
  * `packages/server/src/http/*-routes.ts`.
  */
+import { CODE_ROUTES } from './routes/code.js';
 import type { RouteSpec } from './routes/common.js';
 import { FILE_ROUTES } from './routes/files.js';
 import { MACHINE_ROUTES } from './routes/machines.js';
@@ -20,6 +21,7 @@ export const ROUTES = {
   ...PROCESS_ROUTES,
   ...FILE_ROUTES,
   ...NETWORKING_ROUTES,
+  ...CODE_ROUTES,
 
   // the server itself
   openapi: {

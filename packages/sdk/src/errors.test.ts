@@ -41,6 +41,7 @@ const CLASS_OF: Record<ErrorCode, typeof NullspaceError> = {
   disk_full: DiskFullError,
   events_expired: NullspaceError,
   git_error: NullspaceError,
+  install_failed: NullspaceError,
 };
 
 describe('errorFromCode', () => {

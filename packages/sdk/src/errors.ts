@@ -262,6 +262,8 @@ const CLASS_OF_CODE = {
   events_expired: NullspaceError,
   // Raised in the SDK by `machine.git` as `GitError` (git.ts, which imports this module); never sent by the server.
   git_error: NullspaceError,
+  // Raised in the SDK by `machine.codeInterpreter.install` as `InstallError`; never sent by the server.
+  install_failed: NullspaceError,
 } as const satisfies Record<ErrorCode, ErrorClass>;
 
 /** A code this SDK knows for an HTTP status, for responses whose code it does not know. */

@@ -31,6 +31,20 @@ export {
 export { MachinePaginator } from './paginator.js';
 export { Files } from './files.js';
 export {
+  type AttachCodeOptions,
+  type CodeArtifact,
+  type CodeContext,
+  CodeInterpreter,
+  type CodeResult,
+  type ContextRef,
+  Execution,
+  type ExecutionError,
+  InstallError,
+  type InstallOptions,
+  type InstallResult,
+  type RunCodeOptions,
+} from './code-interpreter.js';
+export {
   type FileEntry,
   type FileWatchPoller,
   type ReadOptions,

@@ -11,6 +11,7 @@ import {
   type MachineMetrics as WireMachineMetrics,
   type SnapshotInfo as WireSnapshotInfo,
 } from '@nullspace/protocol';
+import { CodeInterpreter } from './code-interpreter.js';
 import { type CommandResult, Commands } from './commands.js';
 import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import type { LifecycleEvent, StreamEventsOptions } from './events.js';
@@ -177,6 +178,16 @@ export class Machine extends MachineHandle implements AsyncDisposable {
    * ```
    */
   readonly files: Files;
+  /**
+   * Stateful notebook-style code execution (machines of the `code-interpreter` template).
+   *
+   * @example
+   * ```ts
+   * const ex = await machine.codeInterpreter.run('1 + 1');
+   * console.log(ex.text); // "2"
+   * ```
+   */
+  readonly codeInterpreter: CodeInterpreter;
   readonly #connection: ConnectionOptions;
 
   /**
@@ -196,6 +207,7 @@ export class Machine extends MachineHandle implements AsyncDisposable {
     this.files = new Files(id, this.transport);
     this.pty = new Pty(id, this.transport);
     this.git = new Git(this.commands); // git helpers
+    this.codeInterpreter = new CodeInterpreter(id, this.transport, this.files);
   }
 
   /**

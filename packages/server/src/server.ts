@@ -8,6 +8,7 @@ import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
+import { addCodeRoutes } from './http/code-routes.js';
 import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
@@ -153,6 +154,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     ...pools.usersOf(templateId),
   ]);
   addCommandRoutes(router, machines);
+  addCodeRoutes(router, machines);
   const commandSockets = processSockets(machines, log);
   const eventPolls = addEventRoutes(router, machines, events);
   const lifecycleSockets = new LifecycleSockets(machines, events, log);

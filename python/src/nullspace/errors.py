@@ -40,6 +40,7 @@ ERROR_STATUS: Dict[str, int] = {
     "events_expired": 410,
     "payload_too_large": 413,
     "git_error": 422,
+    "install_failed": 422,
     "resource_exhausted": 429,
     "internal": 500,
     "unavailable": 503,
@@ -188,6 +189,23 @@ class EventsExpiredError(NullspaceError):
     """``events_expired``: events after the given id are no longer all retained."""
 
 
+class InstallError(NullspaceError):
+    """``install_failed``: pip or npm failed in ``code_interpreter.install``; the message is theirs.
+
+    Example::
+
+        try:
+            machine.code_interpreter.install(["no-such-package"])
+        except InstallError as err:
+            print(err.message)
+    """
+
+    def __init__(self, message: str, *, exit_code: Optional[int], log: str) -> None:
+        super().__init__("install_failed", message, details={"exit_code": exit_code})
+        self.exit_code = exit_code
+        self.log = log
+
+
 class GitError(NullspaceError):
     """A git command in the machine failed (``git_error``; raised by ``machine.git``).
 
@@ -251,6 +269,7 @@ CLASS_OF_CODE: Dict[str, Type[NullspaceError]] = {
     "timeout": NullspaceTimeoutError,
     "disk_full": DiskFullError,
     "git_error": NullspaceError,
+    "install_failed": NullspaceError,
 }
 
 _CODE_OF_STATUS = {

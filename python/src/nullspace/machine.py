@@ -126,6 +126,23 @@ class AsyncCommands(_Namespace):
     """``machine.commands`` of an :class:`AsyncMachine`; every method is a coroutine."""
 
 
+class CodeInterpreter(_Namespace):
+    """``machine.code_interpreter``: stateful notebook-style code execution in machines of the
+    ``code-interpreter`` template — python on Jupyter kernels, javascript, bash — with contexts,
+    installs, re-attach and artifacts.
+
+    Example::
+
+        with Machine.create(template="code-interpreter") as machine:
+            machine.code_interpreter.run("x = 41")
+            print(machine.code_interpreter.run("x + 1").text)  # 42
+    """
+
+
+class AsyncCodeInterpreter(_Namespace):
+    """``machine.code_interpreter`` of an :class:`AsyncMachine`; every method is a coroutine."""
+
+
 class _HandleBase:
     """State shared by command and terminal handles: the stream state and a stop flag."""
 
@@ -403,8 +420,8 @@ class _MachineBase:
         self.git = f.Git(self.commands)
         #: Screenshots, input, windows, viewer streams (a later issue): raises until then.
         self.desktop = _Unsupported("desktop")
-        #: Stateful code execution (a later issue): raises until then.
-        self.code_interpreter = _Unsupported("code_interpreter")
+        #: Stateful notebook-style code execution (machines of the ``code-interpreter`` template).
+        self.code_interpreter = f.CodeInterpreter(machine_id, self._client, f)
         self._info = _info
 
     def __repr__(self) -> str:
@@ -506,6 +523,7 @@ _install(_ops.PtyHandleOps, PtyHandle, AsyncPtyHandle)
 _install(_ops.FilesOps, Files, AsyncFiles)
 _install(_ops.FileWatchPollerOps, FileWatchPoller, AsyncFileWatchPoller)
 _install(_ops.GitOps, Git, AsyncGit)
+_install(_ops.CodeInterpreterOps, CodeInterpreter, AsyncCodeInterpreter)
 _install(_ops.GitConfigOps, GitConfig, AsyncGitConfig)
 _install(_ops.PaginatorOps, MachinePaginator, AsyncMachinePaginator)
 _install(_ops.TemplateOps, Template, AsyncTemplate)
@@ -549,6 +567,7 @@ SYNC = SimpleNamespace(
     Files=Files,
     FileWatchPoller=FileWatchPoller,
     Git=Git,
+    CodeInterpreter=CodeInterpreter,
     GitConfig=GitConfig,
     MachinePaginator=MachinePaginator,
 )
@@ -562,6 +581,7 @@ ASYNC = SimpleNamespace(
     Files=AsyncFiles,
     FileWatchPoller=AsyncFileWatchPoller,
     Git=AsyncGit,
+    CodeInterpreter=AsyncCodeInterpreter,
     GitConfig=AsyncGitConfig,
     MachinePaginator=AsyncMachinePaginator,
 )

@@ -41,6 +41,7 @@ import {
   printJson,
 } from '../output.js';
 import { choices, schemaFlags } from '../schema-flags.js';
+import { code } from './code.js';
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
@@ -540,6 +541,7 @@ const SUBCOMMANDS: Subcommand[] = [
   cp,
   files,
   git, // nullspace machine git ID ACTION
+  code, // nullspace machine code ID 'CODE'
 ];
 
 export const MACHINE_HELP = groupHelp('machine', 'Create, inspect and drive machines.', SUBCOMMANDS);

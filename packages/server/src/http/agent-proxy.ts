@@ -70,9 +70,14 @@ export async function proxyToAgent(
         reject(err);
       };
       lease.onCut((reason) => {
-        if (ctx.res.headersSent && ctx.res.getHeader('content-type') === STREAM_CONTENT_TYPE) {
-          // A stream of frames ends with its reason, so the client knows to re-attach later.
-          ctx.res.end(encodeEventFrame({ type: 'interrupted', reason }));
+        const type = ctx.res.headersSent ? ctx.res.getHeader('content-type') : undefined;
+        if (type === STREAM_CONTENT_TYPE || type === 'application/x-ndjson') {
+          // A stream of frames (or NDJSON events) ends with its reason, so the client knows to re-attach later.
+          ctx.res.end(
+            type === STREAM_CONTENT_TYPE
+              ? encodeEventFrame({ type: 'interrupted', reason })
+              : `${JSON.stringify({ type: 'interrupted', reason })}\n`,
+          );
           req.destroy();
           settled = true;
           resolve();
@@ -121,7 +126,8 @@ export async function proxyToAgent(
           const v = res.headers[h];
           if (typeof v === 'string') out[h] = v;
         }
-        if (out['content-type'] === STREAM_CONTENT_TYPE) out['cache-control'] = 'no-store';
+        if (out['content-type'] === STREAM_CONTENT_TYPE || out['content-type'] === 'application/x-ndjson')
+          out['cache-control'] = 'no-store';
         ctx.res.writeHead(status, out);
         res.pipe(ctx.res);
         res.on('end', () => {

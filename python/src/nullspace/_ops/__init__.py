@@ -9,9 +9,10 @@ iterator), ``@cls_op`` / ``@cls_op_iter`` (class methods; they get the client re
 ``api_url``, ``api_key`` and ``request_timeout`` as their second argument).
 
 One module per namespace: ``machines`` (lifecycle), ``events``, ``networking``, ``volumes``,
-``commands``, ``pty``, ``files``, ``git``, ``templates`` (templates, warm pools, snapshots).
+``commands``, ``pty``, ``files``, ``git``, ``code`` (the code interpreter), ``templates`` (templates, warm pools, snapshots).
 """
 
+from .code import CodeInterpreterOps
 from .commands import CommandHandleOps, CommandsOps
 from .events import MachineEventsOps
 from .files import FilesOps, FileWatchPollerOps
@@ -27,6 +28,7 @@ MACHINE_OPS = (MachineOps, MachineEventsOps, MachineNetworkOps, MachineVolumeOps
 
 __all__ = [
     "MACHINE_OPS",
+    "CodeInterpreterOps",
     "CommandHandleOps",
     "CommandsOps",
     "FileWatchPollerOps",

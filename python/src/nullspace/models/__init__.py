@@ -29,6 +29,7 @@ from .machines import (
     VolumeMount,
     WarmPoolCheckout,
 )
+from .code import CodeArtifact, CodeContext, CodeResult, Execution, ExecutionError, InstallResult, Logs
 from .commands import CommandResult, OutputChunk, ProcessInfo, ProcessLogs
 from .files import (
     FileEntry,
@@ -51,6 +52,13 @@ from .resources import TemplateBuildResult, TemplateInfo, VolumeInfo, WarmPoolIn
 from .git import GitBranch, GitBranches, GitFileStatus, GitStatus
 
 __all__ = [
+    "CodeArtifact",
+    "CodeContext",
+    "CodeResult",
+    "Execution",
+    "ExecutionError",
+    "InstallResult",
+    "Logs",
     "CommandResult",
     "EgressInfo",
     "FileEntry",
