@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { agentBundleDir } from '@nullspace/agent';
 import {
   type MachineInfo,
   type SnapshotInfo,
@@ -113,8 +114,15 @@ function readDeclaration(dir: string, name: string, baseRecipe: string): Declara
     throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (spec.base !== 'base') throw new Error(`${file}: a shipped template is built on base`);
+  // A ready snapshot holds the agent as it was in memory when it was taken: a changed agent makes
+  // the template out of date (machines restored from it would run the old agent).
+  const agent = spec.snapshot
+    ? createHash('sha256')
+        .update(readFileSync(join(agentBundleDir(), 'agent.mjs')))
+        .digest('hex')
+    : null;
   const recipe = createHash('sha256')
-    .update(JSON.stringify({ v: BUILDER_VERSION, body, purpose, base: baseRecipe }))
+    .update(JSON.stringify({ v: BUILDER_VERSION, body, purpose, base: baseRecipe, agent }))
     .digest('hex');
   return { name, purpose, spec, body, recipe };
 }
