@@ -422,6 +422,22 @@ describeWithServer(
       await reading;
       assert.deepEqual(statuses, ['killing', 'killed']);
     });
+
+    it('a killed machine is kept as long as its events, then forgotten (404)', async () => {
+      const s = ctx.server;
+      const m = await Machine.create(s.conn);
+      // Killed, it is still answered for (as `killed`) until its events' retention (1 s here) passes.
+      await m.kill();
+      await eventually(
+        async () =>
+          api(s, 'GET', `/v1/machines/${m.id}`).then(
+            () => false,
+            (err: { status?: number; code?: string }) =>
+              err.status === 404 && err.code === 'machine_not_found',
+          ),
+        'retention to remove the killed machine',
+      );
+    });
   },
   { NULLSPACE_EVENTS_RETENTION: '1' },
 );

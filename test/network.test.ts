@@ -293,6 +293,16 @@ while True:
       assert.equal(await reach(m, PUBLIC_A), '200', 'the parent is unaffected');
     });
 
+    it('from the host, the address of a killed machine is unreachable, not sent out by the default route', async () => {
+      const m = await create();
+      const { network } = (await api(ctx.server, 'GET', `/v1/machines/${m.id}`)) as {
+        network: { address: string };
+      };
+      assert.match((await host('ip', ['route', 'get', network.address])).stdout, /dev nsv/);
+      await m.kill();
+      await assert.rejects(host('ip', ['route', 'get', network.address]), /No route to host/);
+    });
+
     it('a restarted server re-adopts machines with their links and policies', async () => {
       const info = (await api(ctx.server, 'POST', '/v1/machines', {
         network: { egress: { mode: 'custom', allow_cidrs: [PUBLIC_B] } },

@@ -26,7 +26,7 @@ export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
 export { MACHINE_RESOLVER, type MachineLink } from './net/egress-rules.js';
-export { enableUplinkForwarding } from './net/link.js';
+export { enableUplinkForwarding, guardMachineNetwork } from './net/link.js';
 export {
   type AddressPool,
   DEFAULT_MACHINE_POOL,

@@ -3,7 +3,13 @@ import type http from 'node:http';
 import { join } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
 import { KEPT_STATES } from '@nullspace/protocol';
-import { type MachineDriver, RuncDriver, enableUplinkForwarding, parsePool } from '@nullspace/runtime';
+import {
+  type MachineDriver,
+  RuncDriver,
+  enableUplinkForwarding,
+  guardMachineNetwork,
+  parsePool,
+} from '@nullspace/runtime';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
@@ -78,6 +84,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   await driver.init();
   const uplinks = await enableUplinkForwarding(config.uplinks);
+  await guardMachineNetwork(parsePool(config.machineNetwork).cidr);
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
   const events = new EventLog(store.database, config.eventsRetentionS * 1000);
   // Machines' name service, up before machines are re-adopted (their tables name its port).
@@ -166,6 +173,15 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   // Every get_host_info call makes a grant: expired ones go a day after their expiry, hourly.
   const pruneGrants = setInterval(() => grants.prune(Date.now()), 3600_000);
   pruneGrants.unref();
+  // Killed machines are kept for as long as their events (NULLSPACE_EVENTS_RETENTION), then go.
+  const retentionMs = config.eventsRetentionS * 1000;
+  const pruneKilled = () => {
+    const n = store.purgeKilledBefore(Date.now() - retentionMs);
+    if (n > 0) log.debug('killed machines past retention removed', { count: n });
+  };
+  pruneKilled();
+  const pruneKilledTimer = setInterval(pruneKilled, Math.min(60_000, Math.max(250, retentionMs / 4)));
+  pruneKilledTimer.unref();
   const previews = new PreviewService({
     machines,
     grants,
@@ -244,6 +260,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
       metrics.stop();
       pools.close();
       clearInterval(pruneGrants);
+      clearInterval(pruneKilledTimer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);

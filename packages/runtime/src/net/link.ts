@@ -189,3 +189,17 @@ export async function enableUplinkForwarding(
   for (const name of names) await host('sysctl', ['-qw', `net.ipv4.conf.${name}.forwarding=1`]);
   return names;
 }
+
+/** The metric of the pool's unreachable route: its own, so no route of the host's is replaced. */
+const POOL_ROUTE_METRIC = 4242;
+
+/**
+ * Makes the machine network's addresses unreachable from the host except through a live machine's
+ * link: each link's /29 is a longer match, so only an address whose link is gone (a killed,
+ * hibernated or half-made machine) falls to this route, and its traffic fails at once on the host
+ * instead of leaving by the default route to the uplink's network. Idempotent; kept when the server
+ * stops (like the forwarding switches), as machines outlive it.
+ */
+export async function guardMachineNetwork(cidr: string): Promise<void> {
+  await host('ip', ['route', 'replace', 'unreachable', cidr, 'metric', String(POOL_ROUTE_METRIC)]);
+}

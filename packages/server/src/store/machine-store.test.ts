@@ -122,6 +122,25 @@ describe('MachineStore records', () => {
   });
 });
 
+describe('MachineStore.purgeKilledBefore', () => {
+  it('removes machines killed before the cutoff, with their secrets; the rest stays', () => {
+    const old = record({ status: 'killed', updated_at: 1_000 });
+    const recent = record({ status: 'killed', updated_at: 5_000 });
+    const failed = record({ status: 'failed', updated_at: 1_000 });
+    const hibernated = record({ status: 'hibernated', updated_at: 1_000 });
+    for (const m of [old, recent, failed, hibernated]) store.insert(m);
+    store.database.prepare('INSERT INTO machine_secrets (machine_id, secret) VALUES (?, ?)').run(old.id, 's');
+    assert.equal(store.purgeKilledBefore(2_000), 1);
+    assert.equal(store.get(old.id), undefined);
+    for (const m of [recent, failed, hibernated]) assert.ok(store.get(m.id), m.status);
+    const secrets = store.database.prepare('SELECT count(*) AS n FROM machine_secrets').get() as {
+      n: number;
+    };
+    assert.equal(secrets.n, 0);
+    assert.equal(store.purgeKilledBefore(2_000), 0);
+  });
+});
+
 describe('MachineStore.list pagination', () => {
   it('pages newest first, with ties on created_at broken by id, none twice and none skipped', () => {
     const made: MachineRecord[] = [];

@@ -275,6 +275,21 @@ export class MachineStore {
     return new Set(rows.map((r) => r.net_index));
   }
 
+  /**
+   * Removes machines killed before `cutoff` (epoch ms), with what only they used (signing secret,
+   * SSH relay, preview grants). Their snapshots stay: a snapshot outlives its machine. Returns how
+   * many machines went.
+   */
+  purgeKilledBefore(cutoff: number): number {
+    const gone = `SELECT id FROM machines WHERE status = 'killed' AND updated_at < ?`;
+    return this.db.transaction(() => {
+      for (const table of ['machine_secrets', 'ssh_relays', 'preview_grants'])
+        prepared(this.db, `DELETE FROM ${table} WHERE machine_id IN (${gone})`).run(cutoff);
+      return prepared(this.db, `DELETE FROM machines WHERE status = 'killed' AND updated_at < ?`).run(cutoff)
+        .changes;
+    })();
+  }
+
   countInStates(states: readonly MachineState[]): number {
     const row = prepared(
       this.db,
