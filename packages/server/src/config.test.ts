@@ -1,10 +1,12 @@
 /** The server's configuration from NULLSPACE_* variables: the embedded defaults and every refusal. */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CodedError } from '@nullspace/protocol';
 import { DEFAULT_MACHINE_POOL } from '@nullspace/runtime';
-import { DEFAULT_DATA_DIR, configFromEnv } from './config.js';
+import { DEFAULT_DATA_DIR, configFromEnv, defaultTemplatesDir } from './config.js';
 
 /** Removes a variable (assigning undefined would set the string "undefined"). */
 function unset(name: string): void {
@@ -66,9 +68,10 @@ describe('configFromEnv', () => {
 
   it('directories follow the data directory unless named', () => {
     const c = withEnv({ NULLSPACE_DATA_DIR: '/srv/ns' });
+    // Templates: the data directory's, unless only the set-up's has base (defaultTemplatesDir).
     assert.deepEqual(
       [c.templatesDir, c.packageCacheDir, c.snapshotsDir],
-      ['/srv/ns/templates', '/srv/ns/templates/.packages', '/srv/ns/snapshots'],
+      [defaultTemplatesDir('/srv/ns'), join(c.templatesDir, '.packages'), '/srv/ns/snapshots'],
     );
     const d = withEnv({
       NULLSPACE_TEMPLATES_DIR: '/t',
@@ -82,6 +85,30 @@ describe('configFromEnv', () => {
     assert.equal(configFromEnv({ dataDir: '/other' }).snapshotsDir, '/s');
     unset('NULLSPACE_SNAPSHOTS_DIR');
     assert.equal(configFromEnv({ dataDir: '/other' }).snapshotsDir, '/other/snapshots');
+  });
+
+  it("templates: the data directory's if it has base, else the set-up's if that has, else the data directory's", () => {
+    const root = mkdtempSync(join(tmpdir(), 'nsu-templates-'));
+    try {
+      const withBase = (dir: string) => {
+        mkdirSync(join(dir, 'templates', 'base', 'rootfs', 'bin'), { recursive: true });
+        writeFileSync(join(dir, 'templates', 'base', 'recipe'), 'r');
+        writeFileSync(join(dir, 'templates', 'base', 'rootfs', 'bin', 'bash'), '');
+      };
+      const [own, setUp, empty] = ['own', 'setup', 'empty'].map((n) => join(root, n)) as [
+        string,
+        string,
+        string,
+      ];
+      assert.equal(defaultTemplatesDir(own, join(setUp, 'templates')), join(own, 'templates'));
+      withBase(setUp);
+      assert.equal(defaultTemplatesDir(own, join(setUp, 'templates')), join(setUp, 'templates'));
+      withBase(own);
+      assert.equal(defaultTemplatesDir(own, join(setUp, 'templates')), join(own, 'templates'));
+      assert.equal(defaultTemplatesDir(empty, join(empty, 'nothing')), join(empty, 'templates'));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   const INTEGERS = [

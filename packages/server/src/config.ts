@@ -83,9 +83,11 @@ export function hasBaseTemplate(dir: string): boolean {
  * does, so a server given a new, empty data directory starts machines at once; else
  * `<data dir>/templates`, where the server builds `base` on its first start (server.ts).
  */
-export function defaultTemplatesDir(dataDir: string): string {
+export function defaultTemplatesDir(
+  dataDir: string,
+  setUp: string = join(DEFAULT_DATA_DIR, 'templates'),
+): string {
   const own = join(dataDir, 'templates');
-  const setUp = join(DEFAULT_DATA_DIR, 'templates');
   if (hasBaseTemplate(own) || !hasBaseTemplate(setUp)) return own;
   return setUp;
 }
