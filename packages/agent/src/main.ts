@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { AGENT_ROUTES, type AgentHealth } from '@nullspace/protocol';
+import { addDesktopRoutes } from './desktop/routes.js';
 import { addFileRoutes } from './files/routes.js';
 import { log } from './log.js';
 import { addProcessRoutes } from './process-routes.js';
@@ -35,6 +36,7 @@ if (values.log) log.open(values.log);
 const router = new AgentRouter();
 addProcessRoutes(router, new ProcessTable(defaultCwd));
 const files = addFileRoutes(router);
+addDesktopRoutes(router);
 router.add('GET', AGENT_ROUTES.health, async ({ req }): Promise<AgentHealth> => {
   // A health check on a closing connection is the server's drain before a checkpoint (see
   // AgentClient.drain): CRIU cannot dump inotify handles, so file watches let go of theirs until

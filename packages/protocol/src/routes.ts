@@ -5,6 +5,7 @@
  * `packages/server/src/http/*-routes.ts`.
  */
 import type { RouteSpec } from './routes/common.js';
+import { DESKTOP_ROUTES } from './routes/desktop.js';
 import { FILE_ROUTES } from './routes/files.js';
 import { MACHINE_ROUTES } from './routes/machines.js';
 import { NETWORKING_ROUTES } from './routes/networking.js';
@@ -20,6 +21,7 @@ export const ROUTES = {
   ...PROCESS_ROUTES,
   ...FILE_ROUTES,
   ...NETWORKING_ROUTES,
+  ...DESKTOP_ROUTES,
 
   // the server itself
   openapi: {

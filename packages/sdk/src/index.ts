@@ -133,6 +133,7 @@ export {
   ConflictError,
   DiskFullError,
   InternalError,
+  DesktopUnavailableError,
   InvalidArgumentError,
   NotFoundError,
   NullspaceError,

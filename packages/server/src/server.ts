@@ -9,6 +9,7 @@ import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
 import { addCommandRoutes, processSockets } from './http/command-routes.js';
+import { Desktops, addDesktopRoutes } from './http/desktop-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
@@ -135,7 +136,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
 
   const router = new Router();
-  addMachineRoutes(router, machines, pools);
+  const desktops = new Desktops({ machines, templates: catalog, previews: () => previews, log });
+  addMachineRoutes(router, machines, pools, desktops);
   addSnapshotRoutes(router, machines);
   addVolumeRoutes(router, volumes);
   addTemplateRoutes(router, templates, pools, (templateId) => [
@@ -165,6 +167,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addPreviewRoutes(router, previews);
+  addDesktopRoutes(router, machines, desktops);
   addMetricsRoutes(router, metrics);
   metrics.start();
   const ca = new SshCa(config.dataDir);
