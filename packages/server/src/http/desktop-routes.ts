@@ -75,14 +75,12 @@ export class Desktops {
         timeoutMs: 30_000,
       });
     } catch (err) {
-      await this.o.machines
-        .kill(info.id)
-        .catch((e: unknown) =>
-          this.o.log.warn('killing a machine whose desktop failed', {
-            machine_id: info.id,
-            error: String(e),
-          }),
-        );
+      await this.o.machines.kill(info.id).catch((e: unknown) =>
+        this.o.log.warn('killing a machine whose desktop failed', {
+          machine_id: info.id,
+          error: String(e),
+        }),
+      );
       throw err;
     }
   }
