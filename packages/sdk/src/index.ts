@@ -31,6 +31,18 @@ export {
 export { MachinePaginator } from './paginator.js';
 export { Files } from './files.js';
 export {
+  Desktop,
+  DesktopRecordings,
+  DesktopStream,
+  type DesktopWindow,
+  type Point,
+  type Recording,
+  type ScreenSize,
+  type ScreenshotOptions,
+  type StreamUrl,
+  type WriteOptions,
+} from './desktop.js';
+export {
   type FileEntry,
   type FileWatchPoller,
   type ReadOptions,

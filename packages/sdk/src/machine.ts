@@ -12,6 +12,7 @@ import {
   type SnapshotInfo as WireSnapshotInfo,
 } from '@nullspace/protocol';
 import { type CommandResult, Commands } from './commands.js';
+import { Desktop } from './desktop.js';
 import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import type { LifecycleEvent, StreamEventsOptions } from './events.js';
 import type { SignedUrlOptions } from './files-types.js';
@@ -177,6 +178,16 @@ export class Machine extends MachineHandle implements AsyncDisposable {
    * ```
    */
   readonly files: Files;
+  /**
+   * The machine's desktop (template `desktop`): screenshots, mouse, keyboard, windows, clipboard,
+   * a viewer and recordings.
+   *
+   * @example
+   * ```ts
+   * const png = await machine.desktop.screenshot();
+   * ```
+   */
+  readonly desktop: Desktop;
   readonly #connection: ConnectionOptions;
 
   /**
@@ -194,6 +205,7 @@ export class Machine extends MachineHandle implements AsyncDisposable {
     this.#connection = connectionOf(opts);
     this.commands = new Commands(id, this.transport);
     this.files = new Files(id, this.transport);
+    this.desktop = new Desktop(id, this.transport);
     this.pty = new Pty(id, this.transport);
     this.git = new Git(this.commands); // git helpers
   }

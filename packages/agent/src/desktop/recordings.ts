@@ -120,6 +120,9 @@ export class Recordings {
       String(fps),
       '-movflags',
       '+frag_keyframe+empty_moov+default_base_moof',
+      // Each fragment reaches the file when it is complete, not when a 32 KiB buffer fills.
+      '-flush_packets',
+      '1',
       '-f',
       'mp4',
       '-y',

@@ -24,6 +24,8 @@ import { Viewer } from './viewer.js';
 import { desktopEnv, runTool, tool } from './x-tools.js';
 
 const OK = { ok: true } as const;
+/** Pause after typing a character that is not on the keyboard map (see keyboard/write). */
+const UNMAPPED_PAUSE_MS = 40;
 
 function inside(g: AgentDesktopSession, p: Point, field = ''): void {
   if (p.x >= g.width)
@@ -63,7 +65,11 @@ const WINDOW_LINE =
   /^(0x[0-9a-f]+)\s+(-?\d+)\s+(\d+)\s+(-?\d+)\s+(-?\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+) ?(.*)$/;
 
 async function listWindows(): Promise<WindowInfo[]> {
-  const [list, active] = await Promise.all([tool('wmctrl', ['-lpGx']), activeWindow()]);
+  // wmctrl exits on an X error, which a window closing while it reads the list causes: try again.
+  let list = await runTool('wmctrl', ['-lpGx']);
+  for (let i = 0; i < 5 && list.code !== 0; i++) list = await runTool('wmctrl', ['-lpGx']);
+  if (list.code !== 0) throw new CodedError('internal', `wmctrl failed: ${list.stderr.trim().slice(0, 300)}`);
+  const active = await activeWindow();
   const out: WindowInfo[] = [];
   for (const line of list.stdout.toString('utf8').split('\n')) {
     const m = WINDOW_LINE.exec(line);
@@ -263,11 +269,27 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
     const w = (await json()) as WriteRequest;
     await session.ready();
     const chars = [...w.text];
-    for (let i = 0; i < chars.length; i += w.chunk_size) {
-      const chunk = chars.slice(i, i + w.chunk_size).join('');
+    const type = (text: string) =>
       // `--` ends xdotool's options: text starting with "-" is typed, not read as one.
-      await xdotool(['type', '--delay', String(w.delay_ms), '--', chunk], 60_000 + chars.length * w.delay_ms);
+      xdotool(['type', '--delay', String(w.delay_ms), '--', text], 60_000 + text.length * w.delay_ms);
+    let run: string[] = [];
+    for (const ch of chars) {
+      if (/^[\x20-\x7e\n\t]$/.test(ch)) {
+        run.push(ch);
+        if (run.length >= w.chunk_size) {
+          await type(run.join(''));
+          run = [];
+        }
+        continue;
+      }
+      if (run.length > 0) await type(run.join(''));
+      run = [];
+      // A character the keyboard map lacks is typed through a key xdotool maps to it for the
+      // moment; the application must read that key before the next such character maps it again.
+      await type(ch);
+      await new Promise((r) => setTimeout(r, Math.max(w.delay_ms, UNMAPPED_PAUSE_MS)));
     }
+    if (run.length > 0) await type(run.join(''));
     return OK;
   });
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { readFile } from 'node:fs/promises';
 import {
   type AgentDesktopSession,
   CodedError,
@@ -9,12 +9,12 @@ import {
   desktopUnavailable,
 } from '@nullspace/protocol';
 import { log } from '../log.js';
-import { desktopEnv } from './x-tools.js';
+import { desktopEnv, runTool } from './x-tools.js';
 
 /** Where the desktop's programs write their logs, inside the machine. */
 export const DESKTOP_STATE_DIR = '/var/lib/nullspace-desktop';
 /** Display :0's socket, in the abstract namespace only (a path socket in /tmp/.X11-unix breaks CRIU restores). */
-const X_SOCKET = '\0/tmp/.X11-unix/X0';
+const X_SOCKET = '@/tmp/.X11-unix/X0';
 
 /** The geometry a template's marker file declares (defaults where it says nothing). */
 export function markerGeometry(): AgentDesktopSession | undefined {
@@ -62,15 +62,14 @@ function stopProgram(child: ChildProcess | undefined): Promise<void> {
   });
 }
 
-function xAnswers(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ path: X_SOCKET });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+/**
+ * Whether display :0 listens: its abstract socket is in /proc/net/unix. (libuv cannot connect to
+ * an abstract name X made: it counts a trailing NUL into the address.) A client that connects
+ * before the server dispatches waits in the backlog.
+ */
+async function xListens(): Promise<boolean> {
+  const table = await readFile('/proc/net/unix', 'utf8').catch(() => '');
+  return table.split('\n').some((line) => line.endsWith(` ${X_SOCKET}`));
 }
 
 /**
@@ -137,7 +136,7 @@ export class DesktopSession {
     ]);
     this.xvfb = xvfb;
     const deadline = Date.now() + 10_000;
-    while (!(await xAnswers())) {
+    while (!(await xListens())) {
       if (xvfb.exitCode !== null || xvfb.signalCode !== null || Date.now() > deadline)
         throw new CodedError(
           'internal',
@@ -145,7 +144,18 @@ export class DesktopSession {
         );
       await new Promise((r) => setTimeout(r, 5));
     }
-    this.wm = startProgram('openbox', 'openbox', ['--sm-disable']);
+    const wm = startProgram('openbox', 'openbox', ['--sm-disable']);
+    this.wm = wm;
+    // Ready once the window manager announces itself: a window mapped before it manages the
+    // screen would stay unmanaged (no frame, not in the window list).
+    while ((await runTool('wmctrl', ['-m'])).code !== 0) {
+      if (wm.exitCode !== null || wm.signalCode !== null || Date.now() > deadline)
+        throw new CodedError(
+          'internal',
+          `the window manager did not start (see ${DESKTOP_STATE_DIR}/openbox.log in the machine)`,
+        );
+      await new Promise((r) => setTimeout(r, 10));
+    }
     this.current = g;
     log.write('info', 'desktop started', { ...g, xvfb: xvfb.pid, openbox: this.wm.pid });
     return g;
