@@ -391,11 +391,26 @@ describeWithServer('desktop', (ctx) => {
     { skip: noTemplate ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`) },
     async () => {
       await m.commands.run("xsetroot -solid '#ff0000'");
+      // Something to see in the documentation's screenshot, away from the pixel checked.
+      await m.desktop.launch('xterm', [
+        '-title',
+        'viewer',
+        '-geometry',
+        '50x8+16+16',
+        '-e',
+        'bash',
+        '-c',
+        'echo "hello from the desktop of $(hostname)"; xdpyinfo | grep dimensions; sleep 600',
+      ]);
+      await windowOf(m, 'xterm', 'viewer');
       const { url } = await m.desktop.stream.getUrl({ viewOnly: true });
       const { chromium } = await import('playwright-core');
       const profile = mkdtempSync('/tmp/nsd-chromium-');
-      const browser = await chromium.launch({
+      // A fresh profile (--user-data-dir, which playwright passes for a persistent context).
+      const browser = await chromium.launchPersistentContext(profile, {
         executablePath: CHROMIUM,
+        headless: true,
+        viewport: { width: 800, height: 600 },
         args: [
           '--headless',
           '--no-sandbox',
@@ -405,11 +420,10 @@ describeWithServer('desktop', (ctx) => {
           '--disable-background-networking',
           '--disable-component-update',
           '--disable-sync',
-          `--user-data-dir=${profile}`,
         ],
       });
       try {
-        const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+        const page = await browser.newPage();
         await page.goto(url);
         await page.waitForFunction("document.body.dataset.state === 'connected'", undefined, {
           timeout: 30_000,
@@ -433,7 +447,7 @@ describeWithServer('desktop', (ctx) => {
       }
       await m.desktop.stream.stop();
       assert.equal((await m.desktop.stream.status()).running, false);
-      assert.equal((await previewGet(url)).status, 401, 'stopping the viewer revoked its grants');
+      assert.equal((await previewGet(url)).status, 403, 'stopping the viewer revoked its grants');
     },
   );
 
