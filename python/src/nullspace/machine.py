@@ -265,6 +265,44 @@ class AsyncFiles(_Namespace):
         return await self.make_dir(path, **kwargs)  # type: ignore[attr-defined]
 
 
+class Desktop(_Namespace):
+    """``machine.desktop``: screenshots, mouse and keyboard, windows, clipboard, applications, the
+    viewer (``stream``) and recordings (``recordings``) of a machine of the ``desktop`` template.
+
+    Example::
+
+        with Machine.create(template="desktop", desktop={"width": 1280, "height": 800}) as m:
+            m.desktop.launch("xterm")
+            m.desktop.write("echo hello\\n")
+            png = m.desktop.screenshot()
+    """
+
+    def __init__(self, machine_id: str, client: Any, family: Any) -> None:
+        super().__init__(machine_id, client, family)
+        self.stream = family.DesktopStream(machine_id, client, family)
+        self.recordings = family.DesktopRecordings(machine_id, client, family)
+
+
+class AsyncDesktop(Desktop):
+    """``machine.desktop`` of an :class:`AsyncMachine`; every method is a coroutine."""
+
+
+class DesktopStream(_Namespace):
+    """``machine.desktop.stream``: the viewer, a noVNC page behind a signed preview URL."""
+
+
+class AsyncDesktopStream(_Namespace):
+    """``machine.desktop.stream`` of an :class:`AsyncMachine`."""
+
+
+class DesktopRecordings(_Namespace):
+    """``machine.desktop.recordings``: screen recordings (MP4) kept in the machine."""
+
+
+class AsyncDesktopRecordings(_Namespace):
+    """``machine.desktop.recordings`` of an :class:`AsyncMachine`."""
+
+
 class FileWatchPoller:
     """A watch read by polling (``files.create_watch``): ``events()``, ``stop()``."""
 
@@ -401,8 +439,7 @@ class _MachineBase:
         self.files = f.Files(machine_id, self._client, f)
         self.pty = f.Pty(machine_id, self._client, f)
         self.git = f.Git(self.commands)
-        #: Screenshots, input, windows, viewer streams (a later issue): raises until then.
-        self.desktop = _Unsupported("desktop")
+        self.desktop = f.Desktop(machine_id, self._client, f)
         #: Stateful code execution (a later issue): raises until then.
         self.code_interpreter = _Unsupported("code_interpreter")
         self._info = _info
@@ -504,6 +541,9 @@ _install(_ops.CommandHandleOps, CommandHandle, AsyncCommandHandle)
 _install(_ops.PtyOps, Pty, AsyncPty)
 _install(_ops.PtyHandleOps, PtyHandle, AsyncPtyHandle)
 _install(_ops.FilesOps, Files, AsyncFiles)
+_install(_ops.DesktopOps, Desktop, AsyncDesktop)
+_install(_ops.DesktopStreamOps, DesktopStream, AsyncDesktopStream)
+_install(_ops.DesktopRecordingsOps, DesktopRecordings, AsyncDesktopRecordings)
 _install(_ops.FileWatchPollerOps, FileWatchPoller, AsyncFileWatchPoller)
 _install(_ops.GitOps, Git, AsyncGit)
 _install(_ops.GitConfigOps, GitConfig, AsyncGitConfig)
@@ -547,6 +587,9 @@ SYNC = SimpleNamespace(
     Pty=Pty,
     PtyHandle=PtyHandle,
     Files=Files,
+    Desktop=Desktop,
+    DesktopStream=DesktopStream,
+    DesktopRecordings=DesktopRecordings,
     FileWatchPoller=FileWatchPoller,
     Git=Git,
     GitConfig=GitConfig,
@@ -560,6 +603,9 @@ ASYNC = SimpleNamespace(
     Pty=AsyncPty,
     PtyHandle=AsyncPtyHandle,
     Files=AsyncFiles,
+    Desktop=AsyncDesktop,
+    DesktopStream=AsyncDesktopStream,
+    DesktopRecordings=AsyncDesktopRecordings,
     FileWatchPoller=AsyncFileWatchPoller,
     Git=AsyncGit,
     GitConfig=AsyncGitConfig,

@@ -9,10 +9,11 @@ iterator), ``@cls_op`` / ``@cls_op_iter`` (class methods; they get the client re
 ``api_url``, ``api_key`` and ``request_timeout`` as their second argument).
 
 One module per namespace: ``machines`` (lifecycle), ``events``, ``networking``, ``volumes``,
-``commands``, ``pty``, ``files``, ``git``, ``templates`` (templates, warm pools, snapshots).
+``commands``, ``pty``, ``files``, ``git``, ``desktop``, ``templates`` (templates, warm pools, snapshots).
 """
 
 from .commands import CommandHandleOps, CommandsOps
+from .desktop import DesktopOps, DesktopRecordingsOps, DesktopStreamOps
 from .events import MachineEventsOps
 from .files import FilesOps, FileWatchPollerOps
 from .git import GitConfigOps, GitOps
@@ -29,6 +30,9 @@ __all__ = [
     "MACHINE_OPS",
     "CommandHandleOps",
     "CommandsOps",
+    "DesktopOps",
+    "DesktopRecordingsOps",
+    "DesktopStreamOps",
     "FileWatchPollerOps",
     "FilesOps",
     "ForkChild",

@@ -49,9 +49,15 @@ from .networking import (
 )
 from .resources import TemplateBuildResult, TemplateInfo, VolumeInfo, WarmPoolInfo
 from .git import GitBranch, GitBranches, GitFileStatus, GitStatus
+from .desktop import CursorPosition, DesktopWindow, Recording, ScreenSize, StreamUrl
 
 __all__ = [
     "CommandResult",
+    "CursorPosition",
+    "DesktopWindow",
+    "Recording",
+    "ScreenSize",
+    "StreamUrl",
     "EgressInfo",
     "FileEntry",
     "FileList",
