@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { DesktopUnavailableError, InvalidArgumentError, Machine, type NullspaceError } from '@nullspace/sdk';
 import WebSocket from 'ws';
-import { TEMPLATES_DIR, describeWithServer, eventually } from './harness.js';
+import { TEMPLATES_DIR, cli, describeWithServer, eventually } from './harness.js';
 import { decodePng, pixel } from './png.js';
 
 const exec = promisify(execFile);
@@ -555,6 +555,77 @@ describeWithServer('desktop', (ctx) => {
     assert.deepEqual(pixel(decodePng(await m.desktop.screenshot()), 5, 595), [0, 255, 0]);
     await c.kill();
   });
+
+  it(
+    'the CLI: create --desktop, screenshot, click, type, key, windows, viewer, record',
+    { skip: noTemplate },
+    async () => {
+      const dir = mkdtempSync('/tmp/nsd-cli-');
+      const created = await cli(ctx.server, [
+        'machine',
+        'create',
+        '--template',
+        'desktop',
+        '--desktop',
+        '640x480',
+        '-q',
+      ]);
+      assert.equal(created.code, 0, created.stderr);
+      const id = created.stdout.trim();
+      const d = (...args: string[]) => cli(ctx.server, ['machine', 'desktop', id, ...args]);
+      try {
+        const shot = await d('screenshot', '-o', join(dir, 's.png'));
+        assert.equal(shot.code, 0, shot.stderr);
+        const img = decodePng(readFileSync(join(dir, 's.png')));
+        assert.deepEqual([img.width, img.height], [640, 480]);
+        assert.equal((await d('click', '10', '10')).code, 0);
+        const xterm = await cli(ctx.server, [
+          'machine',
+          'exec',
+          id,
+          '--background',
+          '--',
+          'xterm',
+          '-title',
+          'cli',
+          '-e',
+          'bash',
+          '-c',
+          'read -r l; echo "$l" > /tmp/cli.txt',
+        ]);
+        assert.equal(xterm.code, 0, xterm.stderr);
+        await eventually(async () => {
+          const r = await d('windows', '--json');
+          return (JSON.parse(r.stdout) as { title: string; focused: boolean }[]).some(
+            (w) => w.title === 'cli' && w.focused,
+          );
+        }, 'the focused xterm in the CLI window list');
+        assert.match((await d('windows')).stdout, /^ID\s+APP\s+PID/);
+        assert.equal((await d('type', 'from the cli')).code, 0);
+        assert.equal((await d('key', 'enter')).code, 0);
+        await eventually(async () => {
+          const r = await cli(ctx.server, ['machine', 'exec', id, '--', 'cat /tmp/cli.txt']);
+          return r.stdout === 'from the cli\n';
+        }, 'the line typed through the CLI');
+        const bad = await d('key', 'ctrl+nosuchkey');
+        assert.notEqual(bad.code, 0);
+        assert.match(bad.stderr, /invalid_argument.*nosuchkey/);
+        const viewer = await d('viewer', '--view-only');
+        assert.match(viewer.stdout, /^http:\/\/6081-.*\/viewer\.html\?ns_token=nspv_/);
+        const started = await d('record', 'start', '--fps', '5');
+        assert.equal(started.code, 0, started.stderr);
+        const rec = started.stdout.split(' ')[0] as string;
+        await sleep(1200);
+        assert.match((await d('record', 'stop', rec)).stdout, /stopped/);
+        const dl = await d('record', 'download', rec, '-o', join(dir, 'r.mp4'));
+        assert.equal(dl.code, 0, dl.stderr);
+        assert.equal(readFileSync(join(dir, 'r.mp4')).subarray(4, 8).toString('latin1'), 'ftyp');
+      } finally {
+        await cli(ctx.server, ['machine', 'kill', id]);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it(
     'a machine of the template without desktop options has the default 1024x768 desktop',
