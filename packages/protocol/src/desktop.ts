@@ -16,7 +16,7 @@ export const DESKTOP_LIMITS = {
   maxCoordinate: 16383,
   text: { maxLength: 100_000 },
   chunkSize: { min: 1, max: 10_000, default: 25 },
-  delayMs: { min: 0, max: 1000, default: 12 },
+  delayMs: { min: 0, max: 1000, default: 5 },
   scrollAmount: { min: 1, max: 100, default: 1 },
   keys: { maxItems: 16 },
   clipboard: { maxLength: 1_000_000 },

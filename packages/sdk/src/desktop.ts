@@ -46,7 +46,7 @@ export interface ScreenshotOptions extends RequestOptions {
 export interface WriteOptions extends RequestOptions {
   /** Characters per call of the typing tool (default 25). */
   chunkSize?: number;
-  /** Delay between keystrokes in ms (default 12). */
+  /** Delay between keystrokes in ms (default 5). */
   delayMs?: number;
 }
 

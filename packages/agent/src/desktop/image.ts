@@ -6,6 +6,13 @@
 import { crc32, deflateSync } from 'node:zlib';
 import { CodedError, type Region } from '@nullspace/protocol';
 
+/** Buffers reused by every screenshot (see Scratch in x-tools.ts): the pixels, and PNG's rows. */
+const reuse = { rgb: Buffer.alloc(0), raw: Buffer.alloc(0) };
+function scratch(key: keyof typeof reuse, size: number): Buffer {
+  if (reuse[key].length < size) reuse[key] = Buffer.allocUnsafeSlow(size);
+  return reuse[key].subarray(0, size);
+}
+
 export interface Pixels {
   width: number;
   height: number;
@@ -13,7 +20,10 @@ export interface Pixels {
   rgb: Buffer;
 }
 
-/** Reads an XWD dump (ZPixmap, 24 or 32 bits a pixel, any byte order and masks). */
+/**
+ * Reads an XWD dump (ZPixmap, 24 or 32 bits a pixel, any byte order and masks). The pixels are in a
+ * buffer the next screenshot reuses: encode them before awaiting anything.
+ */
 export function readXwd(buf: Buffer): Pixels {
   if (buf.length < 100) throw new CodedError('internal', 'xwd: short output');
   const u32 = (i: number) => buf.readUInt32BE(i * 4);
@@ -35,7 +45,7 @@ export function readXwd(buf: Buffer): Pixels {
   const data = headerSize + ncolors * 12;
   if (buf.length < data + bytesPerLine * height) throw new CodedError('internal', 'xwd: truncated output');
   const shift = masks.map((m) => (m === 0 ? 0 : 31 - Math.clz32(m & -m)));
-  const rgb = Buffer.allocUnsafe(width * height * 3);
+  const rgb = scratch('rgb', width * height * 3);
   const step = bpp / 8;
   // The common case (little-endian, 0xff0000/0xff00/0xff): bytes B G R X, read directly.
   const fast = byteOrder === 0 && masks[0] === 0xff0000 && masks[1] === 0xff00 && masks[2] === 0xff;
@@ -83,7 +93,7 @@ function chunk(type: string, data: Buffer): Buffer {
 /** An 8-bit RGB PNG: rows with the "Up" filter (desktops are mostly flat), deflated fast. */
 export function encodePng(p: Pixels): Buffer {
   const row = p.width * 3;
-  const raw = Buffer.allocUnsafe((row + 1) * p.height);
+  const raw = scratch('raw', (row + 1) * p.height);
   for (let y = 0; y < p.height; y++) {
     const at = y * (row + 1);
     const src = y * row;

@@ -21,9 +21,11 @@ import { crop, encodePng, readXwd } from './image.js';
 import { Recordings } from './recordings.js';
 import { DesktopSession, markerGeometry } from './session.js';
 import { Viewer } from './viewer.js';
-import { desktopEnv, runTool, tool } from './x-tools.js';
+import { Scratch, desktopEnv, runTool, tool } from './x-tools.js';
 
 const OK = { ok: true } as const;
+/** The screenshot dump's buffer, reused (a second screenshot at the same time gets its own). */
+const XWD_SCRATCH = new Scratch();
 /** Pause after typing a character that is not on the keyboard map (see keyboard/write). */
 const UNMAPPED_PAUSE_MS = 40;
 
@@ -170,8 +172,12 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
       ).stdout;
       type = 'image/jpeg';
     } else {
-      const dump = await tool('xwd', ['-root', '-silent']);
-      body = encodePng(crop(readXwd(dump.stdout), region));
+      const dump = await tool('xwd', ['-root', '-silent'], { scratch: XWD_SCRATCH });
+      try {
+        body = encodePng(crop(readXwd(dump.stdout), region));
+      } finally {
+        dump.release();
+      }
       type = 'image/png';
     }
     res.writeHead(200, { 'content-type': type, 'content-length': body.length });
@@ -202,8 +208,9 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
       inside(g, { x: c.x, y: c.y });
       args.push('mousemove', String(c.x), String(c.y));
     }
-    args.push('click');
-    if (c.double) args.push('--repeat', '2', '--delay', '60');
+    // xdotool sleeps --delay (default 100 ms) after every click, the last one too.
+    args.push('click', '--delay', c.double ? '60' : '0');
+    if (c.double) args.push('--repeat', '2');
     args.push(String(BUTTON_NUMBER[c.button]));
     await xdotool(args);
     return OK;

@@ -12,10 +12,43 @@ export function desktopEnv(): Record<string, string> {
   return env;
 }
 
+/**
+ * A buffer reused for a tool's output (a screenshot's 3 MiB dump): a fresh one per call would sit
+ * in memory until V8's next full collection, which a small agent heap makes rare.
+ */
+export class Scratch {
+  private buf = Buffer.alloc(0);
+  private busy = false;
+
+  /** A writer of one call's output, or undefined while another call holds the buffer. */
+  take(): { push(chunk: Buffer): void; bytes(): Buffer; release(): void } | undefined {
+    if (this.busy) return undefined;
+    this.busy = true;
+    let used = 0;
+    return {
+      push: (chunk) => {
+        if (used + chunk.length > this.buf.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(used + chunk.length, this.buf.length * 2));
+          this.buf.copy(bigger, 0, 0, used);
+          this.buf = bigger;
+        }
+        chunk.copy(this.buf, used);
+        used += chunk.length;
+      },
+      bytes: () => this.buf.subarray(0, used),
+      release: () => {
+        this.busy = false;
+      },
+    };
+  }
+}
+
 export interface ToolResult {
   stdout: Buffer;
   stderr: string;
   code: number | null;
+  /** Gives a scratch buffer back (stdout must not be used after). */
+  release(): void;
 }
 
 /**
@@ -26,7 +59,7 @@ export interface ToolResult {
 export function runTool(
   cmd: string,
   args: string[],
-  o: { stdin?: string | Buffer; timeoutMs?: number } = {},
+  o: { stdin?: string | Buffer; timeoutMs?: number; scratch?: Scratch } = {},
 ): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
@@ -38,11 +71,14 @@ export function runTool(
     }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    // With a scratch buffer, stdout is only valid until `release()` of the result (see tool()).
+    const into = o.scratch?.take();
+    child.stdout?.on('data', (c: Buffer) => (into ? into.push(c) : out.push(c)));
     child.stderr?.on('data', (c: Buffer) => err.push(c));
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 15_000);
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      into?.release();
       reject(
         e.code === 'ENOENT'
           ? new CodedError('desktop_unavailable', `${cmd} is not installed in this machine`)
@@ -51,7 +87,8 @@ export function runTool(
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'), code });
+      const stdout = into ? into.bytes() : Buffer.concat(out);
+      resolve({ stdout, stderr: Buffer.concat(err).toString('utf8'), code, release: () => into?.release() });
     });
     child.stdin?.on('error', () => {});
     child.stdin?.end(o.stdin ?? '');
@@ -62,10 +99,12 @@ export function runTool(
 export async function tool(
   cmd: string,
   args: string[],
-  o: { stdin?: string | Buffer; timeoutMs?: number } = {},
+  o: { stdin?: string | Buffer; timeoutMs?: number; scratch?: Scratch } = {},
 ) {
   const r = await runTool(cmd, args, o);
-  if (r.code !== 0)
+  if (r.code !== 0) {
+    r.release();
     throw new CodedError('internal', `${cmd} failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+  }
   return r;
 }
