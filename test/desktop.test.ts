@@ -15,7 +15,13 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { DesktopUnavailableError, InvalidArgumentError, Machine, type NullspaceError } from '@nullspace/sdk';
+import {
+  DesktopUnavailableError,
+  InvalidArgumentError,
+  Machine,
+  type NullspaceError,
+  redactPreviewUrl,
+} from '@nullspace/sdk';
 import WebSocket from 'ws';
 import { TEMPLATES_DIR, cli, describeWithServer, eventually } from './harness.js';
 import { decodePng, pixel } from './png.js';
@@ -358,6 +364,16 @@ describeWithServer('desktop', (ctx) => {
         `${rw.url.replace(/viewer\.html.*$/, 'novnc/core/rfb.js')}${new URL(rw.url).search}`,
       );
       assert.equal(rfbJs.status, 200);
+
+      // The URL is an ordinary preview grant: redacted like one, and a revoked one opens nothing.
+      const token = new URL(rw.url).searchParams.get('ns_token') ?? '';
+      assert.ok(!redactPreviewUrl(rw.url).includes(token) && redactPreviewUrl(rw.url).includes('***'));
+      const extra = await m.desktop.stream.getUrl();
+      assert.notEqual(extra.grantId, rw.grantId);
+      assert.equal((await previewGet(extra.url)).status, 200);
+      await m.revokePreviewUrl(extra.grantId);
+      assert.equal((await previewGet(extra.url)).status, 403);
+      assert.equal((await previewGet(rw.url)).status, 200, 'other grants of the viewer stay good');
 
       const ro = await m.desktop.stream.getUrl({ viewOnly: true });
       assert.match(ro.url, /^http:\/\/6081-/);

@@ -276,9 +276,9 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
     const w = (await json()) as WriteRequest;
     await session.ready();
     const chars = [...w.text];
-    const type = (text: string) =>
+    const type = (text: string, delayMs = w.delay_ms) =>
       // `--` ends xdotool's options: text starting with "-" is typed, not read as one.
-      xdotool(['type', '--delay', String(w.delay_ms), '--', text], 60_000 + text.length * w.delay_ms);
+      xdotool(['type', '--delay', String(delayMs), '--', text], 60_000 + text.length * delayMs);
     let run: string[] = [];
     for (const ch of chars) {
       if (/^[\x20-\x7e\n\t]$/.test(ch)) {
@@ -292,8 +292,9 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
       if (run.length > 0) await type(run.join(''));
       run = [];
       // A character the keyboard map lacks is typed through a key xdotool maps to it for the
-      // moment; the application must read that key before the next such character maps it again.
-      await type(ch);
+      // moment and maps back after the key's delay: the application must read the key before
+      // that, and before the next such character maps it again.
+      await type(ch, Math.max(w.delay_ms, UNMAPPED_PAUSE_MS));
       await new Promise((r) => setTimeout(r, Math.max(w.delay_ms, UNMAPPED_PAUSE_MS)));
     }
     if (run.length > 0) await type(run.join(''));

@@ -91,18 +91,22 @@ export class DesktopSession {
     return this.xvfb !== undefined && this.xvfb.exitCode === null && this.xvfb.signalCode === null;
   }
 
-  /** The running session, started with the template's geometry if it is not running. */
+  /** The size a create asked for (kept to start the display again at it if it ended). */
+  private wanted: AgentDesktopSession | undefined;
+
+  /** The running session, started (at the size asked for, else the template's) if it is not running. */
   async ready(): Promise<AgentDesktopSession> {
     if (this.starting) return this.starting;
     if (this.running() && this.current) return this.current;
-    const g = markerGeometry();
-    if (!g) throw desktopUnavailable('this machine');
-    return this.start(g);
+    const marker = markerGeometry();
+    if (!marker) throw desktopUnavailable('this machine');
+    return this.start(this.wanted ?? marker);
   }
 
   /** The session at this size: kept when it already is, else (re)started. */
   async configure(g: AgentDesktopSession): Promise<AgentDesktopSession> {
     if (!markerGeometry()) throw desktopUnavailable('this machine');
+    this.wanted = g;
     if (this.starting) await this.starting.catch(() => undefined);
     const c = this.current;
     if (this.running() && c && c.width === g.width && c.height === g.height && c.dpi === g.dpi) return c;
