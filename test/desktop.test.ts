@@ -321,6 +321,47 @@ describeWithServer('desktop', (ctx) => {
   );
 
   it(
+    'xev sees the wheel, held buttons, a drag and key combinations with their keysyms',
+    { skip: noTemplate },
+    async () => {
+      // xev prints every event of its window; stdbuf makes it write each one as it comes.
+      const xev = await m.commands.run(
+        'stdbuf -oL xev -name xev-test -geometry 300x300+200+150 -event mouse -event keyboard > /tmp/xev.log',
+        { background: true },
+      );
+      const w = await eventually(
+        async () => (await m.desktop.listWindows()).find((x) => x.title === 'xev-test'),
+        "xev's window",
+      );
+      await m.desktop.focusWindow(w.id);
+      const at = await origin(m, w.id);
+      const p = (dx: number, dy: number) => ({ x: at.x + dx, y: at.y + dy });
+      await m.desktop.moveMouse(p(50, 50).x, p(50, 50).y);
+      await m.desktop.scroll('down', 2);
+      await m.desktop.scroll('up', 1);
+      await m.desktop.mousePress('right');
+      await m.desktop.mouseRelease('right');
+      await m.desktop.drag(p(20, 20), p(120, 140));
+      await m.desktop.press(['ctrl+shift+a', 'pageup', 'F5']);
+      await m.desktop.rightClick(p(10, 10).x, p(10, 10).y);
+      const events = await eventually(async () => {
+        const log = (await m.commands.run('cat /tmp/xev.log')).stdout;
+        const blocks = log.split('\n\n').map((b) => b.trim());
+        return blocks.filter((b) => /^ButtonRelease/.test(b) && /button 3/.test(b)).length >= 2 && blocks;
+      }, 'the events in xev');
+      const of = (type: string) => events.filter((b) => b.startsWith(type));
+      const buttons = of('ButtonPress').map((b) => Number(/button (\d+)/.exec(b)?.[1]));
+      assert.deepEqual(buttons, [5, 5, 4, 3, 1, 3]);
+      const drop = of('ButtonRelease').find((b) => /button 1,/.test(b)) ?? '';
+      assert.match(drop, new RegExp(`root:\\(${at.x + 120},${at.y + 140}\\)`), drop);
+      assert.ok(of('MotionNotify').length > 0);
+      const keys = of('KeyPress').map((b) => /keysym 0x[0-9a-f]+, (\w+)/.exec(b)?.[1]);
+      assert.deepEqual(keys, ['Control_L', 'Shift_L', 'A', 'Prior', 'F5']);
+      await xev.kill();
+    },
+  );
+
+  it(
     'bad coordinates, unknown keys and unknown windows are 400s with codes',
     { skip: noTemplate },
     async () => {
