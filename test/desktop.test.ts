@@ -582,8 +582,13 @@ describeWithServer('desktop', (ctx) => {
       await m.desktop.launch('xterm', ['-title', 'survivor', '-geometry', '40x5+300+300']);
       const w = await windowOf(m, 'xterm', 'survivor');
       const before = (await m.desktop.listWindows()).map((x) => x.id).sort();
+      // A viewer with a client connected and a recording running go through it too.
+      const viewer = await m.desktop.stream.start({ viewOnly: true });
+      const client = await Rfb.open(viewer.url);
+      const running = await m.desktop.recordings.start({ fps: 5 });
       const recs = (await m.desktop.recordings.list()).map((r) => r.id);
       await m.hibernate();
+      client.close();
       const back = await Machine.connect(m.id, ctx.server.conn);
       const after = (await back.desktop.listWindows()).map((x) => x.id).sort();
       assert.deepEqual(after, before);
@@ -597,6 +602,16 @@ describeWithServer('desktop', (ctx) => {
       // The X server still takes input after the restore.
       await back.desktop.moveMouse(77, 88);
       assert.deepEqual(await back.desktop.getCursorPosition(), { x: 77, y: 88 });
+      // The viewer answers a new connection with the same grant; the recording goes on.
+      assert.equal((await back.desktop.stream.status()).running, true);
+      const again = await Rfb.open(viewer.url);
+      assert.deepEqual([again.version, again.width], ['RFB 003.008\n', 800]);
+      again.close();
+      const stopped = await back.desktop.recordings.stop(running.id);
+      assert.equal(stopped.status, 'stopped');
+      const mp4 = await back.desktop.recordings.download(running.id);
+      assert.equal(Buffer.from(mp4.subarray(4, 8)).toString('latin1'), 'ftyp');
+      await back.desktop.stream.stop();
     },
   );
 
