@@ -362,6 +362,27 @@ describeWithServer('desktop', (ctx) => {
   );
 
   it(
+    'user text never reaches a shell: open, launch and the clipboard take it as one argument',
+    { skip: noTemplate },
+    async () => {
+      const trap = '/tmp/pwned';
+      const opened = await rejects(m.desktop.open(`/tmp/nothing-here; touch ${trap}; $(touch ${trap})`));
+      assert.equal(opened.code, 'invalid_argument');
+      assert.equal(opened.details?.field, 'target');
+      const launched = await rejects(m.desktop.launch(`touch ${trap}`));
+      assert.equal(launched.code, 'invalid_argument');
+      assert.equal(launched.details?.field, 'app');
+      await m.desktop.setClipboard(`$(touch ${trap})`);
+      await m.desktop.press('esc');
+      assert.equal(
+        (await m.commands.run(`test -e ${trap}`)).exitCode,
+        1,
+        'nothing ran the text as a command',
+      );
+    },
+  );
+
+  it(
     'bad coordinates, unknown keys and unknown windows are 400s with codes',
     { skip: noTemplate },
     async () => {
