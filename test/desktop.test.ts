@@ -20,6 +20,7 @@ import {
   InvalidArgumentError,
   Machine,
   type NullspaceError,
+  Template,
   redactPreviewUrl,
 } from '@nullspace/sdk';
 import WebSocket from 'ws';
@@ -716,6 +717,35 @@ describeWithServer('desktop', (ctx) => {
       } finally {
         await cli(ctx.server, ['machine', 'kill', id]);
         rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    'a template built on desktop has the desktop, at the size a create asks for',
+    { skip: noTemplate },
+    async () => {
+      // Its build machine ran a desktop too: what that left in /tmp (the X lock) must not stop the next.
+      const built = await Template.build(
+        { name: 'team/desk', base: 'desktop', run: ['echo built-on-desktop > /etc/desk-marker'] },
+        ctx.server.conn,
+      );
+      assert.deepEqual(built.template.names, ['team/desk:latest']);
+      const d = await Machine.create({
+        template: 'team/desk',
+        desktop: { width: 640, height: 480 },
+        ...ctx.server.conn,
+      });
+      try {
+        assert.deepEqual(await d.desktop.getScreenSize(), { width: 640, height: 480, dpi: 96 });
+        assert.equal((await d.commands.run('cat /etc/desk-marker')).stdout, 'built-on-desktop\n');
+      // The shipped base's env (DISPLAY) is the built template's too.
+      assert.ok((await d.getInfo()).envs.includes('DISPLAY'), 'DISPLAY in the machine envs');
+      assert.equal((await d.commands.run('echo $DISPLAY')).stdout, ':0\n');
+        await d.commands.run("xsetroot -solid '#0000ff'");
+        assert.deepEqual(pixel(decodePng(await d.desktop.screenshot()), 639, 479), [0, 0, 255]);
+      } finally {
+        await d.kill();
       }
     },
   );

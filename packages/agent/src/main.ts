@@ -4,11 +4,11 @@
  * and Node.js runtime are read-only bind mounts, and its socket and log live in the machine's run
  * directory, so the whole process tree can later be checkpointed by CRIU.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { AGENT_ROUTES, type AgentHealth } from '@nullspace/protocol';
+import { AGENT_ROUTES, type AgentHealth, DESKTOP_DISPLAY, DESKTOP_MARKER } from '@nullspace/protocol';
 import { addDesktopRoutes } from './desktop/routes.js';
 import { addFileRoutes } from './files/routes.js';
 import { log } from './log.js';
@@ -32,6 +32,10 @@ if (!values.socket) {
 const socketPath = values.socket;
 const defaultCwd = values.cwd ?? '/workspace';
 if (values.log) log.open(values.log);
+
+// In a machine with a desktop every command and terminal reaches it (a template's own env may say
+// otherwise: it is applied over this).
+if (existsSync(DESKTOP_MARKER)) process.env.DISPLAY ??= DESKTOP_DISPLAY;
 
 const router = new AgentRouter();
 addProcessRoutes(router, new ProcessTable(defaultCwd));

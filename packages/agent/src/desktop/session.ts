@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   type AgentDesktopSession,
@@ -15,6 +15,7 @@ import { desktopEnv, runTool } from './x-tools.js';
 export const DESKTOP_STATE_DIR = '/var/lib/nullspace-desktop';
 /** Display :0's socket, in the abstract namespace only (a path socket in /tmp/.X11-unix breaks CRIU restores). */
 const X_SOCKET = '@/tmp/.X11-unix/X0';
+const X_LOCK = '/tmp/.X0-lock';
 
 /** The geometry a template's marker file declares (defaults where it says nothing). */
 export function markerGeometry(): AgentDesktopSession | undefined {
@@ -124,6 +125,9 @@ export class DesktopSession {
     await stopProgram(this.wm);
     await stopProgram(this.xvfb);
     this.current = undefined;
+    // Display :0 is ours alone: a lock file left by another boot (a template built on `desktop`
+    // keeps the /tmp of its build machine) would name a pid that may well be alive here.
+    rmSync(X_LOCK, { force: true });
     const xvfb = startProgram('xvfb', 'Xvfb', [
       ':0',
       '-screen',
