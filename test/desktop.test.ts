@@ -739,9 +739,9 @@ describeWithServer('desktop', (ctx) => {
       try {
         assert.deepEqual(await d.desktop.getScreenSize(), { width: 640, height: 480, dpi: 96 });
         assert.equal((await d.commands.run('cat /etc/desk-marker')).stdout, 'built-on-desktop\n');
-      // The shipped base's env (DISPLAY) is the built template's too.
-      assert.ok((await d.getInfo()).envs.includes('DISPLAY'), 'DISPLAY in the machine envs');
-      assert.equal((await d.commands.run('echo $DISPLAY')).stdout, ':0\n');
+        // The shipped base's env (DISPLAY) is the built template's too.
+        assert.ok((await d.getInfo()).envs.includes('DISPLAY'), 'DISPLAY in the machine envs');
+        assert.equal((await d.commands.run('echo $DISPLAY')).stdout, ':0\n');
         await d.commands.run("xsetroot -solid '#0000ff'");
         assert.deepEqual(pixel(decodePng(await d.desktop.screenshot()), 639, 479), [0, 0, 255]);
       } finally {
