@@ -20,14 +20,13 @@ import { type AgentRouter, RESPONDED } from '../router.js';
 import { crop, encodePng, readXwd } from './image.js';
 import { Recordings } from './recordings.js';
 import { DesktopSession, markerGeometry } from './session.js';
+import { UnicodeKeys, keysymName, onKeyboardMap } from './unicode-keys.js';
 import { Viewer } from './viewer.js';
 import { Scratch, desktopEnv, runTool, tool } from './x-tools.js';
 
 const OK = { ok: true } as const;
 /** The screenshot dump's buffer, reused (a second screenshot at the same time gets its own). */
 const XWD_SCRATCH = new Scratch();
-/** Pause after typing a character that is not on the keyboard map (see keyboard/write). */
-const UNMAPPED_PAUSE_MS = 40;
 
 function inside(g: AgentDesktopSession, p: Point, field = ''): void {
   if (p.x >= g.width)
@@ -272,32 +271,45 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
     return OK;
   });
 
+  const unicode = new UnicodeKeys();
+  let unicodeGeneration = -1;
   router.add('POST', `${base}/keyboard/write`, async ({ json }) => {
     const w = (await json()) as WriteRequest;
     await session.ready();
-    const chars = [...w.text];
-    const type = (text: string, delayMs = w.delay_ms) =>
-      // `--` ends xdotool's options: text starting with "-" is typed, not read as one.
-      xdotool(['type', '--delay', String(delayMs), '--', text], 60_000 + text.length * delayMs);
-    let run: string[] = [];
-    for (const ch of chars) {
-      if (/^[\x20-\x7e\n\t]$/.test(ch)) {
-        run.push(ch);
-        if (run.length >= w.chunk_size) {
-          await type(run.join(''));
-          run = [];
-        }
-        continue;
-      }
-      if (run.length > 0) await type(run.join(''));
-      run = [];
-      // A character the keyboard map lacks is typed through a key xdotool maps to it for the
-      // moment and maps back after the key's delay: the application must read the key before
-      // that, and before the next such character maps it again.
-      await type(ch, Math.max(w.delay_ms, UNMAPPED_PAUSE_MS));
-      await new Promise((r) => setTimeout(r, Math.max(w.delay_ms, UNMAPPED_PAUSE_MS)));
+    if (unicodeGeneration !== session.generation) {
+      unicode.reset();
+      unicodeGeneration = session.generation;
     }
-    if (run.length > 0) await type(run.join(''));
+    const chars = [...w.text];
+    const timeout = (n: number) => 60_000 + n * w.delay_ms;
+    // Runs of characters on the keyboard map are typed as text (`--`: text starting with "-" is
+    // typed, not read as an option); the others are pressed as keys of their own (UnicodeKeys).
+    let i = 0;
+    while (i < chars.length) {
+      const mapped = onKeyboardMap(chars[i] as string);
+      let j = i;
+      while (j < chars.length && onKeyboardMap(chars[j] as string) === mapped && j - i < w.chunk_size) j++;
+      const run = chars.slice(i, j);
+      if (mapped)
+        await xdotool(['type', '--delay', String(w.delay_ms), '--', run.join('')], timeout(run.length));
+      else {
+        const names = run.map(keysymName);
+        const capacity = Math.max(1, await unicode.capacity());
+        for (let k = 0; k < names.length; ) {
+          // As many characters as there are keys for them: then the keys change hands.
+          const piece: string[] = [];
+          const distinct = new Set<string>();
+          while (k < names.length && (distinct.has(names[k] as string) || distinct.size < capacity)) {
+            distinct.add(names[k] as string);
+            piece.push(names[k] as string);
+            k++;
+          }
+          await unicode.ensure(piece);
+          await xdotool(['key', '--delay', String(w.delay_ms), '--', ...piece], timeout(piece.length));
+        }
+      }
+      i = j;
+    }
     return OK;
   });
 

@@ -83,6 +83,8 @@ export class DesktopSession {
   private wm: ChildProcess | undefined;
   private current: AgentDesktopSession | undefined;
   private starting: Promise<AgentDesktopSession> | undefined;
+  /** Counts the display's starts: what was set up on an X server (its keyboard map) is gone after. */
+  generation = 0;
 
   get geometry(): AgentDesktopSession | undefined {
     return this.running() ? this.current : undefined;
@@ -128,6 +130,7 @@ export class DesktopSession {
     // Display :0 is ours alone: a lock file left by another boot (a template built on `desktop`
     // keeps the /tmp of its build machine) would name a pid that may well be alive here.
     rmSync(X_LOCK, { force: true });
+    this.generation++;
     const xvfb = startProgram('xvfb', 'Xvfb', [
       ':0',
       '-screen',
