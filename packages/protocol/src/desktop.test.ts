@@ -86,5 +86,8 @@ describe('desktop requests', () => {
   it('types any Unicode but not NUL', () => {
     assert.equal(parseWrite({ text: 'héllo → 世界' }).chunk_size, 25);
     invalid(() => parseWrite({ text: 'a\0b' }), 'text');
+    assert.match(invalid(() => parseWrite({ text: 'bell\u0007' }), 'text').message, /U\+0007/);
+    invalid(() => parseWrite({ text: '\u0085' }), 'text');
+    assert.equal(parseWrite({ text: 'a\tb\r\nc' }).text, 'a\tb\r\nc');
   });
 });

@@ -289,7 +289,15 @@ export interface WriteRequest {
 }
 export function parseWrite(body: unknown): WriteRequest {
   const b = check(WriteBodySchema, body ?? {});
-  if (b.text.includes('\0')) throw invalidArgument('text', 'must not contain NUL');
+  // Control characters have no key to type them with, but newline, tab and carriage return.
+  for (const ch of b.text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if ((cp < 0x20 && ch !== '\n' && ch !== '\t' && ch !== '\r') || (cp >= 0x7f && cp <= 0x9f))
+      throw invalidArgument(
+        'text',
+        `control character U+${cp.toString(16).toUpperCase().padStart(4, '0')} cannot be typed`,
+      );
+  }
   return {
     text: b.text,
     chunk_size: b.chunk_size ?? DESKTOP_LIMITS.chunkSize.default,

@@ -280,7 +280,8 @@ export function addDesktopRoutes(router: AgentRouter): DesktopSession {
       unicode.reset();
       unicodeGeneration = session.generation;
     }
-    const chars = [...w.text];
+    // A carriage return (with or without its newline) is the Return key, as a newline is.
+    const chars = [...w.text.replace(/\r\n?/g, '\n')];
     const timeout = (n: number) => 60_000 + n * w.delay_ms;
     // Runs of characters on the keyboard map are typed as text (`--`: text starting with "-" is
     // typed, not read as an option); the others are pressed as keys of their own (UnicodeKeys).
