@@ -48,14 +48,18 @@ async function origin(
   m: Machine,
   id: number,
 ): Promise<{ x: number; y: number; width: number; height: number }> {
-  const r = await m.commands.run(`xwininfo -id ${id}`);
-  const num = (label: string) => Number(new RegExp(`${label}:\\s+(-?\\d+)`).exec(r.stdout)?.[1]);
-  return {
-    x: num('Absolute upper-left X'),
-    y: num('Absolute upper-left Y'),
-    width: num('Width'),
-    height: num('Height'),
-  };
+  // Once the window manager placed it (a window just mapped is 1x1 at 0,0 for a moment).
+  return eventually(async () => {
+    const r = await m.commands.run(`xwininfo -id ${id}`);
+    const num = (label: string) => Number(new RegExp(`${label}:\\s+(-?\\d+)`).exec(r.stdout)?.[1]);
+    const g = {
+      x: num('Absolute upper-left X'),
+      y: num('Absolute upper-left Y'),
+      width: num('Width'),
+      height: num('Height'),
+    };
+    return g.width > 1 && g.y > 0 && g;
+  }, `window ${id} placed`);
 }
 
 async function windowOf(m: Machine, app: string, title?: string) {
@@ -253,6 +257,12 @@ describeWithServer('desktop', (ctx) => {
         return r.exitCode === 0 && r.stdout;
       }, 'the typed lines');
       assert.equal(typed, `${text}\n${many}`);
+      // The program ended, and its xterm with it: gone from the list before the next test's window
+      // (a new client may get the same window id, which openbox must not confuse with this one).
+      await eventually(
+        async () => !(await m.desktop.listWindows()).some((x) => x.id === w.id),
+        'the xterm gone',
+      );
     },
   );
 

@@ -66,9 +66,15 @@ const WINDOW_LINE =
   /^(0x[0-9a-f]+)\s+(-?\d+)\s+(\d+)\s+(-?\d+)\s+(-?\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+) ?(.*)$/;
 
 async function listWindows(): Promise<WindowInfo[]> {
-  // wmctrl exits on an X error, which a window closing while it reads the list causes: try again.
+  // wmctrl exits on an X error, which a window closing while it reads the list causes: the window
+  // manager drops it from its list once it handled the close, which can take seconds after typing
+  // has changed the keyboard map many times (see UnicodeKeys). Try again, a little later each time
+  // (for up to about 5 s).
   let list = await runTool('wmctrl', ['-lpGx']);
-  for (let i = 0; i < 5 && list.code !== 0; i++) list = await runTool('wmctrl', ['-lpGx']);
+  for (let i = 1; i <= 20 && list.code !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 25 * i));
+    list = await runTool('wmctrl', ['-lpGx']);
+  }
   if (list.code !== 0) throw new CodedError('internal', `wmctrl failed: ${list.stderr.trim().slice(0, 300)}`);
   const active = await activeWindow();
   const out: WindowInfo[] = [];

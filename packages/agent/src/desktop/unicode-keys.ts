@@ -20,6 +20,11 @@ export function onKeyboardMap(ch: string): boolean {
  * key means the same thing for as long as an application may take to read it; when the spare keys
  * run out, the least recently used is given to the next character, between two runs of typing.
  * One per X server: `reset()` when the display starts again.
+ *
+ * Each new key is one change of the keyboard map, and openbox handles each in about 50 ms here
+ * (it reloads the map; with or without key bindings): after typing many different such characters
+ * the window manager is behind by that much (a line of 50 different ones: about 3 s), which
+ * window operations then wait out.
  */
 export class UnicodeKeys {
   private spare: number[] | undefined;
