@@ -37,3 +37,11 @@ cpSync(join(ptySrc, 'build/Release/pty.node'), join(ptyDst, 'build/Release/pty.n
 for (const dir of ['lib', 'lib/shared'])
   for (const f of readdirSync(join(ptySrc, dir)))
     if (f.endsWith('.js') && !f.endsWith('.test.js')) cpSync(join(ptySrc, dir, f), join(ptyDst, dir, f));
+
+// noVNC (the desktop viewer's client, ES modules loaded by the browser as they are): its core, the
+// vendored inflate it imports, and its licence, served by the agent beside the viewer page.
+const novncSrc = join(root, 'node_modules/@novnc/novnc');
+const novncDst = join(out, 'novnc');
+rmSync(novncDst, { recursive: true, force: true });
+for (const part of ['core', 'vendor', 'LICENSE.txt', 'package.json'])
+  cpSync(join(novncSrc, part), join(novncDst, part), { recursive: true });

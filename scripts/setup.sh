@@ -29,6 +29,9 @@ APT_PACKAGES=(
   # the Python SDK's tests: pytest, a venv without site-packages (the SDK is stdlib-only), and
   # pip with setuptools and wheel to build its wheel offline (--no-build-isolation)
   python3 python3-pytest python3-venv python3-pip python3-setuptools python3-wheel
+  # the desktop's tests and bench: a real browser for the viewer (driven by playwright-core),
+  # ffprobe for recordings, and the same X tools on the host as in the desktop template
+  chromium chromium-driver ffmpeg xvfb openbox xdotool wmctrl xclip x11-apps x11-utils x11-xserver-utils
 )
 step "Debian packages"
 missing=()

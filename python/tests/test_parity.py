@@ -29,6 +29,9 @@ TWINS = {
     "Commands": (nullspace.Commands, nullspace.AsyncCommands),
     "CommandHandle": (nullspace.CommandHandle, nullspace.AsyncCommandHandle),
     "Files": (nullspace.Files, nullspace.AsyncFiles),
+    "Desktop": (nullspace.Desktop, nullspace.AsyncDesktop),
+    "DesktopStream": (nullspace.machine.DesktopStream, nullspace.machine.AsyncDesktopStream),
+    "DesktopRecordings": (nullspace.machine.DesktopRecordings, nullspace.machine.AsyncDesktopRecordings),
     "Git": (nullspace.Git, nullspace.AsyncGit),
     "CodeInterpreter": (nullspace.CodeInterpreter, nullspace.AsyncCodeInterpreter),
     "GitConfig": (nullspace.machine.GitConfig, nullspace.machine.AsyncGitConfig),
@@ -167,9 +170,3 @@ def test_every_error_code_has_a_class_and_the_same_status(ts: Dict[str, Any]) ->
         assert (err.code, err.status) == (code, status)
 
 
-def test_desktop_raises_typed_errors() -> None:
-    m = nullspace.Machine("mch_aaaaaaaaaaaaaaaaaaaa", api_url="http://127.0.0.1:9")
-    for ns in (m.desktop,):
-        with pytest.raises(nullspace.UnsupportedFeatureError) as info:
-            ns.screenshot()
-        assert info.value.code == "invalid_argument" and info.value.status == 400

@@ -4,12 +4,13 @@
  * and Node.js runtime are read-only bind mounts, and its socket and log live in the machine's run
  * directory, so the whole process tree can later be checkpointed by CRIU.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { AGENT_ROUTES, type AgentHealth } from '@nullspace/protocol';
+import { AGENT_ROUTES, type AgentHealth, DESKTOP_DISPLAY, DESKTOP_MARKER } from '@nullspace/protocol';
 import { addCodeRoutes } from './code-routes.js';
+import { addDesktopRoutes } from './desktop/routes.js';
 import { addFileRoutes } from './files/routes.js';
 import { log } from './log.js';
 import { addProcessRoutes } from './process-routes.js';
@@ -33,10 +34,15 @@ const socketPath = values.socket;
 const defaultCwd = values.cwd ?? '/workspace';
 if (values.log) log.open(values.log);
 
+// In a machine with a desktop every command and terminal reaches it (a template's own env may say
+// otherwise: it is applied over this).
+if (existsSync(DESKTOP_MARKER)) process.env.DISPLAY ??= DESKTOP_DISPLAY;
+
 const router = new AgentRouter();
 addProcessRoutes(router, new ProcessTable(defaultCwd));
 const files = addFileRoutes(router);
 addCodeRoutes(router);
+addDesktopRoutes(router);
 router.add('GET', AGENT_ROUTES.health, async ({ req }): Promise<AgentHealth> => {
   // A health check on a closing connection is the server's drain before a checkpoint (see
   // AgentClient.drain): CRIU cannot dump inotify handles, so file watches let go of theirs until

@@ -22,6 +22,8 @@ export const AGENT_ROUTES = {
   process: (sel: string) => `/v1/processes/${encodeURIComponent(sel)}`,
   pty: '/v1/pty',
   files: '/v1/files',
+  /** The desktop: `/v1/desktop/...`, the API's paths without `/machines/{id}`. */
+  desktop: '/v1/desktop',
 } as const;
 
 export interface AgentHealth {
@@ -56,4 +58,11 @@ export interface AgentPtyRequest {
   cwd: string;
   envs: Record<string, string>;
   tag?: string;
+}
+
+/** What the server sends the agent to (re)start a machine's desktop at a size. */
+export interface AgentDesktopSession {
+  width: number;
+  height: number;
+  dpi: number;
 }

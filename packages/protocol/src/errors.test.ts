@@ -7,6 +7,7 @@ describe('error codes', () => {
   it('every code maps to its documented status', () => {
     const expected: Record<ErrorCode, number> = {
       invalid_argument: 400,
+      desktop_unavailable: 400,
       unauthenticated: 401,
       permission_denied: 403,
       not_found: 404,

@@ -6,6 +6,7 @@ import { FreeMap, type Static, StringEnum, Type, named } from './schema/kit.js';
  */
 export const ERROR_STATUS = {
   invalid_argument: 400,
+  desktop_unavailable: 400, // a desktop asked of a machine or template that has none (docs/desktop.md)
   unauthenticated: 401,
   permission_denied: 403,
   not_found: 404,

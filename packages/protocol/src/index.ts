@@ -11,6 +11,7 @@ export * from './stream.js';
 export * from './files.js';
 export * from './network.js';
 export * from './preview.js';
+export * from './desktop.js';
 export * from './ssh.js';
 export * from './metrics.js';
 export * from './volumes.js';

@@ -61,10 +61,18 @@ describe('parseCreateMachine', () => {
     assertInvalid(() => create({ template: 'base', Template: 'base' }), 'Template');
   });
 
-  it('refuses desktop (not offered yet) but accepts desktop: false', () => {
-    assertInvalid(() => create({ desktop: true }), 'desktop');
-    assertInvalid(() => create({ desktop: {} }), 'desktop');
-    assert.equal(create({ desktop: false }).template, 'base');
+  it('reads desktop: true or a geometry with its defaults, and refuses sizes out of range', () => {
+    assert.deepEqual(create({ desktop: true }).desktop, { width: 1024, height: 768, dpi: 96 });
+    assert.deepEqual(create({ desktop: {} }).desktop, { width: 1024, height: 768, dpi: 96 });
+    assert.deepEqual(create({ desktop: { width: 800, height: 600 } }).desktop, {
+      width: 800,
+      height: 600,
+      dpi: 96,
+    });
+    assert.equal(create({ desktop: false }).desktop, undefined);
+    assert.equal(create({}).desktop, undefined);
+    assertInvalid(() => create({ desktop: { width: 10 } }), 'desktop.width');
+    assertInvalid(() => create({ desktop: { depth: 24 } }), 'desktop.depth');
   });
 
   it('canonicalises the template reference and records that it was given', () => {

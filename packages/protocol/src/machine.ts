@@ -1,3 +1,4 @@
+import { type DesktopGeometry, DesktopGeometrySchema, desktopGeometry } from './desktop.js';
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX } from './ids.js';
 import { MACHINE_STATES, type MachineState } from './machine-states.js';
@@ -152,6 +153,8 @@ export interface CreateMachineSpec {
   warm_pool_wait_ms: number;
   /** Set when the request gave a network policy (else the server's default applies). */
   network?: NetworkSpec;
+  /** A desktop of this size (the template must have one). */
+  desktop?: DesktopGeometry;
 }
 
 const LIMIT = (l: { min: number; max: number; default: number }, description: string) =>
@@ -223,17 +226,10 @@ export const CreateMachineBodySchema = named(
       }),
     ),
     desktop: Type.Optional(
-      Type.Union(
-        [
-          Type.Boolean(),
-          Strict({
-            width: Type.Optional(Type.Integer()),
-            height: Type.Optional(Type.Integer()),
-            dpi: Type.Optional(Type.Integer()),
-          }),
-        ],
-        { description: 'A desktop (not available on this server yet: refused unless false).' },
-      ),
+      Type.Union([Type.Boolean(), DesktopGeometrySchema], {
+        description:
+          'A desktop of this size (`true`: 1024x768, 96 dpi); the template must have one (`desktop`).',
+      }),
     ),
     warm_pool: Type.Optional(
       Pattern(/^twp_[a-z2-7]{20}$/, `must be a warm pool id (${ID_PREFIX.warmPool}...)`, {
@@ -255,9 +251,7 @@ export const CreateMachineBodySchema = named(
 export type CreateMachineBody = Static<typeof CreateMachineBodySchema>;
 
 /** Features of the contract this server does not offer yet: refused loudly, never ignored. */
-export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {
-  desktop: 'desktop machines are not available on this server yet',
-};
+export const UNSUPPORTED_CREATE_FIELDS: Record<string, string> = {};
 
 export function parseCreateMachine(body: unknown): CreateMachineSpec {
   const raw = body === undefined || body === null ? {} : body;
@@ -301,6 +295,8 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
   if (volumes.length > 0) spec.volumes = volumes;
   if (b.warm_pool !== undefined) spec.warm_pool = b.warm_pool;
   if (network !== undefined) spec.network = network;
+  const desktop = desktopGeometry(b.desktop);
+  if (desktop !== undefined) spec.desktop = desktop;
   return spec;
 }
 

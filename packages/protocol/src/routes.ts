@@ -6,6 +6,7 @@
  */
 import { CODE_ROUTES } from './routes/code.js';
 import type { RouteSpec } from './routes/common.js';
+import { DESKTOP_ROUTES } from './routes/desktop.js';
 import { FILE_ROUTES } from './routes/files.js';
 import { MACHINE_ROUTES } from './routes/machines.js';
 import { NETWORKING_ROUTES } from './routes/networking.js';
@@ -22,6 +23,7 @@ export const ROUTES = {
   ...FILE_ROUTES,
   ...NETWORKING_ROUTES,
   ...CODE_ROUTES,
+  ...DESKTOP_ROUTES,
 
   // the server itself
   openapi: {

@@ -5,6 +5,7 @@ import { ERROR_STATUS, type ErrorCode } from '@nullspace/protocol';
 import {
   AuthenticationError,
   ConflictError,
+  DesktopUnavailableError,
   DiskFullError,
   InternalError,
   InvalidArgumentError,
@@ -21,6 +22,7 @@ import {
 
 const CLASS_OF: Record<ErrorCode, typeof NullspaceError> = {
   invalid_argument: InvalidArgumentError,
+  desktop_unavailable: DesktopUnavailableError,
   payload_too_large: InvalidArgumentError,
   unauthenticated: AuthenticationError,
   permission_denied: PermissionDeniedError,

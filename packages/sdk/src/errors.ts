@@ -114,6 +114,21 @@ export class NullspaceError extends Error {
 export class InvalidArgumentError extends NullspaceError {}
 
 /**
+ * A desktop was asked of a machine (or, on create, a template) that has none
+ * (`desktop_unavailable`, 400): create it from the `desktop` template.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await Machine.create({ template: 'base', desktop: true });
+ * } catch (err) {
+ *   if (err instanceof DesktopUnavailableError) console.error('use template "desktop"');
+ * }
+ * ```
+ */
+export class DesktopUnavailableError extends InvalidArgumentError {}
+
+/**
  * The API key is missing or wrong (`unauthenticated`).
  *
  * @example
@@ -242,6 +257,7 @@ type ErrorClass = new (code: ErrorCode, message: string, init?: NullspaceErrorIn
 const CLASS_OF_CODE = {
   invalid_argument: InvalidArgumentError,
   payload_too_large: InvalidArgumentError,
+  desktop_unavailable: DesktopUnavailableError,
   unauthenticated: AuthenticationError,
   permission_denied: PermissionDeniedError,
   not_found: NotFoundError,

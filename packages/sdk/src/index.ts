@@ -45,6 +45,18 @@ export {
   type RunCodeOptions,
 } from './code-interpreter.js';
 export {
+  Desktop,
+  DesktopRecordings,
+  DesktopStream,
+  type DesktopWindow,
+  type Point,
+  type Recording,
+  type ScreenSize,
+  type ScreenshotOptions,
+  type StreamUrl,
+  type WriteOptions,
+} from './desktop.js';
+export {
   type FileEntry,
   type FileWatchPoller,
   type ReadOptions,
@@ -147,6 +159,7 @@ export {
   ConflictError,
   DiskFullError,
   InternalError,
+  DesktopUnavailableError,
   InvalidArgumentError,
   NotFoundError,
   NullspaceError,

@@ -28,9 +28,7 @@ import type { FromWire } from './wire.js';
  * };
  * ```
  */
-export interface MachineCreateOptions
-  extends Omit<FromWire<typeof CreateMachineBodySchema>, 'desktop'>,
-    ConnectionOptions {}
+export interface MachineCreateOptions extends FromWire<typeof CreateMachineBodySchema>, ConnectionOptions {}
 
 /**
  * Options of {@link Machine.connect} and {@link Machine.resume}.

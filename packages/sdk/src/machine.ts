@@ -13,6 +13,7 @@ import {
 } from '@nullspace/protocol';
 import { CodeInterpreter } from './code-interpreter.js';
 import { type CommandResult, Commands } from './commands.js';
+import { Desktop } from './desktop.js';
 import { NotFoundError, type NullspaceError, errorFromCode } from './errors.js';
 import type { LifecycleEvent, StreamEventsOptions } from './events.js';
 import type { SignedUrlOptions } from './files-types.js';
@@ -188,6 +189,16 @@ export class Machine extends MachineHandle implements AsyncDisposable {
    * ```
    */
   readonly codeInterpreter: CodeInterpreter;
+  /**
+   * The machine's desktop (template `desktop`): screenshots, mouse, keyboard, windows, clipboard,
+   * a viewer and recordings.
+   *
+   * @example
+   * ```ts
+   * const png = await machine.desktop.screenshot();
+   * ```
+   */
+  readonly desktop: Desktop;
   readonly #connection: ConnectionOptions;
 
   /**
@@ -205,6 +216,7 @@ export class Machine extends MachineHandle implements AsyncDisposable {
     this.#connection = connectionOf(opts);
     this.commands = new Commands(id, this.transport);
     this.files = new Files(id, this.transport);
+    this.desktop = new Desktop(id, this.transport);
     this.pty = new Pty(id, this.transport);
     this.git = new Git(this.commands); // git helpers
     this.codeInterpreter = new CodeInterpreter(id, this.transport, this.files);

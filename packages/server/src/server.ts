@@ -16,6 +16,7 @@ import { EventLog } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
 import { addCodeRoutes } from './http/code-routes.js';
 import { addCommandRoutes, processSockets } from './http/command-routes.js';
+import { Desktops, addDesktopRoutes } from './http/desktop-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
@@ -150,7 +151,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
 
   const router = new Router();
-  addMachineRoutes(router, machines, pools);
+  const desktops = new Desktops({ machines, templates: catalog, previews: () => previews, log });
+  addMachineRoutes(router, machines, pools, desktops);
   addSnapshotRoutes(router, machines);
   addVolumeRoutes(router, volumes);
   addTemplateRoutes(router, templates, pools, (templateId) => [
@@ -190,6 +192,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
   addPreviewRoutes(router, previews);
+  addDesktopRoutes(router, machines, desktops);
   addMetricsRoutes(router, metrics);
   metrics.start();
   const ca = new SshCa(config.dataDir);

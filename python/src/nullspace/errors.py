@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Type
 #: Every error code of the API with its one HTTP status (packages/protocol/src/errors.ts).
 ERROR_STATUS: Dict[str, int] = {
     "invalid_argument": 400,
+    "desktop_unavailable": 400,
     "unauthenticated": 401,
     "permission_denied": 403,
     "not_found": 404,
@@ -104,6 +105,19 @@ class InvalidArgumentError(NullspaceError):
             Machine.create(vcpus=1000)
         except InvalidArgumentError as err:
             print(err.details["field"])  # "vcpus"
+    """
+
+
+class DesktopUnavailableError(InvalidArgumentError):
+    """A desktop was asked of a machine (or, on create, a template) that has none
+    (``desktop_unavailable``): create the machine from the ``desktop`` template.
+
+    Example::
+
+        try:
+            Machine.create(template="base", desktop=True)
+        except DesktopUnavailableError:
+            print('use template="desktop"')
     """
 
 
@@ -242,13 +256,13 @@ class GitError(NullspaceError):
 
 class UnsupportedFeatureError(InvalidArgumentError):
     """A feature of the contract this SDK and server do not offer yet (``invalid_argument``, the
-    same code the server answers when asked for it): ``machine.desktop`` and
-    ``machine.code_interpreter``. ``details["feature"]`` names it."""
+    same code the server answers when asked for it): ``machine.code_interpreter``. ``details["feature"]`` names it."""
 
 
 #: The class of each code; every code of ERROR_STATUS has one (tested).
 CLASS_OF_CODE: Dict[str, Type[NullspaceError]] = {
     "invalid_argument": InvalidArgumentError,
+    "desktop_unavailable": DesktopUnavailableError,
     "payload_too_large": PayloadTooLargeError,
     "unauthenticated": AuthenticationError,
     "permission_denied": PermissionDeniedError,

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 from . import _async, _ops, _sync
 from . import _protocol as p
-from .errors import NotFoundError, UnsupportedFeatureError
+from .errors import NotFoundError
 from .models import MachineInfo, OutputChunk
 
 # ---- making methods from operations -------------------------------------------------------------
@@ -282,6 +282,44 @@ class AsyncFiles(_Namespace):
         return await self.make_dir(path, **kwargs)  # type: ignore[attr-defined]
 
 
+class Desktop(_Namespace):
+    """``machine.desktop``: screenshots, mouse and keyboard, windows, clipboard, applications, the
+    viewer (``stream``) and recordings (``recordings``) of a machine of the ``desktop`` template.
+
+    Example::
+
+        with Machine.create(template="desktop", desktop={"width": 1280, "height": 800}) as m:
+            m.desktop.launch("xterm")
+            m.desktop.write("echo hello\\n")
+            png = m.desktop.screenshot()
+    """
+
+    def __init__(self, machine_id: str, client: Any, family: Any) -> None:
+        super().__init__(machine_id, client, family)
+        self.stream = family.DesktopStream(machine_id, client, family)
+        self.recordings = family.DesktopRecordings(machine_id, client, family)
+
+
+class AsyncDesktop(Desktop):
+    """``machine.desktop`` of an :class:`AsyncMachine`; every method is a coroutine."""
+
+
+class DesktopStream(_Namespace):
+    """``machine.desktop.stream``: the viewer, a noVNC page behind a signed preview URL."""
+
+
+class AsyncDesktopStream(_Namespace):
+    """``machine.desktop.stream`` of an :class:`AsyncMachine`."""
+
+
+class DesktopRecordings(_Namespace):
+    """``machine.desktop.recordings``: screen recordings (MP4) kept in the machine."""
+
+
+class AsyncDesktopRecordings(_Namespace):
+    """``machine.desktop.recordings`` of an :class:`AsyncMachine`."""
+
+
 class FileWatchPoller:
     """A watch read by polling (``files.create_watch``): ``events()``, ``stop()``."""
 
@@ -325,26 +363,6 @@ class Git:
 
 class AsyncGit(Git):
     pass
-
-
-class _Unsupported:
-    """A namespace of the contract this server does not offer yet: every attribute raises
-    :class:`UnsupportedFeatureError` (code ``invalid_argument``, like the server's refusal)."""
-
-    def __init__(self, feature: str) -> None:
-        self._feature = feature
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise UnsupportedFeatureError(
-            "invalid_argument",
-            f"{self._feature}: not available on this server yet ({self._feature}.{name})",
-            details={"feature": self._feature},
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self._feature}: not available yet>"
 
 
 class MachinePaginator:
@@ -418,8 +436,9 @@ class _MachineBase:
         self.files = f.Files(machine_id, self._client, f)
         self.pty = f.Pty(machine_id, self._client, f)
         self.git = f.Git(self.commands)
-        #: Screenshots, input, windows, viewer streams (a later issue): raises until then.
-        self.desktop = _Unsupported("desktop")
+        #: Screenshots, input, windows, clipboard, a viewer and recordings (machines of the ``desktop``
+        #: template).
+        self.desktop = f.Desktop(machine_id, self._client, f)
         #: Stateful notebook-style code execution (machines of the ``code-interpreter`` template).
         self.code_interpreter = f.CodeInterpreter(machine_id, self._client, f)
         self._info = _info
@@ -521,6 +540,9 @@ _install(_ops.CommandHandleOps, CommandHandle, AsyncCommandHandle)
 _install(_ops.PtyOps, Pty, AsyncPty)
 _install(_ops.PtyHandleOps, PtyHandle, AsyncPtyHandle)
 _install(_ops.FilesOps, Files, AsyncFiles)
+_install(_ops.DesktopOps, Desktop, AsyncDesktop)
+_install(_ops.DesktopStreamOps, DesktopStream, AsyncDesktopStream)
+_install(_ops.DesktopRecordingsOps, DesktopRecordings, AsyncDesktopRecordings)
 _install(_ops.FileWatchPollerOps, FileWatchPoller, AsyncFileWatchPoller)
 _install(_ops.GitOps, Git, AsyncGit)
 _install(_ops.CodeInterpreterOps, CodeInterpreter, AsyncCodeInterpreter)
@@ -565,6 +587,9 @@ SYNC = SimpleNamespace(
     Pty=Pty,
     PtyHandle=PtyHandle,
     Files=Files,
+    Desktop=Desktop,
+    DesktopStream=DesktopStream,
+    DesktopRecordings=DesktopRecordings,
     FileWatchPoller=FileWatchPoller,
     Git=Git,
     CodeInterpreter=CodeInterpreter,
@@ -579,6 +604,9 @@ ASYNC = SimpleNamespace(
     Pty=AsyncPty,
     PtyHandle=AsyncPtyHandle,
     Files=AsyncFiles,
+    Desktop=AsyncDesktop,
+    DesktopStream=AsyncDesktopStream,
+    DesktopRecordings=AsyncDesktopRecordings,
     FileWatchPoller=AsyncFileWatchPoller,
     Git=AsyncGit,
     CodeInterpreter=AsyncCodeInterpreter,

@@ -42,6 +42,7 @@ import {
 } from '../output.js';
 import { choices, schemaFlags } from '../schema-flags.js';
 import { code } from './code.js';
+import { desktop } from './desktop.js';
 import { events } from './events.js';
 import { cp, files } from './files.js';
 import { git } from './git.js'; // nullspace machine git
@@ -103,6 +104,16 @@ const WARM_POOL_MODES = choices(CreateMachineBodySchema, 'warm_pool_mode') as re
   MachineCreateOptions['warmPoolMode']
 >[];
 
+/** `--desktop 1280x800[@DPI]` or `--desktop default`. */
+function desktopFrom(values: CommandInput['values'], command: string): MachineCreateOptions['desktop'] {
+  const raw = optionalString(values, 'desktop');
+  if (raw === undefined) return undefined;
+  if (raw === 'default' || raw === 'true') return true;
+  const m = /^(\d+)x(\d+)(?:@(\d+))?$/.exec(raw);
+  if (!m) throw new UsageError(`--desktop: expected WIDTHxHEIGHT[@DPI] or "default", got "${raw}"`, command);
+  return { width: Number(m[1]), height: Number(m[2]), ...(m[3] === undefined ? {} : { dpi: Number(m[3]) }) };
+}
+
 const create: Subcommand = {
   name: 'create',
   summary: 'Create a machine and print its info.',
@@ -111,6 +122,8 @@ const create: Subcommand = {
 ${CREATE_FLAGS.help}
 ${VOLUME_FLAG_HELP}
 ${WARM_POOL_FLAGS.help}
+  --desktop SIZE           a desktop (template desktop): WIDTHxHEIGHT[@DPI], or "default"
+                           (1024x768@96)
   -q, --quiet              print only the machine id
 
 Network (default: egress allow_all, public addresses only; see 'nullspace machine network'):
@@ -119,6 +132,7 @@ ${NETWORK_FLAGS_HELP}`,
     ...CREATE_FLAGS.options,
     volume: { type: 'string', multiple: true },
     ...WARM_POOL_FLAGS.options,
+    desktop: { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
     ...NETWORK_OPTIONS,
   },
@@ -148,6 +162,7 @@ ${NETWORK_FLAGS_HELP}`,
     set('warmPool', optionalString(values, 'warm-pool'));
     set('warmPoolMode', oneOf(values, 'warm-pool-mode', WARM_POOL_MODES, command));
     set('warmPoolWaitMs', optionalInteger(values, 'warm-pool-wait-ms', command));
+    set('desktop', desktopFrom(values, command));
 
     const machine = await Machine.create(opts);
     if (flag(values, 'quiet')) {
@@ -542,6 +557,7 @@ const SUBCOMMANDS: Subcommand[] = [
   files,
   git, // nullspace machine git ID ACTION
   code, // nullspace machine code ID 'CODE'
+  desktop, // nullspace machine desktop ID ACTION
 ];
 
 export const MACHINE_HELP = groupHelp('machine', 'Create, inspect and drive machines.', SUBCOMMANDS);

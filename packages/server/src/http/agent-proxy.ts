@@ -165,6 +165,76 @@ export function callAgent(
   return proxyToAgent(ctx, machines, id, { method, path, body });
 }
 
+/**
+ * One JSON call to a machine's agent whose answer the server uses itself (not passed through):
+ * leased like a proxied request (auto-resume, checkpoints wait for it), errors as the proxy's.
+ */
+export async function agentJson<T>(
+  machines: MachineService,
+  id: string,
+  o: { method: ProxyOptions['method']; path: string; body?: unknown; timeoutMs?: number },
+): Promise<T> {
+  const lease = await machines.openAgent(id, { long: false });
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+      const req = http.request({
+        socketPath: lease.socketPath,
+        path: o.path,
+        method: o.method,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': payload.length }
+          : { 'content-length': 0 },
+        agent: lease.pool,
+        timeout: o.timeoutMs ?? 60_000,
+      });
+      lease.onCut((reason) =>
+        req.destroy(
+          new CodedError('unavailable', `the machine's agent connection was closed: ${reason}`, {
+            retry_after: 1,
+          }),
+        ),
+      );
+      req.on('timeout', () =>
+        req.destroy(
+          new CodedError('timeout', `machine agent did not answer within ${o.timeoutMs ?? 60_000} ms`),
+        ),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err instanceof CodedError
+            ? err
+            : new CodedError('unavailable', `machine agent is not reachable: ${err.code ?? err.message}`, {
+                retry_after: 1,
+              }),
+        ),
+      );
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 500;
+        if (status >= 400) {
+          readAgentError(res, status).then(reject, reject);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+      req.end(payload);
+    });
+  } catch (err) {
+    throw await lease.failed(err);
+  } finally {
+    lease.release();
+  }
+}
+
 async function readAgentError(res: http.IncomingMessage, status: number): Promise<CodedError> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -184,7 +254,7 @@ async function readAgentError(res: http.IncomingMessage, status: number): Promis
   const code = isErrorCode(err?.code) ? err.code : 'internal';
   // The agent runs inside the machine: pass on only what the API edge would say itself.
   const details: Record<string, unknown> = {};
-  for (const k of ['field', 'pid', 'tag', 'path']) {
+  for (const k of ['field', 'pid', 'tag', 'path', 'key', 'window_id', 'recording_id']) {
     const v = err?.details?.[k];
     if (typeof v === 'string' || typeof v === 'number') details[k] = v;
   }

@@ -12,14 +12,22 @@ import {
 } from '@nullspace/protocol';
 import type { MachineService } from '../services/machines/machine-service.js';
 import type { WarmPoolService } from '../services/warm-pool-service.js';
+import type { Desktops } from './desktop-routes.js';
 import type { Router } from './router.js';
 
 /** `/v1/machines` routes: parse and validate at the edge, then call the service. */
-export function addMachineRoutes(router: Router, machines: MachineService, pools: WarmPoolService): void {
+export function addMachineRoutes(
+  router: Router,
+  machines: MachineService,
+  pools: WarmPoolService,
+  desktops: Desktops,
+): void {
   router.on('createMachine', async (ctx) => {
     const spec = parseCreateMachine(await ctx.body());
+    desktops.checkCreate(spec);
     // A create that names a warm pool is the pools' to serve (checkout, or a cold create).
     const info = spec.warm_pool === undefined ? await machines.create(spec) : await pools.createMachine(spec);
+    await desktops.afterCreate(spec, info);
     return { status: 201, body: info };
   });
 

@@ -126,8 +126,12 @@ export class TemplateCatalog implements TemplateResolver {
       ref,
       id: t.id,
       lowerdir: this.layers(chain),
-      // The base's env under the template's; the nearest workdir.
-      env: Object.assign({}, ...[...chain].reverse().map((c) => c.spec.env)) as Record<string, string>,
+      // The base's env under the template's (a shipped template at the bottom too); the nearest workdir.
+      env: Object.assign(
+        {},
+        this.shipped.find((chain[chain.length - 1] as TemplateRecord).spec.base)?.env,
+        ...[...chain].reverse().map((c) => c.spec.env),
+      ) as Record<string, string>,
       workdir: chain.find((c) => c.spec.workdir !== null)?.spec.workdir ?? null,
       start: t.spec.start_cmd ? { start_cmd: t.spec.start_cmd, ready_check: t.spec.ready_check } : null,
       disk_mb: t.spec.disk_mb,

@@ -9,11 +9,12 @@ iterator), ``@cls_op`` / ``@cls_op_iter`` (class methods; they get the client re
 ``api_url``, ``api_key`` and ``request_timeout`` as their second argument).
 
 One module per namespace: ``machines`` (lifecycle), ``events``, ``networking``, ``volumes``,
-``commands``, ``pty``, ``files``, ``git``, ``code`` (the code interpreter), ``templates`` (templates, warm pools, snapshots).
+``commands``, ``pty``, ``files``, ``git``, ``code`` (the code interpreter), ``desktop``, ``templates`` (templates, warm pools, snapshots).
 """
 
 from .code import CodeInterpreterOps
 from .commands import CommandHandleOps, CommandsOps
+from .desktop import DesktopOps, DesktopRecordingsOps, DesktopStreamOps
 from .events import MachineEventsOps
 from .files import FilesOps, FileWatchPollerOps
 from .git import GitConfigOps, GitOps
@@ -31,6 +32,9 @@ __all__ = [
     "CodeInterpreterOps",
     "CommandHandleOps",
     "CommandsOps",
+    "DesktopOps",
+    "DesktopRecordingsOps",
+    "DesktopStreamOps",
     "FileWatchPollerOps",
     "FilesOps",
     "ForkChild",

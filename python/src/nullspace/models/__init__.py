@@ -50,6 +50,7 @@ from .networking import (
 )
 from .resources import TemplateBuildResult, TemplateInfo, VolumeInfo, WarmPoolInfo
 from .git import GitBranch, GitBranches, GitFileStatus, GitStatus
+from .desktop import CursorPosition, DesktopWindow, Recording, ScreenSize, StreamUrl
 
 __all__ = [
     "CodeArtifact",
@@ -60,6 +61,11 @@ __all__ = [
     "InstallResult",
     "Logs",
     "CommandResult",
+    "CursorPosition",
+    "DesktopWindow",
+    "Recording",
+    "ScreenSize",
+    "StreamUrl",
     "EgressInfo",
     "FileEntry",
     "FileList",
