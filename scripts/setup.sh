@@ -2,7 +2,8 @@
 # One idempotent host set-up for Nullspace: Debian packages, CRIU built from Debian's source,
 # node modules (native ones built here), the TypeScript build, the `base` template and the templates
 # shipped with Nullspace (templates/).
-# A second run only checks and takes seconds. Needs root on Debian 12 (bookworm).
+# A second run only checks and takes seconds. Needs root on Debian 12 (bookworm) or 13 (trixie);
+# templates are bookworm either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
