@@ -258,6 +258,15 @@ describeWithServer('API errors', (ctx) => {
     await expectError('POST', cmd, { cmd: 'ls', timeout_ms: 0 }, 'invalid_argument', 'timeout_ms');
     await expectError('POST', cmd, { cmd: 'ls', cwd: 'tmp' }, 'invalid_argument', 'cwd');
     await expectError('POST', cmd, { cmd: 'ls', bogus: 1 }, 'invalid_argument', 'bogus');
+    // What the kernel would refuse at spawn (a 100 kB program name was a 500 ENAMETOOLONG).
+    await expectError('POST', cmd, { cmd: 'x'.repeat(100_000) }, 'invalid_argument', 'cmd');
+    await expectError(
+      'POST',
+      cmd,
+      { cmd: 'echo', args: Array(11).fill('x'.repeat(100_000)) },
+      'invalid_argument',
+      'args',
+    );
     await expectError(
       'POST',
       `/v1/machines/${machineId}/connect`,

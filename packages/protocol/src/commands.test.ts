@@ -46,8 +46,34 @@ describe('parseRunCommand', () => {
     assertInvalid(() => run({ cmd: '' }), 'cmd');
     assertInvalid(() => run({ cmd: ['ls'] }), 'cmd');
     assertInvalid(() => run({ cmd: 'l\0s' }), 'cmd');
-    assert.equal(run({ cmd: 'x'.repeat(128 * 1024) }).cmd.length, 128 * 1024);
+    assert.equal(run({ cmd: 'x'.repeat(128 * 1024 - 1), shell: true }).cmd.length, 128 * 1024 - 1);
     assertInvalid(() => run({ cmd: 'x'.repeat(128 * 1024 + 1) }), 'cmd');
+  });
+
+  it('cmd fits what the kernel takes: a program path of at most 4095 bytes, a shell line below 128 KiB', () => {
+    // Without a shell cmd is the program: a longer path is ENAMETOOLONG at spawn (was a 500).
+    assert.equal(run({ cmd: `/${'a'.repeat(4094)}` }).cmd.length, 4095);
+    assertInvalid(() => run({ cmd: 'x'.repeat(100_000) }), 'cmd', /4095 bytes.*shell: true/);
+    // With a shell it is one argument of bash -c: at most 128 KiB with its NUL (else E2BIG).
+    assertInvalid(() => run({ cmd: 'x'.repeat(128 * 1024), shell: true }), 'cmd', /131071 bytes/);
+    assertInvalid(() => run({ cmd: 'é'.repeat(70_000), shell: true }), 'cmd', /131071 bytes/);
+    assertInvalid(() => run({ cmd: 'echo', args: ['x'.repeat(128 * 1024)] }), 'args[0]', /131071 bytes/);
+    // Together (argv and envs) within what execve takes.
+    assert.equal(run({ cmd: 'echo', args: Array(7).fill('x'.repeat(100_000)) }).args.length, 7);
+    assertInvalid(
+      () => run({ cmd: 'echo', args: Array(11).fill('x'.repeat(100_000)) }),
+      'args',
+      /at most 1048576/,
+    );
+    assertInvalid(
+      () =>
+        run({
+          cmd: 'echo',
+          args: Array(10).fill('x'.repeat(100_000)),
+          envs: { BIG0: 'y'.repeat(30_000), BIG1: 'y'.repeat(30_000) },
+        }),
+      'args',
+    );
   });
 
   it('args: strings, at most 4096 of at most 128 KiB; not with shell', () => {

@@ -187,6 +187,16 @@ export type RunCommandResult = Static<typeof RunCommandResultSchema>;
 /** `POST .../stdin` (and a terminal's `input`): the bytes the process got. */
 export const StdinResultSchema = Type.Object({ pid: Type.Integer(), bytes: Type.Integer() });
 
+/** The longest program path the kernel resolves (PATH_MAX less its NUL). */
+const MAX_PROGRAM_BYTES = 4095;
+/** The longest single argument the kernel passes to a program (MAX_ARG_STRLEN less its NUL). */
+const MAX_ARG_BYTES = 128 * 1024 - 1;
+/**
+ * The most a command line and its envs may take together: half the kernel's usual limit (ARG_MAX,
+ * a quarter of the 8 MiB stack), the rest left to the environment the machine adds.
+ */
+const MAX_ARGV_BYTES = 1024 * 1024;
+
 export function parseRunCommand(body: unknown): RunCommandRequest {
   const b = check(RunCommandBodySchema, body);
   const background = b.background ?? false;
@@ -196,6 +206,29 @@ export function parseRunCommand(body: unknown): RunCommandRequest {
   const shell = b.shell ?? false;
   const args = b.args ?? [];
   if (shell && args.length > 0) throw invalidArgument('args', 'cannot be combined with shell: true');
+  // What the kernel takes: without a shell cmd names the program (PATH_MAX, with its NUL); with
+  // one it is a single argument of `bash -c` (MAX_ARG_STRLEN, with its NUL).
+  const bytes = Buffer.byteLength(b.cmd);
+  if (!shell && bytes > MAX_PROGRAM_BYTES)
+    throw invalidArgument(
+      'cmd',
+      `a program name or path is at most ${MAX_PROGRAM_BYTES} bytes (got ${bytes}); for a command line use shell: true`,
+    );
+  if (shell && bytes > MAX_ARG_BYTES)
+    throw invalidArgument('cmd', `a shell command line is at most ${MAX_ARG_BYTES} bytes (got ${bytes})`);
+  let argv = bytes + 1;
+  for (const [i, a] of args.entries()) {
+    const n = Buffer.byteLength(a);
+    if (n > MAX_ARG_BYTES)
+      throw invalidArgument(`args[${i}]`, `an argument is at most ${MAX_ARG_BYTES} bytes (got ${n})`);
+    argv += n + 1;
+  }
+  for (const [k, v] of Object.entries(b.envs ?? {})) argv += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+  if (argv > MAX_ARGV_BYTES)
+    throw invalidArgument(
+      'args',
+      `the command line and its envs take ${argv} bytes; at most ${MAX_ARGV_BYTES} (the kernel refuses more)`,
+    );
   const req: RunCommandRequest = {
     cmd: b.cmd,
     args,
