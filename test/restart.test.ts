@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { Machine } from '@nullspace/sdk';
-import { describeWithServer, eventually } from './harness.js';
+import { api, describeWithServer, eventually, leftovers } from './harness.js';
 
 describeWithServer('server restart', (ctx) => {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
@@ -52,4 +52,48 @@ describeWithServer('server restart', (ctx) => {
     assert.match(String(info.statusReason), /lost/);
     assert.equal((await Machine.killById(m.id, ctx.server.conn)).status, 'killed');
   });
+});
+
+/**
+ * A server SIGKILLed in the middle of a create, at several points of it: after the restart each
+ * machine is in a defined state (running, or failed with a reason), kill cleans it up, and the
+ * host holds nothing of it.
+ */
+describeWithServer('server killed mid-create', (ctx) => {
+  for (const delayMs of [0, 15, 40, 80, 150]) {
+    it(`${delayMs} ms into a create: defined state after the restart, nothing left after kill`, async () => {
+      const s = ctx.server;
+      const states = 'state=starting&state=running&state=failed&state=killing&state=killed';
+      const listed = async () =>
+        (
+          (await api(s, 'GET', `/v1/machines?limit=1000&${states}`)) as {
+            items: { id: string; status: string; status_reason: string | null }[];
+          }
+        ).items;
+      const before = new Set((await listed()).map((m) => m.id));
+      const pending = fetch(`${s.url}/v1/machines`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.apiKey}`, 'content-type': 'application/json' },
+        body: '{}',
+      }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await s.stop('SIGKILL');
+      await pending;
+      await s.restart();
+      const items = (await listed()).filter((m) => !before.has(m.id));
+      assert.ok(items.length <= 1, JSON.stringify(items));
+      for (const m of items) {
+        assert.ok(['running', 'failed', 'killed'].includes(m.status), `${m.id}: ${m.status}`);
+        if (m.status === 'failed') assert.ok(m.status_reason, `${m.id}: failed without a reason`);
+        await api(s, 'DELETE', `/v1/machines/${m.id}`);
+      }
+      assert.deepEqual(
+        await leftovers(
+          s.dataDir,
+          items.map((m) => m.id),
+        ),
+        [],
+      );
+    });
+  }
 });
