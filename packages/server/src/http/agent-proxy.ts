@@ -83,17 +83,9 @@ export async function proxyToAgent(
           resolve();
           return;
         }
-        req.destroy(
-          new CodedError('unavailable', `the machine's agent connection was closed: ${reason}`, {
-            retry_after: 1,
-          }),
-        );
+        req.destroy(agentCut(reason));
       });
-      req.on('timeout', () =>
-        req.destroy(
-          new CodedError('timeout', `machine agent did not answer within ${o.timeoutMs ?? 60_000} ms`),
-        ),
-      );
+      req.on('timeout', () => req.destroy(agentTimeout(o.timeoutMs)));
       let answered = false;
       req.on('error', (err: NodeJS.ErrnoException) => {
         // Once the agent answered, a late write error (it closed before the body's last write) is moot.
@@ -188,18 +180,8 @@ export async function agentJson<T>(
         agent: lease.pool,
         timeout: o.timeoutMs ?? 60_000,
       });
-      lease.onCut((reason) =>
-        req.destroy(
-          new CodedError('unavailable', `the machine's agent connection was closed: ${reason}`, {
-            retry_after: 1,
-          }),
-        ),
-      );
-      req.on('timeout', () =>
-        req.destroy(
-          new CodedError('timeout', `machine agent did not answer within ${o.timeoutMs ?? 60_000} ms`),
-        ),
-      );
+      lease.onCut((reason) => req.destroy(agentCut(reason)));
+      req.on('timeout', () => req.destroy(agentTimeout(o.timeoutMs)));
       req.on('error', (err: NodeJS.ErrnoException) =>
         reject(
           err instanceof CodedError
@@ -266,3 +248,15 @@ async function readAgentError(res: http.IncomingMessage, status: number): Promis
 }
 
 export type { AgentLease };
+
+/** The error of a request whose agent connection was cut (a checkpoint, a kill): worth a retry. */
+function agentCut(reason: string): CodedError {
+  return new CodedError('unavailable', `the machine's agent connection was closed: ${reason}`, {
+    retry_after: 1,
+  });
+}
+
+/** The error of a request the agent did not answer in time. */
+function agentTimeout(timeoutMs: number | undefined): CodedError {
+  return new CodedError('timeout', `machine agent did not answer within ${timeoutMs ?? 60_000} ms`);
+}
