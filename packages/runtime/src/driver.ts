@@ -1,6 +1,7 @@
 import type { EgressSpec } from '@nullspace/protocol';
 import type { CpuPriority } from './cgroups/cpu-weight.js';
 import type { MachineLink } from './net/egress-rules.js';
+import type { RestoredFrom } from './rootfs/identity.js';
 
 /**
  * The interface every machine isolator implements (runc today; a VM driver on hosts with real KVM
@@ -24,6 +25,11 @@ export interface DriverMachineSpec {
    * `createFromSnapshot` with the memory image (one the image lacks is mounted after it).
    */
   volumes?: readonly DriverVolumeMount[];
+  /**
+   * For `createFromSnapshot`: whose memory image it is (a fork parent, a snapshot, a template's
+   * ready snapshot), written into the machine's identity file (rootfs/identity.ts).
+   */
+  restoredFrom?: RestoredFrom;
 }
 
 /** One volume mounted into a machine (see docs/volumes.md). */

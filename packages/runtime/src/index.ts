@@ -37,6 +37,13 @@ export {
 } from './net/addresses.js';
 export { ADDRESS_CLAIMS_DIR, claimBlock, releaseBlock } from './net/address-claims.js';
 export { connectToMachinePort } from './net/port-connect.js';
+export {
+  IDENTITY_FILE,
+  type MachineIdentity,
+  type MachineOrigin,
+  type RestoredFrom,
+  machineUuidOf,
+} from './rootfs/identity.js';
 export { VolumeImage } from './storage/volume-image.js';
 export { VOLUME_HELPER_PATH, volumeHelper } from './volumes/machine-volumes.js';
 export type { CpuPriority } from './cgroups/cpu-weight.js';

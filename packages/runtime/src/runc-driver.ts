@@ -42,6 +42,7 @@ import {
 } from './net/link.js';
 import { createNetnsSteps, netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
+import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
@@ -284,6 +285,9 @@ export class RuncDriver implements MachineDriver {
       // devices) and extended attributes (trusted.overlay.opaque marks an opaque directory).
       await host('sync', ['-f', disk.mountPoint]);
       await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 });
+      // The build machine's own identity is not the template's: each machine gets its own.
+      await rm(join(target, 'etc', 'machine-id'), { force: true });
+      await rm(join(target, IDENTITY_FILE.slice(1)), { force: true });
     } finally {
       if (!wasFrozen) await freezer.thaw();
     }
@@ -328,6 +332,7 @@ export class RuncDriver implements MachineDriver {
     try {
       // The same address as before: sockets bound to it and open connections come back alive.
       await this.prepareHost(spec, [disk.mountSteps()]);
+      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null);
       await this.restoreFrom(spec.id, imageDir, {
         timeoutMs,
         newAddress: false,
@@ -541,6 +546,13 @@ export class RuncDriver implements MachineDriver {
   ): Promise<void> {
     try {
       await this.prepareHost(spec, [diskSteps], { newAddress: o.restore });
+      const from = spec.restoredFrom;
+      await writeIdentity(
+        join(this.dir(spec.id), MACHINE_FILES.rootfs),
+        spec.id,
+        o.restore ? (from?.kind ?? 'snapshot') : 'create',
+        o.restore ? (from?.id ?? null) : null,
+      );
       await writeFile(join(this.dir(spec.id), CRIU_CONFIG), '');
       await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
       await start();

@@ -9,7 +9,7 @@ import {
   newId,
   parseCreateMachine,
 } from '@nullspace/protocol';
-import type { MachineDriver } from '@nullspace/runtime';
+import type { MachineDriver, RestoredFrom } from '@nullspace/runtime';
 import type { Logger } from '../../log.js';
 import type { MachineRecord } from '../../store/machine-store.js';
 import { startAndWaitReady } from '../../templates/agent-ops.js';
@@ -370,7 +370,13 @@ export class MachineCreator {
     const start = async () => {
       try {
         await this.o.driver.createFromSnapshot(
-          this.specOf(record, source.lowerdir),
+          this.specOf(
+            record,
+            source.lowerdir,
+            source.snapshotId !== null
+              ? { kind: 'snapshot', id: source.snapshotId }
+              : { kind: 'template', id: template?.ref ?? record.template },
+          ),
           source.dir,
           this.o.transitionTimeoutMs,
         );
@@ -393,13 +399,17 @@ export class MachineCreator {
   }
 
   /** What the driver needs to start `m` on the template's `templateRootfs`. */
-  specOf(m: MachineRecord, templateRootfs: string) {
-    return driverSpec(
-      m,
-      templateRootfs,
-      this.parts.networks.networkOf(m),
-      this.o.volumes?.driverMounts(m.id) ?? [],
-    );
+  /** The driver's spec of `m`; `restoredFrom`: whose memory image a restore-created machine gets. */
+  specOf(m: MachineRecord, templateRootfs: string, restoredFrom?: RestoredFrom) {
+    return {
+      ...driverSpec(
+        m,
+        templateRootfs,
+        this.parts.networks.networkOf(m),
+        this.o.volumes?.driverMounts(m.id) ?? [],
+      ),
+      ...(restoredFrom ? { restoredFrom } : {}),
+    };
   }
 
   /** Refuses when `n` more machines would exceed the server's capacity. */

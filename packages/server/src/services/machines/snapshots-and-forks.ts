@@ -139,7 +139,7 @@ export class SnapshotsAndForks {
       return await this.records.serialized(record.id, async () => {
         try {
           await this.o.driver.createFromSnapshot(
-            creator.specOf(record, templateRootfs),
+            creator.specOf(record, templateRootfs, { kind: 'fork', id: parent.id }),
             dir,
             this.o.transitionTimeoutMs,
           );
