@@ -131,6 +131,28 @@ describeWithServer('SSH access (real machine, real ssh client, the server relay)
     const own = await ssh(otherAccess, { ...files, cert: join(dir, 'other-cert.pub') }, 'hostname');
     assert.equal(own.stdout.trim(), other.id.replace('_', '-'), own.stderr);
 
+    // A fork child's sshd (the parent's, restored) gets a host key of its own; ssh still works.
+    const parent = await Machine.connect(m.id, ctx.server.conn); // the server moved to a new port
+    const [forked] = await parent.fork({ count: 1 });
+    const child = forked?.machine;
+    assert.ok(child, String(forked?.error));
+    try {
+      const childAccess = (await api(ctx.server, 'POST', `/v1/machines/${child.id}/ssh_access`, {
+        public_key: readFileSync(`${key}.pub`, 'utf8'),
+      })) as SshAccessInfo;
+      const hostKeyOf = async (x: Machine) =>
+        (await x.commands.run('cat /etc/ssh/nullspace_host_ed25519_key.pub')).stdout.split(' ')[1];
+      const [parentKey, childKey] = [await hostKeyOf(parent), await hostKeyOf(child)];
+      assert.ok(parentKey && childKey);
+      assert.notEqual(childKey, parentKey, "a fork child kept its parent's SSH host key");
+      writeFileSync(knownHosts, `${childAccess.known_hosts}\n`);
+      writeFileSync(join(dir, 'child-cert.pub'), `${childAccess.certificate}\n`);
+      const inChild = await ssh(childAccess, { ...files, cert: join(dir, 'child-cert.pub') }, 'hostname');
+      assert.equal(inChild.stdout.trim(), child.id.replace('_', '-'), inChild.stderr);
+    } finally {
+      await child.kill();
+    }
+
     // Bad keys are refused at the edge, naming the field.
     await assert.rejects(
       api(ctx.server, 'POST', `/v1/machines/${m.id}/ssh_access`, { public_key: 'ssh-ed25519 nope' }),

@@ -25,6 +25,8 @@ export const SSHD_PATHS = {
   hostKey: '/etc/ssh/nullspace_host_ed25519_key',
   hostKeyPub: '/etc/ssh/nullspace_host_ed25519_key.pub',
   hostCertificate: '/etc/ssh/nullspace_host_ed25519_key-cert.pub',
+  /** The machine the host key was made for: a fork child or a snapshot's copy makes its own. */
+  hostKeyOwner: '/etc/ssh/nullspace_host_ed25519_key.owner',
   pidFile: '/run/nullspace-sshd.pid',
   log: '/var/log/nullspace-sshd.log',
 } as const;
@@ -76,8 +78,9 @@ export function sshdConfig(port = SSHD_PORT): string {
 
 /**
  * The script that starts the machine's sshd (idempotent). It writes the CA's public key and the
- * config, makes the machine's own host key if there is none (the base template ships without host
- * keys, so no two machines share one; a machine made from a snapshot keeps its source's), checks
+ * config, makes the machine's own host key if there is none or it was made for another machine
+ * (the base template ships without host keys, and a fork child or a snapshot's copy makes its own
+ * instead of keeping its source's: no two machines share one), checks
  * everything with `sshd -t`, and starts sshd unless the one it started before is still running (a
  * running one is sent SIGHUP when the CA key or config changed). Its only stdout is the host public
  * key line, for the server to sign (`SshCa.signHost`) and install with {@link sshdHostCertificateScript}.
@@ -116,9 +119,10 @@ mv -f ${p.principals}.tmp ${p.principals}
 cat > ${p.config}.tmp <<'NULLSPACE_SSHD_CONFIG'
 ${sshdConfig(port)}NULLSPACE_SSHD_CONFIG
 put ${p.config} ${p.config}.tmp
-if [ ! -s ${p.hostKey} ] || [ ! -s ${p.hostKeyPub} ]; then
+if [ ! -s ${p.hostKey} ] || [ ! -s ${p.hostKeyPub} ] || [ "$(cat ${p.hostKeyOwner} 2>/dev/null)" != ${shellQuote(opts.principal)} ]; then
   rm -f ${p.hostKey} ${p.hostKeyPub} ${p.hostCertificate}
   ssh-keygen -q -t ed25519 -N '' -C nullspace-host -f ${p.hostKey} >&2
+  printf '%s\\n' ${shellQuote(opts.principal)} > ${p.hostKeyOwner}
   changed=1
 fi
 chmod 600 ${p.hostKey}
