@@ -146,6 +146,7 @@ export class Readoption {
       .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: m.id, error: err }));
     await this.parts.images.dropPauseSnapshots(m.id);
     this.o.volumes?.release(m.id);
+    this.parts.networks.release(m);
     this.o.log.warn('machine lost across restart', { machine_id: m.id, why });
   }
 }
