@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -12,6 +12,13 @@ import {
 import type { Logger } from '../log.js';
 import type { MachineService, PortLease } from '../services/machines/machine-service.js';
 import type { PreviewAccess, PreviewService, PreviewTarget } from '../services/preview-service.js';
+import {
+  type BodyFraming,
+  ChunkedReader,
+  type ResponseHead,
+  bodyFraming,
+  parseResponseHead,
+} from './http1-frames.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
 const NOT_FORWARDED = new Set([
@@ -58,6 +65,12 @@ export class PreviewProxy {
    * such as Python's http.server, then meets Nagle's algorithm and the delayed ACK: 40 ms a
    * request.) A refusal (grant, machine state, nothing listening) is thrown before any response,
    * for the caller to answer.
+   *
+   * Past the heads, bodies are relayed with as little work per chunk as Node allows: the request's
+   * body goes from the client's request straight onto the upstream socket (framed by us when it
+   * is chunked), the response's head is read here (http1-frames.ts) and a body of known length is
+   * written as it arrived onto the client's socket, not parsed, copied and framed again by
+   * `http.request` and the response object.
    */
   async handle(
     req: http.IncomingMessage,
@@ -69,41 +82,54 @@ export class PreviewProxy {
     // cut adds.
     const abort = () => res.destroy();
     const { access, lease, socket, end } = await this.admit(req, url, target, abort);
-    const request = http.request({
-      createConnection: () => socket,
-      method: req.method,
-      path: pathWithoutToken(req.url ?? '/'),
-      headers: this.forwardedHeaders(req, lease, target),
-    });
     const cut = () => {
       abort();
       end();
     };
     res.on('close', end);
-    req.pipe(request);
-    let up: http.IncomingMessage;
+    const method = req.method ?? 'GET';
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const headers = this.forwardedHeaders(req, lease, target);
+    if (chunked) headers['transfer-encoding'] = 'chunked';
+    headers.connection = 'close';
+    socket.write(requestHead(method, pathWithoutToken(req.url ?? '/'), headers), 'latin1');
+    let response: { head: ResponseHead; rest: Buffer };
     try {
-      up = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        request.once('response', resolve);
-        request.once('error', reject);
-      });
+      sendBody(req, socket, chunked);
+      response = await readResponseHead(socket);
     } catch (err) {
       end();
+      const e = err as NodeJS.ErrnoException;
       throw new CodedError('unavailable', `the service on port ${target.port} closed the connection`, {
         port: target.port,
-        reason: (err as NodeJS.ErrnoException).code ?? 'closed',
+        reason: e.code ?? (e.message && e.message !== 'closed' ? 'bad_response' : 'closed'),
       });
     }
-    request.on('error', cut);
-    const out: http.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(up.headers)) if (!NOT_FORWARDED.has(k) && v !== undefined) out[k] = v;
-    if (access.setCookie) {
-      const own = out['set-cookie'];
-      out['set-cookie'] = [...(Array.isArray(own) ? own : own ? [String(own)] : []), access.setCookie];
+    const { head, rest } = response;
+    socket.on('error', cut);
+    let framing: BodyFraming;
+    try {
+      framing = bodyFraming(method, head);
+    } catch {
+      end();
+      throw new CodedError('unavailable', `the service on port ${target.port} sent a malformed response`, {
+        port: target.port,
+        reason: 'bad_response',
+      });
     }
-    res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-    up.pipe(res);
-    up.on('error', cut);
+    const out: http.OutgoingHttpHeaders = {};
+    for (const [k, v] of head.headers) {
+      if (NOT_FORWARDED.has(k)) continue;
+      const had = out[k];
+      if (k === 'set-cookie') out[k] = [...((had as string[] | undefined) ?? []), v];
+      else if (had === undefined) out[k] = v;
+      else if (!SINGLE.has(k)) out[k] = `${had}, ${v}`;
+    }
+    if (access.setCookie)
+      out['set-cookie'] = [...((out['set-cookie'] as string[] | undefined) ?? []), access.setCookie];
+    if (framing.kind === 'length') out['content-length'] = String(framing.bytes);
+    res.writeHead(head.status, head.statusMessage, out);
+    relayBody(socket, res, framing, rest, cut);
   }
 
   /**
@@ -213,4 +239,171 @@ export function pathWithoutToken(raw: string): string {
     .split('&')
     .filter((p) => new URLSearchParams(p).keys().next().value !== PREVIEW_QUERY_PARAM);
   return raw.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '');
+}
+
+/** Response headers of which Node keeps the first when repeated (as `IncomingMessage` does). */
+const SINGLE = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
+
+function requestHead(method: string, path: string, headers: Record<string, string | string[]>): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (const [k, v] of Object.entries(headers))
+    for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * The client's request body onto the upstream socket as it arrives, with backpressure: as is when
+ * its length is known, in chunks of our own when the client sent it chunked (Node has read the
+ * client's chunks).
+ */
+function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): void {
+  if (!chunked) {
+    req.pipe(socket, { end: false });
+    return;
+  }
+  const resume = () => req.resume();
+  req.on('data', (c: Buffer) => {
+    if (c.length === 0) return;
+    socket.cork();
+    socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
+    socket.write(c);
+    const ok = socket.write('\r\n', 'latin1');
+    socket.uncork();
+    if (!ok) {
+      req.pause();
+      socket.once('drain', resume);
+    }
+  });
+  req.on('end', () => socket.write('0\r\n\r\n', 'latin1'));
+}
+
+/**
+ * The service's response head (informational 1xx heads skipped) and the bytes read after it;
+ * rejects when the connection ends or fails first, or the head is malformed. The socket is left
+ * paused.
+ */
+function readResponseHead(socket: Socket): Promise<{ head: ResponseHead; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const done = (err?: Error, value?: { head: ResponseHead; rest: Buffer }) => {
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', done);
+      if (err) reject(err);
+      else if (value) resolve(value);
+    };
+    const onEnd = () => done(new Error('closed'));
+    const onData = (c: Buffer) => {
+      buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+      try {
+        for (;;) {
+          const head = parseResponseHead(buf);
+          if (!head) return;
+          if (head.status >= 200) {
+            done(undefined, { head, rest: buf.subarray(head.length) });
+            return;
+          }
+          if (head.status === 101) throw new Error('unexpected 101 response');
+          buf = buf.subarray(head.length);
+        }
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', done);
+    socket.resume();
+  });
+}
+
+/**
+ * The response body from the upstream socket (`rest`: what came with the head) to the client,
+ * with backpressure; `cut` when the service's connection ends before the body did or its framing
+ * is broken. A body of known length on a socket this response owns goes onto that socket as it
+ * arrived; any other (chunked, up to the connection's end, or a pipelined response still queued
+ * behind another) goes through the response object, which frames it for the client.
+ */
+function relayBody(
+  socket: Socket,
+  res: http.ServerResponse,
+  framing: BodyFraming,
+  rest: Buffer,
+  cut: () => void,
+) {
+  if (framing.kind === 'none' || (framing.kind === 'length' && framing.bytes === 0)) {
+    res.end();
+    return;
+  }
+  const client = res.socket;
+  const raw = framing.kind === 'length' && client !== null && !client.destroyed;
+  if (raw) res.flushHeaders();
+  const sink: { write(c: Buffer): boolean; once(e: 'drain', f: () => void): unknown } = raw ? client : res;
+  const resume = () => socket.resume();
+  let finished = false;
+  const finish = () => {
+    finished = true;
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    res.end();
+  };
+  const write = (c: Buffer) => {
+    if (!sink.write(c)) {
+      socket.pause();
+      sink.once('drain', resume);
+    }
+  };
+  let onData: (c: Buffer) => void;
+  if (framing.kind === 'length') {
+    let left = framing.bytes;
+    onData = (c) => {
+      const piece = c.length > left ? c.subarray(0, left) : c;
+      left -= piece.length;
+      write(piece);
+      if (left === 0) finish();
+    };
+  } else if (framing.kind === 'chunked') {
+    const reader = new ChunkedReader();
+    onData = (c) => {
+      try {
+        reader.feed(c, write);
+      } catch {
+        cut();
+        return;
+      }
+      if (reader.done) finish();
+    };
+  } else onData = write;
+  const onEnd = () => {
+    if (finished) return;
+    if (framing.kind === 'close') finish();
+    else cut();
+  };
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('close', onEnd);
+  if (rest.length > 0) onData(rest);
+  if (!finished) socket.resume();
 }
