@@ -263,6 +263,13 @@ const SINGLE = new Set([
   'user-agent',
 ]);
 
+/**
+ * How much a relayed body may queue in the server (on a socket, beyond what the kernel took)
+ * before its source is paused: more than Node's 16 KiB default, so that the source is not stopped
+ * and restarted (two system calls) for nearly every 64 KiB read.
+ */
+const QUEUED_BYTES = 1024 * 1024;
+
 function requestHead(method: string, path: string, headers: Record<string, string | string[]>): string {
   let head = `${method} ${path} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(headers))
@@ -276,11 +283,16 @@ function requestHead(method: string, path: string, headers: Record<string, strin
  * client's chunks).
  */
 function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): void {
+  const resume = () => req.resume();
   if (!chunked) {
-    req.pipe(socket, { end: false });
+    req.on('data', (c: Buffer) => {
+      if (!socket.write(c) && socket.writableLength >= QUEUED_BYTES) {
+        req.pause();
+        socket.once('drain', resume);
+      }
+    });
     return;
   }
-  const resume = () => req.resume();
   req.on('data', (c: Buffer) => {
     if (c.length === 0) return;
     socket.cork();
@@ -370,7 +382,7 @@ function relayBody(
     res.end();
   };
   const write = (c: Buffer) => {
-    if (!sink.write(c)) {
+    if (!sink.write(c) && (!raw || client.writableLength >= QUEUED_BYTES)) {
       socket.pause();
       sink.once('drain', resume);
     }
