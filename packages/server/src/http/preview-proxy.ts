@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   CodedError,
@@ -81,7 +81,8 @@ export class PreviewProxy {
     // The upstream request runs on `socket`, which `end` destroys: closing the response is all a
     // cut adds.
     const abort = () => res.destroy();
-    const { access, lease, socket, end } = await this.admit(req, url, target, abort);
+    const reads = new Reads();
+    const { access, lease, socket, end } = await this.admit(req, url, target, abort, reads);
     const cut = () => {
       abort();
       end();
@@ -96,7 +97,7 @@ export class PreviewProxy {
     let response: { head: ResponseHead; rest: Buffer };
     try {
       sendBody(req, socket, chunked);
-      response = await readResponseHead(socket);
+      response = await readResponseHead(socket, reads);
     } catch (err) {
       end();
       const e = err as NodeJS.ErrnoException;
@@ -129,7 +130,7 @@ export class PreviewProxy {
       out['set-cookie'] = [...((out['set-cookie'] as string[] | undefined) ?? []), access.setCookie];
     if (framing.kind === 'length') out['content-length'] = String(framing.bytes);
     res.writeHead(head.status, head.statusMessage, out);
-    relayBody(socket, res, framing, rest, cut);
+    relayBody(socket, reads, res, framing, rest, cut);
   }
 
   /**
@@ -142,11 +143,13 @@ export class PreviewProxy {
     url: URL,
     target: PreviewTarget,
     onCut: () => void,
+    onread?: OnReadOpts,
   ): Promise<{ access: PreviewAccess; lease: PortLease; socket: Socket; end: () => void }> {
     const access = this.o.previews.authorize(req, url, target);
     const { lease, socket } = await this.o.machines.connectPort(target.machineId, target.port, {
       long: true,
       wakeTimeoutMs: this.o.wakeTimeoutMs,
+      ...(onread ? { onread } : {}),
     });
     let ended = false;
     const end = () => {
@@ -308,17 +311,48 @@ function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): 
   req.on('end', () => socket.write('0\r\n\r\n', 'latin1'));
 }
 
+/** Bytes read at once from the service (Node's own reads are 64 KiB). */
+const READ_BYTES = 256 * 1024;
+
 /**
- * The service's response head (informational 1xx heads skipped) and the bytes read after it;
- * rejects when the connection ends or fails first, or the head is malformed. The socket is left
- * paused.
+ * The upstream socket's reads (`net.connect`'s `onread`): into one buffer of the connection's
+ * own, handed to `handler` as a view of it, valid until the handler returns or, when it returns
+ * false (the socket pauses), until the socket is resumed. No buffer is allocated per read, so
+ * a relayed body makes no garbage for the collector. Reads before a handler is set are kept.
  */
-function readResponseHead(socket: Socket): Promise<{ head: ResponseHead; rest: Buffer }> {
+class Reads implements OnReadOpts {
+  readonly buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  handler: ((view: Buffer) => boolean) | undefined;
+  private early: Buffer[] = [];
+  readonly callback = (n: number, buf: Uint8Array): boolean => {
+    const view = (buf as Buffer).subarray(0, n);
+    if (this.handler) return this.handler(view);
+    this.early.push(Buffer.from(view));
+    return true;
+  };
+  /** Sets the handler and hands it what was read before (copies). */
+  take(handler: (view: Buffer) => boolean): void {
+    this.handler = handler;
+    const early = this.early;
+    this.early = [];
+    for (const b of early) handler(b);
+  }
+}
+
+/**
+ * The service's response head (informational 1xx heads skipped) and the bytes read after it
+ * (a copy); rejects when the connection ends or fails first, or the head is malformed. The socket
+ * is left paused.
+ */
+function readResponseHead(socket: Socket, reads: Reads): Promise<{ head: ResponseHead; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
+    let settled = false;
     const done = (err?: Error, value?: { head: ResponseHead; rest: Buffer }) => {
+      if (settled) return;
+      settled = true;
       socket.pause();
-      socket.off('data', onData);
+      reads.handler = undefined;
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.off('error', done);
@@ -326,28 +360,27 @@ function readResponseHead(socket: Socket): Promise<{ head: ResponseHead; rest: B
       else if (value) resolve(value);
     };
     const onEnd = () => done(new Error('closed'));
-    const onData = (c: Buffer) => {
-      buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', done);
+    reads.take((view) => {
+      buf = Buffer.concat([buf, view]);
       try {
         for (;;) {
           const head = parseResponseHead(buf);
-          if (!head) return;
+          if (!head) return true;
           if (head.status >= 200) {
             done(undefined, { head, rest: buf.subarray(head.length) });
-            return;
+            return false;
           }
           if (head.status === 101) throw new Error('unexpected 101 response');
           buf = buf.subarray(head.length);
         }
       } catch (err) {
         done(err as Error);
+        return false;
       }
-    };
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
-    socket.on('error', done);
-    socket.resume();
+    });
   });
 }
 
@@ -355,11 +388,13 @@ function readResponseHead(socket: Socket): Promise<{ head: ResponseHead; rest: B
  * The response body from the upstream socket (`rest`: what came with the head) to the client,
  * with backpressure; `cut` when the service's connection ends before the body did or its framing
  * is broken. A body of known length on a socket this response owns goes onto that socket as it
- * arrived; any other (chunked, up to the connection's end, or a pipelined response still queued
- * behind another) goes through the response object, which frames it for the client.
+ * was read: reading waits while a write of the read buffer is not yet flushed. Any other (chunked,
+ * up to the connection's end, or a pipelined response still queued behind another) is copied
+ * into the response object, which frames it for the client.
  */
 function relayBody(
   socket: Socket,
+  reads: Reads,
   res: http.ServerResponse,
   framing: BodyFraming,
   rest: Buffer,
@@ -372,40 +407,58 @@ function relayBody(
   const client = res.socket;
   const raw = framing.kind === 'length' && client !== null && !client.destroyed;
   if (raw) res.flushHeaders();
-  const sink: { write(c: Buffer): boolean; once(e: 'drain', f: () => void): unknown } = raw ? client : res;
   const resume = () => socket.resume();
   let finished = false;
   const finish = () => {
     finished = true;
-    socket.off('data', onData);
+    reads.handler = () => false;
     socket.off('end', onEnd);
     res.end();
   };
-  const write = (c: Buffer) => {
-    if (!sink.write(c) && (!raw || client.writableLength >= QUEUED_BYTES)) {
-      socket.pause();
-      sink.once('drain', resume);
+  /** Writes a piece; false when reading must wait (resumed once the client can take more). */
+  const write = (c: Buffer, view: boolean): boolean => {
+    if (raw && client) {
+      // A view of the read buffer may be reused only once flushed.
+      if (view) {
+        client.write(c, flushed);
+        return client.writableLength === 0;
+      }
+      client.write(c);
+      if (client.writableLength < QUEUED_BYTES) return true;
+      client.once('drain', resume);
+      return false;
     }
+    if (res.write(view ? Buffer.from(c) : c)) return true;
+    res.once('drain', resume);
+    return false;
   };
-  let onData: (c: Buffer) => void;
+  const flushed = () => {
+    if (!finished) socket.resume();
+  };
+  let onData: (c: Buffer, view: boolean) => boolean;
   if (framing.kind === 'length') {
     let left = framing.bytes;
-    onData = (c) => {
+    onData = (c, view) => {
       const piece = c.length > left ? c.subarray(0, left) : c;
       left -= piece.length;
-      write(piece);
+      const more = write(piece, view);
       if (left === 0) finish();
+      return more && !finished;
     };
   } else if (framing.kind === 'chunked') {
     const reader = new ChunkedReader();
-    onData = (c) => {
+    onData = (c, view) => {
+      let more = true;
       try {
-        reader.feed(c, write);
+        reader.feed(c, (piece) => {
+          more = write(piece, view) && more;
+        });
       } catch {
         cut();
-        return;
+        return false;
       }
       if (reader.done) finish();
+      return more && !finished;
     };
   } else onData = write;
   const onEnd = () => {
@@ -413,9 +466,9 @@ function relayBody(
     if (framing.kind === 'close') finish();
     else cut();
   };
-  socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('close', onEnd);
-  if (rest.length > 0) onData(rest);
+  reads.handler = (view) => onData(view, true);
+  if (rest.length > 0 && !onData(rest, false)) return;
   if (!finished) socket.resume();
 }
