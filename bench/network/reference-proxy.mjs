@@ -74,7 +74,7 @@ export async function startReferenceProxy(machineAddr, previewAddr) {
   const child = spawn(
     process.execPath,
     ['-e', REFERENCE_PROXY, MARK, machineAddr, previewAddr, String(SERVICE_PORT)],
-    { stdio: ['ignore', 'pipe', 'inherit'], detached: process.env.NSBENCH_REF_DETACHED === '1' },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   S.children.add(child);
   S.reference = { child, ...JSON.parse(await firstLine(child, 'reference proxy')) };

@@ -288,7 +288,18 @@ function requestHead(method: string, path: string, headers: Record<string, strin
 function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): void {
   const resume = () => req.resume();
   if (!chunked) {
+    // What the client's reads of one turn of the event loop bring goes out in one system call.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      socket.uncork();
+    };
     req.on('data', (c: Buffer) => {
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       if (!socket.write(c) && socket.writableLength >= QUEUED_BYTES) {
         req.pause();
         socket.once('drain', resume);
