@@ -4,6 +4,7 @@
  * expired, auto-resume of paused and hibernated machines, and the 503 when it is off.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,18 +15,54 @@ import { api, describeWithServer } from './harness.js';
 
 /** In the machine: an HTTP service that describes the request it got, and a WebSocket echo. */
 const SERVICE = String.raw`
-import http.server, socketserver, json, sys, base64, hashlib, socket, threading
+import http.server, socketserver, json, sys, base64, hashlib, socket, threading, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def reply(self, body):
         self.send_response(200); self.send_header('content-type', 'application/json')
         self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def do_HEAD(self):
+        self.send_response(200); self.send_header('content-type', 'text/plain')
+        self.send_header('content-length', '12345'); self.end_headers()
     def do_GET(self):
         h = self.headers
+        if self.path.startswith('/chunked'):
+            self.send_response(200); self.send_header('transfer-encoding', 'chunked'); self.send_header('trailer', 'x-sum')
+            self.end_headers()
+            for part in [b'alpha-', b'b' * 70000, b'-omega']:
+                self.wfile.write(b'%x;ext=1\r\n' % len(part) + part + b'\r\n'); self.wfile.flush()
+            self.wfile.write(b'0\r\nx-sum: 1\r\n\r\n'); return
+        if self.path.startswith('/until-close'):
+            self.send_response(200); self.send_header('content-type', 'text/plain'); self.end_headers()
+            self.wfile.write(b'no length, '); self.wfile.flush(); self.wfile.write(b'ends with the connection')
+            self.close_connection = True; return
+        if self.path.startswith('/big'):
+            n = int(self.path.split('=')[1]); block = bytes(range(256)) * 4096
+            self.send_response(200); self.send_header('content-length', str(n)); self.end_headers()
+            while n > 0:
+                self.wfile.write(block[:n]); n -= min(n, len(block))
+            return
+        if self.path.startswith('/endless'):
+            self.send_response(200); self.send_header('content-length', str(1 << 40)); self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b'x' * 65536); self.wfile.flush(); time.sleep(0.05)
+            except OSError:
+                return
         self.reply(json.dumps({'path': self.path, 'host': h.get('host'), 'cookie': h.get('cookie'),
             'token_header': h.get('x-nullspace-preview-token'), 'forwarded_host': h.get('x-forwarded-host')}).encode())
     def do_POST(self):
-        n = int(self.headers.get('content-length', '0')); data = self.rfile.read(n)
+        if self.headers.get('transfer-encoding', '').lower() == 'chunked':
+            data = b''
+            while True:
+                size = int(self.rfile.readline().split(b';')[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''): pass
+                    break
+                data += self.rfile.read(size); self.rfile.readline()
+            n = len(data)
+        else:
+            n = int(self.headers.get('content-length', '0')); data = self.rfile.read(n)
         self.reply(json.dumps({'received': n, 'sha': hashlib.sha256(data).hexdigest()}).encode())
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -191,6 +228,113 @@ describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) =>
     // The token is in no server log line.
     await sleep(100);
     assert.ok(!ctx.server.logs().includes(g.token), 'a preview token was logged');
+  });
+
+  it('relays every body framing both ways on kept-alive connections, and revocation cuts an open HTTP stream', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    await startService(m);
+    const g = await grant(m.id, 8000);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const reused: boolean[] = [];
+    /** A request on the kept-alive connection; `chunks`: a body sent chunked (no length). */
+    const send = (path: string, o: { method?: string; chunks?: Buffer[]; body?: Buffer } = {}) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; complete: boolean }>(
+        (resolve, reject) => {
+          const req = http.request(
+            {
+              host: '127.0.0.1',
+              port: port(),
+              method: o.method ?? 'GET',
+              path,
+              agent,
+              headers: {
+                host: previewHost(m.id, 8000),
+                'x-nullspace-preview-token': g.token,
+                ...(o.body ? { 'content-length': String(o.body.length) } : {}),
+              },
+            },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  headers: res.headers,
+                  body: Buffer.concat(chunks),
+                  complete: res.complete,
+                }),
+              );
+            },
+          );
+          req.on('socket', () => reused.push(req.reusedSocket));
+          req.on('error', reject);
+          req.setTimeout(60_000, () => req.destroy(new Error('no answer in 60 s')));
+          for (const c of o.chunks ?? []) req.write(c);
+          req.end(o.body);
+        },
+      );
+    try {
+      // A body of known length, larger than any buffer on the way: every byte in order.
+      const n = 5 * 1024 * 1024 + 17;
+      const big = await send(`/big?n=${n}`);
+      assert.equal(big.status, 200);
+      assert.equal(big.headers['content-length'], String(n));
+      assert.ok(
+        big.body.equals(Buffer.from(Array.from({ length: n }, (_, i) => i % 256))),
+        'the body changed on the way',
+      );
+      // A chunked answer (chunk extensions, a trailer): the same bytes.
+      const chunked = await send('/chunked');
+      assert.equal(chunked.body.toString(), `alpha-${'b'.repeat(70000)}-omega`);
+      // HEAD: the length of the body that is not sent.
+      const head = await send('/', { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers['content-length'], '12345');
+      assert.equal(head.body.length, 0);
+      // An answer that ends with the service's connection.
+      const untilClose = await send('/until-close');
+      assert.equal(untilClose.body.toString(), 'no length, ends with the connection');
+      // Request bodies: chunked (no length) and of known length.
+      const parts = [Buffer.alloc(100_000, 1), Buffer.alloc(1, 2), Buffer.alloc(300_000, 3)];
+      const all = Buffer.concat(parts);
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      const upChunked = JSON.parse((await send('/up', { method: 'POST', chunks: parts })).body.toString());
+      assert.deepEqual(upChunked, { received: all.length, sha: sha(all) });
+      const upLength = JSON.parse((await send('/up', { method: 'POST', body: all })).body.toString());
+      assert.deepEqual(upLength, { received: all.length, sha: sha(all) });
+      // All of it on one connection to the server.
+      assert.deepEqual(reused, [false, true, true, true, true, true]);
+    } finally {
+      agent.destroy();
+    }
+    // Revoking the grant cuts a response that is still streaming.
+    const stream = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.get(
+        {
+          host: '127.0.0.1',
+          port: port(),
+          path: '/endless',
+          agent: false,
+          headers: { host: previewHost(m.id, 8000), 'x-nullspace-preview-token': g.token },
+        },
+        resolve,
+      );
+      req.on('error', reject);
+    });
+    let received = 0;
+    const ended = new Promise<void>((resolve) => stream.on('close', () => resolve()));
+    stream.on('error', () => undefined);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.on('data', (c: Buffer) => {
+      received += c.length;
+    });
+    const revoked = (await api(ctx.server, 'DELETE', `/v1/machines/${m.id}/preview_urls/${g.id}`)) as {
+      closed_connections: number;
+    };
+    assert.equal(revoked.closed_connections, 1);
+    await ended;
+    assert.equal(stream.complete, false);
+    assert.ok(received < 2 ** 40);
   });
 
   it('revocation closes open WebSockets at once and refuses the grant from then on; expired grants are refused', async () => {

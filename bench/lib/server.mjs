@@ -37,12 +37,22 @@ export const serverConfig = (S, templatesDir, config = {}) => ({
 export async function startServerProcess(S, templatesDir, { config = {}, args = [] } = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NULLSPACE_')));
   env.NSBENCH_SERVER_CONFIG = JSON.stringify(serverConfig(S, templatesDir, config));
-  const child = spawn(process.execPath, ['--input-type=module', '-e', SERVER_MAIN, ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.NSBENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      '--input-type=module',
+      '-e',
+      SERVER_MAIN,
+      ...args,
+    ],
+    {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    },
+  );
   S.server = { child };
   const { url, apiKey } = JSON.parse(await firstLine(child, 'server'));
   Object.assign(S.server, { url, apiKey, port: Number(new URL(url).port) });

@@ -6,20 +6,22 @@ import type { MachineLink } from './egress-rules.js';
  * Opens a TCP connection from the host to `port` of a machine. First from the link's preview
  * address, which the machine's namespace redirects to its 127.0.0.1 (so services listening on
  * loopback only, or on all addresses, answer); if that is refused, directly to the machine's
- * address from the host's (a service bound to that address alone).
+ * address from the host's (a service bound to that address alone). `onread`: the socket reads into
+ * that buffer and hands each read to its callback instead of emitting `data` (see `net.connect`).
  */
 export async function connectToMachinePort(
   link: MachineLink,
   port: number,
   timeoutMs = 5000,
+  onread?: net.OnReadOpts,
 ): Promise<net.Socket> {
   try {
-    return await connectFrom(link.previewAddr, link.machineAddr, port, timeoutMs);
+    return await connectFrom(link.previewAddr, link.machineAddr, port, timeoutMs, onread);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw portError(link, port, err);
   }
   try {
-    return await connectFrom(link.hostAddr, link.machineAddr, port, timeoutMs);
+    return await connectFrom(link.hostAddr, link.machineAddr, port, timeoutMs, onread);
   } catch (err) {
     throw portError(link, port, err);
   }
@@ -30,9 +32,10 @@ function connectFrom(
   host: string,
   port: number,
   timeoutMs: number,
+  onread: net.OnReadOpts | undefined,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, localAddress, noDelay: true });
+    const socket = net.connect({ host, port, localAddress, noDelay: true, ...(onread ? { onread } : {}) });
     const timer = setTimeout(() => {
       socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
     }, timeoutMs);

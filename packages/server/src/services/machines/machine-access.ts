@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { CodedError, type MachineState, type RunCommandResult } from '@nullspace/protocol';
 import { type MachineDriver, type MachineLink, connectToMachinePort } from '@nullspace/runtime';
 import type { MachineRecord } from '../../store/machine-store.js';
@@ -73,11 +73,11 @@ export class MachineAccess {
   async connectPort(
     id: string,
     port: number,
-    o: { long: boolean; wakeTimeoutMs: number; connectTimeoutMs?: number },
+    o: { long: boolean; wakeTimeoutMs: number; connectTimeoutMs?: number; onread?: OnReadOpts },
   ): Promise<{ lease: PortLease; socket: Socket }> {
     const lease = await this.openPort(id, o);
     try {
-      return { lease, socket: await connectToMachinePort(lease.link, port, o.connectTimeoutMs) };
+      return { lease, socket: await connectToMachinePort(lease.link, port, o.connectTimeoutMs, o.onread) };
     } catch (err) {
       lease.release();
       throw err;

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import {
   CodedError,
   type CreateMachineSpec,
@@ -258,7 +258,7 @@ export class MachineService {
   connectPort(
     id: string,
     port: number,
-    o: { long: boolean; wakeTimeoutMs: number; connectTimeoutMs?: number },
+    o: { long: boolean; wakeTimeoutMs: number; connectTimeoutMs?: number; onread?: OnReadOpts },
   ): Promise<{ lease: PortLease; socket: Socket }> {
     return this.access.connectPort(id, port, o);
   }
