@@ -6,7 +6,7 @@
  * runc state, conmon processes, cgroups, the host paths Podman makes on first use.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidsWith, runcList, sh } from '../lib.mjs';
 import { cgroupDirsFor } from '../lib/cgroups.mjs';
@@ -14,11 +14,19 @@ import { cgroupDirsFor } from '../lib/cgroups.mjs';
 /** Paths Podman makes on the host on first use whatever `--root` says (its blob cache, a CNI lock). */
 const HOST_PATHS = ['/var/lib/containers', '/etc/cni/net.d/cni.lock'];
 
+/** A hard limit of this process from /proc/self/limits (`Max open files`, …). */
+const hardLimit = (name) =>
+  Number(new RegExp(`^${name}\\s+\\S+\\s+(\\d+)`, 'm').exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]);
+
 /**
- * Podman's defaults (RLIMIT_NOFILE 1048576, RLIMIT_NPROC the host's maximum) are refused by runc
- * here ("error setting rlimit type 7/6: operation not permitted"): the machine's own figures.
+ * Podman's defaults (RLIMIT_NOFILE 1048576, RLIMIT_NPROC the host's maximum) and even 65536 open
+ * files are refused by runc here ("error setting rlimit type 7/6: operation not permitted"): open
+ * files up to this process's own hard limit, and 4096 processes.
  */
-const ULIMITS = ['--ulimit', 'nofile=65536:65536', '--ulimit', 'nproc=4096:4096'];
+const ulimits = () => {
+  const nofile = hardLimit('Max open files');
+  return ['--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', 'nproc=4096:4096'];
+};
 
 /** A run's Podman, under `dir` (made by the caller, removed with the run's temp dir). */
 export function makePodman(dir) {
@@ -96,7 +104,7 @@ export function makePodman(dir) {
       'none',
       '--cgroup-parent',
       `/${P.cgroupParent}`,
-      ...ULIMITS,
+      ...ulimits(),
       '--name',
       name,
       P.image,
@@ -130,6 +138,15 @@ export async function cleanUpPodman(P, note) {
     const images = ((await P.podman(['images', '-q']).catch(() => '')) ?? '').split('\n').filter(Boolean);
     leaks.push(...images.map((id) => `podman image ${id}`));
   }
+  // Podman 4.3 leaves a container it ran `exec` in as a stopped runc state after `rm -f` (the
+  // processes are gone): deleted here, and said so.
+  const stale = await runcList(P.runcRoot).catch(() => []);
+  for (const id of stale)
+    await sh('runc', ['--root', P.runcRoot, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
+  if (stale.length > 0)
+    console.log(
+      `\nPodman left ${stale.length} stopped runc container state(s) after \`podman rm -f\`: deleted.`,
+    );
   for (const id of await runcList(P.runcRoot).catch(() => [])) leaks.push(`runc container ${id} (podman's)`);
   for (const pid of pidsWith(P.dir)) leaks.push(`process ${pid} (podman's, under ${P.dir})`);
   for (const dir of cgroupDirsFor(P.cgroupParent)) {
