@@ -3,6 +3,7 @@
  * with their ratio, then the hibernate figures against a raw criu dump/restore; PASS/MISS against
  * issue 19's targets where it names one (informational, never a test).
  */
+import os from 'node:os';
 import { MiB, fmt, printTable, statsOf, verdict } from '../lib.mjs';
 import { BALLAST_MIB } from '../lifecycle/ballast.mjs';
 
@@ -97,6 +98,13 @@ export function report({ R, info }) {
           `${mib(info.heavyRssEnd)} / ${mib(info.podmanRssEnd)} after the hibernate series`,
       ],
       ['raw criu image', mib(info.criuImageBytes)],
+      [
+        'load avg at the end (1, 5, 15 min)',
+        `${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')} (the start's is in the Host table; above 2 the host was busy with other work)`,
+      ],
     ],
     'll',
   );
