@@ -138,8 +138,8 @@ export async function cleanUpPodman(P, note) {
     const images = ((await P.podman(['images', '-q']).catch(() => '')) ?? '').split('\n').filter(Boolean);
     leaks.push(...images.map((id) => `podman image ${id}`));
   }
-  // Podman 4.3 leaves a container it ran `exec` in as a stopped runc state after `rm -f` (the
-  // processes are gone): deleted here, and said so.
+  // Podman 4.3 leaves some containers (in a small check, those with an exec session) as a stopped
+  // runc state after `rm -f`; their processes are gone: deleted here, and said so.
   const stale = await runcList(P.runcRoot).catch(() => []);
   for (const id of stale)
     await sh('runc', ['--root', P.runcRoot, 'delete', '--force', id]).catch(note(`runc delete ${id}`));
