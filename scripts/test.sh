@@ -27,7 +27,9 @@ echo "==> tests"
 # One file at a time: each starts its own servers and machines on a 2-core host. A failure here
 # does not skip the Python suite: both answers are worth having from one run.
 failed=()
-node --test --test-concurrency=1 --test-reporter=spec test/dist/*.test.js || failed+=("the TypeScript suite")
+# No test may hang the run: one that takes 10 minutes fails (the slowest take about 30 s here).
+node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec test/dist/*.test.js ||
+  failed+=("the TypeScript suite")
 
 echo
 echo "==> Python SDK tests (pytest)"

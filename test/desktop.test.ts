@@ -98,8 +98,10 @@ function previewGet(
           body += c;
         });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', reject);
       },
     );
+    req.setTimeout(30_000, () => req.destroy(new Error(`no complete answer in 30 s: GET ${url}`)));
     req.on('error', reject);
   });
 }
@@ -116,24 +118,37 @@ const toLoopback: LookupFunction = (_host, opts, cb) => {
 class Rfb {
   private buf = Buffer.alloc(0);
   private waiters: (() => void)[] = [];
+  /** Why the socket ended, once it has: a read then fails with it instead of waiting forever. */
+  private ended: string | undefined;
+  private received = 0;
   version = '';
   width = 0;
   height = 0;
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (d: Buffer) => {
+      this.received += d.length;
       this.buf = Buffer.concat([this.buf, d]);
       for (const w of this.waiters.splice(0)) w();
     });
+    const end = (why: string) => {
+      this.ended ??= why;
+      for (const w of this.waiters.splice(0)) w();
+    };
+    ws.on('close', (code: number, reason: Buffer) => end(`closed (${code} ${reason.toString()})`));
+    ws.on('error', (err: Error) => end(`failed: ${err.message}`));
   }
 
   static async open(pageUrl: string): Promise<Rfb> {
     const u = new URL(pageUrl);
     const wsUrl = `ws://${u.host}/websockify${u.search}`;
-    const ws = new WebSocket(wsUrl, ['binary'], { lookup: toLoopback });
+    const ws = new WebSocket(wsUrl, ['binary'], { lookup: toLoopback, handshakeTimeout: 15_000 });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`the viewer's WebSocket was refused: ${res.statusCode}`)),
+      );
     });
     const rfb = new Rfb(ws);
     rfb.version = (await rfb.read(12)).toString('latin1');
@@ -152,7 +167,11 @@ class Rfb {
   }
 
   private async read(n: number): Promise<Buffer> {
-    while (this.buf.length < n) await new Promise<void>((r) => this.waiters.push(r));
+    while (this.buf.length < n) {
+      if (this.ended !== undefined)
+        throw new Error(`the VNC WebSocket ${this.ended} after ${this.received} bytes, wanting ${n} more`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
     return out;

@@ -78,7 +78,10 @@ class ViewerPort {
     if (this.running) return;
     await this.stop();
     const args = ['-display', ':0', '-localhost', '-rfbport', String(this.vncPort), '-shared', '-forever'];
-    args.push('-nopw', '-quiet', '-noipv6', '-nossl', '-noxdamage', '-threads');
+    // Not -threads: x11vnc's threaded mode is documented as stable only for some encodings with
+    // several clients, and a viewer's WebSocket once went quiet mid-suite; one client here or two
+    // gain nothing from it.
+    args.push('-nopw', '-quiet', '-noipv6', '-nossl', '-noxdamage');
     if (this.viewOnly) args.push('-viewonly');
     this.vnc = startProgram(`x11vnc-${this.vncPort}`, 'x11vnc', args);
     await waitForPort(this.vncPort, this.vnc, 10_000);
