@@ -1,7 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { host } from '../exec.js';
-import { hasEgressTable } from '../net/link.js';
+import { hasEgressTable, nftRetried } from '../net/link.js';
 import { NETNS_DIR } from '../netns/netns.js';
 
 /**
@@ -122,16 +120,7 @@ async function readLinks(): Promise<Map<string, string>> {
 
 /** Every table of the `ip` family. A failing `nft` is retried, then thrown: never read as "none". */
 async function readNftTables(): Promise<Set<string>> {
-  let stdout = '';
-  for (let i = 1; ; i++) {
-    try {
-      ({ stdout } = await host('nft', ['list', 'tables', 'ip']));
-      break;
-    } catch (err) {
-      if (i >= 3) throw err;
-      await sleep(20 * i);
-    }
-  }
+  const stdout = await nftRetried(['list', 'tables', 'ip'], (out) => out);
   const out = new Set<string>();
   for (const line of stdout.split('\n')) {
     const m = /^table ip (\S+)$/.exec(line.trim());

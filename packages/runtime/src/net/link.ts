@@ -135,8 +135,29 @@ export async function cutLink(link: MachineLink): Promise<void> {
 /** nft's answer for a table that does not exist (ENOENT). */
 const NO_SUCH_TABLE = /No such file or directory/;
 
-/** How often an `nft` call on one table is tried before its error counts (a busy netlink socket). */
+/** How often an `nft` call is tried before its error counts (a busy netlink socket). */
 const NFT_TRIES = 3;
+
+/**
+ * Runs `nft args`, trying again (after 20, then 40 ms) when it fails. `absent`: what to return
+ * instead of failing when nft says the table does not exist. Any other failure is thrown once the
+ * tries are spent.
+ */
+export async function nftRetried<T>(
+  args: readonly string[],
+  done: (stdout: string) => T,
+  absent?: () => T,
+): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return done((await host('nft', args)).stdout);
+    } catch (err) {
+      if (absent && NO_SUCH_TABLE.test((err as Error).message)) return absent();
+      if (i >= NFT_TRIES) throw err;
+      await sleep(20 * i);
+    }
+  }
+}
 
 /**
  * Deletes a machine's host table (its veth goes with its namespace), by name: whether or not a
@@ -145,30 +166,20 @@ const NFT_TRIES = 3;
  * rules to the next machine given the same link name).
  */
 export async function deleteEgressTable(table: string): Promise<void> {
-  for (let i = 1; ; i++) {
-    try {
-      await host('nft', ['delete', 'table', 'ip', table]);
-      return;
-    } catch (err) {
-      if (NO_SUCH_TABLE.test((err as Error).message)) return;
-      if (i >= NFT_TRIES) throw err;
-      await sleep(20 * i);
-    }
-  }
+  await nftRetried(
+    ['delete', 'table', 'ip', table],
+    () => undefined,
+    () => undefined,
+  );
 }
 
 /** Whether the host has table `table` of the `ip` family: one table asked for, not a listing of all. */
 export async function hasEgressTable(table: string): Promise<boolean> {
-  for (let i = 1; ; i++) {
-    try {
-      await host('nft', ['list', 'table', 'ip', table]);
-      return true;
-    } catch (err) {
-      if (NO_SUCH_TABLE.test((err as Error).message)) return false;
-      if (i >= NFT_TRIES) throw err;
-      await sleep(20 * i);
-    }
-  }
+  return nftRetried(
+    ['list', 'table', 'ip', table],
+    () => true,
+    () => false,
+  );
 }
 
 /**
