@@ -41,12 +41,6 @@ export class MachineNetworks {
 
   /** The link and policy of `m`; a machine made before machines had networks gets a block now. */
   networkOf(m: MachineRecord): DriverNetwork {
-    // A kept machine holds its block's claim (again, after a reboot emptied the claims).
-    if (m.net_index !== null && !this.claim(m.net_index, m.id))
-      this.o.log.warn("another server claims this machine's address block", {
-        machine_id: m.id,
-        net_index: m.net_index,
-      });
     const netIndex =
       m.net_index ?? this.records.update(m.id, { net_index: this.allocateIndex(m.id) }).net_index;
     const network = driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
@@ -72,6 +66,18 @@ export class MachineNetworks {
       `the machine address pool ${this.o.addressPool.cidr} is full`,
       { pool: this.o.addressPool.cidr },
     );
+  }
+
+  /**
+   * Claims a kept machine's block again (a re-adopting server: a reboot empties the claims, which
+   * live under /run); a block another server took meanwhile is logged.
+   */
+  reclaim(m: MachineRecord): void {
+    if (m.net_index !== null && !this.claim(m.net_index, m.id))
+      this.o.log.warn("another server claims this machine's address block", {
+        machine_id: m.id,
+        net_index: m.net_index,
+      });
   }
 
   /** Gives up the host-wide claim on a killed machine's block. */

@@ -36,6 +36,7 @@ export class Readoption {
     const known = new Set<string>();
     for (const m of this.records.store.listInStates(KEPT_STATES)) {
       known.add(m.id);
+      this.parts.networks.reclaim(m);
       try {
         await this.readoptOne(m);
       } catch (err) {
