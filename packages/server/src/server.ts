@@ -12,7 +12,7 @@ import {
 } from '@nullspace/runtime';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
-import { EventLog } from './events/event-log.js';
+import { EventLog, purgeEveryMs } from './events/event-log.js';
 import { createApiServer, listen } from './http/api-server.js';
 import { addCodeRoutes } from './http/code-routes.js';
 import { addCommandRoutes, processSockets } from './http/command-routes.js';
@@ -182,7 +182,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     if (n > 0) log.debug('killed machines past retention removed', { count: n });
   };
   pruneKilled();
-  const pruneKilledTimer = setInterval(pruneKilled, Math.min(60_000, Math.max(250, retentionMs / 4)));
+  const pruneKilledTimer = setInterval(pruneKilled, purgeEveryMs(retentionMs));
   pruneKilledTimer.unref();
   const previews = new PreviewService({
     machines,

@@ -18,6 +18,14 @@ export type NewLifecycleEvent = Omit<LifecycleEvent, 'id' | 'at' | 'reason' | 'd
 
 export type EventListener = (event: LifecycleEvent) => void;
 
+/**
+ * How often what is kept for `retentionMs` is purged: a short retention (tests, demos) often enough
+ * to be visible, a long one once a minute.
+ */
+export function purgeEveryMs(retentionMs: number): number {
+  return Math.min(60_000, Math.max(250, retentionMs / 4));
+}
+
 /** `meta` key of the highest event id retention removed. */
 const WATERMARK_KEY = 'events_purged_through';
 
@@ -50,8 +58,7 @@ export class EventLog {
     this.readWatermark = db.prepare(`SELECT value FROM meta WHERE key = '${WATERMARK_KEY}'`);
     this.readHighWater = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
     this.purge();
-    // A short retention (tests, demos) is purged often enough to be visible; a long one once a minute.
-    this.purgeTimer = setInterval(() => this.purge(), Math.min(60_000, Math.max(250, retentionMs / 4)));
+    this.purgeTimer = setInterval(() => this.purge(), purgeEveryMs(retentionMs));
     this.purgeTimer.unref();
   }
 
