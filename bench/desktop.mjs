@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crop, encodePng, readXwd } from '../packages/agent/dist/desktop/image.js';
+import { xvfbArgs } from '../packages/agent/dist/desktop/xvfb-args.js';
 import {
   CGROUP_V2,
   MACHINE_TIMEOUT_S,
@@ -77,18 +78,10 @@ function x(display, cmd, args) {
 
 /** A host desktop like the machine's: Xvfb (abstract socket only) and openbox; resolves when both answer. */
 async function hostDesktop() {
-  const xvfb = spawn(
-    'Xvfb',
-    ['-displayfd', '3', '-screen', '0', `${SIZE.width}x${SIZE.height}x24`, '-dpi', '96'].concat([
-      '-nolisten',
-      'tcp',
-      '-nolisten',
-      'unix',
-      '-nocursor',
-      '-noreset',
-    ]),
-    { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], detached: true },
-  );
+  const xvfb = spawn('Xvfb', ['-displayfd', '3', ...xvfbArgs({ ...SIZE, dpi: 96 })], {
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   S.children.add(xvfb);
   const n = await new Promise((resolve, reject) => {
     let text = '';

@@ -10,6 +10,7 @@ import {
 } from '@nullspace/protocol';
 import { log } from '../log.js';
 import { desktopEnv, runTool } from './x-tools.js';
+import { xvfbArgs } from './xvfb-args.js';
 
 /** Where the desktop's programs write their logs, inside the machine. */
 export const DESKTOP_STATE_DIR = '/var/lib/nullspace-desktop';
@@ -131,20 +132,7 @@ export class DesktopSession {
     // keeps the /tmp of its build machine) would name a pid that may well be alive here.
     rmSync(X_LOCK, { force: true });
     this.generation++;
-    const xvfb = startProgram('xvfb', 'Xvfb', [
-      ':0',
-      '-screen',
-      '0',
-      `${g.width}x${g.height}x24`,
-      '-dpi',
-      String(g.dpi),
-      '-nolisten',
-      'tcp',
-      '-nolisten',
-      'unix',
-      '-nocursor',
-      '-noreset',
-    ]);
+    const xvfb = startProgram('xvfb', 'Xvfb', [':0', ...xvfbArgs(g)]);
     this.xvfb = xvfb;
     const deadline = Date.now() + 10_000;
     while (!(await xListens())) {
