@@ -638,19 +638,44 @@ export class RuncDriver implements MachineDriver {
     });
   }
 
-  /** Turns a failed checkpoint/restore into an error naming CRIU's own first errors (from its log). */
-  private async criuError(id: string, what: string, logFile: string, err: unknown): Promise<CodedError> {
+  /**
+   * Turns a failed checkpoint/restore into its own code (`checkpoint_failed`, `restore_failed`;
+   * `disk_full` when the host's disk filled up) whose `reason` is CRIU's own first errors from its
+   * log, else what runc said (CRIU killed, a deadline): something the caller can act on. Host
+   * paths in it are the machine's directory's names.
+   */
+  private async criuError(
+    id: string,
+    what: 'checkpoint' | 'restore',
+    logFile: string,
+    err: unknown,
+  ): Promise<CodedError> {
     const log = await readFile(logFile, 'utf8').catch(() => '');
     const errors = log
       .split('\n')
       .filter((l) => /Error|No space left/.test(l) && !/RLIMIT_NOFILE/.test(l))
       .slice(0, 5)
+      .map((l) => l.trim())
       .join(' | ');
     const full = /No space left on device|ENOSPC/.test(log) || /No space left/.test(String(err));
+    const tool = err instanceof CodedError ? String(err.details?.stderr ?? '') || err.message : String(err);
+    // runc's stderr is logrus lines (`time=… level=error msg="…"`): their messages, in order.
+    const messages = [...tool.matchAll(/msg="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]?.replace(/\\"/g, '"'));
+    const said = /timed out|killed by SIGKILL/.test(tool)
+      ? 'CRIU did not finish before the deadline, or was killed'
+      : messages.join('; ') || tool.split('\n')[0]?.trim() || 'CRIU failed without a message';
+    const reason = (errors || said).split(this.o.machinesDir).join('<machines>').slice(0, 1000);
+    if (full)
+      return new CodedError(
+        'disk_full',
+        `machine ${id}: ${what} failed: ${reason}`,
+        { public_reason: `${what} failed: the host is out of disk space` },
+        { cause: err },
+      );
     return new CodedError(
-      full ? 'disk_full' : 'internal',
-      `machine ${id}: ${what} failed: ${errors || (err instanceof Error ? err.message : String(err))}`,
-      { public_reason: full ? `${what} failed: the host is out of disk space` : `${what} failed` },
+      what === 'checkpoint' ? 'checkpoint_failed' : 'restore_failed',
+      `machine ${id}: ${what} failed: ${reason}`,
+      { public_reason: `${what} failed: ${reason}`, reason },
       { cause: err },
     );
   }
