@@ -110,7 +110,8 @@ async function op(R, name, fn) {
   const t0 = performance.now();
   try {
     const out = await fn();
-    (R.ms[name] ??= []).push(performance.now() - t0);
+    R.ms[name] ??= [];
+    R.ms[name].push(performance.now() - t0);
     return out;
   } catch (err) {
     R.errors.push(`${name}: ${err?.message ?? err}`);
