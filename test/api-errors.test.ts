@@ -3,6 +3,7 @@
  * sees) and through the SDK's typed errors.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { before, it } from 'node:test';
 import { ERROR_STATUS } from '@nullspace/protocol';
 import { InvalidArgumentError, Machine, NotFoundError, type NullspaceError } from '@nullspace/sdk';
@@ -276,6 +277,34 @@ describeWithServer('API errors', (ctx) => {
     );
   });
 
+  it('answers a request target that is not a path with invalid_argument, and keeps running', async () => {
+    // Found by the fuzzed edge: `GET //` (no key needed) threw outside every handler and ended
+    // the server; so did an upgrade to `//` and a preview host's `/\\`.
+    const { port } = new URL(ctx.server.url);
+    for (const [target, upgrade, status] of [
+      ['//', false, 400],
+      ['//[', false, 400],
+      ['*', false, 400],
+      ['//', true, 400],
+      ['///v1/machines', false, 401],
+    ] as const) {
+      const head = [
+        `GET ${target} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        ...(upgrade ? ['Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13'] : []),
+        ...(upgrade ? ['Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='] : ['Connection: close']),
+        '',
+        '',
+      ].join('\r\n');
+      const answer = await rawHttp(Number(port), head);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${target}: ${answer}`);
+      assert.match(answer, /x-request-id: req_/i);
+      if (status === 400) assert.match(answer, /"code":"invalid_argument"/);
+      const health = await fetch(`${ctx.server.url}/healthz`);
+      assert.equal(health.status, 200, `the server answers after ${target}`);
+    }
+  });
+
   it('refuses a body over the size limit with payload_too_large', async () => {
     const big = JSON.stringify({ cmd: 'cat', stdin: 'x'.repeat(49 * 1024 * 1024) });
     const { status, json } = await call('POST', `/v1/machines/${machineId}/commands`, big);
@@ -296,3 +325,17 @@ describeWithServer('API errors', (ctx) => {
     }
   });
 });
+
+/** Sends raw bytes (a request target `fetch` would not send) and returns the answer. */
+function rawHttp(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(got));
+    socket.write(text);
+  });
+}
