@@ -81,6 +81,22 @@ describeWithServer('commands', (ctx) => {
     await assert.rejects(m.commands.sendStdin(cat.pid, 'late'), isCode('invalid_state'));
   });
 
+  it('answers stdin for a process that ends without reading it, instead of holding the request', async () => {
+    // Found by the fuzzed edge: 1 MiB for a process that reads one block and exits fills its
+    // pipe; the writer then waited for a drain that never came, and the request (and its
+    // connection) stayed open forever. Now the exit ends the write with invalid_state.
+    await using m = await Machine.create(ctx.server.conn);
+    const head = await m.commands.run('head', { args: ['-c', '1'], background: true });
+    const res = await fetch(`${ctx.server.url}/v1/machines/${m.id}/commands/${head.pid}/stdin`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ctx.server.apiKey}` },
+      body: Buffer.alloc(1024 * 1024),
+    });
+    assert.equal(res.status, 409);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_state');
+    assert.equal((await head.wait()).exitCode, 0);
+  });
+
   it('kills by signal and by timeout, and says which', async () => {
     await using m = await Machine.create(ctx.server.conn);
     const sleeper = await m.commands.run('sleep 600', { background: true });

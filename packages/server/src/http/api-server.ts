@@ -130,6 +130,28 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       sendError(o.log, res, err, requestId);
     }
   });
+  // A request Node's parser cannot read (a bad method or header, a head over its 16 KiB) gets
+  // the same JSON error as any other, with a request id; Node's own answer was a bare 400 or 431
+  // without either. A silent or broken connection is just closed.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || !err.code?.startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
+    const requestId = newId('request');
+    const message =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'request: its head (request line and headers) is larger than the server reads'
+        : `request: not a well-formed HTTP request (${err.code})`;
+    const body: ErrorBody = {
+      error: { code: 'invalid_argument', message, details: { field: 'request' }, request_id: requestId },
+    };
+    const text = JSON.stringify(body);
+    o.log.info('request', { request_id: requestId, status: 400, parse_error: err.code });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
+    );
+  });
   server.keepAliveTimeout = 65_000;
   // Commands may run long; a request's own timeout_ms bounds them, not the socket.
   server.requestTimeout = 0;
