@@ -303,6 +303,17 @@ describeWithServer('API errors', (ctx) => {
       const health = await fetch(`${ctx.server.url}/healthz`);
       assert.equal(health.status, 200, `the server answers after ${target}`);
     }
+    // What Node's parser refuses (a head over 16 KiB, a bad header) and an Expect it cannot meet
+    // get the same JSON error with a request id (Node answered a bare 431, 400 or 417).
+    for (const extra of [`x-big: ${'a'.repeat(20_000)}`, 'bad header', 'Expect: nothing']) {
+      const answer = await rawHttp(
+        Number(port),
+        `GET /healthz HTTP/1.1\r\nHost: x\r\n${extra}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200));
+      assert.match(answer, /x-request-id: req_/i);
+      assert.match(answer, /"code":"invalid_argument"/);
+    }
   });
 
   it('refuses a body over the size limit with payload_too_large', async () => {

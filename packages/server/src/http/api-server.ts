@@ -152,6 +152,20 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
     );
   });
+  // An `Expect` the server does not meet (anything but 100-continue, which Node answers itself):
+  // the contract's JSON error with a request id, where Node's own answer was a bare 417.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const requestId = newId('request');
+    res.setHeader('x-request-id', requestId);
+    res.shouldKeepAlive = false;
+    sendError(
+      o.log,
+      res,
+      new CodedError('invalid_argument', 'expect: only "100-continue" is supported', { field: 'expect' }),
+      requestId,
+    );
+    req.resume();
+  });
   server.keepAliveTimeout = 65_000;
   // Commands may run long; a request's own timeout_ms bounds them, not the socket.
   server.requestTimeout = 0;
