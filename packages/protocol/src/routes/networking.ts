@@ -77,7 +77,7 @@ function networkingRoutes() {
       bodyRequired: true,
       response: PreviewProxyTargetInfoSchema,
       status: 201,
-      errors: MACHINE,
+      errors: [...MACHINE, 'invalid_state'],
     },
     createSshAccess: {
       method: 'POST',
