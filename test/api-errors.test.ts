@@ -317,6 +317,37 @@ describeWithServer('API errors', (ctx) => {
     }
   });
 
+  it('closes the connection of an error answered before the request body was all sent', async () => {
+    // An upload to a machine that does not exist is refused at once, its 8 MiB body mostly unsent:
+    // a client that reused the connection would have its next request read as upload bytes.
+    const { port } = new URL(ctx.server.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      socket.on('error', () => resolve(got));
+      socket.on('close', () => resolve(got));
+      socket.write(
+        [
+          'PUT /v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/files?path=/tmp/x HTTP/1.1',
+          `Host: 127.0.0.1:${port}`,
+          `Authorization: Bearer ${ctx.server.apiKey}`,
+          `Content-Length: ${8 * 1024 * 1024}`,
+          '',
+          'first bytes',
+        ].join('\r\n'),
+      );
+      setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the server kept the connection open; it answered: ${got.slice(0, 300)}`));
+      }, 10_000);
+    });
+    assert.match(answer, /^HTTP\/1\.1 404 /, answer.slice(0, 200));
+    assert.match(answer, /\r\nconnection: close\r\n/i, answer.slice(0, 400));
+  });
+
   it('refuses a body over the size limit with payload_too_large', async () => {
     const big = JSON.stringify({ cmd: 'cat', stdin: 'x'.repeat(49 * 1024 * 1024) });
     const { status, json } = await call('POST', `/v1/machines/${machineId}/commands`, big);

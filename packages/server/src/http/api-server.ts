@@ -312,6 +312,9 @@ function sendError(log: Logger, res: http.ServerResponse, err: unknown, requestI
     res.destroy();
     return;
   }
+  // Answered before the request's body was all read (a refused upload, stdin for a process that
+  // ended): the rest would arrive on a connection the client then reuses, so it closes instead.
+  if (!res.req.complete) res.setHeader('connection', 'close');
   const retryAfter = coded.details?.retry_after;
   if (coded.code === 'unavailable' || coded.code === 'machine_transitioning')
     res.setHeader('retry-after', String(typeof retryAfter === 'number' ? retryAfter : 1));
