@@ -36,8 +36,11 @@ let gc: Gc | undefined | null = null;
 
 /**
  * V8's `gc` function, made once: the flag installs it only in contexts created while it is set, so a
- * new context is made for it and the flag is cleared again (nothing else sees a `gc` global). Not
- * available (a V8 without the extension, flags frozen): undefined, and nothing is collected early.
+ * new context is made for it and the flag is cleared again (nothing else sees a `gc` global). Node
+ * warns that flags changed after start may do nothing; this one only decides whether a new
+ * context gets the function, and young-gc.test.ts checks that the collection really runs on the
+ * Node in use. Not available (a V8 without the extension, flags frozen): undefined, and nothing is
+ * collected early.
  */
 function gcFunction(): Gc | undefined {
   if (gc !== null) return gc;
