@@ -6,7 +6,14 @@ import { MACHINE_FILES } from '../machine-dir.js';
 import { tableOf } from '../net/addresses.js';
 import { netnsName } from '../netns/netns.js';
 import { STAGE_DIR } from '../volumes/machine-volumes.js';
-import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } from './host-view.js';
+import {
+  type HostView,
+  LINK_PREFIX,
+  type LoopDevice,
+  isUnder,
+  readHostView,
+  readMachineView,
+} from './host-view.js';
 
 /**
  * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
@@ -106,7 +113,9 @@ export async function inventory(
 ): Promise<HostResource[]> {
   if (o.machineId !== undefined)
     return resourcesOf(
-      await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) })),
+      scope === 'host'
+        ? await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) }))
+        : await machineResources(scope, o.machineId),
     );
   const view = await readHostView();
   const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
@@ -117,9 +126,43 @@ export async function inventory(
   return out;
 }
 
-/** What one machine of a runtime holds on the host (what `destroy` tears down). */
+/**
+ * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
+ * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
+ */
 export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readHostView({ table: tableOf(id) }));
+  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, tableOf(id)));
+}
+
+/** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
+export type MachineProcesses = Pick<MachineResources, 'id' | 'init' | 'operation' | 'cgroups'>;
+
+/**
+ * The machine's init, the runc checkpoint/restore running on it and its cgroups, without listing
+ * their processes (a fork bomb's thousands) or reading anything else of the host: what
+ * `terminateMachine` signals.
+ */
+export async function machineProcesses(dirs: RuntimeDirs, id: string): Promise<MachineProcesses> {
+  const parent = dirs.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+  const [cgroups, init, op] = await Promise.all([
+    cgroupRootsOnce().then(async (roots) =>
+      (await Promise.all(roots.map((root) => cgroupTree(join(root, parent, id))))).flat(),
+    ),
+    runcInit(join(dirs.runcRoot, id)),
+    operation(join(dirs.machinesDir, id), id, dirs),
+  ]);
+  // No runc record (a half-finished restore): the init is found among its cgroups' processes.
+  const initPid =
+    init ?? (await nsInit((await Promise.all(cgroups.map(readProcs))).flat().sort((a, b) => a - b)));
+  return { id, init: initPid, operation: op, cgroups: cgroups.sort((a, b) => b.length - a.length) };
+}
+
+let roots: Promise<string[]> | undefined;
+
+/** The cgroup hierarchies' mount points, read once: they do not change while the host runs. */
+function cgroupRootsOnce(): Promise<string[]> {
+  roots ??= readHostView('none').then((v) => v.cgroupRoots);
+  return roots;
 }
 
 /** Every machine id a runtime holds anything for: directories, runc containers, mounts. */

@@ -16,9 +16,11 @@ import { Runc } from '../runc/runc.js';
 import { DiskImage } from '../storage/disk-image.js';
 import { backingFileOf } from './host-view.js';
 import {
+  type MachineProcesses,
   type MachineResources,
   type RuntimeDirs,
   describeResources,
+  machineProcesses,
   machineResources,
   resourcesOf,
 } from './inventory.js';
@@ -183,32 +185,26 @@ export async function tearDownMachine(
 }
 
 /**
- * Ends every process of the machine: its init (with it, its pid namespace), a checkpoint/restore
- * runc still runs on it, and everything in its cgroups (`cgroup.kill` where the kernel has it,
- * else a SIGKILL to each). Frozen cgroups are thawed after the signals are sent: the signals are
- * then pending and a thawed bomb cannot fork past them. Resolves once its cgroups are empty.
- * `step` runs (and times) its three steps: see tearDownMachine.
+ * Ends machine `id` at once, without tearing anything down: SIGKILL to its init (the kernel then
+ * kills every process of its pid namespace, however fast they fork), to a checkpoint/restore runc
+ * runs on it (with the CRIU it started), and to everything in its cgroups (`cgroup.kill`), then
+ * its frozen cgroups are thawed (a frozen task dies only once thawed; the signals are pending by
+ * then, so a thawed fork bomb cannot fork past them). Resolves once all that is sent, not once the
+ * processes are gone: none of them runs its code again (a process in uninterruptible sleep exits
+ * when its I/O ends). It reads only the machine's runc record, its operation file and its cgroup
+ * directories, so it costs the same whatever runs inside and however many machines run beside
+ * it. {@link tearDownMachine} afterwards waits for the processes to be gone and frees the rest.
+ */
+export async function terminateMachine(dirs: RuntimeDirs, id: string): Promise<void> {
+  await signalProcesses(await machineProcesses(dirs, id));
+}
+
+/**
+ * Ends every process of the machine (see {@link terminateMachine}) and resolves once its cgroups
+ * are empty. `step` runs (and times) its three steps: see tearDownMachine.
  */
 export async function endProcesses(m: MachineResources, step: RunStep = untimed): Promise<void> {
-  await step('lift CPU limits, kill init', async () => {
-    if (m.pids.length > 0) await liftCpuLimits(m.cgroups);
-    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
-    if (m.init !== null) signal(m.init);
-  });
-  const killAll = async (pids: readonly number[]) => {
-    let viaCgroup = false;
-    for (const dir of m.cgroups) {
-      if (!existsSync(join(dir, 'cgroup.kill'))) continue;
-      viaCgroup =
-        (await writeFile(join(dir, 'cgroup.kill'), '1').then(
-          () => true,
-          () => false,
-        )) || viaCgroup;
-    }
-    if (!viaCgroup) for (const pid of pids) signal(pid);
-    await thaw(m.cgroups);
-  };
-  await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.pids));
+  await signalProcesses(m, step, m.pids);
   await step('wait until its cgroups are empty', async () => {
     const deadline = Date.now() + PROCESSES_END_TIMEOUT_MS;
     for (let round = 1; ; round++) {
@@ -220,10 +216,43 @@ export async function endProcesses(m: MachineResources, step: RunStep = untimed)
           `machine ${m.id}: ${left.length} processes did not end in ${PROCESSES_END_TIMEOUT_MS} ms (pids ${left.slice(0, 10).join(' ')})`,
         );
       // Again now and then: a process that was being created when its cgroup was listed.
-      if (round % 20 === 0) await killAll(left);
+      if (round % 20 === 0) await killAll(m.cgroups, left);
       await sleep(Math.min(round, 10));
     }
   });
+}
+
+/**
+ * The first two steps of ending a machine: its CPU limits lifted, its init and runc operation
+ * killed, then its cgroups (`pids`: their processes, if already read; else read only where
+ * `cgroup.kill` is missing).
+ */
+async function signalProcesses(
+  m: MachineProcesses,
+  step: RunStep = untimed,
+  pids?: readonly number[],
+): Promise<void> {
+  await step('lift CPU limits, kill init', async () => {
+    if (pids === undefined ? m.cgroups.length > 0 : pids.length > 0) await liftCpuLimits(m.cgroups);
+    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
+    if (m.init !== null) signal(m.init);
+  });
+  await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.cgroups, pids));
+}
+
+/** `cgroup.kill` in every cgroup that has it, else SIGKILL to each process; then thawed. */
+async function killAll(cgroups: readonly string[], pids?: readonly number[]): Promise<void> {
+  let viaCgroup = false;
+  for (const dir of cgroups) {
+    if (!existsSync(join(dir, 'cgroup.kill'))) continue;
+    viaCgroup =
+      (await writeFile(join(dir, 'cgroup.kill'), '1').then(
+        () => true,
+        () => false,
+      )) || viaCgroup;
+  }
+  if (!viaCgroup) for (const pid of pids ?? (await procsOf(cgroups))) signal(pid);
+  await thaw(cgroups);
 }
 
 function signal(pid: number): void {
