@@ -243,9 +243,11 @@ describeWithServer('kill: at once, whatever runs inside', (ctx) => {
       await m.commands.run('chmod +x /tmp/many-threads && /tmp/many-threads 10000 /tmp/threads-started', {
         background: true,
       });
+      // Read from the host: with its pids all taken by threads, the machine cannot start a `cat`.
+      const startedFile = join(ctx.server.dataDir, 'machines', m.id, 'rootfs/tmp/threads-started');
       const started = await eventually(async () => {
-        const r = await m.commands.run('cat /tmp/threads-started 2>/dev/null');
-        return Number(r.stdout.trim()) || undefined;
+        const text = await readFile(startedFile, 'utf8').catch(() => '');
+        return Number(text.trim()) || undefined;
       }, 'the threads to start');
       // The machine's pids limit (4096) counts threads: 10,000 cannot all start in one machine.
       assert.ok(started >= 1000, `${started} threads started`);
