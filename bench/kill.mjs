@@ -292,7 +292,7 @@ function report({ r, throughput: t, byCase }) {
         '',
         '',
       ],
-      [`  each kill → answered, p50 / p95 (ms)`, `${fmt(t.each.p50)} / ${fmt(t.each.p95)}`, '', '', '', ''],
+      ['  each kill → answered, p50 / p95 (ms)', `${fmt(t.each.p50)} / ${fmt(t.each.p95)}`, '', '', '', ''],
       [
         '  all answered / all torn down (ms)',
         `${fmt(t.allAnswered, 0)} / ${fmt(t.allTornDown, 0)}`,
@@ -306,7 +306,7 @@ function report({ r, throughput: t, byCase }) {
   );
 
   console.log(
-    `\nKill whatever runs inside (ms, p50 / max over the runs): answered; dead = no process left in its\n` +
+    '\nKill whatever runs inside (ms, p50 / max over the runs): answered; dead = no process left in its\n' +
       `cgroups (polled every 2 ms); torn down = its teardown done. The bar: dead ≤ ${deadMs} ms (max).`,
   );
   printTable(
