@@ -71,6 +71,8 @@ export interface VolumeMachines {
    * `invalid_state` otherwise; `pausedToo` also accepts a paused machine).
    */
   whileRunning<T>(id: string, fn: () => Promise<T>, o?: { pausedToo?: boolean }): Promise<T>;
+  /** Runs `fn` after every earlier operation on the machine (a killed one's teardown included). */
+  serialized<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface VolumeServiceOptions {
@@ -175,6 +177,21 @@ export class VolumeService implements MachineVolumes {
    */
   async delete(ref: string): Promise<VolumeInfo> {
     const v = this.volume(ref);
+    // A kill answers before its machine is torn down; the teardown (in the machine's queue) ends
+    // the machine's mount of this volume and releases the attachment. Wait for it: the volume's
+    // filesystem is not taken away under a machine still being torn down.
+    const dying = new Set(
+      this.store.attachmentsOf(v.id).flatMap((a) => {
+        let status: string;
+        try {
+          status = this.machines.get(a.machine_id).status;
+        } catch {
+          return []; // a killed machine's row purged long after its teardown
+        }
+        return status === 'killed' || status === 'killing' ? [a.machine_id] : [];
+      }),
+    );
+    await Promise.all([...dying].map((id) => this.machines.serialized(id, async () => undefined)));
     const before = await this.info(v);
     const users = [
       ...new Set(
