@@ -324,7 +324,10 @@ export class MachineService {
   // ---- internals ------------------------------------------------------------------------------
 
   private info(m: MachineRecord): MachineInfo {
-    return machineInfo(m, this.o.addressPool, this.o.volumes?.attachmentsOf(m.id) ?? []);
+    // A killed machine's attachments end with its teardown, after the kill answered; it mounts
+    // nothing from the moment it is killed.
+    const volumes = m.status === 'killed' ? [] : (this.o.volumes?.attachmentsOf(m.id) ?? []);
+    return machineInfo(m, this.o.addressPool, volumes);
   }
 
   /** A running machine's deadline passed: its `on_timeout` applies. */

@@ -61,6 +61,12 @@ export class Readoption {
         .destroy(id)
         .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: id, error: err }));
     }
+    // The pause snapshots of a killed machine whose teardown finished on the host but not in the
+    // store (a crash between the two): its files are gone from the host, these go too.
+    for (const snap of images.store.list({ kind: 'pause' })) {
+      const m = this.records.store.get(snap.machine_id);
+      if (m?.status === 'killed' && !this.parts.teardowns.has(m.id)) await images.remove(snap.id);
+    }
     const keep = images.store.idsWithImages();
     for (const name of await readdir(images.dir)) {
       if (!keep.has(name)) {
