@@ -82,9 +82,10 @@ export class MachineTransitions {
         error: err,
       });
     }
+    const images = this.parts.images.forgetPauseSnapshots(id);
     const killed = this.records.setStatus(id, 'killed', { status_reason: reason, paused_at: null });
     this.o.log.info('machine killed', { machine_id: id, reason });
-    void this.parts.teardowns.enqueue(killed);
+    void this.parts.teardowns.enqueue(killed, images);
     return killed;
   }
 

@@ -35,6 +35,8 @@ const DEFAULT_RETRY_DELAYS_MS = [1_000, 5_000, 30_000];
 
 interface Job {
   machine: MachineRecord;
+  /** Pause snapshots the kill marked deleted: their image directories go here. */
+  images: readonly string[];
   state: 'pending' | 'running' | 'failed';
   attempts: number;
   /** Resolves when the job is done or given up. */
@@ -71,17 +73,25 @@ export class Teardowns {
   ) {}
 
   /**
-   * Queues the teardown of killed machine `m` (one per machine: a second call joins the first).
+   * Queues the teardown of killed machine `m` (one per machine: a second call joins the first),
+   * with the pause snapshots its kill marked deleted (`images`), whose directories it removes.
    * Resolves when it is done or given up; never rejects (failures are logged and counted).
    */
-  enqueue(m: MachineRecord): Promise<void> {
+  enqueue(m: MachineRecord, images: readonly string[] = []): Promise<void> {
     const existing = this.jobs.get(m.id);
     if (existing && existing.state !== 'failed') return existing.done;
     let finish = () => {};
     const done = new Promise<void>((resolve) => {
       finish = resolve;
     });
-    const job: Job = { machine: m, state: 'pending', attempts: 0, done, finish };
+    const job: Job = {
+      machine: m,
+      images: [...images, ...(existing?.images ?? [])],
+      state: 'pending',
+      attempts: 0,
+      done,
+      finish,
+    };
     this.jobs.set(m.id, job);
     void this.attempt(job);
     return done;
@@ -151,7 +161,7 @@ export class Teardowns {
     job.attempts++;
     try {
       // After whatever transition the kill cut short (it fails fast: its processes are dead).
-      await this.records.serialized(id, () => this.withSlot(job, () => this.tearDown(job.machine)));
+      await this.records.serialized(id, () => this.withSlot(job, () => this.tearDown(job)));
       this.jobs.delete(id);
       this.doneTotal++;
       job.finish();
@@ -199,8 +209,11 @@ export class Teardowns {
   }
 
   /** Everything a killed machine held, host and store; each step idempotent (a retry redoes it). */
-  private async tearDown(m: MachineRecord): Promise<void> {
+  private async tearDown(job: Job): Promise<void> {
+    const m = job.machine;
     await this.o.driver.destroy(m.id);
+    for (const id of job.images) await this.parts.images.removeImage(id);
+    // Also any the transition the kill cut short stored after it (a hibernate that finished).
     await this.parts.images.dropPauseSnapshots(m.id);
     this.o.volumes?.release(m.id);
     this.parts.networks.release(m);
