@@ -218,6 +218,11 @@ export class MachineService {
     return this.info(await this.transitions.kill(id, reason));
   }
 
+  /** Resolves once no killed machine of template build `templateId` is still being torn down. */
+  untilTornDown(templateId: string): Promise<void> {
+    return this.teardowns.until((m) => m.template_id === templateId);
+  }
+
   /** Teardowns of killed machines: queued, running, given up, done (server metrics). */
   teardownStats(): TeardownStats {
     return this.teardowns.stats();

@@ -102,6 +102,11 @@ export class Teardowns {
     return this.jobs.has(id);
   }
 
+  /** Resolves once every teardown of a machine matching `which` is done or given up. */
+  async until(which: (m: MachineRecord) => boolean): Promise<void> {
+    await Promise.all([...this.jobs.values()].filter((j) => which(j.machine)).map((j) => j.done));
+  }
+
   /** The address blocks of machines whose teardown is not finished: not to be handed out. */
   netIndexes(): Set<number> {
     const out = new Set<number>();
