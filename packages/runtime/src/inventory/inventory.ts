@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS } from '@nullspace/protocol';
@@ -144,13 +144,11 @@ export type MachineProcesses = Pick<MachineResources, 'id' | 'init' | 'operation
  */
 export async function machineProcesses(dirs: RuntimeDirs, id: string): Promise<MachineProcesses> {
   const parent = dirs.cgroupParent ?? DEFAULT_CGROUP_PARENT;
-  const [cgroups, init, op] = await Promise.all([
-    cgroupRootsOnce().then(async (roots) =>
-      (await Promise.all(roots.map((root) => cgroupTree(join(root, parent, id))))).flat(),
-    ),
-    runcInit(join(dirs.runcRoot, id)),
-    operation(join(dirs.machinesDir, id), id, dirs),
-  ]);
+  // Synchronous reads of cgroupfs, procfs and two small files: a kill answers after these, and
+  // through libuv's four-thread pool they queue behind the file work of teardowns in progress.
+  const cgroups = (await cgroupRootsOnce()).flatMap((root) => cgroupTree(join(root, parent, id)));
+  const init = runcInit(join(dirs.runcRoot, id));
+  const op = operation(join(dirs.machinesDir, id), id, dirs);
   // No runc record (a half-finished restore): the init is found among its cgroups' processes.
   const initPid =
     init ?? (await nsInit((await Promise.all(cgroups.map(readProcs))).flat().sort((a, b) => a - b)));
@@ -290,12 +288,10 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
   const runcDir = dirs && join(dirs.runcRoot, id);
   const parent = dirs?.cgroupParent ?? DEFAULT_CGROUP_PARENT;
 
-  const cgroups = (
-    await Promise.all(view.cgroupRoots.map((root) => cgroupTree(join(root, parent, id))))
-  ).flat();
+  const cgroups = view.cgroupRoots.flatMap((root) => cgroupTree(join(root, parent, id)));
   const pids = [...new Set((await Promise.all(cgroups.map(readProcs))).flat())].sort((a, b) => a - b);
   // runc's record first: with a fork bomb inside, it is one file instead of a scan of thousands.
-  const init = (runcDir !== undefined ? await runcInit(runcDir) : null) ?? (await nsInit(pids));
+  const init = (runcDir !== undefined ? runcInit(runcDir) : null) ?? (await nsInit(pids));
 
   const mounts: MachineMount[] = view.mounts
     .filter((m) => m.fstype !== 'nsfs' && owns(m.path))
@@ -307,7 +303,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     id,
     init,
     pids,
-    operation: dirs && machineDir !== undefined ? await operation(machineDir, id, dirs) : null,
+    operation: dirs && machineDir !== undefined ? operation(machineDir, id, dirs) : null,
     cgroups: cgroups.sort((a, b) => b.length - a.length),
     runcState: runcDir !== undefined && existsSync(runcDir) ? runcDir : null,
     mounts,
@@ -332,14 +328,15 @@ function mountRole(path: string, id: string): MountRole {
   return 'other';
 }
 
-/** A cgroup directory and every one below it, if it exists. */
-async function cgroupTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-  if (entries === undefined) return [];
-  const below = await Promise.all(
-    entries.filter((e) => e.isDirectory()).map((e) => cgroupTree(join(dir, e.name))),
-  );
-  return [dir, ...below.flat()];
+/** A cgroup directory and every one below it, if it exists (cgroupfs: read synchronously). */
+function cgroupTree(dir: string): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return [dir, ...entries.filter((e) => e.isDirectory()).flatMap((e) => cgroupTree(join(dir, e.name)))];
 }
 
 async function readProcs(cgroupDir: string): Promise<number[]> {
@@ -354,22 +351,31 @@ async function readProcs(cgroupDir: string): Promise<number[]> {
  * The machine's init from runc's state (one file), if that very process still runs (its start
  * time matches: a pid is reused once the process is gone).
  */
-async function runcInit(runcDir: string): Promise<number | null> {
-  const text = await readFile(join(runcDir, 'state.json'), 'utf8').catch(() => '');
+function runcInit(runcDir: string): number | null {
+  const text = readText(join(runcDir, 'state.json'));
   if (!text) return null;
   try {
     const state = JSON.parse(text) as { init_process_pid?: unknown; init_process_start?: unknown };
     const pid = Number(state.init_process_pid);
     if (!(pid > 0)) return null;
-    return (await startTime(pid)) === Number(state.init_process_start) ? pid : null;
+    return startTime(pid) === Number(state.init_process_start) ? pid : null;
   } catch {
     return null;
   }
 }
 
+/** A small file's text, or '' if it cannot be read (gone, never written). */
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
-async function startTime(pid: number): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+function startTime(pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
@@ -393,13 +399,10 @@ async function nsInit(pids: readonly number[]): Promise<number | null> {
  * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
  * machine (the pid of a finished one may since be another process's, even another runc's).
  */
-async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Promise<number | null> {
-  const pid = Number.parseInt(
-    await readFile(join(machineDir, MACHINE_FILES.operationPid), 'utf8').catch(() => ''),
-    10,
-  );
+function operation(machineDir: string, id: string, dirs: RuntimeDirs): number | null {
+  const pid = Number.parseInt(readText(join(machineDir, MACHINE_FILES.operationPid)), 10);
   if (!(pid > 0)) return null;
-  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  const args = readText(`/proc/${pid}/cmdline`).split('\0');
   if (args[args.length - 1] === '') args.pop();
   const ours =
     args.includes(dirs.runcRoot) &&

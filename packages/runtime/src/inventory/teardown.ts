@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
-import { existsSync } from 'node:fs';
-import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -233,7 +233,7 @@ async function signalProcesses(
   pids?: readonly number[],
 ): Promise<void> {
   await step('lift CPU limits, kill init', async () => {
-    if (pids === undefined ? m.cgroups.length > 0 : pids.length > 0) await liftCpuLimits(m.cgroups);
+    if (pids === undefined ? m.cgroups.length > 0 : pids.length > 0) liftCpuLimits(m.cgroups);
     if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
     if (m.init !== null) signal(m.init);
   });
@@ -243,16 +243,25 @@ async function signalProcesses(
 /** `cgroup.kill` in every cgroup that has it, else SIGKILL to each process; then thawed. */
 async function killAll(cgroups: readonly string[], pids?: readonly number[]): Promise<void> {
   let viaCgroup = false;
-  for (const dir of cgroups) {
-    if (!existsSync(join(dir, 'cgroup.kill'))) continue;
-    viaCgroup =
-      (await writeFile(join(dir, 'cgroup.kill'), '1').then(
-        () => true,
-        () => false,
-      )) || viaCgroup;
-  }
+  for (const dir of cgroups) if (writeCgroupFile(dir, 'cgroup.kill', '1')) viaCgroup = true;
   if (!viaCgroup) for (const pid of pids ?? (await procsOf(cgroups))) signal(pid);
-  await thaw(cgroups);
+  thaw(cgroups);
+}
+
+/**
+ * Writes `value` to cgroup file `file` of `dir` if the file is there; whether it was written.
+ * Synchronously: cgroupfs answers at once (the kernel does the work in the write), and a kill
+ * that answers after these writes must not queue them behind other file work in libuv's pool.
+ */
+function writeCgroupFile(dir: string, file: string, value: string): boolean {
+  const path = join(dir, file);
+  if (!existsSync(path)) return false;
+  try {
+    writeFileSync(path, value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function signal(pid: number): void {
@@ -268,24 +277,20 @@ function signal(pid: number): void {
  * thousands of them (a fork bomb) took ~0.7 s to end within one vCPU. Lifted, they end at the
  * host's full speed.
  */
-async function liftCpuLimits(cgroups: readonly string[]): Promise<void> {
+function liftCpuLimits(cgroups: readonly string[]): void {
   const limits: [string, string][] = [
     ['cpu.cfs_quota_us', '-1'],
     ['cpu.shares', '1024'],
     ['cpu.max', 'max'],
     ['cpu.weight', '100'],
   ];
-  for (const dir of cgroups)
-    for (const [file, value] of limits)
-      if (existsSync(join(dir, file))) await writeFile(join(dir, file), value).catch(() => undefined);
+  for (const dir of cgroups) for (const [file, value] of limits) writeCgroupFile(dir, file, value);
 }
 
-async function thaw(cgroups: readonly string[]): Promise<void> {
+function thaw(cgroups: readonly string[]): void {
   for (const dir of cgroups) {
-    if (existsSync(join(dir, 'freezer.state')))
-      await writeFile(join(dir, 'freezer.state'), 'THAWED').catch(() => undefined);
-    if (existsSync(join(dir, 'cgroup.freeze')))
-      await writeFile(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
+    writeCgroupFile(dir, 'freezer.state', 'THAWED');
+    writeCgroupFile(dir, 'cgroup.freeze', '0');
   }
 }
 
