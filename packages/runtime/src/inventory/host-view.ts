@@ -70,10 +70,14 @@ export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
  * is made; the link counts only if its alias is the machine's id), its loop devices from the
  * sources of the mounts in its directory (a scan of every loop device only when its disk image
  * is there but not mounted: a crash between attach and mount, or a hibernated machine), its egress
- * table by name. Mounts are still read whole: one file, and the only way to see every mount
+ * table by name (`table`; null: not looked up). Mounts are still read whole: one file, and the only way to see every mount
  * under its directory (a CRIU or volume leftover has no other record).
  */
-export async function readMachineView(machineDir: string, id: string, table: string): Promise<HostView> {
+export async function readMachineView(
+  machineDir: string,
+  id: string,
+  table: string | null,
+): Promise<HostView> {
   const ns = netnsName(id);
   const [mounts, links, nftTables] = await Promise.all([
     readMounts(),
@@ -84,7 +88,7 @@ export async function readMachineView(machineDir: string, id: string, table: str
       },
       () => new Map<string, string>(),
     ),
-    hasEgressTable(table).then((has) => new Set(has ? [table] : [])),
+    table === null ? new Set<string>() : hasEgressTable(table).then((has) => new Set(has ? [table] : [])),
   ]);
   const mine = mounts.filter((m) => m.path.startsWith(`${machineDir}/`) && m.source.startsWith('/dev/loop'));
   let loops: LoopDevice[] = [];

@@ -129,9 +129,15 @@ export async function inventory(
 /**
  * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
  * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
+ * `nft: false`: its egress table is not looked up (one `nft` process fewer) and reads as absent.
  */
-export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, tableOf(id)));
+export async function machineResources(
+  dirs: RuntimeDirs,
+  id: string,
+  o: { nft?: boolean } = {},
+): Promise<MachineResources> {
+  const table = o.nft === false ? null : tableOf(id);
+  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, table));
 }
 
 /** What ending a machine's processes needs: its init, its runc operation, its cgroups. */

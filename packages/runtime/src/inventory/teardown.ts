@@ -106,7 +106,8 @@ export async function tearDownMachine(
   o: { keepFiles: boolean },
 ): Promise<void> {
   const step = stepsOf(id);
-  const m = await step('read the inventory', () => machineResources(dirs, id));
+  // Its egress table is deleted by name whether listed or not (below): no `nft` lookup here.
+  const m = await step('read the inventory', () => machineResources(dirs, id, { nft: false }));
   await endProcesses(m, step);
   // Mounts other than its root filesystem and disk, deepest first, before runc deletes its state
   // directory: what a CRIU killed at its deadline could not clean up (its cgroup yard, and runc's
