@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MachineDriver } from '@nullspace/runtime';
 import type { Logger } from '../../log.js';
 import type { MachineRecord } from '../../store/machine-store.js';
@@ -32,6 +34,10 @@ export interface TeardownsOptions {
 
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_RETRY_DELAYS_MS = [1_000, 5_000, 30_000];
+/** A teardown waits until no kill was queued for this long… */
+const QUIET_MS = 20;
+/** …but never longer than this: a steady stream of kills does not starve the teardowns. */
+const MAX_DEFER_MS = 1_000;
 
 interface Job {
   machine: MachineRecord;
@@ -53,7 +59,11 @@ interface Job {
  * address block is not handed out again (its claim is still held, and {@link netIndexes} names it).
  *
  * Bounded: at most `concurrency` at once; each runs in the machine's operation queue, so after
- * whatever transition the kill cut short has settled. A failed teardown is logged and retried
+ * whatever transition the kill cut short has settled. Kills first: a teardown starts once no kill
+ * has been queued for {@link QUIET_MS} (at most {@link MAX_DEFER_MS} later). Its host tools are
+ * spawned from the server's one thread, and a spawn blocks it for milliseconds (a fork of the
+ * server: 7–40 ms each measured on a loaded 2-core host), so teardowns running during a burst of
+ * kills would delay the kills' answers. A failed teardown is logged and retried
  * (`retryDelaysMs`), then counted as failed in the metrics; a server start sweeps what is left of
  * machines that are not alive in the store (Readoption), so nothing is leaked for good. A server
  * that stops drains this first ({@link close}).
@@ -65,6 +75,7 @@ export class Teardowns {
   private doneTotal = 0;
   private failedAttemptsTotal = 0;
   private closed = false;
+  private lastQueuedAt = 0;
 
   constructor(
     private readonly records: MachineRecords,
@@ -84,6 +95,7 @@ export class Teardowns {
     const done = new Promise<void>((resolve) => {
       finish = resolve;
     });
+    this.lastQueuedAt = performance.now();
     const job: Job = {
       machine: m,
       images: [...images, ...(existing?.images ?? [])],
@@ -205,11 +217,22 @@ export class Teardowns {
     else this.running++;
     job.state = 'running';
     try {
+      await this.quiet();
       return await fn();
     } finally {
       const next = this.waiting.shift();
       if (next) next();
       else this.running--;
+    }
+  }
+
+  /** Resolves once no kill has been queued for QUIET_MS, or MAX_DEFER_MS have passed, or at close. */
+  private async quiet(): Promise<void> {
+    const start = performance.now();
+    for (;;) {
+      const now = performance.now();
+      if (this.closed || now - this.lastQueuedAt >= QUIET_MS || now - start >= MAX_DEFER_MS) return;
+      await sleep(QUIET_MS - (now - this.lastQueuedAt));
     }
   }
 
