@@ -250,15 +250,14 @@ async function killAll(cgroups: readonly string[], pids?: readonly number[]): Pr
 }
 
 /**
- * Writes `value` to cgroup file `file` of `dir` if the file is there; whether it was written.
+ * Writes `value` to cgroup file `file` of `dir`; whether it was written (false where the
+ * hierarchy has no such file: cgroupfs makes none, so the open fails, one system call in all).
  * Synchronously: cgroupfs answers at once (the kernel does the work in the write), and a kill
  * that answers after these writes must not queue them behind other file work in libuv's pool.
  */
 function writeCgroupFile(dir: string, file: string, value: string): boolean {
-  const path = join(dir, file);
-  if (!existsSync(path)) return false;
   try {
-    writeFileSync(path, value);
+    writeFileSync(join(dir, file), value);
     return true;
   } catch {
     return false;
