@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Volume } from '@nullspace/sdk';
 import { startServer } from '@nullspace/server';
 import {
   USAGE_ENVIRONMENT,
@@ -95,6 +96,13 @@ async function machineWithMemory(mib) {
 }
 
 const machine = (m) => ({ background: (cmd) => m.commands.run(cmd, { background: true }) });
+const conn = () => ({ apiUrl: S.server.url, apiKey: S.server.apiKey });
+
+/** Field 3 of /proc/PID/stat: the process state letter (`D`: uninterruptible sleep). */
+async function stateOf(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+}
 const rootfsFile = (id, path) => join(S.dataDir, 'machines', id, 'rootfs', path);
 const operationFile = (id) => join(S.dataDir, 'machines', id, 'operation.pid');
 
@@ -135,6 +143,32 @@ function cases(threadsBinary) {
       await run(m, 'for i in $(seq 300); do sleep 3600 & done');
       await m.pause();
       return { m, what: `${machinePids(m.id).length} processes, frozen` };
+    },
+    'a process in D state (its volume frozen; thawed once the kill answered)': async () => {
+      const name = `frozen-${Date.now()}`;
+      const volume = await Volume.create(name, { ...conn(), sizeMb: 300 });
+      const m = await createMachineViaSdk(S, { volumes: [{ volume: volume.id, mountPath: '/data' }] });
+      await run(m, 'echo before > /data/f');
+      const mnt = join(S.dataDir, 'volumes', volume.id, 'mnt');
+      await sh('fsfreeze', ['--freeze', mnt]);
+      const thaw = () => sh('fsfreeze', ['--unfreeze', mnt]).catch(() => undefined);
+      try {
+        await machine(m).background('echo after > /data/f');
+        await until('a process in D state', async () => {
+          for (const pid of machinePids(m.id)) if ((await stateOf(pid)) === 'D') return true;
+          return false;
+        });
+      } catch (err) {
+        await thaw();
+        throw err;
+      }
+      // SIGKILL cannot end it until its write does: the volume is thawed right after the answer.
+      return {
+        m,
+        what: 'a write blocked on fsfreeze',
+        afterAnswer: thaw,
+        afterTeardown: () => Volume.delete(volume.id, conn()),
+      };
     },
     'mid-hibernate (200 MiB)': async () => {
       const m = await machineWithMemory(200);
@@ -241,13 +275,15 @@ async function bench(opts, templatesDir) {
     for (let i = 0; i < caseIterations; i++) {
       checkInterrupted();
       progress(`${name} (${i + 1}/${caseIterations})`);
-      const { m, what, pending } = await setUp();
+      const { m, what, pending, afterAnswer, afterTeardown } = await setUp();
       c.what = what;
       const k0 = performance.now();
       await killMachine(m);
       const answered = performance.now();
+      await afterAnswer?.();
       const dead = await untilNoProcesses(m.id);
       const done = await teardowns.take(m.id, false);
+      await afterTeardown?.();
       if (pending) c.outcomes.push(await pending);
       c.answered.push(answered - k0);
       c.terminate.push(terminateMs.get(m.id));
