@@ -228,29 +228,37 @@ async function bench(opts, templatesDir) {
   const terminateMs = timeTerminate(S.server.driver);
   const r = { answered: [], tornDown: [], terminate: [] };
 
-  // (a) One kill at a time: answered, and its teardown done (the same kill).
+  // (a) One kill at a time: answered, and its teardown done (the same kill); with no other
+  // machine alive, then with `total` alive (a kill's cost must not grow with the host's load).
+  const sequential = async (into, count, warm) => {
+    for (let i = -warm; i < count; i++) {
+      checkInterrupted();
+      const m = await createMachine();
+      const t0 = performance.now();
+      await killMachine(m);
+      const answered = performance.now();
+      const done = await teardowns.take(m.id, false);
+      if (i < 0) continue;
+      into.answered.push(answered - t0);
+      into.tornDown.push(done - t0);
+      into.terminate.push(terminateMs.get(m.id));
+    }
+  };
   progress(`create + kill ×${n} (+${warmup} warm-up)`);
-  for (let i = -warmup; i < n; i++) {
-    checkInterrupted();
-    const m = await createMachine();
-    const t0 = performance.now();
-    await killMachine(m);
-    const answered = performance.now();
-    const done = await teardowns.take(m.id, false);
-    if (i < 0) continue;
-    r.answered.push(answered - t0);
-    r.tornDown.push(done - t0);
-    r.terminate.push(terminateMs.get(m.id));
-  }
+  await sequential(r, n, warmup);
 
-  // (b) Throughput: `total` machines, `inFlight` kills at a time.
-  progress(`creating ${total} machines, then killing them ${inFlight} at a time`);
+  // (b) Throughput: `total` machines, `inFlight` kills at a time; before, (a) again beside them.
+  progress(`creating ${total} machines`);
   const made = [];
   while (made.length < total) {
     checkInterrupted();
     const batch = Math.min(8, total - made.length);
     made.push(...(await Promise.all(Array.from({ length: batch }, () => createMachine()))));
   }
+  progress(`create + kill ×${n} with ${total} machines alive`);
+  const alive = { answered: [], tornDown: [], terminate: [] };
+  await sequential(alive, n, 0);
+  progress(`killing the ${total} machines ${inFlight} at a time`);
   const queue = [...made];
   const t0 = performance.now();
   const each = [];
@@ -293,18 +301,26 @@ async function bench(opts, templatesDir) {
     byCase.push(c);
   }
   teardowns.stop();
-  return { r, throughput, byCase };
+  return { r, alive, throughput, byCase };
 }
 
-function report({ r, throughput: t, byCase }) {
+function report({ r, alive, throughput: t, byCase }) {
   const s = statsOf(r);
+  const a = statsOf(alive);
   const { answeredMs, perSecond, deadMs } = TARGETS;
   console.log('\nOne kill at a time (ms; p50/p95 nearest-rank; the bar applies to p50)');
   printLatencyTable('figure', [
     latencyRow('kill → answered (SDK)', s.answered, answeredMs.bar),
     latencyRow('  of which driver.terminate (in the server)', s.terminate),
     latencyRow('  baseline, same kills: kill → teardown done (where kill answered before)', s.tornDown),
+    latencyRow(`kill → answered, ${t.total} other machines alive`, a.answered),
+    latencyRow('  of which driver.terminate (in the server)', a.terminate),
+    latencyRow(`  kill → teardown done, ${t.total} other machines alive`, a.tornDown),
   ]);
+  console.log(
+    `  with ${t.total} machines alive / with none, p50: answered ${fmt(a.answered.p50 / s.answered.p50, 2)}×,` +
+      ` teardown done ${fmt(a.tornDown.p50 / s.tornDown.p50, 2)}×`,
+  );
   console.log(`  goal: kill → answered ≤ ${answeredMs.goal} ms: ${verdict(s.answered.p50, answeredMs.goal)}`);
 
   const rate = (ms) => (t.total * 1000) / ms;
