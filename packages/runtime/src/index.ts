@@ -20,6 +20,7 @@ export {
   type TeardownStep,
   type TeardownStepTiming,
   tearDownMachine,
+  terminateMachine,
 } from './inventory/teardown.js';
 export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';

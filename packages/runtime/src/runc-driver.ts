@@ -30,7 +30,7 @@ import type {
 } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
 import { type RuntimeDirs, machineIds } from './inventory/inventory.js';
-import { tearDownMachine } from './inventory/teardown.js';
+import { tearDownMachine, terminateMachine } from './inventory/teardown.js';
 import { MACHINE_FILES } from './machine-dir.js';
 import {
   applyEgress,
@@ -515,6 +515,11 @@ export class RuncDriver implements MachineDriver {
 
   isImageComplete(dir: string): boolean {
     return existsSync(join(dir, IMAGE_MEMORY, 'inventory.img'));
+  }
+
+  /** SIGKILLs its init, its runc operation and its cgroups, then thaws them (inventory/teardown.ts). */
+  async terminate(id: string): Promise<void> {
+    await terminateMachine(this.dirs, id);
   }
 
   /**

@@ -147,6 +147,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     intervalMs: config.metricsIntervalMs,
     createLatency,
     pools,
+    teardowns: { stats: () => machines.teardownStats() },
     log,
   });
 

@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MACHINE_FILES } from '../machine-dir.js';
 import { hasEgressTable, nftRetried } from '../net/link.js';
-import { NETNS_DIR } from '../netns/netns.js';
+import { NETNS_DIR, netnsName } from '../netns/netns.js';
 
 /**
  * What the host shows of the kernel resources machines use, read once: mounts, loop devices,
@@ -58,6 +61,53 @@ export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
         : hasEgressTable(nft.table).then((has) => new Set(has ? [nft.table] : [])),
   ]);
   return { mounts, loops, netns: new Set(netns), links, nftTables, cgroupRoots: cgroupRoots(mounts) };
+}
+
+/**
+ * The host's view as far as machine `id` (directory `machineDir`) is concerned, asked about that
+ * machine only, so that what a destroy pays does not grow with the machines alive beside it: its
+ * network namespace by name, its link by the name its `link` file gives (written before the link
+ * is made; the link counts only if its alias is the machine's id), its loop devices from the
+ * sources of the mounts in its directory (a scan of every loop device only when its disk image
+ * is there but not mounted: a crash between attach and mount, or a hibernated machine), its egress
+ * table by name (`table`; null: not looked up). Mounts are still read whole: one file, and the only way to see every mount
+ * under its directory (a CRIU or volume leftover has no other record).
+ */
+export async function readMachineView(
+  machineDir: string,
+  id: string,
+  table: string | null,
+): Promise<HostView> {
+  const ns = netnsName(id);
+  const [mounts, links, nftTables] = await Promise.all([
+    readMounts(),
+    readFile(join(machineDir, MACHINE_FILES.link), 'utf8').then(
+      async (name) => {
+        const alias = await readFile(`/sys/class/net/${name.trim()}/ifalias`, 'utf8').catch(() => '');
+        return alias.trim() === id ? new Map([[name.trim(), id]]) : new Map<string, string>();
+      },
+      () => new Map<string, string>(),
+    ),
+    table === null ? new Set<string>() : hasEgressTable(table).then((has) => new Set(has ? [table] : [])),
+  ]);
+  const mine = mounts.filter((m) => m.path.startsWith(`${machineDir}/`) && m.source.startsWith('/dev/loop'));
+  let loops: LoopDevice[] = [];
+  if (mine.length > 0 || !existsSync(join(machineDir, MACHINE_FILES.diskImage))) {
+    for (const m of mine) {
+      const backingFile = await backingFileOf(m.source);
+      if (backingFile) loops.push({ device: m.source, backingFile });
+    }
+  } else {
+    loops = await readLoops();
+  }
+  return {
+    mounts,
+    loops,
+    netns: new Set(existsSync(join(NETNS_DIR, ns)) ? [ns] : []),
+    links,
+    nftTables,
+    cgroupRoots: cgroupRoots(mounts),
+  };
 }
 
 /** Decodes the octal escapes (`\040` for space ...) the kernel uses in mountinfo. */

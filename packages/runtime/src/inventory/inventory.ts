@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS } from '@nullspace/protocol';
@@ -6,7 +6,14 @@ import { MACHINE_FILES } from '../machine-dir.js';
 import { tableOf } from '../net/addresses.js';
 import { netnsName } from '../netns/netns.js';
 import { STAGE_DIR } from '../volumes/machine-volumes.js';
-import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } from './host-view.js';
+import {
+  type HostView,
+  LINK_PREFIX,
+  type LoopDevice,
+  isUnder,
+  readHostView,
+  readMachineView,
+} from './host-view.js';
 
 /**
  * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
@@ -106,7 +113,9 @@ export async function inventory(
 ): Promise<HostResource[]> {
   if (o.machineId !== undefined)
     return resourcesOf(
-      await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) })),
+      scope === 'host'
+        ? await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) }))
+        : await machineResources(scope, o.machineId),
     );
   const view = await readHostView();
   const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
@@ -117,9 +126,47 @@ export async function inventory(
   return out;
 }
 
-/** What one machine of a runtime holds on the host (what `destroy` tears down). */
-export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readHostView({ table: tableOf(id) }));
+/**
+ * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
+ * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
+ * `nft: false`: its egress table is not looked up (one `nft` process fewer) and reads as absent.
+ */
+export async function machineResources(
+  dirs: RuntimeDirs,
+  id: string,
+  o: { nft?: boolean } = {},
+): Promise<MachineResources> {
+  const table = o.nft === false ? null : tableOf(id);
+  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, table));
+}
+
+/** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
+export type MachineProcesses = Pick<MachineResources, 'id' | 'init' | 'operation' | 'cgroups'>;
+
+/**
+ * The machine's init, the runc checkpoint/restore running on it and its cgroups, without listing
+ * their processes (a fork bomb's thousands) or reading anything else of the host: what
+ * `terminateMachine` signals.
+ */
+export async function machineProcesses(dirs: RuntimeDirs, id: string): Promise<MachineProcesses> {
+  const parent = dirs.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+  // Synchronous reads of cgroupfs, procfs and two small files: a kill answers after these, and
+  // through libuv's four-thread pool they queue behind the file work of teardowns in progress.
+  const cgroups = (await cgroupRootsOnce()).flatMap((root) => cgroupTree(join(root, parent, id)));
+  const init = runcInit(join(dirs.runcRoot, id));
+  const op = operation(join(dirs.machinesDir, id), id, dirs);
+  // No runc record (a half-finished restore): the init is found among its cgroups' processes.
+  const initPid =
+    init ?? (await nsInit((await Promise.all(cgroups.map(readProcs))).flat().sort((a, b) => a - b)));
+  return { id, init: initPid, operation: op, cgroups: cgroups.sort((a, b) => b.length - a.length) };
+}
+
+let roots: Promise<string[]> | undefined;
+
+/** The cgroup hierarchies' mount points, read once: they do not change while the host runs. */
+function cgroupRootsOnce(): Promise<string[]> {
+  roots ??= readHostView('none').then((v) => v.cgroupRoots);
+  return roots;
 }
 
 /** Every machine id a runtime holds anything for: directories, runc containers, mounts. */
@@ -247,12 +294,10 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
   const runcDir = dirs && join(dirs.runcRoot, id);
   const parent = dirs?.cgroupParent ?? DEFAULT_CGROUP_PARENT;
 
-  const cgroups = (
-    await Promise.all(view.cgroupRoots.map((root) => cgroupTree(join(root, parent, id))))
-  ).flat();
+  const cgroups = view.cgroupRoots.flatMap((root) => cgroupTree(join(root, parent, id)));
   const pids = [...new Set((await Promise.all(cgroups.map(readProcs))).flat())].sort((a, b) => a - b);
   // runc's record first: with a fork bomb inside, it is one file instead of a scan of thousands.
-  const init = (runcDir !== undefined ? await runcInit(runcDir) : null) ?? (await nsInit(pids));
+  const init = (runcDir !== undefined ? runcInit(runcDir) : null) ?? (await nsInit(pids));
 
   const mounts: MachineMount[] = view.mounts
     .filter((m) => m.fstype !== 'nsfs' && owns(m.path))
@@ -264,7 +309,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     id,
     init,
     pids,
-    operation: dirs && machineDir !== undefined ? await operation(machineDir, id, dirs) : null,
+    operation: dirs && machineDir !== undefined ? operation(machineDir, id, dirs) : null,
     cgroups: cgroups.sort((a, b) => b.length - a.length),
     runcState: runcDir !== undefined && existsSync(runcDir) ? runcDir : null,
     mounts,
@@ -289,14 +334,15 @@ function mountRole(path: string, id: string): MountRole {
   return 'other';
 }
 
-/** A cgroup directory and every one below it, if it exists. */
-async function cgroupTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-  if (entries === undefined) return [];
-  const below = await Promise.all(
-    entries.filter((e) => e.isDirectory()).map((e) => cgroupTree(join(dir, e.name))),
-  );
-  return [dir, ...below.flat()];
+/** A cgroup directory and every one below it, if it exists (cgroupfs: read synchronously). */
+function cgroupTree(dir: string): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return [dir, ...entries.filter((e) => e.isDirectory()).flatMap((e) => cgroupTree(join(dir, e.name)))];
 }
 
 async function readProcs(cgroupDir: string): Promise<number[]> {
@@ -311,22 +357,31 @@ async function readProcs(cgroupDir: string): Promise<number[]> {
  * The machine's init from runc's state (one file), if that very process still runs (its start
  * time matches: a pid is reused once the process is gone).
  */
-async function runcInit(runcDir: string): Promise<number | null> {
-  const text = await readFile(join(runcDir, 'state.json'), 'utf8').catch(() => '');
+function runcInit(runcDir: string): number | null {
+  const text = readText(join(runcDir, 'state.json'));
   if (!text) return null;
   try {
     const state = JSON.parse(text) as { init_process_pid?: unknown; init_process_start?: unknown };
     const pid = Number(state.init_process_pid);
     if (!(pid > 0)) return null;
-    return (await startTime(pid)) === Number(state.init_process_start) ? pid : null;
+    return startTime(pid) === Number(state.init_process_start) ? pid : null;
   } catch {
     return null;
   }
 }
 
+/** A small file's text, or '' if it cannot be read (gone, never written). */
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
-async function startTime(pid: number): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+function startTime(pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
@@ -350,13 +405,10 @@ async function nsInit(pids: readonly number[]): Promise<number | null> {
  * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
  * machine (the pid of a finished one may since be another process's, even another runc's).
  */
-async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Promise<number | null> {
-  const pid = Number.parseInt(
-    await readFile(join(machineDir, MACHINE_FILES.operationPid), 'utf8').catch(() => ''),
-    10,
-  );
+function operation(machineDir: string, id: string, dirs: RuntimeDirs): number | null {
+  const pid = Number.parseInt(readText(join(machineDir, MACHINE_FILES.operationPid)), 10);
   if (!(pid > 0)) return null;
-  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  const args = readText(`/proc/${pid}/cmdline`).split('\0');
   if (args[args.length - 1] === '') args.pop();
   const ours =
     args.includes(dirs.runcRoot) &&
