@@ -25,7 +25,14 @@ export { host } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
-export { MACHINE_RESOLVER, type MachineLink } from './net/egress-rules.js';
+export {
+  DISPATCH_MAPS,
+  HOST_TABLE,
+  MACHINE_RESOLVER,
+  type MachineLink,
+  legacyTableOf,
+  machineChains,
+} from './net/egress-rules.js';
 export { enableUplinkForwarding, guardMachineNetwork } from './net/link.js';
 export {
   type AddressPool,
@@ -33,7 +40,6 @@ export {
   hostIfOf,
   linkFor,
   parsePool,
-  tableOf,
 } from './net/addresses.js';
 export { ADDRESS_CLAIMS_DIR, claimBlock, releaseBlock } from './net/address-claims.js';
 export { connectToMachinePort } from './net/port-connect.js';

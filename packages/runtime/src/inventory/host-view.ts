@@ -1,12 +1,12 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { hasEgressTable, nftRetried } from '../net/link.js';
+import { type NftView, readNftEntries, readNftHost } from '../net/link.js';
 import { NETNS_DIR } from '../netns/netns.js';
 
 /**
  * What the host shows of the kernel resources machines use, read once: mounts, loop devices,
- * network namespaces, host links (with their alias), nftables tables and cgroup hierarchies. The
- * inventory (inventory.ts) attributes these to machines; reading them once per inventory keeps a
- * destroy to one `nft` process and a handful of file reads.
+ * network namespaces, host links (with their alias), machines' nftables chains and dispatch
+ * entries, and cgroup hierarchies. The inventory (inventory.ts) attributes these to machines;
+ * reading them once per inventory keeps a destroy to one `nft` process and a handful of file reads.
  */
 export interface HostView {
   mounts: MountInfo[];
@@ -15,8 +15,8 @@ export interface HostView {
   netns: Set<string>;
   /** Host interfaces named like machines' links (`nsv…`), with their alias (the machine id). */
   links: Map<string, string>;
-  /** Tables of the `ip` family. */
-  nftTables: Set<string>;
+  /** Machines' rules in the host's nftables (net/link.ts NftView). */
+  nft: NftView;
   /** The root of every cgroup hierarchy: cgroup2 alone, or each v1 controller and cgroup2 (hybrid). */
   cgroupRoots: string[];
 }
@@ -37,27 +37,32 @@ export interface LoopDevice {
 /** Prefix of the host end of every machine's veth (net/addresses.ts `hostIfOf`). */
 export const LINK_PREFIX = 'nsv';
 
-/** Which nftables tables a view reads: all of the `ip` family, one machine's only, or none. */
-export type NftScope = 'all' | 'none' | { table: string };
+/**
+ * How much of nftables a view reads: the `ip` family's whole ruleset (`all`: every chain, entry
+ * and table), the egress dispatch map only (`entries`: what one machine's teardown needs), or
+ * nothing.
+ */
+export type NftScope = 'all' | 'entries' | 'none';
 
 /**
- * Reads the host's view. `nft`: for one machine's view only its table is looked up, and a view
- * that needs no tables lists none: listing every table costs in proportion to every machine's
- * rules and, on a busy host, is what slows down or fails first.
+ * Reads the host's view. `nft`: one machine's view reads one map, and a view that needs no rules
+ * reads none: listing the ruleset costs in proportion to every machine's rules and, on a busy
+ * host, is what slows down or fails first. A failing listing is retried, then thrown: never read
+ * as "nothing there".
  */
 export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
-  const [mounts, loops, netns, links, nftTables] = await Promise.all([
+  const [mounts, loops, netns, links, nftView] = await Promise.all([
     readMounts(),
     readLoops(),
     readdir(NETNS_DIR).catch(() => [] as string[]),
     readLinks(),
     nft === 'all'
-      ? readNftTables()
-      : nft === 'none'
-        ? new Set<string>()
-        : hasEgressTable(nft.table).then((has) => new Set(has ? [nft.table] : [])),
+      ? readNftHost()
+      : nft === 'entries'
+        ? readNftEntries()
+        : { hostTable: false, tables: new Set<string>(), chains: new Set<string>(), entries: [] },
   ]);
-  return { mounts, loops, netns: new Set(netns), links, nftTables, cgroupRoots: cgroupRoots(mounts) };
+  return { mounts, loops, netns: new Set(netns), links, nft: nftView, cgroupRoots: cgroupRoots(mounts) };
 }
 
 /** Decodes the octal escapes (`\040` for space ...) the kernel uses in mountinfo. */
@@ -115,17 +120,6 @@ async function readLinks(): Promise<Map<string, string>> {
       out.set(name, alias.trim());
     }),
   );
-  return out;
-}
-
-/** Every table of the `ip` family. A failing `nft` is retried, then thrown: never read as "none". */
-async function readNftTables(): Promise<Set<string>> {
-  const stdout = await nftRetried(['list', 'tables', 'ip'], (out) => out);
-  const out = new Set<string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^table ip (\S+)$/.exec(line.trim());
-    if (m?.[1]) out.add(m[1]);
-  }
   return out;
 }
 

@@ -3,7 +3,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS } from '@nullspace/protocol';
 import { MACHINE_FILES } from '../machine-dir.js';
-import { tableOf } from '../net/addresses.js';
+import { legacyTableOf, machineChains } from '../net/egress-rules.js';
+import type { DispatchEntry } from '../net/link.js';
 import { netnsName } from '../netns/netns.js';
 import { STAGE_DIR } from '../volumes/machine-volumes.js';
 import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } from './host-view.js';
@@ -11,7 +12,9 @@ import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } fr
 /**
  * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
  * devices, /run/netns, links, nftables, cgroups, /proc, runc's state) and says which machine owns
- * each thing. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
+ * each thing. In nftables a machine owns its chains in the host table (`<id>_*`), the dispatch
+ * entries that point at them, and a table of an older server (`ns_<id>`); the host table itself
+ * is host infrastructure, no machine's, and never a leftover. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
  * `RuncDriver.list` (what the server's re-adoption sweeps) is its machine ids, and the test
  * harness, the benches and `scripts/host-leftovers.sh` report leaks with it.
  *
@@ -57,6 +60,8 @@ export type HostResource =
   | { kind: 'loop-device'; owner: string | null; device: string; backingFile: string }
   | { kind: 'netns'; owner: string; name: string }
   | { kind: 'link'; owner: string | null; name: string }
+  | { kind: 'nft-chain'; owner: string; name: string }
+  | { kind: 'nft-entry'; owner: string; map: string; key: string }
   | { kind: 'nft-table'; owner: string; name: string }
   | { kind: 'machine-dir'; owner: string; path: string };
 
@@ -88,6 +93,15 @@ export interface MachineResources {
   netns: string | null;
   /** Host ends of its veths. */
   links: string[];
+  /**
+   * Entries of the host table's dispatch maps that point at its chains. One machine's view reads
+   * the egress map only (the maps change only together): enough to find the interfaces its rules
+   * are keyed by, which its teardown needs.
+   */
+  nftEntries: DispatchEntry[];
+  /** Its chains in the host table (host-wide and whole-runtime views only; a teardown deletes them by name). */
+  nftChains: string[];
+  /** Its table of an older server, one per machine (host-wide and whole-runtime views only). */
   nftTables: string[];
   /** Its directory (runtime scope only). */
   dir: string | null;
@@ -105,9 +119,7 @@ export async function inventory(
   o: { machineId?: string; ids?: Iterable<string> } = {},
 ): Promise<HostResource[]> {
   if (o.machineId !== undefined)
-    return resourcesOf(
-      await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) })),
-    );
+    return resourcesOf(await collect(scope, o.machineId, await readHostView('entries')));
   const view = await readHostView();
   const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
   const machines = await Promise.all([...ids].sort().map((id) => collect(scope, id, view)));
@@ -119,7 +131,7 @@ export async function inventory(
 
 /** What one machine of a runtime holds on the host (what `destroy` tears down). */
 export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readHostView({ table: tableOf(id) }));
+  return collect(dirs, id, await readHostView('entries'));
 }
 
 /** Every machine id a runtime holds anything for: directories, runc containers, mounts. */
@@ -144,6 +156,8 @@ export function resourcesOf(m: MachineResources): HostResource[] {
     ...m.loops.map((l) => ({ kind: 'loop-device', owner, ...l }) as const),
     ...(m.netns !== null ? [{ kind: 'netns', owner, name: m.netns } as const] : []),
     ...m.links.map((name) => ({ kind: 'link', owner, name }) as const),
+    ...m.nftEntries.map((e) => ({ kind: 'nft-entry', owner, map: e.map, key: e.key }) as const),
+    ...m.nftChains.map((name) => ({ kind: 'nft-chain', owner, name }) as const),
     ...m.nftTables.map((name) => ({ kind: 'nft-table', owner, name }) as const),
     ...(m.dir !== null ? [{ kind: 'machine-dir', owner, path: m.dir } as const] : []),
   ];
@@ -184,8 +198,14 @@ export function describeResources(resources: readonly HostResource[]): string[] 
       case 'link':
         out.push(`link ${r.name} (${of(r.owner)})`);
         break;
+      case 'nft-entry':
+        out.push(`nft entry "${r.key}" of map ${r.map} (${r.owner})`);
+        break;
+      case 'nft-chain':
+        out.push(`nft chain ${r.name}`);
+        break;
       case 'nft-table':
-        out.push(`nft table ${r.name}`);
+        out.push(`nft table ${r.name} (of an older server)`);
         break;
       case 'machine-dir':
         out.push(`machine dir ${r.path}`);
@@ -212,12 +232,16 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
     return ids;
   }
   // Host-wide: everything under the machines' cgroup parent is a machine, and machine ids name
-  // their namespaces, tables, links (alias), mounts and disk images.
+  // their namespaces, chains (and older servers' tables), links (alias), mounts and disk images.
   for (const root of view.cgroupRoots)
     for (const e of await readdir(join(root, DEFAULT_CGROUP_PARENT), { withFileTypes: true }).catch(() => []))
       if (e.isDirectory()) ids.add(e.name);
   for (const name of view.netns) if (name.startsWith('ns-mch_')) ids.add(name.slice(3));
-  for (const name of view.nftTables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of view.nft.tables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of [...view.nft.chains, ...view.nft.entries.map((e) => e.target)]) {
+    const id = MACHINE_CHAIN.exec(name)?.[1];
+    if (id) ids.add(id);
+  }
   for (const alias of view.links.values()) if (alias) ids.add(alias);
   for (const m of view.mounts) for (const id of machineIdsIn(m.path)) ids.add(id);
   for (const l of view.loops) for (const id of machineIdsIn(l.backingFile)) ids.add(id);
@@ -225,6 +249,9 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
 }
 
 const MACHINE_ID = /^mch_[a-z2-7]{20}$/;
+
+/** A machine's chain in the host table: `<id>_<hook>` (net/egress-rules.ts machineChains). */
+const MACHINE_CHAIN = /^(mch_[a-z2-7]{20})_[a-z_]+$/;
 
 function machineIdsIn(path: string): string[] {
   return path.split('/').filter((s) => MACHINE_ID.test(s));
@@ -271,7 +298,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     loops,
     netns: view.netns.has(netnsName(id)) ? netnsName(id) : null,
     links: links(id, view),
-    nftTables: view.nftTables.has(tableOf(id)) ? [tableOf(id)] : [],
+    ...nftOf(id, view),
     dir: machineDir !== undefined && existsSync(machineDir) ? machineDir : null,
   };
 }
@@ -372,6 +399,16 @@ async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Pro
  */
 function links(id: string, view: HostView): string[] {
   return [...view.links].flatMap(([name, alias]) => (alias === id ? [name] : [])).sort();
+}
+
+/** The machine's rules in the view: entries pointing at its chains, its chains, its old table. */
+function nftOf(id: string, view: HostView): Pick<MachineResources, 'nftEntries' | 'nftChains' | 'nftTables'> {
+  const chains = new Set(Object.values(machineChains(id)));
+  return {
+    nftEntries: view.nft.entries.filter((e) => chains.has(e.target)),
+    nftChains: [...view.nft.chains].filter((c) => chains.has(c)).sort(),
+    nftTables: view.nft.tables.has(legacyTableOf(id)) ? [legacyTableOf(id)] : [],
+  };
 }
 
 /** A runtime's host volumes: their mounts and loop devices, owned by the volume id. */
