@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, it } from 'node:test';
 import {
+  HOST_TABLE,
   TEARDOWN_CHANNEL,
   TEARDOWN_STEPS,
   type TeardownStepTiming,
   describeResources,
   inventory,
+  machineChains,
   tearDownMachine,
 } from '@nullspace/runtime';
 import { host } from '@nullspace/runtime';
@@ -111,37 +113,40 @@ describeWithServer('kill', (ctx) => {
 });
 
 /**
- * An `nft` in front of the real one that fails every listing of all tables, as nft does on a busy
- * host (a dump interrupted, or timed out behind other machines' transactions); everything else
- * (loading, deleting, asking for one table) passes. Seen in CI: a teardown that read such a failure
- * as "no tables" left the table behind, and its rules then applied to the next machine given the
- * same link name.
+ * An `nft` in front of the real one that fails every listing of the whole ruleset or of all tables,
+ * as nft does on a busy host (a dump interrupted, or timed out behind other machines'
+ * transactions); everything else (loading, deleting, listing one map) passes. Seen in CI: a
+ * teardown that read such a failure as "nothing there" left a machine's table behind, and its rules
+ * then applied to the next machine given the same link name. A teardown reads only the egress
+ * dispatch map, and deletes chains by name.
  */
 const failingListDir = mkdtempSync('/tmp/nst-nft-list-');
 writeFileSync(
   join(failingListDir, 'nft'),
   `#!/bin/sh
-[ "$1 $2" = "list tables" ] && { echo "netlink: Error: Interrupted system call" >&2; exit 1; }
+case "$*" in *"list ruleset"*|*"list tables"*) echo "netlink: Error: Interrupted system call" >&2; exit 1;; esac
 exec /usr/sbin/nft "$@"
 `,
 );
 chmodSync(join(failingListDir, 'nft'), 0o755);
 
 describeWithServer(
-  'kill: the egress table goes, whatever a listing of the host says',
+  'kill: a machine’s nftables rules go, whatever a listing of the host says',
   (ctx) => {
     after(() => rmSync(failingListDir, { recursive: true, force: true }));
 
-    it('concurrent kills delete every machine table even when listing the tables fails', async () => {
+    it('concurrent kills delete every machine’s chains and map entries even when listing the ruleset fails', async () => {
       const made = await Promise.all(Array.from({ length: 4 }, () => Machine.create(ctx.server.conn)));
-      const tablesOf = async () => (await host('nft', ['list', 'tables', 'ip'])).stdout;
-      for (const m of made) assert.ok((await tablesOf()).includes(`table ip ns_${m.id}\n`), m.id);
+      const hostTable = async () => (await host('/usr/sbin/nft', ['list', 'table', 'ip', HOST_TABLE])).stdout;
+      const rulesOf = (table: string, id: string) =>
+        Object.values(machineChains(id)).filter((c) => table.includes(c));
+      for (const m of made) assert.equal(rulesOf(await hostTable(), m.id).length, 4, m.id);
       await Promise.all(made.map((m) => m.kill()));
-      const tables = await tablesOf();
+      const table = await hostTable();
       assert.deepEqual(
-        made.filter((m) => tables.includes(`table ip ns_${m.id}\n`)).map((m) => m.id),
+        made.flatMap((m) => rulesOf(table, m.id)),
         [],
-        'tables left behind',
+        'chains or map entries left behind',
       );
     });
   },
