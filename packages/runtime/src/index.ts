@@ -32,6 +32,9 @@ export {
   type MachineLink,
   legacyTableOf,
   machineChains,
+  renderEgressProgram,
+  renderHostTable,
+  renderRemovalProgram,
 } from './net/egress-rules.js';
 export { enableUplinkForwarding, guardMachineNetwork } from './net/link.js';
 export {
