@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { NON_PUBLIC_CIDRS } from '@nullspace/protocol';
@@ -20,18 +20,22 @@ import {
   DISPATCH_MAPS,
   HOST_TABLE,
   linkFor,
+  linkSetUpSteps,
   parsePool,
+  planScript,
   renderEgressProgram,
   renderHostTable,
   renderRemovalProgram,
+  writeLinkFiles,
 } from '@nullspace/runtime';
 import { fmt, printHost, printTable, progress, runBench, shuffled, stats, toolVersion } from './lib.mjs';
-import { legacyEgressProgram } from './nft/legacy-layout.mjs';
+import { legacyEgressProgram, legacyLinkSetUpSteps } from './nft/legacy-layout.mjs';
 
 const USAGE = `usage: node bench/nft-scale.mjs [options]   (as root, from the repository root)
   --machines N     machines whose rules are loaded in the "many" namespaces (default 100)
   --iterations N   timed runs of each step per namespace (default 20)
-  --packets N      UDP round trips per packet measurement (default 5000)`;
+  --packets N      UDP round trips per packet measurement (default 5000)
+  --links N        link set-ups (and teardowns) per form, old and new (default 20)`;
 
 const PREFIX = `nsbench-nft-${process.pid}`;
 const POOL = parsePool('10.213.0.0/16');
@@ -43,8 +47,12 @@ const namespaces = [];
 const echoes = [];
 let tmp;
 
-/** A made-up machine id for block `i` (the form the runtime's ids have). */
-const idOf = (i) => `mch_${i.toString(32).padStart(20, 'a').replace(/[01]/g, 'a').replace(/[89]/g, 'b')}`;
+/** A made-up machine id for block `i` (the form the runtime's ids have: base32, a–z 2–7). */
+const idOf = (i) => {
+  let out = '';
+  for (let k = 0; k < 20; k++, i = Math.floor(i / 32)) out = 'abcdefghijklmnopqrstuvwxyz234567'[i % 32] + out;
+  return `mch_${out}`;
+};
 const linkOf = (i) => ({ ...linkFor(POOL, i, idOf(i)), dnsPort: DNS_PORT });
 
 const LAYOUTS = {
@@ -169,6 +177,53 @@ async function startEcho(lab) {
   echoes.push(child);
 }
 
+/**
+ * A machine link's set-up as the driver runs it (one \`sh\` plan: its files written, then its steps),
+ * in the form before (one process per step) and now (nft, two \`ip -batch\`, one nsenter), each
+ * inside a namespace of the bench standing for the host (its veth, its nftables) and a new machine
+ * namespace under /run/netns; then torn down (not timed).
+ */
+async function linkSetUps(count) {
+  const forms = {};
+  for (const form of ['per-step', 'batch']) {
+    const hostNs = `${PREFIX}-links-${form}`;
+    await addNs(hostNs);
+    if (form === 'batch') await inNs(hostNs, 'nft', ['-f', '-'], renderHostTable());
+    forms[form] = hostNs;
+  }
+  const R = { 'per-step': [], batch: [] };
+  for (let i = 0; i < count; i++) {
+    for (const form of shuffled(Object.keys(forms))) {
+      const hostNs = forms[form];
+      const index = 1000 + i;
+      const link = linkOf(index);
+      const netns = `${PREFIX}-m${i}-${form}`;
+      const dir = join(tmp, netns);
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      const ms = await timedMs(async () => {
+        let steps;
+        if (form === 'batch')
+          steps = linkSetUpSteps(netns, link, await writeLinkFiles(dir, netns, link, ALLOW_ALL), {});
+        else {
+          const files = { egress: join(dir, 'egress.nft'), preview: join(dir, 'preview.nft') };
+          await writeFile(files.egress, LAYOUTS.table.apply(index, ALLOW_ALL));
+          await writeFile(files.preview, 'table ip nullspace_preview {\n}\n');
+          steps = legacyLinkSetUpSteps(netns, link, files, link.owner);
+        }
+        await inNs(hostNs, 'sh', ['-c', planScript([steps])]);
+      });
+      namespaces.push(netns);
+      R[form].push(ms);
+      await inNs(hostNs, 'ip', ['link', 'del', link.hostIf]).catch(() => undefined);
+      await run('ip', ['netns', 'delete', netns]);
+      namespaces.splice(namespaces.indexOf(netns), 1);
+      await nft(hostNs, form === 'batch' ? LAYOUTS.host.remove(index) : LAYOUTS.table.remove(index));
+    }
+  }
+  return R;
+}
+
 async function timedMs(fn) {
   const t0 = performance.now();
   await fn();
@@ -232,10 +287,12 @@ async function bench(opts) {
       for (const step of steps) await step();
     }
   }
-  return { R, n, iterations };
+  progress(`link set-ups: ${opts.links} of each form, interleaved`);
+  const links = await linkSetUps(opts.links);
+  return { R, n, iterations, links };
 }
 
-function report({ R, n, iterations }) {
+function report({ R, n, iterations, links }) {
   const steps = [...new Set(Object.keys(R).map((k) => k.split('|')[2]))];
   console.log(`\nnft with none and with ${n} machines' rules (ms unless said; p50 / p95 of ${iterations})`);
   const cell = (layoutName, count, step) => {
@@ -265,6 +322,22 @@ function report({ R, n, iterations }) {
     "\nqueries are `nft list table ip ns_<id>` and `nft list tables ip`; the host table's are",
     `\n\`nft -j list map ip ${HOST_TABLE} ${DISPATCH_MAPS.egress}\` and \`nft -j list ruleset ip\`.`,
   );
+  console.log(
+    "\nA link's set-up (files written, then one sh plan: netns, rules, veth, addresses, sysctls, preview; ms)",
+  );
+  printTable(
+    ['form', 'processes', 'n', 'p50', 'p95', 'min', 'max'],
+    [
+      ['one process per step (before)', '17 + sh', ...statCells(links['per-step'])],
+      ['nft + ip -batch + nsenter (ip -batch, nft)', '5 + sh', ...statCells(links.batch)],
+    ],
+    'lrrrrrr',
+  );
+}
+
+function statCells(xs) {
+  const st = stats(xs);
+  return [st.n, fmt(st.p50), fmt(st.p95), fmt(st.min), fmt(st.max)];
 }
 
 async function cleanup(note) {
@@ -285,6 +358,7 @@ runBench({
     machines: ['machines', 100, 1],
     iterations: ['iterations', 20, 1],
     packets: ['packets', 5000, 100],
+    links: ['links', 20, 1],
   },
   rootFor: 'network namespaces and nftables',
   preflight: () => undefined,

@@ -44,3 +44,35 @@ export function legacyEgressProgram({ id, hostIf, machineAddr, dnsPort, nonPubli
     '',
   ].join('\n');
 }
+
+/**
+ * The host commands of a link's set-up before the `ip -batch` form (net/link.ts `linkSetUpSteps`
+ * and netns/netns.ts `createNetnsSteps` at commit 3cf07fa): one process per step.
+ */
+export function legacyLinkSetUpSteps(netns, link, files, owner) {
+  const peer = `${link.hostIf}p`;
+  const cidr = (addr) => `${addr}/${link.prefix}`;
+  const inside = ['sysctl -qw net.ipv4.conf.eth0.route_localnet=1', `nft -f '${files.preview}'`].join(' && ');
+  return [
+    ['ip', 'netns', 'add', netns],
+    ['ip', '-n', netns, 'link', 'set', 'lo', 'up'],
+    ['nft', '-f', files.egress],
+    ['ip', 'link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', peer],
+    ['ip', 'link', 'set', link.hostIf, 'alias', owner],
+    ['ip', 'link', 'set', peer, 'netns', netns],
+    ['ip', '-n', netns, 'link', 'set', peer, 'name', 'eth0'],
+    ['ip', 'addr', 'add', cidr(link.hostAddr), 'dev', link.hostIf],
+    ['ip', 'addr', 'add', cidr(link.previewAddr), 'dev', link.hostIf],
+    ['ip', '-n', netns, 'addr', 'add', cidr(link.machineAddr), 'dev', 'eth0'],
+    [
+      'sysctl',
+      '-qw',
+      `net.ipv4.conf.${link.hostIf}.forwarding=1`,
+      `net.ipv4.conf.${link.hostIf}.route_localnet=1`,
+    ],
+    ['nsenter', `--net=/run/netns/${netns}`, 'sh', '-c', inside],
+    ['ip', 'link', 'set', link.hostIf, 'up'],
+    ['ip', '-n', netns, 'link', 'set', 'eth0', 'up'],
+    ['ip', '-n', netns, 'route', 'add', 'default', 'via', link.hostAddr],
+  ];
+}

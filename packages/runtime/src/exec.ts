@@ -111,20 +111,8 @@ function renderStep(step: PlanStep): { cmd: string; name: string } {
   return { cmd: command(step), name: step.join(' ') };
 }
 
-/**
- * Runs several host commands through one `sh` instead of one process spawn each: spawning from the
- * server's large process costs milliseconds a time, which adds up on the create path. Each lane's
- * steps run in order; the lanes run side by side; a failing step stops its lane and the whole
- * plan fails with that step and its stderr named. Commands get /dev/null as stdin.
- */
-export async function hostPlan(
-  lanes: readonly (readonly PlanStep[])[],
-  opts: {
-    timeoutMs?: number;
-    /** Runs the whole plan at this niceness (19: only when the host's CPUs are otherwise idle). */
-    nice?: number;
-  } = {},
-): Promise<void> {
+/** The `sh` script that runs `lanes` (see hostPlan). */
+export function planScript(lanes: readonly (readonly PlanStep[])[]): string {
   const lines: string[] = ['fail=0'];
   lanes.forEach((lane, i) => {
     const body = lane
@@ -139,7 +127,24 @@ export async function hostPlan(
     lines.push(`wait $p${i} || fail=1`);
   });
   lines.push('exit $fail');
-  const script = ['sh', '-c', lines.join('\n')];
+  return lines.join('\n');
+}
+
+/**
+ * Runs several host commands through one `sh` instead of one process spawn each: spawning from the
+ * server's large process costs milliseconds a time, which adds up on the create path. Each lane's
+ * steps run in order; the lanes run side by side; a failing step stops its lane and the whole
+ * plan fails with that step and its stderr named. Commands get /dev/null as stdin.
+ */
+export async function hostPlan(
+  lanes: readonly (readonly PlanStep[])[],
+  opts: {
+    timeoutMs?: number;
+    /** Runs the whole plan at this niceness (19: only when the host's CPUs are otherwise idle). */
+    nice?: number;
+  } = {},
+): Promise<void> {
+  const script = ['sh', '-c', planScript(lanes)];
   const [file, ...args] = opts.nice === undefined ? script : ['nice', '-n', String(opts.nice), ...script];
   await host(file as string, args, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
 }

@@ -21,7 +21,7 @@ export {
   type TeardownStepTiming,
   tearDownMachine,
 } from './inventory/teardown.js';
-export { host } from './exec.js';
+export { host, planScript } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
@@ -36,7 +36,12 @@ export {
   renderHostTable,
   renderRemovalProgram,
 } from './net/egress-rules.js';
-export { enableUplinkForwarding, guardMachineNetwork } from './net/link.js';
+export {
+  enableUplinkForwarding,
+  guardMachineNetwork,
+  linkSetUpSteps,
+  writeLinkFiles,
+} from './net/link.js';
 export {
   type AddressPool,
   DEFAULT_MACHINE_POOL,
