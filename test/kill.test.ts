@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, it } from 'node:test';
 import {
+  DISPATCH_MAPS,
   HOST_TABLE,
   TEARDOWN_CHANNEL,
   TEARDOWN_STEPS,
@@ -81,6 +82,32 @@ describeWithServer('kill', (ctx) => {
     assert.equal(r.status, 200, r.body);
     assert.equal((JSON.parse(r.body) as { status: string }).status, 'killed');
     assert.deepEqual(await leftOnHost(ctx.server, m.id), []);
+  });
+
+  it('the inventory attributes a machine’s nftables chains and map entries to it, and after a kill finds none', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    const nftOf = (found: Awaited<ReturnType<typeof inventory>>) =>
+      found
+        .filter((r) => r.owner === m.id && (r.kind === 'nft-chain' || r.kind === 'nft-entry'))
+        .map((r) =>
+          r.kind === 'nft-chain' ? `chain ${r.name}` : r.kind === 'nft-entry' ? `entry ${r.map}` : '',
+        )
+        .sort();
+    const chains = Object.values(machineChains(m.id));
+    // Host-wide (every server's machines, the whole ruleset read): its four chains and four entries.
+    assert.deepEqual(
+      nftOf(await inventory('host')),
+      [
+        ...chains.map((c) => `chain ${c}`),
+        ...Object.values(DISPATCH_MAPS).map((map) => `entry ${map}`),
+      ].sort(),
+    );
+    // One machine (what its teardown reads: one map): the egress map's entry.
+    assert.deepEqual(nftOf(await inventory(runtimeDirsOf(ctx.server.dataDir), { machineId: m.id })), [
+      `entry ${DISPATCH_MAPS.egress}`,
+    ]);
+    await m.kill();
+    assert.deepEqual(nftOf(await inventory('host')), []);
   });
 
   it('reports every step of a teardown, in order, on the runtime diagnostics channel', async () => {
