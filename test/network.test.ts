@@ -14,8 +14,10 @@ import {
   HOST_TABLE,
   MACHINE_RESOLVER,
   host,
+  hostIfOf,
   legacyTableOf,
   machineChains,
+  parsePool,
 } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { api, describeWithServer } from './harness.js';
@@ -428,4 +430,51 @@ while True:
     });
   },
   { PATH: `${faultDir}:${process.env.PATH ?? ''}`, NULLSPACE_DNS_SERVERS: RESOLVER },
+);
+
+/** A pool of two blocks no other server on the host uses: the first create gets block 0. */
+const LEFTOVER_POOL = '172.31.254.0/28';
+
+describeWithServer(
+  'network: a leftover’s rules never rule the next machine on its link',
+  (ctx) => {
+    it('a create whose link name a leftover’s map entries hold (no such interface) takes them over', async () => {
+      const hostIf = hostIfOf(parsePool(LEFTOVER_POOL), 0);
+      // What a machine whose teardown never finished leaves: its entries for the link, pointing at
+      // its chains, which accept everything.
+      const leftover = 'mch_leftoverleftoverleft';
+      const chains = Object.values(machineChains(leftover));
+      const maps = Object.values(DISPATCH_MAPS);
+      await nftProgram([
+        ...chains.flatMap((c) => [
+          `add chain ip ${HOST_TABLE} ${c}`,
+          `add rule ip ${HOST_TABLE} ${c} counter accept`,
+        ]),
+        ...maps.map((map, i) => `add element ip ${HOST_TABLE} ${map} { "${hostIf}" : jump ${chains[i]} }`),
+      ]);
+      try {
+        const m = await Machine.create(ctx.server.conn);
+        const { network } = (await api(ctx.server, 'GET', `/v1/machines/${m.id}`)) as {
+          network: { address: string };
+        };
+        assert.equal(network.address, '172.31.254.2', 'the machine has block 0');
+        const entries = (await host('/usr/sbin/nft', ['list', 'table', 'ip', HOST_TABLE])).stdout;
+        for (const c of Object.values(machineChains(m.id)))
+          assert.ok(entries.includes(`"${hostIf}" : jump ${c}`), c);
+        assert.ok(!entries.includes(`jump ${chains[0]}`), 'no entry points at the leftover’s chains');
+        // Its own rules rule it: the host's end of its link, like every host address, is closed.
+        const r = await m.commands.run('curl -s -o /dev/null --connect-timeout 1 http://172.31.254.1:9/', {
+          timeoutMs: 10_000,
+        });
+        assert.equal(r.exitCode, 28, 'dropped (timed out), not refused or answered');
+        await m.kill();
+      } finally {
+        // The leftover's chains, no longer reached: what its own teardown would delete.
+        await nftProgram(
+          chains.flatMap((c) => [`add chain ip ${HOST_TABLE} ${c}`, `delete chain ip ${HOST_TABLE} ${c}`]),
+        );
+      }
+    });
+  },
+  { NULLSPACE_MACHINE_NETWORK: LEFTOVER_POOL },
 );
