@@ -599,7 +599,12 @@ export class RuncDriver implements MachineDriver {
         [...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true })],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
-    );
+    ).catch(async (err: unknown) => {
+      // If the host table was what is missing (the host's own `nft flush ruleset`, a firewall
+      // reload), the next machine finds it made again; this one fails (its rules did not load).
+      await ensureHostTable().catch(() => undefined);
+      throw err;
+    });
   }
 
   private ociSpec(spec: DriverMachineSpec): object {

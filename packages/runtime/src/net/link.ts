@@ -179,17 +179,36 @@ const ENTRY_TAKEN = /File exists/;
  * removes its table of an older server: this is also what a re-adopting server runs). If it fails
  * nothing changed, so a caller tightening the policy must then fall back to {@link denyAll}. Its
  * link's map entries pointing at other chains (a leftover) are taken over only while the link is
- * its own (its alias is the machine's id): never those of another machine's live link.
+ * its own (its alias is the machine's id): never those of another machine's live link. A host
+ * table that is gone is made again first.
  */
 export async function applyEgress(link: MachineLink, policy: EgressSpec): Promise<void> {
-  try {
-    await host('nft', ['-f', '-'], { input: renderEgressProgram(link, policy, { dropLegacyTable: true }) });
-  } catch (err) {
-    if (!ENTRY_TAKEN.test((err as Error).message) || aliasOf(link.hostIf) !== link.owner) throw err;
+  const load = async (takeover: boolean) => {
     await host('nft', ['-f', '-'], {
-      input: renderEgressProgram(link, policy, { dropLegacyTable: true, takeover: true }),
+      input: renderEgressProgram(link, policy, { dropLegacyTable: true, takeover }),
     });
+  };
+  try {
+    await load(false);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (ENTRY_TAKEN.test(message) && aliasOf(link.hostIf) === link.owner) return load(true);
+    // The host table gone (the host's own `nft flush ruleset`, a firewall reload): made again, once.
+    if (NO_SUCH_OBJECT.test(message) && !(await hostTableExists())) {
+      await ensureHostTable();
+      return load(false);
+    }
+    throw err;
   }
+}
+
+/** Whether the host table is there (its egress map asked for, not a listing). */
+async function hostTableExists(): Promise<boolean> {
+  return nftRetried(
+    ['list', 'map', 'ip', HOST_TABLE, DISPATCH_MAPS.egress],
+    () => true,
+    () => false,
+  );
 }
 
 function aliasOf(ifName: string): string {
