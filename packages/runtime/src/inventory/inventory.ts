@@ -14,9 +14,10 @@ import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } fr
  * devices, /run/netns, links, nftables, cgroups, /proc, runc's state) and says which machine owns
  * each thing. In nftables a machine owns its chains in the host table (`<id>_*`), the dispatch
  * entries that point at them, and a table of an older server (`ns_<id>`); the host table itself
- * is host infrastructure, no machine's, and never a leftover. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
- * `RuncDriver.list` (what the server's re-adoption sweeps) is its machine ids, and the test
- * harness, the benches and `scripts/host-leftovers.sh` report leaks with it.
+ * is host infrastructure, no machine's, and never a leftover. `RuncDriver.destroy` tears a
+ * machine down from it and checks it afterwards, `RuncDriver.list` (what the server's re-adoption
+ * sweeps) is its machine ids, and the test harness, the benches and `scripts/host-leftovers.sh`
+ * report leaks with it.
  *
  * Two scopes: one runtime's directories ({@link RuntimeDirs}: one data dir's machines, and its
  * volumes), or the whole host (`'host'`: every machine of every server, found by the names
@@ -99,7 +100,7 @@ export interface MachineResources {
    * are keyed by, which its teardown needs.
    */
   nftEntries: DispatchEntry[];
-  /** Its chains in the host table (host-wide and whole-runtime views only; a teardown deletes them by name). */
+  /** Its chains in the host table (whole views only: a teardown deletes them by name, unlisted). */
   nftChains: string[];
   /** Its table of an older server, one per machine (host-wide and whole-runtime views only). */
   nftTables: string[];
