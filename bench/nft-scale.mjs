@@ -75,7 +75,8 @@ const LAYOUTS = {
   /** The host table (the runtime's programs). */
   host: {
     setup: () => renderHostTable(),
-    apply: (i, policy) => renderEgressProgram(linkOf(i), policy),
+    // As the driver runs it: a create's set-up (no older table to drop) and applyEgress (drops one).
+    apply: (i, policy, change = false) => renderEgressProgram(linkOf(i), policy, { dropLegacyTable: change }),
     remove: (i) => ({ input: renderRemovalProgram(idOf(i), [linkOf(i).hostIf]) }),
     queryOne: () => ({ args: ['-j', 'list', 'map', 'ip', HOST_TABLE, DISPATCH_MAPS.egress] }),
     listAll: () => ({ args: ['-j', 'list', 'ruleset', 'ip'] }),
@@ -269,7 +270,7 @@ async function bench(opts) {
           push(
             lab,
             'policy change of a machine',
-            await timedMs(() => nft(router, { input: layout.apply(1, RATE) })),
+            await timedMs(() => nft(router, { input: layout.apply(1, RATE, true) })),
           );
           await nft(router, lab.count === 0 ? layout.remove(1) : { input: layout.apply(1, ALLOW_ALL) });
         },
