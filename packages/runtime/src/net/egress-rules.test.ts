@@ -13,6 +13,7 @@ import {
   HOOKS,
   HOST_TABLE,
   type Hook,
+  INLINE_CIDRS,
   MACHINE_RESOLVER,
   type MachineLink,
   NON_PUBLIC_SET,
@@ -168,6 +169,22 @@ describe('renderEgressProgram: forwarded traffic', () => {
     assert.equal(out(e, '10.9.1.1'), 'drop');
     assert.equal(out(e, '1.1.1.1'), 'drop');
     assert.equal(out(e, '192.168.1.1'), 'drop');
+  });
+
+  it('a short list is a rule per range, a long one a set, with the same verdicts (deny wins)', () => {
+    const many = Array.from({ length: INLINE_CIDRS + 1 }, (_, i) => `198.51.100.${i * 8}/29`);
+    for (const allow of [many.slice(0, 2), many]) {
+      const e = egress({ mode: 'custom', allow_cidrs: allow, deny_cidrs: ['198.51.100.0/32'] });
+      const rules = chain(renderEgressProgram(link, e), 'egress');
+      assert.equal(
+        rules.some((r) => r.includes('{')),
+        allow.length > INLINE_CIDRS,
+        `${allow.length} ranges`,
+      );
+      assert.equal(out(e, '198.51.100.9'), 'accept');
+      assert.equal(out(e, '198.51.100.0'), 'drop');
+      assert.equal(out(e, '8.8.8.8'), 'drop');
+    }
   });
 
   it('replies of open connections pass, before any deny', () => {

@@ -38,6 +38,9 @@ export const MACHINE_RESOLVER = '169.254.53.53';
  */
 export const HOST_TABLE = 'nullspace';
 
+/** Up to this many ranges, an allow or deny list is written as one rule per range, not a set. */
+export const INLINE_CIDRS = 8;
+
 /** The non-public ranges as one named set of the host table (all machines' rules share it). */
 export const NON_PUBLIC_SET = 'non_public';
 
@@ -133,7 +136,14 @@ export function renderEgressProgram(
 ): string {
   const { hostIf, machineAddr } = link;
   const chains = machineChains(link.owner);
-  const set = (cidrs: readonly string[]) => `{ ${cidrs.join(', ')} }`;
+  // A short list is one rule per range; a long one a set. Every `nft` transaction on the host reads
+  // each set of the host table (one netlink round trip per interval set): 100 machines with short
+  // custom lists written as sets made a create's transaction 2–3× slower. A rule per range costs a
+  // comparison per range, only on the machine's own new connections.
+  const toEach = (cidrs: readonly string[], verdict: 'drop' | 'accept') =>
+    cidrs.length > INLINE_CIDRS
+      ? [`ip daddr { ${cidrs.join(', ')} } counter ${verdict}`]
+      : cidrs.map((c) => `ip daddr ${c} counter ${verdict}`);
   // The rate limit sees every packet from the machine, those of open connections included; the
   // rest decides per new connection (a policy change applies to the next connection).
   const egress: string[] = [];
@@ -153,9 +163,9 @@ export function renderEgressProgram(
   if (!dns) egress.push(`ip daddr ${MACHINE_RESOLVER} reject`);
   if (denied) egress.push('counter drop');
   else {
-    if (policy.deny_cidrs.length) egress.push(`ip daddr ${set(policy.deny_cidrs)} counter drop`);
+    egress.push(...toEach(policy.deny_cidrs, 'drop'));
     if (policy.mode === 'custom' && policy.allow_cidrs.length) {
-      egress.push(`ip daddr ${set(policy.allow_cidrs)} counter accept`);
+      egress.push(...toEach(policy.allow_cidrs, 'accept'));
       egress.push('counter drop');
     } else {
       // A named set: anonymous interval sets in every machine's rules make each `nft` run that
@@ -169,8 +179,7 @@ export function renderEgressProgram(
   const toHost = ['ct state established,related accept'];
   if (dns) toHost.push(`ip daddr 127.0.0.1 meta l4proto { udp, tcp } th dport ${link.dnsPort} accept`);
   if (!policy.locked && policy.mode === 'custom' && policy.allow_cidrs.length) {
-    if (policy.deny_cidrs.length) toHost.push(`ip daddr ${set(policy.deny_cidrs)} counter drop`);
-    toHost.push(`ip daddr ${set(policy.allow_cidrs)} counter accept`);
+    toHost.push(...toEach(policy.deny_cidrs, 'drop'), ...toEach(policy.allow_cidrs, 'accept'));
   }
   toHost.push('counter drop');
   const resolver = dns
