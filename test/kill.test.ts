@@ -176,6 +176,16 @@ describeWithServer(
         'chains or map entries left behind',
       );
     });
+
+    it('a host-wide inventory whose ruleset listing keeps failing fails: it is never read as "no rules"', async () => {
+      const path = process.env.PATH;
+      process.env.PATH = `${failingListDir}:${path ?? ''}`;
+      try {
+        await assert.rejects(inventory('host'), /Interrupted system call/);
+      } finally {
+        process.env.PATH = path;
+      }
+    });
   },
   { PATH: `${failingListDir}:${process.env.PATH ?? ''}` },
 );
