@@ -28,7 +28,18 @@ import {
   renderRemovalProgram,
   writeLinkFiles,
 } from '@nullspace/runtime';
-import { fmt, printHost, printTable, progress, runBench, shuffled, stats, toolVersion } from './lib.mjs';
+import {
+  fmt,
+  printHost,
+  printTable,
+  processCpuMs,
+  progress,
+  readClockTicks,
+  runBench,
+  shuffled,
+  stats,
+  toolVersion,
+} from './lib.mjs';
 import { legacyEgressProgram, legacyLinkSetUpSteps } from './nft/legacy-layout.mjs';
 
 const USAGE = `usage: node bench/nft-scale.mjs [options]   (as root, from the repository root)
@@ -193,6 +204,9 @@ async function linkSetUps(count) {
     forms[form] = hostNs;
   }
   const R = { 'per-step': [], batch: [] };
+  const cpu = { 'per-step': 0, batch: 0 };
+  // CPU of the set-up's processes: what this process's reaped children (and theirs) used.
+  const childrenCpuMs = () => processCpuMs(process.pid, { children: true }) - processCpuMs(process.pid);
   for (let i = 0; i < count; i++) {
     for (const form of shuffled(Object.keys(forms))) {
       const hostNs = forms[form];
@@ -202,6 +216,7 @@ async function linkSetUps(count) {
       const dir = join(tmp, netns);
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
+      const cpu0 = childrenCpuMs();
       const ms = await timedMs(async () => {
         let steps;
         if (form === 'batch')
@@ -214,6 +229,7 @@ async function linkSetUps(count) {
         }
         await inNs(hostNs, 'sh', ['-c', planScript([steps])]);
       });
+      cpu[form] += childrenCpuMs() - cpu0;
       namespaces.push(netns);
       R[form].push(ms);
       await inNs(hostNs, 'ip', ['link', 'del', link.hostIf]).catch(() => undefined);
@@ -222,7 +238,7 @@ async function linkSetUps(count) {
       await nft(hostNs, form === 'batch' ? LAYOUTS.host.remove(index) : LAYOUTS.table.remove(index));
     }
   }
-  return R;
+  return { R, cpu, count };
 }
 
 async function timedMs(fn) {
@@ -232,6 +248,7 @@ async function timedMs(fn) {
 }
 
 async function bench(opts) {
+  await readClockTicks();
   tmp = await mkdtemp('/tmp/nsbench-nft-');
   const { machines: n, iterations, packets } = opts;
   const labs = [];
@@ -327,12 +344,22 @@ function report({ R, n, iterations, links }) {
     "\nA link's set-up (files written, then one sh plan: netns, rules, veth, addresses, sysctls, preview; ms)",
   );
   printTable(
-    ['form', 'processes', 'n', 'p50', 'p95', 'min', 'max'],
+    ['form', 'processes', 'n', 'p50', 'p95', 'min', 'max', 'CPU ms (mean)'],
     [
-      ['one process per step (before)', '17 + sh', ...statCells(links['per-step'])],
-      ['nft + ip -batch + nsenter (ip -batch, nft)', '5 + sh', ...statCells(links.batch)],
+      [
+        'one process per step (before)',
+        '17 + sh',
+        ...statCells(links.R['per-step']),
+        fmt(links.cpu['per-step'] / links.count),
+      ],
+      [
+        'nft + ip -batch + nsenter (ip -batch, nft)',
+        '5 + sh',
+        ...statCells(links.R.batch),
+        fmt(links.cpu.batch / links.count),
+      ],
     ],
-    'lrrrrrr',
+    'lrrrrrrr',
   );
 }
 
