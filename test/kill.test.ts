@@ -15,11 +15,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, it } from 'node:test';
 import {
+  DISPATCH_MAPS,
+  HOST_TABLE,
   TEARDOWN_CHANNEL,
   TEARDOWN_STEPS,
   type TeardownStepTiming,
   describeResources,
   inventory,
+  machineChains,
   tearDownMachine,
 } from '@nullspace/runtime';
 import { host } from '@nullspace/runtime';
@@ -106,6 +109,32 @@ describeWithServer('kill', (ctx) => {
     await untilNothingLeft(ctx.server, [m.id]);
   });
 
+  it('the inventory attributes a machine’s nftables chains and map entries to it, and after a kill finds none', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    const nftOf = (found: Awaited<ReturnType<typeof inventory>>) =>
+      found
+        .filter((r) => r.owner === m.id && (r.kind === 'nft-chain' || r.kind === 'nft-entry'))
+        .map((r) =>
+          r.kind === 'nft-chain' ? `chain ${r.name}` : r.kind === 'nft-entry' ? `entry ${r.map}` : '',
+        )
+        .sort();
+    const chains = Object.values(machineChains(m.id));
+    // Host-wide (every server's machines, the whole ruleset read): its four chains and four entries.
+    assert.deepEqual(
+      nftOf(await inventory('host')),
+      [
+        ...chains.map((c) => `chain ${c}`),
+        ...Object.values(DISPATCH_MAPS).map((map) => `entry ${map}`),
+      ].sort(),
+    );
+    // One machine (what its teardown reads: one map): the egress map's entry.
+    assert.deepEqual(nftOf(await inventory(runtimeDirsOf(ctx.server.dataDir), { machineId: m.id })), [
+      `entry ${DISPATCH_MAPS.egress}`,
+    ]);
+    await m.kill();
+    assert.deepEqual(nftOf(await inventory('host')), []);
+  });
+
   it('reports every step of a teardown, in order, on the runtime diagnostics channel', async () => {
     const m = await Machine.create(ctx.server.conn);
     const steps: TeardownStepTiming[] = [];
@@ -136,43 +165,56 @@ describeWithServer('kill', (ctx) => {
 });
 
 /**
- * An `nft` in front of the real one that fails every listing of all tables, as nft does on a busy
- * host (a dump interrupted, or timed out behind other machines' transactions); everything else
- * (loading, deleting, asking for one table) passes. Seen in CI: a teardown that read such a failure
- * as "no tables" left the table behind, and its rules then applied to the next machine given the
- * same link name.
+ * An `nft` in front of the real one that fails every listing of the whole ruleset or of all tables,
+ * as nft does on a busy host (a dump interrupted, or timed out behind other machines'
+ * transactions); everything else (loading, deleting, listing one map) passes. Seen in CI: a
+ * teardown that read such a failure as "nothing there" left a machine's table behind, and its rules
+ * then applied to the next machine given the same link name. A teardown reads only the egress
+ * dispatch map, and deletes chains by name.
  */
 const failingListDir = mkdtempSync('/tmp/nst-nft-list-');
 writeFileSync(
   join(failingListDir, 'nft'),
   `#!/bin/sh
-[ "$1 $2" = "list tables" ] && { echo "netlink: Error: Interrupted system call" >&2; exit 1; }
+case "$*" in *"list ruleset"*|*"list tables"*) echo "netlink: Error: Interrupted system call" >&2; exit 1;; esac
 exec /usr/sbin/nft "$@"
 `,
 );
 chmodSync(join(failingListDir, 'nft'), 0o755);
 
 describeWithServer(
-  'kill: the egress table goes, whatever a listing of the host says',
+  'kill: a machine’s nftables rules go, whatever a listing of the host says',
   (ctx) => {
     after(() => rmSync(failingListDir, { recursive: true, force: true }));
 
-    it('concurrent kills delete every machine table even when listing the tables fails', async () => {
+    it('concurrent kills delete every machine’s chains and map entries even when listing the ruleset fails', async () => {
       const made = await Promise.all(Array.from({ length: 4 }, () => Machine.create(ctx.server.conn)));
-      const tablesOf = async () => (await host('nft', ['list', 'tables', 'ip'])).stdout;
-      for (const m of made) assert.ok((await tablesOf()).includes(`table ip ns_${m.id}\n`), m.id);
+      const hostTable = async () => (await host('/usr/sbin/nft', ['list', 'table', 'ip', HOST_TABLE])).stdout;
+      const rulesOf = (table: string, id: string) =>
+        Object.values(machineChains(id)).filter((c) => table.includes(c));
+      for (const m of made) assert.equal(rulesOf(await hostTable(), m.id).length, 4, m.id);
       await Promise.all(made.map((m) => m.kill()));
-      // The tables go with the teardowns, after the kills answered.
+      // The rules go with the teardowns, after the kills answered.
       await untilNothingLeft(
         ctx.server,
         made.map((m) => m.id),
       );
-      const tables = await tablesOf();
+      const table = await hostTable();
       assert.deepEqual(
-        made.filter((m) => tables.includes(`table ip ns_${m.id}\n`)).map((m) => m.id),
+        made.flatMap((m) => rulesOf(table, m.id)),
         [],
-        'tables left behind',
+        'chains or map entries left behind',
       );
+    });
+
+    it('a host-wide inventory whose ruleset listing keeps failing fails: it is never read as "no rules"', async () => {
+      const path = process.env.PATH;
+      process.env.PATH = `${failingListDir}:${path ?? ''}`;
+      try {
+        await assert.rejects(inventory('host'), /Interrupted system call/);
+      } finally {
+        process.env.PATH = path;
+      }
     });
   },
   { PATH: `${failingListDir}:${process.env.PATH ?? ''}` },

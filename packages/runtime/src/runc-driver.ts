@@ -36,11 +36,12 @@ import {
   applyEgress,
   cutLink,
   denyAll,
+  ensureHostTable,
   linkSetUpSteps,
   settleRestoredNetns,
   writeLinkFiles,
 } from './net/link.js';
-import { createNetnsSteps, netnsName, netnsPath } from './netns/netns.js';
+import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
@@ -106,7 +107,8 @@ function diskFullOr(err: unknown): unknown {
  *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
  *   - `/run/netns/ns-<id>`: the network namespace, with the machine's end of its veth (net/link.ts)
  *   - the host end of the veth, `nsv…`, its alias the machine id
- *   - nftables table `ns_<id>` in the host's namespace: its egress policy
+ *   - its chains `<id>_*` in the host's nftables table `nullspace` (shared by every machine, made
+ *     by `init`), and the entries of its link in that table's dispatch maps: its egress policy
  *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc, holding its processes
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
  * `destroy` tears down whatever of it the inventory (inventory/) finds, processes first, and
@@ -166,6 +168,7 @@ export class RuncDriver implements MachineDriver {
     });
     await mkdir(this.o.machinesDir, { recursive: true });
     await mkdir(this.o.runcRoot, { recursive: true });
+    await ensureHostTable();
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
     if (limits?.[1]) this.nofileLimit = Math.min(Number(limits[1]), 65_536);
   }
@@ -583,8 +586,10 @@ export class RuncDriver implements MachineDriver {
     await mkdir(join(dir, 'run'), { recursive: true });
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
-    const files = await writeLinkFiles(dir, spec.network.link, spec.network.egress);
-    await writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf);
+    const [files] = await Promise.all([
+      writeLinkFiles(dir, netns, spec.network.link, spec.network.egress),
+      writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf),
+    ]);
     await hostPlan(
       [
         [
@@ -596,16 +601,15 @@ export class RuncDriver implements MachineDriver {
             target: join(dir, MACHINE_FILES.rootfs),
           }),
         ],
-        [
-          ...createNetnsSteps(netns),
-          ...linkSetUpSteps(netns, spec.network.link, files, {
-            owner: spec.id,
-            nonlocalBind: o.newAddress === true,
-          }),
-        ],
+        [...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true })],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
-    );
+    ).catch(async (err: unknown) => {
+      // If the host table was what is missing (the host's own `nft flush ruleset`, a firewall
+      // reload), the next machine finds it made again; this one fails (its rules did not load).
+      await ensureHostTable().catch(() => undefined);
+      throw err;
+    });
   }
 
   private ociSpec(spec: DriverMachineSpec): object {

@@ -3,7 +3,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS } from '@nullspace/protocol';
 import { MACHINE_FILES } from '../machine-dir.js';
-import { tableOf } from '../net/addresses.js';
+import { legacyTableOf, machineChains } from '../net/egress-rules.js';
+import type { DispatchEntry } from '../net/link.js';
 import { netnsName } from '../netns/netns.js';
 import { STAGE_DIR } from '../volumes/machine-volumes.js';
 import {
@@ -18,9 +19,12 @@ import {
 /**
  * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
  * devices, /run/netns, links, nftables, cgroups, /proc, runc's state) and says which machine owns
- * each thing. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
- * `RuncDriver.list` (what the server's re-adoption sweeps) is its machine ids, and the test
- * harness, the benches and `scripts/host-leftovers.sh` report leaks with it.
+ * each thing. In nftables a machine owns its chains in the host table (`<id>_*`), the dispatch
+ * entries that point at them, and a table of an older server (`ns_<id>`); the host table itself
+ * is host infrastructure, no machine's, and never a leftover. `RuncDriver.destroy` tears a
+ * machine down from it and checks it afterwards, `RuncDriver.list` (what the server's re-adoption
+ * sweeps) is its machine ids, and the test harness, the benches and `scripts/host-leftovers.sh`
+ * report leaks with it.
  *
  * Two scopes: one runtime's directories ({@link RuntimeDirs}: one data dir's machines, and its
  * volumes), or the whole host (`'host'`: every machine of every server, found by the names
@@ -64,6 +68,8 @@ export type HostResource =
   | { kind: 'loop-device'; owner: string | null; device: string; backingFile: string }
   | { kind: 'netns'; owner: string; name: string }
   | { kind: 'link'; owner: string | null; name: string }
+  | { kind: 'nft-chain'; owner: string; name: string }
+  | { kind: 'nft-entry'; owner: string; map: string; key: string }
   | { kind: 'nft-table'; owner: string; name: string }
   | { kind: 'machine-dir'; owner: string; path: string };
 
@@ -95,6 +101,15 @@ export interface MachineResources {
   netns: string | null;
   /** Host ends of its veths. */
   links: string[];
+  /**
+   * Entries of the host table's dispatch maps that point at its chains. One machine's view reads
+   * the egress map only (the maps change only together): enough to find the interfaces its rules
+   * are keyed by, which its teardown needs.
+   */
+  nftEntries: DispatchEntry[];
+  /** Its chains in the host table (whole views only: a teardown deletes them by name, unlisted). */
+  nftChains: string[];
+  /** Its table of an older server, one per machine (host-wide and whole-runtime views only). */
   nftTables: string[];
   /** Its directory (runtime scope only). */
   dir: string | null;
@@ -114,7 +129,7 @@ export async function inventory(
   if (o.machineId !== undefined)
     return resourcesOf(
       scope === 'host'
-        ? await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) }))
+        ? await collect(scope, o.machineId, await readHostView('entries'))
         : await machineResources(scope, o.machineId),
     );
   const view = await readHostView();
@@ -129,15 +144,14 @@ export async function inventory(
 /**
  * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
  * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
- * `nft: false`: its egress table is not looked up (one `nft` process fewer) and reads as absent.
+ * `nft: false`: its dispatch entries are not looked up (one `nft` process fewer) and read as none.
  */
 export async function machineResources(
   dirs: RuntimeDirs,
   id: string,
   o: { nft?: boolean } = {},
 ): Promise<MachineResources> {
-  const table = o.nft === false ? null : tableOf(id);
-  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, table));
+  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, o.nft !== false));
 }
 
 /** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
@@ -191,6 +205,8 @@ export function resourcesOf(m: MachineResources): HostResource[] {
     ...m.loops.map((l) => ({ kind: 'loop-device', owner, ...l }) as const),
     ...(m.netns !== null ? [{ kind: 'netns', owner, name: m.netns } as const] : []),
     ...m.links.map((name) => ({ kind: 'link', owner, name }) as const),
+    ...m.nftEntries.map((e) => ({ kind: 'nft-entry', owner, map: e.map, key: e.key }) as const),
+    ...m.nftChains.map((name) => ({ kind: 'nft-chain', owner, name }) as const),
     ...m.nftTables.map((name) => ({ kind: 'nft-table', owner, name }) as const),
     ...(m.dir !== null ? [{ kind: 'machine-dir', owner, path: m.dir } as const] : []),
   ];
@@ -231,8 +247,14 @@ export function describeResources(resources: readonly HostResource[]): string[] 
       case 'link':
         out.push(`link ${r.name} (${of(r.owner)})`);
         break;
+      case 'nft-entry':
+        out.push(`nft entry "${r.key}" of map ${r.map} (${r.owner})`);
+        break;
+      case 'nft-chain':
+        out.push(`nft chain ${r.name}`);
+        break;
       case 'nft-table':
-        out.push(`nft table ${r.name}`);
+        out.push(`nft table ${r.name} (of an older server)`);
         break;
       case 'machine-dir':
         out.push(`machine dir ${r.path}`);
@@ -259,12 +281,16 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
     return ids;
   }
   // Host-wide: everything under the machines' cgroup parent is a machine, and machine ids name
-  // their namespaces, tables, links (alias), mounts and disk images.
+  // their namespaces, chains (and older servers' tables), links (alias), mounts and disk images.
   for (const root of view.cgroupRoots)
     for (const e of await readdir(join(root, DEFAULT_CGROUP_PARENT), { withFileTypes: true }).catch(() => []))
       if (e.isDirectory()) ids.add(e.name);
   for (const name of view.netns) if (name.startsWith('ns-mch_')) ids.add(name.slice(3));
-  for (const name of view.nftTables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of view.nft.tables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of [...view.nft.chains, ...view.nft.entries.map((e) => e.target)]) {
+    const id = MACHINE_CHAIN.exec(name)?.[1];
+    if (id) ids.add(id);
+  }
   for (const alias of view.links.values()) if (alias) ids.add(alias);
   for (const m of view.mounts) for (const id of machineIdsIn(m.path)) ids.add(id);
   for (const l of view.loops) for (const id of machineIdsIn(l.backingFile)) ids.add(id);
@@ -272,6 +298,9 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
 }
 
 const MACHINE_ID = /^mch_[a-z2-7]{20}$/;
+
+/** A machine's chain in the host table: `<id>_<hook>` (net/egress-rules.ts machineChains). */
+const MACHINE_CHAIN = /^(mch_[a-z2-7]{20})_[a-z_]+$/;
 
 function machineIdsIn(path: string): string[] {
   return path.split('/').filter((s) => MACHINE_ID.test(s));
@@ -316,7 +345,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     loops,
     netns: view.netns.has(netnsName(id)) ? netnsName(id) : null,
     links: links(id, view),
-    nftTables: view.nftTables.has(tableOf(id)) ? [tableOf(id)] : [],
+    ...nftOf(id, view),
     dir: machineDir !== undefined && existsSync(machineDir) ? machineDir : null,
   };
 }
@@ -424,6 +453,16 @@ function operation(machineDir: string, id: string, dirs: RuntimeDirs): number | 
  */
 function links(id: string, view: HostView): string[] {
   return [...view.links].flatMap(([name, alias]) => (alias === id ? [name] : [])).sort();
+}
+
+/** The machine's rules in the view: entries pointing at its chains, its chains, its old table. */
+function nftOf(id: string, view: HostView): Pick<MachineResources, 'nftEntries' | 'nftChains' | 'nftTables'> {
+  const chains = new Set(Object.values(machineChains(id)));
+  return {
+    nftEntries: view.nft.entries.filter((e) => chains.has(e.target)),
+    nftChains: [...view.nft.chains].filter((c) => chains.has(c)).sort(),
+    nftTables: view.nft.tables.has(legacyTableOf(id)) ? [legacyTableOf(id)] : [],
+  };
 }
 
 /** A runtime's host volumes: their mounts and loop devices, owned by the volume id. */

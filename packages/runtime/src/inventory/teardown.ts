@@ -8,8 +8,7 @@ import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
 import { MACHINE_FILES } from '../machine-dir.js';
 import { mountsUnder } from '../mounts.js';
-import { tableOf } from '../net/addresses.js';
-import { deleteEgressTable, deleteLinkIfPresent } from '../net/link.js';
+import { deleteLinkIfPresent, deleteMachineRules } from '../net/link.js';
 import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
 import { Runc } from '../runc/runc.js';
@@ -48,7 +47,7 @@ export const TEARDOWN_STEPS = [
   'free loop device',
   'delete link',
   'delete netns',
-  'delete nft table',
+  'delete nft rules',
   'remove disk image and directory',
   'check nothing is left',
 ] as const;
@@ -97,7 +96,7 @@ function stepsOf(machineId: string): RunStep {
  * Its processes end first: its init is killed (the kernel then kills every process of its pid
  * namespace, however fast they fork), then whatever is left in its cgroups, and frozen cgroups are
  * thawed (a frozen task dies only once thawed). Only then do mounts, runc's container, cgroups, the
- * link, network namespace and egress table go. The steps, in order, are {@link TEARDOWN_STEPS};
+ * link, network namespace and nftables rules go. The steps, in order, are {@link TEARDOWN_STEPS};
  * each is reported on {@link TEARDOWN_CHANNEL} while it has a subscriber.
  */
 export async function tearDownMachine(
@@ -106,7 +105,7 @@ export async function tearDownMachine(
   o: { keepFiles: boolean },
 ): Promise<void> {
   const step = stepsOf(id);
-  // Its egress table is deleted by name whether listed or not (below): no `nft` lookup here.
+  // Its nftables rules are looked up and deleted in one step (below): no `nft` lookup here.
   const m = await step('read the inventory', () => machineResources(dirs, id, { nft: false }));
   await endProcesses(m, step);
   // Mounts other than its root filesystem and disk, deepest first, before runc deletes its state
@@ -159,10 +158,10 @@ export async function tearDownMachine(
   await step('delete netns', async () => {
     if (m.netns !== null) await deleteNetns(m.netns);
   });
-  // By name, listed or not: a table left behind would rule the next machine given this link name.
-  await step('delete nft table', async () => {
-    for (const table of new Set([...m.nftTables, tableOf(id)])) await deleteEgressTable(table);
-  });
+  // Its chains (and an older server's table) by name, listed or not; its dispatch entries as a
+  // reading of the map finds them (the first read above did not look): an entry left behind would
+  // rule the next machine given this link name.
+  await step('delete nft rules', () => deleteMachineRules(id));
   await step('remove disk image and directory', async () => {
     if (o.keepFiles || m.dir === null) return;
     await disk.destroy();

@@ -135,8 +135,10 @@ export class MachineNetworks {
   }
 
   /**
-   * Puts a re-adopted machine's stored policy in force again: its table outlived the last server,
-   * but a crash between applying a policy and storing it would leave the two apart.
+   * Puts a re-adopted machine's stored policy in force again: its rules outlived the last server,
+   * but a crash between applying a policy and storing it would leave the two apart (and the new
+   * DNS forwarder's port is in them). A machine an older server made, with a table of its own, is
+   * moved into the host table by the same transaction (runtime net/link.ts applyEgress).
    */
   async reapply(m: MachineRecord): Promise<void> {
     if (m.net_index === null) return;
