@@ -132,6 +132,8 @@ describeWithServer('kill', (ctx) => {
       `entry ${DISPATCH_MAPS.egress}`,
     ]);
     await m.kill();
+    // The rules go with the teardown, after the kill answered.
+    await untilNothingLeft(ctx.server, [m.id]);
     assert.deepEqual(nftOf(await inventory('host')), []);
   });
 
