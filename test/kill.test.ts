@@ -295,6 +295,12 @@ describeWithServer('kill: at once, whatever runs inside', (ctx) => {
       }, 'the threads to start');
       // The machine's pids limit (4096) counts threads: 10,000 cannot all start in one machine.
       assert.ok(started >= 1000, `${started} threads started`);
+      // A command cannot start then: the machine's state, answered as such (it was a 500).
+      await assert.rejects(m.commands.run('true'), (err: { code?: string; status?: number }) => {
+        assert.equal(err.code, 'resource_exhausted', String(err));
+        assert.equal(err.status, 429);
+        return true;
+      });
       const d = await deleteOnce(ctx.server, m.id);
       console.log(
         `# DELETE of a machine with ${started} threads in one process: ${d.status} in ${d.ms.toFixed(0)} ms`,

@@ -358,6 +358,14 @@ export class ProcessTable {
           },
         );
       }
+      // The machine's process limit (pids.max counts threads too) or its memory is used up: the
+      // machine's own state, which the caller can act on (end processes), not the agent failing.
+      if (code === 'EAGAIN' || code === 'ENOMEM')
+        throw new CodedError(
+          'resource_exhausted',
+          `could not start command: the machine is out of ${code === 'EAGAIN' ? 'processes (its pids limit counts threads too)' : 'memory'}`,
+          { reason: code === 'EAGAIN' ? 'pids_limit' : 'memory' },
+        );
       throw new CodedError('internal', `could not start command: ${spawnError?.message ?? 'no pid'}`);
     }
     const pid = child.pid;
