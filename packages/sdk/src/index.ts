@@ -157,6 +157,7 @@ export {
 export {
   AuthenticationError,
   CheckpointFailedError,
+  QuotaExceededError,
   ConflictError,
   DiskFullError,
   InternalError,
