@@ -205,6 +205,15 @@ export {
 } from './events.js';
 export { type MachineMetrics, type MachineMetricsReading, machineMetricsFromWire } from './metrics.js';
 export {
+  ApiKey,
+  type ApiKeyCreateOptions,
+  type ApiKeyInfo,
+  type CreatedApiKey,
+  apiKeyInfoFromWire,
+  apiKeyInfoToWire,
+  createdApiKeyToWire,
+} from './api-key.js';
+export {
   type AttachVolumeOptions,
   Volume,
   type VolumeAttachment,

@@ -237,8 +237,9 @@ export class TemplateService {
     const { name, tag } = parseTemplateRef(canonical);
     const id = this.store.tagged(name, tag);
     const t = id ? this.store.get(id) : undefined;
-    if (!t)
-      throw new CodedError('template_not_found', `template ${canonical} not found`, { template: canonical });
+    // Named as the caller wrote it, like every other route's not-found (a tenant's check answers
+    // another tenant's template with the same words as a missing one).
+    if (!t) throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
     // The routes' check has made sure the tenant may see it: the operator's (shared) it may only use.
     if (tenant !== null && t.tenant !== tenant)
       throw new CodedError(
