@@ -20,7 +20,7 @@ import {
   RateLimitError,
 } from '@nullspace/sdk';
 import WebSocket from 'ws';
-import { describeWithServer, eventually } from './harness.js';
+import { cli, describeWithServer, eventually } from './harness.js';
 
 type Kind = 'machine' | 'snapshot' | 'volume' | 'template' | 'warm_pool';
 
@@ -423,6 +423,52 @@ describeWithServer(
       // Acme has no quota: a second machine of its own is fine.
       const more = await Machine.create(conn(acme.key));
       await more.kill();
+    });
+
+    it('CLI: nullspace key create, list and revoke with the operator’s key; a tenant’s key is refused', async () => {
+      const created = await cli(ctx.server, [
+        'key',
+        'create',
+        '--tenant',
+        'delta',
+        '--name',
+        'from the cli',
+        '--json',
+      ]);
+      assert.equal(created.code, 0, created.stderr);
+      const k = JSON.parse(created.stdout) as { id: string; key: string; tenant: string; name: string };
+      assert.deepEqual([k.tenant, k.name], ['delta', 'from the cli']);
+      assert.match(k.key, /^ns_[A-Za-z0-9_-]{32}$/);
+      const quiet = await cli(ctx.server, ['key', 'create', '--tenant', 'delta', '-q']);
+      assert.match(quiet.stdout, /^ns_[A-Za-z0-9_-]{32}\n$/);
+
+      const table = await cli(ctx.server, ['key', 'list']);
+      assert.equal(table.code, 0, table.stderr);
+      const row = table.stdout.split('\n').find((l) => l.startsWith(k.id));
+      assert.ok(
+        row?.includes('delta') && row.includes('from the cli') && row.includes(`…${k.key.slice(-4)}`),
+        row,
+      );
+      assert.ok(!table.stdout.includes(k.key), 'the key itself is never listed');
+
+      // The new key works, for delta's own machines only: it sees none of acme's.
+      const asDelta = await cli({ ...ctx.server, apiKey: k.key }, ['machine', 'list', '-q']);
+      assert.equal(asDelta.code, 0, asDelta.stderr);
+      assert.equal(asDelta.stdout, '');
+      const denied = await cli({ ...ctx.server, apiKey: k.key }, ['key', 'list']);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /^error: permission_denied: /);
+
+      const revoked = await cli(ctx.server, ['key', 'revoke', k.id]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal(revoked.stdout, `${k.id} revoked\n`);
+      const after = await cli({ ...ctx.server, apiKey: k.key }, ['machine', 'list']);
+      assert.equal(after.code, 1);
+      assert.match(after.stderr, /error: unauthenticated/);
+      const again = await cli(ctx.server, ['key', 'revoke', k.id]);
+      assert.match(again.stderr, /^error: not_found: /);
+      const usage = await cli(ctx.server, ['key', 'create']);
+      assert.equal(usage.code, 2);
     });
 
     async function upgradeStatus(path: string, key: string): Promise<number> {
