@@ -55,6 +55,13 @@ export class SnapshotStore {
     return row ? fromRow(row) : undefined;
   }
 
+  /** Whose snapshot `id` is (`tenant` null: the operator's); undefined when there is none. */
+  ownerOf(id: string): { tenant: string | null } | undefined {
+    return prepared(this.db, 'SELECT tenant FROM snapshots WHERE id = ?').get(id) as
+      | { tenant: string | null }
+      | undefined;
+  }
+
   update(id: string, patch: Partial<Pick<SnapshotRecord, 'status' | 'size_bytes' | 'paused_ms'>>): void {
     const entries = Object.entries(patch);
     if (entries.length === 0) return;

@@ -25,8 +25,8 @@ const KIND_OF_PARAM = new Map<TSchema, OwnedKind>([
 
 /** What the ownership check reads: the stores, and the templates' and pools' own lookups. */
 export interface OwnershipSources {
-  machines: Pick<MachineStore, 'get'>;
-  snapshots: Pick<SnapshotStore, 'get'>;
+  machines: Pick<MachineStore, 'ownerOf'>;
+  snapshots: Pick<SnapshotStore, 'ownerOf'>;
   volumes: Pick<VolumeStore, 'get' | 'byName'>;
   /** Whose template a reference names (undefined: none; null tenant: the operator's or shipped, shared). */
   templateOwner(ref: string): { tenant: string | null } | undefined;
@@ -87,15 +87,13 @@ export class Ownership {
     if (tenant === null) return ref;
     switch (kind) {
       case 'machine':
-        if (this.o.machines.get(ref)?.tenant !== tenant)
+        if (this.o.machines.ownerOf(ref)?.tenant !== tenant)
           throw new CodedError('machine_not_found', `machine ${ref} not found`, { machine_id: ref });
         return ref;
-      case 'snapshot': {
-        const s = this.o.snapshots.get(ref);
-        if (s?.tenant !== tenant)
+      case 'snapshot':
+        if (this.o.snapshots.ownerOf(ref)?.tenant !== tenant)
           throw new CodedError('snapshot_not_found', `snapshot ${ref} not found`, { snapshot_id: ref });
         return ref;
-      }
       case 'volume': {
         const v = isVolumeId(ref) ? this.o.volumes.get(ref) : this.o.volumes.byName(ref, tenant);
         if (v?.tenant !== tenant)
