@@ -232,6 +232,12 @@ describeWithServer(
           a.body.error?.message.replace(theirs[kind], 'X'),
           `${id}: same message as a missing ${kind}`,
         );
+        assert.equal(
+          JSON.stringify(b.body.error?.details).replaceAll(none, 'X'),
+          JSON.stringify(a.body.error?.details).replaceAll(theirs[kind], 'X'),
+          `${id}: same details as a missing ${kind}`,
+        );
+        assert.equal(b.status, a.status);
         if (spec.kind === 'websocket') {
           const code = await upgradeStatus(`${path}`, acme.key);
           assert.equal(code, 404, `${id}: WebSocket upgrade as acme`);
