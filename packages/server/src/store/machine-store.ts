@@ -275,7 +275,7 @@ export class MachineStore {
   /**
    * Whose machine `id` is (`tenant` null: the operator's); undefined when there is none. One
    * column, not the record: every request of a tenant's key asks it, and reading the whole row
-   * with its JSON columns made the check about twice as slow (bench/tenants-check.mjs).
+   * with its JSON columns made the check 2.4 times as slow (bench/tenants-check.mjs).
    */
   ownerOf(id: string): { tenant: string | null } | undefined {
     return prepared(this.db, 'SELECT tenant FROM machines WHERE id = ?').get(id) as

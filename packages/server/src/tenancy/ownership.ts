@@ -66,10 +66,18 @@ export function ownedParams(id: RouteId, spec: RouteSpec = ROUTES[id]): { name: 
 export class Ownership {
   constructor(private readonly o: OwnershipSources) {}
 
+  /** Each route's owned parameters, worked out once (the table does not change at run time). */
+  private readonly owned = new Map<RouteId, { name: string; kind: OwnedKind }[]>();
+
   /** Checks every owned parameter of `id` for `principal`; returns the params (a volume name → its id). */
   check(id: RouteId, params: Record<string, string>, principal: Principal): Record<string, string> {
-    const owned = ownedParams(id);
-    if (principal.tenant === null || owned.length === 0) return params;
+    if (principal.tenant === null) return params;
+    let owned = this.owned.get(id);
+    if (owned === undefined) {
+      owned = ownedParams(id);
+      this.owned.set(id, owned);
+    }
+    if (owned.length === 0) return params;
     const out = { ...params };
     for (const { name, kind } of owned) {
       const value = params[name];
