@@ -338,6 +338,27 @@ describeWithServer(
       assert.ok(!templates.includes('bravo/app'));
       const all = names(await ok(ctx.server.apiKey, 'GET', '/v1/machines'));
       for (const m of [acmeMachine, theirs.machine, bravoChild]) assert.ok(all.includes(m), m);
+      // The operator tells whose a machine is, and lists one tenant's (SDK, CLI, HTTP).
+      assert.equal((await ok(ctx.server.apiKey, 'GET', `/v1/machines/${acmeMachine}`)).tenant, 'acme');
+      assert.equal((await ok(acme.key, 'GET', `/v1/machines/${acmeMachine}`)).tenant, 'acme');
+      const bravos = await Machine.list({ ...ctx.server.conn, query: { tenant: 'bravo' } });
+      assert.deepEqual(bravos.items.map((m) => m.id).sort(), [theirs.machine, bravoChild].sort());
+      assert.ok(bravos.items.every((m) => m.tenant === 'bravo'));
+      const listed = await cli(ctx.server, ['machine', 'list', '--tenant', 'acme', '-q']);
+      assert.equal(listed.stdout, `${acmeMachine}\n`, listed.stderr);
+      // A tenant asking for another's gets nothing (its list is its own anyway).
+      assert.deepEqual((await ok(acme.key, 'GET', '/v1/machines?tenant=bravo')).items, []);
+      refused(
+        await call(ctx.server.apiKey, 'GET', '/v1/machines?tenant=Bad'),
+        'invalid_argument',
+        'bad tenant',
+      );
+      const own = await Machine.create(ctx.server.conn);
+      try {
+        assert.equal((await own.getInfo()).tenant, null, "the operator's machine has no tenant");
+      } finally {
+        await own.kill();
+      }
       const vols = names(await ok(ctx.server.apiKey, 'GET', '/v1/volumes'));
       assert.ok(vols.includes(acmeVolume) && vols.includes(theirs.volume));
     });

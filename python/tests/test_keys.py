@@ -17,6 +17,7 @@ from nullspace import (
     AuthenticationError,
     Machine,
     MachineNotFoundError,
+    MachineQuery,
     NotFoundError,
     PermissionDeniedError,
 )
@@ -44,8 +45,11 @@ def test_keys_and_isolation(server: TestServer) -> None:
         assert (other.value.code, other.value.status) == ("machine_not_found", 404)
         assert [m.id for m in Machine.list(api_key=b.key)] == []
         assert [m.id for m in Machine.list(api_key=a.key)] == [mine.id]
-        # The operator sees it; a tenant's key may not manage keys.
+        # The operator sees it, and whose it is; a tenant's key may not manage keys.
         assert mine.id in [m.id for m in Machine.list()]
+        assert Machine.connect(mine.id).get_info().tenant == a_tenant
+        assert [m.id for m in Machine.list(query=MachineQuery(tenant=a_tenant))] == [mine.id]
+        assert [m.id for m in Machine.list(query=MachineQuery(tenant=b_tenant))] == []
         with pytest.raises(PermissionDeniedError):
             ApiKey.list(api_key=a.key)
     finally:

@@ -373,6 +373,10 @@ export class MachineStore {
       where.push('template = ?');
       params.push(q.template);
     }
+    if (q.tenant !== undefined) {
+      where.push('tenant = ?');
+      params.push(q.tenant);
+    }
     for (const [k, v] of Object.entries(q.metadata)) {
       // Keys are validated against a pattern without quotes, so embedding them in a JSON path is safe.
       where.push(`json_extract(metadata, '$."${k}"') = ?`);
