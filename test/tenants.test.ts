@@ -452,6 +452,15 @@ describeWithServer(
       await more.kill();
     });
 
+    it("a warm pool's machines are its tenant's, checked out by it or by the operator", async () => {
+      for (const key of [bravo.key, ctx.server.apiKey]) {
+        const m = await ok(key, 'POST', '/v1/machines', { warm_pool: theirs.warm_pool });
+        assert.equal(m.tenant, 'bravo');
+        refused(await call(acme.key, 'GET', `/v1/machines/${m.id}`), 'machine_not_found', 'pool machine');
+        await ok(bravo.key, 'DELETE', `/v1/machines/${m.id}`);
+      }
+    });
+
     it('CLI: nullspace key create, list and revoke with the operator’s key; a tenant’s key is refused', async () => {
       const created = await cli(ctx.server, [
         'key',
