@@ -42,6 +42,7 @@ TWINS = {
     "WarmPool": (nullspace.WarmPool, nullspace.AsyncWarmPool),
     "Snapshot": (nullspace.Snapshot, nullspace.AsyncSnapshot),
     "Volume": (nullspace.Volume, nullspace.AsyncVolume),
+    "ApiKey": (nullspace.ApiKey, nullspace.AsyncApiKey),
 }
 # Deliberate differences, each with its reason.
 RENAMED = {

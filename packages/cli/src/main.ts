@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { NullspaceError } from '@nullspace/sdk';
 import { GLOBAL_HELP, UsageError, splitCommandLine } from './args.js';
+import { runKeyCommand } from './commands/key.js';
 import { runMachineCommand } from './commands/machine.js';
 import { runServeCommand } from './commands/serve.js';
 import { runSnapshotCommand } from './commands/snapshot.js';
@@ -21,6 +22,7 @@ Commands:
   volume     durable storage machines mount (create, list, get, delete)
   template   build, list, inspect and delete templates (build, list, get, logs, delete)
   pool       warm pools of started machines (create, list, get, delete)
+  key        tenants' API keys, with the operator's key (create, list, revoke)
   version    print the CLI version
 
 Run 'nullspace COMMAND --help' for more.
@@ -68,6 +70,8 @@ async function run(argv: string[]): Promise<number> {
       return runTemplateCommand(groupWords, rest, afterDashDash);
     case 'pool':
       return runPoolCommand(groupWords, rest, afterDashDash);
+    case 'key':
+      return runKeyCommand(groupWords, rest, afterDashDash);
     default:
       throw new UsageError(`unknown command "${group}"`);
   }

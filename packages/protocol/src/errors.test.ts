@@ -25,6 +25,7 @@ describe('error codes', () => {
       git_error: 422,
       install_failed: 422,
       resource_exhausted: 429,
+      quota_exceeded: 429,
       internal: 500,
       checkpoint_failed: 500,
       restore_failed: 500,

@@ -24,6 +24,7 @@ export const ERROR_STATUS = {
   git_error: 422, // raised by the SDK's git helpers (a git command in a machine failed); see docs/git.md
   install_failed: 422, // raised by the SDKs' code_interpreter.install (pip or npm failed); see docs/code-interpreter.md
   resource_exhausted: 429,
+  quota_exceeded: 429, // a tenant's own limit (machines, vCPUs, memory, disk; docs/tenants.md), not the server's
   internal: 500,
   checkpoint_failed: 500, // CRIU could not dump the machine (hibernate, snapshot, fork); it runs on as it was
   restore_failed: 500, // CRIU could not bring a machine back (resume, fork child, create from a snapshot)

@@ -9,6 +9,7 @@ export const ID_PREFIX = {
   volume: 'vol_',
   volumeAttachment: 'vat_',
   previewGrant: 'pvg_',
+  apiKey: 'key_',
   request: 'req_',
 } as const;
 

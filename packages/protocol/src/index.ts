@@ -17,6 +17,7 @@ export * from './metrics.js';
 export * from './volumes.js';
 export * from './templates.js';
 export * from './code.js';
+export * from './keys.js';
 export * from './routes.js';
 export * from './openapi.js';
 export * from './schema/kit.js';

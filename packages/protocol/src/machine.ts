@@ -1,6 +1,7 @@
 import { type DesktopGeometry, DesktopGeometrySchema, desktopGeometry } from './desktop.js';
 import { invalidArgument } from './errors.js';
 import { ID_PREFIX } from './ids.js';
+import { TENANT_NAME } from './keys.js';
 import { MACHINE_STATES, type MachineState } from './machine-states.js';
 import { BASE_TEMPLATE, ENV_NAME, METADATA_KEY, TEMPLATE_NAME, canonicalTemplateRef } from './names.js';
 import {
@@ -89,6 +90,9 @@ export const MachineInfoSchema = named(
     volumes: Type.Array(VolumeAttachmentInfoSchema, {
       description: 'The volumes mounted in the machine now.',
     }),
+    tenant: Nullable(Type.String(), {
+      description: "The tenant whose machine it is (docs/tenants.md); null: the operator's.",
+    }),
     status_reason: Type.Optional(
       Nullable(Type.String(), { description: 'Why the machine is in its state.' }),
     ),
@@ -122,6 +126,7 @@ export const MACHINE_INFO_FIELDS = [
   'started_at',
   'warm_pool_checkout',
   'volumes',
+  'tenant',
   'status_reason',
 ] as const satisfies readonly (keyof MachineInfo)[];
 export type MachineInfoField = (typeof MACHINE_INFO_FIELDS)[number];
@@ -304,6 +309,8 @@ export function parseCreateMachine(body: unknown): CreateMachineSpec {
 export interface ListMachinesQuery {
   states: MachineState[];
   template?: string;
+  /** Only this tenant's machines (the operator's view; a tenant sees only its own anyway). */
+  tenant?: string;
   metadata: Record<string, string>;
   limit: number;
   next_token?: string;
@@ -325,6 +332,11 @@ export const ListMachinesQuerySchema = Type.Object({
   ),
   template: Type.Optional(
     Pattern(TEMPLATE_NAME, 'must be a template name', { description: 'Only machines of this template.' }),
+  ),
+  tenant: Type.Optional(
+    Pattern(TENANT_NAME, 'must be a tenant name', {
+      description: "Only this tenant's machines (docs/tenants.md); a tenant's key sees only its own anyway.",
+    }),
   ),
   limit: Type.Optional(
     Type.Integer({
@@ -365,6 +377,9 @@ export function parseListMachinesQuery(params: URLSearchParams): ListMachinesQue
     } else if (key === 'template') {
       if (!TEMPLATE_NAME.test(value)) throw invalidArgument('template', 'must be a template name');
       query.template = value;
+    } else if (key === 'tenant') {
+      if (!TENANT_NAME.test(value)) throw invalidArgument('tenant', 'must be a tenant name');
+      query.tenant = value;
     } else if (key.startsWith('metadata.')) {
       const metaKey = key.slice('metadata.'.length);
       if (!METADATA_KEY.test(metaKey)) throw invalidArgument(key, 'is not a valid metadata key');

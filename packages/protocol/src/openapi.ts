@@ -54,7 +54,8 @@ function errorComponents(): Json {
 function operation(id: string, r: RouteSpec, named: Map<string, unknown>): Json {
   const auth = r.auth ?? 'key';
   const codes = new Set<ErrorCode>([...r.errors, 'internal']);
-  if (auth === 'key') codes.add('unauthenticated');
+  if (auth === 'key' || auth === 'operator') codes.add('unauthenticated');
+  if (auth === 'operator') codes.add('permission_denied');
   if (r.query || r.body || r.params) codes.add('invalid_argument');
   if (r.body || r.bodyBytes) codes.add('payload_too_large');
   const parameters: Json[] = [];
@@ -74,7 +75,8 @@ function operation(id: string, r: RouteSpec, named: Map<string, unknown>): Json 
   const op: Json = { operationId: id, summary: r.summary };
   if (r.description !== undefined) op.description = r.description;
   op.tags = [r.tag];
-  if (auth !== 'key') op.security = [];
+  if (auth !== 'key' && auth !== 'operator') op.security = [];
+  if (auth === 'operator') op['x-operator-only'] = true;
   if (parameters.length > 0) op.parameters = parameters;
   if (r.body)
     op.requestBody = {

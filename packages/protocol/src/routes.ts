@@ -8,6 +8,7 @@ import { CODE_ROUTES } from './routes/code.js';
 import type { RouteSpec } from './routes/common.js';
 import { DESKTOP_ROUTES } from './routes/desktop.js';
 import { FILE_ROUTES } from './routes/files.js';
+import { KEY_ROUTES } from './routes/keys.js';
 import { MACHINE_ROUTES } from './routes/machines.js';
 import { NETWORKING_ROUTES } from './routes/networking.js';
 import { PROCESS_ROUTES } from './routes/processes.js';
@@ -15,6 +16,8 @@ import { STORAGE_ROUTES } from './routes/storage.js';
 import { Type } from './schema/kit.js';
 
 export type { HttpMethod, RouteKind, RouteSpec } from './routes/common.js';
+/** The path parameters' schemas, by identity: the server's tenancy check knows what each names. */
+export { P as ROUTE_PARAMS } from './routes/common.js';
 
 export const ROUTES = {
   ...MACHINE_ROUTES,
@@ -24,6 +27,7 @@ export const ROUTES = {
   ...NETWORKING_ROUTES,
   ...CODE_ROUTES,
   ...DESKTOP_ROUTES,
+  ...KEY_ROUTES,
 
   // the server itself
   openapi: {
@@ -48,6 +52,8 @@ export const ROUTES = {
     method: 'GET',
     path: '/metrics',
     tag: 'server',
+    // Host-wide figures of every tenant's machines: the operator's.
+    auth: 'operator',
     summary: "The server's metrics in the Prometheus text format",
     kind: 'text',
     errors: [],

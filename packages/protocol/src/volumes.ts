@@ -66,7 +66,7 @@ export const CreateVolumeBodySchema = named(
       'must be 1-63 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
       {
         maxLength: 63,
-        description: 'Unique name: 1-63 of a-z, 0-9, `.`, `_`, `-`.',
+        description: "Name, unique among the tenant's volumes: 1-63 of a-z, 0-9, `.`, `_`, `-`.",
       },
     ),
     size_mb: Type.Optional(

@@ -13,6 +13,7 @@ import {
   NotFoundError,
   NullspaceError,
   PermissionDeniedError,
+  QuotaExceededError,
   RateLimitError,
   RestoreFailedError,
   TimeoutError,
@@ -39,6 +40,7 @@ const CLASS_OF: Record<ErrorCode, typeof NullspaceError> = {
   invalid_state: ConflictError,
   warm_pool_unavailable: ConflictError,
   resource_exhausted: RateLimitError,
+  quota_exceeded: QuotaExceededError,
   internal: InternalError,
   checkpoint_failed: CheckpointFailedError,
   restore_failed: RestoreFailedError,
@@ -85,10 +87,10 @@ describe('errorFromCode', () => {
   });
 
   it('a code from a newer server: by HTTP status, the code kept in details.server_code', () => {
-    const err = errorFromCode('quota_exceeded', 'over quota', { status: 429, details: { limit: 5 } });
+    const err = errorFromCode('budget_exceeded', 'over budget', { status: 429, details: { limit: 5 } });
     assert.ok(err instanceof RateLimitError);
     assert.equal(err.code, 'resource_exhausted');
-    assert.deepEqual(err.details, { limit: 5, server_code: 'quota_exceeded' });
+    assert.deepEqual(err.details, { limit: 5, server_code: 'budget_exceeded' });
     assert.equal(err.status, 429);
   });
 

@@ -195,6 +195,24 @@ export class ConflictError extends NullspaceError {}
 export class RateLimitError extends NullspaceError {}
 
 /**
+ * The tenant's own quota would be exceeded (`quota_exceeded`, HTTP 429): machines, vCPUs, memory
+ * or disk of its live machines, as the operator set them (docs/tenants.md). `details.limit` names
+ * the limit, `details.max` its value and `details.used` what the tenant's machines hold now. A
+ * subclass of {@link RateLimitError}, so code that backs off on 429 keeps working; kill a machine
+ * of the tenant (or ask the operator for more) rather than retrying.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await Machine.create({ vcpus: 4 });
+ * } catch (err) {
+ *   if (err instanceof QuotaExceededError) console.error(`over ${err.details?.limit}: max ${err.details?.max}`);
+ * }
+ * ```
+ */
+export class QuotaExceededError extends RateLimitError {}
+
+/**
  * The operation, or the HTTP request itself, took too long (`timeout`). The request timeout is
  * `requestTimeoutMs` in the connection options.
  *
@@ -301,6 +319,7 @@ const CLASS_OF_CODE = {
   invalid_state: ConflictError,
   warm_pool_unavailable: ConflictError,
   resource_exhausted: RateLimitError,
+  quota_exceeded: QuotaExceededError,
   internal: InternalError,
   checkpoint_failed: CheckpointFailedError,
   restore_failed: RestoreFailedError,

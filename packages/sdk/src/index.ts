@@ -157,6 +157,7 @@ export {
 export {
   AuthenticationError,
   CheckpointFailedError,
+  QuotaExceededError,
   ConflictError,
   DiskFullError,
   InternalError,
@@ -203,6 +204,15 @@ export {
   lifecycleEventToWire,
 } from './events.js';
 export { type MachineMetrics, type MachineMetricsReading, machineMetricsFromWire } from './metrics.js';
+export {
+  ApiKey,
+  type ApiKeyCreateOptions,
+  type ApiKeyInfo,
+  type CreatedApiKey,
+  apiKeyInfoFromWire,
+  apiKeyInfoToWire,
+  createdApiKeyToWire,
+} from './api-key.js';
 export {
   type AttachVolumeOptions,
   Volume,

@@ -74,6 +74,8 @@ export interface MachineQuery {
   /** One state or several (any of them matches). */
   state?: MachineState | MachineState[];
   template?: string;
+  /** Only this tenant's machines (the operator's view; a tenant's key sees only its own anyway). */
+  tenant?: string;
   /** Every pair must match the machine's metadata. */
   metadata?: Record<string, string>;
 }
@@ -127,10 +129,11 @@ export interface RunOnceOptions extends MachineCreateOptions {
 
 export function listQuery(opts: MachineListOptions, nextToken: string | undefined): URLSearchParams {
   const params = new URLSearchParams();
-  const { state, template, metadata } = opts.query ?? {};
+  const { state, template, tenant, metadata } = opts.query ?? {};
   for (const s of state === undefined ? [] : Array.isArray(state) ? state : [state])
     params.append('state', s);
   if (template !== undefined) params.set('template', template);
+  if (tenant !== undefined) params.set('tenant', tenant);
   for (const [key, value] of Object.entries(metadata ?? {})) params.append(`metadata.${key}`, value);
   if (opts.limit !== undefined) params.set('limit', String(opts.limit));
   if (nextToken !== undefined) params.set('next_token', nextToken);

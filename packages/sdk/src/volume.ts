@@ -216,7 +216,7 @@ export class Volume implements VolumeInfo {
   }
 
   /**
-   * Creates a volume: `name` is unique on the server (1-63 of a-z, 0-9, `.`, `_`, `-`; a taken
+   * Creates a volume: `name` is unique among its tenant's volumes (1-63 of a-z, 0-9, `.`, `_`, `-`; a taken
    * name is a `ConflictError`). Its size is enforced by its filesystem.
    *
    * @example

@@ -100,6 +100,7 @@ const machine: MachineInfo = {
   started_at: T1,
   warm_pool_checkout: { pool_id: 'twp_a', waited_ms: 4, hit: true },
   volumes: [attachment],
+  tenant: 'acme',
   status_reason: null,
 };
 
@@ -112,6 +113,7 @@ describe('machine info', () => {
       started_at: null,
       warm_pool_checkout: null,
       volumes: [],
+      tenant: null,
       network: { ...machine.network, egress: { ...machine.network.egress, rate_limit: null }, address: null },
     };
     assert.deepEqual(machineInfoToWire(machineInfoFromWire(sparse)), sparse);

@@ -52,6 +52,7 @@ describe('configFromEnv', () => {
       packageCacheDir: join(DEFAULT_DATA_DIR, 'templates', '.packages'),
       packagesOffline: false,
       maxMachines: 100,
+      tenantQuotas: {},
       logLevel: 'info',
       snapshotsDir: join(DEFAULT_DATA_DIR, 'snapshots'),
       transitionTimeoutMs: 120_000,
@@ -186,6 +187,26 @@ describe('configFromEnv', () => {
     assert.deepEqual(withEnv({ NULLSPACE_SSH_PORTS: '2222-2222' }).sshPorts, { min: 2222, max: 2222 });
     for (const bad of ['2200', '0-10', '10-5', '1-65536', '22-x', ' 22-23'])
       refused({ NULLSPACE_SSH_PORTS: bad }, 'NULLSPACE_SSH_PORTS');
+  });
+
+  it('NULLSPACE_TENANT_QUOTAS: tenant or * → limits, each a non-negative integer', () => {
+    assert.deepEqual(
+      withEnv({ NULLSPACE_TENANT_QUOTAS: '{"*": {"machines": 2}, "acme": {"vcpus": 8, "memory_mb": 0}}' })
+        .tenantQuotas,
+      { '*': { machines: 2 }, acme: { vcpus: 8, memory_mb: 0 } },
+    );
+    unset('NULLSPACE_TENANT_QUOTAS');
+    for (const bad of [
+      'x',
+      '[]',
+      '{"Acme": {}}',
+      '{"acme": 3}',
+      '{"acme": {"gpus": 1}}',
+      '{"acme": {"machines": -1}}',
+      '{"acme": {"machines": 1.5}}',
+      '{"acme": {"machines": "2"}}',
+    ])
+      refused({ NULLSPACE_TENANT_QUOTAS: bad }, 'NULLSPACE_TENANT_QUOTAS');
   });
 
   it('SSH hosts, the API key and overrides', () => {

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
 import { DEFAULT_MACHINE_POOL } from '@nullspace/runtime';
+import { type Quota, parseTenantQuotas } from './tenancy/quotas.js';
 
 export interface ServerConfig {
   host: string;
@@ -22,6 +23,11 @@ export interface ServerConfig {
   apiKey?: string;
   /** Most machines alive (not killed) at once; more → 429 resource_exhausted. */
   maxMachines: number;
+  /**
+   * Tenants' quotas (`NULLSPACE_TENANT_QUOTAS`, JSON: tenant or `*` → limits); empty: none
+   * (docs/tenants.md). Over one → 429 quota_exceeded.
+   */
+  tenantQuotas: Record<string, Quota>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** A machine paused longer than this (seconds) is hibernated by the server. */
   pauseSpillAfterS: number;
@@ -107,6 +113,7 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     packageCacheDir: process.env.NULLSPACE_PACKAGE_CACHE || join(templatesDir, '.packages'),
     packagesOffline: process.env.NULLSPACE_PACKAGES_OFFLINE === '1',
     maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
+    tenantQuotas: parseTenantQuotas(process.env.NULLSPACE_TENANT_QUOTAS),
     logLevel: level as ServerConfig['logLevel'],
     snapshotsDir: process.env.NULLSPACE_SNAPSHOTS_DIR || join(dataDir, 'snapshots'),
     transitionTimeoutMs: intFromEnv('NULLSPACE_TRANSITION_TIMEOUT_MS', 120_000, 1, 3_600_000),

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
-import { KEPT_STATES } from '@nullspace/protocol';
+import { KEPT_STATES, ROUTES, type RouteId } from '@nullspace/protocol';
 import {
   type MachineDriver,
   RuncDriver,
@@ -19,6 +19,7 @@ import { addCommandRoutes, processSockets } from './http/command-routes.js';
 import { Desktops, addDesktopRoutes } from './http/desktop-routes.js';
 import { LifecycleSockets, addEventRoutes } from './http/event-routes.js';
 import { addFileRoutes } from './http/file-routes.js';
+import { addKeyRoutes } from './http/key-routes.js';
 import { addMachineRoutes } from './http/machine-routes.js';
 import { addMetricsRoutes } from './http/metrics-routes.js';
 import { PreviewProxy } from './http/preview-proxy.js';
@@ -44,10 +45,14 @@ import { WarmPoolService } from './services/warm-pool-service.js';
 import { MachineStore } from './store/machine-store.js';
 import { PreviewGrantStore } from './store/preview-grant-store.js';
 import { SecretStore } from './store/secret-store.js';
+import { SnapshotStore } from './store/snapshot-store.js';
 import { TemplateStore } from './store/template-store.js';
 import { VolumeStore } from './store/volume-store.js';
 import { ensureBaseTemplate } from './templates/base-template.js';
 import { PackageCache, debianMirror } from './templates/package-cache.js';
+import { ApiKeys } from './tenancy/keys.js';
+import { Ownership, ownedParams } from './tenancy/ownership.js';
+import { TenantQuotas } from './tenancy/quotas.js';
 
 export interface RunningServer {
   url: string;
@@ -101,8 +106,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     buildsDir: join(config.dataDir, 'template-builds'),
   });
   // Volumes are mounted on the host before machines are re-adopted (their mounts are cloned from them).
+  const volumeStore = new VolumeStore(store.database);
   const volumes = new VolumeService({
-    store: new VolumeStore(store.database),
+    store: volumeStore,
     volumesDir: join(config.dataDir, 'volumes'),
     driver,
     machines: records,
@@ -123,6 +129,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     ...(dnsPort !== undefined ? { dnsPort } : {}),
     onCreated: (ms) => createLatency.observe(ms),
     volumes,
+    quotas: new TenantQuotas(config.tenantQuotas),
     log,
   });
   await machines.readopt();
@@ -151,18 +158,34 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     log,
   });
 
+  // Every route's path ids are classified for the tenants' check, or the server does not start.
+  for (const id of Object.keys(ROUTES) as RouteId[]) ownedParams(id);
+  const keys = new ApiKeys(store.database, apiKey);
+  const ownership = new Ownership({
+    machines: store,
+    snapshots: new SnapshotStore(store.database),
+    volumes: volumeStore,
+    templateOwner: (ref) => catalog.ownerOf(ref),
+    poolOwner: (id) => pools.tenantOf(id),
+  });
   const router = new Router();
   const desktops = new Desktops({ machines, templates: catalog, previews: () => previews, log });
-  addMachineRoutes(router, machines, pools, desktops);
+  addMachineRoutes(router, machines, pools, desktops, ownership);
   addSnapshotRoutes(router, machines);
   addVolumeRoutes(router, volumes);
-  addTemplateRoutes(router, templates, pools, (templateId) => [
-    ...store
-      .listInStates(KEPT_STATES)
-      .filter((m) => m.template_id === templateId)
-      .map((m) => (m.warm_pool_id ? `a machine of warm pool ${m.warm_pool_id}` : `machine ${m.id}`)),
-    ...pools.usersOf(templateId),
-  ]);
+  addTemplateRoutes(
+    router,
+    templates,
+    pools,
+    (templateId) => [
+      ...store
+        .listInStates(KEPT_STATES)
+        .filter((m) => m.template_id === templateId)
+        .map((m) => (m.warm_pool_id ? `a machine of warm pool ${m.warm_pool_id}` : `machine ${m.id}`)),
+      ...pools.usersOf(templateId),
+    ],
+    ownership,
+  );
   addCommandRoutes(router, machines);
   addCodeRoutes(router, machines);
   const commandSockets = processSockets(machines, log);
@@ -210,6 +233,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   addSshRoutes(router, ssh);
   addServerRoutes(router);
+  addKeyRoutes(router, keys);
   // Every route of the table has its handler, or the server does not start.
   const unhandled = router.missing();
   if (unhandled.length > 0) throw new Error(`routes without a handler: ${unhandled.join(', ')}`);
@@ -224,7 +248,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   });
   const server: http.Server = createApiServer({
     router,
-    apiKey,
+    keys,
+    ownership,
     log,
     upgrades: [lifecycleSockets, commandSockets, files.sockets],
     preview: previewProxy,

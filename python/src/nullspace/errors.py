@@ -43,6 +43,7 @@ ERROR_STATUS: Dict[str, int] = {
     "git_error": 422,
     "install_failed": 422,
     "resource_exhausted": 429,
+    "quota_exceeded": 429,
     "internal": 500,
     "checkpoint_failed": 500,
     "restore_failed": 500,
@@ -142,6 +143,12 @@ class ConflictError(NullspaceError):
 
 class RateLimitError(NullspaceError):
     """Out of capacity or quota (``resource_exhausted``, HTTP 429)."""
+
+
+class QuotaExceededError(RateLimitError):
+    """The tenant's own quota would be exceeded (``quota_exceeded``, HTTP 429): machines, vCPUs,
+    memory or disk of its live machines, as the operator set them. ``details["limit"]`` names the
+    limit, ``details["max"]`` its value, ``details["used"]`` what the tenant holds now."""
 
 
 class InternalError(NullspaceError):
@@ -292,6 +299,7 @@ CLASS_OF_CODE: Dict[str, Type[NullspaceError]] = {
     "warm_pool_unavailable": WarmPoolUnavailableError,
     "events_expired": EventsExpiredError,
     "resource_exhausted": RateLimitError,
+    "quota_exceeded": QuotaExceededError,
     "internal": InternalError,
     "checkpoint_failed": CheckpointFailedError,
     "restore_failed": RestoreFailedError,

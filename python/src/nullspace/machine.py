@@ -525,6 +525,14 @@ class AsyncVolume:
     """The async twin of :class:`Volume`."""
 
 
+class ApiKey:
+    """Tenants' API keys, with the operator's key: ``create``, ``list``, ``revoke``."""
+
+
+class AsyncApiKey:
+    """The async twin of :class:`ApiKey`."""
+
+
 class Snapshot:
     """Snapshots: ``list``, ``get``, ``delete``."""
 
@@ -552,6 +560,7 @@ _install(_ops.TemplateOps, Template, AsyncTemplate)
 _install(_ops.WarmPoolOps, WarmPool, AsyncWarmPool)
 _install(_ops.VolumeOps, Volume, AsyncVolume)
 _install(_ops.SnapshotOps, Snapshot, AsyncSnapshot)
+_install(_ops.ApiKeyOps, ApiKey, AsyncApiKey)
 
 
 def _read_stream_dispatch(sync: bool) -> Any:

@@ -249,6 +249,7 @@ const metrics: Subcommand = {
 const LIST_FLAGS = schemaFlags(ListMachinesQuerySchema, [
   { field: 'state', metavar: 'STATE' },
   { field: 'template', metavar: 'NAME' },
+  { field: 'tenant', metavar: 'TENANT' },
   { field: 'limit' },
   { field: 'next_token', metavar: 'TOKEN' },
   { field: 'fields', metavar: 'LIST', help: 'Only these fields, comma-separated, e.g. id,status,expires_at' },
@@ -279,10 +280,17 @@ ${LIST_FLAGS.help}
       if (!(MACHINE_STATES as readonly string[]).includes(s))
         throw new UsageError(`--state: expected one of ${MACHINE_STATES.join(', ')}, got "${s}"`, command);
     }
-    const query: { state?: MachineState[]; template?: string; metadata?: Record<string, string> } = {};
+    const query: {
+      state?: MachineState[];
+      template?: string;
+      tenant?: string;
+      metadata?: Record<string, string>;
+    } = {};
     if (states.length > 0) query.state = states as MachineState[];
     const template = optionalString(values, 'template');
     if (template !== undefined) query.template = template;
+    const tenant = optionalString(values, 'tenant');
+    if (tenant !== undefined) query.tenant = tenant;
     const metadata = keyValueMap(values, 'metadata', command);
     if (metadata !== undefined) query.metadata = metadata;
     const limit = optionalInteger(values, 'limit', command);

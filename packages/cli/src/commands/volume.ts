@@ -65,7 +65,7 @@ const create: Subcommand = {
   name: 'create',
   summary: 'Create a volume and print its info.',
   usage: 'nullspace volume create NAME [--size-mb N]',
-  flags: `NAME is unique: 1-63 of a-z, 0-9, ".", "_" and "-".
+  flags: `NAME is unique among the key's tenant's volumes: 1-63 of a-z, 0-9, ".", "_" and "-".
 
 Flags:
 ${SIZE_FLAGS.help}

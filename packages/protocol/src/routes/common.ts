@@ -18,8 +18,12 @@ export interface RouteSpec {
   description?: string;
   /** Groups routes in the document: machines, commands, files, ... */
   tag: string;
-  /** `key` (default): the API key; `none`: public; `signed`: an HMAC in the URL is the permission. */
-  auth?: 'key' | 'none' | 'signed';
+  /**
+   * `key` (default): any API key (a tenant's sees only its own resources); `operator`: only the
+   * operator's key (`NULLSPACE_API_KEY`), a tenant's gets 403; `none`: public; `signed`: an HMAC in
+   * the URL is the permission.
+   */
+  auth?: 'key' | 'operator' | 'none' | 'signed';
   params?: Record<string, TSchema>;
   query?: TObject;
   /** A JSON body (`body`), or bytes streamed as they come (`bodyBytes`). */
@@ -51,6 +55,7 @@ export const P = {
   port: Type.Integer({ minimum: 1, maximum: 65535, description: 'TCP port in the machine.' }),
   snap: Type.String({ description: 'Snapshot id (`snap_...`).' }),
   pool: Type.String({ description: 'Warm pool id (`twp_...`).' }),
+  key: Type.String({ description: 'API key id (`key_...`).' }),
 };
 export const M = { id: P.id };
 export const MP = { id: P.id, pid: P.pid };

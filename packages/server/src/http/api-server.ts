@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CodedError, type ErrorBody, newId } from '@nullspace/protocol';
-import { keyMatches } from '../api-key.js';
+import { CodedError, type ErrorBody, type RouteId, type RouteSpec, newId } from '@nullspace/protocol';
 import type { Logger } from '../log.js';
+import { type ApiKeys, OPERATOR, type Principal } from '../tenancy/keys.js';
+import type { Ownership } from '../tenancy/ownership.js';
 import type { RequestContext, Router } from './router.js';
 
 /** Largest request body accepted (foreground `stdin` can be 16 MiB of JSON-escaped text). */
@@ -11,7 +12,10 @@ export const MAX_BODY_BYTES = 48 * 1024 * 1024;
 
 export interface ApiServerOptions {
   router: Router;
-  apiKey: string;
+  /** The operator's key and tenants' keys (docs/tenants.md). */
+  keys: ApiKeys;
+  /** Tenants see only their own: checked on every route's path ids, HTTP and WebSocket alike. */
+  ownership: Ownership;
   log: Logger;
   /** WebSocket routes: authenticated like every request, then handed the upgrade. */
   upgrades?: UpgradeRoute[];
@@ -40,7 +44,8 @@ export interface UpgradeRoute {
   matches(url: URL): boolean;
   /**
    * Validates and upgrades (the 101 response carries `requestId` as `x-request-id`); a thrown
-   * (or rejected) CodedError is answered as a plain HTTP error response instead.
+   * (or rejected) CodedError is answered as a plain HTTP error response instead. `url`'s path
+   * ids have passed the tenant's ownership check already.
    */
   upgrade(
     req: http.IncomingMessage,
@@ -109,13 +114,14 @@ export function createApiServer(o: ApiServerOptions): http.Server {
         );
         return;
       }
-      if (!keyMatches(presentedKey(req), o.apiKey))
-        throw new CodedError(
-          'unauthenticated',
-          'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
-        );
+      const principal = authenticate(o, req);
       const route = o.upgrades?.find((r) => r.matches(url));
       if (!route) throw new CodedError('not_found', `no WebSocket route for ${url.pathname}`);
+      // The same route-table check as a plain request: another tenant's machine is not found.
+      const matched = o.router.match('GET', url.pathname);
+      authorize(o, matched.id, matched.spec, matched.params, principal);
+      // A revoke of the key ends the WebSocket with the connection.
+      o.keys.track(principal, socket as Socket);
       // A route may refuse until it upgrades (it may first check things that take a while): its
       // refusal is answered here, as an ordinary HTTP error.
       Promise.resolve(route.upgrade(req, socket, head, url, requestId)).then(
@@ -222,17 +228,55 @@ async function handle(
   const found = o.router.find(req.method ?? 'GET', url.pathname);
   const auth = found.route?.spec.auth ?? 'key';
   const guarded = url.pathname.startsWith('/v1/') || url.pathname === '/v1' || url.pathname === '/metrics';
-  if (guarded && auth === 'key' && !keyMatches(presentedKey(req), o.apiKey))
-    throw new CodedError(
-      'unauthenticated',
-      'missing or wrong API key (Authorization: Bearer <key> or X-API-Key)',
-    );
-  const { handler, params } = o.router.match(req.method ?? 'GET', url.pathname);
-  const ctx: RequestContext = { req, res, url, params, requestId, body: () => readJsonBody(req) };
+  const keyed = guarded && (auth === 'key' || auth === 'operator');
+  const principal = keyed ? authenticate(o, req) : OPERATOR;
+  const matched = o.router.match(req.method ?? 'GET', url.pathname);
+  const params = keyed ? authorize(o, matched.id, matched.spec, matched.params, principal) : matched.params;
+  // A long poll or a stream of a key that is revoked ends with its connection.
+  if (keyed) o.keys.track(principal, req.socket, (done) => res.once('finish', done));
+  const { handler } = matched;
+  const ctx: RequestContext = {
+    req,
+    res,
+    url,
+    params,
+    requestId,
+    principal,
+    body: () => readJsonBody(req),
+  };
   const result = await handler(ctx);
   if (result === undefined) return;
   for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
   sendJson(res, result.status ?? 200, result.body);
+}
+
+/** The principal of the request's key; `unauthenticated` (401) without a valid one. */
+function authenticate(o: ApiServerOptions, req: http.IncomingMessage): Principal {
+  const principal = o.keys.authenticate(presentedKey(req));
+  if (!principal)
+    throw new CodedError(
+      'unauthenticated',
+      'missing, wrong or revoked API key (Authorization: Bearer <key> or X-API-Key)',
+    );
+  return principal;
+}
+
+/**
+ * What `principal` may do on a route: an operator-only route refuses a tenant's key (403); every
+ * other checks the path's ids against the tenant (404 as if absent). Returns the checked params.
+ */
+function authorize(
+  o: ApiServerOptions,
+  id: RouteId,
+  spec: RouteSpec,
+  params: Record<string, string>,
+  principal: Principal,
+): Record<string, string> {
+  if (spec.auth === 'operator' && principal.tenant !== null)
+    throw new CodedError('permission_denied', "only the operator's key (NULLSPACE_API_KEY) may do this", {
+      tenant: principal.tenant,
+    });
+  return o.ownership.check(id, params, principal);
 }
 
 function presentedKey(req: http.IncomingMessage): string | undefined {

@@ -13,6 +13,7 @@ import {
 } from '@nullspace/protocol';
 import type { MachineService } from '../services/machines/machine-service.js';
 import type { WarmPoolService } from '../services/warm-pool-service.js';
+import type { Ownership } from '../tenancy/ownership.js';
 import type { Desktops } from './desktop-routes.js';
 import type { Router } from './router.js';
 
@@ -22,18 +23,28 @@ export function addMachineRoutes(
   machines: MachineService,
   pools: WarmPoolService,
   desktops: Desktops,
+  ownership: Ownership,
 ): void {
   router.on('createMachine', async (ctx) => {
     const spec = parseCreateMachine(await ctx.body());
+    // What the body names must be the caller's, like the ids of a path (docs/tenants.md): the
+    // template (or a shared one), the snapshot; volumes and the warm pool are checked where they
+    // are looked up. The machine is the caller's tenant's.
+    const { principal } = ctx;
+    if (spec.snapshot_id !== undefined) ownership.require('snapshot', spec.snapshot_id, principal);
+    if (spec.template_given) ownership.require('template', spec.template, principal);
     desktops.checkCreate(spec);
     // A create that names a warm pool is the pools' to serve (checkout, or a cold create).
-    const info = spec.warm_pool === undefined ? await machines.create(spec) : await pools.createMachine(spec);
+    const info =
+      spec.warm_pool === undefined
+        ? await machines.create(spec, principal.tenant)
+        : await pools.createMachine(spec, principal.tenant);
     await desktops.afterCreate(spec, info);
     return { status: 201, body: info };
   });
 
   router.on('listMachines', async (ctx) => ({
-    body: machines.list(parseListMachinesQuery(ctx.url.searchParams)),
+    body: machines.list(parseListMachinesQuery(ctx.url.searchParams), ctx.principal.tenant ?? undefined),
   }));
 
   router.on('getMachine', async (ctx) => {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CodedError, ROUTES, type RouteId, type RouteSpec } from '@nullspace/protocol';
+import type { Principal } from '../tenancy/keys.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -7,6 +8,11 @@ export interface RequestContext {
   url: URL;
   params: Record<string, string>;
   requestId: string;
+  /**
+   * Who the request acts for (the operator, or a tenant that sees only its own); the operator for
+   * routes without the API key (public, signed), which act for nobody.
+   */
+  principal: Principal;
   /** Parses the JSON body (undefined when empty). Throws invalid_argument / payload_too_large. */
   body(): Promise<unknown>;
 }
@@ -71,7 +77,10 @@ export class Router {
     return { route: undefined, error: pathMatched ? 'method_not_allowed' : 'not_found' };
   }
 
-  match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } {
+  match(
+    method: string,
+    pathname: string,
+  ): { id: RouteId; spec: RouteSpec; handler: Handler; params: Record<string, string> } {
     const found = this.find(method, pathname);
     if (found.route === undefined) {
       if (found.error === 'method_not_allowed')
@@ -89,6 +98,6 @@ export class Router {
         });
       }
     });
-    return { handler: found.route.handler, params };
+    return { id: found.route.id, spec: found.route.spec, handler: found.route.handler, params };
   }
 }

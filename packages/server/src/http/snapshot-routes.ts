@@ -11,6 +11,7 @@ export function addSnapshotRoutes(router: Router, machines: MachineService): voi
         items: machines.listSnapshots({
           ...(machineId !== undefined ? { machineId } : {}),
           ...(kind !== undefined ? { kind } : {}),
+          ...(ctx.principal.tenant !== null ? { tenant: ctx.principal.tenant } : {}),
         }),
       },
     };

@@ -6,6 +6,7 @@ import {
 } from '@nullspace/protocol';
 import type { TemplateService } from '../services/template-service.js';
 import type { WarmPoolService } from '../services/warm-pool-service.js';
+import type { Ownership } from '../tenancy/ownership.js';
 import type { Router } from './router.js';
 
 /**
@@ -17,15 +18,19 @@ export function addTemplateRoutes(
   templates: TemplateService,
   pools: WarmPoolService,
   usersOf: (templateId: string) => string[],
+  ownership: Ownership,
 ): void {
   router.on('listTemplates', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
-    return { body: { items: templates.list() } };
+    return { body: { items: templates.list(ctx.principal.tenant ?? undefined) } };
   });
 
   // 201 with the build to follow; 200 when the same content was built already (nothing to do).
   router.on('buildTemplate', async (ctx) => {
-    const started = templates.build(parseTemplateSpec(await ctx.body()));
+    const spec = parseTemplateSpec(await ctx.body());
+    // A tenant builds on a template it may use (its own, the operator's, a shipped one).
+    ownership.require('template', spec.base, ctx.principal);
+    const started = templates.build(spec, ctx.principal.tenant);
     return { status: started.cached ? 200 : 202, body: started };
   });
 
@@ -35,7 +40,7 @@ export function addTemplateRoutes(
   });
 
   router.on('deleteTemplate', async (ctx) => ({
-    body: await templates.delete(ctx.params.ref ?? '', usersOf),
+    body: await templates.delete(ctx.params.ref ?? '', usersOf, ctx.principal.tenant),
   }));
 
   // The build's events as NDJSON: steps (progress), log lines, then `done` or `error`.
@@ -71,13 +76,14 @@ export function addTemplateRoutes(
 
   router.on('listWarmPools', async (ctx) => {
     rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), []);
-    return { body: { items: pools.list() } };
+    return { body: { items: pools.list(ctx.principal.tenant ?? undefined) } };
   });
 
-  router.on('createWarmPool', async (ctx) => ({
-    status: 201,
-    body: pools.create(parseWarmPoolSpec(await ctx.body())),
-  }));
+  router.on('createWarmPool', async (ctx) => {
+    const spec = parseWarmPoolSpec(await ctx.body());
+    ownership.require('template', spec.template, ctx.principal);
+    return { status: 201, body: pools.create(spec, ctx.principal.tenant) };
+  });
 
   router.on('getWarmPool', async (ctx) => ({ body: pools.get(ctx.params.id ?? '') }));
 

@@ -11,12 +11,12 @@ export function addVolumeRoutes(router: Router, volumes: VolumeService): void {
 
   router.on('createVolume', async (ctx) => ({
     status: 201,
-    body: await volumes.create(parseCreateVolume(await ctx.body())),
+    body: await volumes.create(parseCreateVolume(await ctx.body()), ctx.principal.tenant),
   }));
 
   router.on('listVolumes', async (ctx) => {
     noQuery(ctx.url);
-    return { body: { items: await volumes.list() } };
+    return { body: { items: await volumes.list(ctx.principal.tenant ?? undefined) } };
   });
 
   router.on('getVolume', async (ctx) => {

@@ -177,11 +177,36 @@ export class TemplateCatalog implements TemplateResolver {
 
   // ---- queries ----------------------------------------------------------------------------------
 
-  /** The templates shipped with the server (`base` first), then this server's builds. */
-  list(): TemplateInfo[] {
+  /**
+   * The templates shipped with the server (`base` first), then this server's builds; with
+   * `tenant`, only the builds it may use: the operator's (shared) and its own.
+   */
+  list(tenant?: string): TemplateInfo[] {
     const shipped = this.shipped.names().map((n) => this.shippedInfo(this.shipped.get(n)));
     const base = existsSync(join(this.o.templatesDir, BASE_TEMPLATE, 'rootfs')) ? [this.baseInfo()] : [];
-    return [...base, ...shipped, ...this.store.list().map((t) => this.info(t))];
+    const builds = this.store
+      .list()
+      .filter((t) => tenant === undefined || t.tenant === null || t.tenant === tenant);
+    return [...base, ...shipped, ...builds.map((t) => this.info(t))];
+  }
+
+  /**
+   * Whose template `refOrId` is: a build's tenant (null: the operator's, shared), null for `base`
+   * and shipped ones; undefined when it names nothing (the caller's own lookup then says so).
+   */
+  ownerOf(refOrId: string): { tenant: string | null } | undefined {
+    let id: string | undefined;
+    if (refOrId.startsWith('tpl_')) id = refOrId;
+    else {
+      try {
+        id = refOrId === BASE_TEMPLATE ? undefined : this.store.tagged(...refParts(refOrId));
+      } catch {
+        return undefined; // not a template reference: the route's own parsing answers
+      }
+      if (id === undefined) return { tenant: null };
+    }
+    const t = this.store.get(id);
+    return t && t.status !== 'deleted' ? { tenant: t.tenant } : undefined;
   }
 
   get(refOrId: string): TemplateInfo {

@@ -13,6 +13,7 @@ import {
   type TemplateInfo,
   type TemplateSpec,
   canonicalTemplateRef,
+  invalidArgument,
   newId,
   parseTemplateRef,
 } from '@nullspace/protocol';
@@ -27,7 +28,7 @@ import type { ResolvedTemplate, TemplateCatalog } from './template-catalog.js';
 export interface BuildMachines {
   createForBuild(
     base: ResolvedTemplate,
-    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string; tenant: string | null },
   ): Promise<MachineInfo>;
   /** Live machines that build a template, with their build. */
   buildMachines(): { id: string; build: string }[];
@@ -94,8 +95,9 @@ export class TemplateService {
     this.log = o.log.child({ component: 'templates' });
   }
 
-  list(): TemplateInfo[] {
-    return this.catalog.list();
+  /** Templates; with `tenant`, those it may use: shipped ones, the operator's and its own. */
+  list(tenant?: string): TemplateInfo[] {
+    return this.catalog.list(tenant);
   }
 
   get(refOrId: string): TemplateInfo {
@@ -148,10 +150,25 @@ export class TemplateService {
    * Starts building `spec` (or finds it built or building: the same content is never built twice)
    * and points its tags at the build once it is ready.
    */
-  build(request: TemplateSpec): TemplateBuildStarted {
+  build(request: TemplateSpec, tenant: string | null): TemplateBuildStarted {
     // A shipped base is named by its plain name, like `base` (`code-interpreter`, not `…:latest`).
     const shippedName = this.catalog.shipped.find(request.base)?.name;
     const spec = shippedName === undefined ? request : { ...request, base: shippedName };
+    if (tenant !== null) {
+      // A tenant's templates are named under the tenant (`acme/app`), so no tenant can take or move
+      // a name another uses, and no conflict tells one tenant another's names.
+      if (!spec.name.startsWith(`${tenant}/`))
+        throw invalidArgument('name', `must start with "${tenant}/" (the templates of tenant ${tenant})`);
+      for (const tag of spec.tags) {
+        const at = this.store.tagged(spec.name, tag);
+        if (at !== undefined && this.store.get(at)?.tenant !== tenant)
+          throw new CodedError(
+            'conflict',
+            `template ${spec.name}:${tag} is the operator's; build yours under another name`,
+            { template: `${spec.name}:${tag}` },
+          );
+      }
+    }
     if (this.catalog.shipped.has(spec.name))
       throw new CodedError(
         'invalid_argument',
@@ -169,7 +186,7 @@ export class TemplateService {
           ? `shipped:${shippedBase.recipe}`
           : `dir:${spec.base}`;
     const key = contentKey(spec, baseKey);
-    const existing = this.store.byKey(key);
+    const existing = this.store.byKey(key, tenant);
     if (existing) {
       if (existing.status === 'ready') this.tag(spec, existing.id);
       else this.pendingTags.set(existing.id, [...(this.pendingTags.get(existing.id) ?? []), spec]);
@@ -191,6 +208,7 @@ export class TemplateService {
       error: null,
       created_at: Date.now(),
       finished_at: null,
+      tenant,
     };
     this.store.insert(record);
     this.pendingTags.set(record.id, [spec]);
@@ -210,7 +228,7 @@ export class TemplateService {
    * Deletes `name:tag`; the build goes too when no other tag names it. Refused while a machine
    * (alive or hibernated), a warm pool or another template uses the build.
    */
-  async delete(ref: string, users: (id: string) => string[]): Promise<TemplateInfo> {
+  async delete(ref: string, users: (id: string) => string[], tenant: string | null): Promise<TemplateInfo> {
     const canonical = canonicalTemplateRef(ref);
     if (canonical === BASE_TEMPLATE || this.catalog.shipped.has(ref))
       throw new CodedError(
@@ -221,8 +239,16 @@ export class TemplateService {
     const { name, tag } = parseTemplateRef(canonical);
     const id = this.store.tagged(name, tag);
     const t = id ? this.store.get(id) : undefined;
-    if (!t)
-      throw new CodedError('template_not_found', `template ${canonical} not found`, { template: canonical });
+    // Named as the caller wrote it, like every other route's not-found (a tenant's check answers
+    // another tenant's template with the same words as a missing one).
+    if (!t) throw new CodedError('template_not_found', `template ${ref} not found`, { template: ref });
+    // The routes' check has made sure the tenant may see it: the operator's (shared) it may only use.
+    if (tenant !== null && t.tenant !== tenant)
+      throw new CodedError(
+        'permission_denied',
+        `template ${canonical} is the operator's, shared with every tenant; only the operator can delete it`,
+        { template: canonical },
+      );
     if (t.status === 'building')
       throw new CodedError('invalid_state', `template ${canonical} is still building`, {
         template: canonical,
@@ -323,6 +349,8 @@ export class TemplateService {
         memory_mb: spec.memory_mb,
         disk_mb: spec.disk_mb,
         buildId: t.id,
+        // The build machine is the template's tenant's: it counts to that tenant's quota.
+        tenant: t.tenant,
       });
       machineId = m.id;
       log(

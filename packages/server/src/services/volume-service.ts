@@ -44,6 +44,8 @@ export interface MachineVolumes {
    * `conflict` when two mount paths overlap. Nothing is stored yet.
    */
   plan(o: {
+    /** The new machine's tenant: the requested volumes must be its own (by name: among its own). */
+    tenant: string | null;
     requested?: readonly VolumeMountRequest[];
     snapshotId?: string;
     parentId?: string;
@@ -132,8 +134,9 @@ export class VolumeService implements MachineVolumes {
 
   // ---- volumes ------------------------------------------------------------------------------
 
-  async create(req: CreateVolumeRequest): Promise<VolumeInfo> {
-    if (this.store.byName(req.name))
+  /** A volume of `tenant` (null: the operator's); its name is unique among that tenant's. */
+  async create(req: CreateVolumeRequest, tenant: string | null): Promise<VolumeInfo> {
+    if (this.store.byName(req.name, tenant))
       throw new CodedError('conflict', `a volume named ${req.name} exists`, { name: req.name });
     const v: VolumeRecord = {
       id: newId('volume'),
@@ -141,8 +144,9 @@ export class VolumeService implements MachineVolumes {
       size_mb: req.size_mb,
       status: 'creating',
       created_at: Date.now(),
+      tenant,
     };
-    // The name is taken from here on (UNIQUE), so two creates of one name cannot both succeed.
+    // The name is taken from here on (UNIQUE per tenant), so two creates of one name cannot both succeed.
     this.store.insert(v);
     try {
       await this.image(v).create(v.size_mb);
@@ -158,11 +162,12 @@ export class VolumeService implements MachineVolumes {
     return this.info({ ...v, status: 'ready' });
   }
 
-  async list(): Promise<VolumeInfo[]> {
+  /** Ready volumes; with `tenant`, only that tenant's (undefined: everyone's, for the operator). */
+  async list(tenant?: string): Promise<VolumeInfo[]> {
     return Promise.all(
       this.store
         .list()
-        .filter((v) => v.status === 'ready')
+        .filter((v) => v.status === 'ready' && (tenant === undefined || v.tenant === tenant))
         .map((v) => this.info(v)),
     );
   }
@@ -228,7 +233,8 @@ export class VolumeService implements MachineVolumes {
 
   /** Mounts a volume into a running machine. */
   async attach(machineId: string, req: VolumeMountRequest): Promise<VolumeAttachmentInfo> {
-    this.machines.get(machineId);
+    // The volume must be the machine's tenant's: a name is looked up among that tenant's volumes.
+    const owner = { tenant: this.machines.get(machineId).tenant };
     return this.machines.whileRunning(machineId, async () => {
       const current = this.store.attachedTo(machineId);
       if (current.length >= VOLUME_LIMITS.perMachine)
@@ -241,7 +247,7 @@ export class VolumeService implements MachineVolumes {
         current.map((a) => ({ mount_path: a.mount_path, what: `attachment ${a.id}` })),
         'mount_path',
       );
-      const volume = this.volume(req.volume, 'volume');
+      const volume = this.volume(req.volume, 'volume', owner);
       const record = this.newAttachment(machineId, { ...req, volume });
       try {
         await this.image(volume).mount();
@@ -312,6 +318,7 @@ export class VolumeService implements MachineVolumes {
   // ---- MachineVolumes -----------------------------------------------------------------------
 
   plan(o: {
+    tenant: string | null;
     requested?: readonly VolumeMountRequest[];
     snapshotId?: string;
     parentId?: string;
@@ -339,7 +346,7 @@ export class VolumeService implements MachineVolumes {
         planned.map((p) => ({ mount_path: p.mount_path, what: `the snapshot's volume at ${p.mount_path}` })),
         `volumes[${i}].mount_path`,
       );
-      planned.push({ ...req, volume: this.volume(req.volume, `volumes[${i}].volume`) });
+      planned.push({ ...req, volume: this.volume(req.volume, `volumes[${i}].volume`, { tenant: o.tenant }) });
     });
     return planned;
   }
@@ -368,10 +375,14 @@ export class VolumeService implements MachineVolumes {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  /** A ready volume by id or name; `volume_not_found` otherwise (`field` names the request field). */
-  private volume(ref: string, field?: string): VolumeRecord {
-    const v = isVolumeId(ref) ? this.store.get(ref) : this.store.byName(ref);
-    if (!v || v.status !== 'ready')
+  /**
+   * A ready volume by id or name; `volume_not_found` otherwise (`field` names the request field).
+   * With `owner`, only that tenant's (null: the operator's) — another's answers as if it did not
+   * exist; without, any volume by id (the routes' ownership check has run) and the operator's by name.
+   */
+  private volume(ref: string, field?: string, owner?: { tenant: string | null }): VolumeRecord {
+    const v = isVolumeId(ref) ? this.store.get(ref) : this.store.byName(ref, owner?.tenant ?? null);
+    if (!v || v.status !== 'ready' || (owner !== undefined && v.tenant !== owner.tenant))
       throw new CodedError('volume_not_found', `volume ${ref} not found`, {
         volume: ref,
         ...(field ? { field } : {}),

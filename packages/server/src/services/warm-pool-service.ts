@@ -84,7 +84,8 @@ export class WarmPoolService {
 
   // ---- API --------------------------------------------------------------------------------------
 
-  create(spec: WarmPoolSpec): WarmPoolInfo {
+  /** A pool of `tenant` (null: the operator's): its machines are the tenant's and count to its quota. */
+  create(spec: WarmPoolSpec, tenant: string | null): WarmPoolInfo {
     // An unknown or stale template is refused now, not at every refill.
     const t = this.o.resolver.resolve(spec.template);
     if (t.snapshot_id !== null && spec.disk_mb !== null && spec.disk_mb !== t.disk_mb)
@@ -99,6 +100,7 @@ export class WarmPoolService {
       hits: 0,
       misses: 0,
       created_at: Date.now(),
+      tenant,
     };
     this.o.templates.insertPool(rec);
     const pool = this.newPool(rec);
@@ -108,8 +110,16 @@ export class WarmPoolService {
     return this.info(pool);
   }
 
-  list(): WarmPoolInfo[] {
-    return [...this.pools.values()].map((p) => this.info(p));
+  /** Pools; with `tenant`, only that tenant's (undefined: everyone's, for the operator). */
+  list(tenant?: string): WarmPoolInfo[] {
+    return [...this.pools.values()]
+      .filter((p) => tenant === undefined || p.rec.tenant === tenant)
+      .map((p) => this.info(p));
+  }
+
+  /** The tenant a pool belongs to (null: the operator); undefined: no such pool. */
+  tenantOf(id: string): string | null | undefined {
+    return this.pools.get(id)?.rec.tenant;
   }
 
   get(id: string): WarmPoolInfo {
@@ -162,16 +172,22 @@ export class WarmPoolService {
    * create with the pool's template (`prefer` and `bypass`); `require` fails with
    * `warm_pool_unavailable` when none is ready in time. A create from a snapshot never checks out.
    */
-  async createMachine(spec: CreateMachineSpec): Promise<MachineInfo> {
+  async createMachine(spec: CreateMachineSpec, caller: string | null): Promise<MachineInfo> {
     const { machines } = this.o;
+    if (spec.snapshot_id !== undefined) {
+      if (spec.volumes !== undefined) machines.planVolumes(spec.volumes, caller);
+      return machines.create(spec, caller);
+    }
+    // Another tenant's pool answers as if it did not exist. The machine is the pool's tenant's
+    // (the operator creating from a tenant's pool acts for that tenant).
+    const owner = this.pool(spec.warm_pool as string, caller).rec.tenant;
     // A warm machine has started already: its volumes are attached at handover. They are checked
     // before one is taken, so an unknown volume costs the pool nothing.
-    if (spec.volumes !== undefined) machines.planVolumes(spec.volumes);
-    if (spec.snapshot_id !== undefined) return machines.create(spec);
+    if (spec.volumes !== undefined) machines.planVolumes(spec.volumes, owner);
     const requested = Date.now();
     const taken = await this.checkout(spec);
     if (taken.machineId === undefined)
-      return machines.create(spec.template_given ? spec : { ...spec, template: taken.template }, {
+      return machines.create(spec.template_given ? spec : { ...spec, template: taken.template }, owner, {
         checkout: taken.checkout,
         requested,
       });
@@ -285,7 +301,7 @@ export class WarmPoolService {
         memory_mb: r.memory_mb,
         ...(r.disk_mb !== null ? { disk_mb: r.disk_mb } : {}),
       });
-      id = (await this.o.machines.createPooled(r.id, spec)).id;
+      id = (await this.o.machines.createPooled(r.id, spec, r.tenant)).id;
       pool.backoffMs = 0;
       pool.lastError = null;
     } catch (err) {
@@ -342,9 +358,11 @@ export class WarmPoolService {
       );
   }
 
-  private pool(id: string): Pool {
+  /** The pool `id`; with `caller` a tenant, only that tenant's (another's is `not_found` like none). */
+  private pool(id: string, caller: string | null = null): Pool {
     const p = this.pools.get(id);
-    if (!p) throw new CodedError('not_found', `warm pool ${id} not found`, { warm_pool: id });
+    if (!p || (caller !== null && p.rec.tenant !== caller))
+      throw new CodedError('not_found', `warm pool ${id} not found`, { warm_pool: id });
     return p;
   }
 

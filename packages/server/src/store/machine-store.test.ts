@@ -48,6 +48,7 @@ function record(over: Partial<MachineRecord> = {}): MachineRecord {
     template_id: null,
     warm_pool_id: null,
     warm_pool_checkout: null,
+    tenant: null,
     ...over,
   };
 }
@@ -230,5 +231,41 @@ describe('MachineStore.list filters', () => {
   it('filters and pagination together', () => {
     const { ids } = allPages({ ...query('state=running,paused,killed,failed,hibernated'), limit: 2 });
     assert.equal(ids.length, 5);
+  });
+});
+
+describe('MachineStore tenants', () => {
+  it("a tenant's list shows only its machines; the operator's (no tenant) shows everyone's", () => {
+    const a = record({ tenant: 'acme', created_at: 3 });
+    const b = record({ tenant: 'bravo', created_at: 2 });
+    const op = record({ created_at: 1 });
+    for (const m of [a, b, op]) store.insert(m);
+    assert.equal(store.get(a.id)?.tenant, 'acme');
+    assert.equal(store.get(op.id)?.tenant, null);
+    assert.deepEqual(
+      store.list(query('')).items.map((m) => m.id),
+      [a.id, b.id, op.id],
+    );
+    assert.deepEqual(
+      store.list(query(''), 'acme').items.map((m) => m.id),
+      [a.id],
+    );
+    assert.deepEqual(store.list(query(''), 'nobody').items, []);
+  });
+
+  it("usageOf sums a tenant's machines in the given states, and nobody else's", () => {
+    store.insert(record({ tenant: 'acme', vcpus: 2, memory_mb: 1024, disk_mb: 4096 }));
+    store.insert(record({ tenant: 'acme', status: 'hibernated', vcpus: 1, memory_mb: 512, disk_mb: 2048 }));
+    store.insert(record({ tenant: 'acme', status: 'killed', vcpus: 8, memory_mb: 8192, disk_mb: 9999 }));
+    store.insert(record({ tenant: 'bravo', vcpus: 4 }));
+    store.insert(record({ vcpus: 4 }));
+    assert.deepEqual(
+      { ...store.usageOf('acme', ['running', 'hibernated']) },
+      { machines: 2, vcpus: 3, memory_mb: 1536, disk_mb: 6144 },
+    );
+    assert.deepEqual(
+      { ...store.usageOf('nobody', ['running']) },
+      { machines: 0, vcpus: 0, memory_mb: 0, disk_mb: 0 },
+    );
   });
 });

@@ -27,6 +27,8 @@ export interface SnapshotRecord {
   size_bytes: number;
   paused_ms: number | null;
   created_at: number;
+  /** Its machine's tenant (kept here: a snapshot outlives its machine's row); null: the operator's. */
+  tenant: string | null;
 }
 
 interface Row extends Omit<SnapshotRecord, 'envs' | 'metadata'> {
@@ -42,15 +44,22 @@ export class SnapshotStore {
     prepared(
       this.db,
       `INSERT INTO snapshots (id, kind, machine_id, status, template, template_id, vcpus, memory_mb, disk_mb,
-           cwd, envs, metadata, size_bytes, paused_ms, created_at)
+           cwd, envs, metadata, size_bytes, paused_ms, created_at, tenant)
          VALUES (@id, @kind, @machine_id, @status, @template, @template_id, @vcpus, @memory_mb, @disk_mb,
-           @cwd, @envs, @metadata, @size_bytes, @paused_ms, @created_at)`,
+           @cwd, @envs, @metadata, @size_bytes, @paused_ms, @created_at, @tenant)`,
     ).run({ ...s, envs: JSON.stringify(s.envs), metadata: JSON.stringify(s.metadata) });
   }
 
   get(id: string): SnapshotRecord | undefined {
     const row = prepared(this.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
     return row ? fromRow(row) : undefined;
+  }
+
+  /** Whose snapshot `id` is (`tenant` null: the operator's); undefined when there is none. */
+  ownerOf(id: string): { tenant: string | null } | undefined {
+    return prepared(this.db, 'SELECT tenant FROM snapshots WHERE id = ?').get(id) as
+      | { tenant: string | null }
+      | undefined;
   }
 
   update(id: string, patch: Partial<Pick<SnapshotRecord, 'status' | 'size_bytes' | 'paused_ms'>>): void {
@@ -63,9 +72,13 @@ export class SnapshotStore {
   }
 
   /** Snapshots that exist (not consumed or deleted), newest first. */
-  list(filter: { machineId?: string; kind?: SnapshotKind } = {}): SnapshotRecord[] {
+  list(filter: { machineId?: string; kind?: SnapshotKind; tenant?: string } = {}): SnapshotRecord[] {
     const where = ["status IN ('memory', 'ready')"];
     const params: unknown[] = [];
+    if (filter.tenant !== undefined) {
+      where.push('tenant = ?');
+      params.push(filter.tenant);
+    }
     if (filter.machineId !== undefined) {
       where.push('machine_id = ?');
       params.push(filter.machineId);

@@ -19,6 +19,8 @@ export interface TemplateRecord {
   error: string | null;
   created_at: number;
   finished_at: number | null;
+  /** The tenant whose key built it; null: the operator's, shared with every tenant. */
+  tenant: string | null;
 }
 
 interface Row extends Omit<TemplateRecord, 'spec'> {
@@ -30,6 +32,8 @@ export interface WarmPoolRecord extends WarmPoolSpec {
   hits: number;
   misses: number;
   created_at: number;
+  /** The tenant whose key made it (its machines are that tenant's); null: the operator's. */
+  tenant: string | null;
 }
 
 /** Template builds, their `name:tag` pointers and warm pools, in the server's database. */
@@ -40,9 +44,9 @@ export class TemplateStore {
     prepared(
       this.db,
       `INSERT INTO templates (id, key, status, spec, base_id, base_recipe, snapshot_id, size_bytes, error,
-           created_at, finished_at)
+           created_at, finished_at, tenant)
          VALUES (@id, @key, @status, @spec, @base_id, @base_recipe, @snapshot_id, @size_bytes, @error,
-           @created_at, @finished_at)`,
+           @created_at, @finished_at, @tenant)`,
     ).run({ ...t, spec: JSON.stringify(t.spec) });
   }
 
@@ -51,12 +55,15 @@ export class TemplateStore {
     return row ? fromRow(row) : undefined;
   }
 
-  /** The build of `key` that is ready or still building, if any. */
-  byKey(key: string): TemplateRecord | undefined {
+  /**
+   * `tenant`'s build of `key` (null: the operator's) that is ready or still building, if any: a
+   * build is reused only by its own tenant, whose tags then point at it.
+   */
+  byKey(key: string, tenant: string | null): TemplateRecord | undefined {
     const row = prepared(
       this.db,
-      "SELECT * FROM templates WHERE key = ? AND status IN ('ready', 'building') ORDER BY created_at DESC LIMIT 1",
-    ).get(key) as Row | undefined;
+      "SELECT * FROM templates WHERE key = ? AND tenant IS ? AND status IN ('ready', 'building') ORDER BY created_at DESC LIMIT 1",
+    ).get(key, tenant) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
@@ -125,8 +132,8 @@ export class TemplateStore {
   insertPool(p: WarmPoolRecord): void {
     prepared(
       this.db,
-      `INSERT INTO warm_pools (id, template, vcpus, memory_mb, disk_mb, size, hits, misses, created_at)
-         VALUES (@id, @template, @vcpus, @memory_mb, @disk_mb, @size, @hits, @misses, @created_at)`,
+      `INSERT INTO warm_pools (id, template, vcpus, memory_mb, disk_mb, size, hits, misses, created_at, tenant)
+         VALUES (@id, @template, @vcpus, @memory_mb, @disk_mb, @size, @hits, @misses, @created_at, @tenant)`,
     ).run(p);
   }
 

@@ -16,6 +16,8 @@ export interface VolumeRecord {
   size_mb: number;
   status: VolumeStatus;
   created_at: number;
+  /** The tenant whose key made it; null: the operator's. Names are unique per tenant. */
+  tenant: string | null;
 }
 
 /** One volume mounted into one machine. `detached`: by request, or its machine was killed. */
@@ -83,6 +85,22 @@ const MIGRATIONS = [
      subpath TEXT,
      PRIMARY KEY (snapshot_id, mount_path)
    );`,
+  // Tenants (docs/tenants.md): each volume is its tenant's (NULL: the operator's, which every volume
+  // made before was), and a name is unique within a tenant, so no tenant learns another's names
+  // from a conflict. SQLite cannot drop the column's UNIQUE in place: the table is made again.
+  `CREATE TABLE volumes_by_tenant (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     size_mb INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     tenant TEXT
+   );
+   INSERT INTO volumes_by_tenant (id, name, size_mb, status, created_at, tenant)
+     SELECT id, name, size_mb, status, created_at, NULL FROM volumes ORDER BY rowid;
+   DROP TABLE volumes;
+   ALTER TABLE volumes_by_tenant RENAME TO volumes;
+   CREATE UNIQUE INDEX volumes_by_name ON volumes (coalesce(tenant, ''), name);`,
 ];
 
 /** Volumes, their attachments and snapshots' volume mounts, in the server's SQLite database. */
@@ -110,7 +128,7 @@ export class VolumeStore {
   insert(v: VolumeRecord): void {
     prepared(
       this.db,
-      'INSERT INTO volumes (id, name, size_mb, status, created_at) VALUES (@id, @name, @size_mb, @status, @created_at)',
+      'INSERT INTO volumes (id, name, size_mb, status, created_at, tenant) VALUES (@id, @name, @size_mb, @status, @created_at, @tenant)',
     ).run(v);
   }
 
@@ -118,8 +136,11 @@ export class VolumeStore {
     return prepared(this.db, 'SELECT * FROM volumes WHERE id = ?').get(id) as VolumeRecord | undefined;
   }
 
-  byName(name: string): VolumeRecord | undefined {
-    return prepared(this.db, 'SELECT * FROM volumes WHERE name = ?').get(name) as VolumeRecord | undefined;
+  /** `tenant`'s volume called `name` (null: the operator's). */
+  byName(name: string, tenant: string | null): VolumeRecord | undefined {
+    return prepared(this.db, 'SELECT * FROM volumes WHERE name = ? AND tenant IS ?').get(name, tenant) as
+      | VolumeRecord
+      | undefined;
   }
 
   setStatus(id: string, status: VolumeStatus): void {

@@ -9,7 +9,7 @@ iterator), ``@cls_op`` / ``@cls_op_iter`` (class methods; they get the client re
 ``api_url``, ``api_key`` and ``request_timeout`` as their second argument).
 
 One module per namespace: ``machines`` (lifecycle), ``events``, ``networking``, ``volumes``,
-``commands``, ``pty``, ``files``, ``git``, ``code`` (the code interpreter), ``desktop``, ``templates`` (templates, warm pools, snapshots).
+``commands``, ``pty``, ``files``, ``git``, ``code`` (the code interpreter), ``desktop``, ``templates`` (templates, warm pools, snapshots), ``keys`` (tenants' API keys).
 """
 
 from .code import CodeInterpreterOps
@@ -18,6 +18,7 @@ from .desktop import DesktopOps, DesktopRecordingsOps, DesktopStreamOps
 from .events import MachineEventsOps
 from .files import FilesOps, FileWatchPollerOps
 from .git import GitConfigOps, GitOps
+from .keys import ApiKeyOps
 from .machines import ForkChild, MachineOps, PaginatorOps
 from .networking import MachineNetworkOps
 from .pty import PtyHandleOps, PtyOps
@@ -29,6 +30,7 @@ MACHINE_OPS = (MachineOps, MachineEventsOps, MachineNetworkOps, MachineVolumeOps
 
 __all__ = [
     "MACHINE_OPS",
+    "ApiKeyOps",
     "CodeInterpreterOps",
     "CommandHandleOps",
     "CommandsOps",

@@ -50,6 +50,8 @@ def _list_query(query: Optional[MachineQuery], limit: Optional[int], token: Opti
             q.append(("state", s))
         if query.template is not None:
             q.append(("template", query.template))
+        if query.tenant is not None:
+            q.append(("tenant", query.tenant))
         for k, v in (query.metadata or {}).items():
             q.append((f"metadata.{k}", v))
     if limit is not None:

@@ -96,7 +96,7 @@ class VolumeOps:
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
     ) -> Gen:
-        """Creates a volume (``name`` unique on the server).
+        """Creates a volume (``name`` unique among the key's tenant's volumes).
 
         Example::
 

@@ -48,7 +48,7 @@ from .networking import (
     PreviewUrl,
     SshAccess,
 )
-from .resources import TemplateBuildResult, TemplateInfo, VolumeInfo, WarmPoolInfo
+from .resources import ApiKeyInfo, CreatedApiKey, TemplateBuildResult, TemplateInfo, VolumeInfo, WarmPoolInfo
 from .git import GitBranch, GitBranches, GitFileStatus, GitStatus
 from .desktop import CursorPosition, DesktopWindow, Recording, ScreenSize, StreamUrl
 
@@ -100,6 +100,8 @@ __all__ = [
     "VolumeAttachment",
     "VolumeHealth",
     "VolumeInfo",
+    "ApiKeyInfo",
+    "CreatedApiKey",
     "VolumeMount",
     "WarmPoolCheckout",
     "WarmPoolInfo",

@@ -106,6 +106,7 @@ class MachineInfo(Model):
     started_at: Optional[datetime] = None
     warm_pool_checkout: Optional[WarmPoolCheckout] = None
     volumes: Optional[List[VolumeAttachment]] = None
+    tenant: Optional[str] = None
     status_reason: Optional[str] = None
     extra: Dict[str, Any] = _extra()
 
@@ -199,6 +200,8 @@ class MachineQuery:
     state: Any = None
     template: Optional[str] = None
     metadata: Optional[Dict[str, str]] = None
+    #: Only this tenant's machines (the operator's view; a tenant's key sees only its own anyway).
+    tenant: Optional[str] = None
 
 
 @dataclass

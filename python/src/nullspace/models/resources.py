@@ -84,3 +84,30 @@ class WarmPoolInfo(Model):
     last_error: Optional[str] = None
     created_at: Optional[datetime] = None
     extra: Dict[str, Any] = _extra()
+
+
+@dataclass
+class ApiKeyInfo(Model):
+    """A tenant's API key as listed (``key_...``): never the key itself, only its last 4
+    characters (``hint``)."""
+
+    _times: ClassVar[Tuple[str, ...]] = ("created_at",)
+    id: Optional[str] = None
+    tenant: Optional[str] = None
+    name: Optional[str] = None
+    hint: Optional[str] = None
+    created_at: Optional[datetime] = None
+    extra: Dict[str, Any] = _extra()
+
+
+@dataclass
+class CreatedApiKey(Model):
+    """A key just made: ``key`` is in this answer only (the server keeps its SHA-256)."""
+
+    _times: ClassVar[Tuple[str, ...]] = ("created_at",)
+    id: Optional[str] = None
+    key: Optional[str] = None
+    tenant: Optional[str] = None
+    name: Optional[str] = None
+    created_at: Optional[datetime] = None
+    extra: Dict[str, Any] = _extra()

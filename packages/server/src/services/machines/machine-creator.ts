@@ -2,6 +2,7 @@ import {
   BUILD_METADATA,
   CodedError,
   type CreateMachineSpec,
+  KEPT_STATES,
   LIVE_STATES,
   type NetworkSpec,
   type WarmPoolCheckout,
@@ -13,6 +14,7 @@ import type { MachineDriver, RestoredFrom } from '@nullspace/runtime';
 import type { Logger } from '../../log.js';
 import type { MachineRecord } from '../../store/machine-store.js';
 import { startAndWaitReady } from '../../templates/agent-ops.js';
+import type { TenantQuotas } from '../../tenancy/quotas.js';
 import { DEFAULT_NETWORK } from '../network-policy.js';
 import type { ResolvedTemplate, TemplateResolver } from '../template-catalog.js';
 import type { MachineVolumes } from '../volume-service.js';
@@ -33,6 +35,8 @@ export interface MachineCreatorOptions {
   transitionTimeoutMs: number;
   /** Told how long each create that started a machine took (server metrics). */
   onCreated: ((ms: number) => void) | undefined;
+  /** Tenants' limits, checked as each machine's record is made (none for the operator). */
+  quotas: TenantQuotas;
   log: Logger;
 }
 
@@ -40,7 +44,12 @@ export interface MachineCreatorOptions {
 type NewMachine = Pick<
   CreateMachineSpec,
   'vcpus' | 'memory_mb' | 'disk_mb' | 'cwd' | 'envs' | 'metadata' | 'timeout' | 'on_timeout' | 'auto_resume'
-> & { network?: NetworkSpec | undefined; volumes?: CreateMachineSpec['volumes'] };
+> & {
+  network?: NetworkSpec | undefined;
+  volumes?: CreateMachineSpec['volumes'];
+  /** Whose it is: the tenant whose key asked (a fork child: its parent's); null: the operator's. */
+  tenant: string | null;
+};
 
 /** How a create was asked for (see {@link MachineCreator.create} and the warm pools). */
 interface StartOptions {
@@ -50,6 +59,9 @@ interface StartOptions {
   /** A build machine: its base's start command does not run. */
   skipStart?: boolean;
 }
+
+/** A create request with the tenant it is made for. */
+type OwnedSpec = CreateMachineSpec & { tenant: string | null };
 
 /** Where a restored machine comes from. */
 interface RestoreSource {
@@ -92,27 +104,36 @@ export class MachineCreator {
     private readonly o: MachineCreatorOptions,
   ) {}
 
-  /** A machine from `spec`'s snapshot or template (`checkout`: a warm pool missed first). */
+  /**
+   * A machine of `tenant` (null: the operator) from `spec`'s snapshot or template (`checkout`: a
+   * warm pool missed first).
+   */
   create(
     spec: CreateMachineSpec,
+    tenant: string | null,
     o: { checkout?: WarmPoolCheckout; requested?: number } = {},
   ): Promise<MachineRecord> {
-    if (spec.snapshot_id !== undefined) return this.fromSnapshot(spec, spec.snapshot_id);
-    return this.startFrom(this.o.templates.resolve(spec.template), spec, {
+    const owned = { ...spec, tenant };
+    if (spec.snapshot_id !== undefined) return this.fromSnapshot(owned, spec.snapshot_id);
+    return this.startFrom(this.o.templates.resolve(spec.template), owned, {
       checkout: o.checkout ?? null,
       requested: o.requested ?? Date.now(),
     });
   }
 
-  /** A machine for a warm pool: started like any, not listed, no deadline until checked out. */
-  createPooled(poolId: string, spec: CreateMachineSpec): Promise<MachineRecord> {
-    return this.startFrom(this.o.templates.resolve(spec.template), spec, { warmPoolId: poolId });
+  /** A machine for a warm pool (the pool's tenant's): started like any, not listed, no deadline until checked out. */
+  createPooled(poolId: string, spec: CreateMachineSpec, tenant: string | null): Promise<MachineRecord> {
+    return this.startFrom(
+      this.o.templates.resolve(spec.template),
+      { ...spec, tenant },
+      { warmPoolId: poolId },
+    );
   }
 
   /** A machine that builds a template on `base`: no start command of its base, a long deadline. */
   createForBuild(
     base: ResolvedTemplate,
-    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string; tenant: string | null },
   ): Promise<MachineRecord> {
     const spec = parseCreateMachine({
       template: base.ref,
@@ -122,7 +143,7 @@ export class MachineCreator {
       metadata: { [BUILD_METADATA]: o.buildId },
       timeout: 6 * 3600,
     });
-    return this.startFrom(base, spec, { skipStart: true });
+    return this.startFrom(base, { ...spec, tenant: o.tenant }, { skipStart: true });
   }
 
   /** Live machines that build a template (metadata `nullspace.template_build`), with their build. */
@@ -192,11 +213,7 @@ export class MachineCreator {
    * A new machine of `template`: restored from its snapshot (snapshot-backed, or a shipped
    * template's ready snapshot) or started cold.
    */
-  private startFrom(
-    template: ResolvedTemplate,
-    spec: CreateMachineSpec,
-    o: StartOptions,
-  ): Promise<MachineRecord> {
+  private startFrom(template: ResolvedTemplate, spec: OwnedSpec, o: StartOptions): Promise<MachineRecord> {
     if (template.snapshot_id !== null)
       return this.fromSnapshot(spec, template.snapshot_id, template, o.checkout ?? null, o.warmPoolId);
     const ready = template.ready_snapshot;
@@ -229,7 +246,7 @@ export class MachineCreator {
    * until its ready check passes (a machine counts as started only then).
    */
   private async coldCreate(
-    spec: CreateMachineSpec,
+    spec: OwnedSpec,
     template: ResolvedTemplate,
     o: StartOptions,
   ): Promise<MachineRecord> {
@@ -302,7 +319,7 @@ export class MachineCreator {
    * snapshot-backed `template` (its machines keep the template as their origin).
    */
   private async fromSnapshot(
-    spec: CreateMachineSpec,
+    spec: OwnedSpec,
     snapshotId: string,
     template?: ResolvedTemplate,
     checkout: WarmPoolCheckout | null = null,
@@ -346,7 +363,7 @@ export class MachineCreator {
    * machine cold instead, and says so in the log.
    */
   private async restore(
-    spec: CreateMachineSpec,
+    spec: OwnedSpec,
     source: RestoreSource,
     template: ResolvedTemplate | undefined,
     o: StartOptions & { coldFallback?: boolean },
@@ -439,7 +456,17 @@ export class MachineCreator {
   ): MachineRecord {
     if (spec.volumes !== undefined && !this.o.volumes)
       throw new CodedError('volume_not_found', 'this server has no volumes');
+    // Hibernated machines count (they keep their disk, and a resume needs no new room). Checked
+    // here, with nothing awaited before the insert below, so concurrent creates of one tenant
+    // cannot both pass (like the server's capacity).
+    if (spec.tenant !== null)
+      this.o.quotas.check(spec.tenant, this.records.store.usageOf(spec.tenant, KEPT_STATES), {
+        vcpus: spec.vcpus,
+        memory_mb: spec.memory_mb,
+        disk_mb: spec.disk_mb,
+      });
     const volumes = this.o.volumes?.plan({
+      tenant: spec.tenant,
       requested: spec.volumes,
       snapshotId: origin.snapshot_id,
       parentId: origin.parent_id,
@@ -472,6 +499,7 @@ export class MachineCreator {
       net_index: this.parts.networks.allocateIndex(id),
       template_id: origin.template_id,
       ...pool,
+      tenant: spec.tenant,
     };
     this.records.store.insert(record);
     if (volumes) this.o.volumes?.record(record.id, volumes);

@@ -39,6 +39,7 @@ export function machineInfo(
     started_at: m.started_at === null ? null : new Date(m.started_at).toISOString(),
     warm_pool_checkout: m.warm_pool_checkout,
     volumes,
+    tenant: m.tenant,
     status_reason: m.status_reason,
   };
 }

@@ -21,6 +21,7 @@ import type { AddressPool, AgentClient, MachineDriver, MachineLink } from '@null
 import type { Logger } from '../../log.js';
 import type { MachineRecord } from '../../store/machine-store.js';
 import { SnapshotStore, snapshotInfo } from '../../store/snapshot-store.js';
+import { TenantQuotas } from '../../tenancy/quotas.js';
 import type { ResolvedTemplate, TemplateResolver } from '../template-catalog.js';
 import type { MachineVolumes } from '../volume-service.js';
 import { AgentConnections, type AgentLease } from './agent-connections.js';
@@ -61,6 +62,8 @@ export interface MachineServiceOptions {
   onCreated?: (ms: number) => void;
   /** Volume attachments of machines (docs/volumes.md); none: creates naming volumes fail. */
   volumes?: MachineVolumes;
+  /** Tenants' quotas (docs/tenants.md); none: no tenant has limits. */
+  quotas?: TenantQuotas;
   log: Logger;
 }
 
@@ -134,6 +137,7 @@ export class MachineService {
       maxMachines: o.maxMachines,
       transitionTimeoutMs,
       onCreated: o.onCreated,
+      quotas: o.quotas ?? new TenantQuotas(),
       log,
     });
     this.snapshots = new SnapshotsAndForks(
@@ -151,9 +155,11 @@ export class MachineService {
     return this.info(this.records.get(id));
   }
 
-  list(q: ListMachinesQuery): ListMachinesResponse<MachineInfo | Partial<MachineInfo>> {
+  /** A page of machines; with `tenant`, only that tenant's (undefined: everyone's, for the operator). */
+  list(q: ListMachinesQuery, tenant?: string): ListMachinesResponse<MachineInfo | Partial<MachineInfo>> {
     const { items, nextToken } = this.records.store.list(
       q.template === undefined ? q : { ...q, template: canonicalTemplateRef(q.template) },
+      tenant,
     );
     const infos = items.map((m) => this.info(m));
     return {
@@ -167,23 +173,28 @@ export class MachineService {
     return snapshotInfo(this.images.record(id));
   }
 
-  listSnapshots(filter: { machineId?: string; kind?: SnapshotKind }): SnapshotInfo[] {
+  /** Snapshots; with `filter.tenant`, only that tenant's. */
+  listSnapshots(filter: { machineId?: string; kind?: SnapshotKind; tenant?: string }): SnapshotInfo[] {
     return this.images.store.list(filter).map(snapshotInfo);
   }
 
   // ---- create and kill ----------------------------------------------------------------------
 
-  /** A machine from a template or a reusable snapshot (`checkout`: a warm pool missed first). */
+  /**
+   * A machine of `tenant` (null: the operator's) from a template or a reusable snapshot
+   * (`checkout`: a warm pool missed first).
+   */
   async create(
     spec: CreateMachineSpec,
+    tenant: string | null,
     o: { checkout?: WarmPoolCheckout; requested?: number } = {},
   ): Promise<MachineInfo> {
-    return this.info(await this.creator.create(spec, o));
+    return this.info(await this.creator.create(spec, tenant, o));
   }
 
-  /** A machine for a warm pool: started like any, not listed, no deadline until checked out. */
-  async createPooled(poolId: string, spec: CreateMachineSpec): Promise<MachineInfo> {
-    return this.info(await this.creator.createPooled(poolId, spec));
+  /** A machine for a warm pool of `tenant`: started like any, not listed, no deadline until checked out. */
+  async createPooled(poolId: string, spec: CreateMachineSpec, tenant: string | null): Promise<MachineInfo> {
+    return this.info(await this.creator.createPooled(poolId, spec, tenant));
   }
 
   /** A warm pool's machine handed to a create request (see {@link MachineCreator.handOver}). */
@@ -191,16 +202,16 @@ export class MachineService {
     return this.info(await this.creator.handOver(id, spec, checkout));
   }
 
-  /** Checks the volumes a create names before a warm pool's machine is taken for it. */
-  planVolumes(requested: VolumeMountRequest[]): void {
+  /** Checks the volumes a create of `tenant` names before a warm pool's machine is taken for it. */
+  planVolumes(requested: VolumeMountRequest[], tenant: string | null): void {
     if (!this.o.volumes) throw new CodedError('volume_not_found', 'this server has no volumes');
-    this.o.volumes.plan({ requested });
+    this.o.volumes.plan({ requested, tenant });
   }
 
   /** A machine that builds a template on `base` (see {@link MachineCreator.createForBuild}). */
   async createForBuild(
     base: ResolvedTemplate,
-    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string },
+    o: { vcpus: number; memory_mb: number; disk_mb: number; buildId: string; tenant: string | null },
   ): Promise<MachineInfo> {
     return this.info(await this.creator.createForBuild(base, o));
   }

@@ -32,6 +32,8 @@ export class SnapshotImages {
   base(m: MachineRecord): Omit<SnapshotRecord, 'id' | 'kind'> {
     return {
       machine_id: m.id,
+      // A snapshot is its machine's tenant's, and so is every machine started from it.
+      tenant: m.tenant,
       status: 'memory',
       template: m.template,
       template_id: m.template_id,
