@@ -251,7 +251,8 @@ describeWithServer('commands', (ctx) => {
     await term.resize(120, 40);
     await term.sendInput('stty size; echo "tty=$(tty)"\r');
     await eventually(async () => screen().includes('40 120'), 'stty size to print 40 120 after resize');
-    assert.match(screen(), /tty=\/dev\/pts\/\d+/);
+    // The echo's output may come in a later chunk than stty's.
+    await eventually(async () => /tty=\/dev\/pts\/\d+/.test(screen()), 'echo to print tty=/dev/pts/N');
     const listed = (await m.commands.list()).find((p) => p.pid === term.pid);
     assert.equal(listed?.kind, 'pty');
     await term.sendInput('exit\r');
