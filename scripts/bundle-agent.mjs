@@ -13,8 +13,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'packages/agent/bundle');
 // A bundle of an earlier layout (an ES module) would be left beside the new one.
 rmSync(join(out, 'agent.mjs'), { force: true });
-await build({
+const { metafile } = await build({
   entryPoints: [join(root, 'packages/agent/dist/main.js')],
+  metafile: true,
   outfile: join(out, 'agent.cjs'),
   bundle: true,
   platform: 'node',
@@ -29,6 +30,15 @@ await build({
   define: { 'import.meta.url': '__nsBundleUrl' },
   banner: { js: "const __nsBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+// The agent imports @nullspace/protocol/core, never the index: the index evaluates every route's
+// schema at load, ~25 ms of each machine's start. An import of the index would bring TypeBox in.
+const schemas = Object.keys(metafile.inputs).filter((f) => f.includes('@sinclair/typebox'));
+if (schemas.length > 0) {
+  rmSync(join(out, 'agent.cjs'), { force: true });
+  throw new Error(
+    `the agent's bundle would include TypeBox (${schemas[0]} …): import '@nullspace/protocol/core' in packages/agent, not '@nullspace/protocol'`,
+  );
+}
 
 const ptySrc = join(root, 'node_modules/node-pty');
 const ptyDst = join(out, 'node_modules/node-pty');
