@@ -6,8 +6,8 @@
  * Run as root from the repository root: `node bench/start.mjs [--iterations N]`. See bench/README.md.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +21,6 @@ import {
   checkInterrupted,
   cleanUpRun,
   createMachineViaSdk,
-  fmt,
   killChildren,
   killMachineViaSdk,
   latencyRow,
@@ -96,12 +95,13 @@ function run(file, args) {
 // ---- state and cleanup ----------------------------------------------------------------------------
 
 /** Besides the server's machines: the runtime series' containers, one host side per runtime. */
-const S = runState({ sides: [] });
+const S = runState({ sides: [], shm: undefined });
 
 async function cleanup(note) {
   await stopServerAndMachines(S, note);
   await killChildren(S.children, note);
   for (const side of S.sides) await side.destroy().catch(note(`tear down ${side.id}`));
+  if (S.shm) rmSync(S.shm, { recursive: true, force: true });
   if (!S.tmp) return { leaks: [], checked: 0 };
   return cleanUpRun(S, note, {
     extraRoots: S.sides.map((side) => ({
@@ -306,47 +306,74 @@ async function criuLogMs(file) {
   return last ? Number(last[1]) * 1000 : undefined;
 }
 
+/**
+ * Cold creates interleaved with creates from one snapshot of an idle base machine, its images read
+ * from the data directory's disk and from a copy on tmpfs (/dev/shm): the snapshot's directory is a
+ * symlink, pointed at one copy or the other before each create. Right after the snapshot its
+ * files on disk are in the page cache, as a template's checkpoint read again and again would be.
+ */
 async function restoreSeries(o, machinesDir, marks) {
-  progress('restore: a snapshot of an idle base machine');
+  progress('restore: a snapshot of an idle base machine, copied to tmpfs');
   const source = await createMachineViaSdk(S);
   await source.commands.run('true', { args: [] });
   const snapshot = await source.createSnapshot();
   await killMachineViaSdk(S, source);
-  const kinds = ['cold create', 'create from snapshot'];
+  const snapDir = join(S.dataDir, 'snapshots', snapshot.id);
+  const copies = { disk: `${snapDir}.disk`, tmpfs: join(S.shm, snapshot.id) };
+  await rename(snapDir, copies.disk);
+  await sh('cp', ['-a', '--sparse=always', copies.disk, copies.tmpfs]);
+  const pointAt = async (target) => {
+    await rm(snapDir, { force: true });
+    await symlink(target, snapDir);
+  };
+  const kinds = ['cold create', 'from snapshot, images on disk', 'from snapshot, images on tmpfs'];
   const r = {};
   const phases = {};
+  const criu = {};
   for (const k of kinds) {
     r[`${k} (SDK)`] = [];
     r[`${k} → first command answers`] = [];
     phases[k] = { driver: [], host: [], runtime: [], agent: [] };
+    if (k !== 'cold create') criu[k] = [];
   }
-  const criu = [];
-  progress(`restore: cold create vs create from snapshot ×${o.iterations} (+${o.warmup}), interleaved`);
-  for (let i = -o.warmup; i < o.iterations; i++) {
-    checkInterrupted();
-    for (const k of kinds) {
-      for (const key of Object.keys(marks)) delete marks[key];
-      const t0 = performance.now();
-      const m =
-        k === 'cold create'
-          ? await createMachineViaSdk(S)
-          : await Machine.create({ snapshotId: snapshot.id, apiUrl: S.server.url, apiKey: S.server.apiKey });
-      trackMachine(S, m.id);
-      const t1 = performance.now();
-      const result = await m.commands.run('true', { args: [] });
-      const t2 = performance.now();
-      if (result.exitCode !== 0) throw new Error(`'true' exited ${result.exitCode}`);
-      const criuMs =
-        k === 'cold create'
-          ? undefined
-          : await criuLogMs(join(machinesDir, m.id, 'criu-restore', 'restore.log'));
-      await killMachineViaSdk(S, m);
-      if (i < 0) continue;
-      r[`${k} (SDK)`].push(t1 - t0);
-      r[`${k} → first command answers`].push(t2 - t0);
-      for (const p of Object.keys(phases[k])) phases[k][p].push(marks[p] ?? 0);
-      if (criuMs !== undefined) criu.push(criuMs);
+  progress(`restore: ${kinds.join(' vs ')} ×${o.iterations} (+${o.warmup}), interleaved`);
+  try {
+    for (let i = -o.warmup; i < o.iterations; i++) {
+      checkInterrupted();
+      for (const k of kinds) {
+        for (const key of Object.keys(marks)) delete marks[key];
+        if (k !== 'cold create') await pointAt(k.endsWith('tmpfs') ? copies.tmpfs : copies.disk);
+        const t0 = performance.now();
+        const m =
+          k === 'cold create'
+            ? await createMachineViaSdk(S)
+            : await Machine.create({
+                snapshotId: snapshot.id,
+                apiUrl: S.server.url,
+                apiKey: S.server.apiKey,
+              });
+        trackMachine(S, m.id);
+        const t1 = performance.now();
+        const result = await m.commands.run('true', { args: [] });
+        const t2 = performance.now();
+        if (result.exitCode !== 0) throw new Error(`'true' exited ${result.exitCode}`);
+        const criuMs =
+          k === 'cold create'
+            ? undefined
+            : await criuLogMs(join(machinesDir, m.id, 'criu-restore', 'restore.log'));
+        await killMachineViaSdk(S, m);
+        if (i < 0) continue;
+        r[`${k} (SDK)`].push(t1 - t0);
+        r[`${k} → first command answers`].push(t2 - t0);
+        for (const p of Object.keys(phases[k])) phases[k][p].push(marks[p] ?? 0);
+        if (criuMs !== undefined) criu[k].push(criuMs);
+      }
     }
+  } finally {
+    // The snapshot's own directory again, so that the server deletes it.
+    await rm(snapDir, { force: true });
+    await rename(copies.disk, snapDir);
+    await rm(copies.tmpfs, { recursive: true, force: true });
   }
   await apiRequestDelete(`/v1/snapshots/${snapshot.id}`);
   return { r, phases, criu };
@@ -364,6 +391,7 @@ async function apiRequestDelete(path) {
 
 async function bench(o, templatesDir) {
   makeRunDir(S);
+  S.shm = mkdtempSync('/dev/shm/nsbench-');
   await mkdir(join(S.tmp, 'workspace'), { recursive: true });
   const out = { agent: await agentSeries(o) };
   if (o.agentOnly) return out;
@@ -409,7 +437,10 @@ function report({ agent, runtime, restore }) {
     );
   }
   if (restore) {
-    console.log('\n(c) A base machine: cold create against create from a snapshot of an idle one (ms)');
+    console.log(
+      '\n(c) A base machine: cold create against create from a snapshot of an idle one, its images on disk\n' +
+        '    (page cache) and on tmpfs (ms)',
+    );
     const s = statsOf(restore.r);
     printLatencyTable(
       'figure',
