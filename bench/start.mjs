@@ -189,8 +189,8 @@ function crunArgv(args) {
  * A machine's host side made once (overlay of the template, run directory, network namespace with
  * loopback up) and the server's config.json for it, for one runtime to start again and again.
  */
-async function makeSide(runtime, config, lower) {
-  const id = `nsb${process.pid}${runtime}`;
+async function makeSide(runtime, config, lower, variant = { name: '', edit: (c) => c }) {
+  const id = `nsb${process.pid}${runtime}${variant.name.replace(/[^a-z0-9]/g, '')}`;
   const dir = join(S.tmp, 'rt', id);
   const root = join(S.tmp, `${runtime}-root`);
   const side = {
@@ -198,6 +198,7 @@ async function makeSide(runtime, config, lower) {
     dir,
     root,
     runtime,
+    label: variant.name ? `${runtime} (${variant.name})` : runtime,
     overlay: false,
     netns: false,
     async destroy() {
@@ -234,7 +235,7 @@ async function makeSide(runtime, config, lower) {
     .replaceAll(config.dir, dir)
     .replaceAll(config.id, id)
     .replaceAll(config.id.replace('_', '-'), id.replace('_', '-'));
-  await writeFile(join(dir, 'config.json'), text);
+  await writeFile(join(dir, 'config.json'), JSON.stringify(variant.edit(JSON.parse(text))));
   return side;
 }
 
@@ -242,11 +243,36 @@ async function runtimeSeries(o, config, lower) {
   const crun = await toolVersion('crun', ['--version']).catch(() => undefined);
   const sides = [await makeSide('runc', config, lower)];
   if (crun) sides.push(await makeSide('crun', config, lower));
+  // runc 1.1 compiles the seccomp allowlist once per architecture it lists: the machine's filter
+  // (the host's ABIs) beside the five of both families and none at all.
+  const seccompVariants = [
+    {
+      name: 'filter for 5 ABIs',
+      edit: (c) => {
+        c.linux.seccomp.architectures = [
+          'SCMP_ARCH_X86_64',
+          'SCMP_ARCH_X86',
+          'SCMP_ARCH_X32',
+          'SCMP_ARCH_AARCH64',
+          'SCMP_ARCH_ARM',
+        ];
+        return c;
+      },
+    },
+    {
+      name: 'no seccomp filter',
+      edit: (c) => {
+        c.linux.seccomp = undefined;
+        return c;
+      },
+    },
+  ];
+  for (const v of seccompVariants) sides.push(await makeSide('runc', config, lower, v));
   const r = {};
   for (const side of sides) {
-    r[`${side.runtime} run --detach`] = [];
-    r[`${side.runtime}: then agent answers`] = [];
-    r[`${side.runtime}: run → agent answers`] = [];
+    r[`${side.label} run --detach`] = [];
+    r[`${side.label}: then agent answers`] = [];
+    r[`${side.label}: run → agent answers`] = [];
   }
   progress(
     `runtime: ${sides.map((s) => s.runtime).join(' vs ')} ×${o.iterations} (+${o.warmup}), interleaved`,
@@ -258,13 +284,13 @@ async function runtimeSeries(o, config, lower) {
       const t0 = performance.now();
       await side.start();
       const t1 = performance.now();
-      await agentAnswers(join(side.dir, 'run', 'agent.sock'), `${side.runtime} container`);
+      await agentAnswers(join(side.dir, 'run', 'agent.sock'), `${side.label} container`);
       const t2 = performance.now();
       await side.delete();
       if (i < 0) continue;
-      r[`${side.runtime} run --detach`].push(t1 - t0);
-      r[`${side.runtime}: then agent answers`].push(t2 - t1);
-      r[`${side.runtime}: run → agent answers`].push(t2 - t0);
+      r[`${side.label} run --detach`].push(t1 - t0);
+      r[`${side.label}: then agent answers`].push(t2 - t1);
+      r[`${side.label}: run → agent answers`].push(t2 - t0);
     }
   }
   return { r, crun: crun ?? 'not installed', hybrid: HYBRID };
