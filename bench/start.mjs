@@ -47,6 +47,8 @@ const USAGE = `usage: node bench/start.mjs [options]   (as root, from the reposi
   --agent-only 1   only the agent's start on the host (no machines; seconds)
 environment: NSBENCH_BASELINE_AGENT=PATH  another build's agent bundle, started beside this one's
   (e.g. /work/main/packages/agent/bundle/agent.mjs)
+  NSBENCH_BASELINE_REPO=DIR  another checkout (built): its server runs beside this one's, in this
+  process, and cold creates alternate between the two (e.g. /work/main)
 ${USAGE_ENVIRONMENT}`;
 
 const AGENT_ARGS = ['--max-semi-space-size=1'];
@@ -95,9 +97,17 @@ function run(file, args) {
 // ---- state and cleanup ----------------------------------------------------------------------------
 
 /** Besides the server's machines: the runtime series' containers, one host side per runtime. */
-const S = runState({ sides: [], shm: undefined });
+const S = runState({ sides: [], shm: undefined, baseline: undefined, baselineIds: new Set() });
 
 async function cleanup(note) {
+  if (S.baseline) {
+    for (const id of S.baselineIds)
+      await fetch(`${S.baseline.url}/v1/machines/${id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${S.baseline.apiKey}` },
+      }).catch(note(`kill ${id} on the baseline server`));
+    await S.baseline.close().catch(note('baseline server close'));
+  }
   await stopServerAndMachines(S, note);
   await killChildren(S.children, note);
   for (const side of S.sides) await side.destroy().catch(note(`tear down ${side.id}`));
@@ -413,6 +423,54 @@ async function apiRequestDelete(path) {
   if (!res.ok) throw new Error(`DELETE ${path}: ${res.status} ${await res.text()}`);
 }
 
+// ---- (d) this checkout's server against another build's ------------------------------------------
+
+/**
+ * Cold creates of `base` → `true` answers, alternating between this checkout's server and the
+ * baseline checkout's (both in this process, each with its own data directory; the SDK is this
+ * checkout's, the wire is the same): the whole create path of two builds under the same load.
+ */
+async function buildSeries(o, templatesDir) {
+  const repo = process.env.NSBENCH_BASELINE_REPO;
+  const { startServer: startBaseline } = await import(join(repo, 'packages/server/dist/index.js'));
+  S.baseline = await startBaseline({
+    ...serverConfig(S, templatesDir),
+    dataDir: join(S.tmp, 'baseline-data'),
+  });
+  const servers = [
+    ['this checkout', S.server],
+    [`baseline ${repo}`, S.baseline],
+  ];
+  const r = {};
+  for (const [name] of servers) {
+    r[`${name}: create (SDK)`] = [];
+    r[`${name}: create → first command answers`] = [];
+  }
+  progress(`builds: cold create → first command, this checkout vs ${repo} ×${o.iterations} (+${o.warmup})`);
+  for (let i = -o.warmup; i < o.iterations; i++) {
+    checkInterrupted();
+    for (const [name, server] of i % 2 === 0 ? servers : [...servers].reverse()) {
+      const t0 = performance.now();
+      const m = await Machine.create({ template: TEMPLATE, apiUrl: server.url, apiKey: server.apiKey });
+      if (server === S.baseline) S.baselineIds.add(m.id);
+      else trackMachine(S, m.id);
+      const t1 = performance.now();
+      const result = await m.commands.run('true', { args: [] });
+      const t2 = performance.now();
+      if (result.exitCode !== 0) throw new Error(`'true' exited ${result.exitCode}`);
+      await m.kill();
+      if (server === S.baseline) S.baselineIds.delete(m.id);
+      else S.live.delete(m.id);
+      if (i < 0) continue;
+      r[`${name}: create (SDK)`].push(t1 - t0);
+      r[`${name}: create → first command answers`].push(t2 - t0);
+    }
+  }
+  await S.baseline.close();
+  S.baseline = undefined;
+  return r;
+}
+
 // ---- the benchmark ------------------------------------------------------------------------------
 
 async function bench(o, templatesDir) {
@@ -432,12 +490,13 @@ async function bench(o, templatesDir) {
   const dir = join(machinesDir, m.id);
   const config = { id: m.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
   await killMachineViaSdk(S, m);
+  if (process.env.NSBENCH_BASELINE_REPO) out.builds = await buildSeries(o, templatesDir);
   out.runtime = await runtimeSeries(o, config, realpathSync(join(templatesDir, TEMPLATE, 'rootfs')));
   out.restore = await restoreSeries(o, machinesDir, marks);
   return out;
 }
 
-function report({ agent, runtime, restore }) {
+function report({ agent, builds, runtime, restore }) {
   console.log(
     '\n(a) The agent starting on the host, as in a machine (node flags the same; ms; p50/p95 nearest-rank)',
   );
@@ -451,6 +510,14 @@ function report({ agent, runtime, restore }) {
     "main thread's CPU time at that moment",
     Object.keys(agent.cpu).map((k) => latencyRow(k, cpu[k])),
   );
+  if (builds) {
+    console.log('\n(d) Cold create of base → true answers, two builds alternating (ms)');
+    const s = statsOf(builds);
+    printLatencyTable(
+      'figure',
+      Object.keys(builds).map((k) => latencyRow(k, s[k])),
+    );
+  }
   if (runtime) {
     console.log(
       '\n(b) The runtime: the same machine bundle (overlay, netns made once), started, agent awaited, deleted (ms)\n' +
