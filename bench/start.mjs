@@ -552,10 +552,10 @@ function report({ agent, builds, runtime, restore }) {
         Object.entries(ph).map(([p, xs]) => latencyRow(label(p), stats(xs))),
       );
     }
-    if (restore.criu.length > 0)
-      printLatencyTable('CRIU', [
-        latencyRow("  of runc restore: CRIU's own restore (its log's last timestamp)", stats(restore.criu)),
-      ]);
+    printLatencyTable(
+      "CRIU's own restore within runc restore (its log's last timestamp)",
+      Object.entries(restore.criu).map(([k, xs]) => latencyRow(k, stats(xs))),
+    );
   }
 }
 
