@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 // Bundles the in-machine agent into one file, so a machine starts it without resolving modules
 // (faster start, and nothing from the host's node_modules is mounted into machines). CommonJS, not
 // an ES module: Node 20 starts a CommonJS main script ~10 ms sooner (its ES module loader is not
-// set up), and every create waits for the agent (bench/start.mjs measures it). The one
-// exception is node-pty, a native module: its JavaScript and its compiled pty.node are copied
-// beside the bundle (bundle/node_modules/node-pty), where the agent loads it on the first terminal.
+// set up), and every create waits for the agent (bench/start.mjs measures it). Three packages are
+// copied beside the bundle (bundle/node_modules/) instead: node-pty, a native module (its
+// JavaScript and its compiled pty.node), loaded on the first terminal; ws and picomatch, loaded
+// on the first WebSocket and the first glob.
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,8 +25,10 @@ const { metafile } = await build({
   minify: false,
   sourcemap: false,
   logLevel: 'warning',
-  // ws's optional native speed-ups are not installed; node-pty is loaded from beside the bundle.
-  external: ['bufferutil', 'utf-8-validate', 'node-pty'],
+  // ws's optional native speed-ups are not installed. node-pty (native), ws and picomatch are
+  // loaded from beside the bundle (node_modules/, below): ws and picomatch on first use only, so
+  // the ~190 KB of their code is not compiled at each machine's start (~6 ms of it, bench/start.mjs).
+  external: ['bufferutil', 'utf-8-validate', 'node-pty', 'ws', 'picomatch'],
   // The agent's ES modules locate files beside the bundle (noVNC, node-pty) by import.meta.url.
   define: { 'import.meta.url': '__nsBundleUrl' },
   banner: { js: "const __nsBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -38,6 +41,17 @@ if (schemas.length > 0) {
   throw new Error(
     `the agent's bundle would include TypeBox (${schemas[0]} …): import '@nullspace/protocol/core' in packages/agent, not '@nullspace/protocol'`,
   );
+}
+
+// ws and picomatch have no dependencies of their own: their code and package.json (its `exports`
+// say which file an import or a require loads), not their docs.
+for (const name of ['ws', 'picomatch']) {
+  const dst = join(out, 'node_modules', name);
+  rmSync(dst, { recursive: true, force: true });
+  cpSync(join(root, 'node_modules', name), dst, {
+    recursive: true,
+    filter: (src) => !src.endsWith('.md') && !src.endsWith('.d.ts'),
+  });
 }
 
 const ptySrc = join(root, 'node_modules/node-pty');
