@@ -141,9 +141,15 @@ export class AgentRouter {
       );
       if (later) {
         // Registered by then; the body is unread (the request stays paused) until a handler reads it.
-        later.loading ??= later.load().then(() => {
-          this.deferred.splice(this.deferred.indexOf(later), 1);
-        });
+        later.loading ??= later.load().then(
+          () => {
+            this.deferred.splice(this.deferred.indexOf(later), 1);
+          },
+          (err: unknown) => {
+            later.loading = undefined; // the next request tries again
+            throw err;
+          },
+        );
         later.loading.then(
           () => this.handle(req, res),
           (err: unknown) => {
@@ -188,6 +194,10 @@ export class AgentRouter {
     // nothing the client sent is lost; a socket closed meanwhile is refused by handleUpgrade.
     this.wssLoading ??= import('ws').then(
       ({ WebSocketServer }) => new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 }),
+      (err: unknown) => {
+        this.wssLoading = undefined; // the next upgrade tries again
+        throw err;
+      },
     );
     this.wssLoading.then(
       (wss) => {
