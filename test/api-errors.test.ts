@@ -3,6 +3,7 @@
  * sees) and through the SDK's typed errors.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { before, it } from 'node:test';
 import { ERROR_STATUS } from '@nullspace/protocol';
 import { InvalidArgumentError, Machine, NotFoundError, type NullspaceError } from '@nullspace/sdk';
@@ -276,6 +277,77 @@ describeWithServer('API errors', (ctx) => {
     );
   });
 
+  it('answers a request target that is not a path with invalid_argument, and keeps running', async () => {
+    // Found by the fuzzed edge: `GET //` (no key needed) threw outside every handler and ended
+    // the server; so did an upgrade to `//` and a preview host's `/\\`.
+    const { port } = new URL(ctx.server.url);
+    // `//` is a path no route has; `*` is no path at all; an upgrade asks for the key first.
+    for (const [target, upgrade, status, code] of [
+      ['//', false, 404, 'not_found'],
+      ['//[', false, 404, 'not_found'],
+      ['*', false, 400, 'invalid_argument'],
+      ['//', true, 401, 'unauthenticated'],
+      ['///v1/machines', false, 404, 'not_found'],
+    ] as const) {
+      const head = [
+        `GET ${target} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        ...(upgrade ? ['Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13'] : []),
+        ...(upgrade ? ['Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='] : ['Connection: close']),
+        '',
+        '',
+      ].join('\r\n');
+      const answer = await rawHttp(Number(port), head);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${target}: ${answer}`);
+      assert.match(answer, /x-request-id: req_/i);
+      assert.match(answer, new RegExp(`"code":"${code}"`));
+      const health = await fetch(`${ctx.server.url}/healthz`);
+      assert.equal(health.status, 200, `the server answers after ${target}`);
+    }
+    // What Node's parser refuses (a head over 16 KiB, a bad header) and an Expect it cannot meet
+    // get the same JSON error with a request id (Node answered a bare 431, 400 or 417).
+    for (const extra of [`x-big: ${'a'.repeat(20_000)}`, 'bad header', 'Expect: nothing']) {
+      const answer = await rawHttp(
+        Number(port),
+        `GET /healthz HTTP/1.1\r\nHost: x\r\n${extra}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200));
+      assert.match(answer, /x-request-id: req_/i);
+      assert.match(answer, /"code":"invalid_argument"/);
+    }
+  });
+
+  it('closes the connection of an error answered before the request body was all sent', async () => {
+    // An upload to a machine that does not exist is refused at once, its 8 MiB body mostly unsent:
+    // a client that reused the connection would have its next request read as upload bytes.
+    const { port } = new URL(ctx.server.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      socket.on('error', () => resolve(got));
+      socket.on('close', () => resolve(got));
+      socket.write(
+        [
+          'PUT /v1/machines/mch_aaaaaaaaaaaaaaaaaaaa/files?path=/tmp/x HTTP/1.1',
+          `Host: 127.0.0.1:${port}`,
+          `Authorization: Bearer ${ctx.server.apiKey}`,
+          `Content-Length: ${8 * 1024 * 1024}`,
+          '',
+          'first bytes',
+        ].join('\r\n'),
+      );
+      setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the server kept the connection open; it answered: ${got.slice(0, 300)}`));
+      }, 10_000);
+    });
+    assert.match(answer, /^HTTP\/1\.1 404 /, answer.slice(0, 200));
+    assert.match(answer, /\r\nconnection: close\r\n/i, answer.slice(0, 400));
+  });
+
   it('refuses a body over the size limit with payload_too_large', async () => {
     const big = JSON.stringify({ cmd: 'cat', stdin: 'x'.repeat(49 * 1024 * 1024) });
     const { status, json } = await call('POST', `/v1/machines/${machineId}/commands`, big);
@@ -296,3 +368,17 @@ describeWithServer('API errors', (ctx) => {
     }
   });
 });
+
+/** Sends raw bytes (a request target `fetch` would not send) and returns the answer. */
+function rawHttp(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(got));
+    socket.write(text);
+  });
+}

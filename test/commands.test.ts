@@ -5,6 +5,7 @@
  * and an interactive bash on a PTY.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { it } from 'node:test';
 import { type ErrorCode, FRAME } from '@nullspace/protocol';
 import { Machine, type NullspaceError } from '@nullspace/sdk';
@@ -79,6 +80,34 @@ describeWithServer('commands', (ctx) => {
     assert.equal(r.exitCode, 0);
     assert.equal(r.stdout, 'hello\nworld\n');
     await assert.rejects(m.commands.sendStdin(cat.pid, 'late'), isCode('invalid_state'));
+  });
+
+  it('answers stdin for a process that ends without reading it, instead of holding the request', async () => {
+    // Found by the fuzzed edge: 1 MiB for a process that reads one block and exits fills its
+    // pipe; the writer then waited for a drain that never came, and the request (and its
+    // connection) stayed open forever. Now the exit ends the write with invalid_state.
+    await using m = await Machine.create(ctx.server.conn);
+    const head = await m.commands.run('head', { args: ['-c', '1'], background: true });
+    // Its own connection (not fetch's shared pool): the answer comes before the body is all sent.
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const url = new URL(`${ctx.server.url}/v1/machines/${m.id}/commands/${head.pid}/stdin`);
+      const req = http.request(
+        url,
+        { method: 'POST', agent: false, headers: { authorization: `Bearer ${ctx.server.apiKey}` } },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => {
+            text += d.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(Buffer.alloc(1024 * 1024));
+    });
+    assert.equal(status, 409, body);
+    assert.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'invalid_state');
+    assert.equal((await head.wait()).exitCode, 0);
   });
 
   it('kills by signal and by timeout, and says which', async () => {

@@ -60,7 +60,8 @@ export interface DriverFixture {
 const TESTS = {
   lifecycle: 'creates a machine whose agent runs commands, then destroys it without a trace, twice',
   failedCreate: 'cleans up after a create that fails half-way, leaving alone what is not its own',
-  pause: 'pauses (the agent stops answering) and unpauses, both idempotent; destroys a paused machine',
+  pause:
+    'pauses (the agent stops answering) and unpauses, both idempotent; destroys a paused machine; terminates a paused machine, then destroys it',
   usage: 'reports usage and changes CPU priority',
   egress: 'puts egress policies in force against a stand-in internet, and blocks egress',
   volumes: 'attaches, checks, detaches and remounts a volume',
@@ -80,6 +81,7 @@ const COVERAGE = {
   init: 'lifecycle',
   create: 'lifecycle',
   destroy: 'lifecycle',
+  terminate: 'pause',
   inspect: 'lifecycle',
   list: 'lifecycle',
   agentSocketPath: 'lifecycle',
@@ -330,6 +332,17 @@ export function driverConformance(
       await driver.destroy(s.id);
       assert.equal(await driver.inspect(s.id), 'missing');
       assert.deepEqual(await f.leftovers(s.id), []);
+      // Terminated while paused: its processes end (thawed to die) though nothing else is freed yet.
+      const t = spec();
+      await driver.create(t);
+      await driver.pause(t.id);
+      await driver.terminate(t.id);
+      await waitFor('the terminated machine to stop', async () => (await driver.inspect(t.id)) === 'stopped');
+      await driver.terminate(t.id); // idempotent
+      assert.ok((await driver.list()).includes(t.id), 'a terminated machine still holds its resources');
+      await driver.destroy(t.id);
+      assert.equal(await driver.inspect(t.id), 'missing');
+      assert.deepEqual(await f.leftovers(t.id), []);
     });
 
     test('usage', async () => {

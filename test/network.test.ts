@@ -5,10 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { MACHINE_RESOLVER, host } from '@nullspace/runtime';
+import {
+  DISPATCH_MAPS,
+  HOST_TABLE,
+  MACHINE_RESOLVER,
+  host,
+  hostIfOf,
+  legacyTableOf,
+  machineChains,
+  parsePool,
+} from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
 import { api, describeWithServer } from './harness.js';
 import {
@@ -39,6 +49,31 @@ exec /usr/sbin/nft "$@"
 `,
 );
 chmodSync(join(faultDir, 'nft'), 0o755);
+
+/** Runs an nftables program on the host (with the real nft: the fault above is the server's). */
+async function nftProgram(lines: readonly string[]): Promise<void> {
+  await host('/usr/sbin/nft', ['-f', '-'], { input: `${lines.join('\n')}\n` });
+}
+
+/** The machine's chains in the host table as nft lists them; empty when it has none. */
+async function machineRules(id: string): Promise<string> {
+  const out: string[] = [];
+  for (const c of Object.values(machineChains(id)))
+    out.push(
+      await host('/usr/sbin/nft', ['list', 'chain', 'ip', HOST_TABLE, c]).then(
+        (r) => r.stdout,
+        () => '',
+      ),
+    );
+  return out.join('');
+}
+
+async function tableExists(name: string): Promise<boolean> {
+  return host('/usr/sbin/nft', ['list', 'table', 'ip', name]).then(
+    () => true,
+    () => false,
+  );
+}
 
 interface Egress {
   mode: string;
@@ -307,29 +342,63 @@ while True:
       const info = (await api(ctx.server, 'POST', '/v1/machines', {
         network: { egress: { mode: 'custom', allow_cidrs: [PUBLIC_B] } },
       })) as { id: string };
-      const table = `ns_${info.id}`;
-      const rules = (await host('nft', ['list', 'table', 'ip', table])).stdout;
+      const rules = await machineRules(info.id);
+      assert.match(rules, /accept/);
       await ctx.server.stop('SIGKILL');
-      // What a crash between applying a policy and storing it would leave: the table differs.
-      await host('nft', ['delete', 'table', 'ip', table]);
+      // What a crash between applying a policy and storing it would leave: its chains differ (here:
+      // emptied, so the machine would reach everything).
+      await nftProgram(Object.values(machineChains(info.id)).map((c) => `flush chain ip ${HOST_TABLE} ${c}`));
       await ctx.server.restart();
       const m = await Machine.connect(info.id, ctx.server.conn);
       assert.equal(await reach(m, PUBLIC_B), '200');
       assert.equal(await reach(m, PUBLIC_A), 'blocked');
-      const again = (await host('nft', ['list', 'table', 'ip', table])).stdout;
       // The same rules; only the DNS forwarder's port is the new server's.
       const shape = (t: string) =>
         t
           .replace(/counter packets \d+ bytes \d+/g, 'counter')
           .replace(/dport \d+ accept/g, 'dport N accept')
           .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:N');
-      assert.equal(shape(again), shape(rules));
+      assert.equal(shape(await machineRules(info.id)), shape(rules));
       assert.equal(
         (await m.commands.run('getent hosts b.test')).exitCode,
         0,
         'names resolve after the restart',
       );
       await m.kill();
+    });
+
+    it('a machine an older server made (its own table) is moved into the host table on re-adoption, and its table goes with a kill', async () => {
+      const info = (await api(ctx.server, 'POST', '/v1/machines', {
+        network: { egress: { mode: 'custom', allow_cidrs: [PUBLIC_B] } },
+      })) as { id: string; network: { address: string } };
+      const hostIf = (await readFile(join(ctx.server.dataDir, 'machines', info.id, 'link'), 'utf8')).trim();
+      await ctx.server.stop('SIGKILL');
+      // The older form: no chains or map entries in the host table, one table per machine (here one
+      // that drops everything the machine sends, so its survival would show).
+      const legacy = legacyTableOf(info.id);
+      await nftProgram([
+        ...Object.values(DISPATCH_MAPS).map(
+          (map) => `delete element ip ${HOST_TABLE} ${map} { "${hostIf}" }`,
+        ),
+        ...Object.values(machineChains(info.id)).map((c) => `delete chain ip ${HOST_TABLE} ${c}`),
+        `table ip ${legacy} {`,
+        '  chain egress {',
+        '    type filter hook forward priority filter; policy accept;',
+        `    iifname "${hostIf}" counter drop`,
+        '  }',
+        '}',
+      ]);
+      await ctx.server.restart();
+      const m = await Machine.connect(info.id, ctx.server.conn);
+      assert.equal(await tableExists(legacy), false, 'the older table is gone');
+      assert.equal(await reach(m, PUBLIC_B), '200');
+      assert.equal(await reach(m, PUBLIC_A), 'blocked');
+      assert.match(await machineRules(info.id), /accept/);
+      // An older table met at kill (a machine killed before any re-adoption) goes with it.
+      await nftProgram([`table ip ${legacy} {`, '}']);
+      await m.kill();
+      assert.equal(await tableExists(legacy), false);
+      assert.equal(await machineRules(info.id), '');
     });
 
     it('a tightening that cannot be applied leaves the machine denying, and says so', async () => {
@@ -361,4 +430,51 @@ while True:
     });
   },
   { PATH: `${faultDir}:${process.env.PATH ?? ''}`, NULLSPACE_DNS_SERVERS: RESOLVER },
+);
+
+/** A pool of two blocks no other server on the host uses: the first create gets block 0. */
+const LEFTOVER_POOL = '172.31.254.0/28';
+
+describeWithServer(
+  'network: a leftover’s rules never rule the next machine on its link',
+  (ctx) => {
+    it('a create whose link name a leftover’s map entries hold (no such interface) takes them over', async () => {
+      const hostIf = hostIfOf(parsePool(LEFTOVER_POOL), 0);
+      // What a machine whose teardown never finished leaves: its entries for the link, pointing at
+      // its chains, which accept everything.
+      const leftover = 'mch_leftoverleftoverleft';
+      const chains = Object.values(machineChains(leftover));
+      const maps = Object.values(DISPATCH_MAPS);
+      await nftProgram([
+        ...chains.flatMap((c) => [
+          `add chain ip ${HOST_TABLE} ${c}`,
+          `add rule ip ${HOST_TABLE} ${c} counter accept`,
+        ]),
+        ...maps.map((map, i) => `add element ip ${HOST_TABLE} ${map} { "${hostIf}" : jump ${chains[i]} }`),
+      ]);
+      try {
+        const m = await Machine.create(ctx.server.conn);
+        const { network } = (await api(ctx.server, 'GET', `/v1/machines/${m.id}`)) as {
+          network: { address: string };
+        };
+        assert.equal(network.address, '172.31.254.2', 'the machine has block 0');
+        const entries = (await host('/usr/sbin/nft', ['list', 'table', 'ip', HOST_TABLE])).stdout;
+        for (const c of Object.values(machineChains(m.id)))
+          assert.ok(entries.includes(`"${hostIf}" : jump ${c}`), c);
+        assert.ok(!entries.includes(`jump ${chains[0]}`), 'no entry points at the leftover’s chains');
+        // Its own rules rule it: the host's end of its link, like every host address, is closed.
+        const r = await m.commands.run('curl -s -o /dev/null --connect-timeout 1 http://172.31.254.1:9/', {
+          timeoutMs: 10_000,
+        });
+        assert.equal(r.exitCode, 28, 'dropped (timed out), not refused or answered');
+        await m.kill();
+      } finally {
+        // The leftover's chains, no longer reached: what its own teardown would delete.
+        await nftProgram(
+          chains.flatMap((c) => [`add chain ip ${HOST_TABLE} ${c}`, `delete chain ip ${HOST_TABLE} ${c}`]),
+        );
+      }
+    });
+  },
+  { NULLSPACE_MACHINE_NETWORK: LEFTOVER_POOL },
 );

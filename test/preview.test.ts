@@ -294,8 +294,10 @@ describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) =>
       // An answer that ends with the service's connection.
       const untilClose = await send('/until-close');
       assert.equal(untilClose.body.toString(), 'no length, ends with the connection');
-      // Request bodies: chunked (no length) and of known length.
-      const parts = [Buffer.alloc(100_000, 1), Buffer.alloc(1, 2), Buffer.alloc(300_000, 3)];
+      // Request bodies: chunked (no length) and of known length, each larger than the 8 MiB after
+      // which the proxy collects the young generation (young-gc.ts) while the body is relayed.
+      const patterned = Buffer.from(Array.from({ length: 9 * 1024 * 1024 + 5 }, (_, i) => (i * 7) % 251));
+      const parts = [Buffer.alloc(100_000, 1), Buffer.alloc(1, 2), patterned];
       const all = Buffer.concat(parts);
       const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
       const upChunked = JSON.parse((await send('/up', { method: 'POST', chunks: parts })).body.toString());

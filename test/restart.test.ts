@@ -87,13 +87,16 @@ describeWithServer('server killed mid-create', (ctx) => {
         if (m.status === 'failed') assert.ok(m.status_reason, `${m.id}: failed without a reason`);
         await api(s, 'DELETE', `/v1/machines/${m.id}`);
       }
-      assert.deepEqual(
-        await leftovers(
+      // The kill answers before its teardown is done: poll until the teardowns are through.
+      let left: string[] = [];
+      await eventually(async () => {
+        left = await leftovers(
           s.dataDir,
           items.map((m) => m.id),
-        ),
-        [],
-      );
+        );
+        return left.length === 0;
+      }, 'the teardowns of the killed machines').catch(() => undefined);
+      assert.deepEqual(left, []);
     });
   }
 });

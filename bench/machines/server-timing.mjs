@@ -55,27 +55,52 @@ export function instrumentDriver(driver) {
 /**
  * Listens on the runtime's teardown channel (TEARDOWN_CHANNEL): the server runs in this process, so
  * the tearDownMachine of each kill reports its steps (TEARDOWN_STEPS) here, each timed by the
- * runtime itself. `take(id, timed)` checks that machine `id`'s teardown reported every step, adds
- * them to `series` (step → ms) if `timed` (not a warm-up) and forgets them; `stop()` stops listening.
+ * runtime itself. A kill answers before its teardown runs (the server's Teardowns queue), so
+ * `take(id, timed)` waits (up to 60 s) until machine `id`'s teardown has reported every step, adds
+ * them to `series` (step → ms) if `timed` (not a warm-up), forgets them, and resolves with the
+ * `performance.now()` at which the teardown finished; `stop()` stops listening.
  */
 export function listenToTeardowns() {
   const byMachine = new Map();
+  const finishedAt = new Map();
+  const waiters = new Map();
+  const last = TEARDOWN_STEPS[TEARDOWN_STEPS.length - 1];
   const series = Object.fromEntries(TEARDOWN_STEPS.map((step) => [step, []]));
   const onStep = ({ machineId, step, ms }) => {
     const steps = byMachine.get(machineId) ?? new Map();
     byMachine.set(machineId, steps);
     steps.set(step, ms);
+    if (step === last) {
+      finishedAt.set(machineId, performance.now());
+      waiters.get(machineId)?.();
+    }
   };
   subscribe(TEARDOWN_CHANNEL, onStep);
   return {
     series,
-    take(id, timed) {
+    async take(id, timed) {
+      if (!finishedAt.has(id)) {
+        let timer;
+        await new Promise((resolve, reject) => {
+          waiters.set(id, resolve);
+          timer = setTimeout(
+            () => reject(new Error(`kill of ${id}: its teardown did not finish in 60 s`)),
+            60_000,
+          );
+        }).finally(() => {
+          clearTimeout(timer);
+          waiters.delete(id);
+        });
+      }
       const steps = byMachine.get(id);
+      const at = finishedAt.get(id);
       byMachine.delete(id);
+      finishedAt.delete(id);
       const missing = TEARDOWN_STEPS.filter((step) => !steps?.has(step));
       if (missing.length > 0)
         throw new Error(`kill of ${id}: the runtime reported no teardown step ${missing.join(', ')}`);
       if (timed) for (const step of TEARDOWN_STEPS) series[step].push(steps.get(step));
+      return at;
     },
     stop: () => unsubscribe(TEARDOWN_CHANNEL, onStep),
   };

@@ -14,12 +14,18 @@ export function mainThreadCpuMs(pid) {
   return text ? Number(text.split(' ')[0]) / 1e6 : 0;
 }
 
-/** CPU time of every party (ms) at one moment: the client (this process), the two hops' main threads. */
+/**
+ * CPU time of every party (ms) at one moment: the client (this process), the two hops' main threads
+ * and their whole processes (main thread + V8's helper threads, where concurrent marking of a full
+ * garbage collection runs, + libuv's pool; clock-tick resolution).
+ */
 export const cpuNow = (machineId) =>
   cpuSnapshot(machineId, {
     client: selfCpuMs,
     server: () => mainThreadCpuMs(S.server.child.pid),
+    serverAll: () => processCpuMs(S.server.child.pid),
     reference: () => mainThreadCpuMs(S.reference?.child.pid),
+    referenceAll: () => processCpuMs(S.reference?.child.pid),
   });
 
 /**

@@ -112,22 +112,25 @@ export function report({ R, info, opts, bytes }) {
   printTable(['path', ...RATE_COLUMNS, 'of direct', 'target', 'result'], tRows, 'lrrrrrrrrl');
   console.log(
     "\n   CPU during the transfers: % of one core over the timed runs' wall time (client = this process; server and\n" +
-      `   reference proxy = their main thread; machine = its cgroup: the service, its quota ${info.vcpus} vCPU = ${100 * info.vcpus}%)`,
+      "   reference proxy = their main thread, then the whole process: + V8's helper threads, which mark for full garbage\n" +
+      `   collections; machine = its cgroup: the service, its quota ${info.vcpus} vCPU = ${100 * info.vcpus}%)`,
   );
   printTable(
-    ['transfer', 'client', 'server', 'ref proxy', 'machine', 'throttled periods'],
+    ['transfer', 'client', 'server', '(process)', 'ref proxy', '(process)', 'machine', 'throttled periods'],
     TRANSFER_PATHS.flatMap((k) =>
       ['down', 'up'].map((dir) => {
         const c = info.cpu[`${dir}.${k}`];
         if (!c) return [`${dir} ${k}`];
         return [
           `${dir === 'down' ? 'download' : 'upload'} ${{ refFresh: 'reference proxy', relay: 'TCP relay' }[k] ?? k}`,
-          ...[c.client, c.server, c.reference, c.machine].map((x) => percent(x, c.wall)),
+          ...[c.client, c.server, c.serverAll, c.reference, c.referenceAll, c.machine].map((x) =>
+            percent(x, c.wall),
+          ),
           `${c.throttled} of ${c.periods}`,
         ];
       }),
     ),
-    'lrrrrr',
+    'lrrrrrrr',
   );
 
   console.log(
@@ -207,7 +210,8 @@ function hints(s, info, rate) {
     out.push(
       `${dir === 'down' ? 'download' : 'upload'} through the proxy is ${fmt(100 * ratio, 0)}% of direct ` +
         `(TCP relay ${ofDirect('relay')}, Node HTTP proxy ${ofDirect('refFresh')}); during it the client used ` +
-        `${percent(c.client, c.wall)}, the server ${percent(c.server, c.wall)}, the machine ${percent(c.machine, c.wall)} of a core.`,
+        `${percent(c.client, c.wall)}, the server ${percent(c.server, c.wall)} (its whole process ${percent(c.serverAll, c.wall)}), ` +
+        `the machine ${percent(c.machine, c.wall)} of a core.`,
     );
   }
   for (const [key, connectKey, target, what] of [

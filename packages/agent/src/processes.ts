@@ -123,6 +123,7 @@ export class Proc {
     if (this.exit) return;
     clearTimeout(this.timer);
     this.exit = exit;
+    this.endStdinWaiters();
     const ev: StreamEvent = {
       type: 'exit',
       pid: this.pid,
@@ -146,11 +147,38 @@ export class Proc {
     return new Promise((resolve) => this.exitWaiters.push(resolve));
   }
 
-  /** Writes to stdin; resolves once the data is handed to the process's pipe (backpressure). */
+  /**
+   * Writes to stdin; resolves once the data is handed to the process's pipe (backpressure), and
+   * rejects with `invalid_state` when the process exits or its stdin is closed first: a full pipe
+   * of a process that ends drains never, and a writer waiting for it held its request forever.
+   */
   async writeStdin(data: Buffer): Promise<void> {
     if (this.exit) throw new CodedError('invalid_state', `process ${this.pid} has exited`);
     if (!this.stdinOpen) throw new CodedError('invalid_state', `stdin of process ${this.pid} is closed`);
-    if (!this.io.write(data)) await new Promise<void>((resolve) => this.io.onInputDrain(resolve));
+    if (this.io.write(data)) return;
+    await new Promise<void>((resolve, reject) => {
+      const gone = () => {
+        this.stdinWaiters.delete(gone);
+        reject(
+          new CodedError(
+            'invalid_state',
+            `process ${this.pid} ended or closed its stdin before reading all input`,
+          ),
+        );
+      };
+      this.stdinWaiters.add(gone);
+      this.io.onInputDrain(() => {
+        if (!this.stdinWaiters.delete(gone)) return;
+        resolve();
+      });
+    });
+  }
+
+  /** Writers waiting for a drain, rejected when the process ends or its stdin is closed. */
+  private readonly stdinWaiters = new Set<() => void>();
+
+  private endStdinWaiters(): void {
+    for (const w of [...this.stdinWaiters]) w();
   }
 
   closeStdin(): void {
@@ -161,6 +189,7 @@ export class Proc {
       });
     if (!this.stdinOpen) return;
     this.stdinOpen = false;
+    this.endStdinWaiters();
     this.io.endInput();
   }
 
@@ -329,6 +358,14 @@ export class ProcessTable {
           },
         );
       }
+      // The machine's process limit (pids.max counts threads too) or its memory is used up: the
+      // machine's own state, which the caller can act on (end processes), not the agent failing.
+      if (code === 'EAGAIN' || code === 'ENOMEM')
+        throw new CodedError(
+          'resource_exhausted',
+          `could not start command: the machine is out of ${code === 'EAGAIN' ? 'processes (its pids limit counts threads too)' : 'memory'}`,
+          { reason: code === 'EAGAIN' ? 'pids_limit' : 'memory' },
+        );
       throw new CodedError('internal', `could not start command: ${spawnError?.message ?? 'no pid'}`);
     }
     const pid = child.pid;

@@ -26,6 +26,8 @@ export const ERROR_STATUS = {
   install_failed: 422, // raised by the SDKs' code_interpreter.install (pip or npm failed); see docs/code-interpreter.md
   resource_exhausted: 429,
   internal: 500,
+  checkpoint_failed: 500, // CRIU could not dump the machine (hibernate, snapshot, fork); it runs on as it was
+  restore_failed: 500, // CRIU could not bring a machine back (resume, fork child, create from a snapshot)
   unavailable: 503,
   timeout: 504,
   disk_full: 507,

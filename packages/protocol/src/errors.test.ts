@@ -26,6 +26,8 @@ describe('error codes', () => {
       install_failed: 422,
       resource_exhausted: 429,
       internal: 500,
+      checkpoint_failed: 500,
+      restore_failed: 500,
       unavailable: 503,
       timeout: 504,
       disk_full: 507,
@@ -37,7 +39,13 @@ describe('error codes', () => {
   it('every status is an HTTP error status: 4xx for the caller, 5xx for the server', () => {
     for (const [code, status] of Object.entries(ERROR_STATUS)) {
       assert.ok(status >= 400 && status < 600, code);
-      assert.equal(status >= 500, ['internal', 'unavailable', 'timeout', 'disk_full'].includes(code), code);
+      assert.equal(
+        status >= 500,
+        ['internal', 'checkpoint_failed', 'restore_failed', 'unavailable', 'timeout', 'disk_full'].includes(
+          code,
+        ),
+        code,
+      );
     }
   });
 

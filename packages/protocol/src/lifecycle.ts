@@ -2,7 +2,7 @@ import { ErrorBodySchema } from './errors.js';
 import { invalidArgument } from './errors.js';
 import { MACHINE_STATES } from './machine-states.js';
 import { MACHINE_LIMITS, MachineInfoSchema, TIMEOUT_ACTIONS, type TimeoutAction } from './machine.js';
-import { check } from './schema/check.js';
+import { check, queryValues } from './schema/check.js';
 import { DateTime, FreeMap, Nullable, type Static, Strict, StringEnum, Type, named } from './schema/kit.js';
 
 // ---- snapshots ------------------------------------------------------------------------------
@@ -44,6 +44,11 @@ export const ListSnapshotsQuerySchema = Type.Object({
   machine_id: Type.Optional(Type.String({ description: 'Only snapshots taken of this machine.' })),
   kind: Type.Optional(StringEnum(SNAPSHOT_KINDS, { description: 'Only snapshots of this kind.' })),
 });
+
+/** `GET /v1/snapshots` query, checked against its schema (each parameter once, no NUL). */
+export function parseListSnapshotsQuery(params: URLSearchParams): Static<typeof ListSnapshotsQuerySchema> {
+  return check(ListSnapshotsQuerySchema, queryValues(params, ListSnapshotsQuerySchema));
+}
 
 // ---- fork -----------------------------------------------------------------------------------
 

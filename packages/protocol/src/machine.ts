@@ -10,7 +10,7 @@ import {
   type NetworkSpec,
   parseNetworkFields,
 } from './network.js';
-import { check } from './schema/check.js';
+import { check, queryValues } from './schema/check.js';
 import {
   DateTime,
   Nullable,
@@ -346,6 +346,11 @@ export const ListMachinesQuerySchema = Type.Object({
 export const FieldsQuerySchema = Type.Object({
   fields: Type.Optional(Type.String({ description: 'Only these fields, comma-separated.' })),
 });
+
+/** `GET /v1/machines/{id}` query: `fields` at most once (a second one was ignored before). */
+export function parseGetMachineQuery(params: URLSearchParams): { fields?: string } {
+  return check(FieldsQuerySchema, queryValues(params, FieldsQuerySchema));
+}
 
 /** Parses `GET /v1/machines` query parameters. */
 export function parseListMachinesQuery(params: URLSearchParams): ListMachinesQuery {

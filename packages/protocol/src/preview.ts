@@ -1,5 +1,5 @@
 import { invalidArgument } from './errors.js';
-import { check } from './schema/check.js';
+import { check, queryValues } from './schema/check.js';
 import { DateTime, Nullable, type Static, Strict, StringEnum, Type, named } from './schema/kit.js';
 import { expectObject } from './validate.js';
 
@@ -134,6 +134,14 @@ export const WaitForPreviewBodySchema = named(
 export const ListPreviewGrantsQuerySchema = Type.Object({
   port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Only grants of this port.' })),
 });
+
+/**
+ * `GET .../preview_urls` query: `port` once (a second one was ignored before the fuzzed edge
+ * checked it against the schema), 1 to 65535.
+ */
+export function parseListPreviewGrantsQuery(params: URLSearchParams): { port?: number } {
+  return check(ListPreviewGrantsQuerySchema, queryValues(params, ListPreviewGrantsQuerySchema));
+}
 
 export function parsePort(raw: unknown, field = 'port'): number {
   const n = typeof raw === 'string' && /^\d{1,5}$/.test(raw) ? Number(raw) : raw;

@@ -83,6 +83,14 @@ export interface MachineDriver {
   init(): Promise<void>;
   /** Starts a machine and resolves once its agent answers. On failure nothing is left behind. */
   create(spec: DriverMachineSpec): Promise<void>;
+  /**
+   * Ends every process of the machine now, whatever they do (ignore signals, fork without end,
+   * are frozen by a pause or held by a checkpoint in progress, which fails), and resolves once that
+   * is irrevocable: none of them runs its code again. Frees nothing else; the processes may take a
+   * moment more to be gone. `destroy` afterwards frees everything. Idempotent; a missing machine
+   * is a no-op.
+   */
+  terminate(id: string): Promise<void>;
   /** Destroys a machine and everything it holds on the host. Idempotent; works after a crash. */
   destroy(id: string): Promise<void>;
   inspect(id: string): Promise<DriverMachineState>;

@@ -83,30 +83,42 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 /** One host command as an argv (no shell parsing). */
 export type Argv = readonly string[];
 
+/**
+ * One step of a {@link hostPlan}: a command; a command with a fallback run when it fails and the
+ * path `unlessExists` does not exist (the fallback's failure is then the step's); or `to` (a file,
+ * e.g. a sysctl under /proc/sys) given the content `write` by the plan's shell itself, no process.
+ */
+export type PlanStep =
+  | Argv
+  | { argv: Argv; fallback: { argv: Argv; unlessExists: string } }
+  | { write: string; to: string };
+
 function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * Runs several host commands through one `sh` instead of one process spawn each: spawning from the
- * server's large process costs milliseconds a time, which adds up on the create path. Each lane's
- * commands run in order; the lanes run side by side; a failing command stops its lane and the whole
- * plan fails with that command and its stderr named. Commands get /dev/null as stdin.
- */
-export async function hostPlan(
-  lanes: readonly (readonly Argv[])[],
-  opts: {
-    timeoutMs?: number;
-    /** Runs the whole plan at this niceness (19: only when the host's CPUs are otherwise idle). */
-    nice?: number;
-  } = {},
-): Promise<void> {
+function renderStep(step: PlanStep): { cmd: string; name: string } {
+  const command = (argv: Argv) => `${argv.map(shellQuote).join(' ')} </dev/null`;
+  if ('write' in step)
+    return { cmd: `printf %s ${shellQuote(step.write)} > ${shellQuote(step.to)}`, name: `write ${step.to}` };
+  if ('argv' in step) {
+    const { argv, fallback } = step;
+    return {
+      cmd: `{ ${command(argv)} || { [ ! -e ${shellQuote(fallback.unlessExists)} ] && ${command(fallback.argv)}; }; }`,
+      name: argv.join(' '),
+    };
+  }
+  return { cmd: command(step), name: step.join(' ') };
+}
+
+/** The `sh` script that runs `lanes` (see hostPlan). */
+export function planScript(lanes: readonly (readonly PlanStep[])[]): string {
   const lines: string[] = ['fail=0'];
   lanes.forEach((lane, i) => {
     const body = lane
-      .map((argv) => {
-        const cmd = argv.map(shellQuote).join(' ');
-        return `${cmd} </dev/null || { echo ${shellQuote(`failed: ${argv.join(' ')}`)} >&2; exit 1; }`;
+      .map((step) => {
+        const { cmd, name } = renderStep(step);
+        return `${cmd} || { echo ${shellQuote(`failed: ${name}`)} >&2; exit 1; }`;
       })
       .join('\n');
     lines.push(`(\n${body}\n) & p${i}=$!`);
@@ -115,7 +127,24 @@ export async function hostPlan(
     lines.push(`wait $p${i} || fail=1`);
   });
   lines.push('exit $fail');
-  const script = ['sh', '-c', lines.join('\n')];
+  return lines.join('\n');
+}
+
+/**
+ * Runs several host commands through one `sh` instead of one process spawn each: spawning from the
+ * server's large process costs milliseconds a time, which adds up on the create path. Each lane's
+ * steps run in order; the lanes run side by side; a failing step stops its lane and the whole
+ * plan fails with that step and its stderr named. Commands get /dev/null as stdin.
+ */
+export async function hostPlan(
+  lanes: readonly (readonly PlanStep[])[],
+  opts: {
+    timeoutMs?: number;
+    /** Runs the whole plan at this niceness (19: only when the host's CPUs are otherwise idle). */
+    nice?: number;
+  } = {},
+): Promise<void> {
+  const script = ['sh', '-c', planScript(lanes)];
   const [file, ...args] = opts.nice === undefined ? script : ['nice', '-n', String(opts.nice), ...script];
   await host(file as string, args, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
 }

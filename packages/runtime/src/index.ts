@@ -20,20 +20,35 @@ export {
   type TeardownStep,
   type TeardownStepTiming,
   tearDownMachine,
+  terminateMachine,
 } from './inventory/teardown.js';
-export { host } from './exec.js';
+export { host, planScript } from './exec.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';
-export { MACHINE_RESOLVER, type MachineLink } from './net/egress-rules.js';
-export { enableUplinkForwarding, guardMachineNetwork } from './net/link.js';
+export {
+  DISPATCH_MAPS,
+  HOST_TABLE,
+  MACHINE_RESOLVER,
+  type MachineLink,
+  legacyTableOf,
+  machineChains,
+  renderEgressProgram,
+  renderHostTable,
+  renderRemovalProgram,
+} from './net/egress-rules.js';
+export {
+  enableUplinkForwarding,
+  guardMachineNetwork,
+  linkSetUpSteps,
+  writeLinkFiles,
+} from './net/link.js';
 export {
   type AddressPool,
   DEFAULT_MACHINE_POOL,
   hostIfOf,
   linkFor,
   parsePool,
-  tableOf,
 } from './net/addresses.js';
 export { ADDRESS_CLAIMS_DIR, claimBlock, releaseBlock } from './net/address-claims.js';
 export { connectToMachinePort } from './net/port-connect.js';

@@ -30,17 +30,18 @@ import type {
 } from './driver.js';
 import { type Argv, host, hostPlan } from './exec.js';
 import { type RuntimeDirs, machineIds } from './inventory/inventory.js';
-import { tearDownMachine } from './inventory/teardown.js';
+import { tearDownMachine, terminateMachine } from './inventory/teardown.js';
 import { MACHINE_FILES } from './machine-dir.js';
 import {
   applyEgress,
   cutLink,
   denyAll,
+  ensureHostTable,
   linkSetUpSteps,
   settleRestoredNetns,
   writeLinkFiles,
 } from './net/link.js';
-import { createNetnsSteps, netnsName, netnsPath } from './netns/netns.js';
+import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
@@ -106,7 +107,8 @@ function diskFullOr(err: unknown): unknown {
  *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
  *   - `/run/netns/ns-<id>`: the network namespace, with the machine's end of its veth (net/link.ts)
  *   - the host end of the veth, `nsv…`, its alias the machine id
- *   - nftables table `ns_<id>` in the host's namespace: its egress policy
+ *   - its chains `<id>_*` in the host's nftables table `nullspace` (shared by every machine, made
+ *     by `init`), and the entries of its link in that table's dispatch maps: its egress policy
  *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc, holding its processes
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
  * `destroy` tears down whatever of it the inventory (inventory/) finds, processes first, and
@@ -166,6 +168,7 @@ export class RuncDriver implements MachineDriver {
     });
     await mkdir(this.o.machinesDir, { recursive: true });
     await mkdir(this.o.runcRoot, { recursive: true });
+    await ensureHostTable();
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
     if (limits?.[1]) this.nofileLimit = Math.min(Number(limits[1]), 65_536);
   }
@@ -517,6 +520,11 @@ export class RuncDriver implements MachineDriver {
     return existsSync(join(dir, IMAGE_MEMORY, 'inventory.img'));
   }
 
+  /** SIGKILLs its init, its runc operation and its cgroups, then thaws them (inventory/teardown.ts). */
+  async terminate(id: string): Promise<void> {
+    await terminateMachine(this.dirs, id);
+  }
+
   /**
    * Tears down everything the inventory finds for the machine, its processes first (see
    * inventory/teardown.ts), and fails naming whatever is still there afterwards.
@@ -578,8 +586,10 @@ export class RuncDriver implements MachineDriver {
     await mkdir(join(dir, 'run'), { recursive: true });
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
-    const files = await writeLinkFiles(dir, spec.network.link, spec.network.egress);
-    await writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf);
+    const [files] = await Promise.all([
+      writeLinkFiles(dir, netns, spec.network.link, spec.network.egress),
+      writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf),
+    ]);
     await hostPlan(
       [
         [
@@ -591,16 +601,15 @@ export class RuncDriver implements MachineDriver {
             target: join(dir, MACHINE_FILES.rootfs),
           }),
         ],
-        [
-          ...createNetnsSteps(netns),
-          ...linkSetUpSteps(netns, spec.network.link, files, {
-            owner: spec.id,
-            nonlocalBind: o.newAddress === true,
-          }),
-        ],
+        [...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true })],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
-    );
+    ).catch(async (err: unknown) => {
+      // If the host table was what is missing (the host's own `nft flush ruleset`, a firewall
+      // reload), the next machine finds it made again; this one fails (its rules did not load).
+      await ensureHostTable().catch(() => undefined);
+      throw err;
+    });
   }
 
   private ociSpec(spec: DriverMachineSpec): object {
@@ -638,19 +647,44 @@ export class RuncDriver implements MachineDriver {
     });
   }
 
-  /** Turns a failed checkpoint/restore into an error naming CRIU's own first errors (from its log). */
-  private async criuError(id: string, what: string, logFile: string, err: unknown): Promise<CodedError> {
+  /**
+   * Turns a failed checkpoint/restore into its own code (`checkpoint_failed`, `restore_failed`;
+   * `disk_full` when the host's disk filled up) whose `reason` is CRIU's own first errors from its
+   * log, else what runc said (CRIU killed, a deadline): something the caller can act on. Host
+   * paths in it are the machine's directory's names.
+   */
+  private async criuError(
+    id: string,
+    what: 'checkpoint' | 'restore',
+    logFile: string,
+    err: unknown,
+  ): Promise<CodedError> {
     const log = await readFile(logFile, 'utf8').catch(() => '');
     const errors = log
       .split('\n')
       .filter((l) => /Error|No space left/.test(l) && !/RLIMIT_NOFILE/.test(l))
       .slice(0, 5)
+      .map((l) => l.trim())
       .join(' | ');
     const full = /No space left on device|ENOSPC/.test(log) || /No space left/.test(String(err));
+    const tool = err instanceof CodedError ? String(err.details?.stderr ?? '') || err.message : String(err);
+    // runc's stderr is logrus lines (`time=… level=error msg="…"`): their messages, in order.
+    const messages = [...tool.matchAll(/msg="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]?.replace(/\\"/g, '"'));
+    const said = /timed out|killed by SIGKILL/.test(tool)
+      ? 'CRIU did not finish before the deadline, or was killed'
+      : messages.join('; ') || tool.split('\n')[0]?.trim() || 'CRIU failed without a message';
+    const reason = (errors || said).split(this.o.machinesDir).join('<machines>').slice(0, 1000);
+    if (full)
+      return new CodedError(
+        'disk_full',
+        `machine ${id}: ${what} failed: ${reason}`,
+        { public_reason: `${what} failed: the host is out of disk space` },
+        { cause: err },
+      );
     return new CodedError(
-      full ? 'disk_full' : 'internal',
-      `machine ${id}: ${what} failed: ${errors || (err instanceof Error ? err.message : String(err))}`,
-      { public_reason: full ? `${what} failed: the host is out of disk space` : `${what} failed` },
+      what === 'checkpoint' ? 'checkpoint_failed' : 'restore_failed',
+      `machine ${id}: ${what} failed: ${reason}`,
+      { public_reason: `${what} failed: ${reason}`, reason },
       { cause: err },
     );
   }

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { ERROR_STATUS, type ErrorCode } from '@nullspace/protocol';
 import {
   AuthenticationError,
+  CheckpointFailedError,
   ConflictError,
   DesktopUnavailableError,
   DiskFullError,
@@ -13,6 +14,7 @@ import {
   NullspaceError,
   PermissionDeniedError,
   RateLimitError,
+  RestoreFailedError,
   TimeoutError,
   UnavailableError,
   errorFromCode,
@@ -38,6 +40,8 @@ const CLASS_OF: Record<ErrorCode, typeof NullspaceError> = {
   warm_pool_unavailable: ConflictError,
   resource_exhausted: RateLimitError,
   internal: InternalError,
+  checkpoint_failed: CheckpointFailedError,
+  restore_failed: RestoreFailedError,
   unavailable: UnavailableError,
   timeout: TimeoutError,
   disk_full: DiskFullError,

@@ -250,6 +250,36 @@ export class InternalError extends NullspaceError {}
  */
 export class DiskFullError extends NullspaceError {}
 
+/**
+ * CRIU could not dump the machine (`checkpoint_failed`, HTTP 500): a hibernate, snapshot or fork
+ * failed, and the machine runs on as it was (paused stays paused). `details.reason` is CRIU's own
+ * first errors (for example a socket connected to something outside the machine); the machine's
+ * `statusReason` says the same.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await machine.hibernate();
+ * } catch (err) {
+ *   if (err instanceof CheckpointFailedError) console.error(err.details?.reason);
+ * }
+ * ```
+ */
+export class CheckpointFailedError extends NullspaceError {}
+
+/**
+ * CRIU could not bring a machine back from its image (`restore_failed`, HTTP 500): a resume leaves
+ * the machine hibernated (its image kept, so a later resume can retry), a fork child or a machine
+ * from a snapshot is not made. `details.reason` is CRIU's own first errors.
+ *
+ * @example
+ * ```ts
+ * const children = await machine.fork({ count: 2 });
+ * for (const c of children) if (c.error instanceof RestoreFailedError) console.error(c.error.details?.reason);
+ * ```
+ */
+export class RestoreFailedError extends NullspaceError {}
+
 type ErrorClass = new (code: ErrorCode, message: string, init?: NullspaceErrorInit) => NullspaceError;
 
 // Every code names its class here; the `satisfies` makes a new code without a class a compile error.
@@ -272,6 +302,8 @@ const CLASS_OF_CODE = {
   warm_pool_unavailable: ConflictError,
   resource_exhausted: RateLimitError,
   internal: InternalError,
+  checkpoint_failed: CheckpointFailedError,
+  restore_failed: RestoreFailedError,
   unavailable: UnavailableError,
   timeout: TimeoutError,
   disk_full: DiskFullError,

@@ -156,6 +156,7 @@ export {
 } from './network.js';
 export {
   AuthenticationError,
+  CheckpointFailedError,
   ConflictError,
   DiskFullError,
   InternalError,
@@ -166,6 +167,7 @@ export {
   type NullspaceErrorInit,
   PermissionDeniedError,
   RateLimitError,
+  RestoreFailedError,
   TimeoutError,
   UnavailableError,
   errorFromCode,

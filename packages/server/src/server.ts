@@ -88,7 +88,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   await guardMachineNetwork(parsePool(config.machineNetwork).cidr);
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));
   const events = new EventLog(store.database, config.eventsRetentionS * 1000);
-  // Machines' name service, up before machines are re-adopted (their tables name its port).
+  // Machines' name service, up before machines are re-adopted (their rules name its port).
   const resolvers = config.dnsServers === 'host' ? hostResolvers() : config.dnsServers;
   const dns = new DnsForwarder({ upstreams: resolvers, log });
   const dnsPort = resolvers.length > 0 ? await dns.start() : undefined;
@@ -147,6 +147,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     intervalMs: config.metricsIntervalMs,
     createLatency,
     pools,
+    teardowns: { stats: () => machines.teardownStats() },
     log,
   });
 

@@ -44,6 +44,8 @@ ERROR_STATUS: Dict[str, int] = {
     "install_failed": 422,
     "resource_exhausted": 429,
     "internal": 500,
+    "checkpoint_failed": 500,
+    "restore_failed": 500,
     "unavailable": 503,
     "timeout": 504,
     "disk_full": 507,
@@ -158,6 +160,18 @@ class NullspaceTimeoutError(NullspaceError):
 
 class DiskFullError(NullspaceError):
     """The machine's disk is full (``disk_full``, HTTP 507)."""
+
+
+class CheckpointFailedError(NullspaceError):
+    """CRIU could not dump the machine (``checkpoint_failed``, HTTP 500): a hibernate, snapshot or
+    fork failed and the machine runs on as it was. ``details["reason"]`` is CRIU's own first
+    errors."""
+
+
+class RestoreFailedError(NullspaceError):
+    """CRIU could not bring a machine back (``restore_failed``, HTTP 500): a resume leaves the
+    machine hibernated (a later resume can retry); a fork child or a machine from a snapshot is not
+    made. ``details["reason"]`` is CRIU's own first errors."""
 
 
 # ---- one class per code --------------------------------------------------------------------------
@@ -279,6 +293,8 @@ CLASS_OF_CODE: Dict[str, Type[NullspaceError]] = {
     "events_expired": EventsExpiredError,
     "resource_exhausted": RateLimitError,
     "internal": InternalError,
+    "checkpoint_failed": CheckpointFailedError,
+    "restore_failed": RestoreFailedError,
     "unavailable": UnavailableError,
     "timeout": NullspaceTimeoutError,
     "disk_full": DiskFullError,

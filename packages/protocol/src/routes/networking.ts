@@ -27,7 +27,7 @@ function networkingRoutes() {
       bodyRequired: true,
       response: PreviewUrlInfoSchema,
       status: 201,
-      errors: MACHINE,
+      errors: [...MACHINE, 'invalid_state'],
     },
     listPreviewUrls: {
       method: 'GET',
@@ -55,7 +55,7 @@ function networkingRoutes() {
       summary: 'Host information of a port, with a fresh grant and its signed URLs',
       params: MPORT,
       response: PreviewUrlInfoSchema,
-      errors: MACHINE,
+      errors: [...MACHINE, 'invalid_state'],
     },
     waitForPreview: {
       method: 'POST',
@@ -77,7 +77,7 @@ function networkingRoutes() {
       bodyRequired: true,
       response: PreviewProxyTargetInfoSchema,
       status: 201,
-      errors: MACHINE,
+      errors: [...MACHINE, 'invalid_state'],
     },
     createSshAccess: {
       method: 'POST',

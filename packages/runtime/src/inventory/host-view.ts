@@ -1,12 +1,15 @@
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
-import { hasEgressTable, nftRetried } from '../net/link.js';
-import { NETNS_DIR } from '../netns/netns.js';
+import { join } from 'node:path';
+import { MACHINE_FILES } from '../machine-dir.js';
+import { type NftView, readNftEntries, readNftHost } from '../net/link.js';
+import { NETNS_DIR, netnsName } from '../netns/netns.js';
 
 /**
  * What the host shows of the kernel resources machines use, read once: mounts, loop devices,
- * network namespaces, host links (with their alias), nftables tables and cgroup hierarchies. The
- * inventory (inventory.ts) attributes these to machines; reading them once per inventory keeps a
- * destroy to one `nft` process and a handful of file reads.
+ * network namespaces, host links (with their alias), machines' nftables chains and dispatch
+ * entries, and cgroup hierarchies. The inventory (inventory.ts) attributes these to machines;
+ * reading them once per inventory keeps a destroy to one `nft` process and a handful of file reads.
  */
 export interface HostView {
   mounts: MountInfo[];
@@ -15,8 +18,8 @@ export interface HostView {
   netns: Set<string>;
   /** Host interfaces named like machines' links (`nsv…`), with their alias (the machine id). */
   links: Map<string, string>;
-  /** Tables of the `ip` family. */
-  nftTables: Set<string>;
+  /** Machines' rules in the host's nftables (net/link.ts NftView). */
+  nft: NftView;
   /** The root of every cgroup hierarchy: cgroup2 alone, or each v1 controller and cgroup2 (hybrid). */
   cgroupRoots: string[];
 }
@@ -37,27 +40,78 @@ export interface LoopDevice {
 /** Prefix of the host end of every machine's veth (net/addresses.ts `hostIfOf`). */
 export const LINK_PREFIX = 'nsv';
 
-/** Which nftables tables a view reads: all of the `ip` family, one machine's only, or none. */
-export type NftScope = 'all' | 'none' | { table: string };
+/**
+ * How much of nftables a view reads: the `ip` family's whole ruleset (`all`: every chain, entry
+ * and table), the egress dispatch map only (`entries`: what one machine's teardown needs), or
+ * nothing.
+ */
+export type NftScope = 'all' | 'entries' | 'none';
 
 /**
- * Reads the host's view. `nft`: for one machine's view only its table is looked up, and a view
- * that needs no tables lists none: listing every table costs in proportion to every machine's
- * rules and, on a busy host, is what slows down or fails first.
+ * Reads the host's view. `nft`: one machine's view reads one map, and a view that needs no rules
+ * reads none: listing the ruleset costs in proportion to every machine's rules and, on a busy
+ * host, is what slows down or fails first. A failing listing is retried, then thrown: never read
+ * as "nothing there".
  */
 export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
-  const [mounts, loops, netns, links, nftTables] = await Promise.all([
+  const [mounts, loops, netns, links, nftView] = await Promise.all([
     readMounts(),
     readLoops(),
     readdir(NETNS_DIR).catch(() => [] as string[]),
     readLinks(),
-    nft === 'all'
-      ? readNftTables()
-      : nft === 'none'
-        ? new Set<string>()
-        : hasEgressTable(nft.table).then((has) => new Set(has ? [nft.table] : [])),
+    nft === 'all' ? readNftHost() : nft === 'entries' ? readNftEntries() : NO_NFT(),
   ]);
-  return { mounts, loops, netns: new Set(netns), links, nftTables, cgroupRoots: cgroupRoots(mounts) };
+  return { mounts, loops, netns: new Set(netns), links, nft: nftView, cgroupRoots: cgroupRoots(mounts) };
+}
+
+/**
+ * The host's view as far as machine `id` (directory `machineDir`) is concerned, asked about that
+ * machine only, so that what a destroy pays does not grow with the machines alive beside it: its
+ * network namespace by name, its link by the name its `link` file gives (written before the link
+ * is made; the link counts only if its alias is the machine's id), its loop devices from the
+ * sources of the mounts in its directory (a scan of every loop device only when its disk image
+ * is there but not mounted: a crash between attach and mount, or a hibernated machine), its rules'
+ * dispatch entries from the one egress map (`nft`; false: not looked up, read as none; its chains
+ * and an older server's table are deleted by name either way). Mounts are still read whole: one
+ * file, and the only way to see every mount under its directory (a CRIU or volume leftover has no
+ * other record).
+ */
+export async function readMachineView(machineDir: string, id: string, nft: boolean): Promise<HostView> {
+  const ns = netnsName(id);
+  const [mounts, links, nftView] = await Promise.all([
+    readMounts(),
+    readFile(join(machineDir, MACHINE_FILES.link), 'utf8').then(
+      async (name) => {
+        const alias = await readFile(`/sys/class/net/${name.trim()}/ifalias`, 'utf8').catch(() => '');
+        return alias.trim() === id ? new Map([[name.trim(), id]]) : new Map<string, string>();
+      },
+      () => new Map<string, string>(),
+    ),
+    nft ? readNftEntries() : NO_NFT(),
+  ]);
+  const mine = mounts.filter((m) => m.path.startsWith(`${machineDir}/`) && m.source.startsWith('/dev/loop'));
+  let loops: LoopDevice[] = [];
+  if (mine.length > 0 || !existsSync(join(machineDir, MACHINE_FILES.diskImage))) {
+    for (const m of mine) {
+      const backingFile = await backingFileOf(m.source);
+      if (backingFile) loops.push({ device: m.source, backingFile });
+    }
+  } else {
+    loops = await readLoops();
+  }
+  return {
+    mounts,
+    loops,
+    netns: new Set(existsSync(join(NETNS_DIR, ns)) ? [ns] : []),
+    links,
+    nft: nftView,
+    cgroupRoots: cgroupRoots(mounts),
+  };
+}
+
+/** A view of nftables that read nothing. */
+function NO_NFT(): NftView {
+  return { hostTable: false, tables: new Set<string>(), chains: new Set<string>(), entries: [] };
 }
 
 /** Decodes the octal escapes (`\040` for space ...) the kernel uses in mountinfo. */
@@ -115,17 +169,6 @@ async function readLinks(): Promise<Map<string, string>> {
       out.set(name, alias.trim());
     }),
   );
-  return out;
-}
-
-/** Every table of the `ip` family. A failing `nft` is retried, then thrown: never read as "none". */
-async function readNftTables(): Promise<Set<string>> {
-  const stdout = await nftRetried(['list', 'tables', 'ip'], (out) => out);
-  const out = new Set<string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^table ip (\S+)$/.exec(line.trim());
-    if (m?.[1]) out.add(m[1]);
-  }
   return out;
 }
 

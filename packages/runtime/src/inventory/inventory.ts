@@ -1,19 +1,30 @@
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS } from '@nullspace/protocol';
 import { MACHINE_FILES } from '../machine-dir.js';
-import { tableOf } from '../net/addresses.js';
+import { legacyTableOf, machineChains } from '../net/egress-rules.js';
+import type { DispatchEntry } from '../net/link.js';
 import { netnsName } from '../netns/netns.js';
 import { STAGE_DIR } from '../volumes/machine-volumes.js';
-import { type HostView, LINK_PREFIX, type LoopDevice, isUnder, readHostView } from './host-view.js';
+import {
+  type HostView,
+  LINK_PREFIX,
+  type LoopDevice,
+  isUnder,
+  readHostView,
+  readMachineView,
+} from './host-view.js';
 
 /**
  * The one inventory of what Nullspace machines hold on the host: it reads the host (mounts, loop
  * devices, /run/netns, links, nftables, cgroups, /proc, runc's state) and says which machine owns
- * each thing. `RuncDriver.destroy` tears a machine down from it and checks it afterwards,
- * `RuncDriver.list` (what the server's re-adoption sweeps) is its machine ids, and the test
- * harness, the benches and `scripts/host-leftovers.sh` report leaks with it.
+ * each thing. In nftables a machine owns its chains in the host table (`<id>_*`), the dispatch
+ * entries that point at them, and a table of an older server (`ns_<id>`); the host table itself
+ * is host infrastructure, no machine's, and never a leftover. `RuncDriver.destroy` tears a
+ * machine down from it and checks it afterwards, `RuncDriver.list` (what the server's re-adoption
+ * sweeps) is its machine ids, and the test harness, the benches and `scripts/host-leftovers.sh`
+ * report leaks with it.
  *
  * Two scopes: one runtime's directories ({@link RuntimeDirs}: one data dir's machines, and its
  * volumes), or the whole host (`'host'`: every machine of every server, found by the names
@@ -57,6 +68,8 @@ export type HostResource =
   | { kind: 'loop-device'; owner: string | null; device: string; backingFile: string }
   | { kind: 'netns'; owner: string; name: string }
   | { kind: 'link'; owner: string | null; name: string }
+  | { kind: 'nft-chain'; owner: string; name: string }
+  | { kind: 'nft-entry'; owner: string; map: string; key: string }
   | { kind: 'nft-table'; owner: string; name: string }
   | { kind: 'machine-dir'; owner: string; path: string };
 
@@ -88,6 +101,15 @@ export interface MachineResources {
   netns: string | null;
   /** Host ends of its veths. */
   links: string[];
+  /**
+   * Entries of the host table's dispatch maps that point at its chains. One machine's view reads
+   * the egress map only (the maps change only together): enough to find the interfaces its rules
+   * are keyed by, which its teardown needs.
+   */
+  nftEntries: DispatchEntry[];
+  /** Its chains in the host table (whole views only: a teardown deletes them by name, unlisted). */
+  nftChains: string[];
+  /** Its table of an older server, one per machine (host-wide and whole-runtime views only). */
   nftTables: string[];
   /** Its directory (runtime scope only). */
   dir: string | null;
@@ -106,7 +128,9 @@ export async function inventory(
 ): Promise<HostResource[]> {
   if (o.machineId !== undefined)
     return resourcesOf(
-      await collect(scope, o.machineId, await readHostView({ table: tableOf(o.machineId) })),
+      scope === 'host'
+        ? await collect(scope, o.machineId, await readHostView('entries'))
+        : await machineResources(scope, o.machineId),
     );
   const view = await readHostView();
   const ids = new Set<string>([...(o.ids ?? []), ...(await scopeIds(scope, view))]);
@@ -117,9 +141,46 @@ export async function inventory(
   return out;
 }
 
-/** What one machine of a runtime holds on the host (what `destroy` tears down). */
-export async function machineResources(dirs: RuntimeDirs, id: string): Promise<MachineResources> {
-  return collect(dirs, id, await readHostView({ table: tableOf(id) }));
+/**
+ * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
+ * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
+ * `nft: false`: its dispatch entries are not looked up (one `nft` process fewer) and read as none.
+ */
+export async function machineResources(
+  dirs: RuntimeDirs,
+  id: string,
+  o: { nft?: boolean } = {},
+): Promise<MachineResources> {
+  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, o.nft !== false));
+}
+
+/** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
+export type MachineProcesses = Pick<MachineResources, 'id' | 'init' | 'operation' | 'cgroups'>;
+
+/**
+ * The machine's init, the runc checkpoint/restore running on it and its cgroups, without listing
+ * their processes (a fork bomb's thousands) or reading anything else of the host: what
+ * `terminateMachine` signals.
+ */
+export async function machineProcesses(dirs: RuntimeDirs, id: string): Promise<MachineProcesses> {
+  const parent = dirs.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+  // Synchronous reads of cgroupfs, procfs and two small files: a kill answers after these, and
+  // through libuv's four-thread pool they queue behind the file work of teardowns in progress.
+  const cgroups = (await cgroupRootsOnce()).flatMap((root) => cgroupTree(join(root, parent, id)));
+  const init = runcInit(join(dirs.runcRoot, id));
+  const op = operation(join(dirs.machinesDir, id), id, dirs);
+  // No runc record (a half-finished restore): the init is found among its cgroups' processes.
+  const initPid =
+    init ?? (await nsInit((await Promise.all(cgroups.map(readProcs))).flat().sort((a, b) => a - b)));
+  return { id, init: initPid, operation: op, cgroups: cgroups.sort((a, b) => b.length - a.length) };
+}
+
+let roots: Promise<string[]> | undefined;
+
+/** The cgroup hierarchies' mount points, read once: they do not change while the host runs. */
+function cgroupRootsOnce(): Promise<string[]> {
+  roots ??= readHostView('none').then((v) => v.cgroupRoots);
+  return roots;
 }
 
 /** Every machine id a runtime holds anything for: directories, runc containers, mounts. */
@@ -144,6 +205,8 @@ export function resourcesOf(m: MachineResources): HostResource[] {
     ...m.loops.map((l) => ({ kind: 'loop-device', owner, ...l }) as const),
     ...(m.netns !== null ? [{ kind: 'netns', owner, name: m.netns } as const] : []),
     ...m.links.map((name) => ({ kind: 'link', owner, name }) as const),
+    ...m.nftEntries.map((e) => ({ kind: 'nft-entry', owner, map: e.map, key: e.key }) as const),
+    ...m.nftChains.map((name) => ({ kind: 'nft-chain', owner, name }) as const),
     ...m.nftTables.map((name) => ({ kind: 'nft-table', owner, name }) as const),
     ...(m.dir !== null ? [{ kind: 'machine-dir', owner, path: m.dir } as const] : []),
   ];
@@ -184,8 +247,14 @@ export function describeResources(resources: readonly HostResource[]): string[] 
       case 'link':
         out.push(`link ${r.name} (${of(r.owner)})`);
         break;
+      case 'nft-entry':
+        out.push(`nft entry "${r.key}" of map ${r.map} (${r.owner})`);
+        break;
+      case 'nft-chain':
+        out.push(`nft chain ${r.name}`);
+        break;
       case 'nft-table':
-        out.push(`nft table ${r.name}`);
+        out.push(`nft table ${r.name} (of an older server)`);
         break;
       case 'machine-dir':
         out.push(`machine dir ${r.path}`);
@@ -212,12 +281,16 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
     return ids;
   }
   // Host-wide: everything under the machines' cgroup parent is a machine, and machine ids name
-  // their namespaces, tables, links (alias), mounts and disk images.
+  // their namespaces, chains (and older servers' tables), links (alias), mounts and disk images.
   for (const root of view.cgroupRoots)
     for (const e of await readdir(join(root, DEFAULT_CGROUP_PARENT), { withFileTypes: true }).catch(() => []))
       if (e.isDirectory()) ids.add(e.name);
   for (const name of view.netns) if (name.startsWith('ns-mch_')) ids.add(name.slice(3));
-  for (const name of view.nftTables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of view.nft.tables) if (name.startsWith('ns_mch_')) ids.add(name.slice(3));
+  for (const name of [...view.nft.chains, ...view.nft.entries.map((e) => e.target)]) {
+    const id = MACHINE_CHAIN.exec(name)?.[1];
+    if (id) ids.add(id);
+  }
   for (const alias of view.links.values()) if (alias) ids.add(alias);
   for (const m of view.mounts) for (const id of machineIdsIn(m.path)) ids.add(id);
   for (const l of view.loops) for (const id of machineIdsIn(l.backingFile)) ids.add(id);
@@ -225,6 +298,9 @@ async function scopeIds(scope: Scope, view: HostView): Promise<Set<string>> {
 }
 
 const MACHINE_ID = /^mch_[a-z2-7]{20}$/;
+
+/** A machine's chain in the host table: `<id>_<hook>` (net/egress-rules.ts machineChains). */
+const MACHINE_CHAIN = /^(mch_[a-z2-7]{20})_[a-z_]+$/;
 
 function machineIdsIn(path: string): string[] {
   return path.split('/').filter((s) => MACHINE_ID.test(s));
@@ -247,12 +323,10 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
   const runcDir = dirs && join(dirs.runcRoot, id);
   const parent = dirs?.cgroupParent ?? DEFAULT_CGROUP_PARENT;
 
-  const cgroups = (
-    await Promise.all(view.cgroupRoots.map((root) => cgroupTree(join(root, parent, id))))
-  ).flat();
+  const cgroups = view.cgroupRoots.flatMap((root) => cgroupTree(join(root, parent, id)));
   const pids = [...new Set((await Promise.all(cgroups.map(readProcs))).flat())].sort((a, b) => a - b);
   // runc's record first: with a fork bomb inside, it is one file instead of a scan of thousands.
-  const init = (runcDir !== undefined ? await runcInit(runcDir) : null) ?? (await nsInit(pids));
+  const init = (runcDir !== undefined ? runcInit(runcDir) : null) ?? (await nsInit(pids));
 
   const mounts: MachineMount[] = view.mounts
     .filter((m) => m.fstype !== 'nsfs' && owns(m.path))
@@ -264,14 +338,14 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
     id,
     init,
     pids,
-    operation: dirs && machineDir !== undefined ? await operation(machineDir, id, dirs) : null,
+    operation: dirs && machineDir !== undefined ? operation(machineDir, id, dirs) : null,
     cgroups: cgroups.sort((a, b) => b.length - a.length),
     runcState: runcDir !== undefined && existsSync(runcDir) ? runcDir : null,
     mounts,
     loops,
     netns: view.netns.has(netnsName(id)) ? netnsName(id) : null,
     links: links(id, view),
-    nftTables: view.nftTables.has(tableOf(id)) ? [tableOf(id)] : [],
+    ...nftOf(id, view),
     dir: machineDir !== undefined && existsSync(machineDir) ? machineDir : null,
   };
 }
@@ -289,14 +363,15 @@ function mountRole(path: string, id: string): MountRole {
   return 'other';
 }
 
-/** A cgroup directory and every one below it, if it exists. */
-async function cgroupTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-  if (entries === undefined) return [];
-  const below = await Promise.all(
-    entries.filter((e) => e.isDirectory()).map((e) => cgroupTree(join(dir, e.name))),
-  );
-  return [dir, ...below.flat()];
+/** A cgroup directory and every one below it, if it exists (cgroupfs: read synchronously). */
+function cgroupTree(dir: string): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return [dir, ...entries.filter((e) => e.isDirectory()).flatMap((e) => cgroupTree(join(dir, e.name)))];
 }
 
 async function readProcs(cgroupDir: string): Promise<number[]> {
@@ -311,22 +386,31 @@ async function readProcs(cgroupDir: string): Promise<number[]> {
  * The machine's init from runc's state (one file), if that very process still runs (its start
  * time matches: a pid is reused once the process is gone).
  */
-async function runcInit(runcDir: string): Promise<number | null> {
-  const text = await readFile(join(runcDir, 'state.json'), 'utf8').catch(() => '');
+function runcInit(runcDir: string): number | null {
+  const text = readText(join(runcDir, 'state.json'));
   if (!text) return null;
   try {
     const state = JSON.parse(text) as { init_process_pid?: unknown; init_process_start?: unknown };
     const pid = Number(state.init_process_pid);
     if (!(pid > 0)) return null;
-    return (await startTime(pid)) === Number(state.init_process_start) ? pid : null;
+    return startTime(pid) === Number(state.init_process_start) ? pid : null;
   } catch {
     return null;
   }
 }
 
+/** A small file's text, or '' if it cannot be read (gone, never written). */
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
-async function startTime(pid: number): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+function startTime(pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
@@ -350,13 +434,10 @@ async function nsInit(pids: readonly number[]): Promise<number | null> {
  * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
  * machine (the pid of a finished one may since be another process's, even another runc's).
  */
-async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Promise<number | null> {
-  const pid = Number.parseInt(
-    await readFile(join(machineDir, MACHINE_FILES.operationPid), 'utf8').catch(() => ''),
-    10,
-  );
+function operation(machineDir: string, id: string, dirs: RuntimeDirs): number | null {
+  const pid = Number.parseInt(readText(join(machineDir, MACHINE_FILES.operationPid)), 10);
   if (!(pid > 0)) return null;
-  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  const args = readText(`/proc/${pid}/cmdline`).split('\0');
   if (args[args.length - 1] === '') args.pop();
   const ours =
     args.includes(dirs.runcRoot) &&
@@ -372,6 +453,16 @@ async function operation(machineDir: string, id: string, dirs: RuntimeDirs): Pro
  */
 function links(id: string, view: HostView): string[] {
   return [...view.links].flatMap(([name, alias]) => (alias === id ? [name] : [])).sort();
+}
+
+/** The machine's rules in the view: entries pointing at its chains, its chains, its old table. */
+function nftOf(id: string, view: HostView): Pick<MachineResources, 'nftEntries' | 'nftChains' | 'nftTables'> {
+  const chains = new Set(Object.values(machineChains(id)));
+  return {
+    nftEntries: view.nft.entries.filter((e) => chains.has(e.target)),
+    nftChains: [...view.nft.chains].filter((c) => chains.has(c)).sort(),
+    nftTables: view.nft.tables.has(legacyTableOf(id)) ? [legacyTableOf(id)] : [],
+  };
 }
 
 /** A runtime's host volumes: their mounts and loop devices, owned by the volume id. */

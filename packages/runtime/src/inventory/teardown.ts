@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
-import { existsSync } from 'node:fs';
-import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,17 +8,18 @@ import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
 import { MACHINE_FILES } from '../machine-dir.js';
 import { mountsUnder } from '../mounts.js';
-import { tableOf } from '../net/addresses.js';
-import { deleteEgressTable, deleteLinkIfPresent } from '../net/link.js';
+import { deleteLinkIfPresent, deleteMachineRules } from '../net/link.js';
 import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
 import { Runc } from '../runc/runc.js';
 import { DiskImage } from '../storage/disk-image.js';
 import { backingFileOf } from './host-view.js';
 import {
+  type MachineProcesses,
   type MachineResources,
   type RuntimeDirs,
   describeResources,
+  machineProcesses,
   machineResources,
   resourcesOf,
 } from './inventory.js';
@@ -46,7 +47,7 @@ export const TEARDOWN_STEPS = [
   'free loop device',
   'delete link',
   'delete netns',
-  'delete nft table',
+  'delete nft rules',
   'remove disk image and directory',
   'check nothing is left',
 ] as const;
@@ -95,7 +96,7 @@ function stepsOf(machineId: string): RunStep {
  * Its processes end first: its init is killed (the kernel then kills every process of its pid
  * namespace, however fast they fork), then whatever is left in its cgroups, and frozen cgroups are
  * thawed (a frozen task dies only once thawed). Only then do mounts, runc's container, cgroups, the
- * link, network namespace and egress table go. The steps, in order, are {@link TEARDOWN_STEPS};
+ * link, network namespace and nftables rules go. The steps, in order, are {@link TEARDOWN_STEPS};
  * each is reported on {@link TEARDOWN_CHANNEL} while it has a subscriber.
  */
 export async function tearDownMachine(
@@ -104,7 +105,8 @@ export async function tearDownMachine(
   o: { keepFiles: boolean },
 ): Promise<void> {
   const step = stepsOf(id);
-  const m = await step('read the inventory', () => machineResources(dirs, id));
+  // Its nftables rules are looked up and deleted in one step (below): no `nft` lookup here.
+  const m = await step('read the inventory', () => machineResources(dirs, id, { nft: false }));
   await endProcesses(m, step);
   // Mounts other than its root filesystem and disk, deepest first, before runc deletes its state
   // directory: what a CRIU killed at its deadline could not clean up (its cgroup yard, and runc's
@@ -156,10 +158,10 @@ export async function tearDownMachine(
   await step('delete netns', async () => {
     if (m.netns !== null) await deleteNetns(m.netns);
   });
-  // By name, listed or not: a table left behind would rule the next machine given this link name.
-  await step('delete nft table', async () => {
-    for (const table of new Set([...m.nftTables, tableOf(id)])) await deleteEgressTable(table);
-  });
+  // Its chains (and an older server's table) by name, listed or not; its dispatch entries as a
+  // reading of the map finds them (the first read above did not look): an entry left behind would
+  // rule the next machine given this link name.
+  await step('delete nft rules', () => deleteMachineRules(id));
   await step('remove disk image and directory', async () => {
     if (o.keepFiles || m.dir === null) return;
     await disk.destroy();
@@ -183,32 +185,26 @@ export async function tearDownMachine(
 }
 
 /**
- * Ends every process of the machine: its init (with it, its pid namespace), a checkpoint/restore
- * runc still runs on it, and everything in its cgroups (`cgroup.kill` where the kernel has it,
- * else a SIGKILL to each). Frozen cgroups are thawed after the signals are sent: the signals are
- * then pending and a thawed bomb cannot fork past them. Resolves once its cgroups are empty.
- * `step` runs (and times) its three steps: see tearDownMachine.
+ * Ends machine `id` at once, without tearing anything down: SIGKILL to its init (the kernel then
+ * kills every process of its pid namespace, however fast they fork), to a checkpoint/restore runc
+ * runs on it (with the CRIU it started), and to everything in its cgroups (`cgroup.kill`), then
+ * its frozen cgroups are thawed (a frozen task dies only once thawed; the signals are pending by
+ * then, so a thawed fork bomb cannot fork past them). Resolves once all that is sent, not once the
+ * processes are gone: none of them runs its code again (a process in uninterruptible sleep exits
+ * when its I/O ends). It reads only the machine's runc record, its operation file and its cgroup
+ * directories, so it costs the same whatever runs inside and however many machines run beside
+ * it. {@link tearDownMachine} afterwards waits for the processes to be gone and frees the rest.
+ */
+export async function terminateMachine(dirs: RuntimeDirs, id: string): Promise<void> {
+  await signalProcesses(await machineProcesses(dirs, id));
+}
+
+/**
+ * Ends every process of the machine (see {@link terminateMachine}) and resolves once its cgroups
+ * are empty. `step` runs (and times) its three steps: see tearDownMachine.
  */
 export async function endProcesses(m: MachineResources, step: RunStep = untimed): Promise<void> {
-  await step('lift CPU limits, kill init', async () => {
-    if (m.pids.length > 0) await liftCpuLimits(m.cgroups);
-    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
-    if (m.init !== null) signal(m.init);
-  });
-  const killAll = async (pids: readonly number[]) => {
-    let viaCgroup = false;
-    for (const dir of m.cgroups) {
-      if (!existsSync(join(dir, 'cgroup.kill'))) continue;
-      viaCgroup =
-        (await writeFile(join(dir, 'cgroup.kill'), '1').then(
-          () => true,
-          () => false,
-        )) || viaCgroup;
-    }
-    if (!viaCgroup) for (const pid of pids) signal(pid);
-    await thaw(m.cgroups);
-  };
-  await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.pids));
+  await signalProcesses(m, step, m.pids);
   await step('wait until its cgroups are empty', async () => {
     const deadline = Date.now() + PROCESSES_END_TIMEOUT_MS;
     for (let round = 1; ; round++) {
@@ -220,10 +216,51 @@ export async function endProcesses(m: MachineResources, step: RunStep = untimed)
           `machine ${m.id}: ${left.length} processes did not end in ${PROCESSES_END_TIMEOUT_MS} ms (pids ${left.slice(0, 10).join(' ')})`,
         );
       // Again now and then: a process that was being created when its cgroup was listed.
-      if (round % 20 === 0) await killAll(left);
+      if (round % 20 === 0) await killAll(m.cgroups, left);
       await sleep(Math.min(round, 10));
     }
   });
+}
+
+/**
+ * The first two steps of ending a machine: its CPU limits lifted, its init and runc operation
+ * killed, then its cgroups (`pids`: their processes, if already read; else read only where
+ * `cgroup.kill` is missing).
+ */
+async function signalProcesses(
+  m: MachineProcesses,
+  step: RunStep = untimed,
+  pids?: readonly number[],
+): Promise<void> {
+  await step('lift CPU limits, kill init', async () => {
+    if (pids === undefined ? m.cgroups.length > 0 : pids.length > 0) liftCpuLimits(m.cgroups);
+    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
+    if (m.init !== null) signal(m.init);
+  });
+  await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.cgroups, pids));
+}
+
+/** `cgroup.kill` in every cgroup that has it, else SIGKILL to each process; then thawed. */
+async function killAll(cgroups: readonly string[], pids?: readonly number[]): Promise<void> {
+  let viaCgroup = false;
+  for (const dir of cgroups) if (writeCgroupFile(dir, 'cgroup.kill', '1')) viaCgroup = true;
+  if (!viaCgroup) for (const pid of pids ?? (await procsOf(cgroups))) signal(pid);
+  thaw(cgroups);
+}
+
+/**
+ * Writes `value` to cgroup file `file` of `dir`; whether it was written (false where the
+ * hierarchy has no such file: cgroupfs makes none, so the open fails, one system call in all).
+ * Synchronously: cgroupfs answers at once (the kernel does the work in the write), and a kill
+ * that answers after these writes must not queue them behind other file work in libuv's pool.
+ */
+function writeCgroupFile(dir: string, file: string, value: string): boolean {
+  try {
+    writeFileSync(join(dir, file), value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function signal(pid: number): void {
@@ -239,24 +276,20 @@ function signal(pid: number): void {
  * thousands of them (a fork bomb) took ~0.7 s to end within one vCPU. Lifted, they end at the
  * host's full speed.
  */
-async function liftCpuLimits(cgroups: readonly string[]): Promise<void> {
+function liftCpuLimits(cgroups: readonly string[]): void {
   const limits: [string, string][] = [
     ['cpu.cfs_quota_us', '-1'],
     ['cpu.shares', '1024'],
     ['cpu.max', 'max'],
     ['cpu.weight', '100'],
   ];
-  for (const dir of cgroups)
-    for (const [file, value] of limits)
-      if (existsSync(join(dir, file))) await writeFile(join(dir, file), value).catch(() => undefined);
+  for (const dir of cgroups) for (const [file, value] of limits) writeCgroupFile(dir, file, value);
 }
 
-async function thaw(cgroups: readonly string[]): Promise<void> {
+function thaw(cgroups: readonly string[]): void {
   for (const dir of cgroups) {
-    if (existsSync(join(dir, 'freezer.state')))
-      await writeFile(join(dir, 'freezer.state'), 'THAWED').catch(() => undefined);
-    if (existsSync(join(dir, 'cgroup.freeze')))
-      await writeFile(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
+    writeCgroupFile(dir, 'freezer.state', 'THAWED');
+    writeCgroupFile(dir, 'cgroup.freeze', '0');
   }
 }
 

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CodedError, ipv4ToNumber } from '@nullspace/protocol';
-import { DEFAULT_MACHINE_POOL, hostIfOf, linkFor, parsePool, tableOf } from './addresses.js';
+import { DEFAULT_MACHINE_POOL, hostIfOf, linkFor, parsePool } from './addresses.js';
+import { machineChains } from './egress-rules.js';
 
 function refused(fn: () => unknown, code: 'invalid_argument' | 'internal'): void {
   assert.throws(fn, (err: unknown) => err instanceof CodedError && err.code === code);
@@ -48,7 +49,7 @@ describe('linkFor and hostIfOf', () => {
 
   it('block n: .1 the host, .2 the machine, .3 the preview source, a /29', () => {
     assert.deepEqual(linkFor(pool, 0, 'mch_a'), {
-      table: 'ns_mch_a',
+      owner: 'mch_a',
       hostIf: hostIfOf(pool, 0),
       hostAddr: '10.213.0.1',
       machineAddr: '10.213.0.2',
@@ -92,7 +93,13 @@ describe('linkFor and hostIfOf', () => {
       refused(() => linkFor(pool, bad, 'mch_x'), 'internal');
   });
 
-  it('the nftables table is named after the machine', () => {
-    assert.equal(tableOf('mch_abc'), 'ns_mch_abc');
+  it('the link names its machine, whose chains in the host table are named after it', () => {
+    assert.equal(linkFor(pool, 3, 'mch_abc').owner, 'mch_abc');
+    assert.deepEqual(Object.values(machineChains('mch_abc')), [
+      'mch_abc_egress',
+      'mch_abc_to_host',
+      'mch_abc_resolver',
+      'mch_abc_masq',
+    ]);
   });
 });

@@ -68,16 +68,12 @@ export function hostIfOf(pool: AddressPool, index: number): string {
 export function linkFor(pool: AddressPool, index: number, machineId: string): MachineLink {
   const block = blockOf(pool, index);
   return {
-    // Named after the machine, so a teardown finds it from the id alone.
-    table: tableOf(machineId),
+    // Its chains in the host table are named after it, so a teardown finds them from the id alone.
+    owner: machineId,
     hostIf: hostIfOf(pool, index),
     hostAddr: numberToIpv4(block + 1),
     machineAddr: numberToIpv4(block + 2),
     previewAddr: numberToIpv4(block + 3),
     prefix: 32 - BLOCK_BITS,
   };
-}
-
-export function tableOf(machineId: string): string {
-  return `ns_${machineId}`;
 }

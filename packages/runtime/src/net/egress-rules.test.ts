@@ -1,13 +1,27 @@
 /**
  * The nftables program of a machine's egress policy, checked for what it does rather than how it
- * is spelled: a small reader walks each chain's rules in order, as nftables would for one packet,
- * and reports the verdict (the chain's policy, accept, when no rule decides).
+ * is spelled: a small reader dispatches a packet as the host table would (by its input interface,
+ * through the program's map entries, to the machine's chain), walks that chain's rules in order
+ * and reports the verdict (accept, the base chains' policy, when no rule decides).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type EgressSpec, NON_PUBLIC_CIDRS, ipv4ToNumber, parseCidr } from '@nullspace/protocol';
 import { linkFor, parsePool } from './addresses.js';
-import { MACHINE_RESOLVER, type MachineLink, renderEgressProgram } from './egress-rules.js';
+import {
+  DISPATCH_MAPS,
+  HOOKS,
+  HOST_TABLE,
+  type Hook,
+  INLINE_CIDRS,
+  MACHINE_RESOLVER,
+  type MachineLink,
+  NON_PUBLIC_SET,
+  machineChains,
+  renderEgressProgram,
+  renderHostTable,
+  renderRemovalProgram,
+} from './egress-rules.js';
 
 interface Packet {
   /** Interface the packet came in by (the machine's host end, unless a test says otherwise). */
@@ -29,27 +43,39 @@ function inCidr(addr: string, cidr: string): boolean {
   return ((ipv4ToNumber(addr) ?? -1) & mask) >>> 0 === ipv4ToNumber(net);
 }
 
-/** The rules of one chain, in order. */
-function chain(program: string, name: string): string[] {
-  const m = new RegExp(`  chain ${name} \\{\\n([\\s\\S]*?)\\n  \\}`).exec(program);
+const OWNER = 'mch_test';
+
+/** The rules of the machine's chain of one hook, in order. */
+function chain(program: string, hook: Hook): string[] {
+  const name = machineChains(OWNER)[hook];
+  const m = new RegExp(`\\n  chain ${name} \\{\\n((?:    .*\\n)*)  \\}\\n`).exec(program);
   if (!m?.[1]) return [];
   return m[1]
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => !l.startsWith('type '));
+    .filter(Boolean);
+}
+
+/** Whether the program's map entry for interface `iif` jumps to the machine's chain of `hook`. */
+function dispatched(program: string, hook: Hook, iif: string): boolean {
+  return program
+    .split('\n')
+    .includes(
+      `add element ip ${HOST_TABLE} ${DISPATCH_MAPS[hook]} { "${iif}" : jump ${machineChains(OWNER)[hook]} }`,
+    );
 }
 
 /** Whether one rule's matches all hold for the packet (rate limits: the packet is under them). */
 function matches(rule: string, p: Packet, link: MachineLink): boolean {
   if (/limit rate over/.test(rule)) return false;
-  const iif = /iifname "([^"]+)"/.exec(rule);
-  if (iif && iif[1] !== (p.iif ?? link.hostIf)) return false;
+  // The rules match no interface: the map entries (see dispatched) are what scope them.
+  assert.doesNotMatch(rule, /iifname/);
   if (/ct state established,related/.test(rule) && !p.established) return false;
   const saddrNot = /ip saddr != (\S+)/.exec(rule);
   if (saddrNot && (p.src ?? link.machineAddr) === saddrNot[1]) return false;
   const daddr = /ip daddr (\{[^}]*\}|\S+)/.exec(rule);
   if (daddr?.[1]) {
-    const targets = daddr[1]
+    const targets = (daddr[1] === `@${NON_PUBLIC_SET}` ? `{ ${NON_PUBLIC_CIDRS.join(', ')} }` : daddr[1])
       .replace(/[{}]/g, '')
       .split(',')
       .map((s) => s.trim())
@@ -70,8 +96,9 @@ function matches(rule: string, p: Packet, link: MachineLink): boolean {
   return true;
 }
 
-function verdict(program: string, chainName: string, p: Packet, link: MachineLink): Verdict {
-  for (const rule of chain(program, chainName)) {
+function verdict(program: string, hook: Hook, p: Packet, link: MachineLink): Verdict {
+  if (!dispatched(program, hook, p.iif ?? link.hostIf)) return 'accept';
+  for (const rule of chain(program, hook)) {
     if (!matches(rule, p, link)) continue;
     const v = /\b(accept|drop|reject)$/.exec(rule)?.[1];
     if (v) return v as Verdict;
@@ -80,7 +107,7 @@ function verdict(program: string, chainName: string, p: Packet, link: MachineLin
 }
 
 const pool = parsePool('10.213.0.0/16');
-const link: MachineLink = { ...linkFor(pool, 5, 'mch_test'), dnsPort: 5353 };
+const link: MachineLink = { ...linkFor(pool, 5, OWNER), dnsPort: 5353 };
 const egress = (e: Partial<EgressSpec>): EgressSpec => ({
   mode: 'allow_all',
   allow_cidrs: [],
@@ -144,6 +171,22 @@ describe('renderEgressProgram: forwarded traffic', () => {
     assert.equal(out(e, '192.168.1.1'), 'drop');
   });
 
+  it('a short list is a rule per range, a long one a set, with the same verdicts (deny wins)', () => {
+    const many = Array.from({ length: INLINE_CIDRS + 1 }, (_, i) => `198.51.100.${i * 8}/29`);
+    for (const allow of [many.slice(0, 2), many]) {
+      const e = egress({ mode: 'custom', allow_cidrs: allow, deny_cidrs: ['198.51.100.0/32'] });
+      const rules = chain(renderEgressProgram(link, e), 'egress');
+      assert.equal(
+        rules.some((r) => r.includes('{')),
+        allow.length > INLINE_CIDRS,
+        `${allow.length} ranges`,
+      );
+      assert.equal(out(e, '198.51.100.9'), 'accept');
+      assert.equal(out(e, '198.51.100.0'), 'drop');
+      assert.equal(out(e, '8.8.8.8'), 'drop');
+    }
+  });
+
   it('replies of open connections pass, before any deny', () => {
     const program = renderEgressProgram(link, egress({ mode: 'deny_all' }));
     assert.equal(verdict(program, 'egress', { dst: '8.8.8.8', established: true }, link), 'accept');
@@ -155,11 +198,13 @@ describe('renderEgressProgram: forwarded traffic', () => {
     assert.equal(verdict(program, 'egress', { dst: '8.8.8.8' }, link), 'accept');
   });
 
-  it('every filtering rule is scoped to the machine’s interface: other traffic is left alone', () => {
+  it('the machine’s chains are reached only by its interface: other traffic is left alone', () => {
     const program = renderEgressProgram(link, egress({ mode: 'deny_all' }));
-    for (const name of ['egress', 'to_host'])
-      for (const rule of chain(program, name))
-        assert.match(rule, new RegExp(`iifname "${link.hostIf}"`), rule);
+    for (const hook of HOOKS) {
+      assert.ok(dispatched(program, hook, link.hostIf), hook);
+      const entries = program.split('\n').filter((l) => l.includes(` ${DISPATCH_MAPS[hook]} `));
+      assert.equal(entries.length, 1, hook);
+    }
     assert.equal(verdict(program, 'egress', { dst: '8.8.8.8', iif: 'eth0' }, link), 'accept');
     assert.equal(verdict(program, 'to_host', { dst: '127.0.0.1', iif: 'eth0' }, link), 'accept');
   });
@@ -239,17 +284,68 @@ describe('renderEgressProgram: rate limits and the table', () => {
       assert.ok(!/limit rate/.test(renderEgressProgram(link, e)));
   });
 
-  it('replaces the machine’s own table in one program, and masquerades only its address', () => {
+  it('one transaction refills only the machine’s chains and points its link at them; masquerades only its address', () => {
     const program = renderEgressProgram(link, egress({}));
     const lines = program.split('\n');
-    assert.deepEqual(lines.slice(0, 3), [
-      'table ip ns_mch_test',
-      'delete table ip ns_mch_test',
-      'table ip ns_mch_test {',
-    ]);
+    const chains = machineChains(OWNER);
+    for (const hook of HOOKS) {
+      const made = lines.indexOf(`add chain ip ${HOST_TABLE} ${chains[hook]}`);
+      const flushed = lines.indexOf(`flush chain ip ${HOST_TABLE} ${chains[hook]}`);
+      assert.ok(made >= 0 && flushed > made, hook);
+    }
+    // Nothing else of the host table, nor any other table, is touched.
+    assert.deepEqual(
+      lines.filter(
+        (l) => /^(delete|flush) /.test(l) && !Object.values(chains).some((c) => l.endsWith(` ${c}`)),
+      ),
+      [],
+    );
     assert.deepEqual(chain(program, 'masq'), [
       `ip saddr ${link.machineAddr} oifname != "${link.hostIf}" masquerade`,
     ]);
-    assert.equal(program.match(/^table /gm)?.length, 2);
+    // Every hook gets its entry, an empty chain included: the maps hold the same interfaces.
+    const denied = renderEgressProgram(link, egress({ mode: 'deny_all' }));
+    assert.deepEqual(chain(denied, 'resolver'), []);
+    for (const hook of HOOKS) assert.ok(dispatched(denied, hook, link.hostIf), hook);
+  });
+
+  it('a takeover first deletes the link’s entries; an older server’s table goes in the same transaction', () => {
+    const takeover = renderEgressProgram(link, egress({}), { takeover: true }).split('\n');
+    assert.deepEqual(
+      takeover.slice(0, HOOKS.length),
+      HOOKS.map((h) => `delete element ip ${HOST_TABLE} ${DISPATCH_MAPS[h]} { "${link.hostIf}" }`),
+    );
+    const migrated = renderEgressProgram(link, egress({}), { dropLegacyTable: true }).split('\n');
+    // Made first if missing, so the same program serves machines with and without one.
+    assert.deepEqual(migrated.slice(0, 2), [`table ip ns_${OWNER}`, `delete table ip ns_${OWNER}`]);
+    assert.ok(!renderEgressProgram(link, egress({})).includes('ns_'));
+  });
+});
+
+describe('the host table and a machine’s removal', () => {
+  it('the host table: each hook’s base chain dispatches through its map; the non-public set is refilled', () => {
+    const program = renderHostTable();
+    assert.ok(!/^delete /m.test(program), 'never deletes the table or what machines put in it');
+    for (const hook of HOOKS)
+      assert.match(
+        program,
+        new RegExp(`^add rule ip ${HOST_TABLE} \\S+ iifname vmap @${DISPATCH_MAPS[hook]}$`, 'm'),
+      );
+    assert.equal(program.match(/^flush chain /gm)?.length, HOOKS.length);
+    assert.ok(
+      program.includes(`add element ip ${HOST_TABLE} ${NON_PUBLIC_SET} { ${NON_PUBLIC_CIDRS.join(', ')} }`),
+    );
+  });
+
+  it('removal: the entries of the given links, then the chains and an older table, each made first if missing', () => {
+    const lines = renderRemovalProgram(OWNER, ['nsv0000000a']).split('\n');
+    const entries = HOOKS.map((h) => `delete element ip ${HOST_TABLE} ${DISPATCH_MAPS[h]} { "nsv0000000a" }`);
+    assert.deepEqual(lines.slice(0, HOOKS.length), entries);
+    for (const c of Object.values(machineChains(OWNER))) {
+      const made = lines.indexOf(`add chain ip ${HOST_TABLE} ${c}`);
+      assert.ok(made > 0 && lines[made + 1] === `delete chain ip ${HOST_TABLE} ${c}`, c);
+    }
+    assert.ok(lines.includes(`delete table ip ns_${OWNER}`));
+    assert.ok(!renderRemovalProgram(OWNER, []).includes('delete element'));
   });
 });

@@ -62,25 +62,31 @@ export function createApiServer(o: ApiServerOptions): http.Server {
     const requestId = newId('request');
     res.setHeader('x-request-id', requestId);
     const preview = o.preview?.route(req);
-    const url = preview ? new URL(req.url ?? '/', 'http://localhost') : apiUrl(req.url);
+    const target = requestUrl(req.url, preview === undefined);
+    // The unparsed target, for the log, when it is not a path at all.
+    const url = target instanceof URL ? target : new URL('http://localhost/');
     res.on('finish', () => {
       o.log.info('request', {
         request_id: requestId,
         method: req.method,
-        path: url.pathname,
+        path: target instanceof URL ? url.pathname : String(req.url).slice(0, 200),
         ...(preview ? { preview_machine_id: preview.machineId, preview_port: preview.port } : {}),
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       });
     });
-    const done =
-      preview && o.preview ? o.preview.handle(req, res, url, preview) : handle(o, req, res, url, requestId);
+    const done = !(target instanceof URL)
+      ? Promise.reject(target)
+      : preview && o.preview
+        ? o.preview.handle(req, res, url, preview)
+        : handle(o, req, res, url, requestId);
     done.catch((err: unknown) => sendError(o.log, res, err, requestId));
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = newId('request');
     // Preview hosts carry the machine's own paths: only API paths have the sandboxes alias.
-    const url = o.preview?.route(req) ? new URL(req.url ?? '/', 'http://localhost') : apiUrl(req.url);
+    const target = requestUrl(req.url, o.preview?.route(req) === undefined);
+    const url = target instanceof URL ? target : new URL('http://localhost/');
     // Errors before the upgrade are ordinary HTTP responses, written by the same code as any other;
     // the connection ends once the response is flushed.
     const res = new http.ServerResponse(req);
@@ -94,6 +100,7 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       (socket as Socket).destroySoon();
     });
     try {
+      if (!(target instanceof URL)) throw target;
       const preview = o.preview?.route(req);
       if (preview && o.preview) {
         o.preview.upgrade(req, socket, head, url, preview).then(
@@ -123,6 +130,42 @@ export function createApiServer(o: ApiServerOptions): http.Server {
       sendError(o.log, res, err, requestId);
     }
   });
+  // A request Node's parser cannot read (a bad method or header, a head over its 16 KiB) gets
+  // the same JSON error as any other, with a request id; Node's own answer was a bare 400 or 431
+  // without either. A silent or broken connection is just closed.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || !err.code?.startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
+    const requestId = newId('request');
+    const message =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'request: its head (request line and headers) is larger than the server reads'
+        : `request: not a well-formed HTTP request (${err.code})`;
+    const body: ErrorBody = {
+      error: { code: 'invalid_argument', message, details: { field: 'request' }, request_id: requestId },
+    };
+    const text = JSON.stringify(body);
+    o.log.info('request', { request_id: requestId, status: 400, parse_error: err.code });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
+    );
+  });
+  // An `Expect` the server does not meet (anything but 100-continue, which Node answers itself):
+  // the contract's JSON error with a request id, where Node's own answer was a bare 417.
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const requestId = newId('request');
+    res.setHeader('x-request-id', requestId);
+    res.shouldKeepAlive = false;
+    sendError(
+      o.log,
+      res,
+      new CodedError('invalid_argument', 'expect: only "100-continue" is supported', { field: 'expect' }),
+      requestId,
+    );
+    req.resume();
+  });
   server.keepAliveTimeout = 65_000;
   // Commands may run long; a request's own timeout_ms bounds them, not the socket.
   server.requestTimeout = 0;
@@ -131,11 +174,35 @@ export function createApiServer(o: ApiServerOptions): http.Server {
 }
 
 /**
+ * The URL of a request, or the `invalid_argument` error to answer when its target is not a path.
+ * Never throws: it runs before any error handler, where a throw ended the whole server (`GET //`
+ * did, without an API key: `new URL('//', base)` reads `//` as a host that is not there).
+ * An origin-form target (`/path?query`) is always a path, however it starts (`//x`, `/\\`), so it
+ * is put after the origin rather than resolved against it; an absolute-form one (`http://h/p`) is
+ * parsed as it is; anything else (`*`, `host:port`) names no resource of this server.
+ */
+export function requestUrl(raw: string | undefined, api = true): URL | CodedError {
+  const target = raw ?? '/';
+  let url: URL | undefined;
+  try {
+    url = target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    return new CodedError('invalid_argument', `path: "${target.slice(0, 100)}" is not a request path`, {
+      field: 'path',
+    });
+  }
+  return api ? apiUrl(url) : url;
+}
+
+/**
  * The URL of an API request. `/v1/sandboxes/...` is another name of `/v1/machines/...` (the
  * product docs use both): it is routed, authenticated and answered exactly the same.
  */
-export function apiUrl(raw: string | undefined): URL {
-  const url = new URL(raw ?? '/', 'http://localhost');
+export function apiUrl(raw: string | URL | undefined): URL {
+  const url = raw instanceof URL ? raw : new URL(raw ?? '/', 'http://localhost');
   const alias = '/v1/sandboxes';
   if (url.pathname === alias || url.pathname.startsWith(`${alias}/`))
     url.pathname = `/v1/machines${url.pathname.slice(alias.length)}`;
@@ -245,6 +312,9 @@ function sendError(log: Logger, res: http.ServerResponse, err: unknown, requestI
     res.destroy();
     return;
   }
+  // Answered before the request's body was all read (a refused upload, stdin for a process that
+  // ended): the rest would arrive on a connection the client then reuses, so it closes instead.
+  if (!res.req.complete) res.setHeader('connection', 'close');
   const retryAfter = coded.details?.retry_after;
   if (coded.code === 'unavailable' || coded.code === 'machine_transitioning')
     res.setHeader('retry-after', String(typeof retryAfter === 'number' ? retryAfter : 1));

@@ -3,6 +3,7 @@ import {
   parseCreateMachine,
   parseFields,
   parseFork,
+  parseGetMachineQuery,
   parseListMachinesQuery,
   parseResumeTimeout,
   parseSetNetwork,
@@ -36,10 +37,9 @@ export function addMachineRoutes(
   }));
 
   router.on('getMachine', async (ctx) => {
-    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), ['fields']);
+    const { fields } = parseGetMachineQuery(ctx.url.searchParams);
     const info = machines.get(ctx.params.id ?? '');
-    const fields = ctx.url.searchParams.get('fields');
-    return { body: fields === null ? info : pickFields(info, parseFields(fields)) };
+    return { body: fields === undefined ? info : pickFields(info, parseFields(fields)) };
   });
 
   router.on('killMachine', async (ctx) => ({

@@ -19,6 +19,7 @@ import {
   bodyFraming,
   parseResponseHead,
 } from './http1-frames.js';
+import { RelayedBytes } from './young-gc.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
 const NOT_FORWARDED = new Set([
@@ -273,6 +274,9 @@ const SINGLE = new Set([
  */
 const QUEUED_BYTES = 1024 * 1024;
 
+/** Bodies this process relays through buffers Node allocated for them: freed young (young-gc.ts). */
+const relayed = new RelayedBytes();
+
 function requestHead(method: string, path: string, headers: Record<string, string | string[]>): string {
   let head = `${method} ${path} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(headers))
@@ -283,7 +287,8 @@ function requestHead(method: string, path: string, headers: Record<string, strin
 /**
  * The client's request body onto the upstream socket as it arrives, with backpressure: as is when
  * its length is known, in chunks of our own when the client sent it chunked (Node has read the
- * client's chunks).
+ * client's chunks). Each piece is a buffer Node's parser made for it: counted, so that they are
+ * freed by a young-generation collection instead of a full one (young-gc.ts).
  */
 function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): void {
   const resume = () => req.resume();
@@ -295,6 +300,7 @@ function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): 
       socket.uncork();
     };
     req.on('data', (c: Buffer) => {
+      relayed.add(c.length);
       if (!corked) {
         corked = true;
         socket.cork();
@@ -309,6 +315,7 @@ function sendBody(req: http.IncomingMessage, socket: Socket, chunked: boolean): 
   }
   req.on('data', (c: Buffer) => {
     if (c.length === 0) return;
+    relayed.add(c.length);
     socket.cork();
     socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
     socket.write(c);
@@ -439,6 +446,7 @@ function relayBody(
       client.once('drain', resume);
       return false;
     }
+    if (view) relayed.add(c.length); // a copy, freed young like a request body's pieces
     if (res.write(view ? Buffer.from(c) : c)) return true;
     res.once('drain', resume);
     return false;

@@ -1,5 +1,6 @@
 import {
   parseCreatePreviewGrant,
+  parseListPreviewGrantsQuery,
   parsePort,
   parseWaitForPreview,
   rejectUnknownKeys,
@@ -16,11 +17,8 @@ export function addPreviewRoutes(router: Router, previews: PreviewService): void
   });
 
   router.on('listPreviewUrls', async (ctx) => {
-    rejectUnknownKeys(Object.fromEntries(ctx.url.searchParams), ['port']);
-    const port = ctx.url.searchParams.get('port');
-    return {
-      body: { items: previews.list(ctx.params.id ?? '', port === null ? undefined : parsePort(port)) },
-    };
+    const { port } = parseListPreviewGrantsQuery(ctx.url.searchParams);
+    return { body: { items: previews.list(ctx.params.id ?? '', port) } };
   });
 
   router.on('revokePreviewUrl', async (ctx) => ({

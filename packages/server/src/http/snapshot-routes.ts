@@ -1,14 +1,11 @@
-import { optionalEnum, parseResumeTimeout, rejectUnknownKeys } from '@nullspace/protocol';
+import { parseListSnapshotsQuery, parseResumeTimeout } from '@nullspace/protocol';
 import type { MachineService } from '../services/machines/machine-service.js';
 import type { Router } from './router.js';
 
 /** `/v1/snapshots` routes. Taking a snapshot is `POST /v1/machines/{id}/snapshots`. */
 export function addSnapshotRoutes(router: Router, machines: MachineService): void {
   router.on('listSnapshots', async (ctx) => {
-    const query = Object.fromEntries(ctx.url.searchParams);
-    rejectUnknownKeys(query, ['machine_id', 'kind']);
-    const kind = optionalEnum(query, 'kind', ['pause', 'reusable'] as const);
-    const machineId = query.machine_id;
+    const { kind, machine_id: machineId } = parseListSnapshotsQuery(ctx.url.searchParams);
     return {
       body: {
         items: machines.listSnapshots({

@@ -8,6 +8,43 @@ const UPSTREAM_TIMEOUT_MS = 2000;
 /** Largest DNS message over TCP (a 16-bit length). */
 const MAX_TCP_MESSAGE = 65_535;
 
+export interface DnsForwarderOptions {
+  upstreams: string[];
+  log: Logger;
+  /** Queries in flight to the upstreams at once, host-wide: each holds a socket for up to 2 s. */
+  maxInFlight?: number;
+  /** Queries in flight at once from one client address (one machine). */
+  maxPerClient?: number;
+  /** Open TCP connections from clients at once. */
+  maxTcpClients?: number;
+  /** The upstreams' port (53; another only in tests). */
+  upstreamPort?: number;
+}
+
+/**
+ * A SERVFAIL answer to `query`: its header (same id, opcode and RD) and question, nothing else.
+ * Undefined when the query's question cannot be read (such a query is dropped).
+ */
+export function servfail(query: Buffer): Buffer | undefined {
+  if (query.length < 12 || query.readUInt16BE(4) !== 1) return undefined;
+  let at = 12;
+  for (;;) {
+    const len = query[at];
+    if (len === undefined || len > 63) return undefined; // compression has no place in a query
+    at += 1 + len;
+    if (len === 0) break;
+  }
+  const end = at + 4; // QTYPE, QCLASS
+  if (end > query.length) return undefined;
+  const answer = Buffer.from(query.subarray(0, end));
+  answer[2] = 0x80 | ((query[2] ?? 0) & 0x79); // QR, the query's opcode and RD
+  answer[3] = 0x80 | 2; // RA, RCODE 2 (server failure)
+  answer.writeUInt16BE(1, 4);
+  answer.writeUInt32BE(0, 6); // no answers, no authority
+  answer.writeUInt16BE(0, 10); // no additional records
+  return answer;
+}
+
 /**
  * The machines' name service: a forwarder on the host's 127.0.0.1 (UDP and TCP, one port) that
  * relays each query, unchanged, to the host's own resolvers and the answer back. Machines reach it
@@ -20,8 +57,34 @@ export class DnsForwarder {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
   private readonly open = new Set<dgram.Socket | net.Socket>();
+  /** Queries in flight to the upstreams, all and per client address. */
+  private inFlight = 0;
+  private readonly inFlightOf = new Map<string, number>();
+  private tcpClients = 0;
+  /** Queries answered SERVFAIL at once because a cap was reached (logged once a minute). */
+  private shed = 0;
+  private lastShedLog = 0;
+  private readonly maxInFlight: number;
+  private readonly maxPerClient: number;
+  private readonly maxTcpClients: number;
+  private readonly upstreamPort: number;
 
-  constructor(private readonly o: { upstreams: string[]; log: Logger }) {}
+  /**
+   * A machine that floods it with queries (each costs a socket to an upstream for up to 2 s) gets
+   * SERVFAIL at once past its share, and every machine together past the host-wide cap: the
+   * forwarder's sockets stay bounded, and the other machines' queries still get through.
+   */
+  constructor(private readonly o: DnsForwarderOptions) {
+    this.maxInFlight = o.maxInFlight ?? 512;
+    this.maxPerClient = o.maxPerClient ?? 64;
+    this.maxTcpClients = o.maxTcpClients ?? 256;
+    this.upstreamPort = o.upstreamPort ?? 53;
+  }
+
+  /** Queries in flight to the upstreams now, and how many were refused by the caps so far. */
+  stats(): { inFlight: number; shed: number } {
+    return { inFlight: this.inFlight, shed: this.shed };
+  }
 
   /** Listens on 127.0.0.1 (a free port when `port` is 0); resolves with the port. */
   async start(port = 0): Promise<number> {
@@ -53,9 +116,44 @@ export class DnsForwarder {
 
   private serveUdp(listener: dgram.Socket, query: Buffer, from: dgram.RemoteInfo): void {
     if (query.length < 12) return;
-    void this.askUpstreams((upstream) => this.udpQuery(upstream, query)).then((answer) => {
+    void this.relay(from.address, query, (upstream) => this.udpQuery(upstream, query)).then((answer) => {
       if (answer) listener.send(answer, from.port, from.address);
     });
+  }
+
+  /**
+   * Asks the upstreams for `client` within the caps; past them, a SERVFAIL at once (a resolver
+   * retries or fails fast, instead of waiting out a dropped query).
+   */
+  private async relay(
+    client: string,
+    query: Buffer,
+    ask: (upstream: string) => Promise<Buffer | undefined>,
+  ): Promise<Buffer | undefined> {
+    const mine = this.inFlightOf.get(client) ?? 0;
+    if (this.inFlight >= this.maxInFlight || mine >= this.maxPerClient) {
+      this.shed++;
+      if (Date.now() - this.lastShedLog > 60_000) {
+        this.lastShedLog = Date.now();
+        this.o.log.warn('dns forwarder: too many queries in flight, answering SERVFAIL', {
+          client,
+          in_flight: this.inFlight,
+          client_in_flight: mine,
+          shed_so_far: this.shed,
+        });
+      }
+      return servfail(query);
+    }
+    this.inFlight++;
+    this.inFlightOf.set(client, mine + 1);
+    try {
+      return await this.askUpstreams(ask);
+    } finally {
+      this.inFlight--;
+      const left = (this.inFlightOf.get(client) ?? 1) - 1;
+      if (left > 0) this.inFlightOf.set(client, left);
+      else this.inFlightOf.delete(client);
+    }
   }
 
   /** One query over UDP to one upstream; resolves with the answer, or undefined on timeout/error. */
@@ -76,13 +174,22 @@ export class DnsForwarder {
           done(msg);
       });
       s.on('error', () => done());
-      s.send(query, 53, upstream);
+      s.send(query, this.upstreamPort, upstream);
     });
   }
 
   private serveTcp(client: net.Socket): void {
+    if (this.tcpClients >= this.maxTcpClients) {
+      client.destroy();
+      return;
+    }
+    this.tcpClients++;
     this.open.add(client);
-    client.on('close', () => this.open.delete(client));
+    const address = client.remoteAddress ?? '';
+    client.on('close', () => {
+      this.tcpClients--;
+      this.open.delete(client);
+    });
     client.on('error', () => client.destroy());
     client.setTimeout(30_000, () => client.destroy());
     let buffered = Buffer.alloc(0);
@@ -93,7 +200,7 @@ export class DnsForwarder {
         if (buffered.length < 2 + length) break;
         const query = buffered.subarray(2, 2 + length);
         buffered = buffered.subarray(2 + length);
-        void this.askUpstreams((upstream) => this.tcpQuery(upstream, query)).then((answer) => {
+        void this.relay(address, query, (upstream) => this.tcpQuery(upstream, query)).then((answer) => {
           if (!answer || client.destroyed) return;
           const framed = Buffer.alloc(2 + answer.length);
           framed.writeUInt16BE(answer.length, 0);
@@ -107,7 +214,7 @@ export class DnsForwarder {
   /** One query over TCP to one upstream (answers too large for UDP come this way). */
   private tcpQuery(upstream: string, query: Buffer): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
-      const s = net.connect({ host: upstream, port: 53 });
+      const s = net.connect({ host: upstream, port: this.upstreamPort });
       this.open.add(s);
       let got = Buffer.alloc(0);
       const done = (answer?: Buffer) => {

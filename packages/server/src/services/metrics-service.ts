@@ -7,6 +7,7 @@ import {
 import type { DriverMachineUsage, MachineDriver } from '@nullspace/runtime';
 import type { Logger } from '../log.js';
 import type { MachineStore } from '../store/machine-store.js';
+import type { TeardownStats } from './machines/teardowns.js';
 
 /** Samples kept per machine: with the default interval, the last five minutes. */
 const MAX_SAMPLES = 60;
@@ -49,6 +50,8 @@ export interface MetricsServiceOptions {
   intervalMs: number;
   createLatency: CreateLatency;
   pools: { stats(): WarmPoolStats[] };
+  /** Teardowns of killed machines (MachineService.teardownStats). */
+  teardowns?: { stats(): TeardownStats };
   log: Logger;
 }
 
@@ -118,9 +121,32 @@ export class MetricsService {
       `nullspace_machine_create_seconds_sum ${round(this.o.createLatency.sum)}`,
       `nullspace_machine_create_seconds_count ${this.o.createLatency.count}`,
       ...this.poolLines(),
+      ...this.teardownLines(),
       '',
     ];
     return lines.join('\n');
+  }
+
+  /**
+   * A kill answers before its machine's host resources are freed: these say how many teardowns
+   * are behind, and which failed (retried, then given up until the next start; the log has why).
+   */
+  private teardownLines(): string[] {
+    if (!this.o.teardowns) return [];
+    const t = this.o.teardowns.stats();
+    return [
+      '# HELP nullspace_teardowns Teardowns of killed machines: queued or waiting to retry, running, given up.',
+      '# TYPE nullspace_teardowns gauge',
+      `nullspace_teardowns{state="pending"} ${t.pending}`,
+      `nullspace_teardowns{state="running"} ${t.running}`,
+      `nullspace_teardowns{state="failed"} ${t.failed}`,
+      '# HELP nullspace_teardowns_done_total Teardowns of killed machines finished since the server started.',
+      '# TYPE nullspace_teardowns_done_total counter',
+      `nullspace_teardowns_done_total ${t.doneTotal}`,
+      '# HELP nullspace_teardown_failures_total Teardown attempts that failed since the server started.',
+      '# TYPE nullspace_teardown_failures_total counter',
+      `nullspace_teardown_failures_total ${t.failedAttemptsTotal}`,
+    ];
   }
 
   private poolLines(): string[] {

@@ -71,7 +71,7 @@ describe('policies and machine info', () => {
     const pool = parsePool('10.213.0.0/16');
     const net = driverNetwork(pool, { id: 'mch_a', net_index: 2, network: { egress: CUSTOM_DENY } });
     assert.equal(net.link.machineAddr, '10.213.0.18');
-    assert.equal(net.link.table, 'ns_mch_a');
+    assert.equal(net.link.owner, 'mch_a');
     assert.deepEqual(net.egress, CUSTOM_DENY);
   });
 });

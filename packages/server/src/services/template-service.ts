@@ -37,6 +37,8 @@ export interface BuildMachines {
   deleteSnapshot(snapshotId: string, o: { forTemplate?: boolean }): Promise<SnapshotInfo>;
   exportChanges(id: string, target: string): Promise<void>;
   kill(id: string, reason?: string): Promise<MachineInfo>;
+  /** Resolves once no killed machine of template build `templateId` is still being torn down. */
+  untilTornDown(templateId: string): Promise<void>;
 }
 
 export interface TemplateServiceOptions {
@@ -234,6 +236,9 @@ export class TemplateService {
         `template ${canonical} is in use by ${using.slice(0, 5).join(', ')}${using.length > 5 ? ` and ${using.length - 5} more` : ''}`,
         { template: canonical, used_by: using.slice(0, 20) },
       );
+    // A killed machine's overlay still stacks on the build's layers until its teardown (after the
+    // kill answered) unmounts it: the layers go once that is done.
+    await this.machines.untilTornDown(t.id);
     const others = this.store.namesOf(t.id).filter((n) => n !== canonical);
     this.store.removeTag(name, tag);
     if (others.length > 0) return this.catalog.info(t);

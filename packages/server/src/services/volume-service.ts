@@ -71,6 +71,8 @@ export interface VolumeMachines {
    * `invalid_state` otherwise; `pausedToo` also accepts a paused machine).
    */
   whileRunning<T>(id: string, fn: () => Promise<T>, o?: { pausedToo?: boolean }): Promise<T>;
+  /** Runs `fn` after every earlier operation on the machine (a killed one's teardown included). */
+  serialized<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface VolumeServiceOptions {
@@ -175,6 +177,13 @@ export class VolumeService implements MachineVolumes {
    */
   async delete(ref: string): Promise<VolumeInfo> {
     const v = this.volume(ref);
+    // A kill answers before its machine is torn down; the teardown (in the machine's queue) ends
+    // the machine's mount of this volume and releases the attachment. Wait for it: the volume's
+    // filesystem is not taken away under a machine still being torn down.
+    const dying = new Set(
+      this.store.attachmentsOf(v.id).flatMap((a) => (this.killed(a.machine_id) ? [a.machine_id] : [])),
+    );
+    await Promise.all([...dying].map((id) => this.machines.serialized(id, async () => undefined)));
     const before = await this.info(v);
     const users = [
       ...new Set(
@@ -214,7 +223,7 @@ export class VolumeService implements MachineVolumes {
 
   listAttachments(machineId: string): VolumeAttachmentInfo[] {
     this.machines.get(machineId);
-    return this.attachmentsOf(machineId);
+    return this.killed(machineId) ? [] : this.attachmentsOf(machineId);
   }
 
   /** Mounts a volume into a running machine. */
@@ -432,6 +441,16 @@ export class VolumeService implements MachineVolumes {
     return health;
   }
 
+  /** Whether the machine is being killed or killed (its attachments end with its teardown). */
+  private killed(machineId: string): boolean {
+    try {
+      const status = this.machines.get(machineId).status;
+      return status === 'killed' || status === 'killing';
+    } catch {
+      return false; // a killed machine's row purged long after its teardown
+    }
+  }
+
   /** Whether a machine holds its volumes (alive or hibernated; not killed, failed or unknown). */
   private holds(machineId: string): boolean {
     try {
@@ -455,13 +474,18 @@ export class VolumeService implements MachineVolumes {
       size_mb: v.size_mb,
       used_bytes: usage.usedBytes,
       created_at: new Date(v.created_at).toISOString(),
-      attachments: this.store.attachmentsOf(v.id).map((a) => ({
-        id: a.id,
-        machine_id: a.machine_id,
-        mount_path: a.mount_path,
-        read_only: a.read_only,
-        subpath: a.subpath,
-      })),
+      // A killed machine's attachment lasts until its teardown (after the kill answered) releases
+      // it; the machine mounts nothing from the moment it is killed.
+      attachments: this.store
+        .attachmentsOf(v.id)
+        .filter((a) => !this.killed(a.machine_id))
+        .map((a) => ({
+          id: a.id,
+          machine_id: a.machine_id,
+          mount_path: a.mount_path,
+          read_only: a.read_only,
+          subpath: a.subpath,
+        })),
     };
   }
 

@@ -36,6 +36,14 @@ export function transitionError(id: string, what: string, err: unknown, status: 
       `${what} of machine ${id} failed: the host is out of disk space`,
       details,
     );
+  // CRIU's refusal, in its own words: the caller learns what held the checkpoint or restore up.
+  if (err instanceof CodedError && (err.code === 'checkpoint_failed' || err.code === 'restore_failed')) {
+    const reason = String(err.details?.reason ?? '');
+    return new CodedError(err.code, `${what} of machine ${id} failed; it is ${status} now: ${reason}`, {
+      ...details,
+      reason,
+    });
+  }
   if (err instanceof CodedError && err.code !== 'internal') return err;
   return new CodedError(
     'internal',
@@ -65,6 +73,14 @@ export function startError(id: string, err: unknown, what?: 'start command'): Co
     return new CodedError('disk_full', `machine ${id} could not start: the host is out of disk space`, {
       machine_id: id,
     });
+  // A fork child or a machine from a snapshot whose image CRIU could not restore.
+  if (what === undefined && err instanceof CodedError && err.code === 'restore_failed') {
+    const reason = String(err.details?.reason ?? '');
+    return new CodedError('restore_failed', `machine ${id} could not start: restore failed: ${reason}`, {
+      machine_id: id,
+      reason,
+    });
+  }
   return new CodedError(
     'internal',
     `machine ${id} failed to start (its status_reason says why)`,

@@ -506,7 +506,7 @@ export class MachineCreator {
     });
     this.o.volumes?.release(record.id);
     const e = startError(record.id, err, what);
-    if (e.code === 'internal' || e.code === 'disk_full')
+    if (e.code === 'internal' || e.code === 'disk_full' || e.code === 'restore_failed')
       this.o.log.error('machine failed to start', { machine_id: record.id, error: err });
     return e;
   }

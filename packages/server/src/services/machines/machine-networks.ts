@@ -25,6 +25,8 @@ export interface MachineNetworksOptions {
   claimsDir?: string;
   /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
   dnsPort?: number | undefined;
+  /** Blocks of killed machines whose teardown is not finished (Teardowns): not handed out yet. */
+  inTeardown?: () => ReadonlySet<number>;
   log: Logger;
 }
 
@@ -49,12 +51,13 @@ export class MachineNetworks {
   }
 
   /**
-   * The lowest block of the address pool no machine of this server holds (alive or hibernated),
-   * whose host interface does not exist, and that machine `id` could claim host-wide (another server
+   * The lowest block of the address pool no machine of this server holds (alive, hibernated, or
+   * killed with its teardown unfinished), whose host interface does not exist, and that machine `id` could claim host-wide (another server
    * on this host may use the same pool: runtime net/address-claims.ts).
    */
   allocateIndex(id: string): number {
     const held = this.records.store.netIndexesInStates(KEPT_STATES);
+    for (const i of this.o.inTeardown?.() ?? []) held.add(i);
     for (let i = 0; i < this.o.addressPool.size; i++) {
       if (held.has(i)) continue;
       if (existsSync(`/sys/class/net/${hostIfOf(this.o.addressPool, i)}`)) continue;
@@ -132,8 +135,10 @@ export class MachineNetworks {
   }
 
   /**
-   * Puts a re-adopted machine's stored policy in force again: its table outlived the last server,
-   * but a crash between applying a policy and storing it would leave the two apart.
+   * Puts a re-adopted machine's stored policy in force again: its rules outlived the last server,
+   * but a crash between applying a policy and storing it would leave the two apart (and the new
+   * DNS forwarder's port is in them). A machine an older server made, with a table of its own, is
+   * moved into the host table by the same transaction (runtime net/link.ts applyEgress).
    */
   async reapply(m: MachineRecord): Promise<void> {
     if (m.net_index === null) return;

@@ -85,9 +85,23 @@ export class MachineRecords {
     });
   }
 
-  /** Stores a state change (with `patch`) and appends its `status_changed` event. */
+  /**
+   * Stores a state change (with `patch`) and appends its `status_changed` event. A machine being
+   * killed or killed stays so: a kill does not wait for a transition in progress (it ends the
+   * machine under it), and when that transition then settles, its state change is refused with
+   * `invalid_state`, which its caller gets.
+   */
   setStatus(id: string, status: MachineState, patch: RecordPatch = {}): MachineRecord {
     const before = this.get(id);
+    if (
+      (before.status === 'killed' && status !== 'killed') ||
+      (before.status === 'killing' && status !== 'killing' && status !== 'killed')
+    )
+      throw new CodedError('invalid_state', `machine ${id} was killed`, {
+        machine_id: id,
+        status: before.status,
+        ...(before.status_reason ? { status_reason: before.status_reason } : {}),
+      });
     const after = this.store.update(id, { ...patch, status });
     if (before.status !== status)
       this.events.append({

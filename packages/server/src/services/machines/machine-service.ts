@@ -34,8 +34,9 @@ import { MachineTransitions } from './machine-transitions.js';
 import { Readoption } from './readoption.js';
 import { SnapshotImages } from './snapshot-images.js';
 import { SnapshotsAndForks } from './snapshots-and-forks.js';
+import { type TeardownStats, Teardowns } from './teardowns.js';
 
-export type { AgentLease, PortLease };
+export type { AgentLease, PortLease, TeardownStats };
 
 export interface MachineServiceOptions {
   /** The machines' records and operation queues (shared with the volume service). */
@@ -82,6 +83,7 @@ export class MachineService {
   private readonly snapshots: SnapshotsAndForks;
   private readonly access: MachineAccess;
   private readonly readoption: Readoption;
+  private readonly teardowns: Teardowns;
   private readonly log: Logger;
 
   constructor(private readonly o: MachineServiceOptions) {
@@ -97,8 +99,14 @@ export class MachineService {
       addressPool: o.addressPool,
       machinesDir: o.machinesDir,
       dnsPort: o.dnsPort,
+      inTeardown: () => this.teardowns.netIndexes(),
       log,
     });
+    this.teardowns = new Teardowns(
+      records,
+      { images: this.images, networks: this.networks },
+      { driver, volumes, log },
+    );
     // The timers' actions are transitions, which in turn arm and disarm the timers.
     this.deadlines = new Deadlines(records, {
       pauseSpillAfterMs: o.pauseSpillAfterMs,
@@ -109,6 +117,7 @@ export class MachineService {
       agents: this.agents,
       networks: this.networks,
       deadlines: this.deadlines,
+      teardowns: this.teardowns,
     };
     this.transitions = new MachineTransitions(records, base, {
       driver,
@@ -201,9 +210,22 @@ export class MachineService {
     return this.creator.buildMachines();
   }
 
-  /** Destroys the machine. Idempotent; works from every state, `failed` included. */
+  /**
+   * Kills the machine: answers once its processes are ended and its record is `killed`; its host
+   * resources are freed after (see {@link Teardowns}). Idempotent; works from every state.
+   */
   async kill(id: string, reason?: string): Promise<MachineInfo> {
     return this.info(await this.transitions.kill(id, reason));
+  }
+
+  /** Resolves once no killed machine of template build `templateId` is still being torn down. */
+  untilTornDown(templateId: string): Promise<void> {
+    return this.teardowns.until((m) => m.template_id === templateId);
+  }
+
+  /** Teardowns of killed machines: queued, running, given up, done (server metrics). */
+  teardownStats(): TeardownStats {
+    return this.teardowns.stats();
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------
@@ -292,19 +314,25 @@ export class MachineService {
   }
 
   /**
-   * Stops timers and waits (bounded) for in-flight transitions. Machines keep running for the next
-   * start; one caught mid-transition is sorted out by `readopt` then.
+   * Stops timers, waits (bounded) for in-flight transitions, then for the teardowns of killed
+   * machines (`teardownWaitMs`: a stopped server leaves nothing of a machine it answered as
+   * killed). Machines keep running for the next start; one caught mid-transition is sorted out by
+   * `readopt` then, and so is a teardown left unfinished.
    */
-  async close(waitMs = 10_000): Promise<void> {
+  async close(waitMs = 10_000, teardownWaitMs = 60_000): Promise<void> {
     this.deadlines.close();
     await this.records.drain(waitMs);
+    await this.teardowns.close(teardownWaitMs);
     this.agents.dropAll('the server is shutting down');
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
   private info(m: MachineRecord): MachineInfo {
-    return machineInfo(m, this.o.addressPool, this.o.volumes?.attachmentsOf(m.id) ?? []);
+    // A killed machine's attachments end with its teardown, after the kill answered; it mounts
+    // nothing from the moment it is killed.
+    const volumes = m.status === 'killed' ? [] : (this.o.volumes?.attachmentsOf(m.id) ?? []);
+    return machineInfo(m, this.o.addressPool, volumes);
   }
 
   /** A running machine's deadline passed: its `on_timeout` applies. */

@@ -11,6 +11,7 @@ import { driverSpec } from './machine-info.js';
 import type { MachineNetworks } from './machine-networks.js';
 import type { MachineRecords } from './machine-records.js';
 import type { SnapshotImages } from './snapshot-images.js';
+import type { Teardowns } from './teardowns.js';
 
 export interface MachineTransitionsOptions {
   driver: MachineDriver;
@@ -35,37 +36,57 @@ export class MachineTransitions {
       agents: AgentConnections;
       networks: MachineNetworks;
       deadlines: Deadlines;
+      teardowns: Teardowns;
     },
     private readonly o: MachineTransitionsOptions,
   ) {}
 
-  /** Destroys the machine. Idempotent; works from every state, `failed` included. */
+  /** Kills in progress, by machine: a second kill of the same machine joins the first. */
+  private readonly killing = new Map<string, Promise<MachineRecord>>();
+
+  /**
+   * Kills the machine: answers once it is irrevocably dead — its processes ended
+   * (`MachineDriver.terminate`: its init, its cgroups and a checkpoint or restore in progress,
+   * thawed if frozen) and its record `killed` — and leaves the rest of its teardown to
+   * {@link Teardowns}, which frees its host resources after. It does not wait for a transition in
+   * progress (pause, hibernate, resume, snapshot, fork, create): that one fails at once, its
+   * processes being dead, and cannot move the record out of `killed` (MachineRecords.setStatus).
+   * Idempotent; works from every state, `failed` included.
+   */
   async kill(id: string, reason = 'killed by request'): Promise<MachineRecord> {
-    this.records.get(id);
-    return this.records.serialized(id, async () => {
-      const m = this.records.get(id);
-      if (this.records.admit('kill', m) === 'as_is') return m;
-      this.parts.deadlines.disarm(id);
-      this.records.setStatus(id, 'killing', { status_reason: reason, transition_deadline: null });
-      this.parts.agents.drop(id);
-      try {
-        await this.o.driver.destroy(id);
-        await this.parts.images.dropPauseSnapshots(id);
-        this.o.volumes?.release(id);
-        this.parts.networks.release(m);
-      } catch (err) {
-        this.o.log.error('machine teardown failed', { machine_id: id, error: err });
-        this.records.setStatus(id, 'failed', { status_reason: `kill failed: ${publicReason(err)}` });
-        throw new CodedError(
-          'internal',
-          `machine ${id} could not be fully torn down; kill it again`,
-          { machine_id: id },
-          { cause: err },
-        );
-      }
-      this.o.log.info('machine killed', { machine_id: id, reason });
-      return this.records.setStatus(id, 'killed', { status_reason: reason, paused_at: null });
-    });
+    const m = this.records.get(id);
+    const inFlight = this.killing.get(id);
+    if (inFlight) return inFlight;
+    if (this.records.admit('kill', m) === 'as_is') {
+      // Killed already; a teardown that was given up is tried again (one still queued is joined).
+      if (this.parts.teardowns.has(id)) void this.parts.teardowns.enqueue(m);
+      return m;
+    }
+    const killed = this.killNow(m, reason).finally(() => this.killing.delete(id));
+    this.killing.set(id, killed);
+    return killed;
+  }
+
+  private async killNow(m: MachineRecord, reason: string): Promise<MachineRecord> {
+    const id = m.id;
+    this.parts.deadlines.disarm(id);
+    // Stored first: a server that crashes here finds it `killing` and kills it again (Readoption).
+    this.records.setStatus(id, 'killing', { status_reason: reason, transition_deadline: null });
+    this.parts.agents.drop(id);
+    try {
+      await this.o.driver.terminate(id);
+    } catch (err) {
+      // Not a failure of the kill: the teardown ends the processes again and waits for them.
+      this.o.log.error('ending the processes of a killed machine failed; its teardown retries', {
+        machine_id: id,
+        error: err,
+      });
+    }
+    const images = this.parts.images.forgetPauseSnapshots(id);
+    const killed = this.records.setStatus(id, 'killed', { status_reason: reason, paused_at: null });
+    this.o.log.info('machine killed', { machine_id: id, reason });
+    void this.parts.teardowns.enqueue(killed, images);
+    return killed;
   }
 
   /** Freezes every process of a running machine. A paused or hibernated machine is returned as is. */

@@ -10,6 +10,7 @@ import type { MachineNetworks } from './machine-networks.js';
 import type { MachineRecords } from './machine-records.js';
 import type { MachineTransitions } from './machine-transitions.js';
 import type { SnapshotImages } from './snapshot-images.js';
+import type { Teardowns } from './teardowns.js';
 
 /**
  * What a (re)started server does with the machines of the last one: those the store says are kept
@@ -26,6 +27,7 @@ export class Readoption {
       networks: MachineNetworks;
       deadlines: Deadlines;
       transitions: MachineTransitions;
+      teardowns: Teardowns;
     },
     private readonly o: { driver: MachineDriver; volumes: MachineVolumes | undefined; log: Logger },
   ) {}
@@ -45,12 +47,25 @@ export class Readoption {
     }
     for (const id of await this.o.driver.list()) {
       const m = this.records.store.get(id);
-      if (!known.has(id) && (!m || !KEPT_STATES.includes(m.status))) {
-        this.o.log.warn('removing runtime leftovers of a machine not alive in the store', { machine_id: id });
-        await this.o.driver
-          .destroy(id)
-          .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: id, error: err }));
+      if (known.has(id) || (m && KEPT_STATES.includes(m.status))) continue;
+      if (m?.status === 'killed') {
+        // Answered as killed by a server that stopped (or crashed) before its teardown was done:
+        // the same teardown finishes it, store side included (snapshots, volumes, address claim),
+        // in the background like any (its address block is held until then).
+        this.o.log.warn('finishing the teardown of a killed machine', { machine_id: id });
+        void this.parts.teardowns.enqueue(m);
+        continue;
       }
+      this.o.log.warn('removing runtime leftovers of a machine not alive in the store', { machine_id: id });
+      await this.o.driver
+        .destroy(id)
+        .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: id, error: err }));
+    }
+    // The pause snapshots of a killed machine whose teardown finished on the host but not in the
+    // store (a crash between the two): its files are gone from the host, these go too.
+    for (const snap of images.store.list({ kind: 'pause' })) {
+      const m = this.records.store.get(snap.machine_id);
+      if (m?.status === 'killed' && !this.parts.teardowns.has(m.id)) await images.remove(snap.id);
     }
     const keep = images.store.idsWithImages();
     for (const name of await readdir(images.dir)) {

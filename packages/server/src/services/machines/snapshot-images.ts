@@ -83,6 +83,16 @@ export class SnapshotImages {
     }
   }
 
+  /**
+   * A killed machine's pause snapshots are gone at once for the API (marked deleted); their image
+   * directories go with its teardown, after the kill answered: returns their ids for it.
+   */
+  forgetPauseSnapshots(machineId: string): string[] {
+    const ids = this.store.list({ machineId, kind: 'pause' }).map((s) => s.id);
+    for (const id of ids) this.store.update(id, { status: 'deleted', size_bytes: 0 });
+    return ids;
+  }
+
   /** A killed or lost machine's pause snapshots go with it. */
   async dropPauseSnapshots(machineId: string): Promise<void> {
     for (const s of this.store.list({ machineId, kind: 'pause' })) await this.remove(s.id);

@@ -1,0 +1,64 @@
+/**
+ * hostPlan: the steps of a plan run in one real `sh` (no root needed): commands in order, files
+ * written by the shell itself, a fallback only when its command failed and its path is missing,
+ * and a failure that names its step and stops its lane.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { hostPlan, planScript } from './exec.js';
+
+const dir = mkdtempSync('/tmp/nst-plan-');
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('hostPlan', () => {
+  it('runs each lane in order and writes files from the shell itself', async () => {
+    const a = join(dir, 'a');
+    await hostPlan([
+      [
+        ['sh', '-c', `printf 1 > ${a}`],
+        ['sh', '-c', `printf 2 >> ${a}`],
+        { write: "it's 3", to: join(dir, 'written') },
+      ],
+    ]);
+    assert.equal(readFileSync(a, 'utf8'), '12');
+    assert.equal(readFileSync(join(dir, 'written'), 'utf8'), "it's 3");
+    // A write is no process: the script has no command for it.
+    assert.doesNotMatch(planScript([[{ write: '1', to: '/x' }]]), /'printf'/);
+  });
+
+  it('a fallback runs when its command fails and its path is missing, never when the path exists', async () => {
+    const ran = join(dir, 'fallback-ran');
+    const step = (unlessExists: string) => ({
+      argv: ['false'],
+      fallback: { argv: ['touch', ran], unlessExists },
+    });
+    await hostPlan([[step(join(dir, 'missing'))]]);
+    assert.ok(existsSync(ran));
+    rmSync(ran);
+    await assert.rejects(hostPlan([[step(dir)]]), /failed: false/);
+    assert.ok(!existsSync(ran));
+    // A command that succeeds needs no fallback.
+    await hostPlan([[{ argv: ['true'], fallback: { argv: ['touch', ran], unlessExists: join(dir, 'no') } }]]);
+    assert.ok(!existsSync(ran));
+  });
+
+  it('a failing step names itself and stops its lane; a failed write too', async () => {
+    const after = join(dir, 'after');
+    await assert.rejects(
+      hostPlan([
+        [
+          ['sh', '-c', 'echo boom >&2; exit 3'],
+          ['touch', after],
+        ],
+      ]),
+      /failed: sh -c echo boom >&2; exit 3/,
+    );
+    assert.ok(!existsSync(after));
+    await assert.rejects(
+      hostPlan([[{ write: '1', to: join(dir, 'no', 'such', 'dir') }]]),
+      /failed: write .*no\/such\/dir/,
+    );
+  });
+});
