@@ -11,9 +11,11 @@ import { S } from './state.mjs';
  */
 export const load = hostLoad(S);
 
-/** The agent's pid on the host: the node process running agent.mjs in the machine's cgroup. */
+/** The agent's pid on the host: the node process running the agent's bundle in the machine's cgroup. */
 export const agentPid = (id) =>
-  machinePids(id).find((pid) => /node\b.*agent\.mjs/.test(cmdline(pid)) && !cmdline(pid).includes('/init'));
+  machinePids(id).find(
+    (pid) => /node\b.*agent\.[cm]js/.test(cmdline(pid)) && !cmdline(pid).includes('/init'),
+  );
 
 /** CPU time of every party (ms) at one moment: the bench (the client), the server, the agent. */
 export const cpuNow = (machineId, agent) =>

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { CODE_PATHS, CodedError, isErrorCode } from '@nullspace/protocol';
+import { CODE_PATHS, CodedError, isErrorCode } from '@nullspace/protocol/core';
 import { log } from './log.js';
 import { type AgentRouter, RESPONDED } from './router.js';
 

@@ -8,9 +8,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { AGENT_ROUTES, type AgentHealth, DESKTOP_DISPLAY, DESKTOP_MARKER } from '@nullspace/protocol';
+import { AGENT_ROUTES, type AgentHealth, DESKTOP_DISPLAY, DESKTOP_MARKER } from '@nullspace/protocol/core';
 import { addCodeRoutes } from './code-routes.js';
-import { addDesktopRoutes } from './desktop/routes.js';
 import { addFileRoutes } from './files/routes.js';
 import { log } from './log.js';
 import { addProcessRoutes } from './process-routes.js';
@@ -36,13 +35,20 @@ if (values.log) log.open(values.log);
 
 // In a machine with a desktop every command and terminal reaches it (a template's own env may say
 // otherwise: it is applied over this).
-if (existsSync(DESKTOP_MARKER)) process.env.DISPLAY ??= DESKTOP_DISPLAY;
+const hasDesktop = existsSync(DESKTOP_MARKER);
+if (hasDesktop) process.env.DISPLAY ??= DESKTOP_DISPLAY;
 
 const router = new AgentRouter();
 addProcessRoutes(router, new ProcessTable(defaultCwd));
 const files = addFileRoutes(router);
 addCodeRoutes(router);
-addDesktopRoutes(router);
+// The desktop's module (X tools, PNG encoding, the viewer's WebSocket bridge) loads with the agent
+// only where there is a desktop, which starts at boot; elsewhere on the first desktop request.
+const loadDesktop = async (): Promise<void> => {
+  const { addDesktopRoutes } = await import('./desktop/routes.js');
+  addDesktopRoutes(router);
+};
+if (!hasDesktop) router.defer(AGENT_ROUTES.desktop, loadDesktop);
 router.add('GET', AGENT_ROUTES.health, async ({ req }): Promise<AgentHealth> => {
   // A health check on a closing connection is the server's drain before a checkpoint (see
   // AgentClient.drain): CRIU cannot dump inotify handles, so file watches let go of theirs until
@@ -59,6 +65,7 @@ server.requestTimeout = 0;
 server.headersTimeout = 60_000;
 
 async function start(): Promise<void> {
+  if (hasDesktop) await loadDesktop();
   // The machine's default working directory, if the template does not have it.
   await mkdir(defaultCwd, { recursive: true });
   rmSync(socketPath, { force: true });

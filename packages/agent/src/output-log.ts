@@ -1,4 +1,4 @@
-import type { FRAME } from '@nullspace/protocol';
+import type { FRAME } from '@nullspace/protocol/core';
 
 export type OutKind = typeof FRAME.stdout | typeof FRAME.stderr;
 

@@ -13,7 +13,7 @@ import {
   encodeFrame,
   encodeMessage,
   parseProcessSelector,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import type { WebSocket } from 'ws';
 import type { OutChunk } from './output-log.js';
 import type { Proc, ProcessTable, Subscriber } from './processes.js';

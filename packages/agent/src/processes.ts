@@ -14,7 +14,7 @@ import {
   type ProcessSelector,
   type RunCommandResult,
   type StreamEvent,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { type OutChunk, type OutKind, OutputLog } from './output-log.js';
 import { type Terminal, openTerminal } from './pty.js';
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CodedError, STREAM_KEEPALIVE_MS } from '@nullspace/protocol';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { CodedError, STREAM_KEEPALIVE_MS } from '@nullspace/protocol/core';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { log } from './log.js';
 
 /** One request to the agent. The server validated it at the API edge; the agent trusts its caller. */
@@ -23,6 +23,13 @@ export const RESPONDED = Symbol('responded');
 export type WsHandler = (ws: WebSocket, url: URL, params: Record<string, string>) => void;
 /** Checks a WebSocket request before the upgrade: a thrown CodedError is answered as HTTP. */
 export type WsCheck = (url: URL, params: Record<string, string>) => void;
+
+/** Routes a module registers on the first request under its prefix (see AgentRouter.defer). */
+interface Deferred {
+  prefix: string;
+  load: () => Promise<void>;
+  loading?: Promise<void>;
+}
 
 interface Route<H> {
   method: string;
@@ -74,14 +81,20 @@ export function sendError(res: ServerResponse, err: unknown, route: string): voi
 export class AgentRouter {
   private readonly routes: Route<AgentHandler>[] = [];
   private readonly wsRoutes: Route<WsHandler>[] = [];
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  /**
+   * ws is loaded at the first WebSocket, not at the agent's start: it and the modules it requires
+   * (https, tls, crypto, zlib) took ~14 ms of every machine's create, which waits for the agent.
+   */
+  private wss: WebSocketServer | undefined;
+  private wssLoading: Promise<WebSocketServer> | undefined;
   private readonly alive = new WeakMap<WebSocket, boolean>();
+  private readonly deferred: Deferred[] = [];
 
   constructor() {
     // Every WebSocket is pinged; one that did not answer since the last ping is gone (its server
     // went away without a FIN) and is ended, which ends whatever it was attached to.
     setInterval(() => {
-      for (const ws of this.wss.clients) {
+      for (const ws of this.wss?.clients ?? []) {
         if (this.alive.get(ws) === false) {
           ws.terminate();
           continue;
@@ -94,6 +107,15 @@ export class AgentRouter {
 
   add(method: string, path: string, handler: AgentHandler): this {
     this.routes.push({ method, ...compile(path), handler });
+    return this;
+  }
+
+  /**
+   * Routes under `prefix` that `load` registers (with `add`) on the first request there: a module
+   * most machines never use (the desktop) is not loaded while the machine starts.
+   */
+  defer(prefix: string, load: () => Promise<void>): this {
+    this.deferred.push({ prefix, load });
     return this;
   }
 
@@ -114,6 +136,29 @@ export class AgentRouter {
       }
     }
     if (!found) {
+      const later = this.deferred.find(
+        (d) => url.pathname === d.prefix || url.pathname.startsWith(`${d.prefix}/`),
+      );
+      if (later) {
+        // Registered by then; the body is unread (the request stays paused) until a handler reads it.
+        later.loading ??= later.load().then(
+          () => {
+            this.deferred.splice(this.deferred.indexOf(later), 1);
+          },
+          (err: unknown) => {
+            later.loading = undefined; // the next request tries again
+            throw err;
+          },
+        );
+        later.loading.then(
+          () => this.handle(req, res),
+          (err: unknown) => {
+            req.resume();
+            sendError(res, err, route);
+          },
+        );
+        return;
+      }
       req.resume();
       sendJson(res, 404, { error: { code: 'not_found', message: `agent has no route ${route}` } });
       return;
@@ -141,6 +186,32 @@ export class AgentRouter {
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.wss) {
+      this.upgradeWith(this.wss, req, socket, head);
+      return;
+    }
+    // Until ws is loaded nothing reads the socket (an upgraded socket has no data listener), so
+    // nothing the client sent is lost; a socket closed meanwhile is refused by handleUpgrade.
+    this.wssLoading ??= import('ws').then(
+      ({ WebSocketServer }) => new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 }),
+      (err: unknown) => {
+        this.wssLoading = undefined; // the next upgrade tries again
+        throw err;
+      },
+    );
+    this.wssLoading.then(
+      (wss) => {
+        this.wss = wss;
+        this.upgradeWith(wss, req, socket, head);
+      },
+      (err: unknown) => {
+        log.write('error', 'could not load ws', { error: String(err) });
+        socket.destroy();
+      },
+    );
+  }
+
+  private upgradeWith(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://agent');
     for (const r of this.wsRoutes) {
       const m = r.pattern.exec(url.pathname);
@@ -158,7 +229,7 @@ export class AgentRouter {
         return;
       }
       // The upgrade completes synchronously: the handler sees what `check` just accepted.
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
         this.alive.set(ws, true);
         ws.on('pong', () => this.alive.set(ws, true));
         r.handler(ws, url, params);

@@ -10,6 +10,8 @@ export const AGENT_PATHS = {
   socketName: 'agent.sock',
   /** Read-only directory inside the machine with the agent's code and its Node.js runtime. */
   homeDir: '/.nullspace/agent',
+  /** The agent's bundle in `homeDir` (scripts/bundle-agent.mjs builds it; CommonJS starts sooner). */
+  scriptName: 'agent.cjs',
   nodeBinary: '/.nullspace/bin/node',
   initBinary: '/.nullspace/bin/init',
 } as const;

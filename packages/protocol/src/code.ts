@@ -26,13 +26,7 @@ export const CODE_CONTEXT_ID = /^(ctx_[0-9a-f]{16}|default-(python|javascript|ba
 export const CODE_EXECUTION_ID = /^cex_[0-9a-f]{16}$/;
 export const CODE_ARTIFACT_ID = /^art_[0-9a-f]{20}$/;
 
-/** Where the bridge lives in a machine of the `code-interpreter` template, and its socket. */
-export const CODE_PATHS = {
-  bridge: '/opt/nullspace/code/bridge.py',
-  socket: '/var/lib/nullspace-code/bridge.sock',
-  log: '/var/lib/nullspace-code/bridge.log',
-  artifacts: '/workspace/artifacts',
-} as const;
+export * from './code-core.js';
 
 const LANGUAGE = StringEnum(CODE_LANGUAGES, {
   default: 'python',

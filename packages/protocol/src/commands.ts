@@ -1,3 +1,4 @@
+import { COMMAND_LIMITS, TAG } from './commands-core.js';
 import { invalidArgument } from './errors.js';
 import { EnvsSchema } from './machine.js';
 import { check, queryValues } from './schema/check.js';
@@ -5,25 +6,7 @@ import { DateTime, Nullable, Pattern, type Static, Strict, StringEnum, Type, nam
 import { STREAM_CONTENT_TYPE, type StreamControl } from './stream.js';
 import { ABSOLUTE_PATH, expectObject, rejectUnknownKeys } from './validate.js';
 
-export const COMMAND_LIMITS = {
-  timeout_ms: { min: 1, max: 24 * 3600 * 1000, default: 60_000 },
-  /** Bytes of stdout (and separately stderr) a foreground run keeps; the rest is dropped and flagged. */
-  maxOutputBytes: 16 * 1024 * 1024,
-  maxStdinBytes: 16 * 1024 * 1024,
-  /** Output bytes (stdout and stderr together) the agent keeps per process for logs and re-attach. */
-  retainedOutputBytes: 4 * 1024 * 1024,
-  /** Finished processes the agent still lists (oldest forgotten first); running ones are all kept. */
-  finishedKept: 256,
-  /** Output bytes all finished processes together keep; the oldest lose theirs first. */
-  finishedOutputBudget: 32 * 1024 * 1024,
-  /** Output bytes all running processes together keep (each at most retainedOutputBytes, at least the minimum). */
-  runningOutputBudget: 64 * 1024 * 1024,
-  minRetainedOutputBytes: 256 * 1024,
-  maxLogsBytes: 4 * 1024 * 1024,
-} as const;
-
-/** A tag names a background process so another client can find it: letters first, then [A-Za-z0-9_.-]. */
-export const TAG = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export * from './commands-core.js';
 
 /** Signals a client may send. Names as in `kill -l`, with the SIG prefix. */
 export const SIGNALS = [
@@ -248,22 +231,6 @@ export function parseRunCommand(body: unknown): RunCommandRequest {
   if (b.cwd !== undefined) req.cwd = b.cwd;
   if (b.stdin !== undefined) req.stdin = b.stdin;
   return req;
-}
-
-/** A process named in a path: a pid (digits) or a tag. */
-export type ProcessSelector = { pid: number } | { tag: string };
-
-export function parseProcessSelector(raw: string): ProcessSelector {
-  if (/^[0-9]{1,9}$/.test(raw)) {
-    const pid = Number(raw);
-    if (pid >= 1) return { pid };
-  }
-  if (TAG.test(raw)) return { tag: raw };
-  throw invalidArgument('pid', `"${raw.slice(0, 80)}" is neither a pid nor a tag`);
-}
-
-export function selectorText(sel: ProcessSelector): string {
-  return 'pid' in sel ? String(sel.pid) : sel.tag;
 }
 
 /** `SIGTERM`, `TERM` or `term` → `SIGTERM`; anything else is refused. */

@@ -54,7 +54,7 @@ export interface RuncDriverOptions {
   machinesDir: string;
   /** runc's own state directory, e.g. `<data dir>/runc`. */
   runcRoot: string;
-  /** Host directory with the bundled agent (`agent.mjs`). */
+  /** Host directory with the bundled agent (`agent.cjs`, AGENT_PATHS.scriptName). */
   agentHomeDir: string;
   /** Node.js binary the agent runs on (the server's own by default). */
   nodeBinary?: string;
@@ -158,7 +158,7 @@ export class RuncDriver implements MachineDriver {
         throw new CodedError('internal', `${tool} is not installed; run scripts/setup.sh`);
       });
     }
-    for (const f of [this.initBinary, this.nodeBinary, join(this.o.agentHomeDir, 'agent.mjs')]) {
+    for (const f of [this.initBinary, this.nodeBinary, join(this.o.agentHomeDir, AGENT_PATHS.scriptName)]) {
       await access(f, constants.R_OK).catch(() => {
         throw new CodedError('internal', `${f} is missing; run scripts/setup.sh (and npm run build)`);
       });
@@ -634,7 +634,7 @@ export class RuncDriver implements MachineDriver {
       agentArgs: [
         // A small young generation keeps the idle agent's memory down; it handles little data.
         '--max-semi-space-size=1',
-        `${AGENT_PATHS.homeDir}/agent.mjs`,
+        `${AGENT_PATHS.homeDir}/${AGENT_PATHS.scriptName}`,
         '--socket',
         `${AGENT_PATHS.runDir}/${AGENT_PATHS.socketName}`,
         '--log',

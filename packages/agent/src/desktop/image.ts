@@ -4,7 +4,7 @@
  * or a region of it.
  */
 import { crc32, deflateSync } from 'node:zlib';
-import { CodedError, type Region } from '@nullspace/protocol';
+import { CodedError, type Region } from '@nullspace/protocol/core';
 
 /** Buffers reused by every screenshot (see Scratch in x-tools.ts): the pixels, and PNG's rows. */
 const reuse = { rgb: Buffer.alloc(0), raw: Buffer.alloc(0) };

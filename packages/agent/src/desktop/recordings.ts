@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { CodedError, type RecordingInfo } from '@nullspace/protocol';
+import { CodedError, type RecordingInfo } from '@nullspace/protocol/core';
 import { log } from '../log.js';
 import { DESKTOP_STATE_DIR, type DesktopSession, startProgram } from './session.js';
 

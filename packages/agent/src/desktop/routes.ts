@@ -14,7 +14,7 @@ import {
   type ScrollRequest,
   type WindowInfo,
   type WriteRequest,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { log } from '../log.js';
 import { type AgentRouter, RESPONDED } from '../router.js';
 import { crop, encodePng, readXwd } from './image.js';

@@ -7,7 +7,7 @@ import {
   DESKTOP_LIMITS,
   DESKTOP_MARKER,
   desktopUnavailable,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { log } from '../log.js';
 import { desktopEnv, runTool } from './x-tools.js';
 import { xvfbArgs } from './xvfb-args.js';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CodedError, DESKTOP_PORTS, DESKTOP_VIEWER_PAGE, type StreamStatus } from '@nullspace/protocol';
+import { CodedError, DESKTOP_PORTS, DESKTOP_VIEWER_PAGE, type StreamStatus } from '@nullspace/protocol/core';
 import { WebSocketServer } from 'ws';
 import { log } from '../log.js';
 import { type DesktopSession, startProgram } from './session.js';

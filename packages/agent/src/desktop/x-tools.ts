@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { CodedError, DESKTOP_DISPLAY } from '@nullspace/protocol';
+import { CodedError, DESKTOP_DISPLAY } from '@nullspace/protocol/core';
 
 /** The environment of every X tool and desktop program the agent starts. */
 export function desktopEnv(): Record<string, string> {

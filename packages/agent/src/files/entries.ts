@@ -7,7 +7,7 @@ import {
   type FileEntry,
   type FileType,
   type ListFilesResponse,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { fsError } from './fs-errors.js';
 
 export function typeOf(st: Stats): FileType {

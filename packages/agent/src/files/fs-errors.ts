@@ -1,4 +1,4 @@
-import { CodedError } from '@nullspace/protocol';
+import { CodedError } from '@nullspace/protocol/core';
 
 /**
  * Turns a failed file system call into the API's error: the errno decides the code, the message

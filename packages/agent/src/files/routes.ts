@@ -13,7 +13,7 @@ import {
   type SearchRequest,
   type WatchEvent,
   type WatchRequest,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import type { WebSocket } from 'ws';
 import { type AgentRouter, RESPONDED } from '../router.js';
 import { listEntries, statEntry, typeOf } from './entries.js';

@@ -7,7 +7,7 @@ import {
   type SearchMatch,
   type SearchRequest,
   type SearchResponse,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { fsError } from './fs-errors.js';
 import { atomicWrite } from './transfer.js';
 import { type WalkedFile, expression, readText, walkSelection } from './walk.js';

@@ -13,7 +13,7 @@ import {
 } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CodedError, type FileEntry } from '@nullspace/protocol';
+import { CodedError, type FileEntry } from '@nullspace/protocol/core';
 import { statEntry } from './entries.js';
 import { fsError } from './fs-errors.js';
 

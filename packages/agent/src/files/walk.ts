@@ -1,8 +1,7 @@
 import type { Dirent, Stats } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, relative } from 'node:path';
-import { FILE_LIMITS, type FileSelection } from '@nullspace/protocol';
-import picomatch from 'picomatch';
+import { FILE_LIMITS, type FileSelection } from '@nullspace/protocol/core';
 import { childPath } from './entries.js';
 import { fsError } from './fs-errors.js';
 import { TEMP_NAME } from './transfer.js';
@@ -23,8 +22,10 @@ export interface WalkedFile {
  * Globs as the API documents them: relative to the walk's root, dot files included, and a glob
  * without `/` matches the file name at any depth (`*.ts`, `node_modules`).
  */
-function matcher(globs: readonly string[]): ((rel: string) => boolean) | undefined {
+async function matcher(globs: readonly string[]): Promise<((rel: string) => boolean) | undefined> {
   if (globs.length === 0) return undefined;
+  // Loaded on the first glob, not at the agent's start (which every machine's create waits for).
+  const { default: picomatch } = await import('picomatch');
   // picomatch's own `basename` option applies to every glob, also those with a `/`: split them.
   const nested = globs.filter((g) => g.includes('/'));
   const names = globs.filter((g) => !g.includes('/'));
@@ -50,8 +51,8 @@ export async function* walkSelection(sel: FileSelection): AsyncGenerator<WalkedF
     return;
   }
   if (!root.isDirectory()) return;
-  const include = matcher(sel.include);
-  const exclude = matcher(sel.exclude);
+  const include = await matcher(sel.include);
+  const exclude = await matcher(sel.exclude);
   const stack: string[] = [sel.path];
   while (stack.length > 0) {
     const dir = stack.pop() as string;

@@ -9,7 +9,7 @@ import {
   type WatchEventType,
   type WatchEventsPage,
   type WatchInfo,
-} from '@nullspace/protocol';
+} from '@nullspace/protocol/core';
 import { log } from '../log.js';
 import { childPath } from './entries.js';
 import { fsError } from './fs-errors.js';

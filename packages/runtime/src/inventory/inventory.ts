@@ -481,7 +481,11 @@ function volumeResources(volumesDir: string, view: HostView): HostResource[] {
   ];
 }
 
-const AGENT_SCRIPT = `${AGENT_PATHS.homeDir}/agent.mjs`;
+/**
+ * An agent's command line names a script in the agent's home, a path only machines have; any
+ * script there (machines restored from an older image run the bundle of its day, `agent.mjs`).
+ */
+const AGENT_HOME = `${AGENT_PATHS.homeDir}/`;
 
 /** The volume image's mount point and file: `…/volumes/vol_…/mnt`, `…/volumes/vol_…/volume.img`. */
 const VOLUME_PATH = /\/(vol_[a-z2-7]{20})\/(mnt|volume\.img)$/;
@@ -500,7 +504,7 @@ async function hostStrays(view: HostView, machines: readonly MachineResources[])
     const pid = Number(entry);
     if (!(pid > 0) || inMachines.has(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(AGENT_SCRIPT)) out.push({ kind: 'process', owner: null, pid, role: 'agent' });
+    if (cmdline.includes(AGENT_HOME)) out.push({ kind: 'process', owner: null, pid, role: 'agent' });
   }
   for (const m of view.mounts) {
     const v = VOLUME_PATH.exec(m.path);

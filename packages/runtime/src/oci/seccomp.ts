@@ -52,17 +52,21 @@ const EPERM = 1;
 const ENOSYS = 38;
 
 /**
- * x86_64 hosts run 64-bit, 32-bit (x86) and x32 code; aarch64 hosts run 64-bit and 32-bit ARM.
- * A call made through an architecture that is not listed never reaches the kernel, so this list is
- * also what stops ABI-switching tricks.
+ * The ABIs a host's kernel accepts calls through: x86_64 hosts run 64-bit, 32-bit (x86) and x32
+ * code; aarch64 hosts run 64-bit and 32-bit ARM. A call made through an architecture that is not
+ * listed never reaches the kernel, so this list is also what stops ABI-switching tricks.
+ *
+ * Only the host's own ABIs are listed: an x86_64 kernel never hands seccomp an ARM call (nor the
+ * other way round), so listing the other family refuses nothing more — but runc 1.1 compiles the
+ * whole allowlist once per listed architecture in every machine's start. Five architectures made
+ * `runc run` about 1.6× as slow as three (bench/README.md, "Machine start").
  */
-const ARCHITECTURES = [
-  'SCMP_ARCH_X86_64',
-  'SCMP_ARCH_X86',
-  'SCMP_ARCH_X32',
-  'SCMP_ARCH_AARCH64',
-  'SCMP_ARCH_ARM',
-] as const;
+const HOST_ARCHITECTURES: Record<string, readonly string[]> = {
+  x64: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+  arm64: ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
+};
+/** A host of another kind gets every ABI the allowlist was written for. */
+const ALL_ARCHITECTURES = [...(HOST_ARCHITECTURES.x64 ?? []), ...(HOST_ARCHITECTURES.arm64 ?? [])];
 
 // ---------------------------------------------------------------------------------------------
 // Allowed, by purpose. Each group is emitted as one unconditional rule.
@@ -738,13 +742,13 @@ function checkLists(allowed: readonly string[]): void {
   }
 }
 
-/** The seccomp filter every machine runs under. */
-export function machineSeccompProfile(): OciSeccomp {
+/** The seccomp filter every machine runs under, on a host of `hostArch` (Node's `process.arch`). */
+export function machineSeccompProfile(hostArch: string = process.arch): OciSeccomp {
   checkLists(ALLOWED_GROUPS.flat());
   return {
     defaultAction: 'SCMP_ACT_ERRNO',
     defaultErrnoRet: EPERM,
-    architectures: [...ARCHITECTURES],
+    architectures: [...(HOST_ARCHITECTURES[hostArch] ?? ALL_ARCHITECTURES)],
     syscalls: [
       ...ALLOWED_GROUPS.map((names): OciSeccompSyscall => ({ names: [...names], action: 'SCMP_ACT_ALLOW' })),
       ...argumentRules(),

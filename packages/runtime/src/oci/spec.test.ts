@@ -25,7 +25,7 @@ const options: MachineOciOptions = {
     homeDir: '/.nullspace/agent',
     runDir: '/.nullspace/run',
   },
-  agentArgs: ['/.nullspace/agent/agent.mjs'],
+  agentArgs: ['/.nullspace/agent/agent.cjs'],
   nofileLimit: 65536,
   criuConfig: '/host/criu.conf',
 };

@@ -4,6 +4,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { agentBundleDir } from '@nullspace/agent';
 import {
+  AGENT_PATHS,
   type MachineInfo,
   type SnapshotInfo,
   type TemplateBuildEvent,
@@ -118,7 +119,7 @@ function readDeclaration(dir: string, name: string, baseRecipe: string): Declara
   // the template out of date (machines restored from it would run the old agent).
   const agent = spec.snapshot
     ? createHash('sha256')
-        .update(readFileSync(join(agentBundleDir(), 'agent.mjs')))
+        .update(readFileSync(join(agentBundleDir(), AGENT_PATHS.scriptName)))
         .digest('hex')
     : null;
   const recipe = createHash('sha256')
