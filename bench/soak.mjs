@@ -7,27 +7,30 @@
  * and the drift of host memory and of the server's own memory over the run.
  * Run as root from the repository root: `node bench/soak.mjs [options]`. See bench/README.md.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CGROUP_V2,
+  MACHINE_TIMEOUT_S,
   MiB,
-  TEMPLATE,
   USAGE_ENVIRONMENT,
   apiRequest,
   checkInterrupted,
   cleanUpRun,
+  createMachineViaApi,
   fmt,
+  killMachineViaApi,
   makeRunDir,
   meminfo,
   printHost,
   printRun,
   printTable,
   progress,
+  rssBytes,
   runBench,
   runState,
   startServerProcess,
+  stats,
   stopServerAndMachines,
   templateHas,
   toolVersion,
@@ -43,43 +46,31 @@ const USAGE = `usage: node bench/soak.mjs [--minutes N] [--workers N] [--burst N
 
 ${USAGE_ENVIRONMENT}`;
 
-/** Issue 20's bar: every create of the burst succeeds, and the soak has no error at all. */
+/** In the server's command line, so the leak check finds only this run's processes. */
 const MARK = `nsbench-soak-${process.pid}`;
 
 const S = runState();
 
-/** p-th percentile (nearest rank) of `xs`. */
-function pct(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] : undefined;
-}
-
 /** The server process's resident memory, bytes (0 once it is gone). */
-function serverRss() {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${S.server.child.pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+const serverRss = () => rssBytes(S.server.child.pid);
 
 const hostUsed = () => {
   const m = meminfo();
   return m.total - m.available;
 };
 
-async function create(body = {}) {
-  const from = body.snapshot_id === undefined ? { template: TEMPLATE } : {};
-  const info = await apiRequest(S.server, 'POST', '/v1/machines', { ...from, timeout: 3600, ...body });
+/** A machine from reusable snapshot `snapshotId` (no template: the snapshot is its source). */
+async function createFromSnapshot(snapshotId) {
+  const info = await apiRequest(S.server, 'POST', '/v1/machines', {
+    snapshot_id: snapshotId,
+    timeout: MACHINE_TIMEOUT_S,
+  });
   trackMachine(S, info.id);
   return info;
 }
 
-async function kill(id) {
-  await apiRequest(S.server, 'DELETE', `/v1/machines/${id}`);
-  S.live.delete(id);
-}
+const create = () => createMachineViaApi(S);
+const kill = (id) => killMachineViaApi(S, id);
 
 async function run(id, text) {
   const r = await apiRequest(S.server, 'POST', `/v1/machines/${id}/commands`, { cmd: 'echo', args: [text] });
@@ -148,7 +139,7 @@ async function worker(R, n, until) {
         apiRequest(S.server, 'POST', `/v1/machines/${m.id}/snapshots`),
       );
       if (snap) {
-        const copy = await op(R, 'create from snapshot', () => create({ snapshot_id: snap.id }));
+        const copy = await op(R, 'create from snapshot', () => createFromSnapshot(snap.id));
         if (copy) {
           const got = await op(R, 'file read', () => readFileOf(copy.id, '/workspace/soak.txt'));
           if (wrote !== undefined && got !== undefined && got !== mark)
@@ -263,6 +254,7 @@ async function bench(opts, templatesDir) {
 
 function report({ B, R, soakS, before, afterAll }) {
   if (B.n > 0) {
+    const created = stats(B.createMs);
     console.log(`\nBurst: ${B.n} concurrent creates`);
     printTable(
       ['figure', 'value', 'bar', 'result'],
@@ -271,7 +263,7 @@ function report({ B, R, soakS, before, afterAll }) {
         ['until every create answered (s)', fmt(B.allMs / 1000, 2), '', ''],
         [
           'create p50 / p95 / max (ms)',
-          `${fmt(pct(B.createMs, 0.5), 0)} / ${fmt(pct(B.createMs, 0.95), 0)} / ${fmt(pct(B.createMs, 1), 0)}`,
+          `${fmt(created.p50, 0)} / ${fmt(created.p95, 0)} / ${fmt(created.max, 0)}`,
           '',
           '',
         ],
@@ -300,11 +292,10 @@ function report({ B, R, soakS, before, afterAll }) {
     console.log('');
     printTable(
       ['operation (ms)', 'n', 'p50', 'p95', 'p99', 'max'],
-      Object.entries(R.ms).map(([name, xs]) => [
-        name,
-        xs.length,
-        ...[0.5, 0.95, 0.99, 1].map((p) => fmt(pct(xs, p), 0)),
-      ]),
+      Object.entries(R.ms).map(([name, xs]) => {
+        const st = stats(xs);
+        return [name, st.n, ...[st.p50, st.p95, st.p99, st.max].map((x) => fmt(x, 0))];
+      }),
       'lrrrrr',
     );
     for (const e of R.errors.slice(0, 20)) console.log(`  error: ${e}`);

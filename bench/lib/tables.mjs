@@ -4,13 +4,13 @@
  */
 import { MB } from './common.mjs';
 
-/** Nearest-rank percentiles, min, max and mean; `{ n: 0 }` for no values. */
+/** Nearest-rank percentiles (p50, p95, p99), min, max and mean; `{ n: 0 }` for no values. */
 export function stats(xs) {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return { n: 0 };
   const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
   const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  return { n: s.length, p50: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1], mean };
+  return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), min: s[0], max: s[s.length - 1], mean };
 }
 
 /** A number with `digits` decimals; `-` for none. */
