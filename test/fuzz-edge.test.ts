@@ -62,6 +62,8 @@ const servedInside = (s: RouteSpec) => AGENT_CODES.every((c) => s.errors.include
 /** Valid requests of these create or change resources of the server: budgeted, victim only. */
 const budgeted = (s: RouteSpec) =>
   s.method !== 'GET' && (!servedInside(s) || s.status === 201 || s.status === 202);
+/** Routes that answer `unauthenticated` without the API key: a tenant's or the operator's. */
+const needsKey = (s: RouteSpec) => (s.auth ?? 'key') === 'key' || s.auth === 'operator';
 /** Codes the edge itself answers on any route. */
 const EDGE_CODES: readonly ErrorCode[] = ['invalid_argument', 'not_found', 'method_not_allowed'];
 
@@ -218,7 +220,7 @@ describeWithServer(
         const headers: Record<string, string> = {};
         if (a === 'key') headers.authorization = `Bearer ${ctx.server.apiKey}`;
         else if (a === 'wrong') headers.authorization = 'Bearer not-the-key';
-        if ((s.auth ?? 'key') === 'key' && a !== 'key') {
+        if (needsKey(s) && a !== 'key') {
           bad = true;
           why.push(`auth ${a}`);
         }
@@ -260,7 +262,7 @@ describeWithServer(
       const declared: readonly string[] = [
         ...s.errors,
         ...EDGE_CODES,
-        ...((s.auth ?? 'key') === 'key' ? ['unauthenticated' as const] : []),
+        ...(needsKey(s) ? ['unauthenticated' as const] : []),
       ];
       const problems: [string, string][] = [];
       if (!a.headers['x-request-id']) problems.push(['no x-request-id', 'no x-request-id']);
