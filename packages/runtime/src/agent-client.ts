@@ -21,10 +21,17 @@ const O_PATH = 0o10000000;
  * symlink where the socket should be, pointing at any socket on the host (another machine's agent,
  * a host daemon). So the path is never connected to directly: it is opened once with O_NOFOLLOW,
  * checked to be a socket, and every connection goes through that pinned inode (/proc/self/fd/N).
+ *
+ * A connection is made through that path by number, possibly later than the path was handed out
+ * (a request queued in the pool, a lease's request, a WebSocket): were the fd closed meanwhile,
+ * its number could already name another file — another machine's agent socket among them. So
+ * whoever connects holds the pin ({@link hold}) until its request is over, and the fd is closed
+ * only when the pin is dropped ({@link close}, or a refused connect) and nobody holds it any more.
  */
 export class AgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  private pinnedFd: number | undefined;
+  /** The pin new connections go through; dropped pins linger in `holders` until released. */
+  private pin: Pin | undefined;
 
   constructor(readonly socketPath: string) {}
 
@@ -56,15 +63,27 @@ export class AgentClient {
 
   /**
    * A path to connect to the agent through (the pinned socket inode), for callers that speak to
-   * it directly: streamed requests and WebSockets.
+   * it directly (streamed requests, WebSockets), valid until `release` (call it once the request
+   * or socket is over; a second call does nothing).
    */
-  connectPath(): string {
-    return this.pinnedPath();
+  hold(): { path: string; release: () => void } {
+    const pin = this.currentPin();
+    pin.holders++;
+    let released = false;
+    return {
+      path: `/proc/self/fd/${pin.fd}`,
+      release: () => {
+        if (released) return;
+        released = true;
+        pin.holders--;
+        closeIfUnused(pin);
+      },
+    };
   }
 
   /**
    * The keep-alive connection pool of this machine's agent, for requests made directly with
-   * {@link connectPath}. A connection the agent keeps open after answering is also what makes a
+   * {@link hold}. A connection the agent keeps open after answering is also what makes a
    * piped request body safe: with `Connection: close` the agent may close right after answering,
    * before the writer has ended its side, and the writer sees EPIPE.
    */
@@ -72,13 +91,14 @@ export class AgentClient {
     return this.httpAgent;
   }
 
+  /** Ends the pooled connections and drops the pin (its fd closes once nobody holds it). */
   close(): void {
     this.httpAgent.destroy();
     this.unpin();
   }
 
-  private pinnedPath(): string {
-    if (this.pinnedFd === undefined) {
+  private currentPin(): Pin {
+    if (this.pin === undefined) {
       let fd: number;
       try {
         fd = openSync(this.socketPath, O_PATH | constants.O_NOFOLLOW);
@@ -92,15 +112,19 @@ export class AgentClient {
         closeSync(fd);
         throw new CodedError('unavailable', 'machine agent is not reachable: its socket was replaced');
       }
-      this.pinnedFd = fd;
+      this.pin = { fd, holders: 0, dropped: false };
     }
-    return `/proc/self/fd/${this.pinnedFd}`;
+    return this.pin;
   }
 
-  /** Forgets the pinned socket, so the next call opens the path again (the agent may have restarted). */
+  /** Drops the pin, so the next call opens the path again (the agent may have restarted). */
   private unpin(): void {
-    if (this.pinnedFd !== undefined) closeSync(this.pinnedFd);
-    this.pinnedFd = undefined;
+    const pin = this.pin;
+    this.pin = undefined;
+    if (pin) {
+      pin.dropped = true;
+      closeIfUnused(pin);
+    }
   }
 
   private call<T>(
@@ -111,16 +135,17 @@ export class AgentClient {
     extraHeaders: Record<string, string> = {},
   ): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    let socketPath: string;
+    let held: { path: string; release: () => void };
     try {
-      socketPath = this.pinnedPath();
+      held = this.hold();
     } catch (err) {
       return Promise.reject(err);
     }
+    const pin = this.pin;
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
         {
-          socketPath,
+          socketPath: held.path,
           path,
           method,
           agent: this.httpAgent,
@@ -167,11 +192,14 @@ export class AgentClient {
           });
         },
       );
+      // Over (answered, failed or destroyed): its connection no longer needs the pinned fd.
+      req.on('close', held.release);
       req.on('timeout', () =>
         req.destroy(new CodedError('timeout', `machine agent did not answer within ${timeoutMs} ms`)),
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') this.unpin();
+        // Refused: the agent may have restarted on a new socket; a newer pin is left alone.
+        if ((err.code === 'ECONNREFUSED' || err.code === 'ENOENT') && this.pin === pin) this.unpin();
         if (err instanceof CodedError) reject(err);
         else
           reject(
@@ -185,5 +213,20 @@ export class AgentClient {
       });
       req.end(payload);
     });
+  }
+}
+
+/** A pinned socket inode (see {@link AgentClient}): its fd, and who may still connect through it. */
+interface Pin {
+  fd: number;
+  holders: number;
+  /** No longer handed out: closed as soon as nobody holds it. */
+  dropped: boolean;
+}
+
+function closeIfUnused(pin: Pin): void {
+  if (pin.dropped && pin.holders === 0 && pin.fd >= 0) {
+    closeSync(pin.fd);
+    pin.fd = -1;
   }
 }
