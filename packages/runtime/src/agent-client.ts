@@ -1,5 +1,6 @@
 import { constants, closeSync, fstatSync, openSync } from 'node:fs';
 import http from 'node:http';
+import { connect } from 'node:net';
 import {
   AGENT_ROUTES,
   type AgentHealth,
@@ -40,14 +41,22 @@ export class AgentClient {
   }
 
   /**
-   * A health check on a connection the agent itself closes after answering. Before a checkpoint:
-   * once it answers, the agent has also handled the closing of every earlier connection (events
-   * are handled in order), so it holds no socket connected to the host — but for this one, which
-   * it closes a moment after answering: a machine frozen within that moment cannot be checkpointed
-   * (CRIU: "Unix socket … not found").
+   * Before a checkpoint: a health check on a connection the agent closes after answering, which it
+   * answers once every other connection to it is closed (the caller ended its side of them
+   * first). A socket the agent still holds at the freeze has its peer outside the machine, and
+   * CRIU cannot dump it ("Unix socket … not found") — this one included: the agent closes it a
+   * moment after answering. So this resolves only once the agent's end is really gone, not just
+   * ended: the agent's `shutdown` (the end of its answer) still lets this side write; its close
+   * does not (the kernel answers EPIPE, or ECONNRESET if a byte was left unread). This side
+   * writes a probe byte every millisecond after the answer until one fails.
    */
   async drain(timeoutMs = 5000): Promise<void> {
-    await this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs, { connection: 'close' });
+    const held = this.hold();
+    try {
+      await drainOver(held.path, timeoutMs);
+    } finally {
+      held.release();
+    }
   }
 
   /** A foreground command, answered when it ends (for tests and the runtime's own checks). */
@@ -229,4 +238,71 @@ function closeIfUnused(pin: Pin): void {
     closeSync(pin.fd);
     pin.fd = -1;
   }
+}
+
+/** See {@link AgentClient.drain}. */
+function drainOver(path: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    // allowHalfOpen: after the agent's end this side stays open, to probe with writes.
+    const socket = connect({ path, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let answered = false;
+    let probe: NodeJS.Timeout | undefined;
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      clearTimeout(probe);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () =>
+        settle(
+          new CodedError(
+            'timeout',
+            answered
+              ? `machine agent did not close its connection within ${timeoutMs} ms`
+              : `machine agent did not answer within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // After the answer, the error a probe meets is the proof that the agent's end is closed.
+      if (answered && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) settle();
+      else
+        settle(
+          new CodedError(
+            'unavailable',
+            `machine agent is not reachable: ${err.code ?? err.message}`,
+            undefined,
+            {
+              cause: err,
+            },
+          ),
+        );
+    });
+    socket.on('end', () => {
+      const head = Buffer.concat(chunks).toString('latin1');
+      if (!/^HTTP\/1\.1 200 /.test(head)) {
+        settle(
+          new CodedError(
+            'unavailable',
+            `machine agent answered the drain with ${JSON.stringify(head.slice(0, 40))}`,
+          ),
+        );
+        return;
+      }
+      answered = true;
+      const write = () => {
+        // A byte the agent may read (then it fails to parse it and closes at once) or may not.
+        socket.write('\n', (err) => {
+          if (!err) probe = setTimeout(write, 1);
+        });
+      };
+      write();
+    });
+    socket.write(`GET ${AGENT_ROUTES.health} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n`);
+  });
 }

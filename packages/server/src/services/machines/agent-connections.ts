@@ -124,7 +124,7 @@ export class AgentConnections {
     }
     this.quiescing.add(id);
     try {
-      await this.disconnect(id);
+      await this.disconnect(id, { thawPaused: true });
       return await fn();
     } finally {
       this.quiescing.delete(id);
@@ -135,12 +135,17 @@ export class AgentConnections {
 
   /**
    * Before a checkpoint: closes every connection to the agent and waits until the agent has closed
-   * its side too (a socket connected to the host cannot be checkpointed). A paused machine's agent
-   * cannot answer; its connections are only closed on this side.
+   * its side too (a socket connected to the host cannot be checkpointed; see AgentClient.drain).
+   * A paused machine's agent cannot close anything: with `thawPaused` (a snapshot or fork, which
+   * leave the machine as they found it) it is thawed for the drain and frozen again after, as
+   * hibernate thaws it before calling this; without, its connections are only closed on this side.
    */
-  async disconnect(id: string): Promise<void> {
+  async disconnect(id: string, o: { thawPaused?: boolean } = {}): Promise<void> {
     this.drop(id);
-    if ((await this.driver.inspect(id)) !== 'running') return;
+    const state = await this.driver.inspect(id);
+    const thaw = state === 'paused' && o.thawPaused === true;
+    if (state !== 'running' && !thaw) return;
+    if (thaw) await this.driver.unpause(id);
     const client = new AgentClient(this.driver.agentSocketPath(id));
     try {
       await client.drain();
@@ -148,6 +153,7 @@ export class AgentConnections {
       this.log.warn('agent did not answer before a checkpoint', { machine_id: id, error: err });
     } finally {
       client.close();
+      if (thaw) await this.driver.pause(id);
     }
   }
 

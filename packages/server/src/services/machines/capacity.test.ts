@@ -125,8 +125,14 @@ async function tearingDown(): Promise<MachineRecord> {
   return m;
 }
 
-const capacity = (max: number, waitMs = 60_000) =>
-  new MachineCapacity({ max, live: () => store.countInStates(LIVE_STATES), teardowns, waitMs });
+const capacity = (max: number, o: { waitMs?: number; stallMs?: number } = {}) =>
+  new MachineCapacity({
+    max,
+    live: () => store.countInStates(LIVE_STATES),
+    teardowns,
+    waitMs: o.waitMs ?? 60_000,
+    stallMs: o.stallMs ?? 60_000,
+  });
 
 const exhausted = (e: unknown) =>
   e instanceof CodedError &&
@@ -179,9 +185,33 @@ describe('MachineCapacity', () => {
   it('answers resource_exhausted when no teardown finishes within the wait', async () => {
     machine('running');
     await tearingDown();
-    const c = capacity(2, 20);
+    const c = capacity(2, { waitMs: 20 });
     await c.roomFor(1);
     assert.throws(() => c.check(1), exhausted);
+  });
+
+  it('stops waiting when the teardowns stall, long before the whole wait', async () => {
+    machine('running');
+    await tearingDown();
+    // With a wait of 60 s, only the stall (no teardown finished for 20 ms) lets this end in time.
+    const c = capacity(2, { stallMs: 20 });
+    await c.roomFor(1);
+    assert.throws(() => c.check(1), exhausted);
+  });
+
+  it('keeps waiting while teardowns progress, one after another', async () => {
+    machine('running');
+    const a = await tearingDown();
+    const b = await tearingDown();
+    const c = capacity(2);
+    const room = c.roomFor(1);
+    host.finish(a.id);
+    await teardowns.until((m) => m.id === a.id);
+    // One gone, one still there: the create is still kept out, and still waits.
+    assert.throws(() => c.check(1), exhausted);
+    host.finish(b.id);
+    await room;
+    c.check(1);
   });
 
   it('counts a given-up teardown: its machine still holds the host resources', async () => {

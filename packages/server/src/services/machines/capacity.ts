@@ -4,9 +4,12 @@ import type { Teardowns } from './teardowns.js';
 
 /**
  * How long a create waits for killed machines' teardowns when they alone fill the capacity (see
- * {@link MachineCapacity.roomFor}); after that it answers `resource_exhausted` as always.
+ * {@link MachineCapacity.roomFor}): as long as one of them finishes every
+ * {@link TEARDOWN_STALL_MS}, up to this in all; then it answers `resource_exhausted` as always.
  */
-export const TEARDOWN_WAIT_MS = 5_000;
+export const TEARDOWN_WAIT_MS = 30_000;
+/** A create stops waiting when no teardown finished for this long (they are stuck or failing). */
+export const TEARDOWN_STALL_MS = 5_000;
 
 export interface MachineCapacityOptions {
   /** `NULLSPACE_MAX_MACHINES`. */
@@ -14,8 +17,9 @@ export interface MachineCapacityOptions {
   /** Machines in a live state now (they hold runtime resources). */
   live: () => number;
   teardowns: Pick<Teardowns, 'holding' | 'nextSettled'>;
-  /** See {@link TEARDOWN_WAIT_MS}. */
+  /** See {@link TEARDOWN_WAIT_MS} and {@link TEARDOWN_STALL_MS}. */
   waitMs?: number;
+  stallMs?: number;
 }
 
 /**
@@ -40,10 +44,11 @@ export class MachineCapacity {
   }
 
   /**
-   * Waits while only killed machines' teardowns stand between `n` more machines and the limit
-   * (each takes about a second, so a create in a churn waits for them rather than failing), at
-   * most `waitMs`. Live machines do not go by themselves: with those at the limit it returns at
-   * once. Callers run {@link check} right after, with nothing awaited in between.
+   * Waits while only killed machines' teardowns stand between `n` more machines and the limit: a
+   * create in a create/kill churn faster than the teardowns waits for them (which then run without
+   * deferring to kills) rather than failing — as long as they progress ({@link TEARDOWN_STALL_MS})
+   * and at most `waitMs`. Live machines do not go by themselves: with those at the limit it
+   * returns at once. Callers run {@link check} right after, with nothing awaited in between.
    */
   async roomFor(n: number): Promise<void> {
     const deadline = performance.now() + (this.o.waitMs ?? TEARDOWN_WAIT_MS);
@@ -51,7 +56,10 @@ export class MachineCapacity {
       const live = this.o.live();
       const left = deadline - performance.now();
       if (live + n > this.o.max || live + this.o.teardowns.holding() + n <= this.o.max || left <= 0) return;
-      await this.o.teardowns.nextSettled(left);
+      const progressed = await this.o.teardowns.nextSettled(
+        Math.min(left, this.o.stallMs ?? TEARDOWN_STALL_MS),
+      );
+      if (!progressed) return;
     }
   }
 }

@@ -129,17 +129,21 @@ export class Teardowns {
     return this.jobs.size;
   }
 
-  /** Resolves when the next teardown finishes or is given up, or after `ms` at the latest. */
-  async nextSettled(ms: number): Promise<void> {
+  /**
+   * Resolves when the next teardown finishes or is given up (true), or after `ms` (false). While
+   * someone waits here, teardowns do not defer to kills ({@link quiet}).
+   */
+  async nextSettled(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     let wake = () => {};
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      this.settledWaiters.push(resolve);
-      timer = setTimeout(resolve, ms);
+    const settled = await new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      this.settledWaiters.push(wake);
+      timer = setTimeout(() => resolve(false), ms);
     });
     clearTimeout(timer);
     this.settledWaiters = this.settledWaiters.filter((w) => w !== wake);
+    return settled;
   }
 
   /** Resolves once every teardown of a machine matching `which` is done or given up. */
