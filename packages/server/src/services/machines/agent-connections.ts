@@ -124,7 +124,7 @@ export class AgentConnections {
     }
     this.quiescing.add(id);
     try {
-      await this.disconnect(id, { thawPaused: true });
+      await this.disconnect(id);
       return await fn();
     } finally {
       this.quiescing.delete(id);
@@ -136,16 +136,13 @@ export class AgentConnections {
   /**
    * Before a checkpoint: closes every connection to the agent and waits until the agent has closed
    * its side too (a socket connected to the host cannot be checkpointed; see AgentClient.drain).
-   * A paused machine's agent cannot close anything: with `thawPaused` (a snapshot or fork, which
-   * leave the machine as they found it) it is thawed for the drain and frozen again after, as
-   * hibernate thaws it before calling this; without, its connections are only closed on this side.
+   * A paused machine's agent cannot answer; its connections are only closed on this side (the
+   * admission table lets no snapshot or fork of a paused machine through; hibernate thaws it
+   * before calling this).
    */
-  async disconnect(id: string, o: { thawPaused?: boolean } = {}): Promise<void> {
+  async disconnect(id: string): Promise<void> {
     this.drop(id);
-    const state = await this.driver.inspect(id);
-    const thaw = state === 'paused' && o.thawPaused === true;
-    if (state !== 'running' && !thaw) return;
-    if (thaw) await this.driver.unpause(id);
+    if ((await this.driver.inspect(id)) !== 'running') return;
     const client = new AgentClient(this.driver.agentSocketPath(id));
     try {
       await client.drain();
@@ -153,7 +150,6 @@ export class AgentConnections {
       this.log.warn('agent did not answer before a checkpoint', { machine_id: id, error: err });
     } finally {
       client.close();
-      if (thaw) await this.driver.pause(id);
     }
   }
 
