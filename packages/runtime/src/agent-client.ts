@@ -31,7 +31,7 @@ const O_PATH = 0o10000000;
  */
 export class AgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  /** The pin new connections go through; dropped pins linger in `holders` until released. */
+  /** The pin new connections go through (a dropped one stays open while it is held). */
   private pin: Pin | undefined;
 
   constructor(readonly socketPath: string) {}
@@ -92,9 +92,8 @@ export class AgentClient {
 
   /**
    * The keep-alive connection pool of this machine's agent, for requests made directly with
-   * {@link hold}. A connection the agent keeps open after answering is also what makes a
-   * piped request body safe: with `Connection: close` the agent may close right after answering,
-   * before the writer has ended its side, and the writer sees EPIPE.
+   * {@link hold}. The agent never closes first a connection that carried a body (AgentRouter.handle),
+   * pooled or not: a piped body's last write may come after its answer.
    */
   get pool(): http.Agent {
     return this.httpAgent;
@@ -136,13 +135,7 @@ export class AgentClient {
     }
   }
 
-  private call<T>(
-    method: string,
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<T> {
+  private call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     let held: { path: string; release: () => void };
     try {
@@ -162,7 +155,6 @@ export class AgentClient {
             ...(payload
               ? { 'content-type': 'application/json', 'content-length': payload.length }
               : { 'content-length': 0 }),
-            ...extraHeaders,
           },
           timeout: timeoutMs,
         },
