@@ -22,9 +22,12 @@ import {
   type DriverMachineSpec,
   type DriverVolumeMount,
   type MachineDriver,
+  claimBlock,
   host,
+  hostIfOf,
   linkFor,
   parsePool,
+  releaseBlock,
 } from '@nullspace/runtime';
 import {
   HTTP_PORT,
@@ -141,9 +144,22 @@ export function driverConformance(
     const used = new Set<string>();
     /** Machines the current test made; destroyed and checked after it. */
     let made: string[] = [];
-    // A pool of its own (a server's default pool may be in use on this host at the same time).
+    // A pool of its own (a server's default pool may be in use on this host at the same time),
+    // and in it only blocks this run claims host-wide whose interface does not exist: another
+    // session's run of this suite, or its servers, may hold blocks of the same pool.
     const pool = parsePool('10.214.0.0/16');
     let nextBlock = 0;
+    const claimed: { index: number; owner: string }[] = [];
+    const freeBlock = (id: string): number => {
+      const owner = join(f.workDir, 'address-blocks', id);
+      for (; nextBlock < pool.size; nextBlock++) {
+        if (existsSync(`/sys/class/net/${hostIfOf(pool, nextBlock)}`)) continue;
+        if (!claimBlock(pool, nextBlock, owner)) continue;
+        claimed.push({ index: nextBlock, owner });
+        return nextBlock++;
+      }
+      throw new Error(`no free block in ${pool.cidr}`);
+    };
     const spec = (overrides: Partial<DriverMachineSpec> = {}): DriverMachineSpec => {
       const id = overrides.id ?? newId('machine');
       made.push(id);
@@ -155,7 +171,7 @@ export function driverConformance(
         diskMb: 512,
         cwd: '/workspace',
         network: {
-          link: linkFor(pool, nextBlock++, id),
+          link: linkFor(pool, freeBlock(id), id),
           egress: { mode: 'deny_all', allow_cidrs: [], deny_cidrs: [], locked: false },
         },
         ...overrides,
@@ -243,6 +259,7 @@ export function driverConformance(
       }
     });
     after(async () => {
+      for (const c of claimed) releaseBlock(pool, c.index, c.owner);
       await f?.cleanup();
     });
 
