@@ -7,7 +7,7 @@ import type { Teardowns } from './teardowns.js';
  * {@link MachineCapacity.roomFor}): as long as one of them finishes every
  * {@link TEARDOWN_STALL_MS}, up to this in all; then it answers `resource_exhausted` as always.
  */
-export const TEARDOWN_WAIT_MS = 30_000;
+export const TEARDOWN_WAIT_MS = 20_000;
 /** A create stops waiting when no teardown finished for this long (they are stuck or failing). */
 export const TEARDOWN_STALL_MS = 5_000;
 
