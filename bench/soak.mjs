@@ -43,6 +43,8 @@ const USAGE = `usage: node bench/soak.mjs [--minutes N] [--workers N] [--burst N
   --workers N     workers running mixed operations at once (default 8)
   --burst N       concurrent creates at the start, all awaited together (default 200; 0: none)
   --burst-kill N  kills in flight at once when the burst's machines are killed (default 16)
+  --lifecycle N   1 (default): each cycle does one of pause, hibernate, snapshot, fork or nothing
+                  between its write and read-back; 0: nothing (the tightest create → kill loop)
 
 ${USAGE_ENVIRONMENT}`;
 
@@ -114,8 +116,9 @@ async function op(R, name, fn) {
  * One worker's loop until `until`: a machine made, used and ended, with one lifecycle operation of
  * the rotation in between; every acknowledged write is read back after that operation.
  */
-async function worker(R, n, until) {
-  const kinds = ['pause', 'hibernate', 'snapshot', 'fork', 'plain'];
+async function worker(R, n, until, opts) {
+  // --lifecycle 0: every cycle is plain (create, command, write, read back, kill), the tightest loop.
+  const kinds = opts.lifecycle ? ['pause', 'hibernate', 'snapshot', 'fork', 'plain'] : ['plain'];
   for (let i = n; performance.now() < until; i++) {
     checkInterrupted();
     const m = await op(R, 'create', () => create());
@@ -241,7 +244,7 @@ async function bench(opts, templatesDir) {
         await sleep(10_000);
       }
     })();
-    await Promise.all(Array.from({ length: opts.workers }, (_, n) => worker(R, n, until)));
+    await Promise.all(Array.from({ length: opts.workers }, (_, n) => worker(R, n, until, opts)));
     sampling = false;
     await sampler;
     soakS = (performance.now() - t0) / 1000;
@@ -347,6 +350,7 @@ runBench({
     workers: ['workers', 8, 1],
     burst: ['burst', 200, 0],
     burstKill: ['burst-kill', 16, 1],
+    lifecycle: ['lifecycle', 1, 0],
   },
   preflight: templateHas(),
   title: 'Nullspace load and soak benchmark',

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Socket, connect } from 'node:net';
 import { hostname as hostHostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -43,6 +44,41 @@ function generated(size: number, hash: ReturnType<typeof createHash>): Readable 
       hash.update(chunk);
       this.push(chunk);
     },
+  });
+}
+
+/**
+ * Reads one HTTP/1.1 response with a Content-Length from `socket` (the agent's answers have one);
+ * rejects if the socket ends or fails first.
+ */
+function readHttpResponse(socket: Socket): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const head = got.indexOf('\r\n\r\n');
+      if (head < 0) return;
+      const headers = got.subarray(0, head).toString('latin1');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? Number.NaN);
+      if (got.length < head + 4 + length) return;
+      done();
+      resolve({
+        status: Number(headers.split(' ')[1]),
+        body: got.subarray(head + 4, head + 4 + length).toString('utf8'),
+      });
+    };
+    const onEnd = () => {
+      done();
+      reject(new Error(`the agent closed before a whole answer: ${JSON.stringify(got.toString('latin1'))}`));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const done = () => {
+      socket.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    socket.on('data', onData).on('end', onEnd).on('error', onError);
   });
 }
 
@@ -440,6 +476,42 @@ describeWithServer('files', (ctx) => {
     // The space is back: a small write works.
     await small.files.write('/workspace/full/ok.txt', 'fits');
     assert.equal(await small.files.read('/workspace/full/ok.txt'), 'fits');
+  });
+
+  it('leaves the close of an upload’s connection to the server: the agent never closes it first', async () => {
+    // The server pipes an upload into the agent with `Connection: close` (a long request has no
+    // pool), and its last write can come after the agent has read every byte and answered. An
+    // agent that closed right after answering made that write fail (EPIPE) before the server read
+    // the answer: the soak saw 503 "agent not reachable" for ~1 in 150 writes that had happened.
+    // Here, on the agent's own socket: a PUT as the server sends it, its answer read whole, then
+    // two health round trips on other connections (the agent handles events in order, so a close
+    // it began with the answer is done by then); the upload's connection must still be open.
+    const socketPath = join(ctx.server.dataDir, 'machines', m.id, 'run', 'agent.sock');
+    const upload = connect(socketPath);
+    let agentEnded = false;
+    upload.on('end', () => {
+      agentEnded = true;
+    });
+    const body = 'kept open';
+    upload.write(
+      `PUT /v1/files?path=${encodeURIComponent('/workspace/kept.txt')} HTTP/1.1\r\nHost: agent\r\n` +
+        `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    const answer = await readHttpResponse(upload);
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(JSON.parse(answer.body).path, '/workspace/kept.txt');
+    for (let i = 0; i < 2; i++) {
+      const probe = connect(socketPath);
+      probe.write('GET /v1/health HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n');
+      assert.equal((await readHttpResponse(probe)).status, 200);
+      probe.destroy();
+    }
+    assert.equal(agentEnded, false, 'the agent closed the upload’s connection after answering');
+    // The writer ends it; then the agent does.
+    const closed = new Promise((resolve) => upload.once('close', resolve));
+    upload.end();
+    await closed;
+    assert.equal(await m.files.read('/workspace/kept.txt'), body);
   });
 
   it('ends signed URLs with their machine: none for a killed machine, old ones refused', async () => {

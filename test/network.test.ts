@@ -29,6 +29,7 @@ import {
   RESOLVER,
   SINK_PORT,
   type StandInInternet,
+  UPLINK_HOST,
   startStandInInternet,
 } from './stand-in-internet.js';
 
@@ -135,7 +136,7 @@ describeWithServer(
         const apiPort = new URL(ctx.server.url).port;
         for (const [ip, port] of [
           [hostSide, hostPort],
-          ['198.18.255.1', hostPort],
+          [UPLINK_HOST, hostPort],
           [hostSide, Number(apiPort)],
         ] as const)
           assert.equal(await reach(m, ip, port), 'blocked', `host ${ip}:${port}`);
@@ -197,7 +198,7 @@ describeWithServer(
           { [PUBLIC_A]: 'blocked', [PUBLIC_B]: '200' },
         ],
         [
-          { egress: { mode: 'custom', allow_cidrs: ['10.254.77.0/24'] } },
+          { egress: { mode: 'custom', allow_cidrs: [PRIVATE.replace(/\.\d+$/, '.0/24')] } },
           { [PRIVATE]: '200', [PUBLIC_A]: 'blocked' },
         ],
         [{ allow_out: [PUBLIC_B] }, { [PUBLIC_B]: '200', [PUBLIC_A]: 'blocked' }],

@@ -7,6 +7,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { AGENT_ROUTES, type AgentHealth, DESKTOP_DISPLAY, DESKTOP_MARKER } from '@nullspace/protocol/core';
 import { addCodeRoutes } from './code-routes.js';
@@ -52,12 +53,46 @@ if (!hasDesktop) router.defer(AGENT_ROUTES.desktop, loadDesktop);
 router.add('GET', AGENT_ROUTES.health, async ({ req }): Promise<AgentHealth> => {
   // A health check on a closing connection is the server's drain before a checkpoint (see
   // AgentClient.drain): CRIU cannot dump inotify handles, so file watches let go of theirs until
-  // after it (they come back by themselves and rescan).
-  if (req.headers.connection === 'close') files.suspendWatches();
+  // after it (they come back by themselves and rescan); and it is answered once every other
+  // connection is closed here, not only ended by the server.
+  if (req.headers.connection === 'close') {
+    files.suspendWatches();
+    await othersClosed(req.socket, DRAIN_WAIT_MS);
+  }
   return { ok: true, version: VERSION, uptime_s: Math.round(process.uptime()), pid: process.pid };
 });
 
+/**
+ * Every connection open now. Before a checkpoint the server ends its side of each, and Node closes
+ * ours a few turns of the event loop after it sees the end (end, then shutdown, then close): a
+ * socket still open here at the freeze has its peer outside the machine, and CRIU cannot dump it
+ * ("Unix socket … not found"). So the drain waits for their `close` (the fd is gone by then).
+ */
+const connections = new Set<Socket>();
+/** How long a drain waits for other connections (one from inside the machine may never end). */
+const DRAIN_WAIT_MS = 3000;
+
+function othersClosed(mine: Socket, waitMs: number): Promise<void> {
+  const others = [...connections].filter((s) => s !== mine);
+  if (others.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    let left = others.length;
+    const timer = setTimeout(resolve, waitMs);
+    for (const s of others)
+      s.once('close', () => {
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+  });
+}
+
 const server = http.createServer((req, res) => router.handle(req, res));
+server.on('connection', (socket: Socket) => {
+  connections.add(socket);
+  socket.once('close', () => connections.delete(socket));
+});
 server.on('upgrade', (req, socket, head) => router.upgrade(req, socket, head));
 server.keepAliveTimeout = 60_000;
 // Streams (a long command's output, a terminal) stay open as long as they are used.

@@ -56,6 +56,12 @@ function paramsOf(keys: string[], m: RegExpExecArray): Record<string, string> {
   return params;
 }
 
+/** Whether the request carries a body (a length above 0, or chunks). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -125,6 +131,15 @@ export class AgentRouter {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
+    // The agent is never the first to close a connection that carried a body: its writer closes
+    // it once it has read the answer (idle ones go after the server's keepAliveTimeout). The
+    // server pipes an upload into the agent as it arrives, so its last write (the body's end, or
+    // the empty write of `end()`) can come after the agent has read every byte and answered.
+    // Asked `Connection: close` (a long request has no pool on the server), Node would close
+    // right after the answer, that late write would meet EPIPE, and Node's client reports it
+    // before reading the answer already there: the caller saw "agent not reachable" for a file
+    // write that had happened (about 1 in 150 writes under load, bench/README.md "Load and soak").
+    if (hasBody(req)) res.setHeader('connection', 'keep-alive');
     const url = new URL(req.url ?? '/', 'http://agent');
     const route = `${req.method} ${url.pathname}`;
     let found: { handler: AgentHandler; params: Record<string, string> } | undefined;

@@ -1,5 +1,6 @@
 import { constants, closeSync, fstatSync, openSync } from 'node:fs';
 import http from 'node:http';
+import { connect } from 'node:net';
 import {
   AGENT_ROUTES,
   type AgentHealth,
@@ -21,10 +22,17 @@ const O_PATH = 0o10000000;
  * symlink where the socket should be, pointing at any socket on the host (another machine's agent,
  * a host daemon). So the path is never connected to directly: it is opened once with O_NOFOLLOW,
  * checked to be a socket, and every connection goes through that pinned inode (/proc/self/fd/N).
+ *
+ * A connection is made through that path by number, possibly later than the path was handed out
+ * (a request queued in the pool, a lease's request, a WebSocket): were the fd closed meanwhile,
+ * its number could already name another file — another machine's agent socket among them. So
+ * whoever connects holds the pin ({@link hold}) until its request is over, and the fd is closed
+ * only when the pin is dropped ({@link close}, or a refused connect) and nobody holds it any more.
  */
 export class AgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  private pinnedFd: number | undefined;
+  /** The pin new connections go through (a dropped one stays open while it is held). */
+  private pin: Pin | undefined;
 
   constructor(readonly socketPath: string) {}
 
@@ -33,14 +41,22 @@ export class AgentClient {
   }
 
   /**
-   * A health check on a connection the agent itself closes after answering. Before a checkpoint:
-   * once it answers, the agent has also handled the closing of every earlier connection (events
-   * are handled in order), so it holds no socket connected to the host — but for this one, which
-   * it closes a moment after answering: a machine frozen within that moment cannot be checkpointed
-   * (CRIU: "Unix socket … not found").
+   * Before a checkpoint: a health check on a connection the agent closes after answering, which it
+   * answers once every other connection to it is closed (the caller ended its side of them
+   * first). A socket the agent still holds at the freeze has its peer outside the machine, and
+   * CRIU cannot dump it ("Unix socket … not found") — this one included: the agent closes it a
+   * moment after answering. So this resolves only once the agent's end is really gone, not just
+   * ended: the agent's `shutdown` (the end of its answer) still lets this side write; its close
+   * does not (the kernel answers EPIPE, or ECONNRESET if a byte was left unread). This side
+   * writes a probe byte every millisecond after the answer until one fails.
    */
   async drain(timeoutMs = 5000): Promise<void> {
-    await this.call<AgentHealth>('GET', AGENT_ROUTES.health, undefined, timeoutMs, { connection: 'close' });
+    const held = this.hold();
+    try {
+      await drainOver(held.path, timeoutMs);
+    } finally {
+      held.release();
+    }
   }
 
   /** A foreground command, answered when it ends (for tests and the runtime's own checks). */
@@ -56,29 +72,41 @@ export class AgentClient {
 
   /**
    * A path to connect to the agent through (the pinned socket inode), for callers that speak to
-   * it directly: streamed requests and WebSockets.
+   * it directly (streamed requests, WebSockets), valid until `release` (call it once the request
+   * or socket is over; a second call does nothing).
    */
-  connectPath(): string {
-    return this.pinnedPath();
+  hold(): { path: string; release: () => void } {
+    const pin = this.currentPin();
+    pin.holders++;
+    let released = false;
+    return {
+      path: `/proc/self/fd/${pin.fd}`,
+      release: () => {
+        if (released) return;
+        released = true;
+        pin.holders--;
+        closeIfUnused(pin);
+      },
+    };
   }
 
   /**
    * The keep-alive connection pool of this machine's agent, for requests made directly with
-   * {@link connectPath}. A connection the agent keeps open after answering is also what makes a
-   * piped request body safe: with `Connection: close` the agent may close right after answering,
-   * before the writer has ended its side, and the writer sees EPIPE.
+   * {@link hold}. The agent never closes first a connection that carried a body (AgentRouter.handle),
+   * pooled or not: a piped body's last write may come after its answer.
    */
   get pool(): http.Agent {
     return this.httpAgent;
   }
 
+  /** Ends the pooled connections and drops the pin (its fd closes once nobody holds it). */
   close(): void {
     this.httpAgent.destroy();
     this.unpin();
   }
 
-  private pinnedPath(): string {
-    if (this.pinnedFd === undefined) {
+  private currentPin(): Pin {
+    if (this.pin === undefined) {
       let fd: number;
       try {
         fd = openSync(this.socketPath, O_PATH | constants.O_NOFOLLOW);
@@ -92,35 +120,34 @@ export class AgentClient {
         closeSync(fd);
         throw new CodedError('unavailable', 'machine agent is not reachable: its socket was replaced');
       }
-      this.pinnedFd = fd;
+      this.pin = { fd, holders: 0, dropped: false };
     }
-    return `/proc/self/fd/${this.pinnedFd}`;
+    return this.pin;
   }
 
-  /** Forgets the pinned socket, so the next call opens the path again (the agent may have restarted). */
+  /** Drops the pin, so the next call opens the path again (the agent may have restarted). */
   private unpin(): void {
-    if (this.pinnedFd !== undefined) closeSync(this.pinnedFd);
-    this.pinnedFd = undefined;
+    const pin = this.pin;
+    this.pin = undefined;
+    if (pin) {
+      pin.dropped = true;
+      closeIfUnused(pin);
+    }
   }
 
-  private call<T>(
-    method: string,
-    path: string,
-    body: unknown,
-    timeoutMs: number,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<T> {
+  private call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    let socketPath: string;
+    let held: { path: string; release: () => void };
     try {
-      socketPath = this.pinnedPath();
+      held = this.hold();
     } catch (err) {
       return Promise.reject(err);
     }
+    const pin = this.pin;
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
         {
-          socketPath,
+          socketPath: held.path,
           path,
           method,
           agent: this.httpAgent,
@@ -128,7 +155,6 @@ export class AgentClient {
             ...(payload
               ? { 'content-type': 'application/json', 'content-length': payload.length }
               : { 'content-length': 0 }),
-            ...extraHeaders,
           },
           timeout: timeoutMs,
         },
@@ -167,11 +193,14 @@ export class AgentClient {
           });
         },
       );
+      // Over (answered, failed or destroyed): its connection no longer needs the pinned fd.
+      req.on('close', held.release);
       req.on('timeout', () =>
         req.destroy(new CodedError('timeout', `machine agent did not answer within ${timeoutMs} ms`)),
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') this.unpin();
+        // Refused: the agent may have restarted on a new socket; a newer pin is left alone.
+        if ((err.code === 'ECONNREFUSED' || err.code === 'ENOENT') && this.pin === pin) this.unpin();
         if (err instanceof CodedError) reject(err);
         else
           reject(
@@ -186,4 +215,86 @@ export class AgentClient {
       req.end(payload);
     });
   }
+}
+
+/** A pinned socket inode (see {@link AgentClient}): its fd, and who may still connect through it. */
+interface Pin {
+  fd: number;
+  holders: number;
+  /** No longer handed out: closed as soon as nobody holds it. */
+  dropped: boolean;
+}
+
+function closeIfUnused(pin: Pin): void {
+  if (pin.dropped && pin.holders === 0 && pin.fd >= 0) {
+    closeSync(pin.fd);
+    pin.fd = -1;
+  }
+}
+
+/** See {@link AgentClient.drain}. */
+function drainOver(path: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    // allowHalfOpen: after the agent's end this side stays open, to probe with writes.
+    const socket = connect({ path, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let answered = false;
+    let probe: NodeJS.Timeout | undefined;
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      clearTimeout(probe);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () =>
+        settle(
+          new CodedError(
+            'timeout',
+            answered
+              ? `machine agent did not close its connection within ${timeoutMs} ms`
+              : `machine agent did not answer within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // After the answer, the error a probe meets is the proof that the agent's end is closed.
+      if (answered && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) settle();
+      else
+        settle(
+          new CodedError(
+            'unavailable',
+            `machine agent is not reachable: ${err.code ?? err.message}`,
+            undefined,
+            {
+              cause: err,
+            },
+          ),
+        );
+    });
+    socket.on('end', () => {
+      const head = Buffer.concat(chunks).toString('latin1');
+      if (!/^HTTP\/1\.1 200 /.test(head)) {
+        settle(
+          new CodedError(
+            'unavailable',
+            `machine agent answered the drain with ${JSON.stringify(head.slice(0, 40))}`,
+          ),
+        );
+        return;
+      }
+      answered = true;
+      const write = () => {
+        // A byte the agent may read (then it fails to parse it and closes at once) or may not.
+        socket.write('\n', (err) => {
+          if (!err) probe = setTimeout(write, 1);
+        });
+      };
+      write();
+    });
+    socket.write(`GET ${AGENT_ROUTES.health} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n`);
+  });
 }

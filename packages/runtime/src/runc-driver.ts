@@ -80,9 +80,11 @@ function hostnameOf(id: string): string {
 
 /**
  * CRIU found a Unix socket whose peer is not in the dump: in a machine, a connection to its agent
- * that was being closed at the freeze (the agent closes its end a moment after its last answer;
- * see AgentClient.drain). Running on for a moment, the agent finishes closing it, and a second
- * checkpoint goes through; a connection that stays (to something outside) fails that one too.
+ * that was being closed at the freeze. After a drain (AgentClient.drain, which returns once the
+ * agent's end of every connection is closed) there is none; a caller that froze without one, or an
+ * agent of before that drain, may leave one. Running on for a moment, the agent finishes closing
+ * it, and a second checkpoint goes through; a connection that stays (to something outside) fails
+ * that one too.
  */
 function isClosingSocket(err: unknown): boolean {
   return err instanceof CodedError && /Unix socket \d+ not found/.test(err.message);

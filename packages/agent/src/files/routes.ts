@@ -126,17 +126,8 @@ export function addFileRoutes(router: AgentRouter): FileService {
     await readFileTo(pathParam(url), res);
     return RESPONDED;
   });
-  router.add('PUT', R.file, async ({ url, req, res }) => {
-    try {
-      return await writeFileFrom(pathParam(url), req);
-    } catch (err) {
-      // The server's proxy asks `Connection: close`; closing right after an early error answer
-      // can make its final write of the body fail (EPIPE) before it has read the answer, and the
-      // client would see "agent not reachable" instead of this error. The proxy closes it itself.
-      res.setHeader('connection', 'keep-alive');
-      throw err;
-    }
-  });
+  // The connection stays open after the answer (AgentRouter.handle): the proxy closes it.
+  router.add('PUT', R.file, async ({ url, req }) => writeFileFrom(pathParam(url), req));
   router.add('DELETE', R.file, async ({ url }) => removePath(pathParam(url)));
 
   router.add('GET', R.list, async ({ url }) =>

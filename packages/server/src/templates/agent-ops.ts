@@ -74,9 +74,10 @@ export async function runFollowed(
 /** Writes a file in the machine (the agent resolves the path in the machine's own root). */
 export function writeMachineFile(agent: AgentClient, path: string, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
+    const held = agent.hold();
     const req = http.request(
       {
-        socketPath: agent.connectPath(),
+        socketPath: held.path,
         agent: agent.pool,
         method: 'PUT',
         path: `${AGENT_ROUTES.files}?path=${encodeURIComponent(path)}`,
@@ -101,6 +102,7 @@ export function writeMachineFile(agent: AgentClient, path: string, data: Buffer)
     req.on('timeout', () =>
       req.destroy(new CodedError('timeout', `writing ${path} in the machine timed out`)),
     );
+    req.on('close', held.release);
     req.on('error', reject);
     req.end(data);
   });

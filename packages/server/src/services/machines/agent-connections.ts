@@ -9,7 +9,7 @@ const QUIESCE_WAIT_MS = 10_000;
 /** See {@link AgentConnections.lease}. */
 export interface AgentLease {
   machine: MachineRecord;
-  /** Where to connect (the agent's pinned socket). */
+  /** Where to connect (the agent's pinned socket; its fd stays open until `release`). */
   socketPath: string;
   /** The agent's keep-alive connections (per machine; closed when the machine's agent is dropped). */
   pool: http.Agent;
@@ -78,9 +78,16 @@ export class AgentConnections {
     this.leases.set(m.id, cuts);
     const mine: ((reason: string) => void)[] = [];
     let released = false;
+    let held: { path: string; release: () => void };
+    try {
+      held = client.hold();
+    } catch (err) {
+      done();
+      throw err;
+    }
     return {
       machine: m,
-      socketPath: client.connectPath(),
+      socketPath: held.path,
       pool: client.pool,
       onCut: (cb) => {
         mine.push(cb);
@@ -90,6 +97,7 @@ export class AgentConnections {
         if (released) return;
         released = true;
         for (const cb of mine) cuts.delete(cb);
+        held.release();
         done();
       },
       failed: o.failed,
@@ -127,8 +135,10 @@ export class AgentConnections {
 
   /**
    * Before a checkpoint: closes every connection to the agent and waits until the agent has closed
-   * its side too (a socket connected to the host cannot be checkpointed). A paused machine's agent
-   * cannot answer; its connections are only closed on this side.
+   * its side too (a socket connected to the host cannot be checkpointed; see AgentClient.drain).
+   * A paused machine's agent cannot answer; its connections are only closed on this side (the
+   * admission table lets no snapshot or fork of a paused machine through; hibernate thaws it
+   * before calling this).
    */
   async disconnect(id: string): Promise<void> {
     this.drop(id);

@@ -19,6 +19,7 @@ import { DEFAULT_NETWORK } from '../network-policy.js';
 import type { ResolvedTemplate, TemplateResolver } from '../template-catalog.js';
 import type { MachineVolumes } from '../volume-service.js';
 import type { AgentConnections } from './agent-connections.js';
+import { MachineCapacity } from './capacity.js';
 import type { Deadlines } from './deadlines.js';
 import { startError, startFailedReason } from './failures.js';
 import { driverSpec } from './machine-info.js';
@@ -26,6 +27,7 @@ import type { MachineNetworks } from './machine-networks.js';
 import type { MachineRecords } from './machine-records.js';
 import type { MachineTransitions } from './machine-transitions.js';
 import type { SnapshotImages } from './snapshot-images.js';
+import type { Teardowns } from './teardowns.js';
 
 export interface MachineCreatorOptions {
   driver: MachineDriver;
@@ -92,6 +94,8 @@ interface Origin {
  * holding nothing, which `kill` finishes.
  */
 export class MachineCreator {
+  private readonly capacity: MachineCapacity;
+
   constructor(
     private readonly records: MachineRecords,
     private readonly parts: {
@@ -100,9 +104,16 @@ export class MachineCreator {
       networks: MachineNetworks;
       deadlines: Deadlines;
       transitions: MachineTransitions;
+      teardowns: Teardowns;
     },
     private readonly o: MachineCreatorOptions,
-  ) {}
+  ) {
+    this.capacity = new MachineCapacity({
+      max: o.maxMachines,
+      live: () => records.store.countInStates(LIVE_STATES),
+      teardowns: parts.teardowns,
+    });
+  }
 
   /**
    * A machine of `tenant` (null: the operator) from `spec`'s snapshot or template (`checkout`: a
@@ -250,6 +261,7 @@ export class MachineCreator {
     template: ResolvedTemplate,
     o: StartOptions,
   ): Promise<MachineRecord> {
+    await this.roomFor(1);
     this.checkCapacity(1);
     const record = this.newRecord(
       {
@@ -370,6 +382,7 @@ export class MachineCreator {
   ): Promise<MachineRecord> {
     const requested = o.requested ?? Date.now();
     const snap = source.machine;
+    await this.roomFor(1);
     this.checkCapacity(1);
     const record = this.newRecord(
       {
@@ -429,16 +442,14 @@ export class MachineCreator {
     };
   }
 
-  /** Refuses when `n` more machines would exceed the server's capacity. */
+  /** Refuses when `n` more machines would exceed the server's capacity (see MachineCapacity). */
   checkCapacity(n: number): void {
-    if (this.records.store.countInStates(LIVE_STATES) + n > this.o.maxMachines)
-      throw new CodedError(
-        'resource_exhausted',
-        `this server runs at most ${this.o.maxMachines} machines at once`,
-        {
-          max_machines: this.o.maxMachines,
-        },
-      );
+    this.capacity.check(n);
+  }
+
+  /** Waits a while for killed machines' teardowns that alone fill the capacity (see MachineCapacity). */
+  roomFor(n: number): Promise<void> {
+    return this.capacity.roomFor(n);
   }
 
   /**

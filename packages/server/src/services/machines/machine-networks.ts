@@ -16,7 +16,8 @@ import { transitionError } from './failures.js';
 import type { MachineRecords } from './machine-records.js';
 
 export interface MachineNetworksOptions {
-  driver: MachineDriver;
+  /** Only what puts an egress policy in force. */
+  driver: Pick<MachineDriver, 'setEgress' | 'blockEgress'>;
   /** Where machines' addresses come from (one block per machine). */
   addressPool: AddressPool;
   /** The machines' directories: a block's host-wide claim names the directory of its machine. */

@@ -23,7 +23,8 @@ export interface TeardownStats {
 }
 
 export interface TeardownsOptions {
-  driver: MachineDriver;
+  /** Only its `destroy` (the one teardown of the host side). */
+  driver: Pick<MachineDriver, 'destroy'>;
   volumes: MachineVolumes | undefined;
   log: Logger;
   /** Teardowns run at the same time (each is mostly waiting for host tools). */
@@ -63,7 +64,9 @@ interface Job {
  * has been queued for {@link QUIET_MS} (at most {@link MAX_DEFER_MS} later). Its host tools are
  * spawned from the server's one thread, and a spawn blocks it for milliseconds (a fork of the
  * server: 7–40 ms each measured on a loaded 2-core host), so teardowns running during a burst of
- * kills would delay the kills' answers. A failed teardown is logged and retried
+ * kills would delay the kills' answers — unless a create is waiting for room. Killed machines
+ * whose teardown is not done count toward `NULLSPACE_MAX_MACHINES` ({@link holding}, see
+ * MachineCapacity): they hold what live ones hold. A failed teardown is logged and retried
  * (`retryDelaysMs`), then counted as failed in the metrics; a server start sweeps what is left of
  * machines that are not alive in the store (Readoption), so nothing is leaked for good. A server
  * that stops drains this first ({@link close}).
@@ -71,6 +74,8 @@ interface Job {
 export class Teardowns {
   private readonly jobs = new Map<string, Job>();
   private readonly waiting: (() => void)[] = [];
+  /** Who waits for the next teardown to finish or be given up ({@link nextSettled}). */
+  private settledWaiters: (() => void)[] = [];
   private running = 0;
   private doneTotal = 0;
   private failedAttemptsTotal = 0;
@@ -112,6 +117,33 @@ export class Teardowns {
   /** Whether machine `id` still has a teardown pending, running or given up. */
   has(id: string): boolean {
     return this.jobs.has(id);
+  }
+
+  /**
+   * Killed machines whose host resources are not freed yet: queued, running, waiting for a retry
+   * or given up. Each still holds what a live machine holds (disk, mounts, link, namespace,
+   * cgroups), so they count toward `NULLSPACE_MAX_MACHINES` (MachineCreator.checkCapacity): a
+   * create/kill churn faster than this queue would otherwise pile them up on the host.
+   */
+  holding(): number {
+    return this.jobs.size;
+  }
+
+  /**
+   * Resolves when the next teardown finishes or is given up (true), or after `ms` (false). While
+   * someone waits here, teardowns do not defer to kills ({@link quiet}).
+   */
+  async nextSettled(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    let wake = () => {};
+    const settled = await new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      this.settledWaiters.push(wake);
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    clearTimeout(timer);
+    this.settledWaiters = this.settledWaiters.filter((w) => w !== wake);
+    return settled;
   }
 
   /** Resolves once every teardown of a machine matching `which` is done or given up. */
@@ -182,6 +214,7 @@ export class Teardowns {
       this.jobs.delete(id);
       this.doneTotal++;
       job.finish();
+      this.settled();
     } catch (err) {
       this.failedAttemptsTotal++;
       const delay = (this.o.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS)[job.attempts - 1];
@@ -193,6 +226,7 @@ export class Teardowns {
           error: err,
         });
         job.finish();
+        this.settled();
         return;
       }
       this.o.log.error('teardown of a killed machine failed; retrying', {
@@ -208,6 +242,12 @@ export class Teardowns {
       }, delay);
       job.retry.unref();
     }
+  }
+
+  private settled(): void {
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const w of waiters) w();
   }
 
   private async withSlot<T>(job: Job, fn: () => Promise<T>): Promise<T> {
@@ -226,12 +266,23 @@ export class Teardowns {
     }
   }
 
-  /** Resolves once no kill has been queued for QUIET_MS, or MAX_DEFER_MS have passed, or at close. */
+  /**
+   * Resolves once no kill has been queued for QUIET_MS, or MAX_DEFER_MS have passed, or at close,
+   * or at once while a create waits for room ({@link nextSettled}): then the teardowns are what
+   * stands between it and the capacity, and under a steady create/kill churn (no quiet moment)
+   * deferring each by MAX_DEFER_MS made them fall behind the kills without bound.
+   */
   private async quiet(): Promise<void> {
     const start = performance.now();
     for (;;) {
       const now = performance.now();
-      if (this.closed || now - this.lastQueuedAt >= QUIET_MS || now - start >= MAX_DEFER_MS) return;
+      if (
+        this.closed ||
+        this.settledWaiters.length > 0 ||
+        now - this.lastQueuedAt >= QUIET_MS ||
+        now - start >= MAX_DEFER_MS
+      )
+        return;
       await sleep(QUIET_MS - (now - this.lastQueuedAt));
     }
   }
