@@ -73,9 +73,7 @@ if mv "$dir/armed" "$dir/taken.$$" 2>/dev/null; then
     (
       for fd in /proc/$BASHPID/fd/*; do n=\${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
       sleep "$delay"
-      for st in /proc/[0-9]*/status; do
-        p=\${st#/proc/}; p=\${p%/status}
-        [ "$(awk '/^PPid:/ {print $2}' "$st" 2>/dev/null)" = "$runc" ] || continue
+      for p in $(cat /proc/$runc/task/*/children 2>/dev/null); do
         case "$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)" in
           "$real "*|"$0 "*) kill -9 "$p" 2>/dev/null && echo "$p $delay" >> "$dir/killed" ;;
         esac
@@ -487,7 +485,7 @@ async function checkRunning(s: TestServer, m: Tracked): Promise<'ok' | string> {
   let out: string;
   try {
     const r = await handle.commands.run(
-      `tr '\\0' ' ' < /proc/${m.counter.pid}/cmdline; echo; cat /root/count; for f in /root/ack-*; do [ -e "$f" ] && printf '%s=%s\\n' "$f" "$(cat "$f")"; done; true`,
+      `tr '\\0' ' ' < /proc/${m.counter.pid}/cmdline; echo; c=$(cat /root/count); [ -n "$c" ] || { sleep 0.1; c=$(cat /root/count); }; echo "$c"; for f in /root/ack-*; do [ -e "$f" ] && printf '%s=%s\\n' "$f" "$(cat "$f")"; done; true`,
     );
     out = r.stdout;
   } catch (err) {
@@ -501,7 +499,7 @@ async function checkRunning(s: TestServer, m: Tracked): Promise<'ok' | string> {
   const found = new Map(
     rest.filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  for (const [path, content] of m.files)
+  for (const [path, content] of acknowledged)
     assert.equal(found.get(path), content, `${m.id}: acknowledged ${path} lost`);
   return 'ok';
 }
