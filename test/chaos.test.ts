@@ -52,32 +52,28 @@ function rng(seed: number): () => number {
 
 const realCriu = (await host('sh', ['-c', 'command -v criu']).catch(() => ({ stdout: '' }))).stdout.trim();
 const wrapperDir = mkdtempSync('/tmp/nst-chaos-');
-/** The armed kill: a delay in seconds, taken (renamed away) by the first CRIU that starts. */
+/** The armed kill: a delay in seconds after which every CRIU started meanwhile is SIGKILLed. */
 const armedFile = join(wrapperDir, 'armed');
 /** One line per CRIU the wrapper killed. */
 const killedFile = join(wrapperDir, 'killed');
 writeFileSync(
   join(wrapperDir, 'criu'),
   `#!/bin/bash
-# When armed, the first CRIU to start takes the plan (a rename: only one can) and leaves behind a
-# killer that, the planned seconds later, SIGKILLs every real CRIU runc (this script's parent) then
-# runs: runc starts one to ask its version and one for the work, and either may be running then.
-# The killer holds none of CRIU's descriptors (runc waits for its socket to close) and is not its
-# child (CRIU counts its children); it is left by a subshell that ends at once.
+# While armed, every CRIU that starts leaves a killer that SIGKILLs it the armed seconds later if
+# it still runs (runc starts one to ask its version, then one for the work; a fork restores its
+# children with one each). The killer holds none of CRIU's descriptors (runc waits for its socket
+# to close) and is not its child (CRIU counts its children): a subshell leaves it and ends at once.
 real='${realCriu || '/usr/local/sbin/criu'}'
 dir='${wrapperDir}'
-if mv "$dir/armed" "$dir/taken.$$" 2>/dev/null; then
-  delay=$(cat "$dir/taken.$$"); rm -f "$dir/taken.$$"
-  runc=$PPID
+if read -r delay < "$dir/armed" 2>/dev/null && [ -n "$delay" ]; then
+  self=$$
   (
     (
       for fd in /proc/$BASHPID/fd/*; do n=\${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
       sleep "$delay"
-      for p in $(cat /proc/$runc/task/*/children 2>/dev/null); do
-        case "$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)" in
-          "$real "*|"$0 "*) kill -9 "$p" 2>/dev/null && echo "$p $delay" >> "$dir/killed" ;;
-        esac
-      done
+      case "$(tr '\\0' ' ' < /proc/$self/cmdline 2>/dev/null)" in
+        "$real "*) kill -9 "$self" 2>/dev/null && echo "$self $delay" >> "$dir/killed" ;;
+      esac
     ) </dev/null >/dev/null 2>&1 &
   )
 fi
@@ -294,7 +290,7 @@ describeWithServer(
               ...(usesCriu ? (['criu'] as const) : []),
             ];
             const kind = pick(kinds);
-            const delayMs = Math.floor(random() * (kind === 'criu' ? 400 : 300));
+            const delayMs = Math.floor(random() * 300);
             const before = target ? await counterOf(s, target) : undefined;
             log(
               `round ${round}: ${op} ${target?.id ?? ''} (${targetStatus ?? 'new'}), SIGKILL ${kind} at ${delayMs} ms`,
