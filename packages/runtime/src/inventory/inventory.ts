@@ -157,7 +157,10 @@ export async function machineResources(
 }
 
 /** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
-export type MachineProcesses = Pick<MachineResources, 'id' | 'cgroupParent' | 'init' | 'operation' | 'cgroups'>;
+export type MachineProcesses = Pick<
+  MachineResources,
+  'id' | 'cgroupParent' | 'init' | 'operation' | 'cgroups'
+>;
 
 /**
  * The machine's init, the runc checkpoint/restore running on it and its cgroups, without listing

@@ -284,7 +284,8 @@ function groupMembers(pgid: number): number[] {
     if (!/^\d+$/.test(name)) continue;
     const stat = readText(`/proc/${name}/stat`);
     // Fields after the command name (which may hold spaces): state, ppid, pgrp, …
-    if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) members.push(Number(name));
+    if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid)
+      members.push(Number(name));
   }
   return members;
 }
