@@ -294,9 +294,17 @@ function groupMembers(pgid: number): number[] {
  * Whether `pid` is in another machine's cgroups (under the machines' cgroup parent, not under
  * this machine's own): such a process is never this machine's to signal.
  */
-export function inAnotherMachine(pid: number, m: Pick<MachineProcesses, 'id' | 'cgroupParent'>): boolean {
+function inAnotherMachine(pid: number, m: Pick<MachineProcesses, 'id' | 'cgroupParent'>): boolean {
+  return namesAnotherMachine(readText(`/proc/${pid}/cgroup`), m);
+}
+
+/**
+ * Whether a `/proc/PID/cgroup` text places its process in another machine's cgroups than `m`'s
+ * (in any hierarchy: cgroup v1 lines and the v2 `0::` line alike).
+ */
+export function namesAnotherMachine(text: string, m: Pick<MachineProcesses, 'id' | 'cgroupParent'>): boolean {
   const own = `${m.cgroupParent}/${m.id}`;
-  for (const line of readText(`/proc/${pid}/cgroup`).split('\n')) {
+  for (const line of text.split('\n')) {
     // `hierarchy-id:controllers:path`; the path may hold colons.
     const path = line.split(':').slice(2).join(':');
     if (path.startsWith(`${m.cgroupParent}/`) && path !== own && !path.startsWith(`${own}/`)) return true;
