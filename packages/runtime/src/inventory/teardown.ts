@@ -238,7 +238,13 @@ async function signalProcesses(
     // restored with its parent's pids (in its own pid namespace), and a child whose restore
     // failed is torn down while its parent runs on beside it.
     const ours = (pid: number) => !inAnotherMachine(pid, m);
-    if (m.operation !== null) for (const pid of groupMembers(m.operation)) if (ours(pid)) signal(pid);
+    if (m.operation !== null) {
+      const members = groupMembers(m.operation);
+      // runc and the CRIU it started, at once as a group (a process can join a group only from its
+      // own session, so nothing of another machine joins it after this reading); else one by one.
+      if (members.every(ours)) signal(-m.operation);
+      else for (const pid of members) if (ours(pid)) signal(pid);
+    }
     if (m.init !== null && ours(m.init)) signal(m.init);
   });
   await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.cgroups, pids));
