@@ -334,6 +334,19 @@ describeWithServer(
               s,
               [...everSeen].filter((id) => !machines.has(id)),
             );
+            // The test deletes every reusable snapshot once its answer came; one still listed was
+            // taken by a server killed before answering (whole: deleted now), or is half-made (no
+            // image: a crash mid-snapshot once left such records listed forever).
+            const snaps = (await api(s, 'GET', '/v1/snapshots')) as {
+              items: { id: string; kind: string; size_bytes: number }[];
+            };
+            const reusable = snaps.items.filter((x) => x.kind === 'reusable');
+            assert.deepEqual(
+              reusable.filter((x) => x.size_bytes === 0).map((x) => x.id),
+              [],
+              `snapshots left half-made (round ${round}, seed ${SEED})`,
+            );
+            for (const x of reusable) await api(s, 'DELETE', `/v1/snapshots/${x.id}`);
             while (machines.size < MACHINES) await create();
             figures.rounds = round;
           }
