@@ -13,7 +13,8 @@
  *
  * Reproducible: the seed (NULLSPACE_CHAOS_SEED) decides every choice; the kills' moments on a
  * loaded host still vary. NULLSPACE_CHAOS_ITERATIONS (default 16) and NULLSPACE_CHAOS_MACHINES
- * (default 6, for a 2-core CI host; the issue's load is 20) raise the run. The figures are printed.
+ * (default 6, for a 2-core CI host; the issue's load is 20) raise the run; NULLSPACE_CHAOS_MAX_MINUTES
+ * starts no round after that many minutes. The figures (rounds survived among them) are printed.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ import { type TestServer, api, describeWithServer, eventually, runtimeDirsOf } f
 const ITERATIONS = intEnv('NULLSPACE_CHAOS_ITERATIONS', 16);
 const MACHINES = intEnv('NULLSPACE_CHAOS_MACHINES', 6);
 const SEED = intEnv('NULLSPACE_CHAOS_SEED', Math.floor(Math.random() * 2 ** 31));
+/** No new round after this many minutes (0: none): a long run on a busy host still ends and reports. */
+const MAX_MINUTES = intEnv('NULLSPACE_CHAOS_MAX_MINUTES', 0);
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -258,7 +261,8 @@ describeWithServer(
         };
 
         try {
-          for (let round = 1; round <= ITERATIONS; round++) {
+          const stopAt = MAX_MINUTES > 0 ? Date.now() + MAX_MINUTES * 60_000 : Number.POSITIVE_INFINITY;
+          for (let round = 1; round <= ITERATIONS && Date.now() < stopAt; round++) {
             const all = [...machines.values()];
             const byStatus = new Map<string, Tracked[]>();
             for (const m of all) {
