@@ -11,28 +11,41 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import { host } from '@nullspace/runtime';
+import { host, inventory } from '@nullspace/runtime';
 import { CheckpointFailedError, Machine, RestoreFailedError } from '@nullspace/sdk';
-import { describeWithServer } from './harness.js';
+import { describeWithServer, eventually, runtimeDirsOf } from './harness.js';
 
 const realCriu = (await host('sh', ['-c', 'command -v criu']).catch(() => ({ stdout: '' }))).stdout.trim();
 const wrapperDir = mkdtempSync('/tmp/nst-criu-');
 const switchFile = join(wrapperDir, 'fail');
 writeFileSync(switchFile, '');
+const real = realCriu || '/usr/local/sbin/criu';
 writeFileSync(
   join(wrapperDir, 'criu'),
-  `#!/bin/sh
-# Fails what the switch file names when runc (this script's parent) is doing that; else the real CRIU.
-mode=$(cat '${switchFile}')
-if [ -n "$mode" ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " $mode "; then
+  `#!/bin/bash
+# Fails what the switch file names when runc (this script's parent) is doing that; else the real
+# CRIU. \`kill-restore SECONDS\`: a restore's CRIU runs, and is SIGKILLed that long after it started
+# (by a killer that holds none of its descriptors and is not its child: CRIU counts its children).
+read -r mode delay < '${switchFile}'
+if [ "$mode" = kill-restore ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " restore "; then
+  self=$$
+  (
+    (
+      for fd in /proc/$BASHPID/fd/*; do n=\${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
+      sleep "$delay"
+      case "$(tr '\\0' ' ' < /proc/$self/cmdline 2>/dev/null)" in '${real} '*) kill -9 $self ;; esac
+    ) </dev/null >/dev/null 2>&1 &
+  )
+elif [ -n "$mode" ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " $mode "; then
   echo "test: CRIU refuses to $mode" >&2
   exit 1
 fi
-exec '${realCriu || '/usr/local/sbin/criu'}' "$@"
+exec '${real}' "$@"
 `,
 );
 chmodSync(join(wrapperDir, 'criu'), 0o755);
-const failNext = (mode: '' | 'checkpoint' | 'restore') => writeFileSync(switchFile, mode);
+const failNext = (mode: '' | 'checkpoint' | 'restore' | `kill-restore ${number}`) =>
+  writeFileSync(switchFile, mode);
 
 /** Starts a process that lives until killed; its pid. */
 async function startSleeper(m: Machine): Promise<string> {
@@ -101,6 +114,60 @@ describeWithServer(
         }
         assert.equal((await m.getInfo()).status, 'running');
         assert.ok(await alive(m, pid));
+      } finally {
+        failNext('');
+        await m.kill();
+      }
+    });
+
+    it('fork children whose CRIU is SIGKILLed mid-restore: the parent keeps its processes, pids and memory', async () => {
+      // The children are restored with the parent's pids (in their own pid namespaces); tearing a
+      // failed one down must never reach the parent's process of the same pid.
+      const m = await Machine.create(ctx.server.conn);
+      const dirs = runtimeDirsOf(ctx.server.dataDir);
+      try {
+        const counter = await m.commands.run(
+          "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.05; done' >/dev/null 2>&1 </dev/null & echo $!",
+        );
+        const pid = counter.stdout.trim();
+        assert.match(pid, /^\d+$/);
+        const count = async () => Number((await m.commands.run('cat /root/count')).stdout.trim());
+        let failedChildren = 0;
+        for (const delay of [0.05, 0.15, 0.3, 0.5, 0.8]) {
+          const before = await count();
+          failNext(`kill-restore ${delay}`);
+          const children = await m.fork({ count: 2 });
+          failNext('');
+          const ids: string[] = [];
+          for (const c of children) {
+            if (c.error) {
+              failedChildren++;
+              // A restore CRIU did not finish is the restore's failure, in its own words.
+              isCoded(RestoreFailedError, 'restore_failed')(c.error);
+              const id = String(c.error.details?.machine_id);
+              assert.match(id, /^mch_/);
+              ids.push(id);
+            } else if (c.machine) {
+              // Killed too late: restored whole, with the parent's process at the same pid.
+              assert.equal((await c.machine.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`)).exitCode, 0);
+              ids.push(c.machine.id);
+              await c.machine.kill();
+            }
+          }
+          // The parent: running, the very same process (pid) with its count (memory) kept, counting.
+          assert.equal((await m.getInfo()).status, 'running');
+          const cmdline = await m.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
+          assert.match(cmdline.stdout, /^sh -c i=0; while/, `after a kill ${delay} s into the restore`);
+          const after = await count();
+          assert.ok(after >= before, `count went back from ${before} to ${after}`);
+          await eventually(async () => (await count()) > after, 'the counter to go on');
+          // And the failed children hold nothing on the host.
+          await eventually(async () => {
+            for (const id of ids) if ((await inventory(dirs, { machineId: id })).length > 0) return false;
+            return true;
+          }, 'the children to be torn down');
+        }
+        assert.ok(failedChildren > 0, 'no restore was killed: the test did not test');
       } finally {
         failNext('');
         await m.kill();

@@ -36,6 +36,35 @@ describeWithServer('server restart', (ctx) => {
     });
   }
 
+  it('a crash mid-snapshot leaves no half-made snapshot listed, and the machine runs on', async () => {
+    const m = await Machine.create(ctx.server.conn);
+    const s = ctx.server;
+    const pending = api(s, 'POST', `/v1/machines/${m.id}/snapshots`).catch(() => undefined);
+    // Killed while the snapshot is being taken: listed, its image not written yet.
+    await eventually(
+      async () =>
+        ((await api(s, 'GET', '/v1/snapshots')) as { items: { size_bytes: number }[] }).items.some(
+          (x) => x.size_bytes === 0,
+        ),
+      'the snapshot to be under way',
+      500,
+      2,
+    );
+    await s.stop('SIGKILL');
+    await pending;
+    await s.restart();
+    const listed = (await api(s, 'GET', '/v1/snapshots')) as { items: { id: string; size_bytes: number }[] };
+    // A whole one (the crash came after its image was written) is usable; none is half-made.
+    assert.deepEqual(
+      listed.items.filter((x) => x.size_bytes === 0),
+      [],
+    );
+    for (const x of listed.items) await api(s, 'DELETE', `/v1/snapshots/${x.id}`);
+    const again = await Machine.connect(m.id, s.conn);
+    assert.equal((await again.commands.run('echo alive')).stdout, 'alive\n');
+    await again.kill();
+  });
+
   it('marks a machine whose processes died while the server was down as failed, and kill cleans it', async () => {
     const m = await Machine.create(ctx.server.conn);
     await ctx.server.stop('SIGKILL');

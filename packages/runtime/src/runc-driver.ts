@@ -289,7 +289,10 @@ export class RuncDriver implements MachineDriver {
       // copy sees every write. cp -a keeps owners, modes, links, devices (whiteouts are 0/0 character
       // devices) and extended attributes (trusted.overlay.opaque marks an opaque directory).
       await host('sync', ['-f', disk.mountPoint]);
-      await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 });
+      // A target on a full disk (a template build's layer): `disk_full`, which the caller keeps.
+      await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 }).catch((err: unknown) => {
+        throw diskFullOr(err);
+      });
       // The build machine's own identity is not the template's: each machine gets its own.
       await rm(join(target, 'etc', 'machine-id'), { force: true });
       await rm(join(target, IDENTITY_FILE.slice(1)), { force: true });

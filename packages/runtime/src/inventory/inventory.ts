@@ -84,6 +84,8 @@ export interface MachineMount {
 /** Everything one machine holds on the host now, as teardown needs it. */
 export interface MachineResources {
   id: string;
+  /** The machines' cgroup parent (`/nullspace`): a process in `<parent>/<other id>` is not its. */
+  cgroupParent: string;
   /** Its init (pid 1 of its pid namespace) on the host, while it runs. */
   init: number | null;
   /** Every process in its cgroups, init included. */
@@ -155,7 +157,10 @@ export async function machineResources(
 }
 
 /** What ending a machine's processes needs: its init, its runc operation, its cgroups. */
-export type MachineProcesses = Pick<MachineResources, 'id' | 'init' | 'operation' | 'cgroups'>;
+export type MachineProcesses = Pick<
+  MachineResources,
+  'id' | 'cgroupParent' | 'init' | 'operation' | 'cgroups'
+>;
 
 /**
  * The machine's init, the runc checkpoint/restore running on it and its cgroups, without listing
@@ -172,7 +177,13 @@ export async function machineProcesses(dirs: RuntimeDirs, id: string): Promise<M
   // No runc record (a half-finished restore): the init is found among its cgroups' processes.
   const initPid =
     init ?? (await nsInit((await Promise.all(cgroups.map(readProcs))).flat().sort((a, b) => a - b)));
-  return { id, init: initPid, operation: op, cgroups: cgroups.sort((a, b) => b.length - a.length) };
+  return {
+    id,
+    cgroupParent: parent,
+    init: initPid,
+    operation: op,
+    cgroups: cgroups.sort((a, b) => b.length - a.length),
+  };
 }
 
 let roots: Promise<string[]> | undefined;
@@ -336,6 +347,7 @@ async function collect(scope: Scope, id: string, view: HostView): Promise<Machin
 
   return {
     id,
+    cgroupParent: parent,
     init,
     pids,
     operation: dirs && machineDir !== undefined ? operation(machineDir, id, dirs) : null,

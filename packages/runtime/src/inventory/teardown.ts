@@ -1,5 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -234,8 +234,18 @@ async function signalProcesses(
 ): Promise<void> {
   await step('lift CPU limits, kill init', async () => {
     if (pids === undefined ? m.cgroups.length > 0 : pids.length > 0) liftCpuLimits(m.cgroups);
-    if (m.operation !== null) signal(-m.operation); // runc and the CRIU it started: one group
-    if (m.init !== null) signal(m.init);
+    // Never a process of another machine, whatever pid a record or a group names: a fork child is
+    // restored with its parent's pids (in its own pid namespace), and a child whose restore
+    // failed is torn down while its parent runs on beside it.
+    const ours = (pid: number) => !inAnotherMachine(pid, m);
+    if (m.operation !== null) {
+      const members = groupMembers(m.operation);
+      // runc and the CRIU it started, at once as a group (a process can join a group only from its
+      // own session, so nothing of another machine joins it after this reading); else one by one.
+      if (members.every(ours)) signal(-m.operation);
+      else for (const pid of members) if (ours(pid)) signal(pid);
+    }
+    if (m.init !== null && ours(m.init)) signal(m.init);
   });
   await step('cgroup.kill (or SIGKILL each), thaw', () => killAll(m.cgroups, pids));
 }
@@ -260,6 +270,59 @@ function writeCgroupFile(dir: string, file: string, value: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The processes of process group `pgid`: a runc checkpoint/restore (its leader), the CRIU it
+ * started, and, for a moment, what CRIU restores before it gives them their own groups. Read from
+ * /proc: only while an operation runs, which a kill rarely meets.
+ */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [pgid];
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readText(`/proc/${name}/stat`);
+    // Fields after the command name (which may hold spaces): state, ppid, pgrp, …
+    if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid)
+      members.push(Number(name));
+  }
+  return members;
+}
+
+/**
+ * Whether `pid` is in another machine's cgroups (under the machines' cgroup parent, not under
+ * this machine's own): such a process is never this machine's to signal.
+ */
+function inAnotherMachine(pid: number, m: Pick<MachineProcesses, 'id' | 'cgroupParent'>): boolean {
+  return namesAnotherMachine(readText(`/proc/${pid}/cgroup`), m);
+}
+
+/**
+ * Whether a `/proc/PID/cgroup` text places its process in another machine's cgroups than `m`'s
+ * (in any hierarchy: cgroup v1 lines and the v2 `0::` line alike).
+ */
+export function namesAnotherMachine(text: string, m: Pick<MachineProcesses, 'id' | 'cgroupParent'>): boolean {
+  const own = `${m.cgroupParent}/${m.id}`;
+  for (const line of text.split('\n')) {
+    // `hierarchy-id:controllers:path`; the path may hold colons.
+    const path = line.split(':').slice(2).join(':');
+    if (path.startsWith(`${m.cgroupParent}/`) && path !== own && !path.startsWith(`${own}/`)) return true;
+  }
+  return false;
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }
 

@@ -308,7 +308,6 @@ export class TemplateService {
   private async runBuild(t: TemplateRecord, run: BuildRun): Promise<void> {
     const spec = t.spec;
     const started = Date.now();
-    await mkdir(this.catalog.buildDir(t.id), { recursive: true });
     const steps = [
       ...(spec.packages.length ? ['fetch packages'] : []),
       'start a build machine',
@@ -332,6 +331,8 @@ export class TemplateService {
     const machines = this.machines;
     let machineId: string | undefined;
     try {
+      // In the try: on a full disk even this fails, and the build must fail with `disk_full`.
+      await mkdir(this.catalog.buildDir(t.id), { recursive: true });
       let debs: string[] = [];
       if (spec.packages.length) {
         next('fetch packages');
@@ -441,10 +442,12 @@ export class TemplateService {
       const e =
         err instanceof CodedError && err.code !== 'internal'
           ? err
-          : new CodedError(
-              'internal',
-              `template build failed: ${err instanceof Error ? err.message : String(err)}`,
-            );
+          : isDiskFull(err)
+            ? new CodedError('disk_full', 'template build failed: the host is out of disk space')
+            : new CodedError(
+                'internal',
+                `template build failed: ${err instanceof Error ? err.message : String(err)}`,
+              );
       this.log.error('template build failed', { template_id: t.id, error: err });
       if (machineId) await machines.kill(machineId, 'template build failed').catch(() => undefined);
       const snapshotId = this.store.get(t.id)?.snapshot_id;
@@ -474,6 +477,15 @@ function contentKey(spec: TemplateSpec, baseKey: string): string {
   return createHash('sha256')
     .update(JSON.stringify({ v: 1, ...shape, base: baseKey }))
     .digest('hex');
+}
+
+/**
+ * The data directory filled up under the build: a file the server writes (ENOSPC) or a host tool
+ * that says so in its own words (the runtime already turns its layer copy into `disk_full`).
+ */
+function isDiskFull(err: unknown): boolean {
+  if ((err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC') return true;
+  return err instanceof CodedError && /No space left on device/.test(err.message);
 }
 
 function oneLine(s: string): string {

@@ -61,6 +61,14 @@ export class Readoption {
         .destroy(id)
         .catch((err: unknown) => this.o.log.error('cleanup failed', { machine_id: id, error: err }));
     }
+    // A reusable snapshot (or a fork's, which has no record) the last server was taking when it
+    // stopped: never finished, and nothing will finish it. Listed as it was, it would stay forever
+    // with no image (seen in the chaos test); its partial files go below, its record goes here.
+    for (const snap of images.store.list({ kind: 'reusable' })) {
+      if (snap.status !== 'memory') continue;
+      this.o.log.warn('removing a snapshot a stopped server did not finish', { snapshot_id: snap.id });
+      await images.remove(snap.id);
+    }
     // The pause snapshots of a killed machine whose teardown finished on the host but not in the
     // store (a crash between the two): its files are gone from the host, these go too.
     for (const snap of images.store.list({ kind: 'pause' })) {
