@@ -383,9 +383,12 @@ runBench({
   cleanup: async (note) => {
     const leaks = [];
     let checked = 0;
+    // Every server stops before any leak check: each check looks for any process with the mark.
     for (const S of builds) {
       await stopServerAndMachines(S, note);
       S.cg?.remove();
+    }
+    for (const S of builds) {
       const r = await cleanUpRun(S, note, { mark: 'nsbench-burst' });
       leaks.push(...r.leaks);
       checked += r.checked;
