@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { hostPlan, planScript } from './exec.js';
+import { hostPlan, planScript, shellQuote } from './exec.js';
 
 const dir = mkdtempSync('/tmp/nst-plan-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,5 +60,17 @@ describe('hostPlan', () => {
       hostPlan([[{ write: '1', to: join(dir, 'no', 'such', 'dir') }]]),
       /failed: write .*no\/such\/dir/,
     );
+  });
+
+  it('a shell step passes a value between its commands, and a failure names the step and stops its lane', async () => {
+    const out = join(dir, "it's shell");
+    await hostPlan([[{ name: 'pass a value', shell: `v=$(printf 7) && printf %s "$v" > ${shellQuote(out)}` }]]);
+    assert.equal(readFileSync(out, 'utf8'), '7');
+    const after = join(dir, 'after-shell');
+    await assert.rejects(
+      hostPlan([[{ name: 'fails on purpose', shell: 'v=$(printf 7) && [ "$v" = 8 ]' }, ['touch', after]]]),
+      /failed: fails on purpose/,
+    );
+    assert.ok(!existsSync(after));
   });
 });

@@ -85,20 +85,25 @@ export type Argv = readonly string[];
 
 /**
  * One step of a {@link hostPlan}: a command; a command with a fallback run when it fails and the
- * path `unlessExists` does not exist (the fallback's failure is then the step's); or `to` (a file,
- * e.g. a sysctl under /proc/sys) given the content `write` by the plan's shell itself, no process.
+ * path `unlessExists` does not exist (the fallback's failure is then the step's); `to` (a file,
+ * e.g. a sysctl under /proc/sys) given the content `write` by the plan's shell itself, no process;
+ * or `shell`, a fragment of shell for what passes a value from one command to the next (its
+ * arguments quoted with {@link shellQuote} by whoever builds it), named `name` in a failure.
  */
 export type PlanStep =
   | Argv
   | { argv: Argv; fallback: { argv: Argv; unlessExists: string } }
-  | { write: string; to: string };
+  | { write: string; to: string }
+  | { shell: string; name: string };
 
-function shellQuote(arg: string): string {
+/** `arg` as one word of `sh`, whatever it holds. */
+export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 function renderStep(step: PlanStep): { cmd: string; name: string } {
   const command = (argv: Argv) => `${argv.map(shellQuote).join(' ')} </dev/null`;
+  if ('shell' in step) return { cmd: `{ ${step.shell}\n}`, name: step.name };
   if ('write' in step)
     return { cmd: `printf %s ${shellQuote(step.write)} > ${shellQuote(step.to)}`, name: `write ${step.to}` };
   if ('argv' in step) {

@@ -28,7 +28,7 @@ import type {
   DriverVolumeMount,
   MachineDriver,
 } from './driver.js';
-import { type Argv, host, hostPlan } from './exec.js';
+import { type PlanStep, host, hostPlan } from './exec.js';
 import { type RuntimeDirs, machineIds, machineInitRuns } from './inventory/inventory.js';
 import { tearDownMachine, terminateMachine } from './inventory/teardown.js';
 import { MACHINE_FILES } from './machine-dir.js';
@@ -551,7 +551,7 @@ export class RuncDriver implements MachineDriver {
    */
   private async startMachine(
     spec: DriverMachineSpec,
-    diskSteps: Argv[],
+    diskSteps: PlanStep[],
     o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
@@ -582,7 +582,7 @@ export class RuncDriver implements MachineDriver {
    */
   private async prepareHost(
     spec: DriverMachineSpec,
-    diskSteps: Argv[][],
+    diskSteps: PlanStep[][],
     o: { newAddress?: boolean } = {},
   ): Promise<void> {
     const dir = this.dir(spec.id);
