@@ -64,7 +64,9 @@ describe('hostPlan', () => {
 
   it('a shell step passes a value between its commands, and a failure names the step and stops its lane', async () => {
     const out = join(dir, "it's shell");
-    await hostPlan([[{ name: 'pass a value', shell: `v=$(printf 7) && printf %s "$v" > ${shellQuote(out)}` }]]);
+    await hostPlan([
+      [{ name: 'pass a value', shell: `v=$(printf 7) && printf %s "$v" > ${shellQuote(out)}` }],
+    ]);
     assert.equal(readFileSync(out, 'utf8'), '7');
     const after = join(dir, 'after-shell');
     await assert.rejects(
