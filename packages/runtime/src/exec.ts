@@ -78,8 +78,18 @@ export function host(
           script: `${opts.cwd ? `cd ${shellQuote(opts.cwd)} || exit 126\n` : ''}exec ${argv}${opts.noStdio ? ' </dev/null >/dev/null 2>&1' : ''}\n`,
           ...(opts.input ? { input: opts.input } : {}),
           onSpawn: started,
-          // sh reports a tool ended by a signal as 128 + its number.
-          onExit: (status, out, err) => ended(status, status > 128 && timedOut ? 'SIGKILL' : null, out, err),
+          // sh reports a tool ended by a signal as 128 + its number, and one it cannot find as 127
+          // with "exec: TOOL: not found": the ENOENT a direct spawn fails with, for callers that
+          // tell a missing tool apart.
+          onExit: (status, out, err) => {
+            if (status === 127 && /exec: .*: not found/.test(err.toString('utf8'))) {
+              clearTimeout(timer);
+              const cause = Object.assign(new Error(`spawn ${file} ENOENT`), { code: 'ENOENT' });
+              fail('ENOENT', '', '', cause);
+              return;
+            }
+            ended(status, status > 128 && timedOut ? 'SIGKILL' : null, out, err);
+          },
           onError: (e) => {
             clearTimeout(timer);
             fail(e.message, '', '', e);
