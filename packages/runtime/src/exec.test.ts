@@ -86,7 +86,11 @@ describe('host (through the host shell)', () => {
 
   it('reports the pid of the tool itself, and many tools at once each get their own output', async () => {
     let pid = 0;
-    const { stdout } = await host('sh', ['-c', 'echo $$'], { onSpawn: (p) => (pid = p) });
+    const { stdout } = await host('sh', ['-c', 'echo $$'], {
+      onSpawn: (p) => {
+        pid = p;
+      },
+    });
     assert.equal(Number(stdout.trim()), pid);
     const outs = await Promise.all(Array.from({ length: 50 }, (_, i) => host('echo', [String(i)])));
     assert.deepEqual(
@@ -109,7 +113,13 @@ describe('host (through the host shell)', () => {
     });
     let pid = 0;
     await assert.rejects(
-      host('sleep', ['30'], { timeoutMs: 200, killGroup: true, onSpawn: (p) => (pid = p) }),
+      host('sleep', ['30'], {
+        timeoutMs: 200,
+        killGroup: true,
+        onSpawn: (p) => {
+          pid = p;
+        },
+      }),
       /timed out/,
     );
     // Answered once the shell reaped it: the tool is gone.
