@@ -31,6 +31,7 @@ export function host(
     noStdio?: boolean;
   } = {},
 ): Promise<HostCommandResult> {
+  const shell = hostShell();
   return new Promise((resolve, reject) => {
     const fail = (why: string, stderr: string, stdout: string, cause?: unknown) =>
       reject(
@@ -69,7 +70,6 @@ export function host(
           stdout.trim(),
         );
     };
-    const shell = hostShell();
     if (shell) {
       // The tool is exec'd by the host shell: a process group of its own (setsid) when asked.
       const argv = [...(opts.killGroup ? ['setsid'] : []), file, ...args].map(shellQuote).join(' ');

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CodedError } from '@nullspace/protocol';
 
 /**
  * Host tools started by one long-lived `sh` instead of by the server itself.
@@ -168,9 +169,17 @@ let shell: HostShell | undefined | null;
 /** This process's host shell, made on first use; `null` if it cannot be (then tools are spawned directly). */
 export function hostShell(): HostShell | null {
   if (shell === undefined) {
+    const how = process.env.NULLSPACE_HOST_SPAWN || 'shell';
+    if (how !== 'shell' && how !== 'direct')
+      throw new CodedError(
+        'invalid_argument',
+        `NULLSPACE_HOST_SPAWN must be "shell" or "direct", got ${JSON.stringify(how)}`,
+        { field: 'NULLSPACE_HOST_SPAWN' },
+      );
     try {
-      shell = process.env.NULLSPACE_HOST_SPAWN === 'direct' ? null : new HostShell();
+      shell = how === 'direct' ? null : new HostShell();
     } catch {
+      // no writable /dev/shm or temp dir: tools are spawned directly
       shell = null;
     }
   }
