@@ -43,9 +43,9 @@ const TARGETS = { burstAllMs: 5000, cpuPerCreateMs: 100, aliveRatio: 1.2 };
 
 const USAGE = `usage: node bench/burst.mjs [options]   (as root, from the repository root)
   --burst N    creates sent at once, all awaited together (default 100)
-  --rounds R   bursts per build, alternating between the builds (default 2)
-  --alive K    machines kept alive for the lone-create series (default 500; 0: skip it)
-  --lone N     lone creates with none alive and with K alive, per build (default 10)
+  --rounds R   bursts per build, alternating between the builds (default 2; 0: none)
+  --alive K    machines kept alive by each build for the lone-create series (default 500; 0: skip it)
+  --lone N     lone creates with none alive and with K alive, per build, alternating (default 10)
   --fill N     creates in flight while filling to K (default 16)
 environment: NSBENCH_BASELINE_REPO=DIR  another checkout (built): its server runs beside this
   one's (each in its own process, data dir, address pool and cgroup), series alternate
@@ -247,27 +247,42 @@ async function bench(o, templatesDir) {
   }
 
   if (o.alive > 0) {
+    // Lone creates alternate between the builds (one each, the order flipping), first with none
+    // alive, then with K of each build's machines alive (so 2K on the host with a baseline): both
+    // builds' figures come from the same minutes and the same host.
+    const r = Object.fromEntries(builds.map((S) => [S.name, { none: [], alive: [] }]));
+    const alternate = async (key) => {
+      for (let i = 0; i < o.lone; i++)
+        for (const S of i % 2 === 0 ? builds : [...builds].reverse()) await lone(S, 1, r[S.name][key]);
+    };
+    progress(`${o.lone} lone creates per build with none alive, alternating`);
+    await alternate('none');
+    const ids = new Map();
     for (const S of builds) {
-      const r = { none: [], alive: [] };
-      progress(`${S.name}: ${o.lone} lone creates with none alive`);
-      await lone(S, o.lone, r.none);
       progress(`${S.name}: filling to ${o.alive} machines, ${o.fill} in flight`);
       const t0 = performance.now();
-      const ids = await fill(S, o.alive, o.fill);
-      r.fillS = (performance.now() - t0) / 1000;
-      progress(`${S.name}: ${o.lone} lone creates with ${o.alive} alive`);
-      await lone(S, o.lone, r.alive);
-      progress(`${S.name}: killing ${ids.length}`);
-      r.killPerS = ids.length / ((await killAll(S, ids)) / 1000);
-      await waitTeardowns(S, 300_000);
-      out.lone[S.name] = r;
+      ids.set(S, await fill(S, o.alive, o.fill));
+      r[S.name].fillS = (performance.now() - t0) / 1000;
     }
+    progress(`${o.lone} lone creates per build with ${o.alive} alive each, alternating`);
+    await alternate('alive');
+    for (const S of builds) {
+      progress(`${S.name}: killing ${ids.get(S).length}`);
+      r[S.name].killPerS = ids.get(S).length / ((await killAll(S, ids.get(S))) / 1000);
+      await waitTeardowns(S, 300_000);
+    }
+    out.lone = r;
   }
   out.load1 = readFileSync('/proc/loadavg', 'utf8').trim();
   return out;
 }
 
 function report(out, o) {
+  if (o.rounds > 0) printBursts(out, o);
+  printVerdicts(out, o);
+}
+
+function printBursts(out, o) {
   console.log(
     `\nBursts: ${o.burst} concurrent creates (POST /v1/machines, template ${TEMPLATE}), ${o.rounds} per build, alternating`,
   );
@@ -303,27 +318,31 @@ function report(out, o) {
     "  the host tools it spawned (its cgroup); the new machines' cgroups (runc init, tini, the agent's",
   );
   console.log("  start); their sum; the whole host's busy time (other sessions' work included).");
+}
 
+function printVerdicts(out, o) {
   console.log('\nVerdicts (this checkout, median of its bursts)');
   const mine = out.bursts['this checkout'] ?? [];
   const med = (xs) => stats(xs).p50;
   const allMs = med(mine.map((b) => b.allMs));
   const cpu = med(mine.map((b) => (b.serverMs + b.machinesMs) / o.burst));
   const allOk = mine.every((b) => b.ok === o.burst);
-  const v = [
-    [
-      'every create answered',
-      `${fmt(allMs / 1000, 2)} s, ${allOk ? 'all' : 'not all'} succeeded`,
-      '≤ 5 s, all',
-      allOk ? verdict(allMs, TARGETS.burstAllMs) : 'MISS',
-    ],
-    [
-      'host CPU per create (server + tools + machine)',
-      `${fmt(cpu, 0)} core-ms`,
-      '≤ 100',
-      verdict(cpu, TARGETS.cpuPerCreateMs),
-    ],
-  ];
+  const v = [];
+  if (mine.length > 0)
+    v.push(
+      [
+        'every create answered',
+        `${fmt(allMs / 1000, 2)} s, ${allOk ? 'all' : 'not all'} succeeded`,
+        '≤ 5 s, all',
+        allOk ? verdict(allMs, TARGETS.burstAllMs) : 'MISS',
+      ],
+      [
+        'host CPU per create (server + tools + machine)',
+        `${fmt(cpu, 0)} core-ms`,
+        '≤ 100',
+        verdict(cpu, TARGETS.cpuPerCreateMs),
+      ],
+    );
   const lone = out.lone['this checkout'];
   if (lone) {
     const ratio = med(lone.alive) / med(lone.none);
@@ -337,7 +356,9 @@ function report(out, o) {
   printTable(['figure', 'value', 'bar', ''], v, 'llll');
 
   if (Object.keys(out.lone).length > 0) {
-    console.log(`\nLone creates (create answered, ms), with none and with ${o.alive} alive`);
+    console.log(
+      `\nLone creates (create answered, ms), with none and with ${o.alive} alive per build, alternating`,
+    );
     const lr = [];
     for (const [name, r] of Object.entries(out.lone)) {
       for (const [k, xs] of [
@@ -362,7 +383,7 @@ runBench({
   usage: USAGE,
   options: {
     burst: ['burst', 100, 1],
-    rounds: ['rounds', 2, 1],
+    rounds: ['rounds', 2, 0],
     alive: ['alive', 500, 0],
     lone: ['lone', 10, 1],
     fill: ['fill', 16, 1],
