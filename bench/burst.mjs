@@ -51,8 +51,12 @@ environment: NSBENCH_BASELINE_REPO=DIR  another checkout (built): its server run
   one's (each in its own process, data dir, address pool and cgroup), series alternate
 ${USAGE_ENVIRONMENT}`;
 
-/** Each build's server gets its own /29 pool, so the two never meet on the host. */
-const POOLS = ['10.214.0.0/16', '10.215.0.0/16'];
+/**
+ * Each build's server gets a pool of its own, so the two never meet on the host, and apart from the
+ * default pool (10.213.0.0/16) and the driver conformance suite's (10.214.0.0/16, blocks taken
+ * without host-wide claims): a bench beside a running suite must not take its interface names.
+ */
+const POOLS = ['10.218.0.0/16', '10.219.0.0/16'];
 
 // ---- CPU accounting --------------------------------------------------------------------------
 
