@@ -32,9 +32,10 @@ export const serverConfig = (S, templatesDir, config = {}) => ({
  * only the bench, which then kills the machines before stopping it): 127.0.0.1, port 0, data dir
  * `S.dataDir`, log level warn, plus `config`; no NULLSPACE_* variable inherited; `args` after the
  * script (a mark for the leak check). Its own process also means its own event loop and CPU time.
+ * `repo`: the checkout whose server it runs (another, built, for a baseline in the same run).
  * Resolves once it listens, with `S.server` = { child, url, apiKey, port }.
  */
-export async function startServerProcess(S, templatesDir, { config = {}, args = [] } = {}) {
+export async function startServerProcess(S, templatesDir, { config = {}, args = [], repo = REPO_ROOT } = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NULLSPACE_')));
   env.NSBENCH_SERVER_CONFIG = JSON.stringify(serverConfig(S, templatesDir, config));
   const child = spawn(
@@ -47,7 +48,7 @@ export async function startServerProcess(S, templatesDir, { config = {}, args = 
       ...args,
     ],
     {
-      cwd: REPO_ROOT,
+      cwd: repo,
       env,
       stdio: ['ignore', 'pipe', 'inherit'],
       detached: true,

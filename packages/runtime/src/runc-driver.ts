@@ -1,5 +1,5 @@
 // Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { type FSWatcher, existsSync, readFileSync, realpathSync, watch, writeFileSync } from 'node:fs';
 import {
   constants,
   type FileHandle,
@@ -28,8 +28,8 @@ import type {
   DriverVolumeMount,
   MachineDriver,
 } from './driver.js';
-import { type Argv, host, hostPlan } from './exec.js';
-import { type RuntimeDirs, machineIds } from './inventory/inventory.js';
+import { type PlanStep, host, hostPlan } from './exec.js';
+import { type RuntimeDirs, machineIds, machineInitRuns } from './inventory/inventory.js';
 import { tearDownMachine, terminateMachine } from './inventory/teardown.js';
 import { MACHINE_FILES } from './machine-dir.js';
 import {
@@ -90,6 +90,9 @@ function isClosingSocket(err: unknown): boolean {
   return err instanceof CodedError && /Unix socket \d+ not found/.test(err.message);
 }
 const CLOSING_SOCKET_PAUSE_MS = 50;
+/** While a create waits for its agent: how often the machine's init is checked, and the socket looked for without an inotify event. */
+const LIVENESS_CHECK_MS = 100;
+const SOCKET_POLL_MS = 50;
 
 /** Host tools report a full disk in their own words; callers get `disk_full`. */
 function diskFullOr(err: unknown): unknown {
@@ -553,7 +556,7 @@ export class RuncDriver implements MachineDriver {
    */
   private async startMachine(
     spec: DriverMachineSpec,
-    diskSteps: Argv[],
+    diskSteps: PlanStep[],
     o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
@@ -584,7 +587,7 @@ export class RuncDriver implements MachineDriver {
    */
   private async prepareHost(
     spec: DriverMachineSpec,
-    diskSteps: Argv[][],
+    diskSteps: PlanStep[][],
     o: { newAddress?: boolean } = {},
   ): Promise<void> {
     const dir = this.dir(spec.id);
@@ -711,13 +714,26 @@ export class RuncDriver implements MachineDriver {
     return join(this.o.machinesDir, id);
   }
 
+  /**
+   * Resolves once the machine's agent answers on its socket. The socket's appearance is waited for
+   * with an inotify watch on the run directory (a poll every 2 ms by each of 100 creates in flight
+   * was most of the server's own CPU in a burst), with a slow poll as the fallback for a missed
+   * event; whether the machine died meanwhile is read from runc's state file and /proc
+   * (machineInitRuns), not asked of `runc state`, a process spawn each time.
+   */
   private async waitForAgent(id: string): Promise<void> {
     const socket = this.agentSocketPath(id);
     const client = new AgentClient(socket);
     const deadline = Date.now() + this.readyTimeoutMs;
-    // Node needs ~100 ms to start here, so poll the socket's appearance cheaply and often; asking
-    // runc whether the machine died costs a process spawn, so do that rarely.
-    let nextLivenessCheck = Date.now() + 250;
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(join(this.dir(id), 'run'), () => wake?.());
+      watcher.on('error', () => undefined);
+    } catch {
+      // no inotify watch (the limit reached): the poll below still finds the socket
+    }
+    let nextLivenessCheck = Date.now() + LIVENESS_CHECK_MS;
     try {
       while (Date.now() < deadline) {
         if (existsSync(socket)) {
@@ -725,16 +741,27 @@ export class RuncDriver implements MachineDriver {
             await client.health(1000);
             return;
           } catch {
-            // bound but not accepting yet
+            // bound but not accepting yet: the agent listens right after it bound
+            await sleep(2);
+            continue;
           }
         }
         if (Date.now() > nextLivenessCheck) {
-          if ((await this.inspect(id)) !== 'running') break;
-          nextLivenessCheck = Date.now() + 250;
+          const runs = machineInitRuns(this.o.runcRoot, id);
+          if (runs === false || (runs === undefined && (await this.inspect(id)) !== 'running')) break;
+          nextLivenessCheck = Date.now() + LIVENESS_CHECK_MS;
         }
-        await sleep(2);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, SOCKET_POLL_MS);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
       }
     } finally {
+      watcher?.close();
       client.close();
     }
     const tail = await readMachineFileTail(join(this.dir(id), 'run', AGENT_LOG), 2048);

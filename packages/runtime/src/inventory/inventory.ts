@@ -411,6 +411,21 @@ function runcInit(runcDir: string): number | null {
   }
 }
 
+/**
+ * Whether machine `id`'s init still runs (not exited, not a zombie), from runc's state file and
+ * /proc: what `runc state` answers as "running"/"paused" without a process spawn, which a create
+ * waiting for its agent asks over and over (under a burst of creates, one `runc state` every 250 ms
+ * of each of them was most of the host tools' CPU). Undefined when runc wrote no state (yet).
+ */
+export function machineInitRuns(runcRoot: string, id: string): boolean | undefined {
+  const runcDir = join(runcRoot, id);
+  if (!readText(join(runcDir, 'state.json'))) return undefined;
+  const pid = runcInit(runcDir);
+  if (pid === null) return false;
+  const stat = readText(`/proc/${pid}/stat`);
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
 /** A small file's text, or '' if it cannot be read (gone, never written). */
 function readText(path: string): string {
   try {

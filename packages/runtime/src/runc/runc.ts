@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -98,51 +97,33 @@ export class Runc {
   ): Promise<void> {
     const logFile = join(bundle, 'runc.log');
     rmSync(logFile, { force: true }); // its error lines are read back on failure: this run's only
-    return new Promise((resolve, reject) => {
-      const argv = [this.binary, '--root', this.root, '--log', logFile, '--log-format', 'json', ...command];
-      const [file, ...args] = nice === undefined ? argv : ['nice', '-n', String(nice), ...argv];
-      const child = spawn(
-        file as string,
-        args,
-        // Its own process group, so a timeout ends runc and the CRIU it started together.
-        { stdio: 'ignore', detached: true },
-      );
-      if (child.pid !== undefined) onSpawn?.(child.pid);
-      const timer = setTimeout(() => {
-        try {
-          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, timeoutMs);
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (code === 0) {
-          resolve();
-          return;
-        }
-        readFile(logFile, 'utf8')
-          .catch(() => '')
-          .then((text) => {
-            const messages = text
-              .split('\n')
-              .filter((l) => l.includes('"level":"error"') || l.includes('"level":"fatal"'))
-              .map((l) => {
-                try {
-                  return String((JSON.parse(l) as { msg?: unknown }).msg);
-                } catch {
-                  return l;
-                }
-              });
-            const why = messages.join('; ') || (signal ? `killed by ${signal} (timed out?)` : `exit ${code}`);
-            reject(new CodedError('internal', `runc ${command[0]} ${id}: ${why}`, { stderr: why }));
+    const argv = [this.binary, '--root', this.root, '--log', logFile, '--log-format', 'json', ...command];
+    const [file, ...args] = nice === undefined ? argv : ['nice', '-n', String(nice), ...argv];
+    // Its own process group, so a timeout ends runc and the CRIU it started together.
+    return host(file as string, args, {
+      timeoutMs,
+      killGroup: true,
+      noStdio: true,
+      ...(onSpawn ? { onSpawn } : {}),
+    }).then(
+      () => undefined,
+      async (err: unknown) => {
+        const text = await readFile(logFile, 'utf8').catch(() => '');
+        const messages = text
+          .split('\n')
+          .filter((l) => l.includes('"level":"error"') || l.includes('"level":"fatal"'))
+          .map((l) => {
+            try {
+              return String((JSON.parse(l) as { msg?: unknown }).msg);
+            } catch {
+              return l;
+            }
           });
-      });
-    });
+        const said = /timed out/.test(String((err as Error).message)) ? 'killed by SIGKILL (timed out?)' : '';
+        const why = messages.join('; ') || said || String((err as Error).message);
+        throw new CodedError('internal', `runc ${command[0]} ${id}: ${why}`, { stderr: why }, { cause: err });
+      },
+    );
   }
 
   async state(id: string): Promise<RuncState | undefined> {

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Argv, host } from '../exec.js';
+import { type Argv, type PlanStep, host, shellQuote } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
 
 /**
@@ -19,7 +19,7 @@ import { isMountPoint } from '../mounts.js';
  *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
  */
 // nouuid: copies of one image (snapshots, forks) share the XFS UUID and must mount side by side.
-const MOUNT_OPTIONS = 'loop,noatime,nosuid,nodev,nouuid';
+const MOUNT_OPTIONS = 'noatime,nosuid,nodev,nouuid';
 
 export class DiskImage {
   readonly file: string;
@@ -39,7 +39,7 @@ export class DiskImage {
   }
 
   /** Host commands that create, format and mount the disk (run by the driver in one batch). */
-  createSteps(sizeMb: number): Argv[] {
+  createSteps(sizeMb: number): PlanStep[] {
     return [
       ['truncate', '-s', `${sizeMb}M`, this.file],
       // No discard at mkfs time: the file is sparse already, discarding it only costs time.
@@ -49,17 +49,34 @@ export class DiskImage {
     ];
   }
 
-  /** Host commands that mount an existing image (resume after hibernate). */
-  mountSteps(): Argv[] {
+  /**
+   * Host commands that mount an existing image (resume after hibernate). The loop device is bound
+   * by `losetup --find` (the kernel hands out a free one) and detached again right after the mount,
+   * which on a device in use only marks it to be freed when it is unmounted (autoclear, as `mount
+   * -o loop` does). `mount -o loop` itself first reads every loop device on the host, looking for
+   * one already bound to the file: ~35 ms of CPU with 700 loop devices, growing with every machine
+   * alive (bench/README.md, "Burst"); this costs ~10 ms whatever their number. If the mount fails
+   * the device is detached at once; a crash in between leaves it bound to the image, where the
+   * teardown's inventory finds it (a disk image with no mount: every loop device read).
+   */
+  mountSteps(): PlanStep[] {
+    const dev = '"$dev"';
     return [
       ['mkdir', '-p', this.mountPoint],
-      // nosuid,nodev: what a machine writes must never become a setuid binary or a device on the host.
-      ['mount', '-o', MOUNT_OPTIONS, this.file, this.mountPoint],
+      {
+        name: `mount ${this.file} on ${this.mountPoint}`,
+        shell: [
+          `dev=$(losetup --find --show ${shellQuote(this.file)} </dev/null) &&`,
+          // nosuid,nodev: what a machine writes must never become a setuid binary or a device on the host.
+          `{ mount -o ${MOUNT_OPTIONS} ${dev} ${shellQuote(this.mountPoint)} </dev/null || { losetup -d ${dev}; false; }; } &&`,
+          `losetup -d ${dev} </dev/null`,
+        ].join(' '),
+      },
     ];
   }
 
   /** Host commands that copy another (unmounted or quiesced) image into this one and mount it. */
-  copyFromSteps(source: string): Argv[] {
+  copyFromSteps(source: string): PlanStep[] {
     // --sparse=always keeps holes (and turns the zeroed log into holes): the copy costs what the
     // machine wrote, not disk_mb.
     return [['cp', '--sparse=always', source, this.file], ...this.mountSteps()];
