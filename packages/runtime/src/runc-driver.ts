@@ -45,6 +45,7 @@ import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
+import { readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
 import * as volumes from './volumes/machine-volumes.js';
@@ -364,16 +365,15 @@ export class RuncDriver implements MachineDriver {
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
-      const frozenAt = Date.now();
       try {
-        // Memory and disk from the same instant: everything stays frozen while both are taken.
-        if (!wasPaused) await this.pause(id);
-        try {
+        if (wasPaused) {
+          // Frozen already, and it stays so: memory and disk as they are.
+          const frozenAt = Date.now();
           await this.checkpointInto(id, partial, true, timeoutMs);
           await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
-        } finally {
-          if (!wasPaused) await this.unpause(id);
           pausedMs = Date.now() - frozenAt;
+        } else {
+          pausedMs = await this.checkpointRunning(id, partial, timeoutMs);
         }
         break;
       } catch (err) {
@@ -385,6 +385,36 @@ export class RuncDriver implements MachineDriver {
     }
     await rename(partial, snapDir);
     return { pausedMs };
+  }
+
+  /**
+   * Checkpoints a running machine into `partial` (memory, and its disk copied while it is frozen)
+   * and leaves it running; returns how long it was frozen. The freeze, the disk copy and the thaw
+   * are done by CRIU's action script at the points of the dump where they belong (see
+   * runc/dump-hook.ts), so the machine is frozen only while CRIU dumps it.
+   */
+  private async checkpointRunning(id: string, partial: string, timeoutMs: number): Promise<number> {
+    const freezer = this.freezer(id);
+    const disk = new DiskImage(this.dir(id));
+    const hook = await writeDumpHook(
+      this.dir(id),
+      freezer.files(),
+      disk.copyToSteps(join(partial, IMAGE_DISK)),
+    );
+    let stamps: Map<string, bigint>;
+    try {
+      await this.checkpointInto(id, partial, true, timeoutMs, [`action-script ${hook.script}`]);
+    } finally {
+      // The script thaws it whatever CRIU's outcome; a CRIU killed at the deadline never ran it.
+      await freezer.thaw();
+      stamps = await readDumpHookStamps(hook);
+      await removeDumpHook(hook);
+    }
+    const from = stamps.get('pre-dump');
+    if (from === undefined || !stamps.has('copied'))
+      throw new CodedError('internal', `machine ${id}: CRIU finished without running the snapshot's hook`);
+    const to = stamps.get('thawed') ?? BigInt(Date.now()) * 1_000_000n;
+    return Number((to - from) / 1_000_000n);
   }
 
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
@@ -447,12 +477,14 @@ export class RuncDriver implements MachineDriver {
     imageDir: string,
     leaveRunning: boolean,
     timeoutMs: number,
+    /** More criu.conf lines for this checkpoint (an action script). */
+    extraConfig: readonly string[] = [],
   ): Promise<void> {
     const workDir = join(this.dir(id), MACHINE_FILES.criuDump);
     // Volumes are mounts runc does not know of: declared external (see volumes/machine-volumes.ts).
     const config = join(this.dir(id), CRIU_CONFIG);
     const mounted = await volumes.readVolumeRecord(this.dir(id));
-    await writeFile(config, volumes.dumpConfigLines(mounted).join('\n'));
+    await writeFile(config, [...volumes.dumpConfigLines(mounted), ...extraConfig].join('\n'));
     try {
       await this.runc.checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
         leaveRunning,
