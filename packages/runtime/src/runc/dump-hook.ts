@@ -17,9 +17,9 @@ import type { Argv } from '../exec.js';
  *   - `network-unlock` (CRIU is done with the tasks but for detaching; it runs on success and on
  *     failure alike): thaw. The tasks are still stopped under ptrace until CRIU detaches a moment
  *     later, so nothing runs before CRIU lets it.
- * Each step appends `<action> <epoch ns>` to the stamp file (`pre-dump` before the freeze is asked
- * for, `network-unlock` after the thaw): the machine was frozen between them, which is the
- * snapshot's `paused_ms`, measured around the freeze and nothing else.
+ * Each step appends a line to the stamp file: `pre-dump <epoch ns>` before the freeze is asked for,
+ * `frozen`, `copied`, and `thawed <epoch ns>` after the thaw. The machine was frozen between the two
+ * times, which is the snapshot's `paused_ms`, measured around the freeze and nothing else.
  */
 export interface DumpHook {
   /** The script (in the machine's directory; CRIU runs it as root). */
@@ -52,35 +52,40 @@ export async function writeDumpHook(
   machineDir: string,
   freezer: FreezerFiles,
   copySteps: readonly Argv[],
+  /** Reads of the freezer's state before the freeze counts as failed (about 10 µs each). */
+  maxFreezeReads = 200_000,
 ): Promise<DumpHook> {
   const script = join(machineDir, 'criu-dump-hook.sh');
   const stamps = join(machineDir, 'criu-dump-hook.stamps');
   await rm(stamps, { force: true });
   // `read` is the shell's own: waiting for the freeze starts no process. 200 000 reads is about
-  // 2 s; then it gives up (thaws again and fails the pre-dump, which fails the checkpoint).
+  // 2 s; then it gives up (thaws again and fails the pre-dump, which fails the checkpoint). Only
+  // the first and the last stamp run `date`, outside the freeze; the others are the shell's own
+  // writes, so the frozen part starts no process but the disk copy's.
   const text = `#!/bin/sh
 # Written by the Nullspace runtime for one checkpoint of this machine (runtime/src/runc/dump-hook.ts).
 stamp() { printf '%s %s\\n' "$1" "$(date +%s%N)" >> ${sh(stamps)}; }
+mark() { printf '%s 0\\n' "$1" >> ${sh(stamps)}; }
 case "$CRTOOLS_SCRIPT_ACTION" in
 pre-dump)
   stamp pre-dump
   printf '%s' ${sh(freezer.frozenValue)} > ${sh(freezer.control)} || exit 1
   n=0
   while :; do
-    while IFS= read -r line; do
-      [ "$line" = ${sh(freezer.frozenLine)} ] && { stamp frozen; exit 0; }
+    while IFS= read -r line || [ -n "$line" ]; do
+      [ "$line" = ${sh(freezer.frozenLine)} ] && { mark frozen; exit 0; }
     done < ${sh(freezer.stateFile)}
     n=$((n + 1))
-    if [ "$n" -ge 200000 ]; then
+    if [ "$n" -ge ${maxFreezeReads} ]; then
       printf '%s' ${sh(freezer.thawedValue)} > ${sh(freezer.control)}
-      stamp freeze-timeout
+      mark freeze-timeout
       exit 1
     fi
   done
   ;;
 post-dump)
 ${copySteps.map((a) => `  ${shellLine(a)} || exit 1`).join('\n')}
-  stamp copied
+  mark copied
   ;;
 network-unlock)
   printf '%s' ${sh(freezer.thawedValue)} > ${sh(freezer.control)} || exit 1
