@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 /**
  * Fork and snapshot benchmark (issue 19 item 3): a snapshot's freeze (`paused_ms`) of an idle
- * machine and of one holding 100 MiB, fork {count: 1} until the child answers, fork {count: 8}
- * until every child answers, through this checkout's server and (NSBENCH_BASELINE_REPO) another
- * build's, interleaved in one run under the same load, each figure with PASS/MISS against the
- * issue's bars. Both servers run in this process, each with its own data directory.
+ * machine, of one holding 100 MiB in memory and of one holding 100 MiB on its disk; fork {count: 1}
+ * until the child answers (idle and disk machine), fork {count: 8} until every child answers; and
+ * what a data directory on a reflink filesystem costs elsewhere: a 100 MiB `dd … conv=fsync` in a
+ * machine and create → first command. Through this checkout's server, with `--pool 1` the same
+ * build with its data directory on an XFS (reflink=1) loop file the bench makes in its temp dir
+ * (what disk copies cost when they share blocks), and with NSBENCH_BASELINE_REPO another build's;
+ * every series alternates between them in one run, under the same load, with PASS/MISS against
+ * the issue's bars. The servers run in this process, each with its own data directory.
  * Run as root from the repository root: `node bench/forksnap.mjs [--iterations N]`. See bench/README.md.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startServer } from '@nullspace/server';
@@ -30,6 +35,7 @@ import {
   runState,
   samples,
   serverConfig,
+  sh,
   statsOf,
   stopServerAndMachines,
   toolVersion,
@@ -40,6 +46,7 @@ import { BALLAST_MIB, ballastPython, waitRss } from './lifecycle/ballast.mjs';
 const USAGE = `usage: node bench/forksnap.mjs [options]   (as root, from the repository root)
   --iterations N   timed iterations of every series (default 10)
   --warmup N       warm-up iterations before each series, not counted (default 1)
+  --pool 0|1       also this checkout with its data dir on an XFS reflink loop in the temp dir (default 1)
 environment: NSBENCH_BASELINE_REPO=DIR  another checkout (built): its server runs beside this one's,
   every series alternating between the two
 ${USAGE_ENVIRONMENT}`;
@@ -125,12 +132,34 @@ async function forkUntilAnswered(sd, id, count) {
   return ms;
 }
 
+/**
+ * A sparse 64 GiB file in the temp dir, XFS with reflink=1, mounted at `<tmp>/pool` (the cleanup
+ * unmounts whatever is mounted under the temp dir; the loop device goes with it): a data dir there
+ * has its disk images, snapshots and fork images on one filesystem that shares blocks on copy.
+ */
+async function makePool() {
+  const img = join(S.tmp, 'pool.img');
+  const mnt = join(S.tmp, 'pool');
+  await sh('truncate', ['-s', '64G', img]);
+  await sh('mkfs.xfs', ['-q', '-K', '-m', 'reflink=1', img]);
+  await mkdir(mnt);
+  await sh('mount', ['-o', 'loop,noatime', img, mnt]);
+  return mnt;
+}
+
 async function bench(opts, templatesDir) {
   const { iterations: n, warmup } = opts;
   const { R, push } = samples();
   makeRunDir(S);
   S.server = await startServer(serverConfig(S, templatesDir));
   const sides = [side('this checkout', S.server, S.dataDir, S.live, S.machineIds)];
+  if (opts.pool) {
+    const dataDir = join(await makePool(), 'data');
+    const server = await startServer({ ...serverConfig(S, templatesDir), dataDir });
+    const other = side('this checkout, data dir on XFS reflink', server, dataDir, new Set(), new Set());
+    S.others.push(other);
+    sides.push(other);
+  }
   const repo = process.env.NSBENCH_BASELINE_REPO;
   if (repo) {
     const { startServer: startBaseline } = await import(join(repo, 'packages/server/dist/index.js'));
@@ -144,26 +173,33 @@ async function bench(opts, templatesDir) {
     ['settings', `${n} timed iterations per series, ${warmup} warm-up; builds alternate, first one flips`],
   ]);
 
-  progress(`per build: one idle machine, one holding ${BALLAST_MIB} MiB`);
+  progress(`per server: one idle machine, one holding ${BALLAST_MIB} MiB in memory, one on its disk`);
   const machines = new Map();
   for (const sd of sides) {
     const idle = await sd.create();
     const heavy = await sd.create();
+    const disky = await sd.create();
     const tag = `${MARK}-${heavy.id}`;
     await sd.run(heavy.id, `nohup python3 -c '${ballastPython(tag)}' >/dev/null 2>&1 </dev/null &`, true);
     await waitRss(() => pidsWith(tag), `ballast in ${heavy.id}`);
-    machines.set(sd, { idle, heavy });
+    // Random bytes: a sparse copy cannot turn them into holes.
+    await sd.run(disky.id, `head -c ${BALLAST_MIB}M /dev/urandom > /root/ballast && sync`, true);
+    machines.set(sd, { idle, heavy, disky });
   }
 
-  progress(`snapshots ×${n} (+${warmup}) of each machine, fork {count:1} and {count:${FORK_MANY}}`);
+  progress(
+    `×${n} (+${warmup}): snapshots of each machine, fork {count:1} of the idle and the disk one, ` +
+      `{count:${FORK_MANY}}, dd, create`,
+  );
   for (let i = -warmup; i < n; i++) {
     for (const sd of i % 2 === 0 ? sides : [...sides].reverse()) {
       checkInterrupted();
-      const { idle, heavy } = machines.get(sd);
+      const { idle, heavy, disky } = machines.get(sd);
       const got = {};
       for (const [key, m] of [
         ['Idle', idle],
         ['Heavy', heavy],
+        ['Disk', disky],
       ]) {
         const t0 = performance.now();
         const snap = await sd.api('POST', `/v1/machines/${m.id}/snapshots`);
@@ -173,6 +209,20 @@ async function bench(opts, templatesDir) {
       }
       got.fork1 = await forkUntilAnswered(sd, idle.id, 1);
       got.forkMany = await forkUntilAnswered(sd, idle.id, FORK_MANY);
+      got.forkDisk = await forkUntilAnswered(sd, disky.id, 1);
+      let t0 = performance.now();
+      await sd.run(
+        idle.id,
+        `dd if=/dev/zero of=/root/dd bs=1M count=${BALLAST_MIB} conv=fsync 2>/dev/null`,
+        true,
+      );
+      got.dd = performance.now() - t0;
+      await sd.run(idle.id, 'rm -f /root/dd', true);
+      t0 = performance.now();
+      const fresh = await sd.create();
+      await sd.run(fresh.id, 'true');
+      got.create = performance.now() - t0;
+      await sd.kill(fresh.id);
       // The parents still answer, the heavy one still holds its ballast.
       await sd.run(idle.id, 'true');
       await sd.run(heavy.id, `pgrep -f ${MARK}-${heavy.id} >/dev/null`, true);
@@ -189,7 +239,7 @@ function report({ R, names }) {
   const rows = [];
   for (const name of names) {
     const g = (key) => st[`${name}|${key}`];
-    const bars = name === names[0];
+    const bars = name.startsWith('this checkout');
     rows.push(
       [`${name}`, '', '', '', '', '', '', ''],
       latencyRowOf(
@@ -204,30 +254,30 @@ function report({ R, names }) {
         bars ? BAR.pausedHeavy : undefined,
       ),
       latencyRowOf('    the same, POST wall time', g('snapHeavyWall')),
+      latencyRowOf(`  snapshot, ${BALLAST_MIB} MiB on disk: paused_ms`, g('snapDiskPaused')),
+      latencyRowOf('    the same, POST wall time', g('snapDiskWall')),
       latencyRowOf('  fork {count:1} → child answers', g('fork1'), bars ? BAR.fork1 : undefined),
       latencyRowOf(`  fork {count:${FORK_MANY}} → every child answers`, g('forkMany')),
+      latencyRowOf(`  fork {count:1}, ${BALLAST_MIB} MiB on disk → child answers`, g('forkDisk')),
+      latencyRowOf(`  dd ${BALLAST_MIB} MiB conv=fsync in a machine (command wall time)`, g('dd')),
+      latencyRowOf('  create → first command answers', g('create')),
     );
   }
   printLatencyTable('figure', rows);
   console.log(`\nfork {count:${FORK_MANY}} / fork {count:1} (ratio of the medians; bar ≤ ${BAR.forkRatio}×)`);
   for (const name of names) {
     const ratio = st[`${name}|forkMany`].p50 / st[`${name}|fork1`].p50;
-    const result = name === names[0] ? `  ${verdict(ratio, BAR.forkRatio)}` : '';
+    const result = name.startsWith('this checkout') ? `  ${verdict(ratio, BAR.forkRatio)}` : '';
     console.log(`  ${name.padEnd(40)} ${fmt(ratio, 2)}×${result}`);
   }
-  if (names.length > 1) {
-    console.log('\nThis checkout / baseline (ratio of the medians)');
-    for (const key of [
-      'snapIdlePaused',
-      'snapHeavyPaused',
-      'snapIdleWall',
-      'snapHeavyWall',
-      'fork1',
-      'forkMany',
-    ])
-      console.log(
-        `  ${key.padEnd(20)} ${fmt(st[`${names[0]}|${key}`].p50 / st[`${names[1]}|${key}`].p50, 2)}`,
-      );
+  const keys = ['snapIdlePaused', 'snapHeavyPaused', 'snapDiskPaused', 'snapIdleWall', 'snapHeavyWall'];
+  keys.push('snapDiskWall', 'fork1', 'forkMany', 'forkDisk', 'dd', 'create');
+  for (const other of names.slice(1)) {
+    console.log(`\n${names[0]} / ${other} (ratio of the medians; below 1: ${names[0]} is faster)`);
+    for (const key of keys) {
+      const ratio = st[`${names[0]}|${key}`].p50 / st[`${other}|${key}`].p50;
+      console.log(`  ${key.padEnd(20)} ${fmt(ratio, 2)}`);
+    }
   }
 }
 
@@ -242,7 +292,7 @@ function latencyRowOf(label, stats, target) {
 runBench({
   script: 'bench/forksnap.mjs',
   usage: USAGE,
-  options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0] },
+  options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0], pool: ['pool', 1, 0] },
   rootFor: 'runc, criu, cgroups',
   preflight: (templatesDir) => {
     if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3')))
