@@ -39,6 +39,7 @@ import {
   ensureHostTable,
   linkSetUpSteps,
   settleRestoredNetns,
+  settleRestoredNetnsSteps,
   writeLinkFiles,
 } from './net/link.js';
 import { netnsName, netnsPath } from './netns/netns.js';
@@ -74,6 +75,8 @@ const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
 /** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
 const CRIU_CONFIG = 'criu.conf';
+/** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
+const RESTORED_PID = 'restored.pid';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -424,17 +427,24 @@ export class RuncDriver implements MachineDriver {
       disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
       { restore: true },
       async () => {
+        const pidFile = join(this.dir(spec.id), RESTORED_PID);
         await this.restoreFrom(spec.id, snapDir, {
           timeoutMs,
           newAddress: true,
           volumes: spec.volumes,
+          pidFile,
           ...niceOf(spec),
         });
-        await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: true });
-        // The restored UTS namespace carries the source's host name; this machine has its own.
-        const state = await this.runc.state(spec.id);
-        if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
-        await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
+        const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+        await rm(pidFile, { force: true });
+        if (!(pid > 0)) throw new CodedError('internal', `machine ${spec.id}: runc restore wrote no pid`);
+        // One process in its namespaces: its network settles (settleRestoredNetns), and its UTS
+        // namespace, restored with the source's host name, gets this machine's own.
+        const steps = [
+          ...settleRestoredNetnsSteps({ nonlocalBind: true }),
+          `hostname ${hostnameOf(spec.id)}`,
+        ];
+        await host('nsenter', ['--target', String(pid), '--net', '--uts', 'sh', '-c', steps.join(' && ')]);
       },
     );
   }
@@ -512,6 +522,7 @@ export class RuncDriver implements MachineDriver {
       newAddress: boolean;
       volumes: readonly DriverVolumeMount[] | undefined;
       nice?: number;
+      pidFile?: string;
     },
   ): Promise<void> {
     const dir = this.dir(id);
@@ -527,6 +538,7 @@ export class RuncDriver implements MachineDriver {
           tcpEstablished: !o.newAddress,
           onSpawn: (pid) => this.recordOperation(id, pid),
           ...(o.nice !== undefined ? { nice: o.nice } : {}),
+          ...(o.pidFile ? { pidFile: o.pidFile } : {}),
         });
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
