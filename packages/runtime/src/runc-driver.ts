@@ -46,7 +46,7 @@ import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
-import { readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
+import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
 import * as volumes from './volumes/machine-volumes.js';
@@ -407,6 +407,20 @@ export class RuncDriver implements MachineDriver {
     let stamps: Map<string, bigint>;
     try {
       await this.checkpointInto(id, partial, true, timeoutMs, [`action-script ${hook.script}`]);
+    } catch (err) {
+      // The disk copy failed (CRIU says only that its script did): what the copy said, e.g. a full
+      // disk, which diskFullOr makes `disk_full`.
+      const copy = await readDumpHookErrors(hook);
+      if (copy)
+        throw new CodedError(
+          'internal',
+          `machine ${id}: the snapshot's disk copy failed: ${copy.slice(0, 500)}`,
+          undefined,
+          {
+            cause: err,
+          },
+        );
+      throw err;
     } finally {
       // The script thaws it whatever CRIU's outcome; a CRIU killed at the deadline never ran it.
       await freezer.thaw();

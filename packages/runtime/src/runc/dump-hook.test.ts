@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { readDumpHookStamps, removeDumpHook, writeDumpHook } from './dump-hook.js';
+import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './dump-hook.js';
 
 const dir = mkdtempSync('/tmp/nst-dump-hook-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +60,7 @@ describe('the snapshot dump hook', () => {
     assert.equal((await readDumpHookStamps(hook)).size, 0);
   });
 
-  it('a failed copy fails post-dump', async () => {
+  it('a failed copy fails post-dump, and what it said is kept', async () => {
     const state = join(dir, 'state-2');
     writeFileSync(state, 'FROZEN');
     const hook = await writeDumpHook(
@@ -76,7 +76,9 @@ describe('the snapshot dump hook', () => {
     );
     assert.notEqual(await action(hook.script, 'post-dump'), 0);
     assert.equal((await readDumpHookStamps(hook)).has('copied'), false);
+    assert.match(await readDumpHookErrors(hook), /no such disk/);
     await removeDumpHook(hook);
+    assert.equal(await readDumpHookErrors(hook), '');
   });
 
   it('a freeze that does not complete: thawed again, pre-dump fails', async () => {

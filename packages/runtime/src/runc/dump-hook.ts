@@ -26,6 +26,8 @@ export interface DumpHook {
   script: string;
   /** Where it records its steps. */
   stamps: string;
+  /** What the disk copy's commands wrote to stderr (CRIU's own log does not keep it). */
+  errors: string;
 }
 
 export interface FreezerFiles {
@@ -57,7 +59,9 @@ export async function writeDumpHook(
 ): Promise<DumpHook> {
   const script = join(machineDir, 'criu-dump-hook.sh');
   const stamps = join(machineDir, 'criu-dump-hook.stamps');
+  const errors = join(machineDir, 'criu-dump-hook.err');
   await rm(stamps, { force: true });
+  await rm(errors, { force: true });
   // `read` is the shell's own: waiting for the freeze starts no process. 200 000 reads is about
   // 2 s; then it gives up (thaws again and fails the pre-dump, which fails the checkpoint). Only
   // the first and the last stamp run `date`, outside the freeze; the others are the shell's own
@@ -84,7 +88,7 @@ pre-dump)
   done
   ;;
 post-dump)
-${copySteps.map((a) => `  ${shellLine(a)} || exit 1`).join('\n')}
+${copySteps.map((a) => `  ${shellLine(a)} 2>> ${sh(errors)} || exit 1`).join('\n')}
   mark copied
   ;;
 network-unlock)
@@ -95,7 +99,7 @@ esac
 exit 0
 `;
   await writeFile(script, text, { mode: 0o700 });
-  return { script, stamps };
+  return { script, stamps, errors };
 }
 
 /** The steps the hook recorded, in order, with their times (epoch ns as bigint). */
@@ -109,7 +113,13 @@ export async function readDumpHookStamps(hook: DumpHook): Promise<Map<string, bi
   return out;
 }
 
+/** What the disk copy said on stderr ('' if nothing). */
+export async function readDumpHookErrors(hook: DumpHook): Promise<string> {
+  return (await readFile(hook.errors, 'utf8').catch(() => '')).trim();
+}
+
 export async function removeDumpHook(hook: DumpHook): Promise<void> {
   await rm(hook.script, { force: true });
   await rm(hook.stamps, { force: true });
+  await rm(hook.errors, { force: true });
 }
