@@ -11,10 +11,12 @@
  * the issue's bars. The servers run in this process, each with its own data directory.
  * Run as root from the repository root: `node bench/forksnap.mjs [--iterations N]`. See bench/README.md.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { machineIds, tearDownMachine } from '@nullspace/runtime';
 import { startServer } from '@nullspace/server';
 import {
   TEMPLATE,
@@ -57,7 +59,7 @@ const FORK_MANY = 8;
 const MARK = `nsbench-forksnap-${process.pid}`;
 
 /** Besides this checkout's server: the baseline's (its live machines, every id it made, its data dir). */
-const S = runState({ others: [] });
+const S = runState({ others: [], pool: undefined });
 
 async function cleanup(note) {
   for (const side of S.others) {
@@ -67,6 +69,7 @@ async function cleanup(note) {
   }
   await stopServerAndMachines(S, note);
   await killChildren(S.children, note);
+  await releasePool(note);
   return cleanUpRun(S, note, {
     mark: MARK,
     extraRoots: S.others.map((side) => ({
@@ -144,7 +147,32 @@ async function makePool() {
   await sh('mkfs.xfs', ['-q', '-K', '-m', 'reflink=1', img]);
   await mkdir(mnt);
   await sh('mount', ['-o', 'loop,noatime', img, mnt]);
+  S.pool = { img, mnt };
   return mnt;
+}
+
+/**
+ * The pool goes before the generic cleanup: its machines' leftovers first (they live on it), then
+ * the unmount, then the wait for the kernel to free its loop device, which happens a moment after
+ * the unmount (the leak check would see it still bound).
+ */
+async function releasePool(note) {
+  if (!S.pool) return;
+  const { img, mnt, side } = S.pool;
+  if (side) {
+    const dirs = { machinesDir: join(side.dataDir, 'machines'), runcRoot: join(side.dataDir, 'runc') };
+    for (const id of await machineIds(dirs).catch(() => [])) side.ids.add(id);
+    for (const id of side.ids)
+      await tearDownMachine(dirs, id, { keepFiles: false }).catch(note(`tear down ${id} (pool)`));
+  }
+  const device = (await sh('findmnt', ['-n', '-o', 'SOURCE', mnt]).catch(() => '')).trim();
+  if (device) await sh('umount', [mnt]).catch(note(`umount ${mnt}`));
+  const backing = `/sys/block/${device.replace('/dev/', '')}/loop/backing_file`;
+  for (let i = 0; device && i < 500; i++) {
+    const file = existsSync(backing) ? readFileSync(backing, 'utf8').trim() : '';
+    if (file !== img) break;
+    await sleep(10);
+  }
 }
 
 async function bench(opts, templatesDir) {
@@ -157,6 +185,7 @@ async function bench(opts, templatesDir) {
     const dataDir = join(await makePool(), 'data');
     const server = await startServer({ ...serverConfig(S, templatesDir), dataDir });
     const other = side('this checkout, data dir on XFS reflink', server, dataDir, new Set(), new Set());
+    S.pool.side = other;
     S.others.push(other);
     sides.push(other);
   }
