@@ -50,9 +50,13 @@ export interface TestServer {
   logs(): string;
 }
 
+/**
+ * Starts a server on a new data dir (`env.NULLSPACE_DATA_DIR` if given: an empty directory the test
+ * made, e.g. on a filesystem of its own; teardown removes it as it removes its own).
+ */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   // Short path: the agent's Unix socket lives under it, and socket paths are limited to 108 bytes.
-  const dataDir = mkdtempSync('/tmp/nst-');
+  const dataDir = env.NULLSPACE_DATA_DIR ?? mkdtempSync('/tmp/nst-');
   const apiKey = `test-key-${Math.random().toString(36).slice(2)}`;
   let child: ChildProcess;
   let url = '';

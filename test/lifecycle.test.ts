@@ -444,6 +444,36 @@ describeWithServer(
   { NULLSPACE_SNAPSHOTS_DIR: fullDir },
 );
 
+// A snapshots directory with room for an idle machine's memory image, not for a 64 MiB disk copy.
+const smallDir = process.getuid?.() === 0 ? mkdtempSync('/tmp/nst-small-') : '/nonexistent';
+if (process.getuid?.() === 0) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', smallDir]);
+after(() => {
+  if (process.getuid?.() !== 0) return;
+  execFileSync('umount', [smallDir]);
+  rmSync(smallDir, { recursive: true, force: true });
+});
+
+describeWithServer(
+  "lifecycle faults: a snapshot's disk copy does not fit",
+  (ctx) => {
+    it('answers disk_full; the machine was thawed and runs on; no partial files stay', async () => {
+      const s = ctx.server;
+      const m = await Machine.create({ ...s.conn, timeout: 600 });
+      // Random bytes: a sparse copy cannot make holes of them. The memory image fits; this does not.
+      await m.commands.run('head -c 64M /dev/urandom > /root/big && sync');
+      const pid = await startCounter(m);
+      // The copy fails at CRIU's post-dump, after the machine was frozen for the dump.
+      await rejects(post(s, `/v1/machines/${m.id}/snapshots`), 507, 'disk_full');
+      assert.equal((await info(s, m.id)).status, 'running');
+      assert.ok(await pidAlive(m, pid));
+      await grows(m, await count(m));
+      assert.deepEqual(readdirSync(smallDir), []);
+      assert.equal((await m.kill()).status, 'killed');
+    });
+  },
+  { NULLSPACE_SNAPSHOTS_DIR: smallDir },
+);
+
 describeWithServer('lifecycle faults: the server crashes during a transition', (ctx) => {
   it('a crash mid-hibernate leaves a machine that connect resumes with its memory', async () => {
     const s = ctx.server;

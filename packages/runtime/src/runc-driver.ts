@@ -39,12 +39,14 @@ import {
   ensureHostTable,
   linkSetUpSteps,
   settleRestoredNetns,
+  settleRestoredNetnsSteps,
   writeLinkFiles,
 } from './net/link.js';
 import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
+import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
 import * as volumes from './volumes/machine-volumes.js';
@@ -73,6 +75,8 @@ const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
 /** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
 const CRIU_CONFIG = 'criu.conf';
+/** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
+const RESTORED_PID = 'restored.pid';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -372,16 +376,15 @@ export class RuncDriver implements MachineDriver {
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
-      const frozenAt = Date.now();
       try {
-        // Memory and disk from the same instant: everything stays frozen while both are taken.
-        if (!wasPaused) await this.pause(id);
-        try {
+        if (wasPaused) {
+          // Frozen already, and it stays so: memory and disk as they are.
+          const frozenAt = Date.now();
           await this.checkpointInto(id, partial, true, timeoutMs);
           await hostPlan([disk.copyToSteps(join(partial, IMAGE_DISK))], { timeoutMs });
-        } finally {
-          if (!wasPaused) await this.unpause(id);
           pausedMs = Date.now() - frozenAt;
+        } else {
+          pausedMs = await this.checkpointRunning(id, partial, timeoutMs);
         }
         break;
       } catch (err) {
@@ -395,6 +398,50 @@ export class RuncDriver implements MachineDriver {
     return { pausedMs };
   }
 
+  /**
+   * Checkpoints a running machine into `partial` (memory, and its disk copied while it is frozen)
+   * and leaves it running; returns how long it was frozen. The freeze, the disk copy and the thaw
+   * are done by CRIU's action script at the points of the dump where they belong (see
+   * runc/dump-hook.ts), so the machine is frozen only while CRIU dumps it.
+   */
+  private async checkpointRunning(id: string, partial: string, timeoutMs: number): Promise<number> {
+    const freezer = this.freezer(id);
+    const disk = new DiskImage(this.dir(id));
+    const hook = await writeDumpHook(
+      this.dir(id),
+      freezer.files(),
+      disk.copyToSteps(join(partial, IMAGE_DISK)),
+    );
+    let stamps: Map<string, bigint>;
+    try {
+      await this.checkpointInto(id, partial, true, timeoutMs, [`action-script ${hook.script}`]);
+    } catch (err) {
+      // The disk copy failed (CRIU says only that its script did): what the copy said, e.g. a full
+      // disk, which diskFullOr makes `disk_full`.
+      const copy = await readDumpHookErrors(hook);
+      if (copy)
+        throw new CodedError(
+          'internal',
+          `machine ${id}: the snapshot's disk copy failed: ${copy.slice(0, 500)}`,
+          undefined,
+          {
+            cause: err,
+          },
+        );
+      throw err;
+    } finally {
+      // The script thaws it whatever CRIU's outcome; a CRIU killed at the deadline never ran it.
+      await freezer.thaw();
+      stamps = await readDumpHookStamps(hook);
+      await removeDumpHook(hook);
+    }
+    const from = stamps.get('pre-dump');
+    if (from === undefined || !stamps.has('copied'))
+      throw new CodedError('internal', `machine ${id}: CRIU finished without running the snapshot's hook`);
+    const to = stamps.get('thawed') ?? BigInt(Date.now()) * 1_000_000n;
+    return Number((to - from) / 1_000_000n);
+  }
+
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
     await this.startMachine(
@@ -402,17 +449,24 @@ export class RuncDriver implements MachineDriver {
       disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
       { restore: true },
       async () => {
+        const pidFile = join(this.dir(spec.id), RESTORED_PID);
         await this.restoreFrom(spec.id, snapDir, {
           timeoutMs,
           newAddress: true,
           volumes: spec.volumes,
+          pidFile,
           ...niceOf(spec),
         });
-        await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: true });
-        // The restored UTS namespace carries the source's host name; this machine has its own.
-        const state = await this.runc.state(spec.id);
-        if (!state) throw new CodedError('internal', `machine ${spec.id} vanished right after restore`);
-        await host('nsenter', ['--target', String(state.pid), '--uts', 'hostname', hostnameOf(spec.id)]);
+        const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+        await rm(pidFile, { force: true });
+        if (!(pid > 0)) throw new CodedError('internal', `machine ${spec.id}: runc restore wrote no pid`);
+        // One process in its namespaces: its network settles (settleRestoredNetns), and its UTS
+        // namespace, restored with the source's host name, gets this machine's own.
+        const steps = [
+          ...settleRestoredNetnsSteps({ nonlocalBind: true }),
+          `hostname ${hostnameOf(spec.id)}`,
+        ];
+        await host('nsenter', ['--target', String(pid), '--net', '--uts', 'sh', '-c', steps.join(' && ')]);
       },
     );
   }
@@ -455,12 +509,14 @@ export class RuncDriver implements MachineDriver {
     imageDir: string,
     leaveRunning: boolean,
     timeoutMs: number,
+    /** More criu.conf lines for this checkpoint (an action script). */
+    extraConfig: readonly string[] = [],
   ): Promise<void> {
     const workDir = join(this.dir(id), MACHINE_FILES.criuDump);
     // Volumes are mounts runc does not know of: declared external (see volumes/machine-volumes.ts).
     const config = join(this.dir(id), CRIU_CONFIG);
     const mounted = await volumes.readVolumeRecord(this.dir(id));
-    await writeFile(config, volumes.dumpConfigLines(mounted).join('\n'));
+    await writeFile(config, [...volumes.dumpConfigLines(mounted), ...extraConfig].join('\n'));
     try {
       await this.runc.checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
         leaveRunning,
@@ -488,6 +544,7 @@ export class RuncDriver implements MachineDriver {
       newAddress: boolean;
       volumes: readonly DriverVolumeMount[] | undefined;
       nice?: number;
+      pidFile?: string;
     },
   ): Promise<void> {
     const dir = this.dir(id);
@@ -503,6 +560,7 @@ export class RuncDriver implements MachineDriver {
           tcpEstablished: !o.newAddress,
           onSpawn: (pid) => this.recordOperation(id, pid),
           ...(o.nice !== undefined ? { nice: o.nice } : {}),
+          ...(o.pidFile ? { pidFile: o.pidFile } : {}),
         });
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);

@@ -20,6 +20,32 @@ export class Freezer {
     this.v1 = existsSync(V1_FREEZER);
   }
 
+  /** The files a freeze is written to and read back from, for a freeze done outside this process. */
+  files(): {
+    control: string;
+    frozenValue: string;
+    thawedValue: string;
+    stateFile: string;
+    frozenLine: string;
+  } {
+    const dir = join(this.v1 ? V1_FREEZER : V2_ROOT, this.cgroupPath);
+    return this.v1
+      ? {
+          control: join(dir, 'freezer.state'),
+          frozenValue: 'FROZEN',
+          thawedValue: 'THAWED',
+          stateFile: join(dir, 'freezer.state'),
+          frozenLine: 'FROZEN',
+        }
+      : {
+          control: join(dir, 'cgroup.freeze'),
+          frozenValue: '1',
+          thawedValue: '0',
+          stateFile: join(dir, 'cgroup.events'),
+          frozenLine: 'frozen 1',
+        };
+  }
+
   async freeze(timeoutMs = 10_000): Promise<void> {
     await this.set(true, timeoutMs);
   }

@@ -151,11 +151,15 @@ export function linkSetUpSteps(
  * (`nonlocalBind` was on), sockets may no longer bind to addresses the machine lacks.
  */
 export async function settleRestoredNetns(netns: string, o: { nonlocalBind: boolean }): Promise<void> {
-  const steps = [
+  await host('nsenter', [`--net=${netnsPath(netns)}`, 'sh', '-c', settleRestoredNetnsSteps(o).join(' && ')]);
+}
+
+/** The shell steps of {@link settleRestoredNetns}, run in the machine's network namespace. */
+export function settleRestoredNetnsSteps(o: { nonlocalBind: boolean }): string[] {
+  return [
     'conntrack -F 2>/dev/null',
     ...(o.nonlocalBind ? ['printf 0 > /proc/sys/net/ipv4/ip_nonlocal_bind'] : []),
   ];
-  await host('nsenter', [`--net=${netnsPath(netns)}`, 'sh', '-c', steps.join(' && ')]);
 }
 
 /** Deletes a host interface if it exists (a veth whose namespace something still holds). */

@@ -40,10 +40,18 @@ export class Runc {
     bundle: string,
     imageDir: string,
     workDir: string,
-    opts: { timeoutMs: number; tcpEstablished: boolean; onSpawn?: (pid: number) => void; nice?: number },
+    opts: {
+      timeoutMs: number;
+      tcpEstablished: boolean;
+      onSpawn?: (pid: number) => void;
+      nice?: number;
+      /** Where runc writes the restored init's host pid (saves a `runc state` afterwards). */
+      pidFile?: string;
+    },
   ): Promise<void> {
     const args = ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir];
     if (opts.tcpEstablished) args.push('--tcp-established');
+    if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     args.push('--bundle', bundle, id);
     return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn, opts.nice);
   }

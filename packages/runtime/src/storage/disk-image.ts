@@ -4,20 +4,33 @@ import { type Argv, type PlanStep, host, shellQuote } from '../exec.js';
 import { isMountPoint } from '../mounts.js';
 
 /**
+ * A copy of a disk image (a snapshot's, a fork's, a child's). On a data dir whose filesystem shares
+ * blocks (XFS made with reflink=1, btrfs) `--reflink=auto` clones the file: a few milliseconds
+ * whatever the machine wrote, and no space until one side writes (copy-on-write). Elsewhere (ext4)
+ * it falls back to a copy, where --sparse=always keeps holes (and turns the zeroed log into holes):
+ * it costs what the machine wrote, not disk_mb. coreutils ≥ 9 tries the clone by default; saying
+ * so keeps it on older ones. See docs/lifecycle.md, "Disk copies".
+ */
+function copyImage(source: string, target: string): Argv {
+  return ['cp', '--reflink=auto', '--sparse=always', source, target];
+}
+
+/**
  * A machine's writable disk: a sparse image file formatted as XFS and mounted through a loop device.
  * The machine's overlay upper and work directories live on it, so its size is a hard limit: writing
  * past `disk_mb` fails inside the machine with ENOSPC and `df /` shows the size. (Project quotas on a
  * shared filesystem would be cheaper, but the kernels we run on are built without quota support.)
  *
  * Lifecycle, one owner (the driver):
- *   1. `createSteps(sizeMb)`: truncate the sparse file, mkfs.xfs, mount `-o loop`.
+ *   1. `createSteps(sizeMb)`: truncate the sparse file, mkfs.xfs, mount it through a loop device.
  *   2. The mount persists across a server restart (a re-adopted machine finds it in place).
  *   3. Hibernate unmounts it (`unmount()`) and keeps the file; resume mounts it again (`mountSteps()`).
- *      A snapshot copies the file (sparse) while the machine is frozen; a machine started from the
- *      snapshot mounts its own copy (`copyFromSteps()`).
+ *      A snapshot copies the file (sparse, or a reflink clone) while the machine is frozen; a machine
+ *      started from the snapshot mounts its own copy (`copyFromSteps()`).
  *   4. `destroy()`: unmount (the kernel frees the loop device: util-linux sets autoclear) and
  *      delete the file. Idempotent, and works from whatever is left on disk after a crash.
  */
+
 // nouuid: copies of one image (snapshots, forks) share the XFS UUID and must mount side by side.
 const MOUNT_OPTIONS = 'noatime,nosuid,nodev,nouuid';
 
@@ -77,17 +90,12 @@ export class DiskImage {
 
   /** Host commands that copy another (unmounted or quiesced) image into this one and mount it. */
   copyFromSteps(source: string): PlanStep[] {
-    // --sparse=always keeps holes (and turns the zeroed log into holes): the copy costs what the
-    // machine wrote, not disk_mb.
-    return [['cp', '--sparse=always', source, this.file], ...this.mountSteps()];
+    return [copyImage(source, this.file), ...this.mountSteps()];
   }
 
   /** Host command that copies the image to `target` (sparse); the filesystem must be quiesced. */
   copyToSteps(target: string): Argv[] {
-    return [
-      ['sync', '-f', this.mountPoint],
-      ['cp', '--sparse=always', this.file, target],
-    ];
+    return [['sync', '-f', this.mountPoint], copyImage(this.file, target)];
   }
 
   /** Unmounts the filesystem and keeps the image. Idempotent. */
