@@ -127,6 +127,8 @@ describeWithServer(
 
         const machines = new Map<string, Tracked>();
         const everSeen = new Set<string>();
+        /** Machines whose agent this test killed: the only ones allowed to end `failed`. */
+        const agentKilled = new Set<string>();
         /** Acknowledged writes to the shared volume: file name → content. */
         const volumeFiles = new Map<string, string>();
         const figures = {
@@ -313,8 +315,10 @@ describeWithServer(
               await s.stop('SIGKILL');
               figures.kills.server++;
             } else if (kind === 'agent' && target) {
-              if (await killAgent(target.id)) figures.kills.agent++;
-              else figures.agentMissed++;
+              if (await killAgent(target.id)) {
+                figures.kills.agent++;
+                agentKilled.add(target.id);
+              } else figures.agentMissed++;
             }
             const said = await answer;
             rmSync(armedFile, { force: true });
@@ -332,6 +336,7 @@ describeWithServer(
                 : {}),
               ...(before && target ? { before: { id: target.id, ...before } } : {}),
               resumeSome: random,
+              agentKilled,
             });
             // Killed machines: nothing of them stays on the host once their teardowns are through.
             await nothingLeft(
@@ -360,7 +365,7 @@ describeWithServer(
           await writer;
         }
         // The end: every machine woken and checked, the volume's writes read back, all killed.
-        await settleAll(s, machines, figures, log, { resumeSome: () => 0 });
+        await settleAll(s, machines, figures, log, { resumeSome: () => 0, agentKilled });
         const reader = [...machines.values()][0] ?? (await Machine.connect(await create(), s.conn));
         const listing = await new Machine(reader.id, s.conn).commands.run(
           `cd /data && for f in *; do printf '%s=%s\\n' "$f" "$(cat "$f")"; done`,
@@ -426,6 +431,7 @@ async function settleAll(
     source?: Tracked;
     before?: { id: string; pid: string; count: number };
     resumeSome: () => number;
+    agentKilled: ReadonlySet<string>;
   },
 ): Promise<void> {
   for (const m of [...machines.values()]) {
@@ -470,6 +476,8 @@ async function settleAll(
     }
     if (st.status === 'failed') {
       assert.ok(st.status_reason, `${m.id} failed without a reason`);
+      // Lost: only the end of its agent (which ends its init, and so the machine) may fail it.
+      assert.ok(o.agentKilled.has(m.id), `${m.id} lost (seed ${SEED}): ${st.status_reason}`);
       const killed = (await api(s, 'DELETE', `/v1/machines/${m.id}`)) as { status: string };
       assert.equal(killed.status, 'killed');
       figures.failedMachines++;

@@ -65,6 +65,29 @@ describeWithServer('server restart', (ctx) => {
     await again.kill();
   });
 
+  it('a crash mid-resume of a hibernated machine keeps it: hibernated or running, its memory and files whole', async () => {
+    const s = ctx.server;
+    const m = await Machine.create({ ...s.conn, timeout: 600 });
+    const bg = await m.commands.run('setsid sleep 86400 >/dev/null 2>&1 & echo $!');
+    const pid = bg.stdout.trim();
+    await m.files.write('/root/kept', 'kept');
+    await api(s, 'POST', `/v1/machines/${m.id}/hibernate`);
+    for (const delayMs of [0, 20]) {
+      const pending = api(s, 'POST', `/v1/machines/${m.id}/connect`, {}).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await s.stop('SIGKILL');
+      await pending;
+      await s.restart();
+      const status = ((await api(s, 'GET', `/v1/machines/${m.id}`)) as { status: string }).status;
+      assert.ok(status === 'hibernated' || status === 'running', `${delayMs} ms: ${status}`);
+      const again = await Machine.connect(m.id, s.conn);
+      assert.equal((await again.commands.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`)).stdout, 'sleep 86400 ');
+      assert.equal(await again.files.read('/root/kept'), 'kept');
+      if (delayMs === 0) await api(s, 'POST', `/v1/machines/${m.id}/hibernate`);
+    }
+    await Machine.killById(m.id, s.conn);
+  });
+
   it('marks a machine whose processes died while the server was down as failed, and kill cleans it', async () => {
     const m = await Machine.create(ctx.server.conn);
     await ctx.server.stop('SIGKILL');

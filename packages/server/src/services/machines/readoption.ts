@@ -115,10 +115,30 @@ export class Readoption {
     const state = await this.o.driver.inspect(m.id);
     const was = m.status;
     if (
+      was === 'resuming' &&
+      state !== 'running' &&
+      state !== 'paused' &&
+      pauseSnap?.status === 'ready' &&
+      this.o.driver.isImageComplete(images.dirOf(pauseSnap.id))
+    ) {
+      // A resume from hibernation the crash came before it ran: its image and disk are untouched
+      // (a resume consumes them only once the machine runs), so it is hibernated again, never lost
+      // (the chaos test lost one so). What the interrupted resume made on the host (mounts, its
+      // network namespace) goes with the next resume or kill, which both release it first.
+      this.records.setStatus(m.id, 'hibernated', {
+        transition_deadline: null,
+        status_reason: 'resume interrupted by a server restart',
+      });
+      this.o.log.info('hibernated machine kept after an interrupted resume', { machine_id: m.id });
+      return;
+    }
+    if (
       state === 'running' &&
       (was === 'running' || was === 'hibernating' || was === 'resuming' || was === 'pausing')
     ) {
       if (pauseSnap?.status === 'memory') images.store.update(pauseSnap.id, { status: 'deleted' });
+      // Resumed from hibernation before the crash: its image is spent, as after any resume.
+      if (was === 'resuming' && pauseSnap?.status === 'ready') await images.remove(pauseSnap.id, 'consumed');
       const running =
         was === 'running'
           ? m
