@@ -1,9 +1,10 @@
 // Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import {
   constants,
   type FileHandle,
   access,
+  chown,
   mkdir,
   open,
   readFile,
@@ -47,6 +48,15 @@ import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
+import { type IdRange, claimIdRange, readIdRange } from './userns/id-ranges.js';
+import {
+  checkIdmapSupport,
+  idmapHelper,
+  imageForRange,
+  imageIdRange,
+  lowerLayerSteps,
+  shiftStep,
+} from './userns/idmap.js';
 import * as volumes from './volumes/machine-volumes.js';
 
 export interface RuncDriverOptions {
@@ -73,6 +83,8 @@ const IMAGE_MEMORY = 'memory';
 const IMAGE_DISK = 'disk.img';
 /** In a machine dir: CRIU options of its next checkpoint or restore (see MachineOciOptions). */
 const CRIU_CONFIG = 'criu.conf';
+/** In a machine dir: the image a restore reads, made for the machine's id range (userns/idmap.ts). */
+const CRIU_IMAGE = 'criu-image';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -163,10 +175,14 @@ export class RuncDriver implements MachineDriver {
         throw new CodedError('internal', `${f} is missing; run scripts/setup.sh (and npm run build)`);
       });
     }
-    await access(volumes.volumeHelper(), constants.X_OK).catch(() => {
-      throw new CodedError('internal', `${volumes.volumeHelper()} is missing; run scripts/setup.sh`);
-    });
+    for (const helper of [volumes.volumeHelper(), idmapHelper()])
+      await access(helper, constants.X_OK).catch(() => {
+        throw new CodedError('internal', `${helper} is missing; run scripts/setup.sh`);
+      });
     await mkdir(this.o.machinesDir, { recursive: true });
+    // Every machine's template layers are idmapped mounts: a host that cannot make them (a kernel
+    // before 5.19, a data directory on a filesystem without them) fails here, not at each create.
+    await checkIdmapSupport(this.o.machinesDir);
     await mkdir(this.o.runcRoot, { recursive: true });
     await ensureHostTable();
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
@@ -179,9 +195,20 @@ export class RuncDriver implements MachineDriver {
 
   async create(spec: DriverMachineSpec): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
-    await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], { restore: false }, async () => {
-      await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
-    });
+    await this.startMachine(
+      spec,
+      () => ({ diskSteps: [...disk.createSteps(spec.diskMb)], range: this.claimRange(spec.id) }),
+      { restore: false },
+      async () => {
+        await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
+      },
+    );
+  }
+
+  /** Claims (or re-claims, when recorded) the machine's host id range (userns/id-ranges.ts). */
+  private claimRange(id: string): IdRange {
+    mkdirSync(this.dir(id), { recursive: true });
+    return claimIdRange(this.dir(id));
   }
 
   async setEgress(id: string, network: DriverNetwork): Promise<void> {
@@ -288,6 +315,12 @@ export class RuncDriver implements MachineDriver {
       // devices) and extended attributes (trusted.overlay.opaque marks an opaque directory).
       await host('sync', ['-f', disk.mountPoint]);
       await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 });
+      // A layer stores the ids a machine sees (0: its root), as the template's base does.
+      const range = readIdRange(this.dir(id));
+      if (range !== null) {
+        const [helper, ...args] = shiftStep(target, range.base, 0, range.size);
+        await host(helper as string, args, { timeoutMs: 600_000 });
+      }
       // The build machine's own identity is not the template's: each machine gets its own.
       await rm(join(target, 'etc', 'machine-id'), { force: true });
       await rm(join(target, IDENTITY_FILE.slice(1)), { force: true });
@@ -333,10 +366,13 @@ export class RuncDriver implements MachineDriver {
     await this.release(spec.id);
     const disk = new DiskImage(dir);
     try {
+      // Its own range again (none for a machine hibernated before machines had user namespaces).
+      const range = readIdRange(dir) === null ? null : this.claimRange(spec.id);
       // The same address as before: sockets bound to it and open connections come back alive.
-      await this.prepareHost(spec, [disk.mountSteps()]);
-      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null);
+      await this.prepareHost(spec, [disk.mountSteps()], { range });
+      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range);
       await this.restoreFrom(spec.id, imageDir, {
+        range,
         timeoutMs,
         newAddress: false,
         volumes: spec.volumes,
@@ -389,12 +425,28 @@ export class RuncDriver implements MachineDriver {
 
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
+    let range: IdRange | null = null;
     await this.startMachine(
       spec,
-      disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
+      async () => {
+        // The image's machine had a range (none: an image from before machines had user
+        // namespaces, restored as it was made); this machine has its own, and the files of the
+        // disk copy move to it before anything mounts them.
+        const from = await imageIdRange(join(snapDir, IMAGE_MEMORY));
+        range = from === null ? null : this.claimRange(spec.id);
+        const shift = from !== null && range !== null && from.base !== range.base;
+        return {
+          diskSteps: [
+            ...disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
+            ...(shift && range ? [shiftStep(disk.upper, from.base, range.base, range.size)] : []),
+          ],
+          range,
+        };
+      },
       { restore: true },
       async () => {
         await this.restoreFrom(spec.id, snapDir, {
+          range,
           timeoutMs,
           newAddress: true,
           volumes: spec.volumes,
@@ -458,6 +510,7 @@ export class RuncDriver implements MachineDriver {
         leaveRunning,
         timeoutMs,
         onSpawn: (pid) => this.recordOperation(id, pid),
+        ...(readIdRange(this.dir(id)) !== null ? { netns: netnsPath(netnsName(id)) } : {}),
       });
     } catch (err) {
       throw await this.criuError(id, 'checkpoint', join(workDir, 'dump.log'), err);
@@ -476,6 +529,7 @@ export class RuncDriver implements MachineDriver {
     id: string,
     imageDir: string,
     o: {
+      range: IdRange | null;
       timeoutMs: number;
       newAddress: boolean;
       volumes: readonly DriverVolumeMount[] | undefined;
@@ -485,16 +539,23 @@ export class RuncDriver implements MachineDriver {
     const dir = this.dir(id);
     const workDir = join(dir, MACHINE_FILES.criuRestore);
     const config = join(dir, CRIU_CONFIG);
+    const ownImage = join(dir, CRIU_IMAGE);
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
-      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? []);
+      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
       await writeFile(config, [...(o.newAddress ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      // CRIU makes the machine's user namespace from the image: one naming this machine's range.
+      const image =
+        o.range === null
+          ? join(imageDir, IMAGE_MEMORY)
+          : await imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, o.range);
       try {
-        await this.runc.restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, {
+        await this.runc.restore(id, dir, image, workDir, {
           timeoutMs: o.timeoutMs,
           tcpEstablished: !o.newAddress,
           onSpawn: (pid) => this.recordOperation(id, pid),
           ...(o.nice !== undefined ? { nice: o.nice } : {}),
+          ...(o.range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
         });
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
@@ -504,6 +565,7 @@ export class RuncDriver implements MachineDriver {
       await writeFile(config, '').catch(() => undefined);
       // Left mounted, they are unmounted by release (and destroy refuses to delete through them).
       await volumes.unstage(dir).catch(() => undefined);
+      await rm(ownImage, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
@@ -548,21 +610,25 @@ export class RuncDriver implements MachineDriver {
    */
   private async startMachine(
     spec: DriverMachineSpec,
-    diskSteps: Argv[],
+    plan: () =>
+      | Promise<{ diskSteps: Argv[]; range: IdRange | null }>
+      | { diskSteps: Argv[]; range: IdRange | null },
     o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
     try {
-      await this.prepareHost(spec, [diskSteps], { newAddress: o.restore });
+      const { diskSteps, range } = await plan();
+      await this.prepareHost(spec, [diskSteps], { newAddress: o.restore, range });
       const from = spec.restoredFrom;
       await writeIdentity(
         join(this.dir(spec.id), MACHINE_FILES.rootfs),
         spec.id,
         o.restore ? (from?.kind ?? 'snapshot') : 'create',
         o.restore ? (from?.id ?? null) : null,
+        range,
       );
       await writeFile(join(this.dir(spec.id), CRIU_CONFIG), '');
-      await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
+      await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec, range)));
       await start();
       await this.waitForAgent(spec.id);
       await this.mountVolumes(spec);
@@ -580,28 +646,54 @@ export class RuncDriver implements MachineDriver {
   private async prepareHost(
     spec: DriverMachineSpec,
     diskSteps: Argv[][],
-    o: { newAddress?: boolean } = {},
+    o: { newAddress?: boolean; range: IdRange | null },
   ): Promise<void> {
     const dir = this.dir(spec.id);
     await mkdir(join(dir, 'run'), { recursive: true });
+    // The agent, root of the machine's user namespace, makes its socket and log there.
+    if (o.range !== null) await chown(join(dir, 'run'), o.range.base, o.range.base);
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
     const [files] = await Promise.all([
       writeLinkFiles(dir, netns, spec.network.link, spec.network.egress),
       writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf),
     ]);
+    const lower =
+      o.range === null
+        ? { steps: [], lowerdir: spec.templateRootfs }
+        : lowerLayerSteps(dir, spec.templateRootfs, o.range);
+    const sysfs = join(dir, MACHINE_FILES.sysfs);
     await hostPlan(
       [
         [
           ...diskSteps.flat(),
+          ...lower.steps,
           ...mountOverlaySteps({
-            lower: spec.templateRootfs,
+            lower: lower.lowerdir,
             upper: disk.upper,
             work: disk.work,
             target: join(dir, MACHINE_FILES.rootfs),
           }),
         ],
-        [...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true })],
+        [
+          ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
+          ...(o.range === null
+            ? []
+            : [
+                ['mkdir', '-p', sysfs],
+                // The machine's root is not root of the network namespace (the host made it, so
+                // CRIU can leave it out of the image): without this, binding a port below 1024
+                // would need CAP_NET_BIND_SERVICE there. Its sysfs is mounted from inside it, so
+                // /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
+                [
+                  'nsenter',
+                  `--net=${netnsPath(netns)}`,
+                  'sh',
+                  '-c',
+                  `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
+                ],
+              ]),
+        ],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
     ).catch(async (err: unknown) => {
@@ -612,9 +704,11 @@ export class RuncDriver implements MachineDriver {
     });
   }
 
-  private ociSpec(spec: DriverMachineSpec): object {
+  private ociSpec(spec: DriverMachineSpec, range: IdRange | null): object {
     const dir = this.dir(spec.id);
     return buildMachineOciSpec({
+      idRange: range,
+      sysfsSource: join(dir, MACHINE_FILES.sysfs),
       machineId: spec.id,
       hostname: hostnameOf(spec.id),
       rootfs: join(dir, MACHINE_FILES.rootfs),
