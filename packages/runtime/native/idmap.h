@@ -45,6 +45,8 @@ static int userns_with_mapping(long long base, long long count) {
   if (child < 0) return -1;
   if (child == 0) {
     char c = 0;
+    close(ready[0]);
+    close(done[1]); /* so the read below ends when the parent closes its end */
     if (unshare(CLONE_NEWUSER) < 0) _exit(1);
     if (write(ready[1], &c, 1) != 1) _exit(1);
     (void)!read(done[0], &c, 1); /* until the parent has what it needs */

@@ -1,5 +1,14 @@
 // Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import {
   constants,
   type FileHandle,
@@ -13,7 +22,7 @@ import {
   statfs,
   writeFile,
 } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
@@ -183,6 +192,7 @@ export class RuncDriver implements MachineDriver {
     // Every machine's template layers are idmapped mounts: a host that cannot make them (a kernel
     // before 5.19, a data directory on a filesystem without them) fails here, not at each create.
     await checkIdmapSupport(this.o.machinesDir);
+    await searchableByMachines(this.o.machinesDir);
     await mkdir(this.o.runcRoot, { recursive: true });
     await ensureHostTable();
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
@@ -205,10 +215,18 @@ export class RuncDriver implements MachineDriver {
     );
   }
 
-  /** Claims (or re-claims, when recorded) the machine's host id range (userns/id-ranges.ts). */
+  /**
+   * Claims (or re-claims, when recorded) the machine's host id range (userns/id-ranges.ts). Its
+   * directory is then its root's group's to enter (0710 root:<its root>), and no other's: runc
+   * and CRIU mount its root filesystem and bind sources as the machine's root, through it.
+   */
   private claimRange(id: string): IdRange {
-    mkdirSync(this.dir(id), { recursive: true });
-    return claimIdRange(this.dir(id));
+    const dir = this.dir(id);
+    mkdirSync(dir, { recursive: true });
+    const range = claimIdRange(dir);
+    chownSync(dir, 0, range.base);
+    chmodSync(dir, 0o710);
+    return range;
   }
 
   async setEgress(id: string, network: DriverNetwork): Promise<void> {
@@ -863,4 +881,23 @@ async function readMachineFileTail(path: string, maxBytes: number): Promise<stri
  */
 function niceOf(spec: DriverMachineSpec): { nice?: number } {
   return spec.cpuPriority === 'background' ? { nice: 19 } : {};
+}
+
+/**
+ * A machine's root (an unprivileged host id) has to pass through the machines directory and those
+ * above it to reach its own directory: the machines directory and the data directory holding it
+ * get search permission for others (x, not r: nobody lists them), as Docker's data root does with
+ * user namespaces; a directory further up that lacks it is named, not changed.
+ */
+async function searchableByMachines(machinesDir: string): Promise<void> {
+  const own = [machinesDir, dirname(machinesDir)];
+  for (const dir of own) chmodSync(dir, (statSync(dir).mode & 0o7777) | 0o001);
+  for (let dir = dirname(dirname(machinesDir)); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0)
+      throw new CodedError(
+        'internal',
+        `machines run as unprivileged host ids and must pass through ${dir} to reach ${machinesDir}: give it o+x`,
+      );
+    if (dir === '/') break;
+  }
 }
