@@ -85,6 +85,9 @@ static int valid_components(const char *path) {
  * and returns an O_PATH descriptor of the last one, or -1 with errno set. A symlink, or anything
  * but a directory, on the way fails with ELOOP or ENOTDIR.
  */
+static uid_t made_uid = (uid_t)-1; /* owner of the directories walk() makes (-1: as made) */
+static gid_t made_gid = (gid_t)-1;
+
 static int walk(int dirfd, const char *path, int create) {
   char *copy = strdup(path);
   if (!copy) return -1;
@@ -95,7 +98,13 @@ static int walk(int dirfd, const char *path, int create) {
   }
   char *save = NULL;
   for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-    if (create && mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) goto fail;
+    if (create) {
+      if (mkdirat(cur, comp, 0755) == 0) {
+        if (made_uid != (uid_t)-1 && fchownat(cur, comp, made_uid, made_gid, AT_SYMLINK_NOFOLLOW) < 0) goto fail;
+      } else if (errno != EEXIST) {
+        goto fail;
+      }
+    }
     int next = openat2_beneath(cur, comp, O_PATH | O_DIRECTORY);
     if (next < 0) goto fail;
     close(cur);
@@ -194,6 +203,21 @@ static int parse_ro(const char *s) {
  * The user namespace of process `pid` (checked like enter_mount_ns checks it, which follows), or
  * -1 when it is the host's own: a machine started before machines had user namespaces.
  */
+/* Host id of the root of process `pid`'s user namespace (its uid_map's line for id 0). */
+static long long root_host_id(const char *pid, const char *which) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%s/%s", pid, which);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(1, "%s: %s", path, strerror(errno));
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) die(1, "%s: empty", path);
+  buf[n] = '\0';
+  long long inside, host, count;
+  if (sscanf(buf, " %lld %lld %lld", &inside, &host, &count) != 3 || inside != 0) die(1, "%s: no mapping of 0", path);
+  return host;
+}
+
 static int machine_userns(const char *pid) {
   if (!*pid || strspn(pid, "0123456789") != strlen(pid) || strlen(pid) > 9) die(2, "bad pid %s", pid);
   char path[64];
@@ -214,7 +238,12 @@ static int cmd_attach(char **argv) {
   if (target[0] != '/' || !valid_components(target)) die(2, "bad mount path %s", target);
   int userns = machine_userns(argv[0]);
   int tree = clone_source(argv[2], argv[3], parse_ro(argv[5]), userns);
-  if (userns >= 0) close(userns);
+  if (userns >= 0) {
+    close(userns);
+    /* The mount path's missing directories are made as the machine's root would make them. */
+    made_uid = (uid_t)root_host_id(argv[0], "uid_map");
+    made_gid = (gid_t)root_host_id(argv[0], "gid_map");
+  }
   int rootfd;
   enter_mount_ns(argv[0], argv[1], &rootfd);
   int dst = walk(rootfd, target + 1, 1);

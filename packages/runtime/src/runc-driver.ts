@@ -685,6 +685,8 @@ export class RuncDriver implements MachineDriver {
       [
         [
           ...diskSteps.flat(),
+          // The root directory of the machine's filesystem is its upper directory's: its root's.
+          ...(o.range === null ? [] : [['chown', '-h', `${o.range.base}:${o.range.base}`, disk.upper]]),
           ...lower.steps,
           ...mountOverlaySteps({
             lower: lower.lowerdir,
