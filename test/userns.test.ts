@@ -95,10 +95,10 @@ describeWithServer('user namespaces', (ctx) => {
     await m.commands.run('chown 1000 /etc/hostname');
     assert.equal(lstatSync(onDisk(m.id, 'etc/hostname')).uid, base + 1000);
     // Nothing of its own filesystem shows as the overflow id (owned by an id outside its range,
-    // such as the host's root): only the host's read-only binds (the agent, node, init) and
-    // /proc's root are the host's.
+    // such as the host's root): only the host's read-only binds (the agent, node, init), the
+    // roots of /proc and of /sys (the host's kernel's) are.
     const foreign = await m.commands.run(
-      'find / -xdev \\( -uid 65534 -o -gid 65534 \\) 2>/dev/null | grep -Ev "^/(proc|\\.nullspace/(bin/node|bin/init|agent))$" | head -5',
+      'find / -xdev \\( -uid 65534 -o -gid 65534 \\) 2>/dev/null | grep -Ev "^/(proc|sys|\\.nullspace/(bin/node|bin/init|agent))$" | head -5',
     );
     assert.equal(foreign.stdout, '');
   });
