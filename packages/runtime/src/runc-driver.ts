@@ -3,8 +3,10 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   realpathSync,
   statSync,
   writeFileSync,
@@ -886,15 +888,24 @@ function niceOf(spec: DriverMachineSpec): { nice?: number } {
 }
 
 /**
- * A machine's root (an unprivileged host id) has to pass through the machines directory and those
- * above it to reach its own directory: the machines directory and the data directory holding it
- * get search permission for others (x, not r: nobody lists them), as Docker's data root does with
- * user namespaces; a directory further up that lacks it is named, not changed.
+ * A machine's root (an unprivileged host id) has to pass through the machines directory and the
+ * data directory holding it to reach its own directory (runc and CRIU mount its root filesystem
+ * and bind sources as that id): both get search permission for others — x, not r: nobody lists
+ * them — as Docker's data root does with user namespaces. Everything else in the data directory
+ * loses every permission for others, so search alone reaches nothing but machine directories
+ * (each 0710, its own machine's; see claimRange). A directory further up without search
+ * permission for others is named, not changed.
  */
 async function searchableByMachines(machinesDir: string): Promise<void> {
-  const own = [machinesDir, dirname(machinesDir)];
-  for (const dir of own) chmodSync(dir, (statSync(dir).mode & 0o7777) | 0o001);
-  for (let dir = dirname(dirname(machinesDir)); ; dir = dirname(dir)) {
+  const dataDir = dirname(machinesDir);
+  for (const dir of [machinesDir, dataDir]) chmodSync(dir, (statSync(dir).mode & 0o7770) | 0o001);
+  for (const name of readdirSync(dataDir)) {
+    const path = join(dataDir, name);
+    if (path === machinesDir) continue;
+    const st = lstatSync(path);
+    if (!st.isSymbolicLink() && (st.mode & 0o007) !== 0) chmodSync(path, st.mode & 0o7770);
+  }
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
     if ((statSync(dir).mode & 0o001) === 0)
       throw new CodedError(
         'internal',
