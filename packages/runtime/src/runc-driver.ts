@@ -541,9 +541,10 @@ export class RuncDriver implements MachineDriver {
 
   /**
    * CRIU restore of `<imageDir>/memory` as machine `id` (its bundle decides mounts, netns, cgroups).
-   * Into the machine's own address (resume) open TCP connections come back alive; into a new one
-   * (fork, a machine from a snapshot) they come back closed: two live copies of one connection
-   * cannot exist, and the program sees a reset it can recover from.
+   * Into a new address (fork, a machine from a snapshot) open TCP connections come back closed:
+   * two live copies of one connection cannot exist, and the program sees a reset it can recover
+   * from. Into the machine's own address (resume) they come back alive only for a machine without
+   * a user namespace (one hibernated before machines had them); see below.
    */
   private async restoreFrom(
     id: string,
@@ -563,7 +564,12 @@ export class RuncDriver implements MachineDriver {
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
       const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
-      await writeFile(config, [...(o.newAddress ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      // Open TCP connections come back alive only into the same address and only without a user
+      // namespace: CRIU restores one in repair mode from inside the restored process, and
+      // TCP_REPAIR needs CAP_NET_ADMIN over the network namespace, which is the host's, not the
+      // machine's (measured: "Can't turn TCP repair mode ON: Operation not permitted").
+      const closeTcp = o.newAddress || o.range !== null;
+      await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
       // CRIU makes the machine's user namespace from the image: one naming this machine's range.
       const image =
         o.range === null
@@ -572,7 +578,7 @@ export class RuncDriver implements MachineDriver {
       try {
         await this.runc.restore(id, dir, image, workDir, {
           timeoutMs: o.timeoutMs,
-          tcpEstablished: !o.newAddress,
+          tcpEstablished: !closeTcp,
           onSpawn: (pid) => this.recordOperation(id, pid),
           ...(o.nice !== undefined ? { nice: o.nice } : {}),
           ...(o.range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
