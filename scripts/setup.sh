@@ -50,8 +50,8 @@ fi
 step "CRIU"
 bash scripts/build-criu.sh
 
-step "volume helper"
-bash scripts/build-volume-helper.sh
+step "native helpers"
+bash scripts/build-native-helpers.sh
 
 step "node modules"
 stamp=node_modules/.nullspace-install-stamp

@@ -2,7 +2,7 @@
  * Regressions for ways a machine's root (or a local host user) could reach beyond the machine.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { Machine, type NullspaceError } from '@nullspace/sdk';
@@ -44,18 +44,33 @@ describeWithServer('security', (ctx) => {
     assert.equal(r.stdout, '--require /nonexistent.js\n0\n');
   });
 
-  it('keeps the data directory root-only and machine mounts nosuid,nodev', async () => {
+  it('keeps the data directory closed to others but for the way machines reach their own directory; machine mounts nosuid,nodev', async () => {
     await using m = await Machine.create(ctx.server.conn);
-    assert.equal(statSync(ctx.server.dataDir).mode & 0o777, 0o700);
+    // Machines run as unprivileged host ids that must pass through it: search, not read, for
+    // others; everything else in it closed to them; each machine's directory its own root's only.
+    assert.equal(statSync(ctx.server.dataDir).mode & 0o777, 0o701);
+    for (const name of readdirSync(ctx.server.dataDir)) {
+      const mode = lstatSync(join(ctx.server.dataDir, name)).mode & 0o777;
+      if (name === 'machines') assert.equal(mode & 0o007, 0o001, name);
+      else assert.equal(mode & 0o007, 0, `${name} is open to others (${mode.toString(8)})`);
+    }
     const machineDir = join(ctx.server.dataDir, 'machines', m.id);
+    const dir = statSync(machineDir);
+    assert.equal(dir.mode & 0o777, 0o710);
+    assert.equal(dir.uid, 0);
+    assert.equal(dir.gid, Number(readFileSync(join(machineDir, 'id-range'), 'utf8').split(' ')[0]));
     const mounts = readFileSync('/proc/self/mounts', 'utf8')
       .split('\n')
       .map((l) => l.split(' '))
       .filter((f) => f[1]?.startsWith(machineDir));
-    assert.equal(mounts.length, 2, 'the disk and the root overlay');
+    const kinds = mounts.map((f) => (f[1] ?? '').slice(machineDir.length + 1).replace(/\/\d+$/, '/N'));
+    // The disk, the root overlay, its idmapped template layer(s) and the machine's sysfs.
+    assert.deepEqual([...new Set(kinds)].sort(), ['disk', 'lower/N', 'rootfs', 'sys']);
     for (const f of mounts) {
       const opts = (f[3] ?? '').split(',');
       assert.ok(opts.includes('nosuid') && opts.includes('nodev'), `${f[1]} is mounted ${f[3]}`);
+      if (f[1]?.includes('/lower/') || f[1]?.endsWith('/sys'))
+        assert.ok(opts.includes('ro'), `${f[1]} is mounted ${f[3]}`);
     }
   });
 });

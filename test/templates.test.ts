@@ -4,6 +4,8 @@
  * snapshot-backed, listed and deleted — through the SDK, the CLI and the HTTP API.
  */
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { it } from 'node:test';
 import { Machine, NullspaceError, Template, type TemplateBuildProgress, WarmPool } from '@nullspace/sdk';
 import { api, cli, describeWithServer } from './harness.js';
@@ -92,6 +94,17 @@ describeWithServer('templates', (ctx) => {
       'curl -s localhost:8000/ && pwd && cat jq-version built-by && stat -c %a server.py',
     );
     assert.equal(r.stdout, `hello 2\n/srv/app\n${'jq-1.6'}\nbuilt by root\n755\n`);
+    // The layer stores the ids machines see (the build machine's host ids shifted back to 0..),
+    // so what the build's root made is this machine's root's, whatever its host id range.
+    const layerFile = join(
+      ctx.server.dataDir,
+      'template-builds',
+      first.template.id,
+      'layer',
+      'srv/app/built-by',
+    );
+    assert.equal(statSync(layerFile).uid, 0);
+    assert.equal((await m.commands.run('stat -c %u:%g built-by /usr/bin/jq')).stdout, '0:0\n0:0\n');
     // The ready check made one request; the start command runs under the tag `start`.
     const ps = await m.commands.list();
     assert.ok(ps.some((p) => p.tag === 'start' && p.running));

@@ -1,5 +1,5 @@
 /** A run's state (what it made, for cleanup), and the machines it creates and kills. */
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { Machine } from '@nullspace/sdk';
 import { MACHINE_TIMEOUT_S, TEMPLATE } from './common.mjs';
@@ -25,6 +25,8 @@ export function runState(extra = {}) {
 /** Makes the run's temp dir `/tmp/nsbench-XXXXXX` and names the server's data dir in it. */
 export function makeRunDir(S) {
   S.tmp = mkdtempSync('/tmp/nsbench-');
+  // Machines run as unprivileged host ids that pass through it to their directories (search only).
+  chmodSync(S.tmp, 0o711);
   S.dataDir = join(S.tmp, 'data');
 }
 

@@ -1,19 +1,23 @@
 /*
  * nullspace-volume-mount: mounts a directory of a host volume into a running machine's mount
- * namespace, or takes it out again. Built by scripts/build-volume-helper.sh; run by the runtime
+ * namespace, or takes it out again. Built by scripts/build-native-helpers.sh; run by the runtime
  * (packages/runtime/src/volumes/) as root. Never runs anything from a machine's filesystem.
  *
  *   attach <pid> <machine-id> <volume-root> <subpath|-> <mount-path> <rw|ro>
  *       Clones <volume-root>/<subpath> (created if missing) as a detached mount (open_tree),
- *       makes it private, nosuid, nodev (and read-only with ro), enters the mount namespace of
- *       <pid> (the init of machine <machine-id>: checked against its cgroup), creates
+ *       makes it private, nosuid, nodev (and read-only with ro), idmapped with the user namespace
+ *       of <pid> when that is not the host's (so a volume's files owned by 0 appear owned by the
+ *       machine's root, in every machine, whatever its host id range), enters the mount namespace
+ *       of <pid> (the init of machine <machine-id>: checked against its cgroup), creates
  *       <mount-path> there (below the machine's root) and moves the mount onto it.
  *   detach <pid> <machine-id> <mount-path> <major:minor>
  *       Enters the mount namespace of <pid> as attach does and lazily unmounts every mount of
  *       device <major:minor> stacked at <mount-path>. Nothing mounted there is not an error.
- *   stage <volume-root> <subpath|-> <host-dir> <rw|ro>
+ *   stage <volume-root> <subpath|-> <host-dir> <rw|ro> [<id-base> <id-count>]
  *       The clone of attach, moved onto <host-dir> in the host's own namespace: the source CRIU
- *       bind-mounts into a machine it restores (a path no machine can swap for a symlink).
+ *       bind-mounts into a machine it restores (a path no machine can swap for a symlink). With
+ *       an id range, idmapped as attach does for a machine of that range (which does not run
+ *       yet, so the mapping is given).
  *
  * Paths are resolved one component at a time with openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH):
  * a symlink a machine planted in its root or in a volume never redirects a mount or a mkdir.
@@ -38,6 +42,8 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include "idmap.h"
 
 #define EXIT_TARGET 3
 #define EXIT_SUBPATH 4
@@ -79,6 +85,9 @@ static int valid_components(const char *path) {
  * and returns an O_PATH descriptor of the last one, or -1 with errno set. A symlink, or anything
  * but a directory, on the way fails with ELOOP or ENOTDIR.
  */
+static uid_t made_uid = (uid_t)-1; /* owner of the directories walk() makes (-1: as made) */
+static gid_t made_gid = (gid_t)-1;
+
 static int walk(int dirfd, const char *path, int create) {
   char *copy = strdup(path);
   if (!copy) return -1;
@@ -89,7 +98,13 @@ static int walk(int dirfd, const char *path, int create) {
   }
   char *save = NULL;
   for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-    if (create && mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) goto fail;
+    if (create) {
+      if (mkdirat(cur, comp, 0755) == 0) {
+        if (made_uid != (uid_t)-1 && fchownat(cur, comp, made_uid, made_gid, AT_SYMLINK_NOFOLLOW) < 0) goto fail;
+      } else if (errno != EEXIST) {
+        goto fail;
+      }
+    }
     int next = openat2_beneath(cur, comp, O_PATH | O_DIRECTORY);
     if (next < 0) goto fail;
     close(cur);
@@ -111,8 +126,11 @@ static const char *walk_error(int err) {
   return strerror(err);
 }
 
-/* A detached, private, nosuid, nodev (and with `ro` read-only) clone of volume-root/subpath. */
-static int clone_source(const char *root, const char *subpath, int ro) {
+/*
+ * A detached, private, nosuid, nodev (and with `ro` read-only) clone of volume-root/subpath,
+ * idmapped with user namespace `userns` unless it is -1.
+ */
+static int clone_source(const char *root, const char *subpath, int ro, int userns) {
   int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) die(1, "volume root %s: %s", root, strerror(errno));
   int srcfd = rootfd;
@@ -124,8 +142,10 @@ static int clone_source(const char *root, const char *subpath, int ro) {
   int tree = open_tree(srcfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
   if (tree < 0) die(1, "open_tree: %s", strerror(errno));
   struct mount_attr attr = {
-      .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
+      .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0) |
+                  (userns >= 0 ? MOUNT_ATTR_IDMAP : 0),
       .propagation = MS_PRIVATE,
+      .userns_fd = userns >= 0 ? (unsigned long long)userns : 0,
   };
   if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
     die(1, "mount_setattr: %s", strerror(errno));
@@ -179,10 +199,51 @@ static int parse_ro(const char *s) {
   return 0;
 }
 
+/*
+ * The user namespace of process `pid` (checked like enter_mount_ns checks it, which follows), or
+ * -1 when it is the host's own: a machine started before machines had user namespaces.
+ */
+/* Host id of the root of process `pid`'s user namespace (its uid_map's line for id 0). */
+static long long root_host_id(const char *pid, const char *which) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%s/%s", pid, which);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(1, "%s: %s", path, strerror(errno));
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) die(1, "%s: empty", path);
+  buf[n] = '\0';
+  long long inside, host, count;
+  if (sscanf(buf, " %lld %lld %lld", &inside, &host, &count) != 3 || inside != 0) die(1, "%s: no mapping of 0", path);
+  return host;
+}
+
+static int machine_userns(const char *pid) {
+  if (!*pid || strspn(pid, "0123456789") != strlen(pid) || strlen(pid) > 9) die(2, "bad pid %s", pid);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%s/ns/user", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(1, "%s: %s", path, strerror(errno));
+  struct stat theirs, ours;
+  if (fstat(fd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0) die(1, "stat ns: %s", strerror(errno));
+  if (theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static int cmd_attach(char **argv) {
   const char *target = argv[4];
   if (target[0] != '/' || !valid_components(target)) die(2, "bad mount path %s", target);
-  int tree = clone_source(argv[2], argv[3], parse_ro(argv[5]));
+  int userns = machine_userns(argv[0]);
+  int tree = clone_source(argv[2], argv[3], parse_ro(argv[5]), userns);
+  if (userns >= 0) {
+    close(userns);
+    /* The mount path's missing directories are made as the machine's root would make them. */
+    made_uid = (uid_t)root_host_id(argv[0], "uid_map");
+    made_gid = (gid_t)root_host_id(argv[0], "gid_map");
+  }
   int rootfd;
   enter_mount_ns(argv[0], argv[1], &rootfd);
   int dst = walk(rootfd, target + 1, 1);
@@ -224,8 +285,16 @@ static int cmd_detach(char **argv) {
   return 1;
 }
 
-static int cmd_stage(char **argv) {
-  int tree = clone_source(argv[0], argv[1], parse_ro(argv[3]));
+static int cmd_stage(char **argv, int with_ids) {
+  int userns = -1;
+  if (with_ids) {
+    long long base = parse_id(argv[4], 0, 2147483647LL), count = parse_id(argv[5], 1, 65536);
+    if (base < 0 || count < 0 || base + count - 1 > 2147483647LL) die(2, "bad id range %s %s", argv[4], argv[5]);
+    userns = userns_with_mapping(base, count);
+    if (userns < 0) die(1, "user namespace for ids %lld+%lld: %s", base, count, strerror(errno));
+  }
+  int tree = clone_source(argv[0], argv[1], parse_ro(argv[3]), userns);
+  if (userns >= 0) close(userns);
   int dst = open(argv[2], O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dst < 0) die(1, "%s: %s", argv[2], strerror(errno));
   if (move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -236,11 +305,12 @@ static int cmd_stage(char **argv) {
 int main(int argc, char **argv) {
   if (argc == 8 && strcmp(argv[1], "attach") == 0) return cmd_attach(argv + 2);
   if (argc == 6 && strcmp(argv[1], "detach") == 0) return cmd_detach(argv + 2);
-  if (argc == 6 && strcmp(argv[1], "stage") == 0) return cmd_stage(argv + 2);
+  if (argc == 6 && strcmp(argv[1], "stage") == 0) return cmd_stage(argv + 2, 0);
+  if (argc == 8 && strcmp(argv[1], "stage") == 0) return cmd_stage(argv + 2, 1);
   die(2,
       "usage: %s attach PID MACHINE_ID VOLUME_ROOT SUBPATH|- MOUNT_PATH rw|ro\n"
       "       %s detach PID MACHINE_ID MOUNT_PATH MAJOR:MINOR\n"
-      "       %s stage VOLUME_ROOT SUBPATH|- HOST_DIR rw|ro",
+      "       %s stage VOLUME_ROOT SUBPATH|- HOST_DIR rw|ro [ID_BASE ID_COUNT]",
       argv[0], argv[0], argv[0]);
   return 2;
 }

@@ -51,6 +51,15 @@ export {
   parsePool,
 } from './net/addresses.js';
 export { ADDRESS_CLAIMS_DIR, claimBlock, releaseBlock } from './net/address-claims.js';
+export {
+  ID_RANGES_START,
+  ID_RANGE_CLAIMS_DIR,
+  ID_RANGE_COUNT,
+  ID_RANGE_FILE,
+  ID_RANGE_SIZE,
+  type IdRange,
+  readIdRange,
+} from './userns/id-ranges.js';
 export { connectToMachinePort } from './net/port-connect.js';
 export {
   IDENTITY_FILE,

@@ -15,4 +15,8 @@ export const MACHINE_FILES = {
   /** CRIU's work directories (runc checkpoint/restore `--work-path`). */
   criuDump: 'criu-dump',
   criuRestore: 'criu-restore',
+  /** The idmapped mounts of its template layers, `lower/<n>` (userns/idmap.ts). */
+  lower: 'lower',
+  /** The sysfs the host mounts from inside its network namespace, bound at /sys (oci/spec.ts). */
+  sysfs: 'sys',
 } as const;

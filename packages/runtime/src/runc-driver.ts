@@ -1,9 +1,23 @@
 // Over 600 lines: one class implementing all 25 members of MachineDriver; each mechanism it uses has its own folder.
-import { type FSWatcher, existsSync, readFileSync, realpathSync, watch, writeFileSync } from 'node:fs';
+import {
+  type FSWatcher,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  statSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import {
   constants,
   type FileHandle,
   access,
+  chown,
   mkdir,
   open,
   readFile,
@@ -12,7 +26,7 @@ import {
   statfs,
   writeFile,
 } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
@@ -49,6 +63,15 @@ import { mountOverlaySteps } from './rootfs/overlay.js';
 import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
+import { type IdRange, claimIdRange, readIdRange } from './userns/id-ranges.js';
+import {
+  checkIdmapSupport,
+  idmapHelper,
+  imageForRange,
+  imageIdRange,
+  lowerLayerSteps,
+  shiftStep,
+} from './userns/idmap.js';
 import * as volumes from './volumes/machine-volumes.js';
 
 export interface RuncDriverOptions {
@@ -77,6 +100,8 @@ const IMAGE_DISK = 'disk.img';
 const CRIU_CONFIG = 'criu.conf';
 /** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
 const RESTORED_PID = 'restored.pid';
+/** In a machine dir: the image a restore reads, made for the machine's id range (userns/idmap.ts). */
+const CRIU_IMAGE = 'criu-image';
 
 function hostnameOf(id: string): string {
   return id.replace('_', '-');
@@ -172,10 +197,15 @@ export class RuncDriver implements MachineDriver {
         throw new CodedError('internal', `${f} is missing; run scripts/setup.sh (and npm run build)`);
       });
     }
-    await access(volumes.volumeHelper(), constants.X_OK).catch(() => {
-      throw new CodedError('internal', `${volumes.volumeHelper()} is missing; run scripts/setup.sh`);
-    });
+    for (const helper of [volumes.volumeHelper(), idmapHelper()])
+      await access(helper, constants.X_OK).catch(() => {
+        throw new CodedError('internal', `${helper} is missing; run scripts/setup.sh`);
+      });
     await mkdir(this.o.machinesDir, { recursive: true });
+    // Every machine's template layers are idmapped mounts: a host that cannot make them (a kernel
+    // before 5.19, a data directory on a filesystem without them) fails here, not at each create.
+    await checkIdmapSupport(this.o.machinesDir);
+    await searchableByMachines(this.o.machinesDir);
     await mkdir(this.o.runcRoot, { recursive: true });
     await ensureHostTable();
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
@@ -188,9 +218,28 @@ export class RuncDriver implements MachineDriver {
 
   async create(spec: DriverMachineSpec): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
-    await this.startMachine(spec, [...disk.createSteps(spec.diskMb)], { restore: false }, async () => {
-      await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
-    });
+    await this.startMachine(
+      spec,
+      () => ({ diskSteps: [...disk.createSteps(spec.diskMb)], range: this.claimRange(spec.id) }),
+      { restore: false },
+      async () => {
+        await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
+      },
+    );
+  }
+
+  /**
+   * Claims (or re-claims, when recorded) the machine's host id range (userns/id-ranges.ts). Its
+   * directory is then its root's group's to enter (0710 root:<its root>), and no other's: runc
+   * and CRIU mount its root filesystem and bind sources as the machine's root, through it.
+   */
+  private claimRange(id: string): IdRange {
+    const dir = this.dir(id);
+    mkdirSync(dir, { recursive: true });
+    const range = claimIdRange(dir);
+    chownSync(dir, 0, range.base);
+    chmodSync(dir, 0o710);
+    return range;
   }
 
   async setEgress(id: string, network: DriverNetwork): Promise<void> {
@@ -300,6 +349,12 @@ export class RuncDriver implements MachineDriver {
       await host('cp', ['-a', `${disk.upper}/.`, target], { timeoutMs: 600_000 }).catch((err: unknown) => {
         throw diskFullOr(err);
       });
+      // A layer stores the ids a machine sees (0: its root), as the template's base does.
+      const range = readIdRange(this.dir(id));
+      if (range !== null) {
+        const [helper, ...args] = shiftStep(target, range.base, 0, range.size);
+        await host(helper as string, args, { timeoutMs: 600_000 });
+      }
       // The build machine's own identity is not the template's: each machine gets its own.
       await rm(join(target, 'etc', 'machine-id'), { force: true });
       await rm(join(target, IDENTITY_FILE.slice(1)), { force: true });
@@ -345,10 +400,13 @@ export class RuncDriver implements MachineDriver {
     await this.release(spec.id);
     const disk = new DiskImage(dir);
     try {
+      // Its own range again (none for a machine hibernated before machines had user namespaces).
+      const range = readIdRange(dir) === null ? null : this.claimRange(spec.id);
       // The same address as before: sockets bound to it and open connections come back alive.
-      await this.prepareHost(spec, [disk.mountSteps()]);
-      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null);
+      await this.prepareHost(spec, [disk.mountSteps()], { range });
+      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range);
       await this.restoreFrom(spec.id, imageDir, {
+        range,
         timeoutMs,
         newAddress: false,
         volumes: spec.volumes,
@@ -444,13 +502,29 @@ export class RuncDriver implements MachineDriver {
 
   async createFromSnapshot(spec: DriverMachineSpec, snapDir: string, timeoutMs: number): Promise<void> {
     const disk = new DiskImage(this.dir(spec.id));
+    let range: IdRange | null = null;
     await this.startMachine(
       spec,
-      disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
+      async () => {
+        // The image's machine had a range (none: an image from before machines had user
+        // namespaces, restored as it was made); this machine has its own, and the files of the
+        // disk copy move to it before anything mounts them.
+        const from = await imageIdRange(join(snapDir, IMAGE_MEMORY));
+        range = from === null ? null : this.claimRange(spec.id);
+        const shift = from !== null && range !== null && from.base !== range.base;
+        return {
+          diskSteps: [
+            ...disk.copyFromSteps(join(snapDir, IMAGE_DISK)),
+            ...(shift && range ? [shiftStep(disk.upper, from.base, range.base, range.size)] : []),
+          ],
+          range,
+        };
+      },
       { restore: true },
       async () => {
         const pidFile = join(this.dir(spec.id), RESTORED_PID);
         await this.restoreFrom(spec.id, snapDir, {
+          range,
           timeoutMs,
           newAddress: true,
           volumes: spec.volumes,
@@ -522,6 +596,7 @@ export class RuncDriver implements MachineDriver {
         leaveRunning,
         timeoutMs,
         onSpawn: (pid) => this.recordOperation(id, pid),
+        ...(readIdRange(this.dir(id)) !== null ? { netns: netnsPath(netnsName(id)) } : {}),
       });
     } catch (err) {
       throw await this.criuError(id, 'checkpoint', join(workDir, 'dump.log'), err);
@@ -532,14 +607,16 @@ export class RuncDriver implements MachineDriver {
 
   /**
    * CRIU restore of `<imageDir>/memory` as machine `id` (its bundle decides mounts, netns, cgroups).
-   * Into the machine's own address (resume) open TCP connections come back alive; into a new one
-   * (fork, a machine from a snapshot) they come back closed: two live copies of one connection
-   * cannot exist, and the program sees a reset it can recover from.
+   * Into a new address (fork, a machine from a snapshot) open TCP connections come back closed:
+   * two live copies of one connection cannot exist, and the program sees a reset it can recover
+   * from. Into the machine's own address (resume) they come back alive only for a machine without
+   * a user namespace (one hibernated before machines had them); see below.
    */
   private async restoreFrom(
     id: string,
     imageDir: string,
     o: {
+      range: IdRange | null;
       timeoutMs: number;
       newAddress: boolean;
       volumes: readonly DriverVolumeMount[] | undefined;
@@ -550,17 +627,29 @@ export class RuncDriver implements MachineDriver {
     const dir = this.dir(id);
     const workDir = join(dir, MACHINE_FILES.criuRestore);
     const config = join(dir, CRIU_CONFIG);
+    const ownImage = join(dir, CRIU_IMAGE);
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
-      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? []);
-      await writeFile(config, [...(o.newAddress ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
+      // Open TCP connections come back alive only into the same address and only without a user
+      // namespace: CRIU restores one in repair mode from inside the restored process, and
+      // TCP_REPAIR needs CAP_NET_ADMIN over the network namespace, which is the host's, not the
+      // machine's (measured: "Can't turn TCP repair mode ON: Operation not permitted").
+      const closeTcp = o.newAddress || o.range !== null;
+      await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      // CRIU makes the machine's user namespace from the image: one naming this machine's range.
+      const image =
+        o.range === null
+          ? join(imageDir, IMAGE_MEMORY)
+          : await imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, o.range);
       try {
-        await this.runc.restore(id, dir, join(imageDir, IMAGE_MEMORY), workDir, {
+        await this.runc.restore(id, dir, image, workDir, {
           timeoutMs: o.timeoutMs,
-          tcpEstablished: !o.newAddress,
+          tcpEstablished: !closeTcp,
           onSpawn: (pid) => this.recordOperation(id, pid),
           ...(o.nice !== undefined ? { nice: o.nice } : {}),
           ...(o.pidFile ? { pidFile: o.pidFile } : {}),
+          ...(o.range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
         });
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
@@ -570,6 +659,7 @@ export class RuncDriver implements MachineDriver {
       await writeFile(config, '').catch(() => undefined);
       // Left mounted, they are unmounted by release (and destroy refuses to delete through them).
       await volumes.unstage(dir).catch(() => undefined);
+      await rm(ownImage, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
@@ -614,21 +704,25 @@ export class RuncDriver implements MachineDriver {
    */
   private async startMachine(
     spec: DriverMachineSpec,
-    diskSteps: PlanStep[],
+    plan: () =>
+      | Promise<{ diskSteps: PlanStep[]; range: IdRange | null }>
+      | { diskSteps: PlanStep[]; range: IdRange | null },
     o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
     try {
-      await this.prepareHost(spec, [diskSteps], { newAddress: o.restore });
+      const { diskSteps, range } = await plan();
+      await this.prepareHost(spec, [diskSteps], { newAddress: o.restore, range });
       const from = spec.restoredFrom;
       await writeIdentity(
         join(this.dir(spec.id), MACHINE_FILES.rootfs),
         spec.id,
         o.restore ? (from?.kind ?? 'snapshot') : 'create',
         o.restore ? (from?.id ?? null) : null,
+        range,
       );
       await writeFile(join(this.dir(spec.id), CRIU_CONFIG), '');
-      await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec)));
+      await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec, range)));
       await start();
       await this.waitForAgent(spec.id);
       await this.mountVolumes(spec);
@@ -646,28 +740,56 @@ export class RuncDriver implements MachineDriver {
   private async prepareHost(
     spec: DriverMachineSpec,
     diskSteps: PlanStep[][],
-    o: { newAddress?: boolean } = {},
+    o: { newAddress?: boolean; range: IdRange | null },
   ): Promise<void> {
     const dir = this.dir(spec.id);
     await mkdir(join(dir, 'run'), { recursive: true });
+    // The agent, root of the machine's user namespace, makes its socket and log there.
+    if (o.range !== null) await chown(join(dir, 'run'), o.range.base, o.range.base);
     const disk = new DiskImage(dir);
     const netns = netnsName(spec.id);
     const [files] = await Promise.all([
       writeLinkFiles(dir, netns, spec.network.link, spec.network.egress),
       writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf),
     ]);
+    const lower =
+      o.range === null
+        ? { steps: [], lowerdir: spec.templateRootfs }
+        : lowerLayerSteps(dir, spec.templateRootfs, o.range);
+    const sysfs = join(dir, MACHINE_FILES.sysfs);
     await hostPlan(
       [
         [
           ...diskSteps.flat(),
+          // The root directory of the machine's filesystem is its upper directory's: its root's.
+          ...(o.range === null ? [] : [['chown', '-h', `${o.range.base}:${o.range.base}`, disk.upper]]),
+          ...lower.steps,
           ...mountOverlaySteps({
-            lower: spec.templateRootfs,
+            lower: lower.lowerdir,
             upper: disk.upper,
             work: disk.work,
             target: join(dir, MACHINE_FILES.rootfs),
           }),
         ],
-        [...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true })],
+        [
+          ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
+          ...(o.range === null
+            ? []
+            : [
+                ['mkdir', '-p', sysfs],
+                // The machine's root is not root of the network namespace (the host made it, so
+                // CRIU can leave it out of the image): without this, binding a port below 1024
+                // would need CAP_NET_BIND_SERVICE there. Its sysfs is mounted from inside it, so
+                // /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
+                [
+                  'nsenter',
+                  `--net=${netnsPath(netns)}`,
+                  'sh',
+                  '-c',
+                  `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
+                ],
+              ]),
+        ],
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
     ).catch(async (err: unknown) => {
@@ -678,9 +800,11 @@ export class RuncDriver implements MachineDriver {
     });
   }
 
-  private ociSpec(spec: DriverMachineSpec): object {
+  private ociSpec(spec: DriverMachineSpec, range: IdRange | null): object {
     const dir = this.dir(spec.id);
     return buildMachineOciSpec({
+      idRange: range,
+      sysfsSource: join(dir, MACHINE_FILES.sysfs),
       machineId: spec.id,
       hostname: hostnameOf(spec.id),
       rootfs: join(dir, MACHINE_FILES.rootfs),
@@ -859,4 +983,32 @@ async function readMachineFileTail(path: string, maxBytes: number): Promise<stri
  */
 function niceOf(spec: DriverMachineSpec): { nice?: number } {
   return spec.cpuPriority === 'background' ? { nice: 19 } : {};
+}
+
+/**
+ * A machine's root (an unprivileged host id) has to pass through the machines directory and the
+ * data directory holding it to reach its own directory (runc and CRIU mount its root filesystem
+ * and bind sources as that id): both get search permission for others — x, not r: nobody lists
+ * them — as Docker's data root does with user namespaces. Everything else in the data directory
+ * loses every permission for others, so search alone reaches nothing but machine directories
+ * (each 0710, its own machine's; see claimRange). A directory further up without search
+ * permission for others is named, not changed.
+ */
+async function searchableByMachines(machinesDir: string): Promise<void> {
+  const dataDir = dirname(machinesDir);
+  for (const dir of [machinesDir, dataDir]) chmodSync(dir, (statSync(dir).mode & 0o7770) | 0o001);
+  for (const name of readdirSync(dataDir)) {
+    const path = join(dataDir, name);
+    if (path === machinesDir) continue;
+    const st = lstatSync(path);
+    if (!st.isSymbolicLink() && (st.mode & 0o007) !== 0) chmodSync(path, st.mode & 0o7770);
+  }
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0)
+      throw new CodedError(
+        'internal',
+        `machines run as unprivileged host ids and must pass through ${dir} to reach ${machinesDir}: give it o+x`,
+      );
+    if (dir === '/') break;
+  }
 }

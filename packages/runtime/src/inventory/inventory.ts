@@ -46,11 +46,12 @@ export interface RuntimeDirs {
 export const DEFAULT_CGROUP_PARENT = '/nullspace';
 
 /**
- * What a mount is for: `rootfs` (the overlay), `disk` (the disk image's loop mount),
+ * What a mount is for: `rootfs` (the overlay), `disk` (the disk image's loop mount), `lower` (an
+ * idmapped template layer under the overlay), `sysfs` (the sysfs bound at the machine's /sys),
  * `volume-stage` (a volume staged for a restore), `criu` (what a killed CRIU left: its cgroup yard,
  * runc's criu-root), `volume` (a host volume's mount), `other` (anything else in a machine's dirs).
  */
-export type MountRole = 'rootfs' | 'disk' | 'volume-stage' | 'criu' | 'volume' | 'other';
+export type MountRole = 'rootfs' | 'disk' | 'lower' | 'sysfs' | 'volume-stage' | 'criu' | 'volume' | 'other';
 
 /**
  * `init`: pid 1 of the machine (ending it ends its whole pid namespace); `member`: any other
@@ -369,6 +370,8 @@ function mountRole(path: string, id: string): MountRole {
   if (first === undefined) return 'other';
   if (first === MACHINE_FILES.rootfs && rest.length === 1) return 'rootfs';
   if (first === MACHINE_FILES.disk && rest.length === 1) return 'disk';
+  if (first === MACHINE_FILES.lower && rest.length === 2) return 'lower';
+  if (first === MACHINE_FILES.sysfs && rest.length === 1) return 'sysfs';
   if (first === STAGE_DIR) return 'volume-stage';
   if (first === MACHINE_FILES.criuDump || first === MACHINE_FILES.criuRestore || first === 'criu-root')
     return 'criu';

@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,10 +13,12 @@ import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
 import { Runc } from '../runc/runc.js';
 import { DiskImage } from '../storage/disk-image.js';
+import { readIdRange, releaseIdRange } from '../userns/id-ranges.js';
 import { backingFileOf } from './host-view.js';
 import {
   type MachineProcesses,
   type MachineResources,
+  type MountRole,
   type RuntimeDirs,
   describeResources,
   machineProcesses,
@@ -26,6 +28,8 @@ import {
 
 /** How often (every 10 ms) teardown looks for the disk's loop device to be freed after the unmount. */
 const LOOP_RELEASE_TRIES = 100;
+/** The mounts a teardown takes down in their own steps, in order; any other goes first. */
+const OWN_MOUNTS = new Set<MountRole>(['rootfs', 'disk', 'lower', 'sysfs']);
 
 /** How long the processes of a machine may take to end once killed (a bomb of thousands: ~0.1 s). */
 const PROCESSES_END_TIMEOUT_MS = 10_000;
@@ -43,6 +47,7 @@ export const TEARDOWN_STEPS = [
   'runc delete',
   'remove cgroups',
   'unmount overlay',
+  'unmount template layers and sysfs',
   'unmount disk, remove its mount point',
   'free loop device',
   'delete link',
@@ -115,8 +120,7 @@ export async function tearDownMachine(
   // restore (through those, a recursive delete would delete volumes' files).
   await step('unmount CRIU and volume leftovers', async () => {
     for (const mount of m.mounts)
-      if (mount.role !== 'rootfs' && mount.role !== 'disk')
-        await host('umount', ['-l', mount.path]).catch(() => undefined);
+      if (!OWN_MOUNTS.has(mount.role)) await host('umount', ['-l', mount.path]).catch(() => undefined);
   });
   await step('runc delete', async () => {
     if (m.runcState !== null) await new Runc(dirs.runcRoot).destroy(id);
@@ -127,6 +131,18 @@ export async function tearDownMachine(
   const machineDir = join(dirs.machinesDir, id);
   const disk = new DiskImage(machineDir);
   await step('unmount overlay', () => unmountOverlay(join(machineDir, MACHINE_FILES.rootfs)));
+  // What the overlay was made of (its idmapped template layers) and the machine's sysfs, once
+  // nothing stands on them; their mount points go too (like the disk's, below).
+  await step('unmount template layers and sysfs', async () => {
+    for (const mount of m.mounts)
+      if (mount.role === 'lower' || mount.role === 'sysfs')
+        await host('umount', [mount.path]).catch(() => host('umount', ['-l', mount.path]));
+    // Never a recursive delete here: through a layer still mounted it would reach the template.
+    const lower = join(machineDir, MACHINE_FILES.lower);
+    for (const n of await readdir(lower).catch(() => [])) await rmdir(join(lower, n)).catch(() => undefined);
+    for (const path of [lower, join(machineDir, MACHINE_FILES.sysfs)])
+      await rmdir(path).catch(() => undefined);
+  });
   await step('unmount disk, remove its mount point', async () => {
     await disk.unmount();
     // Where host mounts are private (this host), a process that made a mount namespace while the
@@ -164,10 +180,15 @@ export async function tearDownMachine(
   await step('delete nft rules', () => deleteMachineRules(id));
   await step('remove disk image and directory', async () => {
     if (o.keepFiles || m.dir === null) return;
+    // Its host id range is free once nothing of the machine is left that uses it.
+    const range = readIdRange(machineDir);
     await disk.destroy();
     // A recursive delete crosses mount points: through a mount still here it would delete what is
     // mounted (a volume's files). Refuse; the check below names it and a later destroy tries again.
-    if ((await mountsUnder(machineDir)).length === 0) await rm(machineDir, { recursive: true, force: true });
+    if ((await mountsUnder(machineDir)).length === 0) {
+      await rm(machineDir, { recursive: true, force: true });
+      if (range !== null) releaseIdRange(machineDir, range);
+    }
   });
   // Not a failure: a loop device whose filesystem is no longer mounted here, but still used in
   // another mount namespace (a process working in a copy of the disk's mount); the kernel frees it

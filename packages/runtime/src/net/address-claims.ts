@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { numberToIpv4 } from '@nullspace/protocol';
+import { FRESH_CLAIM_MS, ageMs, claimFile, releaseFile } from '../host-claims.js';
 import { type AddressPool, blockOf, hostIfOf } from './addresses.js';
 
 /**
@@ -14,10 +15,7 @@ import { type AddressPool, blockOf, hostIfOf } from './addresses.js';
  */
 export const ADDRESS_CLAIMS_DIR = '/run/nullspace/address-blocks';
 
-/** How long a claim counts as held even though its machine's directory does not exist yet. */
-const FRESH_CLAIM_MS = 60_000;
-
-function claimFile(pool: AddressPool, index: number, dir: string): string {
+function claimPath(pool: AddressPool, index: number, dir: string): string {
   return join(dir, numberToIpv4(blockOf(pool, index)));
 }
 
@@ -31,54 +29,8 @@ export function claimBlock(
   owner: string,
   dir: string = ADDRESS_CLAIMS_DIR,
 ): boolean {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = claimFile(pool, index, dir);
-  if (create(file, owner)) return true;
-  const holder = read(file);
-  if (holder === owner) return true;
-  if (holder !== undefined && !isStale(pool, index, file, holder)) return false;
-  // Taking over a stale claim (or one released meanwhile) is done by one server at a time: the
-  // lock is a directory (mkdir is atomic); one left by a server that died holding it expires.
-  const lock = `${file}.lock`;
-  if (!lockDir(lock)) return false;
-  try {
-    const again = read(file);
-    if (again === owner) return true;
-    if (again !== undefined) {
-      if (!isStale(pool, index, file, again)) return false;
-      unlinkSync(file);
-    }
-    return create(file, owner);
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-/** Makes the claim file if nobody has (O_EXCL). */
-function create(file: string, owner: string): boolean {
-  try {
-    writeFileSync(file, owner, { flag: 'wx', mode: 0o600 });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-}
-
-function read(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function ageMs(path: string): number {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
+  const file = claimPath(pool, index, dir);
+  return claimFile(file, owner, (holder) => isStale(pool, index, file, holder));
 }
 
 function isStale(pool: AddressPool, index: number, file: string, holder: string): boolean {
@@ -89,20 +41,6 @@ function isStale(pool: AddressPool, index: number, file: string, holder: string)
   );
 }
 
-function lockDir(lock: string): boolean {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      mkdirSync(lock);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (ageMs(lock) <= FRESH_CLAIM_MS) return false;
-      rmSync(lock, { recursive: true, force: true });
-    }
-  }
-  return false;
-}
-
 /** Gives up `owner`'s claim on block `index` (a killed machine's); someone else's stays. */
 export function releaseBlock(
   pool: AddressPool,
@@ -110,10 +48,5 @@ export function releaseBlock(
   owner: string,
   dir: string = ADDRESS_CLAIMS_DIR,
 ): void {
-  const file = claimFile(pool, index, dir);
-  try {
-    if (readFileSync(file, 'utf8') === owner) unlinkSync(file);
-  } catch {
-    // not claimed
-  }
+  releaseFile(claimPath(pool, index, dir), owner);
 }

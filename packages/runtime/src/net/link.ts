@@ -143,7 +143,9 @@ export function linkSetUpSteps(
 
 /**
  * After a restore: CRIU brings back the connection tracking table of the machine's namespace
- * (`netns-ct-*.img`), entries of the preview redirect included. A new preview connection that
+ * (`netns-ct-*.img`), entries of the preview redirect included — for a machine without a user
+ * namespace (one hibernated before machines had them): the namespace of one with is CRIU's own
+ * during the restore (runc/runc.ts), neither dumped nor restored, and its table starts empty. A new preview connection that
  * reuses the source port of one of those is not redirected any more (its replies get
  * port-remapped) and hangs, holding the old namespace alive (measured by bench/network.mjs). The
  * connections the entries were for were all cut before the checkpoint, and nothing in the

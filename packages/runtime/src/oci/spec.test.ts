@@ -28,6 +28,8 @@ const options: MachineOciOptions = {
   agentArgs: ['/.nullspace/agent/agent.cjs'],
   nofileLimit: 65536,
   criuConfig: '/host/criu.conf',
+  idRange: { base: 2 ** 30 + 3 * 65536, size: 65536 },
+  sysfsSource: '/var/lib/nullspace/machines/mch_test/sys',
 };
 
 interface Mount {
@@ -51,6 +53,8 @@ interface Spec {
   mounts: Mount[];
   linux: {
     namespaces: { type: string; path?: string }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
     cgroupsPath: string;
     resources: {
       devices: { allow: boolean; access: string }[];
@@ -70,11 +74,31 @@ const build = (o: Partial<MachineOciOptions> = {}) =>
 describe('buildMachineOciSpec', () => {
   const spec = build();
 
-  it('own pid, ipc, uts and mount namespaces; the network namespace made for the machine; no host ones', () => {
+  it('own pid, ipc, uts, mount and user namespaces; the network namespace made for the machine; no host ones', () => {
     const ns = spec.linux.namespaces;
-    assert.deepEqual(ns.map((n) => n.type).sort(), ['ipc', 'mount', 'network', 'pid', 'uts']);
+    assert.deepEqual(ns.map((n) => n.type).sort(), ['ipc', 'mount', 'network', 'pid', 'user', 'uts']);
     assert.equal(ns.find((n) => n.type === 'network')?.path, options.netnsPath);
     assert.ok(ns.filter((n) => n.type !== 'network').every((n) => n.path === undefined));
+  });
+
+  it("maps the machine's ids 0..65535, users and groups, onto its own host range, and nothing else", () => {
+    const want = [{ containerID: 0, hostID: 2 ** 30 + 3 * 65536, size: 65536 }];
+    assert.deepEqual(spec.linux.uidMappings, want);
+    assert.deepEqual(spec.linux.gidMappings, want);
+  });
+
+  it("binds the sysfs the host mounted in the machine's network namespace read-only at /sys", () => {
+    const sys = spec.mounts.find((m) => m.destination === '/sys');
+    assert.equal(sys?.type, 'bind');
+    assert.equal(sys?.source, options.sysfsSource);
+    for (const o of ['ro', 'nosuid', 'noexec', 'nodev']) assert.ok(sys?.options.includes(o), o);
+  });
+
+  it('without an id range (a machine hibernated before machines had user namespaces): as it was made', () => {
+    const old = build({ idRange: null });
+    assert.ok(!old.linux.namespaces.some((n) => n.type === 'user'));
+    assert.equal(old.linux.uidMappings, undefined);
+    assert.equal(old.mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
   });
 
   it('root keeps a reduced capability set, the same in every set, and no new privileges', () => {

@@ -1,3 +1,4 @@
+import type { IdRange } from '../userns/id-ranges.js';
 import { machineSeccompProfile } from './seccomp.js';
 
 /**
@@ -28,6 +29,18 @@ export interface MachineOciOptions {
    * flag for (`tcp-close` when a fork is restored).
    */
   criuConfig: string;
+  /**
+   * The machine's host id range: its user namespace maps ids 0..size-1 to base.. (null: no user
+   * namespace, a machine hibernated before machines had one, restored as it was made).
+   */
+  idRange: IdRange | null;
+  /**
+   * With a user namespace: a sysfs the host mounted from inside the machine's network namespace
+   * (so /sys/class/net shows the machine's interfaces), bound read-only at /sys. The machine's
+   * user namespace cannot mount one itself: sysfs needs the network namespace to belong to the
+   * mounting user namespace, and the host made it (see docs/SECURITY.md, "User namespace").
+   */
+  sysfsSource: string;
 }
 
 /**
@@ -124,7 +137,19 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
         source: 'mqueue',
         options: ['nosuid', 'noexec', 'nodev'],
       },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      o.idRange === null
+        ? {
+            destination: '/sys',
+            type: 'sysfs',
+            source: 'sysfs',
+            options: ['nosuid', 'noexec', 'nodev', 'ro'],
+          }
+        : {
+            destination: '/sys',
+            type: 'bind',
+            source: o.sysfsSource,
+            options: ['rbind', 'ro', 'nosuid', 'noexec', 'nodev'],
+          },
       ro(o.agent.nodeBinary, o.paths.nodeBinary),
       ro(o.agent.initBinary, o.paths.initBinary),
       ro(o.agent.homeDir, o.paths.homeDir),
@@ -142,7 +167,9 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
         { type: 'uts' },
         { type: 'mount' },
         { type: 'network', path: o.netnsPath },
+        ...(o.idRange !== null ? [{ type: 'user' }] : []),
       ],
+      ...(o.idRange !== null ? idMappings(o.idRange) : {}),
       cgroupsPath: o.cgroupsPath,
       resources: {
         // Deny by default; runc then adds its standard allowances: read/write on null, zero, full,
@@ -162,4 +189,10 @@ export function buildMachineOciSpec(o: MachineOciOptions): Record<string, unknow
       readonlyPaths: READONLY_PATHS,
     },
   };
+}
+
+/** Ids 0..size-1 of the machine (users and groups) are host ids base..base+size-1. */
+function idMappings(range: IdRange) {
+  const mapping = [{ containerID: 0, hostID: range.base, size: range.size }];
+  return { uidMappings: mapping, gidMappings: mapping };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { lchown, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { IdRange } from '../userns/id-ranges.js';
 
 /**
  * How a machine's memory came to be when it last started: booted (`create`), or restored from a
@@ -44,13 +45,15 @@ export function machineUuidOf(machineId: string): string {
  * its overlay mounted on the host), before the machine starts or is restored: nothing of it runs,
  * so nothing it planted can move under this. What it planted is not followed: a symbolic link or
  * anything not a directory at `etc` or `etc/nullspace` is replaced by a directory, and the files
- * are made anew (O_EXCL never follows a link).
+ * are made anew (O_EXCL never follows a link). What is made belongs to the machine's root (host id
+ * `range.base`; host root for a machine without a user namespace), as if it had made it.
  */
 export async function writeIdentity(
   rootfs: string,
   machineId: string,
   origin: MachineOrigin,
   from: string | null,
+  range: IdRange | null,
 ): Promise<MachineIdentity> {
   const identity: MachineIdentity = {
     machine_id: machineId,
@@ -59,25 +62,28 @@ export async function writeIdentity(
     from,
     at: new Date().toISOString(),
   };
-  const etc = await realDir(rootfs, 'etc');
-  const own = await realDir(etc, 'nullspace');
-  await freshFile(join(etc, 'machine-id'), `${identity.machine_uuid}\n`);
-  await freshFile(join(own, 'identity.json'), `${JSON.stringify(identity)}\n`);
+  const owner = range?.base ?? 0;
+  const etc = await realDir(rootfs, 'etc', owner);
+  const own = await realDir(etc, 'nullspace', owner);
+  await freshFile(join(etc, 'machine-id'), `${identity.machine_uuid}\n`, owner);
+  await freshFile(join(own, 'identity.json'), `${JSON.stringify(identity)}\n`, owner);
   return identity;
 }
 
-/** `parent/name` as a real directory (not a link), made if missing. */
-async function realDir(parent: string, name: string): Promise<string> {
+/** `parent/name` as a real directory (not a link), made (owned by `owner`) if missing. */
+async function realDir(parent: string, name: string, owner: number): Promise<string> {
   const path = join(parent, name);
   const st = await lstat(path).catch(() => undefined);
   if (st?.isDirectory()) return path;
   if (st !== undefined) await rm(path, { force: true, recursive: true });
   await mkdir(path, { mode: 0o755 });
+  await lchown(path, owner, owner);
   return path;
 }
 
-/** Replaces whatever is at `path` by a new read-only file with `content`. */
-async function freshFile(path: string, content: string): Promise<void> {
+/** Replaces whatever is at `path` by a new read-only file with `content`, owned by `owner`. */
+async function freshFile(path: string, content: string, owner: number): Promise<void> {
   await rm(path, { force: true, recursive: true });
   await writeFile(path, content, { flag: 'wx', mode: 0o444 });
+  await lchown(path, owner, owner);
 }

@@ -4,6 +4,19 @@ import { join } from 'node:path';
 import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
 
+/**
+ * A machine with a user namespace is checkpointed and restored by a runc (and so a CRIU) that runs
+ * inside the machine's network namespace. CRIU 4.2 refuses to dump a user namespace whose tasks'
+ * other namespaces it does not own ("One or more namespaces doesn't belong to the target user
+ * namespace"), and on restore it makes a new user namespace from which the host-made network
+ * namespace cannot be entered (`setns`: EPERM). Run from inside it, the network namespace is
+ * CRIU's own: it is neither dumped nor entered, the restored tasks simply inherit it, as `runc
+ * run` has them join it before it makes the user namespace. Measured: docs/research/user-namespaces.md.
+ */
+function inNetns(netns: string | undefined, argv: string[]): string[] {
+  return netns === undefined ? argv : ['nsenter', `--net=${netns}`, ...argv];
+}
+
 export type RuncStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
 
 export interface RuncState {
@@ -47,13 +60,15 @@ export class Runc {
       nice?: number;
       /** Where runc writes the restored init's host pid (saves a `runc state` afterwards). */
       pidFile?: string;
+      /** Runs runc and CRIU in this network namespace (see inNetns). */
+      netns?: string;
     },
   ): Promise<void> {
     const args = ['restore', '--detach', '--image-path', imageDir, '--work-path', workDir];
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     args.push('--bundle', bundle, id);
-    return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn, opts.nice);
+    return this.detached(id, bundle, args, opts.timeoutMs, opts.onSpawn, opts.nice, opts.netns);
   }
 
   /**
@@ -65,10 +80,16 @@ export class Runc {
     id: string,
     imageDir: string,
     workDir: string,
-    opts: { leaveRunning: boolean; timeoutMs: number; onSpawn?: (pid: number) => void },
+    opts: {
+      leaveRunning: boolean;
+      timeoutMs: number;
+      onSpawn?: (pid: number) => void;
+      /** Runs runc and CRIU in this network namespace (see inNetns). */
+      netns?: string;
+    },
   ): Promise<void> {
-    // Open TCP connections are dumped in repair mode rather than failing the checkpoint: a resume
-    // (same address) restores them alive, a fork restores them closed (see RuncDriver).
+    // Open TCP connections are dumped in repair mode rather than failing the checkpoint; a restore
+    // brings them back closed in a machine with a user namespace, and in a fork (see RuncDriver).
     const args = [
       '--root',
       this.root,
@@ -81,7 +102,8 @@ export class Runc {
     ];
     if (opts.leaveRunning) args.push('--leave-running');
     args.push(id);
-    await host(this.binary, args, {
+    const [file, ...argv] = inNetns(opts.netns, [this.binary, ...args]);
+    await host(file as string, argv, {
       timeoutMs: opts.timeoutMs,
       killGroup: true,
       ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
@@ -102,10 +124,20 @@ export class Runc {
     onSpawn?: (pid: number) => void,
     /** runc, and so the container's processes, at this niceness (see cgroups/cpu-weight.ts). */
     nice?: number,
+    netns?: string,
   ): Promise<void> {
     const logFile = join(bundle, 'runc.log');
     rmSync(logFile, { force: true }); // its error lines are read back on failure: this run's only
-    const argv = [this.binary, '--root', this.root, '--log', logFile, '--log-format', 'json', ...command];
+    const argv = inNetns(netns, [
+      this.binary,
+      '--root',
+      this.root,
+      '--log',
+      logFile,
+      '--log-format',
+      'json',
+      ...command,
+    ]);
     const [file, ...args] = nice === undefined ? argv : ['nice', '-n', String(nice), ...argv];
     // Its own process group, so a timeout ends runc and the CRIU it started together.
     return host(file as string, args, {

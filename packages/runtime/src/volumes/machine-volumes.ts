@@ -6,6 +6,7 @@ import { CodedError } from '@nullspace/protocol';
 import type { DriverVolumeHealth, DriverVolumeMount } from '../driver.js';
 import { host } from '../exec.js';
 import { mountsUnder } from '../mounts.js';
+import type { IdRange } from '../userns/id-ranges.js';
 
 /**
  * Volumes inside machines: mounting a host volume (runtime/src/storage/volume-image.ts) into a
@@ -13,7 +14,7 @@ import { mountsUnder } from '../mounts.js';
  * CRIU checkpoints and restores. See docs/volumes.md.
  *
  * Mounting into a running machine is done by a small setuid-free C helper (native/volume-mount.c,
- * built by scripts/build-volume-helper.sh) with the kernel's mount API: `open_tree(OPEN_TREE_CLONE)`
+ * built by scripts/build-native-helpers.sh) with the kernel's mount API: `open_tree(OPEN_TREE_CLONE)`
  * of the volume directory in the host's namespace, `mount_setattr` (private, nosuid, nodev, and
  * read-only when asked), `setns` into the machine's mount namespace, the mount path created below
  * the machine's root without following any symlink, then `move_mount`. util-linux cannot move a
@@ -78,13 +79,16 @@ export async function writeVolumeRecord(
 export async function stageForRestore(
   machineDir: string,
   mounts: readonly DriverVolumeMount[],
+  /** The restored machine's id range: the clone is idmapped to it, as an attach to it would be. */
+  range: IdRange | null,
 ): Promise<string[]> {
   const lines: string[] = [];
   for (const m of mounts) {
     const key = criuKey(m.mountPath);
     const target = join(machineDir, STAGE_DIR, key);
     await mkdir(target, { recursive: true });
-    await runHelper(['stage', m.volumeRoot, m.subpath ?? '-', target, m.readOnly ? 'ro' : 'rw'], m);
+    const ids = range === null ? [] : [String(range.base), String(range.size)];
+    await runHelper(['stage', m.volumeRoot, m.subpath ?? '-', target, m.readOnly ? 'ro' : 'rw', ...ids], m);
     lines.push(`ext-mount-map ${key}:${target}`);
   }
   return lines;
