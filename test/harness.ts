@@ -122,6 +122,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     logs: () => logs,
     async teardown() {
       const ids = new Set<string>();
+      // A server that does not answer (a start that timed out, a crash) fails the clean-up through
+      // the API: the host is then cleaned from the inventory all the same, and the failure reported.
+      let apiFailure: unknown;
       try {
         if (child.exitCode === null && child.signalCode === null) {
           // Warm pools first: deleting one kills the machines waiting in it (they are not listed).
@@ -150,6 +153,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
           const volumes = (await api(server, 'GET', '/v1/volumes')) as { items: { id: string }[] };
           for (const v of volumes.items) await api(server, 'DELETE', `/v1/volumes/${v.id}`);
         }
+      } catch (err) {
+        apiFailure = err;
       } finally {
         await stop().catch(() => undefined);
         if (child.exitCode === null && child.signalCode === null) await stop('SIGKILL');
@@ -160,6 +165,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       // Clean up even when leaking, so one failure does not cascade into the next tests.
       if (leaks.length > 0) await forceClean(dataDir, ids);
       await rm(dataDir, { recursive: true, force: true });
+      if (apiFailure !== undefined) throw apiFailure;
       if (leaks.length > 0) throw new Error(`left behind after teardown:\n  ${leaks.join('\n  ')}`);
     },
   };
