@@ -138,6 +138,8 @@ describeWithServer(
           agentMissed: 0,
           answers: {} as Record<string, number>,
           failedMachines: 0,
+          /** Machines a server kill cut the create of before the test adopted them: killed. */
+          unadopted: 0,
           writesChecked: 0,
         };
         let seq = 0;
@@ -338,6 +340,16 @@ describeWithServer(
               resumeSome: random,
               agentKilled,
             });
+            // A create cut by a server kill may have left a machine the test never adopted (its
+            // answer or its first command lost): the server lists it, whatever state it settled in,
+            // and it is killed here like any other, so that nothing of it may stay.
+            const listed = (await api(s, 'GET', '/v1/machines?limit=100')) as { items: { id: string }[] };
+            for (const { id } of listed.items) {
+              if (machines.has(id)) continue;
+              everSeen.add(id);
+              await api(s, 'DELETE', `/v1/machines/${id}`);
+              figures.unadopted++;
+            }
             // Killed machines: nothing of them stays on the host once their teardowns are through.
             await nothingLeft(
               s,

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { MachineInfo } from '@nullspace/protocol';
@@ -16,6 +16,9 @@ import { Machine } from '@nullspace/sdk';
 import { api, describeWithServer } from './harness.js';
 
 const poolDir = mkdtempSync('/tmp/nst-xfs-');
+// Machines run as unprivileged host ids (user namespaces) and must pass through it to their own
+// directories: searchable, not readable (mkdtemp makes it 0700).
+chmodSync(poolDir, 0o711);
 const mnt = join(poolDir, 'mnt');
 const dataDir = join(mnt, 'd');
 const canMount = process.getuid?.() === 0;

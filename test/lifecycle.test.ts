@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { MachineInfo, SnapshotInfo } from '@nullspace/protocol';
@@ -392,15 +392,35 @@ describeWithServer(
   { NULLSPACE_TRANSITION_TIMEOUT_MS: '120' },
 );
 
+// A `criu` in front of the real one that holds a restore for 5 s before it runs: a restore is
+// faster than any deadline worth setting on a quiet host (120 ms was met), so the test makes sure
+// that the deadline falls while runc's CRIU runs. Checkpoints and everything else pass through.
+const slowRestoreDir = process.getuid?.() === 0 ? mkdtempSync('/tmp/nst-slow-criu-') : '/nonexistent';
+if (process.getuid?.() === 0) {
+  const real = execFileSync('sh', ['-c', 'command -v criu'], { encoding: 'utf8' }).trim();
+  writeFileSync(
+    join(slowRestoreDir, 'criu'),
+    `#!/bin/sh
+if tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' restore '; then sleep 5; fi
+exec '${real}' "$@"
+`,
+  );
+  chmodSync(join(slowRestoreDir, 'criu'), 0o755);
+}
+after(() => rmSync(slowRestoreDir, { recursive: true, force: true }));
+
 describeWithServer('lifecycle faults: the restore is killed half-way', (ctx) => {
   it('a resume killed at its deadline leaves the machine hibernated and whole: the next resume works', async () => {
     const s = ctx.server;
     const m = await Machine.create({ ...s.conn, timeout: 600 });
     await m.commands.run('echo kept > /workspace/data');
     await post(s, `/v1/machines/${m.id}/hibernate`);
-    // A deadline no restore meets: CRIU is killed half-way.
+    // A deadline the restore cannot meet (its CRIU held 5 s): CRIU is killed half-way.
     await s.stop();
-    await s.restart({ NULLSPACE_TRANSITION_TIMEOUT_MS: '120' });
+    await s.restart({
+      NULLSPACE_TRANSITION_TIMEOUT_MS: '1000',
+      PATH: `${slowRestoreDir}:${process.env.PATH ?? ''}`,
+    });
     await rejects(post(s, `/v1/machines/${m.id}/connect`), 500, 'restore_failed');
     assert.equal((await info(s, m.id)).status, 'hibernated');
     // With the usual deadline it resumes, its disk intact (a killed restore once left runc's

@@ -77,8 +77,13 @@ class HostShell {
   async run(job: ShellJob): Promise<void> {
     const n = this.next++;
     const file = (ext: string) => join(this.dir, `${n}.${ext}`);
+    // A tool is looked up in this process's PATH at the time of the call, as a direct spawn does
+    // (a caller may have changed it since the shell started, e.g. to put a wrapper in front).
+    const path = process.env.PATH;
+    const script =
+      path === undefined ? job.script : `export PATH='${path.replace(/'/g, "'\\''")}'\n${job.script}`;
     await Promise.all([
-      writeFile(file('sh'), job.script),
+      writeFile(file('sh'), script),
       job.input ? writeFile(file('in'), job.input) : undefined,
     ]);
     const child = this.ensure();
