@@ -37,15 +37,6 @@
 /* Ids a machine's range may take: above the host's own users, below 2^31 (signed-int safe). */
 #define ID_MAX 2147483647LL
 
-static void die(int status, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
-}
-
 static void parse_range(const char *b, const char *c, long long *base, long long *count) {
   *base = parse_id(b, 0, ID_MAX);
   *count = parse_id(c, 1, 65536);

@@ -10,11 +10,22 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Prints the message (printf-style, a line) on stderr and exits with `status`. */
+static void die(int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(status);
+}
 
 /* Parses a decimal id or count in [min, max]; -1 when it is not one. */
 static long long parse_id(const char *s, long long min, long long max) {

@@ -48,15 +48,6 @@
 #define EXIT_TARGET 3
 #define EXIT_SUBPATH 4
 
-static void die(int status, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(status);
-}
-
 static int openat2_beneath(int dirfd, const char *name, int flags) {
   struct open_how how = {
       .flags = (unsigned long long)(flags | O_CLOEXEC | O_NOFOLLOW),
