@@ -61,6 +61,26 @@ const hostUsed = () => {
   return m.total - m.available;
 };
 
+/**
+ * The server's teardown queue from its metrics (operator key): killed machines whose host side is
+ * not freed yet, by state, and the totals. Those count toward the machine limit, so a queue that
+ * falls behind the kills is what refuses creates (`resource_exhausted`).
+ */
+async function teardownStats() {
+  const res = await fetch(`${S.server.url}/metrics`, {
+    headers: { authorization: `Bearer ${S.server.apiKey}` },
+  });
+  const text = await res.text();
+  const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return {
+    pending: value('nullspace_teardowns\\{state="pending"\\}'),
+    running: value('nullspace_teardowns\\{state="running"\\}'),
+    failed: value('nullspace_teardowns\\{state="failed"\\}'),
+    done: value('nullspace_teardowns_done_total'),
+    failures: value('nullspace_teardown_failures_total'),
+  };
+}
+
 /** A machine from reusable snapshot `snapshotId` (no template: the snapshot is its source). */
 async function createFromSnapshot(snapshotId) {
   const info = await apiRequest(S.server, 'POST', '/v1/machines', {
@@ -107,7 +127,7 @@ async function op(R, name, fn) {
     R.ms[name].push(performance.now() - t0);
     return out;
   } catch (err) {
-    R.errors.push(`${name}: ${err?.message ?? err}`);
+    R.errors.push(`${name} (after ${fmt(performance.now() - t0, 0)} ms): ${err?.message ?? err}`);
     return undefined;
   }
 }
@@ -240,6 +260,7 @@ async function bench(opts, templatesDir) {
           host: hostUsed(),
           server: serverRss(),
           live: S.live.size,
+          teardowns: await teardownStats().catch(() => undefined),
         });
         await sleep(10_000);
       }
@@ -329,6 +350,15 @@ function report({ B, R, soakS, before, afterAll }) {
         'lrrrr',
       );
     }
+  }
+  const queued = R.samples.map((x) => x.teardowns).filter(Boolean);
+  if (queued.length > 0) {
+    const lastQ = queued.at(-1);
+    const most = (k) => Math.max(...queued.map((q) => q[k] + (k === 'pending' ? q.running : 0)));
+    console.log(
+      `\nTeardown queue over the soak (samples every 10 s): at most ${most('pending')} killed machines waiting or being torn down, ` +
+        `at most ${most('failed')} given up; ${lastQ.done} torn down, ${lastQ.failures} failed attempts (each retry counts).`,
+    );
   }
   console.log(
     `\nHost used before the run ${fmt(before.host / MiB)} MiB, after everything was killed ${fmt(afterAll.host / MiB)} MiB ` +

@@ -52,10 +52,11 @@ export async function waitGone(pid, { ms = 5000, free = false } = {}) {
 }
 
 /**
- * Resolves with the first line a child process writes to its stdout (then drains the rest); rejects
- * if it fails to start or exits before (`what` names it).
+ * Resolves with the first line a child process writes to its stdout (then writes the rest to the
+ * writable stream `log` if given, else drains it); rejects if it fails to start or exits before
+ * (`what` names it).
  */
-export function firstLine(child, what) {
+export function firstLine(child, what, log) {
   return new Promise((resolve, reject) => {
     let buf = '';
     const onData = (d) => {
@@ -63,7 +64,11 @@ export function firstLine(child, what) {
       const nl = buf.indexOf('\n');
       if (nl >= 0) {
         child.stdout.off('data', onData);
-        child.stdout.resume(); // drain anything later
+        // Anything later: into `log` if given (with what came after the first line), else drained.
+        if (log) {
+          log.write(buf.slice(nl + 1));
+          child.stdout.pipe(log);
+        } else child.stdout.resume();
         resolve(buf.slice(0, nl));
       }
     };

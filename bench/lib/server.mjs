@@ -1,5 +1,6 @@
 /** The server in its own process (started, stopped), and a plain `fetch` client for its API. */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { REPO_ROOT } from './common.mjs';
 import { firstLine } from './processes.mjs';
 
@@ -33,6 +34,7 @@ export const serverConfig = (S, templatesDir, config = {}) => ({
  * `S.dataDir`, log level warn, plus `config`; no NULLSPACE_* variable inherited; `args` after the
  * script (a mark for the leak check). Its own process also means its own event loop and CPU time.
  * `repo`: the checkout whose server it runs (another, built, for a baseline in the same run).
+ * `NSBENCH_SERVER_LOG=FILE` appends its log to FILE (else it is drained and dropped).
  * Resolves once it listens, with `S.server` = { child, url, apiKey, port }.
  */
 export async function startServerProcess(S, templatesDir, { config = {}, args = [], repo = REPO_ROOT } = {}) {
@@ -55,7 +57,10 @@ export async function startServerProcess(S, templatesDir, { config = {}, args = 
     },
   );
   S.server = { child };
-  const { url, apiKey } = JSON.parse(await firstLine(child, 'server'));
+  // The server logs (JSON lines, level warn) on stdout after its first line: kept if asked for.
+  const logPath = process.env.NSBENCH_SERVER_LOG;
+  const log = logPath ? createWriteStream(logPath, { flags: 'a' }) : undefined;
+  const { url, apiKey } = JSON.parse(await firstLine(child, 'server', log));
   Object.assign(S.server, { url, apiKey, port: Number(new URL(url).port) });
 }
 

@@ -156,47 +156,85 @@ describe('MachineCapacity', () => {
     assert.throws(() => c.check(2), exhausted);
   });
 
+  /** What a create admits: a machine stored running (so it counts as live at once). */
+  const store1 = () => machine('running');
+
   it('lets a create wait for a teardown when only teardowns stand in its way', async () => {
     machine('running');
     const a = await tearingDown();
     const c = capacity(2);
     assert.throws(() => c.check(1), exhausted);
-    let roomMade = false;
-    const room = c.roomFor(1).then(() => {
-      roomMade = true;
+    let admitted = false;
+    const room = c.admit(1, store1).then(() => {
+      admitted = true;
     });
     // Nothing has finished: it still waits (a turn of the event loop later).
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(roomMade, false);
+    assert.equal(admitted, false);
     host.finish(a.id);
     await room;
-    c.check(1);
+    assert.equal(store.countInStates(LIVE_STATES), 2);
+  });
+
+  it('admits one waiting create per finished teardown; the others wait on, none is refused', async () => {
+    machine('running');
+    const a = await tearingDown();
+    const b = await tearingDown();
+    // The stall ends the last waiter once nothing is left to finish (500 ms without progress).
+    const c = capacity(3, { stallMs: 500 });
+    const outcome: string[] = ['waiting', 'waiting', 'waiting'];
+    const waiters = [0, 1, 2].map((n) =>
+      c.admit(1, store1).then(
+        () => {
+          outcome[n] = 'admitted';
+        },
+        (e: unknown) => {
+          outcome[n] = exhausted(e) ? 'refused' : String(e);
+        },
+      ),
+    );
+    const turns = async () => {
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await turns();
+    assert.deepEqual(outcome, ['waiting', 'waiting', 'waiting']);
+    // One place is freed: every waiter wakes, exactly one takes it and the others wait on.
+    host.finish(a.id);
+    await teardowns.until((m) => m.id === a.id);
+    await turns();
+    assert.equal(outcome.filter((o) => o === 'admitted').length, 1);
+    assert.equal(outcome.filter((o) => o === 'waiting').length, 2);
+    host.finish(b.id);
+    await teardowns.until((m) => m.id === b.id);
+    await turns();
+    assert.equal(outcome.filter((o) => o === 'admitted').length, 2);
+    assert.equal(store.countInStates(LIVE_STATES), 3);
+    await Promise.all(waiters);
+    assert.deepEqual(
+      outcome.filter((o) => o !== 'admitted'),
+      ['refused'],
+    );
   });
 
   it('does not wait when live machines fill the capacity', async () => {
     machine('running');
     machine('paused');
     await tearingDown();
-    // With a wait of 60 s, only returning at once lets this test end in time.
-    await capacity(2).roomFor(1);
-    assert.throws(() => capacity(2).check(1), exhausted);
+    // With a wait of 60 s, only refusing at once lets this test end in time.
+    await assert.rejects(capacity(2).admit(1, store1), exhausted);
   });
 
   it('answers resource_exhausted when no teardown finishes within the wait', async () => {
     machine('running');
     await tearingDown();
-    const c = capacity(2, { waitMs: 20 });
-    await c.roomFor(1);
-    assert.throws(() => c.check(1), exhausted);
+    await assert.rejects(capacity(2, { waitMs: 20 }).admit(1, store1), exhausted);
   });
 
   it('stops waiting when the teardowns stall, long before the whole wait', async () => {
     machine('running');
     await tearingDown();
     // With a wait of 60 s, only the stall (no teardown finished for 20 ms) lets this end in time.
-    const c = capacity(2, { stallMs: 20 });
-    await c.roomFor(1);
-    assert.throws(() => c.check(1), exhausted);
+    await assert.rejects(capacity(2, { stallMs: 20 }).admit(1, store1), exhausted);
   });
 
   it('keeps waiting while teardowns progress, one after another', async () => {
@@ -204,14 +242,14 @@ describe('MachineCapacity', () => {
     const a = await tearingDown();
     const b = await tearingDown();
     const c = capacity(2);
-    const room = c.roomFor(1);
+    const room = c.admit(1, store1);
     host.finish(a.id);
     await teardowns.until((m) => m.id === a.id);
     // One gone, one still there: the create is still kept out, and still waits.
     assert.throws(() => c.check(1), exhausted);
     host.finish(b.id);
     await room;
-    c.check(1);
+    assert.equal(store.countInStates(LIVE_STATES), 2);
   });
 
   it('counts a given-up teardown: its machine still holds the host resources', async () => {

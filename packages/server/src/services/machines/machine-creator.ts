@@ -261,9 +261,7 @@ export class MachineCreator {
     template: ResolvedTemplate,
     o: StartOptions,
   ): Promise<MachineRecord> {
-    await this.roomFor(1);
-    this.checkCapacity(1);
-    const record = this.newRecord(
+    const record = await this.admitRecord(
       {
         ...spec,
         disk_mb: spec.sized.disk_mb ?? template.disk_mb ?? spec.disk_mb,
@@ -382,9 +380,7 @@ export class MachineCreator {
   ): Promise<MachineRecord> {
     const requested = o.requested ?? Date.now();
     const snap = source.machine;
-    await this.roomFor(1);
-    this.checkCapacity(1);
-    const record = this.newRecord(
+    const record = await this.admitRecord(
       {
         ...spec,
         vcpus: spec.sized.vcpus ?? snap.vcpus,
@@ -442,14 +438,12 @@ export class MachineCreator {
     };
   }
 
-  /** Refuses when `n` more machines would exceed the server's capacity (see MachineCapacity). */
-  checkCapacity(n: number): void {
-    this.capacity.check(n);
-  }
-
-  /** Waits a while for killed machines' teardowns that alone fill the capacity (see MachineCapacity). */
-  roomFor(n: number): Promise<void> {
-    return this.capacity.roomFor(n);
+  /**
+   * Stores a new machine ({@link newRecord}) once the capacity has room for it, waiting a while for
+   * killed machines' teardowns that alone fill it (see MachineCapacity.admit).
+   */
+  admitRecord(...args: Parameters<MachineCreator['newRecord']>): Promise<MachineRecord> {
+    return this.capacity.admit(1, () => this.newRecord(...args));
   }
 
   /**

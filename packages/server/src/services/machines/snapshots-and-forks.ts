@@ -131,9 +131,7 @@ export class SnapshotsAndForks {
   private async startChild(parent: MachineRecord, templateRootfs: string, dir: string): Promise<ForkChild> {
     const { creator } = this.parts;
     try {
-      await creator.roomFor(1);
-      creator.checkCapacity(1);
-      const record = creator.newRecord(
+      const record = await creator.admitRecord(
         { ...parent },
         { template: parent.template, template_id: parent.template_id, parent_id: parent.id },
       );

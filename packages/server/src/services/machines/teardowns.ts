@@ -122,7 +122,7 @@ export class Teardowns {
   /**
    * Killed machines whose host resources are not freed yet: queued, running, waiting for a retry
    * or given up. Each still holds what a live machine holds (disk, mounts, link, namespace,
-   * cgroups), so they count toward `NULLSPACE_MAX_MACHINES` (MachineCreator.checkCapacity): a
+   * cgroups), so they count toward `NULLSPACE_MAX_MACHINES` (MachineCapacity): a
    * create/kill churn faster than this queue would otherwise pile them up on the host.
    */
   holding(): number {
