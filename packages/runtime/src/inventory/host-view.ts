@@ -72,11 +72,17 @@ export async function readHostView(nft: NftScope = 'all'): Promise<HostView> {
  * sources of the mounts in its directory (a scan of every loop device only when its disk image
  * is there but not mounted: a crash between attach and mount, or a hibernated machine), its rules'
  * dispatch entries from the one egress map (`nft`; false: not looked up, read as none; its chains
- * and an older server's table are deleted by name either way). Mounts are still read whole: one
- * file, and the only way to see every mount under its directory (a CRIU or volume leftover has no
- * other record).
+ * and an older server's table are deleted by name either way). `loops: false`: only the loop
+ * devices of its mounts, never the scan (a teardown's last check, which leaves loop devices to
+ * the step that freed them). Mounts are still read whole: one file, and the only way to see every
+ * mount under its directory (a CRIU or volume leftover has no other record).
  */
-export async function readMachineView(machineDir: string, id: string, nft: boolean): Promise<HostView> {
+export async function readMachineView(
+  machineDir: string,
+  id: string,
+  o: { nft: boolean; loops: boolean },
+): Promise<HostView> {
+  const { nft } = o;
   const ns = netnsName(id);
   const [mounts, links, nftView] = await Promise.all([
     readMounts(),
@@ -91,7 +97,7 @@ export async function readMachineView(machineDir: string, id: string, nft: boole
   ]);
   const mine = mounts.filter((m) => m.path.startsWith(`${machineDir}/`) && m.source.startsWith('/dev/loop'));
   let loops: LoopDevice[] = [];
-  if (mine.length > 0 || !existsSync(join(machineDir, MACHINE_FILES.diskImage))) {
+  if (mine.length > 0 || !o.loops || !existsSync(join(machineDir, MACHINE_FILES.diskImage))) {
     for (const m of mine) {
       const backingFile = await backingFileOf(m.source);
       if (backingFile) loops.push({ device: m.source, backingFile });

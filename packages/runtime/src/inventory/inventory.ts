@@ -148,13 +148,18 @@ export async function inventory(
  * What one machine of a runtime holds on the host (what `destroy` tears down), asked about that
  * machine only (host-view.ts `readMachineView`): its cost does not grow with the machines beside it.
  * `nft: false`: its dispatch entries are not looked up (one `nft` process fewer) and read as none.
+ * `loops: false`: only loop devices its mounts name (see readMachineView).
  */
 export async function machineResources(
   dirs: RuntimeDirs,
   id: string,
-  o: { nft?: boolean } = {},
+  o: { nft?: boolean; loops?: boolean } = {},
 ): Promise<MachineResources> {
-  return collect(dirs, id, await readMachineView(join(dirs.machinesDir, id), id, o.nft !== false));
+  const view = await readMachineView(join(dirs.machinesDir, id), id, {
+    nft: o.nft !== false,
+    loops: o.loops !== false,
+  });
+  return collect(dirs, id, view);
 }
 
 /** What ending a machine's processes needs: its init, its runc operation, its cgroups. */

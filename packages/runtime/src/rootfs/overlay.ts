@@ -27,9 +27,14 @@ export function mountOverlaySteps(opts: {
   ];
 }
 
-/** Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent. */
-export async function unmountOverlay(target: string): Promise<void> {
-  if (await isMountPoint(target)) {
+/**
+ * Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent.
+ * `mounted`: whether it is mounted, if the caller has just read the mount table (a teardown's
+ * inventory): else it is looked up, a read of the whole table, whose cost grows with every mount
+ * on the host.
+ */
+export async function unmountOverlay(target: string, mounted?: boolean): Promise<void> {
+  if (mounted ?? (await isMountPoint(target))) {
     try {
       await host('umount', [target]);
     } catch {

@@ -183,14 +183,4 @@ export class Runc {
     const rows = (JSON.parse(stdout || 'null') as RuncState[] | null) ?? [];
     return rows.map((s) => ({ id: s.id, pid: s.pid, status: s.status, bundle: s.bundle }));
   }
-
-  /** Kills every process of the container and removes it (and its cgroups). Idempotent. */
-  async destroy(id: string): Promise<void> {
-    try {
-      await host(this.binary, ['--root', this.root, 'delete', '--force', id], { timeoutMs: 30_000 });
-    } catch (err) {
-      if (err instanceof CodedError && /does not exist|not exist/.test(String(err.details?.stderr))) return;
-      throw err;
-    }
-  }
 }

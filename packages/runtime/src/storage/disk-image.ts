@@ -98,13 +98,21 @@ export class DiskImage {
     return [['sync', '-f', this.mountPoint], copyImage(this.file, target)];
   }
 
-  /** Unmounts the filesystem and keeps the image. Idempotent. */
-  async unmount(): Promise<void> {
-    if (await isMountPoint(this.mountPoint)) await host('umount', [this.mountPoint]);
+  /**
+   * Unmounts the filesystem and keeps the image. Idempotent. `mounted`: whether it is mounted, if
+   * the caller has just read the mount table (else it is looked up: a read of the whole table).
+   */
+  async unmount(mounted?: boolean): Promise<void> {
+    if (mounted ?? (await isMountPoint(this.mountPoint))) await host('umount', [this.mountPoint]);
   }
 
   async destroy(): Promise<void> {
     await this.unmount();
+    await this.removeFiles();
+  }
+
+  /** Removes the image and the mount point, which must not be mounted. Idempotent. */
+  async removeFiles(): Promise<void> {
     await rm(this.file, { force: true });
     await rm(this.mountPoint, { recursive: true, force: true });
   }
