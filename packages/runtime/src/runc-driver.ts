@@ -60,6 +60,7 @@ import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
+import { type KdatCache, ensureCriuKdat } from './runc/criu-kdat.js';
 import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
@@ -159,6 +160,12 @@ export class RuncDriver implements MachineDriver {
   private nofileLimit = 16_384;
   /** Where its machines are, for the inventory. */
   private readonly dirs: RuntimeDirs;
+  /** Releases running after a hibernate answered (see releaseAfterHibernate); each resolves true if clean. */
+  private readonly releasing = new Map<string, Promise<boolean>>();
+  /** Machines whose last release was clean and which nothing started since. */
+  private readonly releasedClean = new Set<string>();
+  /** What init found or made of CRIU's kernel feature cache (runc/criu-kdat.ts). */
+  kdatCache: KdatCache | undefined;
 
   constructor(private readonly o: RuncDriverOptions) {
     this.runc = new Runc(o.runcRoot);
@@ -208,6 +215,8 @@ export class RuncDriver implements MachineDriver {
     await searchableByMachines(this.o.machinesDir);
     await mkdir(this.o.runcRoot, { recursive: true });
     await ensureHostTable();
+    // CRIU's kernel probe, paid by every checkpoint and restore unless cached (runc/criu-kdat.ts).
+    this.kdatCache = await ensureCriuKdat({ scratchDir: dirname(this.o.runcRoot) });
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
     if (limits?.[1]) this.nofileLimit = Math.min(Number(limits[1]), 65_536);
   }
@@ -373,31 +382,80 @@ export class RuncDriver implements MachineDriver {
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
+    const freezer = this.freezer(id);
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
       try {
+        // Frozen here first: CRIU (runc passes it the freezer cgroup) freezes a running cgroup v1
+        // itself, but reads the state right after writing FROZEN, sees FREEZING and sleeps 100 ms
+        // before it looks again (criu/seize.c, `step_ms`), in every hibernate: that sleep was 100
+        // of a 100 MiB machine's dump. Found frozen, it seizes the tasks at once. Freezer.freeze
+        // polls the state with a backoff of at most 10 ms (1.7 ms for a machine here).
+        await freezer.freeze();
         // Without --leave-running the processes end once the dump is complete and runc removes the
-        // container and its cgroups; if CRIU fails, it lets them run on.
+        // container and its cgroups; if CRIU fails, it lets them run on (thawed below).
         await this.checkpointInto(id, partial, false, timeoutMs);
         break;
       } catch (err) {
         // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
-        // else: the machine was left running.
+        // else: the machine was left running (thawed: CRIU restores the state it found, frozen).
         if (await this.isFinishedHibernate(id, partial)) break;
+        await freezer.thaw().catch(() => undefined);
         await rm(partial, { recursive: true, force: true });
         if (attempt > 1 || !isClosingSocket(err)) throw err;
         await sleep(CLOSING_SOCKET_PAUSE_MS);
       }
     }
     await rename(partial, imageDir);
-    await this.release(id);
+    this.releaseAfterHibernate(id);
+  }
+
+  /**
+   * The teardown of a hibernated machine (its runc state, overlay, template layers, disk mount and
+   * loop device, link, network namespace and rules; 250–600 ms here, more than CRIU's dump of 100
+   * MiB) runs after hibernate has answered: by then its memory is in the image and its processes
+   * are gone, which is what a hibernate is for. What it still holds is the host's bookkeeping, and
+   * everything that could use it waits for it: a restore (which then skips its own release when
+   * this one left nothing), a destroy. A failed one is done again by either (both tear down
+   * whatever the inventory still finds), and one cut by a server exit is the next server's, as a
+   * crash mid-hibernate is (see settle, and the re-adoption of a hibernated machine).
+   */
+  private releaseAfterHibernate(id: string): void {
+    const released = this.release(id).then(
+      () => true,
+      () => false,
+    );
+    this.releasing.set(id, released);
+    void released.then((clean) => {
+      if (this.releasing.get(id) !== released) return;
+      this.releasing.delete(id);
+      if (clean) this.releasedClean.add(id);
+    });
+  }
+
+  /**
+   * Waits for a release still running after a hibernate; true if the machine is known to hold
+   * nothing on the host any more (that release, or the last one, finished cleanly, and nothing
+   * started it since).
+   */
+  private async releaseSettled(id: string): Promise<boolean> {
+    const pending = this.releasing.get(id);
+    if (pending !== undefined) await pending;
+    return this.releasedClean.has(id);
+  }
+
+  /** Resolves once every release running after a hibernate has ended (a server closing waits for them). */
+  async drainReleases(): Promise<void> {
+    await Promise.all([...this.releasing.values()]);
   }
 
   async restore(spec: DriverMachineSpec, imageDir: string, timeoutMs: number): Promise<void> {
     const dir = this.dir(spec.id);
-    // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first.
-    await this.release(spec.id);
+    // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first, unless
+    // this driver's own release after the hibernate left nothing (two inventory reads saved).
+    if (!(await this.releaseSettled(spec.id))) await this.release(spec.id);
+    this.releasedClean.delete(spec.id);
     const disk = new DiskImage(dir);
     try {
       // Its own range again (none for a machine hibernated before machines had user namespaces).
@@ -546,6 +604,8 @@ export class RuncDriver implements MachineDriver {
   }
 
   async settle(id: string, imageDir?: string): Promise<void> {
+    // This driver's own release after a hibernate, if one runs.
+    await this.releaseSettled(id);
     const pidFile = join(this.dir(id), MACHINE_FILES.operationPid);
     const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
     if (pid > 0) {
@@ -686,6 +746,9 @@ export class RuncDriver implements MachineDriver {
    * inventory/teardown.ts), and fails naming whatever is still there afterwards.
    */
   async destroy(id: string): Promise<void> {
+    // Never two teardowns of one machine at once.
+    await this.releaseSettled(id);
+    this.releasedClean.delete(id);
     await tearDownMachine(this.dirs, id, { keepFiles: false });
   }
 

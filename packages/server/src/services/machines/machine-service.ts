@@ -334,6 +334,8 @@ export class MachineService {
     this.deadlines.close();
     await this.records.drain(waitMs);
     await this.teardowns.close(teardownWaitMs);
+    // The releases of machines hibernated just before (a stopped server leaves them released).
+    await this.o.driver.drainReleases?.();
     this.agents.dropAll('the server is shutting down');
   }
 
