@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { subscribe } from 'node:diagnostics_channel';
 /**
  * Hibernate/resume benchmark (issue 19 item 2): a machine holding 100 MiB hibernated
  * (POST /hibernate) and resumed (POST /connect, until it answers) against a raw `criu dump` and
@@ -16,6 +17,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { CHECKPOINT_CHANNEL, CHECKPOINT_STEPS, TEARDOWN_CHANNEL, TEARDOWN_STEPS } from '@nullspace/runtime';
 import { startServer } from '@nullspace/server';
 import {
   TEMPLATE,
@@ -105,9 +107,35 @@ function criuLogs(sd, id) {
   return { dump: join(dir, 'criu-dump', 'dump.log'), restore: join(dir, 'criu-restore', 'restore.log') };
 }
 
+/**
+ * Resolves with the time (performance.now()) at which the machine's next teardown ends: its last
+ * step, reported on the runtime's teardown channel by both builds (the channel is the process's,
+ * by name). A hibernate's release is one; this build runs it after the hibernate answered.
+ */
+const teardownEnds = new Map();
+subscribe(TEARDOWN_CHANNEL, (t) => {
+  if (t.step !== TEARDOWN_STEPS.at(-1)) return;
+  teardownEnds.get(t.machineId)?.(performance.now());
+  teardownEnds.delete(t.machineId);
+});
+function nextTeardownEnd(id) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no teardown of ${id} within 100 s`)), 100_000);
+    teardownEnds.set(id, (at) => {
+      clearTimeout(timer);
+      resolve(at);
+    });
+  });
+}
+
 async function bench(opts, templatesDir) {
   const { iterations: n, warmup } = opts;
   const { R, push } = samples();
+  // This checkout's driver reports each step of a hibernate and a resume (runtime/checkpoint-steps.ts).
+  let steps = {};
+  subscribe(CHECKPOINT_CHANNEL, (t) => {
+    steps[t.step] = (steps[t.step] ?? 0) + t.ms;
+  });
   makeRunDir(S);
   await mkdir(join(S.tmp, 'criu'), { recursive: true });
   S.server = await startServer(serverConfig(S, templatesDir));
@@ -147,10 +175,14 @@ async function bench(opts, templatesDir) {
       checkInterrupted();
       const m = heavy.get(sd);
       const logs = criuLogs(sd, m.id);
+      steps = {};
+      const released = nextTeardownEnd(m.id);
       let t0 = performance.now();
       const hib = await sd.api('POST', `/v1/machines/${m.id}/hibernate`);
       const hibMs = performance.now() - t0;
       if (hib.status !== 'hibernated') throw new Error(`${sd.name}: hibernate: status ${hib.status}`);
+      // The resume starts once the machine is released (it would wait for that anyway).
+      const releasedMs = (await released) - t0;
       const dumpCriuMs = criuLogMs(logs.dump);
       t0 = performance.now();
       const res = await sd.api('POST', `/v1/machines/${m.id}/connect`, {});
@@ -162,6 +194,8 @@ async function bench(opts, templatesDir) {
       // Its memory came back: the ballast runs on, still resident.
       await waitRss(() => pidsWith(`${MARK}-${m.id}`), `ballast in ${m.id} after resume`);
       got[`${sd.name}|hibernate`] = hibMs;
+      got[`${sd.name}|released`] = releasedMs;
+      for (const [step, ms] of Object.entries(steps)) got[`${sd.name}|step|${step}`] = ms;
       got[`${sd.name}|resume`] = resMs;
       if (dumpCriuMs !== undefined) got[`${sd.name}|hibernateCriu`] = dumpCriuMs;
       if (restoreCriuMs !== undefined) got[`${sd.name}|resumeCriu`] = restoreCriuMs;
@@ -192,8 +226,15 @@ function report({ R, names }) {
       [name, '', '', '', '', '', '', ''],
       row(`  hibernate, ${BALLAST_MIB} MiB (POST /hibernate)`, g('hibernate')),
       row("    of which CRIU's own run (its dump log)", g('hibernateCriu')),
+      ...CHECKPOINT_STEPS.filter((k) => k.startsWith('hibernate') && g(`step|${k}`)).map((k) =>
+        row(`    step ${k}`, g(`step|${k}`)),
+      ),
+      row('    hibernate → released (its teardown ended)', g('released')),
       row('  resume (POST /connect → `true` answers)', g('resume')),
       row("    of which CRIU's own run (its restore log)", g('resumeCriu')),
+      ...CHECKPOINT_STEPS.filter((k) => k.startsWith('restore') && g(`step|${k}`)).map((k) =>
+        row(`    step ${k}`, g(`step|${k}`)),
+      ),
     );
   }
   printLatencyTable('figure', rows);

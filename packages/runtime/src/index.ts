@@ -1,3 +1,4 @@
+export * from './checkpoint-steps.js';
 export * from './driver.js';
 export * from './agent-client.js';
 export * from './runc-driver.js';

@@ -33,6 +33,7 @@ import { AgentClient } from './agent-client.js';
 import { CPU_SHARES, type CpuPriority, setCpuPriority } from './cgroups/cpu-weight.js';
 import { Freezer } from './cgroups/freezer.js';
 import { cgroupUsage, readNumber } from './cgroups/usage.js';
+import { type CheckpointStep, checkpointStep } from './checkpoint-steps.js';
 import type {
   DriverMachineSpec,
   DriverMachineState,
@@ -392,10 +393,12 @@ export class RuncDriver implements MachineDriver {
         // before it looks again (criu/seize.c, `step_ms`), in every hibernate: that sleep was 100
         // of a 100 MiB machine's dump. Found frozen, it seizes the tasks at once. Freezer.freeze
         // polls the state with a backoff of at most 10 ms (1.7 ms for a machine here).
-        await freezer.freeze();
+        await checkpointStep(id, 'hibernate: freeze', () => freezer.freeze());
         // Without --leave-running the processes end once the dump is complete and runc removes the
         // container and its cgroups; if CRIU fails, it lets them run on (thawed below).
-        await this.checkpointInto(id, partial, false, timeoutMs);
+        await checkpointStep(id, 'hibernate: runc checkpoint', () =>
+          this.checkpointInto(id, partial, false, timeoutMs),
+        );
         break;
       } catch (err) {
         // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
@@ -407,7 +410,7 @@ export class RuncDriver implements MachineDriver {
         await sleep(CLOSING_SOCKET_PAUSE_MS);
       }
     }
-    await rename(partial, imageDir);
+    await checkpointStep(id, 'hibernate: keep the image', () => rename(partial, imageDir));
     this.releaseAfterHibernate(id);
   }
 
@@ -454,15 +457,23 @@ export class RuncDriver implements MachineDriver {
     const dir = this.dir(spec.id);
     // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first, unless
     // this driver's own release after the hibernate left nothing (two inventory reads saved).
-    if (!(await this.releaseSettled(spec.id))) await this.release(spec.id);
+    const step = <T>(name: CheckpointStep, fn: () => Promise<T>) => checkpointStep(spec.id, name, fn);
+    const clean = await step('restore: wait for the release', () => this.releaseSettled(spec.id));
+    if (!clean) await step('restore: release leftovers', () => this.release(spec.id));
     this.releasedClean.delete(spec.id);
     const disk = new DiskImage(dir);
     try {
       // Its own range again (none for a machine hibernated before machines had user namespaces).
-      const range = readIdRange(dir) === null ? null : this.claimRange(spec.id);
+      const range = await step('restore: claim id range', async () =>
+        readIdRange(dir) === null ? null : this.claimRange(spec.id),
+      );
       // The same address as before: sockets bound to it and open connections come back alive.
-      await this.prepareHost(spec, [disk.mountSteps()], { range });
-      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range);
+      await step('restore: prepare host (disk, overlay, netns, link)', () =>
+        this.prepareHost(spec, [disk.mountSteps()], { range }),
+      );
+      await step('restore: identity files', () =>
+        writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range),
+      );
       await this.restoreFrom(spec.id, imageDir, {
         range,
         timeoutMs,
@@ -470,9 +481,11 @@ export class RuncDriver implements MachineDriver {
         volumes: spec.volumes,
         ...niceOf(spec),
       });
-      await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
-      await this.waitForAgent(spec.id);
-      await this.mountVolumes(spec);
+      await step('restore: settle netns', () =>
+        settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false }),
+      );
+      await step('restore: wait for the agent', () => this.waitForAgent(spec.id));
+      await step('restore: mount volumes', () => this.mountVolumes(spec));
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
       await this.release(spec.id).catch(() => undefined);
@@ -690,27 +703,34 @@ export class RuncDriver implements MachineDriver {
     const ownImage = join(dir, CRIU_IMAGE);
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
-      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
       // Open TCP connections come back alive only into the same address and only without a user
       // namespace: CRIU restores one in repair mode from inside the restored process, and
       // TCP_REPAIR needs CAP_NET_ADMIN over the network namespace, which is the host's, not the
       // machine's (measured: "Can't turn TCP repair mode ON: Operation not permitted").
       const closeTcp = o.newAddress || o.range !== null;
-      await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      await checkpointStep(id, 'restore: stage volumes, criu.conf', async () => {
+        const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
+        await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      });
       // CRIU makes the machine's user namespace from the image: one naming this machine's range.
+      const range = o.range;
       const image =
-        o.range === null
+        range === null
           ? join(imageDir, IMAGE_MEMORY)
-          : await imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, o.range);
+          : await checkpointStep(id, 'restore: image for the id range', () =>
+              imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, range),
+            );
       try {
-        await this.runc.restore(id, dir, image, workDir, {
-          timeoutMs: o.timeoutMs,
-          tcpEstablished: !closeTcp,
-          onSpawn: (pid) => this.recordOperation(id, pid),
-          ...(o.nice !== undefined ? { nice: o.nice } : {}),
-          ...(o.pidFile ? { pidFile: o.pidFile } : {}),
-          ...(o.range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
-        });
+        await checkpointStep(id, 'restore: runc restore', () =>
+          this.runc.restore(id, dir, image, workDir, {
+            timeoutMs: o.timeoutMs,
+            tcpEstablished: !closeTcp,
+            onSpawn: (pid) => this.recordOperation(id, pid),
+            ...(o.nice !== undefined ? { nice: o.nice } : {}),
+            ...(o.pidFile ? { pidFile: o.pidFile } : {}),
+            ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
+          }),
+        );
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
       }
