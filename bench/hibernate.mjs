@@ -131,6 +131,7 @@ function nextTeardownEnd(id) {
 async function bench(opts, templatesDir) {
   const { iterations: n, warmup } = opts;
   const { R, push } = samples();
+  const info = {};
   // This checkout's driver reports each step of a hibernate and a resume (runtime/checkpoint-steps.ts).
   let steps = {};
   subscribe(CHECKPOINT_CHANNEL, (t) => {
@@ -165,7 +166,10 @@ async function bench(opts, templatesDir) {
     await waitRss(() => pidsWith(tag), `ballast in ${m.id}`);
     heavy.set(sd, m);
   }
-  const criu = await makeCriuBaseline();
+  // The ratios are to the one in a mount namespace of its own (see makeCriuBaseline).
+  const criu = await makeCriuBaseline({ ownMounts: true });
+  const criuHostNs = await makeCriuBaseline();
+  info.mounts = { own: criu.mounts, host: criuHostNs.mounts };
 
   progress(`×${n} (+${warmup}): hibernate, resume until it answers, on each server; raw criu dump/restore`);
   for (let i = -warmup; i < n; i++) {
@@ -203,13 +207,16 @@ async function bench(opts, templatesDir) {
     const raw = await criu.dumpRestore();
     got.criuDump = raw.dump;
     got.criuRestore = raw.restore;
+    const rawHostNs = await criuHostNs.dumpRestore();
+    got.criuDumpHostNs = rawHostNs.dump;
+    got.criuRestoreHostNs = rawHostNs.restore;
     if (i < 0) continue;
     for (const [key, ms] of Object.entries(got)) push(key, ms);
   }
-  return { R, names: sides.map((sd) => sd.name), n };
+  return { R, names: sides.map((sd) => sd.name), n, info };
 }
 
-function report({ R, names }) {
+function report({ R, names, info }) {
   const st = statsOf(R);
   const row = (label, s) => {
     if (!s || s.n === 0) return [label, 0, '-', '-', '-', '-', '', ''];
@@ -217,8 +224,10 @@ function report({ R, names }) {
   };
   console.log('\nLatency (ms; p50/p95 nearest-rank, min, max)');
   const rows = [
-    [`raw criu dump, plain host process, ${BALLAST_MIB} MiB`, st.criuDump],
+    [`raw criu dump, plain process, ${BALLAST_MIB} MiB (${info.mounts.own} mounts)`, st.criuDump],
     ['raw criu restore -d of it', st.criuRestore],
+    [`  the same in the host's mount namespace (${info.mounts.host} mounts)`, st.criuDumpHostNs],
+    ['  raw criu restore -d of that one', st.criuRestoreHostNs],
   ].map(([l, s]) => row(l, s));
   for (const name of names) {
     const g = (key) => st[`${name}|${key}`];
