@@ -962,12 +962,17 @@ export class RuncDriver implements MachineDriver {
     );
   }
 
+  /**
+   * What `runc state` would answer, read the way runc reads it — its state file, the init's /proc
+   * entry (machineInitRuns), the `exec.fifo` of a container created but not started, the freezer —
+   * without starting a runc: every hibernate, snapshot and fork asks before it drains the agent's
+   * connections, and that runc cost 10 ms on a quiet host and 80–120 ms under load.
+   */
   async inspect(id: string): Promise<DriverMachineState> {
-    const state = await this.runc.state(id);
-    if (!state) return 'missing';
-    if (state.status === 'running') return 'running';
-    if (state.status === 'paused' || state.status === 'pausing') return 'paused';
-    return 'stopped';
+    const runs = machineInitRuns(this.o.runcRoot, id);
+    if (runs === undefined) return 'missing';
+    if (!runs || existsSync(join(this.o.runcRoot, id, 'exec.fifo'))) return 'stopped';
+    return (await this.freezer(id).frozenOrFreezing()) ? 'paused' : 'running';
   }
 
   /** The ids the inventory finds in this driver's directories. */
