@@ -334,8 +334,14 @@ export class MachineService {
     this.deadlines.close();
     await this.records.drain(waitMs);
     await this.teardowns.close(teardownWaitMs);
-    // The releases of machines hibernated just before (a stopped server leaves them released).
-    await this.o.driver.drainReleases?.();
+    // The releases of machines hibernated just before (a stopped server leaves them released),
+    // bounded as the teardowns are: one cut here is done by the next server's resume or kill.
+    const drained = this.o.driver.drainReleases?.();
+    if (drained) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, teardownWaitMs)))]);
+      clearTimeout(timer);
+    }
     this.agents.dropAll('the server is shutting down');
   }
 
