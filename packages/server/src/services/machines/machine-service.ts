@@ -1,4 +1,5 @@
 import type { OnReadOpts, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CodedError,
   type CreateMachineSpec,
@@ -338,9 +339,10 @@ export class MachineService {
     // bounded as the teardowns are: one cut here is done by the next server's resume or kill.
     const drained = this.o.driver.drainReleases?.();
     if (drained) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, teardownWaitMs)))]);
-      clearTimeout(timer);
+      const bound = new AbortController();
+      const late = sleep(teardownWaitMs, undefined, { signal: bound.signal }).catch(() => undefined);
+      await Promise.race([drained, late]);
+      bound.abort();
     }
     this.agents.dropAll('the server is shutting down');
   }
