@@ -392,7 +392,7 @@ export class RuncDriver implements MachineDriver {
         // itself, but reads the state right after writing FROZEN, sees FREEZING and sleeps 100 ms
         // before it looks again (criu/seize.c, `step_ms`), in every hibernate: that sleep was 100
         // of a 100 MiB machine's dump. Found frozen, it seizes the tasks at once. Freezer.freeze
-        // polls the state with a backoff of at most 10 ms (1.7 ms for a machine here).
+        // polls the state with a backoff of at most 10 ms (0.5–2 ms for a machine here).
         await checkpointStep(id, 'hibernate: freeze', () => freezer.freeze());
         // Without --leave-running the processes end once the dump is complete and runc removes the
         // container and its cgroups; if CRIU fails, it lets them run on (thawed below).
