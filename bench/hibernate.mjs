@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { subscribe } from 'node:diagnostics_channel';
 /**
  * Hibernate/resume benchmark (issue 19 item 2): a machine holding 100 MiB hibernated
  * (POST /hibernate) and resumed (POST /connect, until it answers) against a raw `criu dump` and
@@ -13,6 +12,7 @@ import { subscribe } from 'node:diagnostics_channel';
  * directory. Run as root from the repository root: `node bench/hibernate.mjs [--iterations N]`.
  * See bench/README.md.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
