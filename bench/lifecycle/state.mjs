@@ -38,7 +38,8 @@ async function killOurs(pid, needle) {
   await waitGone(pid);
 }
 
-export async function cleanup(note) {
+/** `extraRoots`: another server's machines to check too (see cleanUpRun). */
+export async function cleanup(note, { extraRoots = [] } = {}) {
   // 1. Snapshots and machines through the API, then the server (by its pid).
   if (S.server?.url) {
     for (const id of [...S.snapshots]) {
@@ -71,7 +72,7 @@ export async function cleanup(note) {
   }
   // 3. Runtime leftovers (containers in the server's runc root, network namespaces, mounts), then
   //    the check.
-  const { leaks, checked } = await cleanUpRun(S, note, { mark: MARK });
+  const { leaks, checked } = await cleanUpRun(S, note, { mark: MARK, extraRoots });
   if (S.freezerDir && existsSync(S.freezerDir)) leaks.push(`cgroup ${S.freezerDir}`);
   return { leaks, checked };
 }

@@ -138,10 +138,18 @@ export interface MachineDriver {
   unpause(id: string): Promise<void>;
   /**
    * Checkpoints memory into `imageDir` (see {@link isImageComplete}) and releases processes,
-   * mounts and the network namespace; the disk image stays. On failure the machine keeps running
-   * (or is left for `destroy`), and no partial image is left.
+   * mounts and the network namespace; the disk image stays. It may answer once the image is
+   * complete and the processes are gone, the rest released right after (see
+   * {@link drainReleases}); `restore` and `destroy` wait for that. On failure the machine keeps
+   * running (or is left for `destroy`), and no partial image is left.
    */
   hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void>;
+  /**
+   * Resolves once the work a driver does after a hibernate answered (its release of host
+   * resources, which a restore or destroy of that machine waits for) has ended. A closing server
+   * waits for it.
+   */
+  drainReleases?(): Promise<void>;
   /** Starts a hibernated machine again from `imageDir`, same id; resolves once its agent answers. */
   restore(spec: DriverMachineSpec, imageDir: string, timeoutMs: number): Promise<void>;
   /**

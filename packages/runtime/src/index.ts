@@ -1,3 +1,4 @@
+export * from './checkpoint-steps.js';
 export * from './driver.js';
 export * from './agent-client.js';
 export * from './runc-driver.js';
@@ -23,6 +24,7 @@ export {
   terminateMachine,
 } from './inventory/teardown.js';
 export { host, planScript } from './exec.js';
+export { CRIU_KDAT, ensureCriuKdat, type KdatCache } from './runc/criu-kdat.js';
 export { NETNS_DIR, netnsName } from './netns/netns.js';
 export { MACHINE_CAPABILITIES } from './oci/spec.js';
 export { REFUSED_SYSCALLS_FOR_TESTS } from './oci/seccomp.js';

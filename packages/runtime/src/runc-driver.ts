@@ -33,6 +33,7 @@ import { AgentClient } from './agent-client.js';
 import { CPU_SHARES, type CpuPriority, setCpuPriority } from './cgroups/cpu-weight.js';
 import { Freezer } from './cgroups/freezer.js';
 import { cgroupUsage, readNumber } from './cgroups/usage.js';
+import { type CheckpointStep, checkpointStep } from './checkpoint-steps.js';
 import type {
   DriverMachineSpec,
   DriverMachineState,
@@ -60,6 +61,7 @@ import { netnsName, netnsPath } from './netns/netns.js';
 import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
+import { type KdatCache, ensureCriuKdat } from './runc/criu-kdat.js';
 import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
@@ -159,6 +161,12 @@ export class RuncDriver implements MachineDriver {
   private nofileLimit = 16_384;
   /** Where its machines are, for the inventory. */
   private readonly dirs: RuntimeDirs;
+  /** Releases running after a hibernate answered (see releaseAfterHibernate); each resolves true if clean. */
+  private readonly releasing = new Map<string, Promise<boolean>>();
+  /** Machines whose last release was clean and which nothing started since. */
+  private readonly releasedClean = new Set<string>();
+  /** What init found or made of CRIU's kernel feature cache (runc/criu-kdat.ts). */
+  kdatCache: KdatCache | undefined;
 
   constructor(private readonly o: RuncDriverOptions) {
     this.runc = new Runc(o.runcRoot);
@@ -208,6 +216,8 @@ export class RuncDriver implements MachineDriver {
     await searchableByMachines(this.o.machinesDir);
     await mkdir(this.o.runcRoot, { recursive: true });
     await ensureHostTable();
+    // CRIU's kernel probe, paid by every checkpoint and restore unless cached (runc/criu-kdat.ts).
+    this.kdatCache = await ensureCriuKdat({ scratchDir: dirname(this.o.runcRoot) });
     const limits = readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/);
     if (limits?.[1]) this.nofileLimit = Math.min(Number(limits[1]), 65_536);
   }
@@ -373,38 +383,97 @@ export class RuncDriver implements MachineDriver {
 
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
+    const freezer = this.freezer(id);
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
       try {
+        // Frozen here first: CRIU (runc passes it the freezer cgroup) freezes a running cgroup v1
+        // itself, but reads the state right after writing FROZEN, sees FREEZING and sleeps 100 ms
+        // before it looks again (criu/seize.c, `step_ms`), in every hibernate: that sleep was 100
+        // of a 100 MiB machine's dump. Found frozen, it seizes the tasks at once. Freezer.freeze
+        // polls the state with a backoff of at most 10 ms (0.5–2 ms for a machine here).
+        await checkpointStep(id, 'hibernate: freeze', () => freezer.freeze());
         // Without --leave-running the processes end once the dump is complete and runc removes the
-        // container and its cgroups; if CRIU fails, it lets them run on.
-        await this.checkpointInto(id, partial, false, timeoutMs);
+        // container and its cgroups; if CRIU fails, it lets them run on (thawed below).
+        await checkpointStep(id, 'hibernate: runc checkpoint', () =>
+          this.checkpointInto(id, partial, false, timeoutMs),
+        );
         break;
       } catch (err) {
         // Killed at the deadline right after CRIU finished, the hibernate did happen. Anything
-        // else: the machine was left running.
+        // else: the machine was left running (thawed: CRIU restores the state it found, frozen).
         if (await this.isFinishedHibernate(id, partial)) break;
+        await freezer.thaw().catch(() => undefined);
         await rm(partial, { recursive: true, force: true });
         if (attempt > 1 || !isClosingSocket(err)) throw err;
         await sleep(CLOSING_SOCKET_PAUSE_MS);
       }
     }
-    await rename(partial, imageDir);
-    await this.release(id);
+    await checkpointStep(id, 'hibernate: keep the image', () => rename(partial, imageDir));
+    this.releaseAfterHibernate(id);
+  }
+
+  /**
+   * The teardown of a hibernated machine (its runc state, overlay, template layers, disk mount and
+   * loop device, link, network namespace and rules; 250–600 ms here, more than CRIU's dump of 100
+   * MiB) runs after hibernate has answered: by then its memory is in the image and its processes
+   * are gone, which is what a hibernate is for. What it still holds is the host's bookkeeping, and
+   * everything that could use it waits for it: a restore (which then skips its own release when
+   * this one left nothing), a destroy. A failed one is done again by either (both tear down
+   * whatever the inventory still finds), and one cut by a server exit is the next server's, as a
+   * crash mid-hibernate is (see settle, and the re-adoption of a hibernated machine).
+   */
+  private releaseAfterHibernate(id: string): void {
+    const released = this.release(id).then(
+      () => true,
+      () => false,
+    );
+    this.releasing.set(id, released);
+    void released.then((clean) => {
+      if (this.releasing.get(id) !== released) return;
+      this.releasing.delete(id);
+      if (clean) this.releasedClean.add(id);
+    });
+  }
+
+  /**
+   * Waits for a release still running after a hibernate; true if the machine is known to hold
+   * nothing on the host any more (that release, or the last one, finished cleanly, and nothing
+   * started it since).
+   */
+  private async releaseSettled(id: string): Promise<boolean> {
+    const pending = this.releasing.get(id);
+    if (pending !== undefined) await pending;
+    return this.releasedClean.has(id);
+  }
+
+  /** Resolves once every release running after a hibernate has ended (a server closing waits for them). */
+  async drainReleases(): Promise<void> {
+    await Promise.all([...this.releasing.values()]);
   }
 
   async restore(spec: DriverMachineSpec, imageDir: string, timeoutMs: number): Promise<void> {
     const dir = this.dir(spec.id);
-    // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first.
-    await this.release(spec.id);
+    // Whatever an interrupted hibernate or restore left (mounts, namespace) goes first, unless
+    // this driver's own release after the hibernate left nothing (two inventory reads saved).
+    const step = <T>(name: CheckpointStep, fn: () => Promise<T>) => checkpointStep(spec.id, name, fn);
+    const clean = await step('restore: wait for the release', () => this.releaseSettled(spec.id));
+    if (!clean) await step('restore: release leftovers', () => this.release(spec.id));
+    this.releasedClean.delete(spec.id);
     const disk = new DiskImage(dir);
     try {
       // Its own range again (none for a machine hibernated before machines had user namespaces).
-      const range = readIdRange(dir) === null ? null : this.claimRange(spec.id);
+      const range = await step('restore: claim id range', async () =>
+        readIdRange(dir) === null ? null : this.claimRange(spec.id),
+      );
       // The same address as before: sockets bound to it and open connections come back alive.
-      await this.prepareHost(spec, [disk.mountSteps()], { range });
-      await writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range);
+      await step('restore: prepare host (disk, overlay, netns, link)', () =>
+        this.prepareHost(spec, [disk.mountSteps()], { range }),
+      );
+      await step('restore: identity files', () =>
+        writeIdentity(join(dir, MACHINE_FILES.rootfs), spec.id, 'resume', null, range),
+      );
       await this.restoreFrom(spec.id, imageDir, {
         range,
         timeoutMs,
@@ -412,9 +481,11 @@ export class RuncDriver implements MachineDriver {
         volumes: spec.volumes,
         ...niceOf(spec),
       });
-      await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
-      await this.waitForAgent(spec.id);
-      await this.mountVolumes(spec);
+      await step('restore: settle netns', () =>
+        settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false }),
+      );
+      await step('restore: wait for the agent', () => this.waitForAgent(spec.id));
+      await step('restore: mount volumes', () => this.mountVolumes(spec));
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
       await this.release(spec.id).catch(() => undefined);
@@ -546,6 +617,8 @@ export class RuncDriver implements MachineDriver {
   }
 
   async settle(id: string, imageDir?: string): Promise<void> {
+    // This driver's own release after a hibernate, if one runs.
+    await this.releaseSettled(id);
     const pidFile = join(this.dir(id), MACHINE_FILES.operationPid);
     const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
     if (pid > 0) {
@@ -630,27 +703,34 @@ export class RuncDriver implements MachineDriver {
     const ownImage = join(dir, CRIU_IMAGE);
     try {
       // Each volume in the image is bound to a staged clone of its directory (unstaged below).
-      const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
       // Open TCP connections come back alive only into the same address and only without a user
       // namespace: CRIU restores one in repair mode from inside the restored process, and
       // TCP_REPAIR needs CAP_NET_ADMIN over the network namespace, which is the host's, not the
       // machine's (measured: "Can't turn TCP repair mode ON: Operation not permitted").
       const closeTcp = o.newAddress || o.range !== null;
-      await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      await checkpointStep(id, 'restore: stage volumes, criu.conf', async () => {
+        const volumeLines = await volumes.stageForRestore(dir, o.volumes ?? [], o.range);
+        await writeFile(config, [...(closeTcp ? ['tcp-close'] : []), ...volumeLines].join('\n'));
+      });
       // CRIU makes the machine's user namespace from the image: one naming this machine's range.
+      const range = o.range;
       const image =
-        o.range === null
+        range === null
           ? join(imageDir, IMAGE_MEMORY)
-          : await imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, o.range);
+          : await checkpointStep(id, 'restore: image for the id range', () =>
+              imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, range),
+            );
       try {
-        await this.runc.restore(id, dir, image, workDir, {
-          timeoutMs: o.timeoutMs,
-          tcpEstablished: !closeTcp,
-          onSpawn: (pid) => this.recordOperation(id, pid),
-          ...(o.nice !== undefined ? { nice: o.nice } : {}),
-          ...(o.pidFile ? { pidFile: o.pidFile } : {}),
-          ...(o.range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
-        });
+        await checkpointStep(id, 'restore: runc restore', () =>
+          this.runc.restore(id, dir, image, workDir, {
+            timeoutMs: o.timeoutMs,
+            tcpEstablished: !closeTcp,
+            onSpawn: (pid) => this.recordOperation(id, pid),
+            ...(o.nice !== undefined ? { nice: o.nice } : {}),
+            ...(o.pidFile ? { pidFile: o.pidFile } : {}),
+            ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
+          }),
+        );
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
       }
@@ -686,6 +766,9 @@ export class RuncDriver implements MachineDriver {
    * inventory/teardown.ts), and fails naming whatever is still there afterwards.
    */
   async destroy(id: string): Promise<void> {
+    // Never two teardowns of one machine at once.
+    await this.releaseSettled(id);
+    this.releasedClean.delete(id);
     await tearDownMachine(this.dirs, id, { keepFiles: false });
   }
 
@@ -879,12 +962,17 @@ export class RuncDriver implements MachineDriver {
     );
   }
 
+  /**
+   * What `runc state` would answer, read the way runc reads it — its state file, the init's /proc
+   * entry (machineInitRuns), the `exec.fifo` of a container created but not started, the freezer —
+   * without starting a runc: every hibernate, snapshot and fork asks before it drains the agent's
+   * connections, and that runc cost 10 ms on a quiet host and 80–120 ms under load.
+   */
   async inspect(id: string): Promise<DriverMachineState> {
-    const state = await this.runc.state(id);
-    if (!state) return 'missing';
-    if (state.status === 'running') return 'running';
-    if (state.status === 'paused' || state.status === 'pausing') return 'paused';
-    return 'stopped';
+    const runs = machineInitRuns(this.o.runcRoot, id);
+    if (runs === undefined) return 'missing';
+    if (!runs || existsSync(join(this.o.runcRoot, id, 'exec.fifo'))) return 'stopped';
+    return (await this.freezer(id).frozenOrFreezing()) ? 'paused' : 'running';
   }
 
   /** The ids the inventory finds in this driver's directories. */

@@ -89,6 +89,11 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     agentHomeDir: agentBundleDir(),
   });
   await driver.init();
+  // `unavailable`: every checkpoint and restore probes the kernel again (60–110 ms each).
+  if (driver.kdatCache === 'unavailable')
+    log.warn("CRIU's kernel feature cache could not be made: each CRIU run probes the kernel", {
+      kdat: '/run/criu.kdat',
+    });
   const uplinks = await enableUplinkForwarding(config.uplinks);
   await guardMachineNetwork(parsePool(config.machineNetwork).cidr);
   const store = new MachineStore(join(config.dataDir, 'nullspace.db'));

@@ -1,4 +1,5 @@
 import type { OnReadOpts, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CodedError,
   type CreateMachineSpec,
@@ -334,6 +335,15 @@ export class MachineService {
     this.deadlines.close();
     await this.records.drain(waitMs);
     await this.teardowns.close(teardownWaitMs);
+    // The releases of machines hibernated just before (a stopped server leaves them released),
+    // bounded as the teardowns are: one cut here is done by the next server's resume or kill.
+    const drained = this.o.driver.drainReleases?.();
+    if (drained) {
+      const bound = new AbortController();
+      const late = sleep(teardownWaitMs, undefined, { signal: bound.signal }).catch(() => undefined);
+      await Promise.race([drained, late]);
+      bound.abort();
+    }
     this.agents.dropAll('the server is shutting down');
   }
 
