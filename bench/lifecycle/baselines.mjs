@@ -23,7 +23,9 @@ export async function makeFreezerBaseline() {
   if (!existsSync(FREEZER_ROOT)) return undefined;
   S.freezerDir = join(FREEZER_ROOT, `nullspace-bench-${process.pid}`);
   await mkdir(S.freezerDir);
-  const child = spawn('/bin/sleep', ['1000000', MARK], { stdio: 'ignore' });
+  // The mark (for the leak check) as its argv[0]: GNU sleep refuses any other argument that is
+  // not a number, and exited at once when the mark was one.
+  const child = spawn('/bin/sleep', ['1000000'], { stdio: 'ignore', argv0: `sleep-${MARK}` });
   S.children.add(child);
   await new Promise((resolve, reject) => {
     child.once('spawn', resolve);
