@@ -80,6 +80,8 @@ export function createApiServer(o: ApiServerOptions): http.Server {
         method: req.method,
         path: target instanceof URL ? url.pathname : String(req.url).slice(0, 200),
         ...(preview ? { preview_machine_id: preview.machineId, preview_port: preview.port } : {}),
+        // Read by the preview front door (preview-front.ts) rather than Node's HTTP parser.
+        ...(body ? { front_door: true } : {}),
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       });

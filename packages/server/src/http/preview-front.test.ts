@@ -75,7 +75,11 @@ describe('preview front door', () => {
     const machines = {
       connectPort: (_id: string, _port: number, o: { onread?: OnReadOpts }) =>
         new Promise((resolve, reject) => {
-          const socket = net.connect({ host: '127.0.0.1', port: servicePort, ...(o.onread ? { onread: o.onread } : {}) });
+          const socket = net.connect({
+            host: '127.0.0.1',
+            port: servicePort,
+            ...(o.onread ? { onread: o.onread } : {}),
+          });
           socket.once('error', reject);
           socket.once('connect', () => {
             openUpstream++;
@@ -85,8 +89,20 @@ describe('preview front door', () => {
           });
         }),
     } as unknown as MachineService;
-    const proxy = new PreviewProxy({ previews, machines, domain: () => DOMAIN, scheme: 'http', wakeTimeoutMs: 1000, log });
-    const serve = (req: http.IncomingMessage, res: http.ServerResponse, front: boolean, body?: Parameters<PreviewProxy['handle']>[4]) => {
+    const proxy = new PreviewProxy({
+      previews,
+      machines,
+      domain: () => DOMAIN,
+      scheme: 'http',
+      wakeTimeoutMs: 1000,
+      log,
+    });
+    const serve = (
+      req: http.IncomingMessage,
+      res: http.ServerResponse,
+      front: boolean,
+      body?: Parameters<PreviewProxy['handle']>[4],
+    ) => {
       via.push(front ? 'front' : 'node');
       const target = proxy.route(req);
       if (!target) {
@@ -144,7 +160,10 @@ describe('preview front door', () => {
             const i = l.indexOf(':');
             headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
           }
-          if (status < 200 || (ended && headers['content-length'] === undefined && !headers['transfer-encoding'])) {
+          if (
+            status < 200 ||
+            (ended && headers['content-length'] === undefined && !headers['transfer-encoding'])
+          ) {
             // An informational head, or a body up to the connection's end.
             const body = status < 200 ? Buffer.alloc(0) : buf.subarray(end + 4);
             buf = status < 200 ? buf.subarray(end + 4) : Buffer.alloc(0);
@@ -217,11 +236,18 @@ describe('preview front door', () => {
     const c = connect();
     const parts = [Buffer.alloc(70_000, 1), Buffer.alloc(1, 2), Buffer.alloc(3 * 1024 * 1024, 3)];
     c.socket.write(head('PUT', '/chunked', ['Transfer-Encoding: chunked']));
-    for (const p of parts) c.socket.write(`${p.length.toString(16)};ext=1\r\n${p.toString('latin1')}\r\n`, 'latin1');
+    for (const p of parts)
+      c.socket.write(`${p.length.toString(16)};ext=1\r\n${p.toString('latin1')}\r\n`, 'latin1');
     c.socket.write('0\r\nx-sum: 1\r\n\r\n');
     const all = Buffer.concat(parts);
     const r = json((await c.response()).body);
-    assert.deepEqual(r, { method: 'PUT', url: '/chunked', received: all.length, sha: sha(all), framing: 'chunked' });
+    assert.deepEqual(r, {
+      method: 'PUT',
+      url: '/chunked',
+      received: all.length,
+      sha: sha(all),
+      framing: 'chunked',
+    });
     assert.deepEqual(via, ['front']);
     c.socket.destroy();
   });
