@@ -115,6 +115,12 @@ describe('preview front door', () => {
       });
     };
     server = http.createServer((req, res) => serve(req, res, false));
+    // An echo after a 101, for a connection that Node's parser took over from the front door.
+    server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+      if (head.length > 0) socket.write(head);
+      socket.on('data', (d: Buffer) => socket.write(d));
+    });
     installPreviewFront(server, {
       isPreview: (host) => proxy.routeHost(host) !== undefined,
       serve: (req, res, body) => serve(req, res, true, body),
@@ -278,6 +284,29 @@ describe('preview front door', () => {
     c.socket.destroy();
   });
 
+  it('hands a connection it served to Node for an upgrade, and the upgraded socket reads as any other', async () => {
+    via.length = 0;
+    const c = connect();
+    const body = Buffer.alloc(200_000, 4);
+    c.socket.write(head('POST', '/before', [`Content-Length: ${body.length}`]));
+    c.socket.write(body);
+    assert.equal(json((await c.response()).body).received, body.length);
+    c.socket.write(head('GET', '/ws', ['Upgrade: echo', 'Connection: Upgrade']));
+    const switched = await c.response();
+    assert.equal(switched.status, 101);
+    const echoed = new Promise<string>((resolve) => {
+      let got = '';
+      c.socket.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got.length >= 13) resolve(got);
+      });
+    });
+    c.socket.write('ping, twice: ');
+    assert.equal(await echoed, 'ping, twice: ');
+    assert.deepEqual(via, ['front']);
+    c.socket.destroy();
+  });
+
   it('reads and drops the rest of a body the service did not wait for, and the connection goes on', async () => {
     via.length = 0;
     const c = connect();
@@ -349,5 +378,14 @@ describe('preview front door', () => {
     assert.equal(last.headers.connection, 'close');
     for (let i = 0; i < 200 && !b.closed(); i++) await sleep(5);
     assert.ok(b.closed());
+  });
+
+  it('closes the connections it keeps alive when the server closes its idle connections', async () => {
+    const c = connect();
+    c.socket.write(head('GET', '/kept'));
+    assert.equal(json((await c.response()).body).url, '/kept');
+    server.closeIdleConnections();
+    for (let i = 0; i < 200 && !c.closed(); i++) await sleep(5);
+    assert.ok(c.closed(), 'an idle kept-alive connection outlived closeIdleConnections');
   });
 });

@@ -170,8 +170,9 @@ class FrontConnection {
     };
     if (this.pending.length > 0) this.feed(EMPTY);
     if (!this.reading) return;
-    // The client ended its side: nothing more will come.
-    if (this.clientEnded) {
+    // The client ended its side (nothing more will come), or the server is closing (as Node's
+    // server does with its own kept connections once a response is written).
+    if (this.clientEnded || (this.idle && !this.front.server.listening)) {
       if (this.pending.length === 0) this.socket.end();
       else this.socket.destroy();
       return;
