@@ -117,8 +117,10 @@ interface Front {
 class FrontConnection {
   /** Bytes read and not yet used: the start of the next request. */
   pending: Buffer = EMPTY;
-  /** Reading into our own buffers (set at the first request served here, for good). */
+  /** Reading into our own buffers (from the start, for good; else Node's 'data' events). */
   private own = false;
+  /** A request was served here: the wait for the next head is a kept connection's. */
+  private served = false;
   /** Waiting for a request head, nothing of it read yet (between requests). */
   idle = true;
   private timer: NodeJS.Timeout | undefined;
@@ -150,8 +152,13 @@ class FrontConnection {
     });
     this.socket.on('error', this.onError);
     this.socket.on('end', this.onClientEnd);
+    // Read into our own buffer from the first byte: a head is copied out of it, and no 64 KiB
+    // buffer is allocated for the connection's first read (Node's parser reads into one buffer it
+    // keeps, so a socket read in JavaScript would cost more than the parser did).
+    const handle = (this.socket as unknown as { _handle?: Partial<ReadableHandle> })._handle;
+    if (userBuffer && typeof handle?.useUserBuffer === 'function') this.takeReads();
+    else this.socket.on('data', this.onData);
     this.waitForHead();
-    this.socket.on('data', this.onData);
   }
 
   /** The buffer the next read goes into: the body's own while one is relayed, else the shared one. */
@@ -160,7 +167,7 @@ class FrontConnection {
   private waitForHead(): void {
     this.idle = this.pending.length === 0;
     const { headersTimeout, keepAliveTimeout } = this.front.server;
-    const ms = this.idle && this.own ? keepAliveTimeout : headersTimeout;
+    const ms = this.idle && this.served ? keepAliveTimeout : headersTimeout;
     clearTimeout(this.timer);
     if (ms > 0) this.timer = setTimeout(() => this.socket.destroy(), ms).unref();
     this.reading = true;
@@ -204,9 +211,8 @@ class FrontConnection {
     const hosts = head.headers.filter(([k]) => k === 'host');
     if (hosts.length !== 1) return false;
     for (const [k] of head.headers) if (k === 'upgrade' || k === 'expect') return false;
-    const handle = (this.socket as unknown as { _handle?: Partial<ReadableHandle> })._handle;
-    if (!this.own && typeof handle?.useUserBuffer !== 'function') return false;
-    return this.front.o.isPreview(hosts[0]?.[1]);
+    // Served here only when reading into our own buffers (else Node's parser is no worse).
+    return this.own && this.front.o.isPreview(hosts[0]?.[1]);
   }
 
   /** Node's HTTP server takes the connection from here on, the bytes read so far first. */
@@ -233,7 +239,7 @@ class FrontConnection {
     socket.resume();
   }
 
-  /** From the first request served here on, reads go into our buffers, not Node's. */
+  /** Reads go into our buffers, not Node's, for as long as the front door has the connection. */
   private takeReads(): void {
     if (this.own || !userBuffer) return;
     this.own = true;
@@ -252,7 +258,7 @@ class FrontConnection {
   }
 
   private serve(head: RequestHead, framing: RequestFraming): void {
-    this.takeReads();
+    this.served = true;
     const { socket } = this;
     // Until the body is sent on (or dropped), what arrives waits in `pending`, reading stopped.
     this.onRead = (view) => {
