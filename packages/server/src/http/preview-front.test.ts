@@ -120,6 +120,8 @@ describe('preview front door', () => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
       if (head.length > 0) socket.write(head);
       socket.on('data', (d: Buffer) => socket.write(d));
+      // The server is half-open (as Node's HTTP server is): end with the client.
+      socket.on('end', () => socket.end());
     });
     installPreviewFront(server, {
       isPreview: (host) => proxy.routeHost(host) !== undefined,
