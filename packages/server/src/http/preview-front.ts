@@ -281,6 +281,15 @@ class FrontConnection {
     const body = new RawRequestBody(this, framing);
     this.body = body;
     req.complete = body.done;
+    body.onMalformed = () => {
+      // Answered as Node's parser has it answered (the server's `clientError`: a 400 with the
+      // API's JSON error), unless the service's answer has begun.
+      const err = Object.assign(new Error('malformed chunked request body'), {
+        code: 'HPE_INVALID_CHUNK_SIZE',
+      });
+      if (res.headersSent || !socket.writable || !this.front.server.emit('clientError', err, socket))
+        socket.destroy();
+    };
     body.onDone = () => {
       req.complete = true;
       this.body = undefined;
@@ -373,6 +382,8 @@ export class RawRequestBody {
   done: boolean;
   /** Called once, when the body has been read to its end. */
   onDone: () => void = () => undefined;
+  /** Called when the body's chunked framing is broken: the connection cannot be read on. */
+  onMalformed: () => void = () => this.conn.socket.destroy();
   readonly chunked: boolean;
   private left: number;
   private readonly reader: ChunkedReader | undefined;
@@ -435,7 +446,7 @@ export class RawRequestBody {
         used = this.reader.feed(buf, (piece) => pieces.push(piece));
       } catch {
         // A malformed chunked body: the connection cannot be read on.
-        this.conn.socket.destroy();
+        this.onMalformed();
         return false;
       }
       if (sink !== 'discard' && sink !== undefined) {
