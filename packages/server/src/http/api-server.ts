@@ -154,7 +154,11 @@ export function createApiServer(o: ApiServerOptions): http.Server {
   // the same JSON error as any other, with a request id; Node's own answer was a bare 400 or 431
   // without either. A silent or broken connection is just closed.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (!socket.writable || !err.code?.startsWith('HPE_')) {
+    // An answer already begun on this connection (Node's parser failed on what followed, e.g. a
+    // bad chunk of a body the service answered early) cannot get a second head: it is cut, as
+    // Node's own handler does.
+    const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || !err.code?.startsWith('HPE_') || answering?.headersSent === true) {
       socket.destroy();
       return;
     }
