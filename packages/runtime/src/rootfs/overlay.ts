@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { type Argv, host } from '../exec.js';
-import { isMountPoint } from '../mounts.js';
+import { hasOwnFilesystem } from '../mounts.js';
 
 /**
  * The machine's root filesystem: an overlay of the template's (shared, read-only) root with the
@@ -29,7 +29,7 @@ export function mountOverlaySteps(opts: {
 
 /** Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent. */
 export async function unmountOverlay(target: string): Promise<void> {
-  if (await isMountPoint(target)) {
+  if (await hasOwnFilesystem(target)) {
     try {
       await host('umount', [target]);
     } catch {

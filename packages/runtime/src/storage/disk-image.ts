@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Argv, type PlanStep, host, shellQuote } from '../exec.js';
-import { isMountPoint } from '../mounts.js';
+import { hasOwnFilesystem } from '../mounts.js';
 
 /**
  * A copy of a disk image (a snapshot's, a fork's, a child's). On a data dir whose filesystem shares
@@ -100,7 +100,7 @@ export class DiskImage {
 
   /** Unmounts the filesystem and keeps the image. Idempotent. */
   async unmount(): Promise<void> {
-    if (await isMountPoint(this.mountPoint)) await host('umount', [this.mountPoint]);
+    if (await hasOwnFilesystem(this.mountPoint)) await host('umount', [this.mountPoint]);
   }
 
   async destroy(): Promise<void> {
