@@ -426,7 +426,10 @@ export class RuncDriver implements MachineDriver {
         ...niceOf(spec),
       });
       await settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false });
-      await this.waitForAgent(spec.id);
+      await Promise.all([
+        this.waitForAgent(spec.id),
+        range === null ? undefined : this.unmountHostSysfs(spec.id),
+      ]);
       await this.mountVolumes(spec);
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
