@@ -95,8 +95,19 @@ function serverCgroup(name) {
 /** The descendants of process `pid` now (from /proc/PID/task/TID/children). */
 function descendants(pid) {
   const out = [];
-  for (const tid of readdirSync(`/proc/${pid}/task`, { withFileTypes: false })) {
-    const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process is gone
+  }
+  for (const tid of tids) {
+    let kids = '';
+    try {
+      kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    } catch {
+      // the thread ended meanwhile
+    }
     for (const kid of kids ? kids.split(' ').map(Number) : []) out.push(kid, ...descendants(kid));
   }
   return out;
