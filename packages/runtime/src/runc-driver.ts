@@ -916,11 +916,45 @@ export class RuncDriver implements MachineDriver {
   }
 
   async inspect(id: string): Promise<DriverMachineState> {
+    const known = this.inspectRunning(id);
+    if (known !== undefined) return known;
     const state = await this.runc.state(id);
     if (!state) return 'missing';
     if (state.status === 'running') return 'running';
     if (state.status === 'paused' || state.status === 'pausing') return 'paused';
     return 'stopped';
+  }
+
+  /**
+   * What `runc state` answers for a machine whose init runs, read from the files runc itself reads
+   * (its state file and /proc for the init and its start time, its exec fifo, the freezer's state),
+   * without starting runc: `runc state` costs a process and, on cgroup v1, reads of the host's
+   * whole mount table, whose cost grows with every machine alive; re-adoption asks it of every
+   * machine before the server listens. Undefined — ask runc — for anything else: no state yet, an
+   * init gone, a freeze in progress, a file that cannot be read.
+   */
+  private inspectRunning(id: string): DriverMachineState | undefined {
+    if (machineInitRuns(this.o.runcRoot, id) !== true) return undefined;
+    // runc's "created": started, its process not yet exec'd (runc run has not returned).
+    if (existsSync(join(this.o.runcRoot, id, 'exec.fifo'))) return 'stopped';
+    const f = this.freezer(id).files();
+    try {
+      const state = readFileSync(f.stateFile, 'utf8');
+      if (f.control === f.stateFile) {
+        // cgroup v1: freezer.state is FROZEN, THAWED, or FREEZING while a freeze goes on.
+        if (state.trim() === f.frozenValue) return 'paused';
+        if (state.trim() === f.thawedValue) return 'running';
+        return undefined;
+      }
+      // cgroup v2: cgroup.freeze asks, cgroup.events' `frozen` says whether it is done.
+      const asked = readFileSync(f.control, 'utf8').trim();
+      const frozen = state.split('\n').includes(f.frozenLine);
+      if (asked === f.frozenValue && frozen) return 'paused';
+      if (asked === f.thawedValue && !frozen) return 'running';
+      return undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The ids the inventory finds in this driver's directories. */
