@@ -10,6 +10,7 @@ import {
   readdirSync,
   realpathSync,
   statSync,
+  statfsSync,
   watch,
   writeFileSync,
 } from 'node:fs';
@@ -23,7 +24,6 @@ import {
   readFile,
   rename,
   rm,
-  statfs,
   writeFile,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -32,7 +32,7 @@ import { AGENT_PATHS, CodedError } from '@nullspace/protocol';
 import { AgentClient } from './agent-client.js';
 import { CPU_SHARES, type CpuPriority, setCpuPriority } from './cgroups/cpu-weight.js';
 import { Freezer } from './cgroups/freezer.js';
-import { cgroupUsage, readNumber } from './cgroups/usage.js';
+import { cgroupUsageSync, readNumberSync } from './cgroups/usage.js';
 import { type CheckpointStep, checkpointStep } from './checkpoint-steps.js';
 import type {
   DriverMachineSpec,
@@ -269,28 +269,41 @@ export class RuncDriver implements MachineDriver {
     }
   }
 
+  /**
+   * Read synchronously, every file a kernel pseudo-file (cgroupfs, sysfs) or the machine's own
+   * small `link` file, and `statfs` of its disk (XFS answers from in-memory counters): the metrics
+   * sampler calls this for every running machine every few seconds, and each read through libuv's
+   * thread pool cost a queue hand-off and a wake-up of the event loop — about 1 ms of the server's
+   * CPU per machine sampled, 12 % of a core with 500 machines alive, against ~0.1 ms this way
+   * (bench/README.md, "A lone create with many machines alive").
+   */
   async usage(id: string): Promise<DriverMachineUsage> {
     const dir = this.dir(id);
-    const hostIf = (await readFile(join(dir, MACHINE_FILES.link), 'utf8').catch(() => '')).trim();
+    let hostIf = '';
+    try {
+      hostIf = readFileSync(join(dir, MACHINE_FILES.link), 'utf8').trim();
+    } catch {
+      // no link file (a machine being made or torn down): no link counters
+    }
     // The host end of the veth counts the other way round: what it received, the machine sent.
-    const stat = (name: string) =>
-      hostIf ? readNumber(`/sys/class/net/${hostIf}/statistics/${name}`).catch(() => 0) : Promise.resolve(0);
-    const [cg, fs, rxBytes, txBytes, rxPackets, txPackets] = await Promise.all([
-      cgroupUsage(`${this.cgroupParent}/${id}`),
-      statfs(new DiskImage(dir).mountPoint),
-      stat('tx_bytes'),
-      stat('rx_bytes'),
-      stat('tx_packets'),
-      stat('rx_packets'),
-    ]);
+    const stat = (name: string) => {
+      if (!hostIf) return 0;
+      try {
+        return readNumberSync(`/sys/class/net/${hostIf}/statistics/${name}`);
+      } catch {
+        return 0;
+      }
+    };
+    const cg = cgroupUsageSync(`${this.cgroupParent}/${id}`);
+    const fs = statfsSync(new DiskImage(dir).mountPoint);
     return {
       ...cg,
       diskUsedBytes: (fs.blocks - fs.bfree) * fs.bsize,
       diskTotalBytes: fs.blocks * fs.bsize,
-      rxBytes,
-      txBytes,
-      rxPackets,
-      txPackets,
+      rxBytes: stat('tx_bytes'),
+      txBytes: stat('rx_bytes'),
+      rxPackets: stat('tx_packets'),
+      txPackets: stat('rx_packets'),
     };
   }
 
@@ -484,7 +497,12 @@ export class RuncDriver implements MachineDriver {
       await step('restore: settle netns', () =>
         settleRestoredNetns(netnsName(spec.id), { nonlocalBind: false }),
       );
-      await step('restore: wait for the agent', () => this.waitForAgent(spec.id));
+      await step('restore: wait for the agent', () =>
+        Promise.all([
+          this.waitForAgent(spec.id),
+          range === null ? undefined : this.unmountHostSysfs(spec.id),
+        ]),
+      );
       await step('restore: mount volumes', () => this.mountVolumes(spec));
     } catch (err) {
       // Back to hibernated: the image and the disk file are untouched, so a later resume can retry.
@@ -807,12 +825,26 @@ export class RuncDriver implements MachineDriver {
       await writeFile(join(this.dir(spec.id), CRIU_CONFIG), '');
       await writeFile(join(this.dir(spec.id), 'config.json'), JSON.stringify(this.ociSpec(spec, range)));
       await start();
-      await this.waitForAgent(spec.id);
+      await Promise.all([
+        this.waitForAgent(spec.id),
+        range === null ? undefined : this.unmountHostSysfs(spec.id),
+      ]);
       await this.mountVolumes(spec);
     } catch (err) {
       await this.destroy(spec.id).catch(() => undefined);
       throw diskFullOr(err);
     }
+  }
+
+  /**
+   * Once the machine runs (made or restored), its sysfs leaves the host's mount table, as its
+   * template layers did (prepareHost): the machine's /sys is its own bind mount of that sysfs, in
+   * its own mount namespace, which the host's unmount leaves alone. A restore mounts it again
+   * first (prepareHost), for CRIU to bind it in. Run while the agent starts, off the create's
+   * path; a failure leaves the mount to the teardown, which unmounts it anyway.
+   */
+  private async unmountHostSysfs(id: string): Promise<void> {
+    await host('umount', [join(this.dir(id), MACHINE_FILES.sysfs)]).catch(() => undefined);
   }
 
   /**
@@ -853,6 +885,12 @@ export class RuncDriver implements MachineDriver {
             work: disk.work,
             target: join(dir, MACHINE_FILES.rootfs),
           }),
+          // The overlay holds private clones of its layers' mounts, so the idmapped layers leave
+          // the host's mount table once it is made: every mount there is copied into each new
+          // mount namespace (`runc run`, CRIU) and listed by each read of mountinfo (runc, umount
+          // of an overlay, the inventory), which all cost in proportion to the mounts of every
+          // machine alive (bench/README.md, "A lone create with many machines alive").
+          ...(o.range === null ? [] : lower.lowerdir.split(':').map((layer) => ['umount', layer])),
         ],
         [
           ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
@@ -963,16 +1001,51 @@ export class RuncDriver implements MachineDriver {
   }
 
   /**
-   * What `runc state` would answer, read the way runc reads it — its state file, the init's /proc
-   * entry (machineInitRuns), the `exec.fifo` of a container created but not started, the freezer —
-   * without starting a runc: every hibernate, snapshot and fork asks before it drains the agent's
-   * connections, and that runc cost 10 ms on a quiet host and 80–120 ms under load.
+   * What `runc state` answers: from runc's own files while its init runs (inspectRunning), else
+   * from runc. Every hibernate, snapshot and fork asks before it drains the agent's connections,
+   * and re-adoption asks of every machine: a runc costs 10 ms on a quiet host and 80–120 ms under
+   * load.
    */
   async inspect(id: string): Promise<DriverMachineState> {
-    const runs = machineInitRuns(this.o.runcRoot, id);
-    if (runs === undefined) return 'missing';
-    if (!runs || existsSync(join(this.o.runcRoot, id, 'exec.fifo'))) return 'stopped';
-    return (await this.freezer(id).frozenOrFreezing()) ? 'paused' : 'running';
+    const known = this.inspectRunning(id);
+    if (known !== undefined) return known;
+    const state = await this.runc.state(id);
+    if (!state) return 'missing';
+    if (state.status === 'running') return 'running';
+    if (state.status === 'paused' || state.status === 'pausing') return 'paused';
+    return 'stopped';
+  }
+
+  /**
+   * What `runc state` answers for a machine whose init runs, read from the files runc itself reads
+   * (its state file and /proc for the init and its start time, its exec fifo, the freezer's state),
+   * without starting runc: `runc state` costs a process and, on cgroup v1, reads of the host's
+   * whole mount table, whose cost grows with every machine alive; re-adoption asks it of every
+   * machine before the server listens. Undefined — ask runc — for anything else: no state yet, an
+   * init gone, a freeze in progress, a file that cannot be read.
+   */
+  private inspectRunning(id: string): DriverMachineState | undefined {
+    if (machineInitRuns(this.o.runcRoot, id) !== true) return undefined;
+    // runc's "created": started, its process not yet exec'd (runc run has not returned).
+    if (existsSync(join(this.o.runcRoot, id, 'exec.fifo'))) return 'stopped';
+    const f = this.freezer(id).files();
+    try {
+      const state = readFileSync(f.stateFile, 'utf8');
+      if (f.control === f.stateFile) {
+        // cgroup v1: freezer.state is FROZEN, THAWED, or FREEZING while a freeze goes on.
+        if (state.trim() === f.frozenValue) return 'paused';
+        if (state.trim() === f.thawedValue) return 'running';
+        return undefined;
+      }
+      // cgroup v2: cgroup.freeze asks, cgroup.events' `frozen` says whether it is done.
+      const asked = readFileSync(f.control, 'utf8').trim();
+      const frozen = state.split('\n').includes(f.frozenLine);
+      if (asked === f.frozenValue && frozen) return 'paused';
+      if (asked === f.thawedValue && !frozen) return 'running';
+      return undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The ids the inventory finds in this driver's directories. */

@@ -74,20 +74,6 @@ export class Freezer {
     }
   }
 
-  /**
-   * Whether the cgroup is frozen or being frozen (v1 `FROZEN`/`FREEZING`, v2 `cgroup.freeze` 1):
-   * what `runc state` reports as paused (or pausing). Undefined when the cgroup cannot be read.
-   */
-  async frozenOrFreezing(): Promise<boolean | undefined> {
-    const dir = join(this.v1 ? V1_FREEZER : V2_ROOT, this.cgroupPath);
-    try {
-      if (this.v1) return (await readFile(join(dir, 'freezer.state'), 'utf8')).trim() !== 'THAWED';
-      return (await readFile(join(dir, 'cgroup.freeze'), 'utf8')).trim() === '1';
-    } catch {
-      return undefined;
-    }
-  }
-
   private async isFrozen(dir: string): Promise<boolean> {
     if (this.v1) return (await readFile(join(dir, 'freezer.state'), 'utf8')).trim() === 'FROZEN';
     return /^frozen 1$/m.test(await readFile(join(dir, 'cgroup.events'), 'utf8'));

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { type Argv, host } from '../exec.js';
-import { isMountPoint } from '../mounts.js';
+import { hasOwnFilesystem } from '../mounts.js';
 
 /**
  * The machine's root filesystem: an overlay of the template's (shared, read-only) root with the
@@ -30,11 +30,10 @@ export function mountOverlaySteps(opts: {
 /**
  * Unmounts the overlay (lazily if something still holds it) and removes the mount point. Idempotent.
  * `mounted`: whether it is mounted, if the caller has just read the mount table (a teardown's
- * inventory): else it is looked up, a read of the whole table, whose cost grows with every mount
- * on the host.
+ * inventory): else its device is compared with its parent's (two `stat`s, no read of the table).
  */
 export async function unmountOverlay(target: string, mounted?: boolean): Promise<void> {
-  if (mounted ?? (await isMountPoint(target))) {
+  if (mounted ?? (await hasOwnFilesystem(target))) {
     try {
       await host('umount', [target]);
     } catch {

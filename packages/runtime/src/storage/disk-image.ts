@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Argv, type PlanStep, host, shellQuote } from '../exec.js';
-import { isMountPoint } from '../mounts.js';
+import { hasOwnFilesystem } from '../mounts.js';
 
 /**
  * A copy of a disk image (a snapshot's, a fork's, a child's). On a data dir whose filesystem shares
@@ -100,10 +100,10 @@ export class DiskImage {
 
   /**
    * Unmounts the filesystem and keeps the image. Idempotent. `mounted`: whether it is mounted, if
-   * the caller has just read the mount table (else it is looked up: a read of the whole table).
+   * the caller has just read the mount table (else its device is compared with its parent's).
    */
   async unmount(mounted?: boolean): Promise<void> {
-    if (mounted ?? (await isMountPoint(this.mountPoint))) await host('umount', [this.mountPoint]);
+    if (mounted ?? (await hasOwnFilesystem(this.mountPoint))) await host('umount', [this.mountPoint]);
   }
 
   async destroy(): Promise<void> {

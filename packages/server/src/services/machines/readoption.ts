@@ -12,6 +12,9 @@ import type { MachineTransitions } from './machine-transitions.js';
 import type { SnapshotImages } from './snapshot-images.js';
 import type { Teardowns } from './teardowns.js';
 
+/** Machines re-adopted at once at start (see Readoption.readopt). */
+const READOPT_CONCURRENCY = 8;
+
 /**
  * What a (re)started server does with the machines of the last one: those the store says are kept
  * and the runtime still holds are adopted (deadlines re-armed, network policy in force again); a
@@ -36,15 +39,28 @@ export class Readoption {
     const { images } = this.parts;
     await mkdir(images.dir, { recursive: true });
     const known = new Set<string>();
-    for (const m of this.records.store.listInStates(KEPT_STATES)) {
+    const kept = this.records.store.listInStates(KEPT_STATES);
+    // Every address block is claimed again before any machine's rules are re-applied.
+    for (const m of kept) {
       known.add(m.id);
       this.parts.networks.reclaim(m);
-      try {
-        await this.readoptOne(m);
-      } catch (err) {
-        this.o.log.error('re-adoption failed', { machine_id: m.id, error: err });
-      }
     }
+    // A few machines at once: each waits mostly on host tools (`runc state`, `nft`), which under
+    // load take up to a second each, and the server listens only once all are done. One at a
+    // time, 500 machines kept the server deaf for minutes; every machine's steps touch only its
+    // own record, files and rules, so they do not depend on one another.
+    const queue = [...kept];
+    await Promise.all(
+      Array.from({ length: Math.min(READOPT_CONCURRENCY, queue.length) }, async () => {
+        for (let m = queue.shift(); m; m = queue.shift()) {
+          try {
+            await this.readoptOne(m);
+          } catch (err) {
+            this.o.log.error('re-adoption failed', { machine_id: m.id, error: err });
+          }
+        }
+      }),
+    );
     for (const id of await this.o.driver.list()) {
       const m = this.records.store.get(id);
       if (known.has(id) || (m && KEPT_STATES.includes(m.status))) continue;
