@@ -349,6 +349,13 @@ function report({ B, R, soakS, before, afterAll }) {
         ],
         'lrrrr',
       );
+      // Flat or still growing: the server's RSS at each quarter of the soak.
+      const quarters = [0.25, 0.5, 0.75, 1].map(
+        (q) => R.samples[Math.max(0, Math.ceil(q * R.samples.length) - 1)],
+      );
+      console.log(
+        `  server RSS at each quarter of the soak: ${quarters.map((x) => `${fmt(x.s / 60, 1)} min ${fmt(x.server / MiB)}`).join(', ')} MiB`,
+      );
     }
   }
   const queued = R.samples.map((x) => x.teardowns).filter(Boolean);
