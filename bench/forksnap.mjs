@@ -22,6 +22,7 @@ import {
   TEMPLATE,
   USAGE_ENVIRONMENT,
   apiRequest,
+  baselineRepoBuilt,
   checkInterrupted,
   cleanUpRun,
   filesystemOf,
@@ -40,6 +41,7 @@ import {
   sh,
   statsOf,
   stopServerAndMachines,
+  templateWithPython,
   toolVersion,
   verdict,
 } from './lib.mjs';
@@ -323,14 +325,7 @@ runBench({
   usage: USAGE,
   options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0], pool: ['pool', 1, 0] },
   rootFor: 'runc, criu, cgroups',
-  preflight: (templatesDir) => {
-    if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3')))
-      return `no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`;
-    const repo = process.env.NSBENCH_BASELINE_REPO;
-    if (repo && !existsSync(join(repo, 'packages/server/dist/index.js')))
-      return `NSBENCH_BASELINE_REPO=${repo} has no built server (npx tsc -b there)`;
-    return undefined;
-  },
+  preflight: (templatesDir) => templateWithPython(templatesDir) ?? baselineRepoBuilt(),
   title: 'Nullspace fork and snapshot benchmark',
   describeHost,
   bench,

@@ -13,7 +13,7 @@
  * See bench/README.md.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +23,9 @@ import {
   TEMPLATE,
   USAGE_ENVIRONMENT,
   apiRequest,
+  baselineRepoBuilt,
   checkInterrupted,
+  executables,
   filesystemOf,
   fmt,
   makeRunDir,
@@ -36,6 +38,7 @@ import {
   samples,
   serverConfig,
   statsOf,
+  templateWithPython,
   toolVersion,
   verdict,
 } from './lib.mjs';
@@ -273,17 +276,10 @@ runBench({
   usage: USAGE,
   options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0] },
   rootFor: 'runc, criu, cgroups',
-  preflight: (templatesDir) => {
-    if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3')))
-      return `no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`;
-    for (const f of [CRIU, '/usr/bin/python3']) {
-      if (!existsSync(f) || !(statSync(f).mode & 0o111)) return `${f} is needed for the baseline`;
-    }
-    const repo = process.env.NSBENCH_BASELINE_REPO;
-    if (repo && !existsSync(join(repo, 'packages/server/dist/index.js')))
-      return `NSBENCH_BASELINE_REPO=${repo} has no built server (npx tsc -b there)`;
-    return undefined;
-  },
+  preflight: (templatesDir) =>
+    templateWithPython(templatesDir) ??
+    executables([CRIU, '/usr/bin/python3'], 'the baseline') ??
+    baselineRepoBuilt(),
   title: 'Nullspace hibernate/resume benchmark',
   describeHost,
   bench,

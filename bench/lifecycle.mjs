@@ -6,16 +6,16 @@
  * template) measured in the same run.
  * Run as root from the repository root: `node bench/lifecycle.mjs [--iterations N]`. See bench/README.md.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   CGROUP_V2,
-  TEMPLATE,
   USAGE_ENVIRONMENT,
   checkInterrupted,
   createMachineViaApi,
+  executables,
   filesystemOf,
   killMachineViaApi,
   makeRunDir,
@@ -25,6 +25,7 @@ import {
   runBench,
   samples,
   startServerProcess,
+  templateWithPython,
   timed,
   toolVersion,
   trackMachine,
@@ -196,14 +197,8 @@ runBench({
   usage: USAGE,
   options: { iterations: ['iterations', 10, 1], warmup: ['warmup', 1, 0] },
   rootFor: 'runc, criu, cgroups',
-  preflight: (templatesDir) => {
-    if (!existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3')))
-      return `no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`;
-    for (const f of [CRIU, '/usr/bin/python3']) {
-      if (!existsSync(f) || !(statSync(f).mode & 0o111)) return `${f} is needed for the baselines`;
-    }
-    return undefined;
-  },
+  preflight: (templatesDir) =>
+    templateWithPython(templatesDir) ?? executables([CRIU, '/usr/bin/python3'], 'the baselines'),
   title: 'Nullspace lifecycle benchmark',
   describeHost,
   bench,

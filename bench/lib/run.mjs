@@ -2,7 +2,7 @@
  * The run's frame: options and usage, root and preflight checks, signals, cleanup on every exit
  * path, the leak report and the exit status.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TEMPLATES_DIR, TEMPLATE, progress } from './common.mjs';
@@ -49,6 +49,27 @@ export const templateHas =
     existsSync(join(templatesDir, TEMPLATE, 'rootfs', ...path))
       ? undefined
       : `no ${TEMPLATE} template at ${join(templatesDir, TEMPLATE, 'rootfs')}; set NULLSPACE_TEMPLATES_DIR`;
+
+/** Preflight: the template's rootfs has python3 (the benches' memory-holding process). */
+export const templateWithPython = (templatesDir) =>
+  existsSync(join(templatesDir, TEMPLATE, 'rootfs', 'usr', 'bin', 'python3'))
+    ? undefined
+    : `no ${TEMPLATE} template with python3 at ${join(templatesDir, TEMPLATE, 'rootfs')}`;
+
+/** Preflight: the executables `files` a baseline runs are there. */
+export const executables = (files, what) => {
+  for (const f of files)
+    if (!existsSync(f) || !(statSync(f).mode & 0o111)) return `${f} is needed for ${what}`;
+  return undefined;
+};
+
+/** Preflight: `NSBENCH_BASELINE_REPO`, if set, is a checkout with a built server. */
+export function baselineRepoBuilt() {
+  const repo = process.env.NSBENCH_BASELINE_REPO;
+  if (repo && !existsSync(join(repo, 'packages/server/dist/index.js')))
+    return `NSBENCH_BASELINE_REPO=${repo} has no built server (npx tsc -b there)`;
+  return undefined;
+}
 
 /**
  * Runs a bench as a command and exits. `b`: `script` (its path, for messages), `usage`, `options`
