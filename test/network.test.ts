@@ -306,6 +306,11 @@ while True:
     s.send(b'y' * 10); time.sleep(0.2)" >/dev/null 2>&1 &`,
         { background: true },
       );
+      // Hibernated only once it is open: a hibernate faster than python's start caught it before its
+      // connect, and the resumed program then opened it (seen as one connection still open).
+      const established = async () =>
+        (await m.commands.run(`cat /proc/net/tcp | awk '$4 == "01"' | grep -ci ':2328 '`)).stdout.trim();
+      await eventually(async () => (await established()) === '1', 'the connection to the sink to open');
       const before = (
         (await api(ctx.server, 'GET', `/v1/machines/${m.id}`)) as { network: { address: string } }
       ).network.address;
@@ -317,8 +322,7 @@ while True:
       assert.equal(after, before, 'a resumed machine keeps its address');
       assert.equal(await reach(m, PUBLIC_A), '200');
       assert.equal(await reach(m, PUBLIC_B), 'blocked');
-      const est = await m.commands.run(`cat /proc/net/tcp | awk '$4 == "01"' | grep -ci ':2328 '`);
-      assert.equal(est.stdout.trim(), '0', 'the connection to the sink came back closed');
+      assert.equal(await established(), '0', 'the connection to the sink came back closed');
       const [child] = await m.fork();
       if (!child || child.error) throw new Error(`fork failed: ${JSON.stringify(child)}`);
       await using fork = child.machine;

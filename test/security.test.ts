@@ -64,13 +64,12 @@ describeWithServer('security', (ctx) => {
       .map((l) => l.split(' '))
       .filter((f) => f[1]?.startsWith(machineDir));
     const kinds = mounts.map((f) => (f[1] ?? '').slice(machineDir.length + 1).replace(/\/\d+$/, '/N'));
-    // The disk, the root overlay, its idmapped template layer(s) and the machine's sysfs.
-    assert.deepEqual([...new Set(kinds)].sort(), ['disk', 'lower/N', 'rootfs', 'sys']);
+    // The disk and the root overlay: its idmapped template layer(s) and its sysfs leave the host's
+    // mount table once the overlay is made and the machine runs (docs/ARCHITECTURE.md).
+    assert.deepEqual([...new Set(kinds)].sort(), ['disk', 'rootfs']);
     for (const f of mounts) {
       const opts = (f[3] ?? '').split(',');
       assert.ok(opts.includes('nosuid') && opts.includes('nodev'), `${f[1]} is mounted ${f[3]}`);
-      if (f[1]?.includes('/lower/') || f[1]?.endsWith('/sys'))
-        assert.ok(opts.includes('ro'), `${f[1]} is mounted ${f[3]}`);
     }
   });
 });
