@@ -1,4 +1,4 @@
-import { channel } from 'node:diagnostics_channel';
+import { type StepTiming, stepPublisher } from './step-timing.js';
 
 /**
  * The steps of a hibernate and of a resume from hibernation (RuncDriver.hibernate / restore), in
@@ -23,11 +23,7 @@ export const CHECKPOINT_STEPS = [
 export type CheckpointStep = (typeof CHECKPOINT_STEPS)[number];
 
 /** One message on {@link CHECKPOINT_CHANNEL}: a step of one machine's hibernate or restore, done. */
-export interface CheckpointStepTiming {
-  machineId: string;
-  step: CheckpointStep;
-  ms: number;
-}
+export type CheckpointStepTiming = StepTiming<CheckpointStep>;
 
 /**
  * The `node:diagnostics_channel` on which the runc driver publishes a {@link CheckpointStepTiming}
@@ -36,18 +32,5 @@ export interface CheckpointStepTiming {
  */
 export const CHECKPOINT_CHANNEL = 'nullspace:runtime:checkpoint-step';
 
-const stepChannel = channel(CHECKPOINT_CHANNEL);
-
 /** Runs `fn` as `step` of machine `machineId`'s hibernate or restore; timed while someone listens. */
-export async function checkpointStep<T>(
-  machineId: string,
-  step: CheckpointStep,
-  fn: () => Promise<T>,
-): Promise<T> {
-  if (!stepChannel.hasSubscribers) return fn();
-  const t0 = performance.now();
-  const result = await fn();
-  const timing: CheckpointStepTiming = { machineId, step, ms: performance.now() - t0 };
-  stepChannel.publish(timing);
-  return result;
-}
+export const checkpointStep = stepPublisher<CheckpointStep>(CHECKPOINT_CHANNEL);

@@ -1,8 +1,6 @@
-import { channel } from 'node:diagnostics_channel';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
@@ -10,6 +8,7 @@ import { MACHINE_FILES } from '../machine-dir.js';
 import { deleteLinkIfPresent, deleteMachineRules } from '../net/link.js';
 import { deleteNetns } from '../netns/netns.js';
 import { unmountOverlay } from '../rootfs/overlay.js';
+import { type StepTiming, stepPublisher } from '../step-timing.js';
 import { DiskImage } from '../storage/disk-image.js';
 import { readIdRange, releaseIdRange } from '../userns/id-ranges.js';
 import { backingFileOf } from './host-view.js';
@@ -58,21 +57,17 @@ export const TEARDOWN_STEPS = [
 export type TeardownStep = (typeof TEARDOWN_STEPS)[number];
 
 /** One message on {@link TEARDOWN_CHANNEL}: a step of one machine's teardown, done, and its time. */
-export interface TeardownStepTiming {
-  machineId: string;
-  step: TeardownStep;
-  ms: number;
-}
+export type TeardownStepTiming = StepTiming<TeardownStep>;
 
 /**
- * The `node:diagnostics_channel` on which {@link tearDownMachine} publishes a
+ * The `node:diagnostics_channel` channel on which {@link tearDownMachine} publishes a
  * {@link TeardownStepTiming} after each step that succeeds (a teardown that throws stops
  * reporting at its failed step). Steps are timed only while the channel has a subscriber: the
  * benches subscribe to show where a kill's time goes.
  */
 export const TEARDOWN_CHANNEL = 'nullspace:runtime:teardown-step';
 
-const stepChannel = channel(TEARDOWN_CHANNEL);
+const publishStep = stepPublisher<TeardownStep>(TEARDOWN_CHANNEL);
 
 /** Runs one step of a teardown; timed and reported while someone listens. */
 type RunStep = <T>(step: TeardownStep, fn: () => Promise<T>) => Promise<T>;
@@ -80,14 +75,7 @@ type RunStep = <T>(step: TeardownStep, fn: () => Promise<T>) => Promise<T>;
 const untimed: RunStep = (_step, fn) => fn();
 
 function stepsOf(machineId: string): RunStep {
-  return async (step, fn) => {
-    if (!stepChannel.hasSubscribers) return fn();
-    const t0 = performance.now();
-    const result = await fn();
-    const timing: TeardownStepTiming = { machineId, step, ms: performance.now() - t0 };
-    stepChannel.publish(timing);
-    return result;
-  };
+  return (step, fn) => publishStep(machineId, step, fn);
 }
 
 /**
