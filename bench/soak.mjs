@@ -62,22 +62,29 @@ const hostUsed = () => {
 };
 
 /**
- * The server's teardown queue from its metrics (operator key): killed machines whose host side is
- * not freed yet, by state, and the totals. Those count toward the machine limit, so a queue that
- * falls behind the kills is what refuses creates (`resource_exhausted`).
+ * From the server's metrics (operator key): its teardown queue — killed machines whose host side is
+ * not freed yet, by state, and the totals; those count toward the machine limit, so a queue that
+ * falls behind the kills is what refuses creates (`resource_exhausted`) — and its own memory as
+ * Node.js reports it (JavaScript heap in use and committed, C++ objects bound to it).
  */
-async function teardownStats() {
+async function serverStats() {
   const res = await fetch(`${S.server.url}/metrics`, {
     headers: { authorization: `Bearer ${S.server.apiKey}` },
   });
   const text = await res.text();
   const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
   return {
-    pending: value('nullspace_teardowns\\{state="pending"\\}'),
-    running: value('nullspace_teardowns\\{state="running"\\}'),
-    failed: value('nullspace_teardowns\\{state="failed"\\}'),
-    done: value('nullspace_teardowns_done_total'),
-    failures: value('nullspace_teardown_failures_total'),
+    teardowns: {
+      pending: value('nullspace_teardowns\\{state="pending"\\}'),
+      running: value('nullspace_teardowns\\{state="running"\\}'),
+      failed: value('nullspace_teardowns\\{state="failed"\\}'),
+      done: value('nullspace_teardowns_done_total'),
+      failures: value('nullspace_teardown_failures_total'),
+    },
+    heapUsed: value('nodejs_heap_size_used_bytes'),
+    heapTotal: value('nodejs_heap_size_total_bytes'),
+    external: value('nodejs_external_memory_bytes'),
+    allocator: /^nullspace_native_allocator\{allocator="(\w+)"\} 1$/m.exec(text)?.[1],
   };
 }
 
@@ -255,13 +262,13 @@ async function bench(opts, templatesDir) {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        R.samples.push({
+        const at = {
           s: (performance.now() - t0) / 1000,
           host: hostUsed(),
           server: serverRss(),
           live: S.live.size,
-          teardowns: await teardownStats().catch(() => undefined),
-        });
+        };
+        R.samples.push({ ...at, ...(await serverStats().catch(() => ({}))) });
         await sleep(10_000);
       }
     })();
@@ -328,7 +335,10 @@ function report({ B, R, soakS, before, afterAll }) {
     const warm = R.samples.find((x) => x.s >= 60) ?? R.samples[0];
     const last = R.samples.at(-1);
     if (warm && last) {
-      console.log('\nMemory over the soak (MiB; samples every 10 s)');
+      const allocator = R.samples.find((x) => x.allocator)?.allocator ?? 'unknown';
+      console.log(
+        `\nMemory over the soak (MiB; samples every 10 s; the server's native allocator: ${allocator})`,
+      );
       printTable(
         ['figure', 'first', 'warm', 'last', 'drift warm→last'],
         [
@@ -349,12 +359,32 @@ function report({ B, R, soakS, before, afterAll }) {
         ],
         'lrrrr',
       );
-      // Flat or still growing: the server's RSS at each quarter of the soak.
-      const quarters = [0.25, 0.5, 0.75, 1].map(
-        (q) => R.samples[Math.max(0, Math.ceil(q * R.samples.length) - 1)],
-      );
-      console.log(
-        `  server RSS at each quarter of the soak: ${quarters.map((x) => `${fmt(x.s / 60, 1)} min ${fmt(x.server / MiB)}`).join(', ')} MiB`,
+      // Flat or still growing, quarter by quarter: the RSS at each quarter's end, and what the
+      // JavaScript heap keeps — its lowest "in use" in the quarter (right after a collection,
+      // garbage is not counted) — beside what V8 has committed and the C++ objects bound to it.
+      const quarters = [0, 1, 2, 3]
+        .map((q) =>
+          R.samples.slice(
+            Math.floor((q * R.samples.length) / 4),
+            Math.max(1, Math.ceil(((q + 1) * R.samples.length) / 4)),
+          ),
+        )
+        .filter((xs) => xs.length > 0);
+      const lowest = (xs, k) => Math.min(...xs.map((x) => x[k]).filter(Number.isFinite));
+      console.log('  server memory at each quarter of the soak (MiB):');
+      printTable(
+        ['quarter ends at', 'RSS', 'heap in use (lowest)', 'heap committed', 'external (lowest)'],
+        quarters.map((xs) => {
+          const end = xs.at(-1);
+          return [
+            `${fmt(end.s / 60, 1)} min`,
+            fmt(end.server / MiB),
+            fmt(lowest(xs, 'heapUsed') / MiB),
+            fmt(end.heapTotal / MiB),
+            fmt(lowest(xs, 'external') / MiB),
+          ];
+        }),
+        'lrrrr',
       );
     }
   }

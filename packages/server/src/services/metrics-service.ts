@@ -5,6 +5,7 @@ import {
   type MachineMetricsReading,
 } from '@nullspace/protocol';
 import type { DriverMachineUsage, MachineDriver } from '@nullspace/runtime';
+import { nativeAllocator } from '../allocator.js';
 import type { Logger } from '../log.js';
 import type { MachineStore } from '../store/machine-store.js';
 import type { TeardownStats } from './machines/teardowns.js';
@@ -125,6 +126,7 @@ export class MetricsService {
       `nullspace_machine_create_seconds_count ${this.o.createLatency.count}`,
       ...this.poolLines(),
       ...this.teardownLines(),
+      ...processLines(),
       '',
     ];
     return lines.join('\n');
@@ -220,4 +222,35 @@ function reading(u: DriverMachineUsage): MachineMetricsReading {
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/**
+ * The server process's own memory, under the names Prometheus' Node.js clients use, so that an
+ * operator (and bench/soak.mjs) can tell the resident set's drift apart from the JavaScript heap's.
+ */
+function processLines(): string[] {
+  const m = process.memoryUsage();
+  const gauge = (name: string, help: string, value: number) => [
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} gauge`,
+    `${name} ${value}`,
+  ];
+  return [
+    ...gauge('process_resident_memory_bytes', 'Resident memory of the server process.', m.rss),
+    ...gauge('nodejs_heap_size_total_bytes', 'Size of the JavaScript heap V8 has committed.', m.heapTotal),
+    ...gauge(
+      'nodejs_heap_size_used_bytes',
+      'JavaScript heap in use (live objects and garbage not yet collected).',
+      m.heapUsed,
+    ),
+    ...gauge(
+      'nodejs_external_memory_bytes',
+      'Memory of C++ objects bound to JavaScript objects (Buffers among them).',
+      m.external,
+    ),
+    ...gauge('nodejs_array_buffers_bytes', 'Memory of ArrayBuffers and Buffers.', m.arrayBuffers),
+    '# HELP nullspace_native_allocator The native allocator the server runs on (jemalloc when preloaded, see scripts/serve.sh).',
+    '# TYPE nullspace_native_allocator gauge',
+    `nullspace_native_allocator{allocator="${nativeAllocator()}"} 1`,
+  ];
 }
