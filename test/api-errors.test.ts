@@ -355,6 +355,56 @@ describeWithServer('API errors', (ctx) => {
     assert.equal(json.error?.code, 'payload_too_large');
   });
 
+  it('reads a refused oversized body to its end, so a client still sending it is not reset', async () => {
+    // The 413 comes once the head is read; the client then sends the other 49 MiB (fetch and the
+    // SDKs send a body whole before reading), and asks again on the same connection. A connection
+    // closed under the upload was reset: the client met EPIPE instead of the answer.
+    const { port } = new URL(ctx.server.url);
+    const size = 49 * 1024 * 1024;
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let got = '';
+      let sentRest = false;
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no second answer in 60 s; got: ${got.slice(0, 600)}`));
+      }, 60_000);
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`${err.message} after: ${got.slice(0, 600)}`));
+      });
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (!sentRest && /\r\n\r\n[\s\S]*payload_too_large/.test(got)) {
+          sentRest = true;
+          const chunk = Buffer.alloc(1024 * 1024, 'x');
+          for (let left = size - 2; left > 0; left -= chunk.length)
+            socket.write(chunk.subarray(0, Math.min(left, chunk.length)));
+          socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+        }
+        if (/HTTP\/1\.1 200 /.test(got)) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.write(
+        [
+          `POST /v1/machines/${machineId}/commands HTTP/1.1`,
+          `Host: 127.0.0.1:${port}`,
+          `Authorization: Bearer ${ctx.server.apiKey}`,
+          'Content-Type: application/json',
+          `Content-Length: ${size}`,
+          '',
+          '{"',
+        ].join('\r\n'),
+      );
+    });
+    assert.match(answers, /^HTTP\/1\.1 413 /);
+    assert.doesNotMatch(answers.slice(0, answers.indexOf('\r\n\r\n')), /connection: close/i);
+    assert.match(answers, /HTTP\/1\.1 200 /);
+  });
+
   it('refuses more machines than the server allows with resource_exhausted', async () => {
     const small = await startTestServer({ NULLSPACE_MAX_MACHINES: '1' });
     try {

@@ -291,6 +291,17 @@ function presentedKey(req: http.IncomingMessage): string | undefined {
   return typeof header === 'string' ? header : undefined;
 }
 
+/** Whether a refused JSON body is small enough to be read to its end and dropped (see sendError). */
+function drainsRefusedBody(req: http.IncomingMessage, coded: CodedError): boolean {
+  const declared = Number(req.headers['content-length']);
+  return (
+    coded.code === 'payload_too_large' &&
+    req.headers['transfer-encoding'] === undefined &&
+    Number.isSafeInteger(declared) &&
+    declared <= 2 * MAX_BODY_BYTES
+  );
+}
+
 function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -361,8 +372,12 @@ function sendError(log: Logger, res: http.ServerResponse, err: unknown, requestI
     return;
   }
   // Answered before the request's body was all read (a refused upload, stdin for a process that
-  // ended): the rest would arrive on a connection the client then reuses, so it closes instead.
-  if (!res.req.complete) res.setHeader('connection', 'close');
+  // ended): the rest would arrive on a connection the client then reuses, so it closes instead —
+  // except a JSON body refused for the size it declared, which is read to its end and dropped
+  // (readJsonBody resumed it) when it is at most twice the limit: clients (fetch, the SDKs) send a
+  // body whole before they read the answer, and a connection closed under their upload is reset,
+  // so they met EPIPE instead of the 413.
+  if (!res.req.complete && !drainsRefusedBody(res.req, coded)) res.setHeader('connection', 'close');
   const retryAfter = coded.details?.retry_after;
   if (coded.code === 'unavailable' || coded.code === 'machine_transitioning')
     res.setHeader('retry-after', String(typeof retryAfter === 'number' ? retryAfter : 1));
