@@ -347,8 +347,11 @@ function nodeHeaders(lines: [string, string][]): http.IncomingHttpHeaders {
   return out;
 }
 
-/** Request headers of which Node keeps the first when repeated (`IncomingMessage`'s list). */
-const FIRST_WINS = new Set([
+/**
+ * Headers of which Node keeps the first when repeated (`IncomingMessage`'s list), in requests and
+ * responses alike.
+ */
+export const FIRST_WINS = new Set([
   'age',
   'authorization',
   'content-length',

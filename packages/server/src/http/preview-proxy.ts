@@ -19,7 +19,7 @@ import {
   bodyFraming,
   parseResponseHead,
 } from './http1-frames.js';
-import { QUEUED_BYTES, type RawRequestBody } from './preview-front.js';
+import { FIRST_WINS, QUEUED_BYTES, type RawRequestBody } from './preview-front.js';
 import { RelayedBytes } from './young-gc.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
@@ -133,7 +133,7 @@ export class PreviewProxy {
       const had = out[k];
       if (k === 'set-cookie') out[k] = [...((had as string[] | undefined) ?? []), v];
       else if (had === undefined) out[k] = v;
-      else if (!SINGLE.has(k)) out[k] = `${had}, ${v}`;
+      else if (!FIRST_WINS.has(k)) out[k] = `${had}, ${v}`;
     }
     if (access.setCookie)
       out['set-cookie'] = [...((out['set-cookie'] as string[] | undefined) ?? []), access.setCookie];
@@ -252,28 +252,6 @@ export function pathWithoutToken(raw: string): string {
     .filter((p) => new URLSearchParams(p).keys().next().value !== PREVIEW_QUERY_PARAM);
   return raw.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '');
 }
-
-/** Response headers of which Node keeps the first when repeated (as `IncomingMessage` does). */
-const SINGLE = new Set([
-  'age',
-  'authorization',
-  'content-length',
-  'content-type',
-  'etag',
-  'expires',
-  'from',
-  'host',
-  'if-modified-since',
-  'if-unmodified-since',
-  'last-modified',
-  'location',
-  'max-forwards',
-  'proxy-authorization',
-  'referer',
-  'retry-after',
-  'server',
-  'user-agent',
-]);
 
 /** Bodies this process relays through buffers Node allocated for them: freed young (young-gc.ts). */
 const relayed = new RelayedBytes();
