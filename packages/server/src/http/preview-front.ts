@@ -127,6 +127,19 @@ class FrontConnection {
   private readonly onData = (c: Buffer) => this.feed(c);
   private readonly onError = () => this.socket.destroy();
   private readonly onClientEnd = () => this.onEnd();
+  /** The response being written on the connection, while it is. */
+  private response: http.ServerResponse | undefined;
+  /**
+   * The socket drained: so may the response be. Node's own connection listener forwards a socket's
+   * `drain` to the response on it (`res.write` returning false is answered by the response's
+   * `drain`, which the preview proxy waits for before reading on from the service); a response
+   * made here has no such listener, so without this a relayed chunked or until-close body larger
+   * than what the socket took at once stalled for good (the kept-alive request never answered).
+   */
+  private readonly onDrain = () => {
+    const res = this.response;
+    if (res && !res.finished && res.writableNeedDrain) res.emit('drain');
+  };
   /** Reading a head: set while one is awaited, cleared once it is read. */
   private reading = false;
   /**
@@ -152,6 +165,7 @@ class FrontConnection {
     });
     this.socket.on('error', this.onError);
     this.socket.on('end', this.onClientEnd);
+    this.socket.on('drain', this.onDrain);
     // Read into our own buffer from the first byte: a head is copied out of it, and no 64 KiB
     // buffer is allocated for the connection's first read (Node's parser reads into one buffer it
     // keeps, so a socket read in JavaScript would cost more than the parser did).
@@ -223,6 +237,7 @@ class FrontConnection {
     socket.removeListener('data', this.onData);
     socket.removeListener('error', this.onError);
     socket.removeListener('end', this.onClientEnd);
+    socket.removeListener('drain', this.onDrain);
     const rest = socket.read() as Buffer | null;
     const pending = rest ? Buffer.concat([this.pending, rest]) : this.pending;
     this.pending = EMPTY;
@@ -278,6 +293,7 @@ class FrontConnection {
     const res = new http.ServerResponse(req);
     res.shouldKeepAlive = keepAlive;
     res.assignSocket(socket);
+    this.response = res;
     const body = new RawRequestBody(this, framing);
     this.body = body;
     req.complete = body.done;
@@ -298,6 +314,7 @@ class FrontConnection {
     let responded = false;
     res.on('finish', () => {
       responded = true;
+      this.response = undefined;
       res.detachSocket(socket);
       // What Node's server does once a response is written: its `close` tells the handler the
       // exchange is over (the proxy closes the service's connection on it).
