@@ -23,7 +23,9 @@ import { RelayedBytes } from './young-gc.js';
  * Served here, a connection is kept alive and its pipelined requests are answered in order: the
  * next head is read only once the response is written and the request's body is all read (the
  * body's rest is read and dropped when the service answered before taking all of it). Timeouts
- * are Node's: `headersTimeout` for a head, `keepAliveTimeout` between requests.
+ * are Node's: `headersTimeout` for a head, `keepAliveTimeout` between requests. What else Node's
+ * connection listener does for a response that a handler relies on is done here too: the socket's
+ * `drain` is passed on to the response being written.
  */
 export interface PreviewFrontOptions {
   /** The preview target of a request head's Host, if it is one. */
