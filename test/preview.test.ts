@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type PreviewUrlInfo, redactPreviewToken, redactPreviewUrl } from '@nullspace/protocol';
@@ -337,6 +338,104 @@ describeWithServer('preview URLs (real machines, the server as proxy)', (ctx) =>
     await ended;
     assert.equal(stream.complete, false);
     assert.ok(received < 2 ** 40);
+  });
+
+  it('reads preview requests itself: uploads pipelined with other requests and an API request on one connection; a cut upload frees its connection', async () => {
+    await using m = await Machine.create(ctx.server.conn);
+    await startService(m);
+    const g = await grant(m.id, 8000);
+    const token = `x-nullspace-preview-token: ${g.token}\r\n`;
+    const host = `Host: ${previewHost(m.id, 8000)}\r\n`;
+    /** A raw connection to the server and its responses in order (each of known length). */
+    const open = () => {
+      const socket = net.connect(port(), '127.0.0.1');
+      let buf = Buffer.alloc(0);
+      let wake = () => {};
+      socket.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        wake();
+      });
+      socket.on('close', () => wake());
+      socket.on('error', () => undefined);
+      const next = async (): Promise<{ status: number; body: string }> => {
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          const length = /\r\ncontent-length: *(\d+)/i.exec(buf.toString('latin1', 0, Math.max(end, 0)));
+          if (end >= 0 && length && buf.length >= end + 4 + Number(length[1])) {
+            const status = Number(buf.toString('latin1', 9, 12));
+            const body = buf.toString('utf8', end + 4, end + 4 + Number(length[1]));
+            buf = buf.subarray(end + 4 + Number(length[1]));
+            return { status, body };
+          }
+          if (socket.destroyed) throw new Error(`closed; unread: ${buf.toString('latin1').slice(0, 300)}`);
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+      };
+      return { socket, next };
+    };
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const upload = Buffer.from(Array.from({ length: 8 * 1024 * 1024 + 3 }, (_, i) => (i * 11) % 253));
+    const small = Buffer.from('a chunked body');
+    const c = open();
+    // One write: an upload of known length, a GET, an API request (Node's parser takes the
+    // connection from there), and a chunked upload after it.
+    c.socket.write(
+      Buffer.concat([
+        Buffer.from(`POST /up HTTP/1.1\r\n${host}${token}content-length: ${upload.length}\r\n\r\n`),
+        upload,
+        Buffer.from(`GET /after HTTP/1.1\r\n${host}${token}\r\n`),
+        Buffer.from(
+          `GET /v1/machines/${m.id} HTTP/1.1\r\nHost: 127.0.0.1:${port()}\r\nauthorization: Bearer ${ctx.server.apiKey}\r\n\r\n`,
+        ),
+        Buffer.from(`POST /up HTTP/1.1\r\n${host}${token}transfer-encoding: chunked\r\n\r\n`),
+        Buffer.from(`${small.length.toString(16)}\r\n${small}\r\n0\r\n\r\n`),
+      ]),
+    );
+    const up = await c.next();
+    assert.equal(up.status, 200, up.body);
+    assert.deepEqual(JSON.parse(up.body), { received: upload.length, sha: sha(upload) });
+    assert.equal((JSON.parse((await c.next()).body) as { path: string }).path, '/after');
+    const info = await c.next();
+    assert.equal(info.status, 200, info.body);
+    assert.equal((JSON.parse(info.body) as { id: string }).id, m.id);
+    assert.deepEqual(JSON.parse((await c.next()).body), { received: small.length, sha: sha(small) });
+    c.socket.destroy();
+    // The first two were read by the front door, the last (after the API request) by Node's parser.
+    await sleep(100);
+    const lines = ctx.server
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes(`"preview_machine_id":"${m.id}"`));
+    assert.equal(lines.filter((l) => l.includes('"front_door":true')).length, 2, lines.join('\n'));
+    assert.equal(lines.length, 3, lines.join('\n'));
+
+    // An upload cut mid-way: the service's connection closes and the grant tracks none.
+    const cutGrant = await grant(m.id, 8000);
+    const d = open();
+    d.socket.write(
+      `POST /up HTTP/1.1\r\n${host}x-nullspace-preview-token: ${cutGrant.token}\r\ncontent-length: ${256 * 1024 * 1024}\r\n\r\n`,
+    );
+    d.socket.write(Buffer.alloc(4 * 1024 * 1024, 1));
+    /** Established connections to the service's port, counted in the machine. */
+    const established = async () =>
+      Number(
+        (
+          await m.commands.run(
+            `python3 -c "print(sum(1 for l in open('/proc/net/tcp').readlines()[1:] if l.split()[1].endswith(':1F40') and l.split()[3] == '01'))"`,
+          )
+        ).stdout.trim(),
+      );
+    for (let i = 0; i < 100 && (await established()) === 0; i++) await sleep(50);
+    assert.equal(await established(), 1, 'the upload never reached the service');
+    d.socket.destroy();
+    for (let i = 0; i < 100 && (await established()) > 0; i++) await sleep(50);
+    assert.equal(await established(), 0, 'the cut upload left its service connection open');
+    const revoked = (await api(ctx.server, 'DELETE', `/v1/machines/${m.id}/preview_urls/${cutGrant.id}`)) as {
+      closed_connections: number;
+    };
+    assert.equal(revoked.closed_connections, 0);
   });
 
   it('revocation closes open WebSockets at once and refuses the grant from then on; expired grants are refused', async () => {

@@ -5,6 +5,7 @@ import { CodedError, type ErrorBody, type RouteId, type RouteSpec, newId } from 
 import type { Logger } from '../log.js';
 import { type ApiKeys, OPERATOR, type Principal } from '../tenancy/keys.js';
 import type { Ownership } from '../tenancy/ownership.js';
+import { type RawRequestBody, installPreviewFront } from './preview-front.js';
 import type { RequestContext, Router } from './router.js';
 
 /** Largest request body accepted (foreground `stdin` can be 16 MiB of JSON-escaped text). */
@@ -25,11 +26,14 @@ export interface ApiServerOptions {
 
 export interface PreviewFront {
   route(req: http.IncomingMessage): { machineId: string; port: number } | undefined;
+  routeHost(host: string | undefined): { machineId: string; port: number } | undefined;
+  /** `body`: the request's body as the front door reads it (preview-front.ts), if it read the request. */
   handle(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     url: URL,
     target: { machineId: string; port: number },
+    body?: RawRequestBody,
   ): Promise<void>;
   upgrade(
     req: http.IncomingMessage,
@@ -62,7 +66,7 @@ export interface UpgradeRoute {
  * `internal`, logged with their cause and never shown to the client).
  */
 export function createApiServer(o: ApiServerOptions): http.Server {
-  const server = http.createServer((req, res) => {
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse, body?: RawRequestBody) => {
     const started = process.hrtime.bigint();
     const requestId = newId('request');
     res.setHeader('x-request-id', requestId);
@@ -76,6 +80,8 @@ export function createApiServer(o: ApiServerOptions): http.Server {
         method: req.method,
         path: target instanceof URL ? url.pathname : String(req.url).slice(0, 200),
         ...(preview ? { preview_machine_id: preview.machineId, preview_port: preview.port } : {}),
+        // Read by the preview front door (preview-front.ts) rather than Node's HTTP parser.
+        ...(body ? { front_door: true } : {}),
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
       });
@@ -83,10 +89,18 @@ export function createApiServer(o: ApiServerOptions): http.Server {
     const done = !(target instanceof URL)
       ? Promise.reject(target)
       : preview && o.preview
-        ? o.preview.handle(req, res, url, preview)
+        ? o.preview.handle(req, res, url, preview, body)
         : handle(o, req, res, url, requestId);
     done.catch((err: unknown) => sendError(o.log, res, err, requestId));
-  });
+  };
+  const server = http.createServer((req, res) => serve(req, res));
+  const preview = o.preview;
+  // Preview requests are read by the front door, their bodies relayed without Node's parser.
+  if (preview)
+    installPreviewFront(server, {
+      isPreview: (host) => preview.routeHost(host) !== undefined,
+      serve: (req, res, body) => serve(req, res, body),
+    });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const requestId = newId('request');
     // Preview hosts carry the machine's own paths: only API paths have the sandboxes alias.

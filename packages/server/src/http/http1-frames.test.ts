@@ -1,7 +1,13 @@
 /** The response heads and body framings the preview proxy reads itself on its upstream connection. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChunkedReader, bodyFraming, parseResponseHead } from './http1-frames.js';
+import {
+  ChunkedReader,
+  bodyFraming,
+  parseRequestHead,
+  parseResponseHead,
+  requestFraming,
+} from './http1-frames.js';
 
 const head = (text: string) => {
   const h = parseResponseHead(Buffer.from(text, 'latin1'));
@@ -86,5 +92,71 @@ describe('ChunkedReader', () => {
       /longer than its size/,
     );
     assert.throws(() => new ChunkedReader().feed(Buffer.from('1234567890abc\r\n'), () => {}), /too large/);
+  });
+});
+
+describe('parseRequestHead and requestFraming', () => {
+  const parse = (s: string) => parseRequestHead(Buffer.from(s, 'latin1'));
+
+  it('reads a head: method, target, version, headers in order, raw names kept', () => {
+    const head = parse('POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two:  a \r\nx-two: b\r\n\r\nbody');
+    assert.ok(head);
+    assert.equal(head.method, 'POST');
+    assert.equal(head.target, '/a?b=1');
+    assert.equal(head.minor, 1);
+    assert.deepEqual(head.headers, [
+      ['host', 'x'],
+      ['x-two', 'a'],
+      ['x-two', 'b'],
+    ]);
+    assert.deepEqual(head.rawHeaders, ['Host', 'x', 'X-Two', 'a', 'x-two', 'b']);
+    assert.equal(head.length, 'POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two:  a \r\nx-two: b\r\n\r\n'.length);
+    assert.equal(parse('GET / HTTP/1.0\r\n\r\n')?.minor, 0);
+  });
+
+  it('waits for the rest of a head, up to 16 KiB', () => {
+    assert.equal(parse('GET / HTTP/1.1\r\nHost: x\r\n'), undefined);
+    assert.equal(parse(`GET / HTTP/1.1\r\nx: ${'a'.repeat(16 * 1024)}`), null);
+    assert.equal(parse(`GET / HTTP/1.1\r\nx: ${'a'.repeat(16 * 1024)}\r\n\r\n`), null);
+  });
+
+  it('leaves to Node every head it does not read the one way all parsers do', () => {
+    for (const bad of [
+      'GET  / HTTP/1.1\r\n\r\n',
+      'GET / HTTP/2.0\r\n\r\n',
+      'G(T / HTTP/1.1\r\n\r\n',
+      'GET /\x7f HTTP/1.1\r\n\r\n',
+      'GET /\xe9 HTTP/1.1\r\n\r\n',
+      '\r\nGET / HTTP/1.1\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost : x\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\ny: z\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\ry: z\r\n\r\n',
+      'GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n',
+      'GET / HTTP/1.1\r\n: x\r\n\r\n',
+    ])
+      assert.equal(parse(bad), null, JSON.stringify(bad));
+  });
+
+  it('frames a body by one length or chunked alone; anything ambiguous is null', () => {
+    const framing = (...lines: string[]) => {
+      const head = parse(`POST / HTTP/1.1\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
+      assert.ok(head);
+      return requestFraming(head);
+    };
+    assert.deepEqual(framing(), { kind: 'none' });
+    assert.deepEqual(framing('Content-Length: 0'), { kind: 'none' });
+    assert.deepEqual(framing('Content-Length: 12'), { kind: 'length', bytes: 12 });
+    assert.deepEqual(framing('Transfer-Encoding: Chunked'), { kind: 'chunked' });
+    assert.equal(framing('Content-Length: 5', 'Transfer-Encoding: chunked'), null);
+    assert.equal(framing('Transfer-Encoding: chunked', 'Content-Length: 5'), null);
+    assert.equal(framing('Content-Length: 5', 'Content-Length: 5'), null);
+    assert.equal(framing('Content-Length: 5, 5'), null);
+    assert.equal(framing('Content-Length: -1'), null);
+    assert.equal(framing('Content-Length: 1e3'), null);
+    assert.equal(framing(`Content-Length: ${'9'.repeat(16)}`), null);
+    assert.equal(framing('Transfer-Encoding: gzip, chunked'), null);
+    assert.equal(framing('Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'), null);
+    assert.equal(framing('Transfer-Encoding: identity'), null);
   });
 });

@@ -158,3 +158,80 @@ function hexValue(c: number): number {
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
   return -1;
 }
+
+/** Node's own limit for a request head (`--max-http-header-size`, 16 KiB). */
+export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
+
+export interface RequestHead {
+  method: string;
+  /** The request target as sent (origin-form or absolute-form; never checked further here). */
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: 0 | 1;
+  /** Lowercase names in the order received; repeated names keep each value. */
+  headers: [string, string][];
+  /** The names as sent and their values, alternating (as `IncomingMessage.rawHeaders`). */
+  rawHeaders: string[];
+  /** Bytes of the head, the blank line included. */
+  length: number;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A request target of visible ASCII only (anything else is left to Node's parser). */
+const TARGET = /^[\x21-\x7e]+$/;
+/** A field value: visible characters, spaces, tabs and obs-text; no other control character. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The request head at the start of `buf`: `undefined` while incomplete (and under
+ * {@link MAX_REQUEST_HEAD_BYTES}), `null` when it is not one this strict reading accepts (too
+ * large, a bare CR or LF, folded or malformed lines, a version other than 1.0 or 1.1). A `null` is
+ * no verdict on the request: the caller hands it to Node's parser, which answers it as it always
+ * did. Only heads read the same way by any HTTP/1.1 parser are accepted here.
+ */
+export function parseRequestHead(buf: Buffer): RequestHead | null | undefined {
+  const end = buf.indexOf(CRLFCRLF);
+  if (end < 0) return buf.length > MAX_REQUEST_HEAD_BYTES ? null : undefined;
+  if (end + 4 > MAX_REQUEST_HEAD_BYTES) return null;
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const parts = (lines[0] ?? '').split(' ');
+  if (parts.length !== 3) return null;
+  const [method, target, version] = parts as [string, string, string];
+  if (!TOKEN.test(method) || !TARGET.test(target)) return null;
+  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') return null;
+  const headers: [string, string][] = [];
+  const rawHeaders: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return null;
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
+    headers.push([name.toLowerCase(), value]);
+    rawHeaders.push(name, value);
+  }
+  return { method, target, minor: version === 'HTTP/1.1' ? 1 : 0, headers, rawHeaders, length: end + 4 };
+}
+
+/** How a request's body ends: none, a Content-Length, or chunked. */
+export type RequestFraming = { kind: 'none' } | { kind: 'length'; bytes: number } | { kind: 'chunked' };
+
+/**
+ * The framing of a request's body (RFC 9112 §6.1–6.3), or `null` for any head that is ambiguous
+ * or unusual: both Transfer-Encoding and Content-Length (the classic request-smuggling head), a
+ * repeated or malformed length, any coding but one `chunked`. Those are left to Node's parser.
+ */
+export function requestFraming(head: RequestHead): RequestFraming | null {
+  const te = head.headers.filter(([k]) => k === 'transfer-encoding');
+  const cl = head.headers.filter(([k]) => k === 'content-length');
+  if (te.length > 0) {
+    if (te.length > 1 || cl.length > 0 || te[0]?.[1].toLowerCase() !== 'chunked') return null;
+    return { kind: 'chunked' };
+  }
+  if (cl.length === 0) return { kind: 'none' };
+  const v = cl[0]?.[1] ?? '';
+  if (cl.length > 1 || !/^\d{1,15}$/.test(v)) return null;
+  const bytes = Number(v);
+  return bytes === 0 ? { kind: 'none' } : { kind: 'length', bytes };
+}

@@ -19,6 +19,7 @@ import {
   bodyFraming,
   parseResponseHead,
 } from './http1-frames.js';
+import { FIRST_WINS, QUEUED_BYTES, type RawRequestBody } from './preview-front.js';
 import { RelayedBytes } from './young-gc.js';
 
 /** Headers of one hop only (RFC 9110 §7.6.1), and the preview's own credentials. */
@@ -57,7 +58,11 @@ export class PreviewProxy {
   constructor(private readonly o: PreviewProxyOptions) {}
 
   route(req: http.IncomingMessage): PreviewTarget | undefined {
-    return parsePreviewHost(req.headers.host, this.o.domain());
+    return this.routeHost(req.headers.host);
+  }
+
+  routeHost(host: string | undefined): PreviewTarget | undefined {
+    return parsePreviewHost(host, this.o.domain());
   }
 
   /**
@@ -68,8 +73,9 @@ export class PreviewProxy {
    * for the caller to answer.
    *
    * Past the heads, bodies are relayed with as little work per chunk as Node allows: the request's
-   * body goes from the client's request straight onto the upstream socket (framed by us when it
-   * is chunked), the response's head is read here (http1-frames.ts) and a body of known length is
+   * body, when the front door read the request (`body`, preview-front.ts), goes from the client's
+   * socket onto the upstream socket as it was read; otherwise from the client's request (copied by
+   * Node's parser); framed by us when it is chunked. The response's head is read here (http1-frames.ts) and a body of known length is
    * written as it arrived onto the client's socket, not parsed, copied and framed again by
    * `http.request` and the response object.
    */
@@ -78,6 +84,7 @@ export class PreviewProxy {
     res: http.ServerResponse,
     url: URL,
     target: PreviewTarget,
+    body?: RawRequestBody,
   ): Promise<void> {
     // The upstream request runs on `socket`, which `end` destroys: closing the response is all a
     // cut adds.
@@ -90,14 +97,15 @@ export class PreviewProxy {
     };
     res.on('close', end);
     const method = req.method ?? 'GET';
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const chunked = body ? body.chunked : req.headers['transfer-encoding'] !== undefined;
     const headers = this.forwardedHeaders(req, lease, target);
     if (chunked) headers['transfer-encoding'] = 'chunked';
     headers.connection = 'close';
     socket.write(requestHead(method, pathWithoutToken(req.url ?? '/'), headers), 'latin1');
     let response: { head: ResponseHead; rest: Buffer };
     try {
-      sendBody(req, socket, chunked);
+      if (body) body.pipe(socket);
+      else sendBody(req, socket, chunked);
       response = await readResponseHead(socket, reads);
     } catch (err) {
       end();
@@ -125,7 +133,7 @@ export class PreviewProxy {
       const had = out[k];
       if (k === 'set-cookie') out[k] = [...((had as string[] | undefined) ?? []), v];
       else if (had === undefined) out[k] = v;
-      else if (!SINGLE.has(k)) out[k] = `${had}, ${v}`;
+      else if (!FIRST_WINS.has(k)) out[k] = `${had}, ${v}`;
     }
     if (access.setCookie)
       out['set-cookie'] = [...((out['set-cookie'] as string[] | undefined) ?? []), access.setCookie];
@@ -244,35 +252,6 @@ export function pathWithoutToken(raw: string): string {
     .filter((p) => new URLSearchParams(p).keys().next().value !== PREVIEW_QUERY_PARAM);
   return raw.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '');
 }
-
-/** Response headers of which Node keeps the first when repeated (as `IncomingMessage` does). */
-const SINGLE = new Set([
-  'age',
-  'authorization',
-  'content-length',
-  'content-type',
-  'etag',
-  'expires',
-  'from',
-  'host',
-  'if-modified-since',
-  'if-unmodified-since',
-  'last-modified',
-  'location',
-  'max-forwards',
-  'proxy-authorization',
-  'referer',
-  'retry-after',
-  'server',
-  'user-agent',
-]);
-
-/**
- * How much a relayed body may queue in the server (on a socket, beyond what the kernel took)
- * before its source is paused: more than Node's 16 KiB default, so that the source is not stopped
- * and restarted (two system calls) for nearly every 64 KiB read.
- */
-const QUEUED_BYTES = 1024 * 1024;
 
 /** Bodies this process relays through buffers Node allocated for them: freed young (young-gc.ts). */
 const relayed = new RelayedBytes();
