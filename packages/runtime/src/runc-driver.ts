@@ -19,6 +19,7 @@ import {
   type FileHandle,
   access,
   chown,
+  copyFile,
   mkdir,
   open,
   readFile,
@@ -62,6 +63,12 @@ import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
 import { type KdatCache, ensureCriuKdat } from './runc/criu-kdat.js';
+import {
+  criuRestore,
+  makeMachineCgroups,
+  planDirectRestore,
+  writeRestoredState,
+} from './runc/criu-restore.js';
 import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
@@ -102,6 +109,11 @@ const IMAGE_DISK = 'disk.img';
 const CRIU_CONFIG = 'criu.conf';
 /** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
 const RESTORED_PID = 'restored.pid';
+/**
+ * In a machine dir, from its hibernate until its resume: runc's state of the machine as it ran,
+ * which a resume by CRIU directly writes back for the restored init (runc/criu-restore.ts).
+ */
+const KEPT_RUNC_STATE = 'runc-state.json';
 /** In a machine dir: the image a restore reads, made for the machine's id range (userns/idmap.ts). */
 const CRIU_IMAGE = 'criu-image';
 
@@ -397,6 +409,9 @@ export class RuncDriver implements MachineDriver {
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
     const freezer = this.freezer(id);
+    // runc removes its state with the container; the resume by CRIU directly needs it back.
+    const kept = join(this.dir(id), KEPT_RUNC_STATE);
+    await copyFile(join(this.o.runcRoot, id, 'state.json'), kept).catch(() => rm(kept, { force: true }));
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
@@ -738,20 +753,52 @@ export class RuncDriver implements MachineDriver {
           : await checkpointStep(id, 'restore: image for the id range', () =>
               imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, range),
             );
+      // CRIU directly where runc's state of this very machine was kept at its hibernate and still
+      // matches its config.json (a resume); runc otherwise (a fork, a machine from a snapshot, a
+      // machine hibernated by an older build): planDirectRestore names the reason.
+      const kept = await readFile(join(dir, KEPT_RUNC_STATE), 'utf8').catch(() => undefined);
+      const choice = planDirectRestore(id, kept, await readFile(join(dir, 'config.json'), 'utf8'));
       try {
-        await checkpointStep(id, 'restore: runc restore', () =>
-          this.runc.restore(id, dir, image, workDir, {
-            timeoutMs: o.timeoutMs,
-            tcpEstablished: !closeTcp,
-            onSpawn: (pid) => this.recordOperation(id, pid),
-            ...(o.nice !== undefined ? { nice: o.nice } : {}),
-            ...(o.pidFile ? { pidFile: o.pidFile } : {}),
-            ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
-          }),
-        );
+        if ('plan' in choice) {
+          const { plan } = choice;
+          const pidFile = join(workDir, 'init.pid');
+          await checkpointStep(id, 'restore: criu restore', async () => {
+            await rm(pidFile, { force: true });
+            makeMachineCgroups(plan);
+            await criuRestore(plan, {
+              rootfs: plan.state.config.rootfs,
+              imageDir: image,
+              workDir,
+              pidFile,
+              criuConfig: config,
+              tcpEstablished: !closeTcp,
+              inNetns: range !== null,
+              timeoutMs: o.timeoutMs,
+              onSpawn: (pid) => this.recordOperation(id, pid),
+              ...(o.nice !== undefined ? { nice: o.nice } : {}),
+            });
+            const pid = Number((await readFile(pidFile, 'utf8')).trim());
+            if (!(pid > 0)) throw new CodedError('internal', `machine ${id}: criu restore wrote no pid`);
+            writeRestoredState(join(this.o.runcRoot, id), plan.state, pid);
+            if (o.pidFile) await writeFile(o.pidFile, String(pid));
+          });
+        } else {
+          await checkpointStep(id, 'restore: runc restore', () =>
+            this.runc.restore(id, dir, image, workDir, {
+              timeoutMs: o.timeoutMs,
+              tcpEstablished: !closeTcp,
+              onSpawn: (pid) => this.recordOperation(id, pid),
+              ...(o.nice !== undefined ? { nice: o.nice } : {}),
+              ...(o.pidFile ? { pidFile: o.pidFile } : {}),
+              ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
+            }),
+          );
+        }
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
       }
+      // Used once: the next resume keeps the state of the next hibernate.
+      await rm(join(dir, KEPT_RUNC_STATE), { force: true });
     } finally {
       // Its later checkpoints keep their connections.
       await writeFile(config, '').catch(() => undefined);
