@@ -8,7 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { MachineInfo, SnapshotInfo } from '@nullspace/protocol';
@@ -57,6 +65,12 @@ async function grows(m: Machine, from: number): Promise<number> {
     return n > from ? n : undefined;
   }, `the counter of ${m.id} to pass ${from}`);
 }
+
+/** A machine's cgroup v1 file `<controller>/<file>` (the test server's cgroup parent: /nullspace). */
+const cgroupFile = (id: string, f: string) => {
+  const [controller, name] = f.split('/');
+  return `/sys/fs/cgroup/${controller}/nullspace/${id}/${name}`;
+};
 
 const info = (s: TestServer, id: string) => api(s, 'GET', `/v1/machines/${id}`) as Promise<MachineInfo>;
 const post = (s: TestServer, path: string, body?: unknown) => api(s, 'POST', path, body);
@@ -138,6 +152,60 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       ((await post(s, `/v1/machines/${m.id}/connect`)) as MachineInfo).execution_id,
       r.execution_id,
     );
+    await m.kill();
+  });
+
+  it('a resume by CRIU directly restores cgroup limits, device rules, seccomp and runc state; runc checkpoints it again', async () => {
+    const s = ctx.server;
+    const m = await Machine.create({ ...s.conn, timeout: 600 });
+    const pid = await startCounter(m);
+    // The machine's cgroup files that hold its limits (runtime/runc/criu-restore.ts makes them
+    // before CRIU, where runc did): those of this host's hierarchies.
+    const files = [
+      'memory/memory.limit_in_bytes',
+      'memory/memory.memsw.limit_in_bytes',
+      'cpu/cpu.cfs_quota_us',
+      'cpu/cpu.cfs_period_us',
+      'cpu/cpu.shares',
+      'pids/pids.max',
+      'devices/devices.list',
+      'cpuset/cpuset.cpus',
+      'cpuset/cpuset.mems',
+    ].filter((f) => existsSync(`/sys/fs/cgroup/${f.split('/')[0]}/nullspace/${m.id}`));
+    // devices.list is a set of rules, listed in the order they were written: compared sorted.
+    const limits = () =>
+      Object.fromEntries(
+        files.map((f) => [f, readFileSync(cgroupFile(m.id, f), 'utf8').split('\n').sort().join('\n')]),
+      );
+    const runcState = () =>
+      JSON.parse(execFileSync('runc', ['--root', join(s.dataDir, 'runc'), 'state', m.id]).toString()) as {
+        pid: number;
+        status: string;
+      };
+    const initStatus = (initPid: number) => readFileSync(`/proc/${initPid}/status`, 'utf8');
+    const field = (status: string, name: string) => status.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1];
+    const before = limits();
+    const initBefore = initStatus(runcState().pid);
+    assert.ok(files.includes('devices/devices.list'), 'a cgroup v1 devices hierarchy on this host');
+    for (let round = 1; round <= 2; round++) {
+      const n = await count(m);
+      assert.equal(((await post(s, `/v1/machines/${m.id}/hibernate`)) as MachineInfo).status, 'hibernated');
+      assert.equal(((await post(s, `/v1/machines/${m.id}/connect`)) as MachineInfo).status, 'running');
+      // Restored by CRIU itself: it wrote the init's pid into its work dir, and runc's state names it.
+      const direct = Number(
+        readFileSync(join(s.dataDir, 'machines', m.id, 'criu-restore', 'init.pid'), 'utf8'),
+      );
+      const state = runcState();
+      assert.equal(state.status, 'running', `round ${round}: runc state`);
+      assert.equal(state.pid, direct, `round ${round}: runc's state names the init CRIU restored`);
+      assert.deepEqual(limits(), before, `round ${round}: the cgroup limits and device rules`);
+      const init = initStatus(state.pid);
+      for (const name of ['Seccomp', 'NoNewPrivs', 'CapBnd', 'CapEff', 'Uid', 'Gid'])
+        assert.equal(field(init, name), field(initBefore, name), `round ${round}: the init's ${name}`);
+      assert.equal(field(init, 'Seccomp'), '2', 'its seccomp filter is back');
+      assert.ok(await pidAlive(m, pid), `round ${round}: the same counter process`);
+      await grows(m, n);
+    }
     await m.kill();
   });
 
@@ -401,8 +469,9 @@ if (process.getuid?.() === 0) {
   const real = execFileSync('sh', ['-c', 'command -v criu'], { encoding: 'utf8' }).trim();
   writeFileSync(
     join(slowRestoreDir, 'criu'),
+    // A restore: \`criu restore …\` (a resume, runtime/runc/criu-restore.ts) or runc's (its parent).
     `#!/bin/sh
-if tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' restore '; then sleep 5; fi
+if [ "$1" = restore ] || tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' restore '; then sleep 5; fi
 exec '${real}' "$@"
 `,
   );

@@ -168,10 +168,11 @@ export function planDirectRestore(
   if (!controllers.includes('memory') || controllers.some((k) => k !== '' && !V1_CONTROLLERS.has(k)))
     return { runcBecause: 'not a cgroup v1 (hybrid) host' };
   // The keys runc declared at the dump (libcontainer's addCriuDumpMount): binds, masked files
-  // (all bound from /dev/null, one key), device nodes bound in.
-  const externalMounts: [string, string][] = [...binds];
-  if ((c.mask_paths ?? []).length > 0) externalMounts.push(['/dev/null', '/dev/null']);
-  for (const d of c.devices ?? []) if (d.path) externalMounts.push([d.path, d.path]);
+  // (all bound from /dev/null, one key), device nodes bound in. Each key once: /dev/null is both.
+  const external = new Map<string, string>(binds);
+  if ((c.mask_paths ?? []).length > 0) external.set('/dev/null', '/dev/null');
+  for (const d of c.devices ?? []) if (d.path && !external.has(d.path)) external.set(d.path, d.path);
+  const externalMounts = [...external];
   return {
     plan: {
       state,
