@@ -658,7 +658,10 @@ export class RuncDriver implements MachineDriver {
       const deadline = Date.now() + 300_000;
       while (Date.now() < deadline) {
         const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-        if (!cmdline.includes(this.runc.root)) break;
+        // runc's, or a resume's own `criu restore` (its work dir is the machine's).
+        const ours =
+          cmdline.includes(this.runc.root) || cmdline.includes(join(this.dir(id), MACHINE_FILES.criuRestore));
+        if (!ours) break;
         await sleep(50);
       }
     }
