@@ -110,8 +110,9 @@ const CRIU_CONFIG = 'criu.conf';
 /** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
 const RESTORED_PID = 'restored.pid';
 /**
- * In a machine dir, from its hibernate until its resume: runc's state of the machine as it ran,
- * which a resume by CRIU directly writes back for the restored init (runc/criu-restore.ts).
+ * In an image dir (a hibernate's, a snapshot's, a fork's), beside `memory/`: runc's state of the
+ * machine as it ran when the image was taken, from which a restore by CRIU directly writes runc's
+ * state of the restored machine (runc/criu-restore.ts).
  */
 const KEPT_RUNC_STATE = 'runc-state.json';
 /** In a machine dir: the image a restore reads, made for the machine's id range (userns/idmap.ts). */
@@ -409,9 +410,6 @@ export class RuncDriver implements MachineDriver {
   async hibernate(id: string, imageDir: string, timeoutMs: number): Promise<void> {
     const partial = `${imageDir}.partial`;
     const freezer = this.freezer(id);
-    // runc removes its state with the container; the resume by CRIU directly needs it back.
-    const kept = join(this.dir(id), KEPT_RUNC_STATE);
-    await copyFile(join(this.o.runcRoot, id, 'state.json'), kept).catch(() => rm(kept, { force: true }));
     for (let attempt = 1; ; attempt++) {
       await rm(partial, { recursive: true, force: true });
       await mkdir(partial, { recursive: true });
@@ -700,6 +698,11 @@ export class RuncDriver implements MachineDriver {
     const config = join(this.dir(id), CRIU_CONFIG);
     const mounted = await volumes.readVolumeRecord(this.dir(id));
     await writeFile(config, [...volumes.dumpConfigLines(mounted), ...extraConfig].join('\n'));
+    // runc's state of the machine beside the image (a hibernate ends the container, and runc its
+    // state): what a restore by CRIU directly writes back for the restored machine.
+    await copyFile(join(this.o.runcRoot, id, 'state.json'), join(imageDir, KEPT_RUNC_STATE)).catch(
+      () => undefined,
+    );
     try {
       await this.runc.checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
         leaveRunning,
@@ -759,7 +762,7 @@ export class RuncDriver implements MachineDriver {
       // CRIU directly where runc's state of this very machine was kept at its hibernate and still
       // matches its config.json (a resume); runc otherwise (a fork, a machine from a snapshot, a
       // machine hibernated by an older build): planDirectRestore names the reason.
-      const kept = await readFile(join(dir, KEPT_RUNC_STATE), 'utf8').catch(() => undefined);
+      const kept = await readFile(join(imageDir, KEPT_RUNC_STATE), 'utf8').catch(() => undefined);
       const choice = planDirectRestore(id, kept, await readFile(join(dir, 'config.json'), 'utf8'));
       try {
         if ('plan' in choice) {
@@ -800,8 +803,6 @@ export class RuncDriver implements MachineDriver {
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
       }
-      // Used once: the next resume keeps the state of the next hibernate.
-      await rm(join(dir, KEPT_RUNC_STATE), { force: true });
     } finally {
       // Its later checkpoints keep their connections.
       await writeFile(config, '').catch(() => undefined);

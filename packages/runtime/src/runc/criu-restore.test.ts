@@ -21,14 +21,14 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const ID = 'mch_aaaaaaaaaaaaaaaaaaaa';
 const range = { base: 1_000_000, size: 65536 };
-const config = (o: { rootfs?: string; base?: number } = {}) =>
+const config = (o: { rootfs?: string; base?: number; id?: string } = {}, id = o.id ?? ID) =>
   JSON.stringify(
     buildMachineOciSpec({
-      machineId: ID,
-      hostname: 'm',
-      rootfs: o.rootfs ?? `/data/machines/${ID}/rootfs`,
-      netnsPath: `/run/netns/ns-${ID}`,
-      cgroupsPath: `/nullspace/${ID}`,
+      machineId: id,
+      hostname: `host-${id}`,
+      rootfs: o.rootfs ?? `/data/machines/${id}/rootfs`,
+      netnsPath: `/run/netns/ns-${id}`,
+      cgroupsPath: `/nullspace/${id}`,
       vcpus: 2,
       cpuShares: 512,
       memoryMb: 512,
@@ -37,7 +37,7 @@ const config = (o: { rootfs?: string; base?: number } = {}) =>
         nodeBinary: '/usr/bin/node',
         initBinary: '/usr/bin/tini',
         homeDir: '/agent',
-        runDir: '/data/run',
+        runDir: `/data/machines/${id}/run`,
       },
       paths: {
         nodeBinary: '/.nullspace/bin/node',
@@ -49,7 +49,7 @@ const config = (o: { rootfs?: string; base?: number } = {}) =>
       nofileLimit: 1024,
       criuConfig: '/criu.conf',
       idRange: { base: o.base ?? range.base, size: range.size },
-      sysfsSource: `/data/machines/${ID}/sys`,
+      sysfsSource: `/data/machines/${id}/sys`,
     }),
   );
 
@@ -108,7 +108,7 @@ describe('a resume by CRIU directly', () => {
       ['/.nullspace/bin/node', '/usr/bin/node'],
       ['/.nullspace/bin/init', '/usr/bin/tini'],
       ['/.nullspace/agent', '/agent'],
-      ['/.nullspace/run', '/data/run'],
+      ['/.nullspace/run', `/data/machines/${ID}/run`],
       ['/dev/null', '/dev/null'],
       ['/dev/zero', '/dev/zero'],
     ]);
@@ -123,7 +123,13 @@ describe('a resume by CRIU directly', () => {
     };
     assert.match(because(undefined), /no runc state kept/);
     assert.match(because('{'), /does not parse/);
-    assert.match(because(JSON.stringify(state), config(), 'mch_bbbbbbbbbbbbbbbbbbbb'), /not this machine/);
+    assert.match(because(JSON.stringify({ config: {} })), /not runc 1.1 state/);
+    // Another machine's image whose paths are not all under its id.
+    const other = 'mch_bbbbbbbbbbbbbbbbbbbb';
+    assert.match(
+      because(JSON.stringify(state), config({ id: other, rootfs: '/elsewhere' }), other),
+      /root filesystem/,
+    );
     assert.match(because(JSON.stringify(state), config({ rootfs: '/elsewhere' })), /root filesystem/);
     assert.match(because(JSON.stringify(state), config({ base: 2_000_000 })), /id mapping/);
     const v2 = { ...state, cgroup_paths: { '': '/sys/fs/cgroup/nullspace/x' } };
@@ -131,6 +137,25 @@ describe('a resume by CRIU directly', () => {
     const moreBinds = structuredClone(state);
     moreBinds.config.mounts?.push({ source: '/x', destination: '/y', device: 'bind' });
     assert.match(because(JSON.stringify(moreBinds)), /bind mounts/);
+  });
+
+  it("restores another machine's image (a fork) with that machine's state under its own id, range and host name", () => {
+    const child = 'mch_cccccccccccccccccccc';
+    const got = planDirectRestore(
+      child,
+      JSON.stringify(keptState('/cg')),
+      config({ id: child, base: 3_000_000 }),
+    );
+    assert.ok('plan' in got, JSON.stringify(got));
+    const { state } = got.plan;
+    assert.equal(state.id, child);
+    assert.equal(state.config.rootfs, `/data/machines/${child}/rootfs`);
+    assert.equal(state.config.cgroups.path, `/nullspace/${child}`);
+    assert.equal(state.config.hostname, `host-${child}`);
+    assert.deepEqual(state.config.uid_mappings, [{ container_id: 0, host_id: 3_000_000, size: range.size }]);
+    assert.equal(got.plan.cgroupPaths.memory, join('/cg', 'memory', 'nullspace', child));
+    assert.equal(got.plan.netnsPath, `/run/netns/ns-${child}`);
+    assert.ok(!JSON.stringify(state).includes(ID), 'nothing of the image machine is left');
   });
 
   it('makes the cgroups with the limits of config.json and runc device rules', () => {

@@ -22,12 +22,14 @@ import { host } from '../exec.js';
  *     namespaces come from the image, as with runc;
  *   - afterwards runc's state file of the container, so that `runc checkpoint` (the next
  *     hibernate, a snapshot, a fork), the inventory and inspect find the restored init: the state
- *     runc wrote when the machine was made, kept at its hibernate, with the new init's pid, start
+ *     runc wrote when the machine was made, kept beside the image, with the new init's pid, start
  *     time and namespace paths — what runc's own restore writes.
  *
- * Only a resume has that state (a fork or a machine from a snapshot is a container runc never
- * ran): everything else, and a resume whose config.json no longer matches the kept state, goes
- * through `runc restore` (planDirectRestore says why).
+ * The state is kept beside every image (hibernate, snapshot, fork); a machine restored from an
+ * image of another machine (a fork, a machine from a snapshot) gets that machine's state under its
+ * own id, id range and host name (asMachine). An image without one (taken by an older build) or a
+ * state that does not match the machine's config.json goes through `runc restore`
+ * (planDirectRestore says why).
  */
 
 /** The parts of runc's state.json (libcontainer's State) read and written here. */
@@ -40,6 +42,7 @@ export interface RuncStateFile {
   namespace_paths: Record<string, string>;
   config: {
     rootfs: string;
+    hostname?: string;
     mounts: { source: string; destination: string; device: string }[] | null;
     devices: { path: string }[] | null;
     mask_paths: string[] | null;
@@ -67,6 +70,7 @@ interface DeviceRule {
 
 /** The parts of the machine's config.json (OCI, oci/spec.ts) that decide a restore. */
 interface OciConfig {
+  hostname?: string;
   root: { path: string };
   mounts: { destination: string; type: string; source: string }[];
   linux: {
@@ -125,8 +129,8 @@ const sameIdMaps = (
 const bindsKey = (binds: [string, string][]) => JSON.stringify([...binds].sort());
 
 /**
- * Whether machine `id` can be restored by CRIU directly, and how: from the runc state kept at its
- * hibernate (`keptState`, undefined when there is none) and its config.json as written for this
+ * Whether machine `id` can be restored by CRIU directly, and how: from the runc state kept beside
+ * the image (`keptState`, undefined when there is none) and its config.json as written for this
  * restore. A reason instead when runc must do it.
  */
 export function planDirectRestore(
@@ -134,7 +138,7 @@ export function planDirectRestore(
   keptState: string | undefined,
   configJson: string,
 ): { plan: DirectRestorePlan } | { runcBecause: string } {
-  if (keptState === undefined) return { runcBecause: 'no runc state kept at a hibernate of this machine' };
+  if (keptState === undefined) return { runcBecause: 'no runc state kept beside the image' };
   let state: RuncStateFile;
   let oci: OciConfig;
   try {
@@ -143,9 +147,12 @@ export function planDirectRestore(
   } catch {
     return { runcBecause: 'the kept runc state or config.json does not parse' };
   }
+  if (typeof state.id !== 'string' || !state.config || !state.cgroup_paths)
+    return { runcBecause: 'the kept runc state is not runc 1.1 state' };
+  // An image restored as another machine (a fork, a machine from a snapshot): the same container,
+  // but every path of its own is under its own id, and its id range and host name are its own.
+  if (state.id !== id) state = asMachine(state, id, oci);
   const c = state.config;
-  if (state.id !== id || !c || !state.cgroup_paths)
-    return { runcBecause: 'the kept runc state is not this machine' };
   if (c.rootfs !== oci.root.path) return { runcBecause: 'root filesystem moved' };
   if (c.cgroups?.path !== oci.linux.cgroupsPath) return { runcBecause: 'cgroup path changed' };
   const netns = oci.linux.namespaces.find((n) => n.type === 'network')?.path;
@@ -184,6 +191,22 @@ export function planDirectRestore(
       netnsPath: netns,
     },
   };
+}
+
+/**
+ * runc's state of the container made from the same image as machine `id`: every occurrence of the
+ * image machine's id (its directories, cgroup path, network namespace, runc's bundle label) becomes
+ * `id`; the id mappings and host name come from `id`'s config.json. What is still not `id`'s shows
+ * in the checks of planDirectRestore, which then leave the restore to runc.
+ */
+function asMachine(state: RuncStateFile, id: string, oci: OciConfig): RuncStateFile {
+  const renamed = JSON.parse(JSON.stringify(state).split(state.id).join(id)) as RuncStateFile;
+  const idMap = (m: { containerID: number; hostID: number; size: number }[] | undefined) =>
+    (m ?? []).map((x) => ({ container_id: x.containerID, host_id: x.hostID, size: x.size }));
+  renamed.config.uid_mappings = idMap(oci.linux.uidMappings);
+  renamed.config.gid_mappings = idMap(oci.linux.gidMappings);
+  if (oci.hostname !== undefined) renamed.config.hostname = oci.hostname;
+  return renamed;
 }
 
 function write(dir: string, file: string, value: string | number): void {
