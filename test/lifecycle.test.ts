@@ -305,6 +305,17 @@ describeWithServer('lifecycle: snapshots and fork', (ctx) => {
     assert.equal(new Set(children.map((c) => c.id)).size, 3);
     assert.equal((await info(s, parent.id)).status, 'running');
     for (const c of children) {
+      // Restored by CRIU itself from the parent's runc state under the child's id: runc's state
+      // of the child names the init CRIU restored; the child has its own host name.
+      const state = JSON.parse(
+        execFileSync('runc', ['--root', join(s.dataDir, 'runc'), 'state', c.id]).toString(),
+      ) as { pid: number; status: string };
+      const direct = Number(
+        readFileSync(join(s.dataDir, 'machines', c.id, 'criu-restore', 'init.pid'), 'utf8'),
+      );
+      assert.equal(state.pid, direct);
+      assert.equal(state.status, 'running');
+      assert.equal((await c.commands.run('hostname')).stdout, `${c.id.replace('_', '-')}\n`);
       assert.ok(await pidAlive(c, pid));
       await grows(c, await count(c));
     }
