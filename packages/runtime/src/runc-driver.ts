@@ -158,7 +158,7 @@ function diskFullOr(err: unknown): unknown {
  *   - the host end of the veth, `nsv…`, its alias the machine id
  *   - its chains `<id>_*` in the host's nftables table `nullspace` (shared by every machine, made
  *     by `init`), and the entries of its link in that table's dispatch maps: its egress policy
- *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc, holding its processes
+ *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc (by makeMachineCgroups before a restore), holding its processes
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
  * `destroy` tears down whatever of it the inventory (inventory/) finds, processes first, and
  * checks that nothing is left; `list` is the inventory's machine ids.
