@@ -20,8 +20,9 @@ import {
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { MachineInfo, SnapshotInfo } from '@nullspace/protocol';
+import { inventory } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
-import { type TestServer, api, describeWithServer, eventually } from './harness.js';
+import { type TestServer, api, describeWithServer, eventually, runtimeDirsOf } from './harness.js';
 
 const COUNTER = [
   'import os, time',
@@ -206,7 +207,17 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       assert.ok(await pidAlive(m, pid), `round ${round}: the same counter process`);
       await grows(m, n);
     }
-    await m.kill();
+    // A server killed and started again re-adopts it from runc's state, and a kill ends it whole.
+    await s.stop('SIGKILL');
+    await s.restart();
+    assert.equal((await info(s, m.id)).status, 'running');
+    const again = await Machine.connect(m.id, s.conn);
+    assert.ok(await pidAlive(again, pid), 'the same counter process after the restart');
+    assert.equal((await again.kill()).status, 'killed');
+    await eventually(
+      async () => (await inventory(runtimeDirsOf(s.dataDir), { machineId: m.id })).length === 0,
+      'nothing of it left',
+    );
   });
 
   it('a paused machine hibernates and resumes; a hibernated machine survives a server restart', async () => {
