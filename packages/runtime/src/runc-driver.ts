@@ -778,7 +778,6 @@ export class RuncDriver implements MachineDriver {
               pidFile,
               criuConfig: config,
               tcpEstablished: !closeTcp,
-              inNetns: range !== null,
               timeoutMs: o.timeoutMs,
               onSpawn: (pid) => this.recordOperation(id, pid),
               ...(o.nice !== undefined ? { nice: o.nice } : {}),

@@ -124,6 +124,9 @@ describe('a resume by CRIU directly', () => {
     assert.match(because(undefined), /no runc state kept/);
     assert.match(because('{'), /does not parse/);
     assert.match(because(JSON.stringify({ config: {} })), /not runc 1.1 state/);
+    const noUserns = JSON.parse(config()) as { linux: Record<string, unknown> };
+    noUserns.linux.uidMappings = undefined;
+    assert.match(because(JSON.stringify(state), JSON.stringify(noUserns)), /no user namespace/);
     // Another machine's image whose paths are not all under its id.
     const other = 'mch_bbbbbbbbbbbbbbbbbbbb';
     assert.match(

@@ -147,6 +147,9 @@ export function planDirectRestore(
   } catch {
     return { runcBecause: 'the kept runc state or config.json does not parse' };
   }
+  // A machine without a user namespace (hibernated before machines had one) keeps runc: its CRIU
+  // runs outside the network namespace and joins it, a path no test here runs.
+  if (!oci.linux.uidMappings?.length) return { runcBecause: 'no user namespace' };
   if (typeof state.id !== 'string' || !state.config || !state.cgroup_paths)
     return { runcBecause: 'the kept runc state is not runc 1.1 state' };
   // An image restored as another machine (a fork, a machine from a snapshot): the same container,
@@ -255,7 +258,8 @@ export function makeMachineCgroups(plan: DirectRestorePlan): void {
 /**
  * `criu restore` of `imageDir` as the machine of `plan`, detached (its init is reparented when
  * CRIU exits, as after `runc restore --detach`), writing the init's host pid to `pidFile`. Runs in
- * the machine's network namespace when it has a user namespace (see runc.ts, inNetns).
+ * the machine's network namespace, as runc does for a machine with a user namespace (runc.ts,
+ * inNetns): the restored tasks inherit it.
  */
 export async function criuRestore(
   plan: DirectRestorePlan,
@@ -266,7 +270,6 @@ export async function criuRestore(
     pidFile: string;
     criuConfig: string;
     tcpEstablished: boolean;
-    inNetns: boolean;
     timeoutMs: number;
     nice?: number;
     onSpawn?: (pid: number) => void;
@@ -302,7 +305,7 @@ export async function criuRestore(
   ];
   // fd 3: the network namespace, opened by the shell that then becomes CRIU.
   const withNetnsFd = ['sh', '-c', 'exec "$@" 3<"$0"', plan.netnsPath, ...criu];
-  const inNs = o.inNetns ? ['nsenter', `--net=${plan.netnsPath}`, ...withNetnsFd] : withNetnsFd;
+  const inNs = ['nsenter', `--net=${plan.netnsPath}`, ...withNetnsFd];
   const argv = o.nice === undefined ? inNs : ['nice', '-n', String(o.nice), ...inNs];
   const [file, ...args] = argv;
   // Its own process group, so a timeout ends CRIU and what it forked together; stdio /dev/null,
