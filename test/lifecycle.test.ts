@@ -200,6 +200,9 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       assert.equal(state.status, 'running', `round ${round}: runc state`);
       assert.equal(state.pid, direct, `round ${round}: runc's state names the init CRIU restored`);
       assert.deepEqual(limits(), before, `round ${round}: the cgroup limits and device rules`);
+      // And its processes are in those cgroups, in every hierarchy (/proc/PID/cgroup: id:controllers:path).
+      for (const line of readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').trim().split('\n'))
+        assert.equal(line.split(':').slice(2).join(':'), `/nullspace/${m.id}`, `round ${round}: ${line}`);
       const init = initStatus(state.pid);
       for (const name of ['Seccomp', 'NoNewPrivs', 'CapBnd', 'CapEff', 'Uid', 'Gid'])
         assert.equal(field(init, name), field(initBefore, name), `round ${round}: the init's ${name}`);
