@@ -3,10 +3,11 @@ import { dirname, join } from 'node:path';
 import { host } from '../exec.js';
 
 /**
- * A resume driven by `criu restore` itself instead of `runc restore` (issue 19 item 2). runc 1.1
- * spends 30–150 ms of every restore before CRIU starts (its own start, loading and validating the
- * container, a whole `criu swrk` only to ask CRIU's version, a bind mount of the root filesystem,
- * cgroups) and 10–60 ms after it (state, exit); measured in docs/research/criu-hibernate.md.
+ * A restore (resume, fork, a machine from a snapshot) driven by `criu restore` itself instead of
+ * `runc restore` (issue 19 item 2). runc 1.1 spent 65–390 ms of every restore before CRIU started
+ * on a loaded host (its own start, loading and validating the container, a whole `criu swrk` only
+ * to ask CRIU's version, a bind mount of the root filesystem, cgroups) and 10–220 ms after it
+ * (state, exit); this path 7–85 and 7–117 ms (docs/research/criu-hibernate.md).
  *
  * What runc gave, done here explicitly, the same way (runc 1.1's libcontainer `Restore`):
  *   - the external mounts it declared at the dump, mapped back: every bind mount of config.json
