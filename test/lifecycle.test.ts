@@ -156,7 +156,7 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
     await m.kill();
   });
 
-  it('a resume by CRIU directly restores cgroup limits, device rules, seccomp and runc state; runc checkpoints it again', async () => {
+  it('a resume by CRIU directly restores mounts, cgroup limits, device rules, seccomp and runc state; runc checkpoints it again; a restarted server re-adopts it', async () => {
     const s = ctx.server;
     const m = await Machine.create({ ...s.conn, timeout: 600 });
     const pid = await startCounter(m);
@@ -185,6 +185,14 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       };
     const initStatus = (initPid: number) => readFileSync(`/proc/${initPid}/status`, 'utf8');
     const field = (status: string, name: string) => status.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1];
+    // Its mounts (mount point, type, options) and the masked paths as runc made them.
+    const mounts = async () =>
+      (
+        await m.commands.run(
+          "awk '{print $5, $6, $9}' /proc/self/mountinfo | sort; wc -c < /proc/kcore; ls -A /proc/acpi /sys/firmware | wc -l",
+        )
+      ).stdout;
+    const mountsBefore = await mounts();
     const before = limits();
     const initBefore = initStatus(runcState().pid);
     assert.ok(files.includes('devices/devices.list'), 'a cgroup v1 devices hierarchy on this host');
@@ -200,6 +208,7 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       assert.equal(state.status, 'running', `round ${round}: runc state`);
       assert.equal(state.pid, direct, `round ${round}: runc's state names the init CRIU restored`);
       assert.deepEqual(limits(), before, `round ${round}: the cgroup limits and device rules`);
+      assert.equal(await mounts(), mountsBefore, `round ${round}: the mounts and masked paths`);
       // And its processes are in those cgroups, in every hierarchy (/proc/PID/cgroup: id:controllers:path).
       for (const line of readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').trim().split('\n'))
         assert.equal(line.split(':').slice(2).join(':'), `/nullspace/${m.id}`, `round ${round}: ${line}`);
