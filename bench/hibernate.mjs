@@ -13,7 +13,7 @@
  * See bench/README.md.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -104,6 +104,40 @@ function criuLogMs(file) {
   return last === undefined ? undefined : Number(last.slice(1, -1)) * 1000;
 }
 
+/**
+ * When CRIU ran, in wall-clock ms: the birth time of its log (it creates the file as it starts;
+ * the bench removes the old one first) and its last write. With the step's own start and end this
+ * splits the step into the runtime's work before CRIU, CRIU's, and after it. Undefined without a
+ * log or a birth time (a filesystem that keeps none).
+ */
+function criuWindow(file) {
+  try {
+    const st = statSync(file, { bigint: true });
+    if (st.birthtimeNs === 0n) return undefined;
+    return { born: Number(st.birthtimeNs) / 1e6, lastWrite: Number(st.mtimeNs) / 1e6 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The step that runs CRIU in a hibernate / a resume, by either build's name for it (`runc
+ * checkpoint` / `runc restore`, or CRIU run directly).
+ */
+const CRIU_STEPS = {
+  dump: ['hibernate: runc checkpoint', 'hibernate: criu dump'],
+  restore: ['restore: runc restore', 'restore: criu restore'],
+};
+
+/** ms of the runtime before and after CRIU within the step that ran it (see criuWindow). */
+function aroundCriu(stepEnds, names, file) {
+  const w = criuWindow(file);
+  const name = names.find((n) => stepEnds[n]);
+  if (!w || !name) return undefined;
+  const { end, ms } = stepEnds[name];
+  return { before: w.born - (end - ms), after: end - w.lastWrite };
+}
+
 /** Where a machine's CRIU writes its logs: the work dir of runc's --work-path, or criu's own -o. */
 function criuLogs(sd, id) {
   const dir = join(sd.dataDir, 'machines', id);
@@ -137,8 +171,11 @@ async function bench(opts, templatesDir) {
   const info = {};
   // This checkout's driver reports each step of a hibernate and a resume (runtime/checkpoint-steps.ts).
   let steps = {};
+  let stepEnds = {};
   subscribe(CHECKPOINT_CHANNEL, (t) => {
     steps[t.step] = (steps[t.step] ?? 0) + t.ms;
+    // Published as the step ends: its wall-clock end, to set beside CRIU's log (aroundCriu).
+    stepEnds[t.step] = { end: performance.timeOrigin + performance.now(), ms: t.ms };
   });
   makeRunDir(S);
   await mkdir(join(S.tmp, 'criu'), { recursive: true });
@@ -183,6 +220,9 @@ async function bench(opts, templatesDir) {
       const m = heavy.get(sd);
       const logs = criuLogs(sd, m.id);
       steps = {};
+      stepEnds = {};
+      rmSync(logs.dump, { force: true });
+      rmSync(logs.restore, { force: true });
       const released = nextTeardownEnd(m.id);
       let t0 = performance.now();
       const hib = await sd.api('POST', `/v1/machines/${m.id}/hibernate`);
@@ -191,6 +231,7 @@ async function bench(opts, templatesDir) {
       // The resume starts once the machine is released (it would wait for that anyway).
       const releasedMs = (await released) - t0;
       const dumpCriuMs = criuLogMs(logs.dump);
+      const dumpAround = aroundCriu(stepEnds, CRIU_STEPS.dump, logs.dump);
       t0 = performance.now();
       const res = await sd.api('POST', `/v1/machines/${m.id}/connect`, {});
       if (res.status !== 'running') throw new Error(`${sd.name}: connect: status ${res.status}`);
@@ -198,6 +239,7 @@ async function bench(opts, templatesDir) {
       if (r.exit_code !== 0) throw new Error(`${sd.name}: true exited ${r.exit_code}`);
       const resMs = performance.now() - t0;
       const restoreCriuMs = criuLogMs(logs.restore);
+      const restoreAround = aroundCriu(stepEnds, CRIU_STEPS.restore, logs.restore);
       // Its memory came back: the ballast runs on, still resident.
       await waitRss(() => pidsWith(`${MARK}-${m.id}`), `ballast in ${m.id} after resume`);
       got[`${sd.name}|hibernate`] = hibMs;
@@ -206,6 +248,14 @@ async function bench(opts, templatesDir) {
       got[`${sd.name}|resume`] = resMs;
       if (dumpCriuMs !== undefined) got[`${sd.name}|hibernateCriu`] = dumpCriuMs;
       if (restoreCriuMs !== undefined) got[`${sd.name}|resumeCriu`] = restoreCriuMs;
+      if (dumpAround) {
+        got[`${sd.name}|hibernateBeforeCriu`] = dumpAround.before;
+        got[`${sd.name}|hibernateAfterCriu`] = dumpAround.after;
+      }
+      if (restoreAround) {
+        got[`${sd.name}|resumeBeforeCriu`] = restoreAround.before;
+        got[`${sd.name}|resumeAfterCriu`] = restoreAround.after;
+      }
     }
     const raw = await criu.dumpRestore();
     got.criuDump = raw.dump;
@@ -241,12 +291,16 @@ function report({ R, names, info }) {
       ...CHECKPOINT_STEPS.filter((k) => k.startsWith('hibernate') && g(`step|${k}`)).map((k) =>
         row(`    step ${k}`, g(`step|${k}`)),
       ),
+      row('      in that step, before CRIU (runtime start, set-up)', g('hibernateBeforeCriu')),
+      row('      in that step, after CRIU (state, exit)', g('hibernateAfterCriu')),
       row('    hibernate → released (its teardown ended)', g('released')),
       row('  resume (POST /connect → `true` answers)', g('resume')),
       row("    of which CRIU's own run (its restore log)", g('resumeCriu')),
       ...CHECKPOINT_STEPS.filter((k) => k.startsWith('restore') && g(`step|${k}`)).map((k) =>
         row(`    step ${k}`, g(`step|${k}`)),
       ),
+      row('      in that step, before CRIU (runtime start, set-up)', g('resumeBeforeCriu')),
+      row('      in that step, after CRIU (state, exit)', g('resumeAfterCriu')),
     );
   }
   printLatencyTable('figure', rows);

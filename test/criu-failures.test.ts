@@ -4,8 +4,9 @@
  * machine is as it was: running with its processes alive after a failed hibernate, snapshot or
  * fork; hibernated with its image kept after a failed resume, so the next resume brings it back.
  *
- * The server runs with a `criu` on its PATH that fails when the runc above it is doing what the
- * test's switch file names (`checkpoint` or `restore`), and otherwise runs the real CRIU.
+ * The server runs with a `criu` on its PATH that fails when it is, or the runc above it is, doing
+ * what the test's switch file names (`checkpoint` or `restore`), and otherwise runs the real CRIU.
+ * A resume runs `criu restore` itself (runtime/runc/criu-restore.ts); forks go through `runc restore`.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,13 +24,15 @@ const real = realCriu || '/usr/local/sbin/criu';
 writeFileSync(
   join(wrapperDir, 'criu'),
   `#!/bin/bash
-# Fails what the switch file names when runc (this script's parent) is doing that; else the real
+# Fails what the switch file names when it is asked to do that (\`criu restore …\`, a resume) or runc
+# (this script's parent) is doing that (\`runc restore\`: CRIU's own arguments are \`swrk 3\`); else the real
 # CRIU. \`kill-restore SECONDS\`: a restore's CRIU runs, and is SIGKILLed that long after it started
 # (by a killer that holds none of its descriptors and is not its child: CRIU counts its children);
 # \`kill-restore forked\`: as soon as CRIU has forked the machine's first process (a point every
 # restore passes, however fast the host: one quiet host finished restores before a 5 ms kill).
 read -r mode delay < '${switchFile}'
-if [ "$mode" = kill-restore ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " restore "; then
+doing() { local what=$1; shift; { tr '\\0' ' ' < /proc/$PPID/cmdline; echo " $* "; } | grep -q " $what "; }
+if [ "$mode" = kill-restore ] && doing restore "$@"; then
   self=$$
   (
     (
@@ -42,7 +45,7 @@ if [ "$mode" = kill-restore ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " 
       case "$(tr '\\0' ' ' < /proc/$self/cmdline 2>/dev/null)" in '${real} '*) kill -9 $self ;; esac
     ) </dev/null >/dev/null 2>&1 &
   )
-elif [ -n "$mode" ] && tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q " $mode "; then
+elif [ -n "$mode" ] && doing "$mode" "$@"; then
   echo "test: CRIU refuses to $mode" >&2
   exit 1
 fi
@@ -176,6 +179,43 @@ describeWithServer(
           }, 'the children to be torn down');
         }
         assert.ok(failedChildren > 0, 'no restore was killed: the test did not test');
+      } finally {
+        failNext('');
+        await m.kill();
+      }
+    });
+
+    it('a resume whose CRIU is SIGKILLed mid-restore: restore_failed, still hibernated, nothing left; the next resume works', async () => {
+      const m = await Machine.create(ctx.server.conn);
+      const dirs = runtimeDirsOf(ctx.server.dataDir);
+      try {
+        const pid = await startSleeper(m);
+        await m.hibernate();
+        let killed = 0;
+        for (const delay of ['forked', 0.02, 0.15] as const) {
+          failNext(`kill-restore ${delay}`);
+          const resumed = await Machine.connect(m.id, ctx.server.conn).then(
+            () => true,
+            (err: unknown) => isCoded(RestoreFailedError, 'restore_failed')(err) && false,
+          );
+          failNext('');
+          if (resumed) {
+            // Killed too late: restored whole; hibernated again for the next round.
+            assert.ok(await alive(m, pid));
+            await m.hibernate();
+            continue;
+          }
+          killed++;
+          assert.equal((await m.getInfo()).status, 'hibernated', `after a kill ${delay} into the restore`);
+          // What the killed restore had made (processes, cgroups, runc state, mounts) is gone.
+          await eventually(async () => {
+            const left = await inventory(dirs, { machineId: m.id });
+            return left.every((r) => r.kind === 'machine-dir');
+          }, 'the killed restore to be cleaned up');
+        }
+        assert.ok(killed > 0, 'no resume was killed: the test did not test');
+        const back = await Machine.connect(m.id, ctx.server.conn);
+        assert.ok(await alive(back, pid), 'its process came back');
       } finally {
         failNext('');
         await m.kill();

@@ -8,12 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { MachineInfo, SnapshotInfo } from '@nullspace/protocol';
+import { inventory } from '@nullspace/runtime';
 import { Machine } from '@nullspace/sdk';
-import { type TestServer, api, describeWithServer, eventually } from './harness.js';
+import { type TestServer, api, describeWithServer, eventually, runtimeDirsOf } from './harness.js';
 
 const COUNTER = [
   'import os, time',
@@ -57,6 +66,12 @@ async function grows(m: Machine, from: number): Promise<number> {
     return n > from ? n : undefined;
   }, `the counter of ${m.id} to pass ${from}`);
 }
+
+/** A machine's cgroup v1 file `<controller>/<file>` (the test server's cgroup parent: /nullspace). */
+const cgroupFile = (id: string, f: string) => {
+  const [controller, name] = f.split('/');
+  return `/sys/fs/cgroup/${controller}/nullspace/${id}/${name}`;
+};
 
 const info = (s: TestServer, id: string) => api(s, 'GET', `/v1/machines/${id}`) as Promise<MachineInfo>;
 const post = (s: TestServer, path: string, body?: unknown) => api(s, 'POST', path, body);
@@ -139,6 +154,82 @@ describeWithServer('lifecycle: pause, hibernate, resume', (ctx) => {
       r.execution_id,
     );
     await m.kill();
+  });
+
+  it('a resume by CRIU directly restores mounts, cgroup limits, device rules, seccomp and runc state; runc checkpoints it again; a restarted server re-adopts it', async () => {
+    const s = ctx.server;
+    const m = await Machine.create({ ...s.conn, timeout: 600 });
+    const pid = await startCounter(m);
+    // The machine's cgroup files that hold its limits (runtime/runc/criu-restore.ts makes them
+    // before CRIU, where runc did): those of this host's hierarchies.
+    const files = [
+      'memory/memory.limit_in_bytes',
+      'memory/memory.memsw.limit_in_bytes',
+      'cpu/cpu.cfs_quota_us',
+      'cpu/cpu.cfs_period_us',
+      'cpu/cpu.shares',
+      'pids/pids.max',
+      'devices/devices.list',
+      'cpuset/cpuset.cpus',
+      'cpuset/cpuset.mems',
+    ].filter((f) => existsSync(`/sys/fs/cgroup/${f.split('/')[0]}/nullspace/${m.id}`));
+    // devices.list is a set of rules, listed in the order they were written: compared sorted.
+    const limits = () =>
+      Object.fromEntries(
+        files.map((f) => [f, readFileSync(cgroupFile(m.id, f), 'utf8').split('\n').sort().join('\n')]),
+      );
+    const runcState = () =>
+      JSON.parse(execFileSync('runc', ['--root', join(s.dataDir, 'runc'), 'state', m.id]).toString()) as {
+        pid: number;
+        status: string;
+      };
+    const initStatus = (initPid: number) => readFileSync(`/proc/${initPid}/status`, 'utf8');
+    const field = (status: string, name: string) => status.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1];
+    // Its mounts (mount point, type, options) and the masked paths as runc made them.
+    const mounts = async () =>
+      (
+        await m.commands.run(
+          "awk '{print $5, $6, $9}' /proc/self/mountinfo | sort; wc -c < /proc/kcore; ls -A /proc/acpi /sys/firmware | wc -l",
+        )
+      ).stdout;
+    const mountsBefore = await mounts();
+    const before = limits();
+    const initBefore = initStatus(runcState().pid);
+    assert.ok(files.includes('devices/devices.list'), 'a cgroup v1 devices hierarchy on this host');
+    for (let round = 1; round <= 2; round++) {
+      const n = await count(m);
+      assert.equal(((await post(s, `/v1/machines/${m.id}/hibernate`)) as MachineInfo).status, 'hibernated');
+      assert.equal(((await post(s, `/v1/machines/${m.id}/connect`)) as MachineInfo).status, 'running');
+      // Restored by CRIU itself: it wrote the init's pid into its work dir, and runc's state names it.
+      const direct = Number(
+        readFileSync(join(s.dataDir, 'machines', m.id, 'criu-restore', 'init.pid'), 'utf8'),
+      );
+      const state = runcState();
+      assert.equal(state.status, 'running', `round ${round}: runc state`);
+      assert.equal(state.pid, direct, `round ${round}: runc's state names the init CRIU restored`);
+      assert.deepEqual(limits(), before, `round ${round}: the cgroup limits and device rules`);
+      assert.equal(await mounts(), mountsBefore, `round ${round}: the mounts and masked paths`);
+      // And its processes are in those cgroups, in every hierarchy (/proc/PID/cgroup: id:controllers:path).
+      for (const line of readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').trim().split('\n'))
+        assert.equal(line.split(':').slice(2).join(':'), `/nullspace/${m.id}`, `round ${round}: ${line}`);
+      const init = initStatus(state.pid);
+      for (const name of ['Seccomp', 'NoNewPrivs', 'CapBnd', 'CapEff', 'Uid', 'Gid'])
+        assert.equal(field(init, name), field(initBefore, name), `round ${round}: the init's ${name}`);
+      assert.equal(field(init, 'Seccomp'), '2', 'its seccomp filter is back');
+      assert.ok(await pidAlive(m, pid), `round ${round}: the same counter process`);
+      await grows(m, n);
+    }
+    // A server killed and started again re-adopts it from runc's state, and a kill ends it whole.
+    await s.stop('SIGKILL');
+    await s.restart();
+    assert.equal((await info(s, m.id)).status, 'running');
+    const again = await Machine.connect(m.id, s.conn);
+    assert.ok(await pidAlive(again, pid), 'the same counter process after the restart');
+    assert.equal((await again.kill()).status, 'killed');
+    await eventually(
+      async () => (await inventory(runtimeDirsOf(s.dataDir), { machineId: m.id })).length === 0,
+      'nothing of it left',
+    );
   });
 
   it('a paused machine hibernates and resumes; a hibernated machine survives a server restart', async () => {
@@ -237,6 +328,17 @@ describeWithServer('lifecycle: snapshots and fork', (ctx) => {
     assert.equal(new Set(children.map((c) => c.id)).size, 3);
     assert.equal((await info(s, parent.id)).status, 'running');
     for (const c of children) {
+      // Restored by CRIU itself from the parent's runc state under the child's id: runc's state
+      // of the child names the init CRIU restored; the child has its own host name.
+      const state = JSON.parse(
+        execFileSync('runc', ['--root', join(s.dataDir, 'runc'), 'state', c.id]).toString(),
+      ) as { pid: number; status: string };
+      const direct = Number(
+        readFileSync(join(s.dataDir, 'machines', c.id, 'criu-restore', 'init.pid'), 'utf8'),
+      );
+      assert.equal(state.pid, direct);
+      assert.equal(state.status, 'running');
+      assert.equal((await c.commands.run('hostname')).stdout, `${c.id.replace('_', '-')}\n`);
       assert.ok(await pidAlive(c, pid));
       await grows(c, await count(c));
     }
@@ -401,8 +503,9 @@ if (process.getuid?.() === 0) {
   const real = execFileSync('sh', ['-c', 'command -v criu'], { encoding: 'utf8' }).trim();
   writeFileSync(
     join(slowRestoreDir, 'criu'),
+    // A restore: \`criu restore …\` (a resume, runtime/runc/criu-restore.ts) or runc's (its parent).
     `#!/bin/sh
-if tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' restore '; then sleep 5; fi
+if [ "$1" = restore ] || tr '\\0' ' ' < /proc/$PPID/cmdline | grep -q ' restore '; then sleep 5; fi
 exec '${real}' "$@"
 `,
   );

@@ -2,7 +2,8 @@ import { type StepTiming, stepPublisher } from './step-timing.js';
 
 /**
  * The steps of a hibernate and of a resume from hibernation (RuncDriver.hibernate / restore), in
- * order; `runc checkpoint` and `runc restore` include CRIU's own run (its log has its own times).
+ * order; `runc checkpoint`, `runc restore` and `criu restore` (a resume driven by CRIU directly,
+ * runc/criu-restore.ts: one of the two restores runs) include CRIU's own run (its log has its own times).
  */
 export const CHECKPOINT_STEPS = [
   'hibernate: freeze',
@@ -16,6 +17,7 @@ export const CHECKPOINT_STEPS = [
   'restore: stage volumes, criu.conf',
   'restore: image for the id range',
   'restore: runc restore',
+  'restore: criu restore',
   'restore: settle netns',
   'restore: wait for the agent',
   'restore: mount volumes',

@@ -19,6 +19,7 @@ import {
   type FileHandle,
   access,
   chown,
+  copyFile,
   mkdir,
   open,
   readFile,
@@ -62,6 +63,12 @@ import { buildMachineOciSpec } from './oci/spec.js';
 import { IDENTITY_FILE, writeIdentity } from './rootfs/identity.js';
 import { mountOverlaySteps } from './rootfs/overlay.js';
 import { type KdatCache, ensureCriuKdat } from './runc/criu-kdat.js';
+import {
+  criuRestore,
+  makeMachineCgroups,
+  planDirectRestore,
+  writeRestoredState,
+} from './runc/criu-restore.js';
 import { readDumpHookErrors, readDumpHookStamps, removeDumpHook, writeDumpHook } from './runc/dump-hook.js';
 import { Runc } from './runc/runc.js';
 import { DiskImage } from './storage/disk-image.js';
@@ -102,6 +109,12 @@ const IMAGE_DISK = 'disk.img';
 const CRIU_CONFIG = 'criu.conf';
 /** In a machine dir, for a moment: the host pid of its restored init (runc restore --pid-file). */
 const RESTORED_PID = 'restored.pid';
+/**
+ * In an image dir (a hibernate's, a snapshot's, a fork's), beside `memory/`: runc's state of the
+ * machine as it ran when the image was taken, from which a restore by CRIU directly writes runc's
+ * state of the restored machine (runc/criu-restore.ts).
+ */
+const KEPT_RUNC_STATE = 'runc-state.json';
 /** In a machine dir: the image a restore reads, made for the machine's id range (userns/idmap.ts). */
 const CRIU_IMAGE = 'criu-image';
 
@@ -145,7 +158,7 @@ function diskFullOr(err: unknown): unknown {
  *   - the host end of the veth, `nsv…`, its alias the machine id
  *   - its chains `<id>_*` in the host's nftables table `nullspace` (shared by every machine, made
  *     by `init`), and the entries of its link in that table's dispatch maps: its egress policy
- *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc, holding its processes
+ *   - cgroups `<cgroupParent>/<id>` in every hierarchy: created by runc (by makeMachineCgroups before a restore), holding its processes
  *   - `<machinesDir>/<id>/run/agent.sock`: the agent's socket, bind-mounted into the machine
  * `destroy` tears down whatever of it the inventory (inventory/) finds, processes first, and
  * checks that nothing is left; `list` is the inventory's machine ids.
@@ -643,7 +656,10 @@ export class RuncDriver implements MachineDriver {
       const deadline = Date.now() + 300_000;
       while (Date.now() < deadline) {
         const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-        if (!cmdline.includes(this.runc.root)) break;
+        // runc's, or a resume's own `criu restore` (its work dir is the machine's).
+        const ours =
+          cmdline.includes(this.runc.root) || cmdline.includes(join(this.dir(id), MACHINE_FILES.criuRestore));
+        if (!ours) break;
         await sleep(50);
       }
     }
@@ -682,6 +698,11 @@ export class RuncDriver implements MachineDriver {
     const config = join(this.dir(id), CRIU_CONFIG);
     const mounted = await volumes.readVolumeRecord(this.dir(id));
     await writeFile(config, [...volumes.dumpConfigLines(mounted), ...extraConfig].join('\n'));
+    // runc's state of the machine beside the image (a hibernate ends the container, and runc its
+    // state): what a restore by CRIU directly writes back for the restored machine.
+    await copyFile(join(this.o.runcRoot, id, 'state.json'), join(imageDir, KEPT_RUNC_STATE)).catch(
+      () => undefined,
+    );
     try {
       await this.runc.checkpoint(id, join(imageDir, IMAGE_MEMORY), workDir, {
         leaveRunning,
@@ -738,17 +759,46 @@ export class RuncDriver implements MachineDriver {
           : await checkpointStep(id, 'restore: image for the id range', () =>
               imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, range),
             );
+      // CRIU directly where runc's state of this very machine was kept at its hibernate and still
+      // matches its config.json (a resume); runc otherwise (a fork, a machine from a snapshot, a
+      // machine hibernated by an older build): planDirectRestore names the reason.
+      const kept = await readFile(join(imageDir, KEPT_RUNC_STATE), 'utf8').catch(() => undefined);
+      const choice = planDirectRestore(id, kept, await readFile(join(dir, 'config.json'), 'utf8'));
       try {
-        await checkpointStep(id, 'restore: runc restore', () =>
-          this.runc.restore(id, dir, image, workDir, {
-            timeoutMs: o.timeoutMs,
-            tcpEstablished: !closeTcp,
-            onSpawn: (pid) => this.recordOperation(id, pid),
-            ...(o.nice !== undefined ? { nice: o.nice } : {}),
-            ...(o.pidFile ? { pidFile: o.pidFile } : {}),
-            ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
-          }),
-        );
+        if ('plan' in choice) {
+          const { plan } = choice;
+          const pidFile = join(workDir, 'init.pid');
+          await checkpointStep(id, 'restore: criu restore', async () => {
+            await rm(pidFile, { force: true });
+            makeMachineCgroups(plan);
+            await criuRestore(plan, {
+              rootfs: plan.state.config.rootfs,
+              imageDir: image,
+              workDir,
+              pidFile,
+              criuConfig: config,
+              tcpEstablished: !closeTcp,
+              timeoutMs: o.timeoutMs,
+              onSpawn: (pid) => this.recordOperation(id, pid),
+              ...(o.nice !== undefined ? { nice: o.nice } : {}),
+            });
+            const pid = Number((await readFile(pidFile, 'utf8')).trim());
+            if (!(pid > 0)) throw new CodedError('internal', `machine ${id}: criu restore wrote no pid`);
+            writeRestoredState(join(this.o.runcRoot, id), plan.state, pid);
+            if (o.pidFile) await writeFile(o.pidFile, String(pid));
+          });
+        } else {
+          await checkpointStep(id, 'restore: runc restore', () =>
+            this.runc.restore(id, dir, image, workDir, {
+              timeoutMs: o.timeoutMs,
+              tcpEstablished: !closeTcp,
+              onSpawn: (pid) => this.recordOperation(id, pid),
+              ...(o.nice !== undefined ? { nice: o.nice } : {}),
+              ...(o.pidFile ? { pidFile: o.pidFile } : {}),
+              ...(range !== null ? { netns: netnsPath(netnsName(id)) } : {}),
+            }),
+          );
+        }
       } catch (err) {
         throw await this.criuError(id, 'restore', join(workDir, 'restore.log'), err);
       }

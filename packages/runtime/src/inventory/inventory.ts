@@ -467,18 +467,24 @@ async function nsInit(pids: readonly number[]): Promise<number | null> {
 /**
  * The runc checkpoint/restore recorded in the machine dir, if that process still runs: its command
  * line is runc's (maybe behind `nice`) on this runtime's root, checkpointing or restoring this very
- * machine (the pid of a finished one may since be another process's, even another runc's).
+ * machine, or a resume's `criu restore` with this machine's CRIU work dir (the pid of a finished one may since be another process's, even another runc's).
  */
 function operation(machineDir: string, id: string, dirs: RuntimeDirs): number | null {
   const pid = Number.parseInt(readText(join(machineDir, MACHINE_FILES.operationPid)), 10);
   if (!(pid > 0)) return null;
   const args = readText(`/proc/${pid}/cmdline`).split('\0');
   if (args[args.length - 1] === '') args.pop();
-  const ours =
+  const runcOperation =
     args.includes(dirs.runcRoot) &&
     (args.includes('checkpoint') || args.includes('restore')) &&
     args[args.length - 1] === id;
-  return ours ? pid : null;
+  // A resume's own `criu restore` (runc/criu-restore.ts): its work dir is the machine's.
+  const workDir = args.indexOf('--work-dir');
+  const criuRestore =
+    args.includes('restore') &&
+    workDir >= 0 &&
+    args[workDir + 1] === join(machineDir, MACHINE_FILES.criuRestore);
+  return runcOperation || criuRestore ? pid : null;
 }
 
 /**
