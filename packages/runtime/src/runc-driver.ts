@@ -759,9 +759,10 @@ export class RuncDriver implements MachineDriver {
           : await checkpointStep(id, 'restore: image for the id range', () =>
               imageForRange(join(imageDir, IMAGE_MEMORY), ownImage, range),
             );
-      // CRIU directly where runc's state of this very machine was kept at its hibernate and still
-      // matches its config.json (a resume); runc otherwise (a fork, a machine from a snapshot, a
-      // machine hibernated by an older build): planDirectRestore names the reason.
+      // CRIU directly where runc's state was kept beside the image and matches this machine's
+      // config.json (a resume; a fork or a machine from a snapshot under its own id, id range and
+      // host name); runc otherwise (an image of an older build, a machine without a user
+      // namespace): planDirectRestore names the reason.
       const kept = await readFile(join(imageDir, KEPT_RUNC_STATE), 'utf8').catch(() => undefined);
       const choice = planDirectRestore(id, kept, await readFile(join(dir, 'config.json'), 'utf8'));
       try {
