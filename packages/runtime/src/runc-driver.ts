@@ -270,7 +270,8 @@ export class RuncDriver implements MachineDriver {
     try {
       await mkdir(dir, { recursive: true });
       const steps = await this.networkSteps(id, network, { newAddress: false, userns: true });
-      await hostPlan([steps], { timeoutMs: 120_000 });
+      // At niceness 19: made while other creates run, it yields the CPUs to them.
+      await hostPlan([steps], { timeoutMs: 120_000, nice: 19 });
       const marker: PreparedNetworkFile = {
         link: network.link,
         egress: renderEgressProgram(network.link, network.egress),

@@ -482,8 +482,19 @@ export class MachineCreator {
     const now = Date.now();
     // A network made ahead, if there is one: the machine gets its id and address block, and the
     // driver's create finds its network made (runtime RuncDriver.prepareNetwork).
-    const prepared = this.parts.prepared?.take();
-    const id = prepared?.id ?? newId('machine');
+    let prepared = this.parts.prepared?.take();
+    let id = prepared?.id ?? newId('machine');
+    let netIndex = prepared?.netIndex;
+    if (netIndex === undefined) {
+      try {
+        netIndex = this.parts.networks.allocateIndex(id);
+      } catch (err) {
+        // The last free blocks are those of networks still being made: one of them, then.
+        prepared = this.parts.prepared?.take({ orBeingMade: true });
+        if (!prepared) throw err;
+        ({ id, netIndex } = prepared);
+      }
+    }
     const record: MachineRecord = {
       id,
       execution_id: newId('execution'),
@@ -507,7 +518,7 @@ export class MachineCreator {
       paused_at: null,
       transition_deadline: now + this.o.transitionTimeoutMs,
       network: spec.network ?? DEFAULT_NETWORK,
-      net_index: prepared?.netIndex ?? this.parts.networks.allocateIndex(id),
+      net_index: netIndex,
       template_id: origin.template_id,
       ...pool,
       tenant: spec.tenant,

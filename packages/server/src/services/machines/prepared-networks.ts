@@ -58,12 +58,14 @@ export class PreparedNetworks {
   }
 
   /**
-   * An entry for a new machine (a made one if there is one, else one still being made, which the
-   * driver's create waits for), or undefined when there is none; another is made in its place.
+   * A made entry for a new machine, or undefined when there is none; another is made in its place.
+   * `orBeingMade`: else one still being made (which the driver's create waits for), for a create
+   * that found no other address block: the entries' blocks are the last free ones.
    */
-  take(): PreparedNetwork | undefined {
-    const i = this.entries.findIndex((e) => e.ready);
-    const [entry] = this.entries.splice(i >= 0 ? i : 0, 1);
+  take(o: { orBeingMade?: boolean } = {}): PreparedNetwork | undefined {
+    const i = this.entries.findIndex((e) => e.ready || o.orBeingMade === true);
+    if (i < 0) return undefined;
+    const [entry] = this.entries.splice(i, 1);
     this.fill();
     return entry && { id: entry.id, netIndex: entry.netIndex };
   }
