@@ -6,6 +6,13 @@ import type { MachineNetworks } from './machine-networks.js';
 
 /** After a preparation failed (or the address pool was full), none is started for this long. */
 const RETRY_AFTER_MS = 5_000;
+/**
+ * How long after the last take the entries taken are made again. Made at once, the next entry's
+ * network was made while the create that took the last one made its disk and started, on the
+ * same CPUs: that create's host side was no shorter than with no entry at all (bench/README.md,
+ * "Machine start"). A burst of creates takes what there is and makes nothing more until it ends.
+ */
+const REFILL_DELAY_MS = 500;
 
 /** A network made ahead: the id and address block the machine that takes it gets. */
 export interface PreparedNetwork {
@@ -38,6 +45,7 @@ export class PreparedNetworks {
   private started = false;
   private closed = false;
   private retryAt = 0;
+  private refill: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly networks: MachineNetworks,
@@ -66,7 +74,7 @@ export class PreparedNetworks {
     const i = this.entries.findIndex((e) => e.ready || o.orBeingMade === true);
     if (i < 0) return undefined;
     const [entry] = this.entries.splice(i, 1);
-    this.fill();
+    this.refillLater();
     return entry && { id: entry.id, netIndex: entry.netIndex };
   }
 
@@ -86,6 +94,7 @@ export class PreparedNetworks {
   /** Stops making entries; removes those nobody took (waiting for any being made). */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.refill) clearTimeout(this.refill);
     const left = this.entries.splice(0);
     await Promise.all(
       left.map(async (e) => {
@@ -95,6 +104,15 @@ export class PreparedNetworks {
         else this.networks.releaseIndex(e.netIndex, e.id);
       }),
     );
+  }
+
+  private refillLater(): void {
+    if (this.refill) clearTimeout(this.refill);
+    this.refill = setTimeout(() => {
+      this.refill = undefined;
+      this.fill();
+    }, REFILL_DELAY_MS);
+    this.refill.unref();
   }
 
   private fill(): void {
