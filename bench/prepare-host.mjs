@@ -107,12 +107,12 @@ async function stepsFor(id) {
 }
 
 const nameOf = (step) => {
+  if (Array.isArray(step) && step[1] === 'mount' && /^\d+$/.test(step[2] ?? '')) return 'idmapped template layer';
   if (Array.isArray(step))
     return step[0] === 'nsenter'
       ? `nsenter ${step.at(-1).slice(0, 28)}…`
       : step.slice(0, 2).join(' ').replace(/\/.*/, '').trim();
   if ('shell' in step) return 'losetup + mount + losetup -d';
-  if (Array.isArray(step) && step[0].endsWith('idmap')) return `idmap mount ${step[1]}`;
   if ('write' in step) return `write ${step.to.split('/').slice(-2).join('/')}`;
   return `${step.argv.slice(0, 2).join(' ').replace(/\/.*/, '')} (egress)`;
 };
