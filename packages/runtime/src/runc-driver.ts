@@ -279,7 +279,8 @@ export class RuncDriver implements MachineDriver {
       await writeFile(join(dir, MACHINE_FILES.preparedNetwork), JSON.stringify(marker));
     } catch (err) {
       await ensureHostTable().catch(() => undefined);
-      await this.destroy(id).catch(() => undefined);
+      // Not this.destroy, which waits for this preparation to settle.
+      await tearDownMachine(this.dirs, id, { keepFiles: false }).catch(() => undefined);
       throw err;
     }
   }
@@ -846,7 +847,8 @@ export class RuncDriver implements MachineDriver {
    * inventory/teardown.ts), and fails naming whatever is still there afterwards.
    */
   async destroy(id: string): Promise<void> {
-    // Never two teardowns of one machine at once.
+    // Never two teardowns of one machine at once, nor one while its network is being made.
+    await this.preparing.get(id);
     await this.releaseSettled(id);
     this.releasedClean.delete(id);
     await tearDownMachine(this.dirs, id, { keepFiles: false });
