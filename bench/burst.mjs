@@ -140,9 +140,10 @@ async function startBuild(name, repo, templatesDir, pool, maxMachines) {
     config: { machineNetwork: pool, maxMachines },
     args: ['nsbench-burst'],
   });
-  S.cg = serverCgroup(`nsbench-burst-${process.pid}-${builds.length}`);
-  S.cg?.join(S.server.child.pid);
+  // Listed before anything else can fail: the cleanup stops the servers it lists.
   builds.push(S);
+  S.cg = serverCgroup(`nsbench-burst-${process.pid}-${builds.length - 1}`);
+  S.cg?.join(S.server.child.pid);
   return S;
 }
 
