@@ -76,7 +76,15 @@ function serverCgroup(name) {
     // The process and every descendant it already has: the server starts its host shell (which
     // forks every host tool) while it starts, before it is moved here.
     join: (pid) => {
-      for (const p of [pid, ...descendants(pid)]) writeFileSync(join(dir, 'cgroup.procs'), String(p));
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      for (const p of descendants(pid)) {
+        try {
+          writeFileSync(join(dir, 'cgroup.procs'), String(p));
+        } catch (err) {
+          // A host tool that ended meanwhile (a server making networks ahead as it starts).
+          if (err.code !== 'ESRCH') throw err;
+        }
+      }
     },
     usageMs: () =>
       CGROUP_V2
@@ -132,9 +140,10 @@ async function startBuild(name, repo, templatesDir, pool, maxMachines) {
     config: { machineNetwork: pool, maxMachines },
     args: ['nsbench-burst'],
   });
-  S.cg = serverCgroup(`nsbench-burst-${process.pid}-${builds.length}`);
-  S.cg?.join(S.server.child.pid);
+  // Listed before anything else can fail: the cleanup stops the servers it lists.
   builds.push(S);
+  S.cg = serverCgroup(`nsbench-burst-${process.pid}-${builds.length - 1}`);
+  S.cg?.join(S.server.child.pid);
   return S;
 }
 

@@ -6,7 +6,7 @@
  * Run as root from the repository root: `node bench/start.mjs [--iterations N]`. See bench/README.md.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +45,7 @@ const USAGE = `usage: node bench/start.mjs [options]   (as root, from the reposi
   --iterations N   iterations of each series (default 20)
   --warmup N       warm-up runs before each series, not counted (default 2)
   --agent-only 1   only the agent's start on the host (no machines; seconds)
+  --builds-only 1  with NSBENCH_BASELINE_REPO: (a) and (d) only, not (b) and (c)
 environment: NSBENCH_BASELINE_AGENT=PATH  another build's agent bundle, started beside this one's
   (e.g. /work/main/packages/agent/bundle/agent.mjs)
   NSBENCH_BASELINE_REPO=DIR  another checkout (built): its server runs beside this one's, in this
@@ -430,7 +431,7 @@ async function apiRequestDelete(path) {
  * baseline checkout's (both in this process, each with its own data directory; the SDK is this
  * checkout's, the wire is the same): the whole create path of two builds under the same load.
  */
-async function buildSeries(o, templatesDir) {
+async function buildSeries(o, templatesDir, ownMarks, machinesDir) {
   const repo = process.env.NSBENCH_BASELINE_REPO;
   const { startServer: startBaseline } = await import(join(repo, 'packages/server/dist/index.js'));
   S.baseline = await startBaseline({
@@ -445,13 +446,28 @@ async function buildSeries(o, templatesDir) {
   for (const [name] of servers) {
     r[`${name}: create (SDK)`] = [];
     r[`${name}: create → first command answers`] = [];
+    r[`${name}: host side (prepareHost)`] = [];
   }
+  // The host side of each create, from the drivers' own calls (see instrument).
+  const marks = new Map([
+    [S.server, ownMarks],
+    [S.baseline, instrument(S.baseline.driver)],
+  ]);
+  /** Machines whose network this checkout's server has made ahead (RuncDriver.prepareNetwork). */
+  const madeAhead = () =>
+    new Set(
+      readdirSync(machinesDir).filter((id) => existsSync(join(machinesDir, id, 'network-prepared.json'))),
+    );
+  let tookMadeAhead = 0;
   progress(`builds: cold create → first command, this checkout vs ${repo} ×${o.iterations} (+${o.warmup})`);
   for (let i = -o.warmup; i < o.iterations; i++) {
     checkInterrupted();
     for (const [name, server] of i % 2 === 0 ? servers : [...servers].reverse()) {
+      const hostBefore = marks.get(server).host ?? 0;
+      const ahead = server === S.server ? madeAhead() : new Set();
       const t0 = performance.now();
       const m = await Machine.create({ template: TEMPLATE, apiUrl: server.url, apiKey: server.apiKey });
+      const hostMs = (marks.get(server).host ?? 0) - hostBefore;
       if (server === S.baseline) S.baselineIds.add(m.id);
       else trackMachine(S, m.id);
       const t1 = performance.now();
@@ -462,12 +478,16 @@ async function buildSeries(o, templatesDir) {
       if (server === S.baseline) S.baselineIds.delete(m.id);
       else S.live.delete(m.id);
       if (i < 0) continue;
+      if (ahead.has(m.id)) tookMadeAhead++;
       r[`${name}: create (SDK)`].push(t1 - t0);
       r[`${name}: create → first command answers`].push(t2 - t0);
+      r[`${name}: host side (prepareHost)`].push(hostMs);
     }
   }
   await S.baseline.close();
   S.baseline = undefined;
+  progress(`builds: ${tookMadeAhead} of ${o.iterations} creates of this checkout took a network made ahead`);
+  r.tookMadeAhead = tookMadeAhead;
   return r;
 }
 
@@ -490,7 +510,8 @@ async function bench(o, templatesDir) {
   const dir = join(machinesDir, m.id);
   const config = { id: m.id, dir, text: await readFile(join(dir, 'config.json'), 'utf8') };
   await killMachineViaSdk(S, m);
-  if (process.env.NSBENCH_BASELINE_REPO) out.builds = await buildSeries(o, templatesDir);
+  if (process.env.NSBENCH_BASELINE_REPO) out.builds = await buildSeries(o, templatesDir, marks, machinesDir);
+  if (o.buildsOnly) return out;
   out.runtime = await runtimeSeries(o, config, realpathSync(join(templatesDir, TEMPLATE, 'rootfs')));
   out.restore = await restoreSeries(o, machinesDir, marks);
   return out;
@@ -511,11 +532,15 @@ function report({ agent, builds, runtime, restore }) {
     Object.keys(agent.cpu).map((k) => latencyRow(k, cpu[k])),
   );
   if (builds) {
-    console.log('\n(d) Cold create of base → true answers, two builds alternating (ms)');
-    const s = statsOf(builds);
+    const { tookMadeAhead, ...series } = builds;
+    console.log(
+      '\n(d) Cold create of base → true answers, two builds alternating (ms); ' +
+        `${tookMadeAhead} creates of this checkout took a network made ahead`,
+    );
+    const s = statsOf(series);
     printLatencyTable(
       'figure',
-      Object.keys(builds).map((k) => latencyRow(k, s[k])),
+      Object.keys(series).map((k) => latencyRow(k, s[k])),
     );
   }
   if (runtime) {
@@ -575,6 +600,7 @@ runBench({
     iterations: ['iterations', 20, 1],
     warmup: ['warmup', 2, 0],
     agentOnly: ['agent-only', 0, 0],
+    buildsOnly: ['builds-only', 0, 0],
   },
   preflight: templateHas('bin', 'true'),
   title: 'Nullspace machine start benchmark',

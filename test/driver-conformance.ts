@@ -67,6 +67,8 @@ const TESTS = {
     'pauses (the agent stops answering) and unpauses, both idempotent; destroys a paused machine; terminates a paused machine, then destroys it',
   usage: 'reports usage and changes CPU priority',
   egress: 'puts egress policies in force against a stand-in internet, and blocks egress',
+  preparedNetwork:
+    'creates machines on networks made ahead (waiting for one still being made; with the policy it was made with, and with another), and destroys an unused one without a trace',
   volumes: 'attaches, checks, detaches and remounts a volume',
   hibernate:
     'hibernates to an image (nothing left but files, even beside a copy of its mounts elsewhere) and restores with a process and its memory intact',
@@ -83,6 +85,7 @@ const COVERAGE = {
   name: 'lifecycle',
   init: 'lifecycle',
   create: 'lifecycle',
+  prepareNetwork: 'preparedNetwork',
   destroy: 'lifecycle',
   terminate: 'pause',
   inspect: 'lifecycle',
@@ -425,6 +428,36 @@ export function driverConformance(
         assert.equal(await reach(s.id, PUBLIC_B), '200', 'custom: allowed');
         await driver.blockEgress(s.id, network({ mode: 'custom', allow_cidrs: [`${PUBLIC_B}/32`] }));
         assert.equal(await reach(s.id, PUBLIC_B), 'blocked', 'blocked');
+      });
+
+      test('preparedNetwork', async () => {
+        const allowAll: DriverMachineSpec['network']['egress'] = {
+          mode: 'allow_all',
+          allow_cidrs: [],
+          deny_cidrs: [],
+          locked: false,
+        };
+        // Made ahead with the policy it is created with (deny_all), the create not waited for.
+        const same = spec();
+        await driver.prepareNetwork(same.id, same.network);
+        assert.ok((await driver.list()).includes(same.id), 'a prepared network is listed');
+        assert.notDeepEqual(await f.leftovers(same.id), [], 'and seen by the inventory');
+        await driver.create(same);
+        assert.equal(await reach(same.id, PUBLIC_A), 'blocked', 'deny_all as made');
+        const addr = await out(same.id, 'ip -o -4 addr show eth0');
+        assert.match(addr, new RegExp(`inet ${same.network.link.machineAddr.replace(/\./g, '\\.')}/`));
+        // Made with deny_all, created with allow_all while it is still being made.
+        const other = spec();
+        const preparing = driver.prepareNetwork(other.id, other.network);
+        await driver.create({ ...other, network: { ...other.network, egress: allowAll } });
+        await preparing;
+        assert.equal(await reach(other.id, PUBLIC_A), '200', "the create's policy, not the one made with");
+        // Made and never used: destroyed, nothing is left (checked after the test too).
+        const unused = spec();
+        await driver.prepareNetwork(unused.id, unused.network);
+        await driver.destroy(unused.id);
+        assert.deepEqual(await f.leftovers(unused.id), []);
+        assert.ok(!(await driver.list()).includes(unused.id));
       });
     });
 

@@ -192,12 +192,19 @@ export function runtimeDirsOf(dataDir: string): RuntimeDirs {
 /**
  * Everything of these machines (and of the data dir's machines and volumes) still on the host,
  * from the runtime's inventory, plus any other mount under the data dir and snapshot files left in
- * it.
+ * it. `onlyThese`: of the machines, only what `ids` own (and what nobody owns) — for a check while
+ * the server runs, whose networks made ahead (docs/network.md) are machines of the data dir too.
  */
-export async function leftovers(dataDir: string, ids: Iterable<string>): Promise<string[]> {
-  const found = await inventory(runtimeDirsOf(dataDir), { ids });
+export async function leftovers(
+  dataDir: string,
+  ids: Iterable<string>,
+  o: { onlyThese?: boolean } = {},
+): Promise<string[]> {
+  const wanted = new Set(ids);
+  const all = await inventory(runtimeDirsOf(dataDir), { ids: wanted });
+  const found = o.onlyThese ? all.filter((r) => r.owner === null || wanted.has(r.owner)) : all;
   const out = describeResources(found);
-  const listed = new Set(found.flatMap((r) => (r.kind === 'mount' ? [r.path] : [])));
+  const listed = new Set(all.flatMap((r) => (r.kind === 'mount' ? [r.path] : [])));
   for (const m of await mountsUnder(dataDir)) if (!listed.has(m)) out.push(`mount ${m}`);
   const snapshotsDir = join(dataDir, 'snapshots');
   if (existsSync(snapshotsDir))

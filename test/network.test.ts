@@ -493,5 +493,7 @@ describeWithServer(
       }
     });
   },
-  { NULLSPACE_MACHINE_NETWORK: LEFTOVER_POOL },
+  // The create itself sets its link up here (none made ahead, which would have taken block 0
+  // before the leftover's entries are put there; a network made ahead runs the same set-up).
+  { NULLSPACE_MACHINE_NETWORK: LEFTOVER_POOL, NULLSPACE_NETWORK_POOL: '0' },
 );

@@ -145,6 +145,7 @@ describeWithServer('server killed mid-create', (ctx) => {
         left = await leftovers(
           s.dataDir,
           items.map((m) => m.id),
+          { onlyThese: true },
         );
         return left.length === 0;
       }, 'the teardowns of the killed machines').catch(() => undefined);

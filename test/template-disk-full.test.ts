@@ -72,7 +72,7 @@ describeWithServer(
         assert.equal(killed.length, 2);
         let still: string[] = [];
         await eventually(async () => {
-          still = await leftovers(s.dataDir, killed);
+          still = await leftovers(s.dataDir, killed, { onlyThese: true });
           return still.filter((l) => !l.includes('template-builds')).length === 0;
         }, 'the build machines to be torn down').catch(() => undefined);
         assert.deepEqual(

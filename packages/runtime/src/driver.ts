@@ -84,6 +84,15 @@ export interface MachineDriver {
   /** Starts a machine and resolves once its agent answers. On failure nothing is left behind. */
   create(spec: DriverMachineSpec): Promise<void>;
   /**
+   * Makes machine `id`'s network (its namespace, link and rules for `network`) ahead of its
+   * create, off the create's path: a later `create` or `createFromSnapshot` of the same id and
+   * link uses it (waiting for it if it is still being made, and putting the spec's egress policy
+   * in force if it differs), instead of making its own. What it made is the machine's like
+   * anything else: `list` and the inventory show it, `destroy(id)` removes it. On failure nothing
+   * is left behind.
+   */
+  prepareNetwork(id: string, network: DriverNetwork): Promise<void>;
+  /**
    * Ends every process of the machine now, whatever they do (ignore signals, fork without end,
    * are frozen by a pause or held by a checkpoint in progress, which fails), and resolves once that
    * is irrevocable: none of them runs its code again. Frees nothing else; the processes may take a

@@ -179,8 +179,9 @@ function renderStep(step: PlanStep): { cmd: string; name: string } {
   return { cmd: command(step), name: step.join(' ') };
 }
 
-/** The `sh` script that runs `lanes` (see hostPlan). */
-export function planScript(lanes: readonly (readonly PlanStep[])[]): string {
+/** The `sh` script that runs `lanes` (see hostPlan); a lane without steps is left out. */
+export function planScript(allLanes: readonly (readonly PlanStep[])[]): string {
+  const lanes = allLanes.filter((lane) => lane.length > 0);
   const lines: string[] = ['fail=0'];
   lanes.forEach((lane, i) => {
     const body = lane

@@ -19,4 +19,9 @@ export const MACHINE_FILES = {
   lower: 'lower',
   /** The sysfs the host mounts from inside its network namespace, bound at /sys (oci/spec.ts). */
   sysfs: 'sys',
+  /**
+   * Written once its network was made ahead of its create (RuncDriver.prepareNetwork): the link
+   * and egress program it was made with; the create that uses it removes it.
+   */
+  preparedNetwork: 'network-prepared.json',
 } as const;

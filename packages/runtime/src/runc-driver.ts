@@ -48,6 +48,7 @@ import { type PlanStep, host, hostPlan } from './exec.js';
 import { type RuntimeDirs, machineIds, machineInitRuns } from './inventory/inventory.js';
 import { tearDownMachine, terminateMachine } from './inventory/teardown.js';
 import { MACHINE_FILES } from './machine-dir.js';
+import { renderEgressProgram } from './net/egress-rules.js';
 import {
   applyEgress,
   cutLink,
@@ -180,6 +181,11 @@ export class RuncDriver implements MachineDriver {
   private readonly releasedClean = new Set<string>();
   /** What init found or made of CRIU's kernel feature cache (runc/criu-kdat.ts). */
   kdatCache: KdatCache | undefined;
+  /**
+   * Networks being made ahead of their machine's create (prepareNetwork), each settled once it is
+   * made or, failed, torn down again: a create of the id waits for it before it touches anything.
+   */
+  private readonly preparing = new Map<string, Promise<void>>();
 
   constructor(private readonly o: RuncDriverOptions) {
     this.runc = new Runc(o.runcRoot);
@@ -249,6 +255,63 @@ export class RuncDriver implements MachineDriver {
         await this.runc.run(spec.id, this.dir(spec.id), niceOf(spec));
       },
     );
+  }
+
+  /**
+   * The network lane of a create (namespace, veth, addresses, egress rules, the namespace's own
+   * settings and sysfs), made now for a create to come: a create's host side then is its disk
+   * lane alone, which with both lanes side by side on a loaded host had to share the CPUs with this
+   * one (bench/prepare-host.mjs; bench/README.md, "Machine start"). Made with the user namespace's
+   * settings (ip_unprivileged_port_start, the sysfs mount), which every new machine has.
+   */
+  async prepareNetwork(id: string, network: DriverNetwork): Promise<void> {
+    const made = this.prepareNetworkNow(id, network);
+    const settled = made.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.preparing.set(id, settled);
+    try {
+      await made;
+    } finally {
+      if (this.preparing.get(id) === settled) this.preparing.delete(id);
+    }
+  }
+
+  private async prepareNetworkNow(id: string, network: DriverNetwork): Promise<void> {
+    const dir = this.dir(id);
+    try {
+      await mkdir(dir, { recursive: true });
+      const steps = await this.networkSteps(id, network, { newAddress: false, userns: true });
+      // At niceness 19: made while other creates run, it yields the CPUs to them.
+      await hostPlan([steps], { timeoutMs: 120_000, nice: 19 });
+      const marker: PreparedNetworkFile = {
+        link: network.link,
+        egress: renderEgressProgram(network.link, network.egress),
+      };
+      await writeFile(join(dir, MACHINE_FILES.preparedNetwork), JSON.stringify(marker));
+    } catch (err) {
+      await ensureHostTable().catch(() => undefined);
+      // Not this.destroy, which waits for this preparation to settle.
+      await tearDownMachine(this.dirs, id, { keepFiles: false }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The network made for machine `spec.id` by prepareNetwork, if it is there and for this link:
+   * its record is removed (it is used once). One made for another link (never, unless a caller
+   * reuses an id) is taken down, and the create makes its own.
+   */
+  private async takePreparedNetwork(spec: DriverMachineSpec): Promise<PreparedNetworkFile | undefined> {
+    const file = join(this.dir(spec.id), MACHINE_FILES.preparedNetwork);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    await rm(file, { force: true });
+    const marker = JSON.parse(text) as PreparedNetworkFile;
+    if (sameLink(marker.link, spec.network.link) && existsSync(netnsPath(netnsName(spec.id)))) return marker;
+    await this.release(spec.id);
+    return undefined;
   }
 
   /**
@@ -835,7 +898,8 @@ export class RuncDriver implements MachineDriver {
    * inventory/teardown.ts), and fails naming whatever is still there afterwards.
    */
   async destroy(id: string): Promise<void> {
-    // Never two teardowns of one machine at once.
+    // Never two teardowns of one machine at once, nor one while its network is being made.
+    await this.preparing.get(id);
     await this.releaseSettled(id);
     this.releasedClean.delete(id);
     await tearDownMachine(this.dirs, id, { keepFiles: false });
@@ -862,6 +926,8 @@ export class RuncDriver implements MachineDriver {
     o: { restore: boolean },
     start: () => Promise<void>,
   ): Promise<void> {
+    // A network still being made for it goes first: made, it is used; failed, it is gone.
+    await this.preparing.get(spec.id);
     try {
       const { diskSteps, range } = await plan();
       await this.prepareHost(spec, [diskSteps], { newAddress: o.restore, range });
@@ -913,16 +979,17 @@ export class RuncDriver implements MachineDriver {
     // The agent, root of the machine's user namespace, makes its socket and log there.
     if (o.range !== null) await chown(join(dir, 'run'), o.range.base, o.range.base);
     const disk = new DiskImage(dir);
-    const netns = netnsName(spec.id);
-    const [files] = await Promise.all([
-      writeLinkFiles(dir, netns, spec.network.link, spec.network.egress),
-      writeFile(join(dir, MACHINE_FILES.link), spec.network.link.hostIf),
-    ]);
+    const prepared = await this.takePreparedNetwork(spec);
+    const netLane = prepared
+      ? await this.preparedNetworkSteps(spec, prepared, o)
+      : await this.networkSteps(spec.id, spec.network, {
+          newAddress: o.newAddress === true,
+          userns: o.range !== null,
+        });
     const lower =
       o.range === null
         ? { steps: [], lowerdir: spec.templateRootfs }
         : lowerLayerSteps(dir, spec.templateRootfs, o.range);
-    const sysfs = join(dir, MACHINE_FILES.sysfs);
     await hostPlan(
       [
         [
@@ -943,25 +1010,7 @@ export class RuncDriver implements MachineDriver {
           // machine alive (bench/README.md, "A lone create with many machines alive").
           ...(o.range === null ? [] : lower.lowerdir.split(':').map((layer) => ['umount', layer])),
         ],
-        [
-          ...linkSetUpSteps(netns, spec.network.link, files, { nonlocalBind: o.newAddress === true }),
-          ...(o.range === null
-            ? []
-            : [
-                ['mkdir', '-p', sysfs],
-                // The machine's root is not root of the network namespace (the host made it, so
-                // CRIU can leave it out of the image): without this, binding a port below 1024
-                // would need CAP_NET_BIND_SERVICE there. Its sysfs is mounted from inside it, so
-                // /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
-                [
-                  'nsenter',
-                  `--net=${netnsPath(netns)}`,
-                  'sh',
-                  '-c',
-                  `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
-                ],
-              ]),
-        ],
+        netLane,
       ],
       { timeoutMs: 120_000, ...niceOf(spec) },
     ).catch(async (err: unknown) => {
@@ -970,6 +1019,75 @@ export class RuncDriver implements MachineDriver {
       await ensureHostTable().catch(() => undefined);
       throw err;
     });
+  }
+
+  /**
+   * The network lane of a machine's host side: its link files written, then the steps that make
+   * its namespace, link and rules (net/link.ts) and, for a machine with a user namespace
+   * (`userns`), the namespace's unprivileged port start and its sysfs.
+   */
+  private async networkSteps(
+    id: string,
+    network: DriverNetwork,
+    o: { newAddress: boolean; userns: boolean },
+  ): Promise<PlanStep[]> {
+    const dir = this.dir(id);
+    const netns = netnsName(id);
+    const [files] = await Promise.all([
+      writeLinkFiles(dir, netns, network.link, network.egress),
+      writeFile(join(dir, MACHINE_FILES.link), network.link.hostIf),
+    ]);
+    const sysfs = join(dir, MACHINE_FILES.sysfs);
+    return [
+      ...linkSetUpSteps(netns, network.link, files, { nonlocalBind: o.newAddress }),
+      ...(o.userns
+        ? [
+            ['mkdir', '-p', sysfs],
+            // The machine's root is not root of the network namespace (the host made it, so
+            // CRIU can leave it out of the image): without this, binding a port below 1024
+            // would need CAP_NET_BIND_SERVICE there. Its sysfs is mounted from inside it, so
+            // /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
+            [
+              'nsenter',
+              `--net=${netnsPath(netns)}`,
+              'sh',
+              '-c',
+              `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
+            ],
+          ]
+        : []),
+    ];
+  }
+
+  /**
+   * What is left of the network lane when the network was made ahead (prepareNetwork): the
+   * spec's egress policy when it is not the one loaded then (the same transaction a policy change
+   * runs), `ip_nonlocal_bind` for a restore into a new address, and for a machine without a user
+   * namespace (an image from before them) its sysfs out of the host's mount table. Mostly nothing.
+   */
+  private async preparedNetworkSteps(
+    spec: DriverMachineSpec,
+    prepared: PreparedNetworkFile,
+    o: { newAddress?: boolean; range: IdRange | null },
+  ): Promise<PlanStep[]> {
+    const dir = this.dir(spec.id);
+    const files = await writeLinkFiles(dir, netnsName(spec.id), spec.network.link, spec.network.egress);
+    const policyChanged = renderEgressProgram(spec.network.link, spec.network.egress) !== prepared.egress;
+    return [
+      ...(policyChanged ? [['nft', '-f', files.egress]] : []),
+      ...(o.newAddress
+        ? [
+            [
+              'nsenter',
+              `--net=${netnsPath(netnsName(spec.id))}`,
+              'sh',
+              '-c',
+              'printf 1 > /proc/sys/net/ipv4/ip_nonlocal_bind',
+            ],
+          ]
+        : []),
+      ...(o.range === null ? [['umount', join(dir, MACHINE_FILES.sysfs)]] : []),
+    ];
   }
 
   private ociSpec(spec: DriverMachineSpec, range: IdRange | null): object {
@@ -1165,6 +1283,24 @@ export class RuncDriver implements MachineDriver {
       public_reason: `agent did not start: ${lastLines}`,
     });
   }
+}
+
+/** What MACHINE_FILES.preparedNetwork holds: the link and egress program a network was made with. */
+interface PreparedNetworkFile {
+  link: DriverNetwork['link'];
+  egress: string;
+}
+
+function sameLink(a: DriverNetwork['link'], b: DriverNetwork['link']): boolean {
+  return (
+    a.owner === b.owner &&
+    a.hostIf === b.hostIf &&
+    a.hostAddr === b.hostAddr &&
+    a.machineAddr === b.machineAddr &&
+    a.previewAddr === b.previewAddr &&
+    a.prefix === b.prefix &&
+    a.dnsPort === b.dnsPort
+  );
 }
 
 /**

@@ -52,6 +52,7 @@ describe('configFromEnv', () => {
       packageCacheDir: join(DEFAULT_DATA_DIR, 'templates', '.packages'),
       packagesOffline: false,
       maxMachines: 100,
+      networkPoolSize: 2,
       tenantQuotas: {},
       logLevel: 'info',
       snapshotsDir: join(DEFAULT_DATA_DIR, 'snapshots'),
@@ -115,6 +116,7 @@ describe('configFromEnv', () => {
   const INTEGERS = [
     ['NULLSPACE_PORT', 'port', 0, 65535],
     ['NULLSPACE_MAX_MACHINES', 'maxMachines', 1, 100_000],
+    ['NULLSPACE_NETWORK_POOL', 'networkPoolSize', 0, 64],
     ['NULLSPACE_TRANSITION_TIMEOUT_MS', 'transitionTimeoutMs', 1, 3_600_000],
     ['NULLSPACE_PAUSE_SPILL_AFTER', 'pauseSpillAfterS', 1, 365 * 24 * 3600],
     ['NULLSPACE_EVENTS_RETENTION', 'eventsRetentionS', 1, 365 * 24 * 3600],

@@ -24,6 +24,11 @@ export interface ServerConfig {
   /** Most machines alive (not killed) at once; more → 429 resource_exhausted. */
   maxMachines: number;
   /**
+   * Machines' networks kept made ahead of creates (`NULLSPACE_NETWORK_POOL`, 0–64, default 2; 0:
+   * off): a create takes one, and its host side is then the disk alone (docs/network.md).
+   */
+  networkPoolSize: number;
+  /**
    * Tenants' quotas (`NULLSPACE_TENANT_QUOTAS`, JSON: tenant or `*` → limits); empty: none
    * (docs/tenants.md). Over one → 429 quota_exceeded.
    */
@@ -113,6 +118,7 @@ export function configFromEnv(overrides: Partial<ServerConfig> = {}): ServerConf
     packageCacheDir: process.env.NULLSPACE_PACKAGE_CACHE || join(templatesDir, '.packages'),
     packagesOffline: process.env.NULLSPACE_PACKAGES_OFFLINE === '1',
     maxMachines: intFromEnv('NULLSPACE_MAX_MACHINES', 100, 1, 100_000),
+    networkPoolSize: intFromEnv('NULLSPACE_NETWORK_POOL', 2, 0, 64),
     tenantQuotas: parseTenantQuotas(process.env.NULLSPACE_TENANT_QUOTAS),
     logLevel: level as ServerConfig['logLevel'],
     snapshotsDir: process.env.NULLSPACE_SNAPSHOTS_DIR || join(dataDir, 'snapshots'),

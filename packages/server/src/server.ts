@@ -129,6 +129,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     driver,
     templates: catalog,
     maxMachines: config.maxMachines,
+    networkPoolSize: config.networkPoolSize,
     pauseSpillAfterMs: config.pauseSpillAfterS * 1000,
     snapshotsDir: config.snapshotsDir,
     transitionTimeoutMs: config.transitionTimeoutMs,

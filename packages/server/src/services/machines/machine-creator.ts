@@ -26,6 +26,7 @@ import { driverSpec } from './machine-info.js';
 import type { MachineNetworks } from './machine-networks.js';
 import type { MachineRecords } from './machine-records.js';
 import type { MachineTransitions } from './machine-transitions.js';
+import type { PreparedNetworks } from './prepared-networks.js';
 import type { SnapshotImages } from './snapshot-images.js';
 import type { Teardowns } from './teardowns.js';
 
@@ -105,6 +106,8 @@ export class MachineCreator {
       deadlines: Deadlines;
       transitions: MachineTransitions;
       teardowns: Teardowns;
+      /** Networks made ahead: a new machine takes one (its id and address block) when there is one. */
+      prepared?: PreparedNetworks;
     },
     private readonly o: MachineCreatorOptions,
   ) {
@@ -477,7 +480,21 @@ export class MachineCreator {
       parentId: origin.parent_id,
     });
     const now = Date.now();
-    const id = newId('machine');
+    // A network made ahead, if there is one: the machine gets its id and address block, and the
+    // driver's create finds its network made (runtime RuncDriver.prepareNetwork).
+    let prepared = this.parts.prepared?.take();
+    let id = prepared?.id ?? newId('machine');
+    let netIndex = prepared?.netIndex;
+    if (netIndex === undefined) {
+      try {
+        netIndex = this.parts.networks.allocateIndex(id);
+      } catch (err) {
+        // The last free blocks are those of networks still being made: one of them, then.
+        prepared = this.parts.prepared?.take({ orBeingMade: true });
+        if (!prepared) throw err;
+        ({ id, netIndex } = prepared);
+      }
+    }
     const record: MachineRecord = {
       id,
       execution_id: newId('execution'),
@@ -501,12 +518,17 @@ export class MachineCreator {
       paused_at: null,
       transition_deadline: now + this.o.transitionTimeoutMs,
       network: spec.network ?? DEFAULT_NETWORK,
-      net_index: this.parts.networks.allocateIndex(id),
+      net_index: netIndex,
       template_id: origin.template_id,
       ...pool,
       tenant: spec.tenant,
     };
-    this.records.store.insert(record);
+    try {
+      this.records.store.insert(record);
+    } catch (err) {
+      if (prepared) void this.parts.prepared?.discard(prepared);
+      throw err;
+    }
     if (volumes) this.o.volumes?.record(record.id, volumes);
     this.records.event(record, 'created', {
       template: origin.template,

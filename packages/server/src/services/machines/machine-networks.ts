@@ -57,9 +57,14 @@ export class MachineNetworks {
   networkOf(m: MachineRecord): DriverNetwork {
     const netIndex =
       m.net_index ?? this.records.update(m.id, { net_index: this.allocateIndex(m.id) }).net_index;
-    const network = driverNetwork(this.o.addressPool, { ...m, net_index: netIndex ?? 0 });
-    if (this.o.dnsPort !== undefined) network.link.dnsPort = this.o.dnsPort;
-    return network;
+    return this.networkFor(m.id, netIndex ?? 0, m.network);
+  }
+
+  /** The link of machine `id` on block `netIndex` (with this server's DNS port) and `network`'s policy. */
+  networkFor(id: string, netIndex: number, network: NetworkSpec): DriverNetwork {
+    const out = driverNetwork(this.o.addressPool, { id, net_index: netIndex, network });
+    if (this.o.dnsPort !== undefined) out.link.dnsPort = this.o.dnsPort;
+    return out;
   }
 
   /**
@@ -107,8 +112,12 @@ export class MachineNetworks {
 
   /** Gives up the host-wide claim on a killed machine's block. */
   release(m: MachineRecord): void {
-    if (m.net_index !== null)
-      releaseBlock(this.o.addressPool, m.net_index, join(this.o.machinesDir, m.id), this.o.claimsDir);
+    if (m.net_index !== null) this.releaseIndex(m.net_index, m.id);
+  }
+
+  /** Gives up machine `id`'s host-wide claim on block `netIndex` (also one of a network never used). */
+  releaseIndex(netIndex: number, id: string): void {
+    releaseBlock(this.o.addressPool, netIndex, join(this.o.machinesDir, id), this.o.claimsDir);
   }
 
   private claim(index: number, id: string): boolean {

@@ -33,6 +33,7 @@ import { machineInfo } from './machine-info.js';
 import { MachineNetworks } from './machine-networks.js';
 import type { MachineRecords } from './machine-records.js';
 import { MachineTransitions } from './machine-transitions.js';
+import { PreparedNetworks } from './prepared-networks.js';
 import { Readoption } from './readoption.js';
 import { SnapshotImages } from './snapshot-images.js';
 import { SnapshotsAndForks } from './snapshots-and-forks.js';
@@ -59,6 +60,8 @@ export interface MachineServiceOptions {
   machinesDir: string;
   /** Port of the host's DNS forwarder (on its 127.0.0.1); none: machines get no name service. */
   dnsPort?: number;
+  /** How many machines' networks are kept made ahead for creates (PreparedNetworks); 0 or none: off. */
+  networkPoolSize?: number;
   /** Told how long each create that started a machine took (server metrics). */
   onCreated?: (ms: number) => void;
   /** Volume attachments of machines (docs/volumes.md); none: creates naming volumes fail. */
@@ -88,6 +91,7 @@ export class MachineService {
   private readonly access: MachineAccess;
   private readonly readoption: Readoption;
   private readonly teardowns: Teardowns;
+  private readonly prepared: PreparedNetworks;
   private readonly log: Logger;
 
   constructor(private readonly o: MachineServiceOptions) {
@@ -131,16 +135,21 @@ export class MachineService {
       log,
     });
     const withTransitions = { ...base, transitions: this.transitions };
-    this.creator = new MachineCreator(records, withTransitions, {
-      driver,
-      templates,
-      volumes,
-      maxMachines: o.maxMachines,
-      transitionTimeoutMs,
-      onCreated: o.onCreated,
-      quotas: o.quotas ?? new TenantQuotas(),
-      log,
-    });
+    this.prepared = new PreparedNetworks(this.networks, { size: o.networkPoolSize ?? 0, driver, log });
+    this.creator = new MachineCreator(
+      records,
+      { ...withTransitions, prepared: this.prepared },
+      {
+        driver,
+        templates,
+        volumes,
+        maxMachines: o.maxMachines,
+        transitionTimeoutMs,
+        onCreated: o.onCreated,
+        quotas: o.quotas ?? new TenantQuotas(),
+        log,
+      },
+    );
     this.snapshots = new SnapshotsAndForks(
       records,
       { ...withTransitions, creator: this.creator },
@@ -320,9 +329,13 @@ export class MachineService {
 
   // ---- restart and shutdown -------------------------------------------------------------------
 
-  /** See {@link Readoption}. */
-  readopt(): Promise<void> {
-    return this.readoption.readopt();
+  /**
+   * See {@link Readoption}; then networks start being made ahead ({@link PreparedNetworks}), not
+   * before: re-adoption removes what it finds of machines the store does not know.
+   */
+  async readopt(): Promise<void> {
+    await this.readoption.readopt();
+    this.prepared.start();
   }
 
   /**
@@ -334,6 +347,8 @@ export class MachineService {
   async close(waitMs = 10_000, teardownWaitMs = 60_000): Promise<void> {
     this.deadlines.close();
     await this.records.drain(waitMs);
+    // The networks made ahead that no create took: nothing of them outlives the server.
+    await this.prepared.close();
     await this.teardowns.close(teardownWaitMs);
     // The releases of machines hibernated just before (a stopped server leaves them released),
     // bounded as the teardowns are: one cut here is done by the next server's resume or kill.
