@@ -107,7 +107,8 @@ async function stepsFor(id) {
 }
 
 const nameOf = (step) => {
-  if (Array.isArray(step) && step[1] === 'mount' && /^\d+$/.test(step[2] ?? '')) return 'idmapped template layer';
+  if (Array.isArray(step) && step[1] === 'mount' && /^\d+$/.test(step[2] ?? ''))
+    return 'idmapped template layer';
   if (Array.isArray(step))
     return step[0] === 'nsenter'
       ? `nsenter ${step.at(-1).slice(0, 28)}…`

@@ -2,7 +2,7 @@
  * Networks made ahead of creates (NULLSPACE_NETWORK_POOL; server PreparedNetworks, runtime
  * RuncDriver.prepareNetwork): a create takes one, its machine gets its id and address block, each
  * is taken once and another is made in its place; a fork child takes one too (a restore into a new
- * address); nothing of them is left after a stop; after a crash the next server removes them; 0
+ * address); nothing of them is left after a stop, also one whose stdout is gone; after a crash the next server removes them; 0
  * turns them off.
  */
 import assert from 'node:assert/strict';
@@ -79,6 +79,19 @@ describeWithServer(
       await s.stop('SIGTERM');
       assert.deepEqual(await leftovers(s.dataDir, first), [], 'a stop removes them');
       for (const id of first) assert.ok(!existsSync(join(machinesDir(), id)));
+
+      // Whoever started it went away (its stdout pipe closed): a SIGTERM still closes it cleanly.
+      // Its next line of log met EPIPE and ended it before its close, leaving them as a crash does.
+      await s.restart();
+      const orphaned = await pooled(2);
+      s.process.stdout?.destroy();
+      await s.stop('SIGTERM');
+      assert.equal(
+        s.process.exitCode,
+        0,
+        `the server ended by ${s.process.signalCode ?? s.process.exitCode}`,
+      );
+      assert.deepEqual(await leftovers(s.dataDir, orphaned), [], 'a stop without its stdout removes them');
 
       await s.restart();
       const crashed = await pooled(2);

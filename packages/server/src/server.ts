@@ -328,6 +328,10 @@ export async function runServe(): Promise<void> {
       `  export NULLSPACE_API_URL=${running.url}\n` +
       `  export NULLSPACE_API_KEY=${running.apiKey}\n\n`,
   );
+  // A closed stdout (the terminal or the pipe of whoever started the server went away) must not
+  // end the server on its next line of log: an EPIPE there killed it before its close on SIGTERM,
+  // and what it had made ahead (networks) stayed behind as after a crash.
+  process.stdout.on('error', () => undefined);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stdout.write(`received ${signal}, stopping (machines keep running)\n`);
