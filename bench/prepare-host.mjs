@@ -20,6 +20,7 @@ import {
   inventory,
   linkFor,
   linkSetUpSteps,
+  machineSysfsSteps,
   parsePool,
   planScript,
   releaseBlock,
@@ -27,7 +28,6 @@ import {
   writeLinkFiles,
 } from '@nullspace/runtime';
 import { ensureHostTable } from '../packages/runtime/dist/net/link.js';
-import { netnsPath } from '../packages/runtime/dist/netns/netns.js';
 import { mountOverlaySteps } from '../packages/runtime/dist/rootfs/overlay.js';
 import { DiskImage } from '../packages/runtime/dist/storage/disk-image.js';
 import { claimIdRange, releaseIdRange } from '../packages/runtime/dist/userns/id-ranges.js';
@@ -92,17 +92,7 @@ async function stepsFor(id) {
     }),
     ...lower.lowerdir.split(':').map((layer) => ['umount', layer]),
   ];
-  const netLane = [
-    ...linkSetUpSteps(netns, link, files, {}),
-    ['mkdir', '-p', sysfs],
-    [
-      'nsenter',
-      `--net=${netnsPath(netns)}`,
-      'sh',
-      '-c',
-      `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
-    ],
-  ];
+  const netLane = [...linkSetUpSteps(netns, link, files, {}), ...machineSysfsSteps(netns, sysfs)];
   return { dir, range, index, diskLane, netLane };
 }
 

@@ -152,6 +152,25 @@ function diskFullOr(err: unknown): unknown {
 }
 
 /**
+ * The steps in a machine's network namespace a machine with a user namespace needs: its root is
+ * not root of that namespace (the host made it, so CRIU can leave it out of the image), so without
+ * the first, binding a port below 1024 would need CAP_NET_BIND_SERVICE there; its sysfs is mounted
+ * from inside it at `sysfs`, so /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
+ */
+export function machineSysfsSteps(netns: string, sysfs: string): PlanStep[] {
+  return [
+    ['mkdir', '-p', sysfs],
+    [
+      'nsenter',
+      `--net=${netnsPath(netns)}`,
+      'sh',
+      '-c',
+      `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
+    ],
+  ];
+}
+
+/**
  * Machines as OCI containers run by runc. Per machine, each with one owner here:
  *   - `<machinesDir>/<id>/disk.img` + `disk/`: the writable disk (DiskImage)
  *   - `<machinesDir>/<id>/rootfs`: overlay of the template and the disk's upper dir
@@ -1040,22 +1059,7 @@ export class RuncDriver implements MachineDriver {
     const sysfs = join(dir, MACHINE_FILES.sysfs);
     return [
       ...linkSetUpSteps(netns, network.link, files, { nonlocalBind: o.newAddress }),
-      ...(o.userns
-        ? [
-            ['mkdir', '-p', sysfs],
-            // The machine's root is not root of the network namespace (the host made it, so
-            // CRIU can leave it out of the image): without this, binding a port below 1024
-            // would need CAP_NET_BIND_SERVICE there. Its sysfs is mounted from inside it, so
-            // /sys/class/net shows the machine's own interfaces (see oci/spec.ts).
-            [
-              'nsenter',
-              `--net=${netnsPath(netns)}`,
-              'sh',
-              '-c',
-              `printf 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs '${sysfs}'`,
-            ],
-          ]
-        : []),
+      ...(o.userns ? machineSysfsSteps(netns, sysfs) : []),
     ];
   }
 
