@@ -84,7 +84,6 @@ async function serverStats() {
     heapUsed: value('nodejs_heap_size_used_bytes'),
     heapTotal: value('nodejs_heap_size_total_bytes'),
     external: value('nodejs_external_memory_bytes'),
-    allocator: /^nullspace_native_allocator\{allocator="(\w+)"\} 1$/m.exec(text)?.[1],
   };
 }
 
@@ -335,10 +334,7 @@ function report({ B, R, soakS, before, afterAll }) {
     const warm = R.samples.find((x) => x.s >= 60) ?? R.samples[0];
     const last = R.samples.at(-1);
     if (warm && last) {
-      const allocator = R.samples.find((x) => x.allocator)?.allocator ?? 'unknown';
-      console.log(
-        `\nMemory over the soak (MiB; samples every 10 s; the server's native allocator: ${allocator})`,
-      );
+      console.log('\nMemory over the soak (MiB; samples every 10 s)');
       printTable(
         ['figure', 'first', 'warm', 'last', 'drift warm→last'],
         [

@@ -19,8 +19,6 @@ APT_PACKAGES=(
   runc tini xfsprogs debootstrap iproute2 nftables util-linux ca-certificates
   # ssh-keygen signs SSH access certificates; ssh is what the SSH tests connect with
   openssh-client
-  # the server's allocator (scripts/serve.sh preloads it: its memory stays flat under load)
-  libjemalloc2
   # conntrack empties the connection tracking table CRIU restores into a machine's namespace
   conntrack
   # runc's checkpoint has CRIU lock the machine's network with iptables-restore (inside its netns)

@@ -21,7 +21,6 @@ import {
   tearDownMachine,
 } from '@nullspace/runtime';
 import { type ConnectionOptions, Machine } from '@nullspace/sdk';
-import { jemallocLibrary } from '@nullspace/server';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const CLI = join(ROOT, 'packages/cli/bin/nullspace.js');
@@ -64,12 +63,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   let logs = '';
 
   const start = async (extra: Record<string, string> = {}) => {
-    // On the allocator `npm run serve` gives it (scripts/serve.sh): jemalloc, which the set-up installs.
-    const jemalloc = process.env.NULLSPACE_MALLOC === 'glibc' ? undefined : jemallocLibrary();
     child = spawn(process.execPath, [CLI, 'serve'], {
       env: {
         ...process.env,
-        ...(jemalloc ? { LD_PRELOAD: [jemalloc, process.env.LD_PRELOAD].filter(Boolean).join(':') } : {}),
         NULLSPACE_DATA_DIR: dataDir,
         NULLSPACE_TEMPLATES_DIR: TEMPLATES_DIR,
         NULLSPACE_PORT: '0',

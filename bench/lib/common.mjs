@@ -18,8 +18,7 @@ export const MB = 1e6;
 export const MACHINE_TIMEOUT_S = 3600;
 /** The last line of every bench's usage. */
 export const USAGE_ENVIRONMENT = `environment: NULLSPACE_TEMPLATES_DIR (default ${DEFAULT_TEMPLATES_DIR}) must hold ${TEMPLATE}/rootfs;
-  NSBENCH_SERVER_LOG=FILE keeps the log of a server the bench runs in its own process (level warn);
-  NSBENCH_SERVER_MALLOC=glibc runs that server on glibc's malloc (default: jemalloc when installed, as npm run serve)`;
+  NSBENCH_SERVER_LOG=FILE keeps the log of a server the bench runs in its own process (level warn)`;
 
 /** Progress goes to stderr, results to stdout. */
 export const progress = (msg) => process.stderr.write(`  … ${msg}\n`);

@@ -1,7 +1,6 @@
 /** The server in its own process (started, stopped), and a plain `fetch` client for its API. */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { jemallocLibrary } from '@nullspace/server';
 import { REPO_ROOT } from './common.mjs';
 import { firstLine } from './processes.mjs';
 
@@ -36,16 +35,11 @@ export const serverConfig = (S, templatesDir, config = {}) => ({
  * script (a mark for the leak check). Its own process also means its own event loop and CPU time.
  * `repo`: the checkout whose server it runs (another, built, for a baseline in the same run).
  * `NSBENCH_SERVER_LOG=FILE` appends its log to FILE (else it is drained and dropped).
- * Its allocator is jemalloc when installed, as `npm run serve` runs it; `NSBENCH_SERVER_MALLOC=glibc` keeps glibc's.
  * Resolves once it listens, with `S.server` = { child, url, apiKey, port }.
  */
 export async function startServerProcess(S, templatesDir, { config = {}, args = [], repo = REPO_ROOT } = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NULLSPACE_')));
   env.NSBENCH_SERVER_CONFIG = JSON.stringify(serverConfig(S, templatesDir, config));
-  // The allocator as `npm run serve` has it (scripts/serve.sh): jemalloc when installed, unless
-  // NSBENCH_SERVER_MALLOC=glibc (to compare).
-  const jemalloc = process.env.NSBENCH_SERVER_MALLOC === 'glibc' ? undefined : jemallocLibrary();
-  if (jemalloc) env.LD_PRELOAD = [jemalloc, env.LD_PRELOAD].filter(Boolean).join(':');
   const child = spawn(
     process.execPath,
     [

@@ -1,3 +1,2 @@
 export { startServer, runServe, type RunningServer } from './server.js';
 export { configFromEnv, type ServerConfig } from './config.js';
-export { jemallocLibrary, nativeAllocator } from './allocator.js';

@@ -10,7 +10,6 @@ import {
   guardMachineNetwork,
   parsePool,
 } from '@nullspace/runtime';
-import { keepAllocatorPreloadToSelf, nativeAllocator } from './allocator.js';
 import { loadOrCreateApiKey } from './api-key.js';
 import { type ServerConfig, configFromEnv } from './config.js';
 import { EventLog, purgeEveryMs } from './events/event-log.js';
@@ -73,8 +72,6 @@ export interface RunningServer {
 export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {
   const config = configFromEnv(overrides);
   const log = new Logger(config.logLevel);
-  keepAllocatorPreloadToSelf();
-  log.info('native allocator', { allocator: nativeAllocator() });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // The data directory holds the API key, machines' env values and their disks: root only, also
   // when set-up (or an older version) created it with looser permissions.

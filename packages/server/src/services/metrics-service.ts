@@ -5,7 +5,6 @@ import {
   type MachineMetricsReading,
 } from '@nullspace/protocol';
 import type { DriverMachineUsage, MachineDriver } from '@nullspace/runtime';
-import { nativeAllocator } from '../allocator.js';
 import type { Logger } from '../log.js';
 import type { MachineStore } from '../store/machine-store.js';
 import type { TeardownStats } from './machines/teardowns.js';
@@ -249,8 +248,5 @@ function processLines(): string[] {
       m.external,
     ),
     ...gauge('nodejs_array_buffers_bytes', 'Memory of ArrayBuffers and Buffers.', m.arrayBuffers),
-    '# HELP nullspace_native_allocator The native allocator the server runs on (jemalloc when preloaded, see scripts/serve.sh).',
-    '# TYPE nullspace_native_allocator gauge',
-    `nullspace_native_allocator{allocator="${nativeAllocator()}"} 1`,
   ];
 }
