@@ -443,8 +443,11 @@ function readText(path: string): string {
   }
 }
 
-/** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
-function startTime(pid: number): number | undefined {
+/**
+ * Field 22 of /proc/PID/stat (after the command name, which may hold spaces): the start time runc
+ * records for a container's init, by which it is told from a reused pid. Undefined once it is gone.
+ */
+export function startTime(pid: number): number | undefined {
   const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);

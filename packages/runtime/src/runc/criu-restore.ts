@@ -1,6 +1,8 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CodedError } from '@nullspace/protocol';
 import { host } from '../exec.js';
+import { startTime } from '../inventory/inventory.js';
 
 /**
  * A restore (resume, fork, a machine from a snapshot) driven by `criu restore` itself instead of
@@ -319,10 +321,11 @@ export async function criuRestore(
   });
 }
 
-/** Field 22 of /proc/PID/stat (after the command name, which may hold spaces). */
-function startTime(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+/** The restored init's start time; it ended already if it has none (a restore that did not hold). */
+function initStart(pid: number): number {
+  const start = startTime(pid);
+  if (start === undefined) throw new CodedError('internal', `restored init ${pid} is gone`);
+  return start;
 }
 
 /**
@@ -334,7 +337,7 @@ export function writeRestoredState(runcDir: string, state: RuncStateFile, pid: n
   const next: RuncStateFile = {
     ...state,
     init_process_pid: pid,
-    init_process_start: startTime(pid),
+    init_process_start: initStart(pid),
     created: new Date().toISOString(),
     namespace_paths: Object.fromEntries(
       Object.entries(state.namespace_paths ?? {}).map(([ns, path]) => [
